@@ -1,0 +1,137 @@
+"""The `distill` command: thin, parses arguments and delegates.
+
+Exit codes: 0 ok, 1 a gate failed (or `compile --check` found dvc.yaml stale),
+2 bad spec or usage, 3 a runtime failure.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from distillbuild.errors import EXIT_BAD_SPEC, EXIT_RUNTIME, SpecError, StageError
+
+SPEC_ARG = click.argument("spec", required=False, default="distill.yaml", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _load(spec_path: Path):
+    from distillbuild.spec import load_spec
+
+    try:
+        return load_spec(spec_path)
+    except SpecError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        n = len(exc.issues)
+        click.echo(f"{n} error{'s' if n != 1 else ''} in {exc.issues[0].file}", err=True)
+        sys.exit(EXIT_BAD_SPEC)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="distillbuild")
+def main() -> None:
+    """distillbuild: build distilled models from one validated spec, distill.yaml.
+
+    Edit distill.yaml, then `distill compile` and `dvc repro`.
+    """
+
+
+@main.command()
+@SPEC_ARG
+def validate(spec: Path) -> None:
+    """Check SPEC (default distill.yaml): exit 0, or 2 listing every error as FILE:LINE: key: message."""
+    loaded = _load(spec)
+    click.echo(f"{spec}: ok ({loaded['name']}, {loaded['task']['type']}, teacher {loaded['teacher']['provider']}:{loaded['teacher']['model']})")
+
+
+@main.command("compile")
+@SPEC_ARG
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the dvc.yaml next to SPEC is stale.")
+def compile_cmd(spec: Path, check: bool) -> None:
+    """Compile SPEC into the dvc.yaml beside it (byte-identical on every rerun)."""
+    from distillbuild.compile import dvc_yaml_path, render
+
+    loaded = _load(spec)
+    text = render(loaded)
+    target = dvc_yaml_path(loaded)
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    if check:
+        if current == text:
+            click.echo(f"{target.name}: up to date with {spec}")
+            return
+        import difflib
+
+        click.echo(f"{target.name} is stale: run `distill compile {spec}` and commit it", err=True)
+        diff = difflib.unified_diff((current or "").splitlines(), text.splitlines(), "committed", "compiled", lineterm="", n=1)
+        for line in list(diff)[:40]:
+            click.echo(line, err=True)
+        sys.exit(1)
+    if current == text:
+        click.echo(f"{target.name}: unchanged")
+        return
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    click.echo(f"wrote {target.name} ({len(loaded_stages(text))} stages)")
+
+
+def loaded_stages(text: str) -> list[str]:
+    import yaml
+
+    return list(yaml.safe_load(text)["stages"])
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["teacher", "filter", "dataset", "configure", "train", "evaluate", "gate"]))
+@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+def stage(name: str, spec_path: Path) -> None:
+    """Run one pipeline stage (dvc.yaml calls this; you rarely need to)."""
+    from distillbuild.stages import run_stage
+
+    loaded = _load(spec_path)
+    try:
+        code = run_stage(name, loaded)
+    except StageError as exc:
+        click.echo(f"distill stage {name}: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo(f"distill stage {name}: interrupted; rerun to resume (cached teacher answers are kept)", err=True)
+        sys.exit(130)
+    sys.exit(code)
+
+
+@main.command()
+@SPEC_ARG
+def summary(spec: Path) -> None:
+    """One screen on the last build of SPEC: teacher calls, rows kept, accuracy, retention, verdict."""
+    from distillbuild.report import summary_text
+
+    loaded = _load(spec)
+    click.echo(summary_text(loaded))
+
+
+@main.command("serve-teacher")
+@SPEC_ARG
+@click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")
+def serve_teacher(spec: Path, port: int) -> None:
+    """Serve SPEC's simulated teacher as an OpenAI-compatible endpoint on 127.0.0.1."""
+    from distillbuild.teacher.simulated import server_from_spec
+
+    loaded = _load(spec)
+    if loaded.get("teacher.provider") != "simulated":
+        click.echo("serve-teacher needs teacher.provider: simulated", err=True)
+        sys.exit(EXIT_BAD_SPEC)
+    try:
+        server = server_from_spec(loaded, port=port)
+    except OSError as exc:
+        click.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    click.echo(f"simulated teacher on {server.base_url} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

@@ -1,0 +1,34 @@
+"""Normalising teacher answers to labels, and texts for duplicate detection."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:category|label|class|intent|answer|classification)\s*(?:is)?\s*[:=\-]?\s*", re.I)
+_EDGE = re.compile(r"^[\s\"'`*_\[\(\{<]+|[\s\"'`*_\]\)\}>.,;:!?]+$")
+
+
+def normalize_text(text: str) -> str:
+    """Equal after Unicode NFKC, case folding and collapsing whitespace: an exact duplicate."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _label_key(text: str) -> str:
+    # Labels compare without case, and with spaces, dashes and underscores alike.
+    return re.sub(r"[\s_\-]+", "_", normalize_text(text)).strip("_")
+
+
+def normalize_label(answer: str | None, labels: list[str]) -> str | None:
+    """The label an answer names, or None. Accepts case, whitespace, quotes, markdown
+    emphasis, a "Category: x" prefix and trailing punctuation around a label."""
+    if not answer:
+        return None
+    by_key = {_label_key(label): label for label in labels}
+    candidate = answer.strip()
+    for _ in range(3):  # peel nested decorations like **"Category: billing".**
+        stripped = _EDGE.sub("", _PREFIX.sub("", candidate))
+        if stripped == candidate:
+            break
+        candidate = stripped
+    return by_key.get(_label_key(candidate))

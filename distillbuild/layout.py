@@ -1,0 +1,34 @@
+"""Where each stage writes, relative to the spec's directory. The compiler and the stages
+both read these names, so dvc.yaml and the code can never disagree about a path."""
+
+BUILD = "build"
+
+TEACHER_ANSWERS = f"{BUILD}/teacher/answers.jsonl"
+TEACHER_HELDOUT = f"{BUILD}/teacher/heldout_answers.jsonl"
+TEACHER_REPORT = f"{BUILD}/teacher/report.json"
+
+FILTER_KEPT = f"{BUILD}/filter/kept.jsonl"
+FILTER_REJECTED = f"{BUILD}/filter/rejected.jsonl"
+FILTER_REPORT = f"{BUILD}/filter/report.json"
+
+DATASET_DIR = f"{BUILD}/dataset"
+DATASET_TRAIN = f"{DATASET_DIR}/train.jsonl"
+DATASET_VAL = f"{DATASET_DIR}/val.jsonl"
+DATASET_REPORT = f"{DATASET_DIR}/report.json"
+
+CONFIG_DIR = f"{BUILD}/configure"
+LOCAL_TRAINER_CONFIG = f"{CONFIG_DIR}/trainer.json"
+AXOLOTL_CONFIG = f"{CONFIG_DIR}/axolotl.yaml"
+
+MODEL_DIR = f"{BUILD}/model"
+TRAIN_HISTORY = f"{BUILD}/train/history.json"
+TRAIN_REPORT = f"{BUILD}/train/report.json"
+
+METRICS = f"{BUILD}/evaluate/metrics.json"
+PREDICTIONS = f"{BUILD}/evaluate/predictions.json"
+
+DECISION = f"{BUILD}/gate/decision.json"
+
+# The teacher cache lives outside every DVC output, so no `dvc repro` or `dvc gc` can
+# delete a paid answer. One per repository, shared by all its pipelines.
+CACHE_DIR = ".distill/cache"

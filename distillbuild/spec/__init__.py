@@ -1,0 +1,87 @@
+"""The spec: `distill.yaml` loaded with line marks, validated, with defaults applied.
+
+    spec = load_spec(Path("distill.yaml"))   # raises SpecError listing every issue
+    spec["teacher"]["concurrency"]           # defaults from the schema filled in
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distillbuild.errors import SpecError
+from distillbuild.spec.loader import LoadedYaml, load_yaml_file
+from distillbuild.spec.schema import apply_defaults, schema_issues
+from distillbuild.spec.semantic import find_repo_root, semantic_issues
+
+DEFAULT_SPEC = "distill.yaml"
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path  # absolute path of the spec file
+    raw: dict[str, Any]  # as written
+    data: dict[str, Any]  # with defaults
+    repo_root: Path
+    lines: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        value: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the spec, resolved against the spec's directory."""
+        return (self.dir / relative).resolve()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def display_name(path: Path) -> str:
+    """The path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def validate_document(doc: LoadedYaml, spec_path: Path) -> None:
+    """Raise SpecError with every schema and semantic issue of an already-parsed spec."""
+    from distillbuild.errors import SpecIssue
+
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else f"a single value ({type(doc.data).__name__})"
+        raise SpecError([SpecIssue(doc.file, doc.line_of(""), "", f"the top level must be a mapping of sections, not {kind}")])
+    issues = schema_issues(doc)
+    issues += semantic_issues(doc, spec_path.parent, find_repo_root(spec_path.parent))
+    if issues:
+        raise SpecError(issues)
+
+
+def load_spec(path: Path | str = DEFAULT_SPEC) -> Spec:
+    path = Path(path)
+    doc = load_yaml_file(path, display_name(path))
+    abs_path = path.resolve()
+    validate_document(doc, abs_path)
+    return Spec(
+        path=abs_path,
+        raw=doc.data,
+        data=apply_defaults(doc.data),
+        repo_root=find_repo_root(abs_path.parent),
+        lines=doc.lines,
+    )

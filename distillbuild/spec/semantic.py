@@ -1,0 +1,132 @@
+"""Checks a schema cannot express: files, repository bounds, secrets, cross-key rules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from distillbuild.errors import SpecIssue
+from distillbuild.evaluate import METRICS_BY_TASK
+from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
+from distillbuild.spec.loader import LoadedYaml, join_path
+from distillbuild.spec.schema import did_you_mean
+
+
+# Spec keys that name files, and whether the file must already exist.
+FILE_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers")
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(path, key, value) for every mapping entry and list item, depth first."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            child = join_path(path, k)
+            yield child, k, v
+            yield from _walk(v, child)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            child = join_path(path, i)
+            yield child, i, v
+            yield from _walk(v, child)
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest ancestor holding .git (else .dvc); the start directory if neither."""
+    start = start.resolve()
+    for marker in (".git", ".dvc"):
+        for d in (start, *start.parents):
+            if (d / marker).exists():
+                return d
+    return start
+
+
+def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[SpecIssue]:
+    data = doc.data
+    issues: list[SpecIssue] = []
+
+    def add(path: str, message: str) -> None:
+        issues.append(SpecIssue(doc.file, doc.line_of(path), path, message))
+
+    # Secrets: an inline key is refused wherever it is, and its value is never printed.
+    for path, key, value in _walk(data):
+        if isinstance(key, str) and SECRET_KEY_NAMES.match(key) and not isinstance(value, (dict, list)):
+            add(path, "secrets are never written in the spec: put the key in an environment variable "
+                      "and name it in teacher.api_key_env")
+        elif looks_like_secret(value):
+            add(path, "this value looks like an API key; secrets are never written in the spec "
+                      "(name an environment variable in teacher.api_key_env)")
+
+    # Files: relative, inside the repository, present.
+    for dotted in FILE_KEYS:
+        value = _get(data, dotted)
+        if not isinstance(value, str) or not value:
+            continue
+        if Path(value).is_absolute() or re.match(r"^[A-Za-z]:[\\/]", value):
+            add(dotted, f"'{value}' is absolute; paths are relative to the spec so the pipeline is portable")
+            continue
+        target = (spec_dir / value).resolve()
+        if not target.is_relative_to(repo_root):
+            add(dotted, f"'{value}' leaves the repository ({repo_root}); keep data inside it so DVC tracks it")
+        elif not target.exists():
+            add(dotted, f"file '{value}' does not exist (looked for {target})")
+        elif target.is_dir():
+            add(dotted, f"'{value}' is a directory; expected a JSON Lines file")
+
+    base_model = _get(data, "student.base_model")
+    if isinstance(base_model, str) and (base_model.startswith(("./", "../", "/")) or base_model.startswith("~")):
+        target = (spec_dir / base_model).resolve()
+        if not target.is_relative_to(repo_root) and not Path(base_model).is_absolute():
+            add("student.base_model", f"'{base_model}' leaves the repository")
+        elif not target.is_dir():
+            add("student.base_model", f"directory '{base_model}' does not exist")
+
+    task_type = _get(data, "task.type")
+    if task_type == "classification" and _get(data, "task.labels") is None:
+        add("task", "classification needs task.labels")
+    if task_type == "extraction" and _get(data, "task.output_schema") is None:
+        add("task", "extraction needs task.output_schema")
+    if task_type != "classification" and _get(data, "task.labels") is not None:
+        add("task.labels", f"labels apply to classification only, not {task_type}")
+
+    kind, trainer = _get(data, "student.kind"), _get(data, "student.trainer")
+    if kind == "encoder-classifier" and task_type not in (None, "classification"):
+        add("student.kind", f"an encoder-classifier student needs task.type classification, not {task_type}")
+    if kind == "causal-lm" and trainer == "local":
+        add("student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl")
+
+    provider = _get(data, "teacher.provider")
+    if provider == "simulated" and _get(data, "teacher.simulated") is None:
+        add("teacher", "provider: simulated needs a teacher.simulated section (answers, accuracy, ...)")
+    if provider == "openai" and _get(data, "teacher.simulated") is not None:
+        add("teacher.simulated", "settings of the simulated teacher, but provider is openai")
+
+    top_logprobs = _get(data, "teacher.top_logprobs")
+    min_conf = _get(data, "filters.min_confidence")
+    if top_logprobs == 0 and isinstance(min_conf, (int, float)) and min_conf > 0:
+        add("filters.min_confidence", "needs the teacher's logprobs; set teacher.top_logprobs >= 1")
+    alpha = _get(data, "student.kd.alpha")
+    if top_logprobs == 0 and isinstance(alpha, (int, float)) and alpha > 0:
+        add("student.kd.alpha", "soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 or kd.alpha: 0")
+
+    gates = _get(data, "gates")
+    if isinstance(gates, dict) and task_type in METRICS_BY_TASK:
+        computed = list(METRICS_BY_TASK[task_type])
+        for name, bound in gates.items():
+            gate_path = join_path("gates", name)
+            if name not in computed:
+                add(gate_path, f"gate on '{name}', a metric that is never computed for {task_type} tasks"
+                               f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})")
+            elif isinstance(bound, dict):
+                lo, hi = bound.get("min"), bound.get("max")
+                if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+                    add(gate_path, f"min {lo} is above max {hi}: the gate can never hold")
+    return issues

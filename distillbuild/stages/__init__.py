@@ -1,0 +1,35 @@
+"""One module per stage; each is a function from the spec (and its input files) to output files.
+
+`run_stage` first checks that dvc.yaml is current: a stage run from a stale dvc.yaml would
+track the wrong params, so it refuses with the fix instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from distillbuild.errors import EXIT_OK, StageError
+from distillbuild.spec import Spec
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _check_compiled(spec: Spec) -> None:
+    from distillbuild.compile import dvc_yaml_path, render
+
+    target = dvc_yaml_path(spec)
+    if target.exists() and target.read_text(encoding="utf-8") != render(spec):
+        raise StageError(f"{target.name} is stale for {spec.path.name}: run `distill compile`, then `dvc repro` again",)
+
+
+def run_stage(name: str, spec: Spec) -> int:
+    """Run stage `name` with the spec's directory as working directory; return its exit code."""
+    _check_compiled(spec)
+    os.chdir(spec.dir)
+    module = importlib.import_module(f"distillbuild.stages.{name}")
+    code = module.run(spec)
+    return EXIT_OK if code is None else code

