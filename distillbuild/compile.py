@@ -76,7 +76,6 @@ def pipeline(spec: Spec) -> dict[str, Any]:
     teacher_deps = [_rel(spec, "data.inputs"), _rel(spec, "data.heldout")]
     if spec.get("teacher.provider") == "simulated":
         teacher_deps.append(_rel(spec, "teacher.simulated.answers"))
-    no_cache = {"cache": False}
     stages = {
         "teacher": _stage(
             spec, "teacher", teacher_deps,
@@ -94,15 +93,15 @@ def pipeline(spec: Spec) -> dict[str, Any]:
         "train": _stage(
             spec, "train", [layout.DATASET_DIR, layout.CONFIG_DIR],
             [layout.MODEL_DIR, layout.TRAIN_REPORT],
-            plots=[{layout.TRAIN_HISTORY: no_cache}],
+            plots=[{layout.TRAIN_HISTORY: {"cache": False}}],
         ),
         "evaluate": _stage(
             spec, "evaluate", [layout.MODEL_DIR, _rel(spec, "data.heldout"), layout.TEACHER_HELDOUT],
             [],
-            metrics=[{layout.METRICS: no_cache}],
-            plots=[{layout.PREDICTIONS: no_cache}],
+            metrics=[{layout.METRICS: {"cache": False}}],
+            plots=[{layout.PREDICTIONS: {"cache": False}}],
         ),
-        "gate": _stage(spec, "gate", [layout.METRICS], [{layout.DECISION: no_cache}]),
+        "gate": _stage(spec, "gate", [layout.METRICS], [{layout.DECISION: {"cache": False}}]),
     }
     return {
         "stages": stages,

@@ -131,7 +131,10 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        context = exc.context or ""
+        if exc.context_mark is not None and exc.problem_mark is not None and exc.context_mark.line != exc.problem_mark.line:
+            context += f" (started on line {exc.context_mark.line + 1})"
+        what = " ".join(p for p in (context, str(exc.problem or "")) if p)
         raise SpecError([SpecIssue(file, line, "", f"invalid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([SpecIssue(file, 1, "", f"invalid YAML: {exc}")]) from None
@@ -160,5 +163,6 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedYaml:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([SpecIssue(name, 1, "", f"not UTF-8 text (byte {exc.start})")]) from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise SpecError([SpecIssue(name, line, "", f"not UTF-8 text (byte {exc.start})")]) from None
     return load_yaml_text(text, name)

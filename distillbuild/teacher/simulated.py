@@ -159,8 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if not self.headers.get("Authorization", "").startswith("Bearer "):
-            self._error(401, "missing bearer token", "invalid_request_error")
+        auth = self.headers.get("Authorization", "")
+        expected = self.server.api_key
+        if not auth.startswith("Bearer ") or (expected and auth != f"Bearer {expected}"):
+            self._error(401, "Incorrect API key provided.", "invalid_request_error")
             return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._error(404, f"no route {self.path}", "invalid_request_error")
@@ -195,11 +197,13 @@ class _HTTPServer(ThreadingHTTPServer):
 class SimulatedTeacherServer:
     """`with SimulatedTeacherServer(teacher) as srv: OpenAI(base_url=srv.base_url, ...)`."""
 
-    def __init__(self, teacher: SimulatedTeacher, latency_ms: float = 0.0, port: int = 0, model: str = "simulated"):
+    def __init__(self, teacher: SimulatedTeacher, latency_ms: float = 0.0, port: int = 0, model: str = "simulated",
+                 api_key: str | None = None):
         self.httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.teacher = teacher
         self.httpd.latency_s = latency_ms / 1000.0
         self.httpd.model = model
+        self.httpd.api_key = api_key  # None accepts any bearer token
         self.httpd.lock = threading.Lock()
         self.httpd.requests = 0
         self.httpd.completions = 0

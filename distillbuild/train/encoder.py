@@ -345,11 +345,12 @@ class EncoderClassifier:
             return out
         # Length-sorted batches pad less; the order is deterministic and undone below.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batch_size = max(1, int(batch_size))
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode():
-                for start in range(0, len(order), max(1, int(batch_size))):
+                for start in range(0, len(order), batch_size):
                     idx = order[start : start + batch_size]
                     batch = _tokenize(self.tokenizer, [texts[i] for i in idx], self.max_length)
                     probs = torch.softmax(self.model(**batch).float(), dim=-1)

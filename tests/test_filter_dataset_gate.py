@@ -1,0 +1,113 @@
+"""Filter reasons, label normalisation, the deterministic split, and the gate failing closed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.stages.dataset import chat_row, in_validation
+from distillbuild.stages.filter import curate
+from distillbuild.stages.gate import check, table
+from distillbuild.evaluate.classification import accuracy, macro_f1, percentile
+
+LABELS = ["billing", "refund", "login", "feature_request"]
+
+
+@pytest.mark.parametrize("answer, label", [
+    ("billing", "billing"),
+    ("  Billing.\n", "billing"),
+    ('"refund"', "refund"),
+    ("Category: login", "login"),
+    ("**Category: Login**", "login"),
+    ("The category is: refund!", "refund"),
+    ("feature request", "feature_request"),
+    ("Feature-Request", "feature_request"),
+    ("billing and refund", None),
+    ("", None),
+    (None, None),
+    ("shipping", None),
+])
+def test_normalize_label(answer, label):
+    assert normalize_label(answer, LABELS) == label
+
+
+def test_normalize_text_is_nfkc_casefold_whitespace():
+    assert normalize_text("Ｈello   WORLD\n") == normalize_text("hello world")
+    assert normalize_text("Straße") == normalize_text("STRASSE")
+
+
+def _row(i, answer="billing", conf=0.9, **kw):
+    return {"id": f"r{i}", "text": f"text {i}", "answer": answer, "confidence": conf, "finish_reason": "stop",
+            "label_probs": {answer: 1.0} if answer in LABELS else None, "error": None, **kw}
+
+
+def test_every_rejection_has_a_reason_and_counts_add_up():
+    rows = [
+        _row(1),
+        _row(2, answer=None, error="server_error: 500"),
+        _row(3, refusal="I can't help with that"),
+        _row(4, finish_reason="length"),
+        _row(5, answer="shipping"),
+        _row(6, conf=0.2),
+        {**_row(7), "text": "TEXT   1"},  # exact duplicate of r1 after normalisation
+        _row(8, answer="Category: refund"),
+    ]
+    kept, rejected, report = curate(rows, LABELS, {"min_confidence": 0.5, "dedup": {"exact": True}})
+    assert [r["id"] for r in kept] == ["r1", "r8"]
+    assert kept[1]["label"] == "refund"
+    assert {r["id"]: r["reason"] for r in rejected} == {
+        "r2": "teacher_error", "r3": "refusal", "r4": "truncated", "r5": "invalid_label",
+        "r6": "low_confidence", "r7": "duplicate",
+    }
+    assert all(r["detail"] for r in rejected)
+    assert report["kept"] + report["rejected"] == report["rows"] == 8
+    assert sum(report["by_reason"].values()) == 6
+
+
+def test_filters_can_be_turned_off():
+    rows = [_row(1, conf=0.1), {**_row(2, conf=0.1), "text": "text 1"}]
+    kept, _, _ = curate(rows, LABELS, {"min_confidence": 0, "dedup": {"exact": False}})
+    assert len(kept) == 2
+
+
+def test_split_is_deterministic_and_stable_when_rows_are_added():
+    ids = [f"r{i}" for i in range(2000)]
+    before = {i: in_validation(i, 13, 0.1) for i in ids}
+    assert 150 < sum(before.values()) < 250
+    after = {i: in_validation(i, 13, 0.1) for i in ids + [f"new{i}" for i in range(500)]}
+    assert all(after[i] == before[i] for i in ids)
+    assert {i: in_validation(i, 14, 0.1) for i in ids} != before  # the seed salts the hash
+
+
+def test_chat_rows_are_axolotl_chat_template_shaped():
+    row = chat_row({"type": "classification", "instruction": "Classify.", "labels": LABELS},
+                   {"id": "r1", "text": "I was charged twice", "label": "billing", "label_probs": {"billing": 0.9, "refund": 0.1}})
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert row["messages"][1]["content"] == "I was charged twice"
+    assert row["messages"][2]["content"] == "billing"
+    assert "billing" in row["messages"][0]["content"]  # the label set is in the system prompt
+
+
+def test_gate_fails_closed():
+    metrics = {"accuracy": 0.9, "retention": float("nan"), "latency_p95_ms": 80.0, "flag": True}
+    assert check("accuracy", {"min": 0.85}, metrics)["pass"]
+    assert not check("accuracy", {"min": 0.95}, metrics)["pass"]
+    assert not check("retention", {"min": 0.5}, metrics)["pass"]  # NaN
+    assert not check("macro_f1", {"min": 0.1}, metrics)["pass"]  # missing
+    assert not check("flag", {"min": 0}, metrics)["pass"]  # not a number
+    assert not check("latency_p95_ms", {"max": 50}, metrics)["pass"]
+    rows = [check("accuracy", {"min": 0.95}, metrics), check("latency_p95_ms", {"max": 100}, metrics)]
+    text = table(rows)
+    assert "FAIL (below 0.95)" in text and "pass" in text and ">= 0.95" in text
+
+
+def test_metrics():
+    gold = ["a", "a", "b", "b"]
+    pred = ["a", "b", "b", "b"]
+    assert accuracy(gold, pred) == 0.75
+    assert macro_f1(gold, pred, ["a", "b", "c"]) == pytest.approx((2 / 3 + 0.8) / 2)  # c absent from gold
+    assert percentile([float(i) for i in range(1, 201)], 0.95) == 190.0
+    assert percentile([5.0], 0.5) == 5.0
+    assert math.isnan(accuracy([], []))
