@@ -86,7 +86,6 @@ def answer_row(row: dict[str, Any], result: CallResult | None, labels: list[str]
         top_logprobs=[[a.get("token"), a.get("logprob")] for a in first.get("top_logprobs") or []],
         usage=result.response.get("usage"),
         system_fingerprint=result.response.get("system_fingerprint"),
-        cached=result.cached,
         error=None,
     )
     return out

@@ -1,0 +1,139 @@
+"""End to end: real `dvc repro` in a temporary git repository, on a reduced quickstart.
+
+The teacher is the simulated server over real HTTP, the student the packaged MiniLM trained
+on CPU. Checks the gate's decision, that a rerun does no work, that raising a gate threshold
+re-runs `gate` alone and fails it, and that re-running the teacher pays for nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, write_rows
+
+N_INPUTS, N_HELDOUT = 160, 48
+
+
+def _take(path: Path, n: int) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            rows.append(json.loads(line))
+            if len(rows) == n:
+                break
+    return rows
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["DVC_SITE_CACHE_DIR"] = str(root.parent / "dvc-site-cache")
+    env["DVC_NO_ANALYTICS"] = "1"
+
+    def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    inputs = _take(ROOT / "data/tickets/inputs.jsonl", N_INPUTS)
+    heldout = _take(ROOT / "data/tickets/heldout.jsonl", N_HELDOUT)
+    wanted = {r["text"] for r in inputs + heldout}
+    key = [r for r in (json.loads(l) for l in (ROOT / "data/tickets/teacher_key.jsonl").open()) if r["text"] in wanted]
+    write_rows(root / "data/inputs.jsonl", inputs)
+    write_rows(root / "data/heldout.jsonl", heldout)
+    write_rows(root / "data/key.jsonl", key)
+
+    spec = yaml.safe_load((ROOT / "distill.yaml").read_text())
+    spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
+    spec["teacher"]["simulated"].update(answers="data/key.jsonl", latency_ms=0)
+    spec["student"].update(epochs=2, batch_size=16)
+    spec["evaluation"] = {"latency_samples": 20, "threads": 1}
+    spec["gates"] = {"accuracy": {"min": 0.2}, "latency_p95_ms": {"max": 10000}}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (root / ".gitignore").write_text(".distill/\n")
+
+    sh("git", "init", "-q")
+    sh("git", "config", "user.email", "test@example.com")
+    sh("git", "config", "user.name", "test")
+    sh("dvc", "init", "-q")
+    sh("dvc", "config", "core.analytics", "false")
+    sh("distill", "compile")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "v1")
+    first = sh("dvc", "repro")
+    return root, sh, first, spec
+
+
+def test_repro_builds_and_the_gate_passes(repo):
+    root, sh, first, _ = repo
+    for stage in ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gate"):
+        assert f"Running stage '{stage}'" in first.stdout
+    decision = json.loads((root / "build/gate/decision.json").read_text())
+    assert decision["verdict"] == "pass"
+    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    assert metrics["heldout_rows"] == N_HELDOUT
+    assert 0.2 <= metrics["accuracy"] <= 1 and 0.5 < metrics["teacher_accuracy"] <= 1
+    assert metrics["retention"] == pytest.approx(metrics["accuracy"] / metrics["teacher_accuracy"], abs=1e-5)
+    report = json.loads((root / "build/teacher/report.json").read_text())
+    assert report["calls"]["requested"] == N_INPUTS + N_HELDOUT
+    assert report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"] >= N_INPUTS + N_HELDOUT
+    assert report["simulated"] is True
+    summary = sh("distill", "summary").stdout
+    assert "SIMULATED" in summary and "retention" in summary and "PASS" in summary
+
+
+def test_second_repro_does_no_work(repo):
+    _, sh, _, _ = repo
+    again = sh("dvc", "repro")
+    assert "Running stage" not in again.stdout
+    assert sh("dvc", "status", "-q", check=False).returncode == 0
+
+
+def test_metrics_and_plots_commands_work(repo):
+    _, sh, _, _ = repo
+    shown = json.loads(sh("dvc", "metrics", "show", "--json").stdout)
+    flat = json.dumps(shown)
+    assert "accuracy" in flat and "retention" in flat
+    plots = sh("dvc", "plots", "show", "--json").stdout
+    assert "predictions.json" in plots and "history.json" in plots
+
+
+def test_rerunning_the_teacher_pays_nothing(repo):
+    root, sh, _, _ = repo
+    sh("dvc", "repro", "-f", "-s", "teacher")
+    report = json.loads((root / "build/teacher/report.json").read_text())
+    assert report["calls"]["billed"] == 0
+    assert report["calls"]["from_cache"] == N_INPUTS + N_HELDOUT
+    assert report["cost_usd"] == 0
+    # Answers from the cache are byte-identical to the paid ones: nothing downstream rebuilds.
+    status = sh("dvc", "status").stdout
+    assert "filter" not in status and "evaluate" not in status
+
+
+def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
+    root, sh, _, spec = repo
+    spec = json.loads(json.dumps(spec))
+    spec["gates"]["accuracy"]["min"] = 0.999
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert sh("distill", "compile", "--check", check=False).returncode == 0  # dvc.yaml unchanged
+    status = sh("dvc", "status").stdout
+    assert "gate" in status and "teacher" not in status and "train" not in status
+    failed = sh("dvc", "repro", check=False)
+    assert failed.returncode != 0
+    assert "Running stage 'gate'" in failed.stdout
+    for stage in ("teacher", "filter", "dataset", "configure", "train", "evaluate"):
+        assert f"Running stage '{stage}'" not in failed.stdout
+    assert "FAIL (below 0.999)" in failed.stdout
+    decision = json.loads((root / "build/gate/decision.json").read_text())
+    assert decision["verdict"] == "fail"
+    assert [g["gate"] for g in decision["gates"] if not g["pass"]] == ["accuracy"]
