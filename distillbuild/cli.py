@@ -27,6 +27,10 @@ def _load(spec_path: Path):
         n = len(exc.issues)
         click.echo(f"{n} error{'s' if n != 1 else ''} in {exc.issues[0].file}", err=True)
         sys.exit(EXIT_BAD_SPEC)
+    except Exception as exc:  # noqa: BLE001 - a spec must never produce a traceback
+        click.echo(f"{spec_path}:1: (root): could not be validated ({type(exc).__name__}: {str(exc)[:200]}); "
+                   "this is a bug in distillbuild, please report it with the spec", err=True)
+        sys.exit(EXIT_BAD_SPEC)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

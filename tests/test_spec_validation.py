@@ -76,6 +76,13 @@ BROKEN = [
     ("# only a comment\n", 1, "", "empty"),
     ("- version\n- name\n", 1, "", "top level must be a mapping"),
     ("just a string\n", 1, "", "top level must be a mapping"),
+    ("~\n", 1, "", "top level must be a mapping"),
+    ("version: 1\n---\nname: x\n", 2, "", "single document"),
+    ("version:\t1\n", 1, "", "invalid YAML"),
+    ("version: 1\nname: !!python/object:os.system {}\n", 2, "name", "unsupported YAML tag"),
+    ("version: 1\nname: !!python/name:os.system ''\n", 2, "", "invalid YAML"),
+    ("? [a, b]\n: c\n", 1, "", "plain scalars"),
+    ("a: " + "[" * 3000 + "]" * 3000 + "\n", 1, "", "nests too deeply"),
 ]
 
 
@@ -114,6 +121,7 @@ MUTATIONS = [
     ("bad version", lambda s: s.update(version=2), "version:", "version", "must be 1"),
     ("encoder on extraction", lambda s: (s["task"].update(type="extraction", output_schema={"type": "object"}), s["task"].pop("labels"), s.update(gates={"heldout_rows": {"min": 1}})), "kind:", "student.kind", "needs task.type classification"),
     ("confidence without logprobs", lambda s: (s["teacher"].update(top_logprobs=0), s["student"].update(kd={"alpha": 0})), "min_confidence:", "filters.min_confidence", "top_logprobs"),
+    ("NaN threshold", lambda s: s["filters"].update(min_confidence=float("nan")), "min_confidence:", "filters.min_confidence", "finite"),
     ("duplicate labels", lambda s: s["task"].update(labels=["a", "b", "a"]), "labels:", "task.labels", "unique"),
 ]
 

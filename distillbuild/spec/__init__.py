@@ -63,7 +63,7 @@ def validate_document(doc: LoadedYaml, spec_path: Path) -> None:
     from distillbuild.errors import SpecIssue
 
     if not isinstance(doc.data, dict):
-        kind = "a list" if isinstance(doc.data, list) else f"a single value ({type(doc.data).__name__})"
+        kind = "a list" if isinstance(doc.data, list) else f"a single value ({'null' if doc.data is None else repr(doc.data)[:40]})"
         raise SpecError([SpecIssue(doc.file, doc.line_of(""), "", f"the top level must be a mapping of sections, not {kind}")])
     issues = schema_issues(doc)
     issues += semantic_issues(doc, spec_path.parent, find_repo_root(spec_path.parent))

@@ -18,6 +18,7 @@ from distillbuild.errors import SpecError, SpecIssue
 
 MAX_SPEC_BYTES = 1 << 20  # refused before parsing
 MAX_EXPANDED_NODES = 100_000  # after alias expansion
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass
@@ -79,6 +80,9 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: str) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            self.issues.append(SpecIssue(self.file, node.start_mark.line + 1, path, f"unsupported YAML tag {node.tag}"))
+            return None
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)  # resolves `<<` merge keys
             out: dict[Any, Any] = {}
@@ -162,6 +166,8 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedYaml:
         raise SpecError([SpecIssue(name, 1, "", f"the file is {size:,} bytes; specs over {MAX_SPEC_BYTES:,} are refused")])
     try:
         text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SpecError([SpecIssue(name, 1, "", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise SpecError([SpecIssue(name, line, "", f"not UTF-8 text (byte {exc.start})")]) from None

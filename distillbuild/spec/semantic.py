@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -65,6 +66,11 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
             add(path, "this value looks like an API key; secrets are never written in the spec "
                       "(name an environment variable in teacher.api_key_env)")
 
+    # NaN and infinity pass every min/max comparison in the schema; refuse them here.
+    for path, _key, value in _walk(data):
+        if isinstance(value, float) and not math.isfinite(value):
+            add(path, f"must be a finite number, got {value}")
+
     # Files: relative, inside the repository, present.
     for dotted in FILE_KEYS:
         value = _get(data, dotted)
@@ -73,21 +79,31 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
         if Path(value).is_absolute() or re.match(r"^[A-Za-z]:[\\/]", value):
             add(dotted, f"'{value}' is absolute; paths are relative to the spec so the pipeline is portable")
             continue
-        target = (spec_dir / value).resolve()
+        try:
+            target = (spec_dir / value).resolve()
+            exists, is_dir = target.exists(), target.is_dir()
+        except (OSError, ValueError) as exc:  # embedded NUL, name too long, ...
+            add(dotted, f"not a usable path ({exc})")
+            continue
         if not target.is_relative_to(repo_root):
             add(dotted, f"'{value}' leaves the repository ({repo_root}); keep data inside it so DVC tracks it")
-        elif not target.exists():
+        elif not exists:
             add(dotted, f"file '{value}' does not exist (looked for {target})")
-        elif target.is_dir():
+        elif is_dir:
             add(dotted, f"'{value}' is a directory; expected a JSON Lines file")
 
     base_model = _get(data, "student.base_model")
     if isinstance(base_model, str) and (base_model.startswith(("./", "../", "/")) or base_model.startswith("~")):
-        target = (spec_dir / base_model).resolve()
-        if not target.is_relative_to(repo_root) and not Path(base_model).is_absolute():
-            add("student.base_model", f"'{base_model}' leaves the repository")
-        elif not target.is_dir():
-            add("student.base_model", f"directory '{base_model}' does not exist")
+        try:
+            target = (spec_dir / base_model).expanduser().resolve()
+            is_dir = target.is_dir()
+        except (OSError, ValueError) as exc:
+            add("student.base_model", f"not a usable path ({exc})")
+        else:
+            if not target.is_relative_to(repo_root) and not Path(base_model).is_absolute():
+                add("student.base_model", f"'{base_model}' leaves the repository")
+            elif not is_dir:
+                add("student.base_model", f"directory '{base_model}' does not exist")
 
     task_type = _get(data, "task.type")
     if task_type == "classification" and _get(data, "task.labels") is None:

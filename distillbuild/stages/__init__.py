@@ -29,6 +29,10 @@ def _check_compiled(spec: Spec) -> None:
 def run_stage(name: str, spec: Spec) -> int:
     """Run stage `name` with the spec's directory as working directory; return its exit code."""
     _check_compiled(spec)
+    # Library progress bars would flood DVC's log; stages print their own progress.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.chdir(spec.dir)
     module = importlib.import_module(f"distillbuild.stages.{name}")
     code = module.run(spec)

@@ -30,12 +30,12 @@ def _train_local(config_path: Path) -> dict:
 
     raw = read_json(config_path)
     try:
-        base = resolve_base_model(raw["base_model"], Path.cwd())
+        resolve_base_model(raw["base_model"], Path.cwd())  # fail early and clearly when it is absent
     except FileNotFoundError as exc:
         raise StageError(str(exc)) from None
-    fields = {k: v for k, v in raw.items() if k not in ("trainer", "kind", "name")}
-    fields["base_model"] = str(base)
-    cfg = EncoderTrainConfig.from_dict(fields)
+    # The name as the spec gives it, not the resolved path: the model's files must not
+    # depend on where a virtualenv happens to live.
+    cfg = EncoderTrainConfig.from_dict({k: v for k, v in raw.items() if k not in ("trainer", "kind", "name")})
     train = _trainer_rows(Path(layout.DATASET_TRAIN))
     val = _trainer_rows(Path(layout.DATASET_VAL))
     history = train_encoder_classifier(cfg, train, val, Path(layout.MODEL_DIR), log=log)
