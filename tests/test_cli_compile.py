@@ -103,3 +103,20 @@ def test_help_lists_the_commands():
     result = run("--help")
     for command in ("validate", "compile", "stage", "summary", "serve-teacher"):
         assert command in result.output
+
+
+def test_a_stage_refuses_to_run_from_a_stale_dvc_yaml(project):
+    path = project()
+    assert run("compile", str(path)).exit_code == 0
+    spec = base_spec()
+    spec["evaluation"] = {"threads": 2}
+    project(spec)
+    result = CliRunner().invoke(main, ["stage", "gate", "--spec", str(path)])
+    assert result.exit_code == 3
+    assert "stale" in result.output and "distill compile" in result.output
+
+
+def test_summary_before_any_build(project):
+    result = run("summary", str(project()))
+    assert result.exit_code == 0
+    assert "not run yet" in result.output
