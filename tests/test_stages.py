@@ -1,0 +1,71 @@
+"""Stages run directly (no DVC): the openai provider against an OpenAI-compatible server,
+secrets kept out of every file, and the Axolotl config for causal-LM students."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import LABELS, base_spec
+from distillbuild.errors import StageError
+from distillbuild.spec import load_spec
+from distillbuild.stages import run_stage
+from distillbuild.teacher.simulated import load_answer_key, SimulatedTeacher, SimulatedTeacherServer
+
+SECRET = "sk-live-" + "Q7w" * 12
+
+
+@pytest.fixture
+def server(project):
+    root = project.root
+    teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1)
+    with SimulatedTeacherServer(teacher, api_key=SECRET) as srv:
+        yield srv
+
+
+def openai_spec(base_url: str) -> dict:
+    spec = base_spec()
+    spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": base_url,
+                       "api_key_env": "DISTILL_TEST_KEY", "concurrency": 4}
+    return spec
+
+
+def test_openai_provider_uses_the_env_key_and_writes_it_nowhere(project, server, monkeypatch):
+    monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(project.root / ".distill/cache"))
+    monkeypatch.chdir(project.root)
+    spec = load_spec(project(openai_spec(server.base_url)))
+    assert run_stage("teacher", spec) == 0
+    rows = [json.loads(l) for l in (project.root / "build/teacher/answers.jsonl").open()]
+    assert len(rows) == 12 and all(r["answer"] in LABELS and r["error"] is None for r in rows)
+    assert server.requests_served == 13  # 12 inputs + 1 held-out
+    for path in project.root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_openai_provider_without_its_key_fails_clearly(project, server, monkeypatch):
+    monkeypatch.delenv("DISTILL_TEST_KEY", raising=False)
+    monkeypatch.chdir(project.root)
+    spec = load_spec(project(openai_spec(server.base_url)))
+    with pytest.raises(StageError, match="DISTILL_TEST_KEY"):
+        run_stage("teacher", spec)
+    assert server.requests_served == 0
+
+
+def test_configure_emits_an_axolotl_qlora_config_for_causal_lm(project, monkeypatch):
+    monkeypatch.chdir(project.root)
+    spec = base_spec()
+    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
+                       "lora": {"r": 8}, "chat_template": "llama3"}
+    assert run_stage("configure", load_spec(project(spec))) == 0
+    cfg = yaml.safe_load((project.root / "build/configure/axolotl.yaml").read_text())
+    assert cfg["adapter"] == "qlora" and cfg["load_in_4bit"] is True
+    assert cfg["lora_r"] == 8 and cfg["chat_template"] == "llama3"
+    dataset = cfg["datasets"][0]
+    assert dataset["type"] == "chat_template" and dataset["field_messages"] == "messages"
+    assert dataset["roles_to_train"] == ["assistant"]
+    assert not (project.root / "build/configure/trainer.json").exists()
