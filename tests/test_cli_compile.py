@@ -9,6 +9,7 @@ from conftest import ROOT, base_spec
 from distillbuild.cli import main
 from distillbuild.compile import STAGE_PARAMS, STAGES, render
 from distillbuild.spec import load_spec
+from distillbuild.spec.loader import has_path
 
 
 def run(*args: str):
@@ -66,19 +67,11 @@ def test_every_stage_runs_distill_stage_and_lists_exactly_its_keys(project):
     for name, stage in pipeline["stages"].items():
         assert stage["cmd"] == f"distill stage {name}"
         listed = stage.get("params", [{}])[0].get("distill.yaml", [])
-        assert listed == [k for k in STAGE_PARAMS[name] if _written(spec.raw, k)]
+        assert listed == [k for k in STAGE_PARAMS[name] if has_path(spec.raw, k)]
     assert pipeline["stages"]["gate"]["params"] == [{"distill.yaml": ["gates", "promote"]}]
     # Sections the spec omits are not listed (DVC refuses a missing params key).
     assert "evaluation" not in pipeline["stages"]["evaluate"]["params"][0]["distill.yaml"]
 
-
-def _written(raw, dotted):
-    node = raw
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def test_no_spec_value_reaches_a_command_line(project):

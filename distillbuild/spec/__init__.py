@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.errors import SpecError
-from distillbuild.spec.loader import LoadedYaml, load_yaml_file
+from distillbuild.spec.loader import LoadedYaml, get_path, load_yaml_file
 from distillbuild.spec.schema import apply_defaults, schema_issues
 from distillbuild.spec.semantic import find_repo_root, semantic_issues
 
@@ -31,12 +31,7 @@ class Spec:
         return self.data[key]
 
     def get(self, dotted: str, default: Any = None) -> Any:
-        value: Any = self.data
-        for part in dotted.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return default
-            value = value[part]
-        return value
+        return get_path(self.data, dotted, default)
 
     @property
     def dir(self) -> Path:

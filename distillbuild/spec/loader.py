@@ -44,6 +44,22 @@ def join_path(parent: str, key: Any) -> str:
     return f"{parent}.{key}" if parent else str(key)
 
 
+_MISSING = object()
+
+
+def get_path(data: Any, dotted: str, default: Any = None) -> Any:
+    """data["a"]["b"] for "a.b"; `default` where any step is absent or not a mapping."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return default
+        data = data[part]
+    return data
+
+
+def has_path(data: Any, dotted: str) -> bool:
+    return get_path(data, dotted, _MISSING) is not _MISSING
+
+
 def parent_path(path: str) -> str:
     if path.endswith("]"):
         return path[: path.rindex("[")]

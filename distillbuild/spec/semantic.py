@@ -10,20 +10,12 @@ from typing import Any, Iterator
 from distillbuild.errors import SpecIssue
 from distillbuild.evaluate import METRICS_BY_TASK
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
-from distillbuild.spec.loader import LoadedYaml, join_path
+from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.schema import did_you_mean
 
 
 # Spec keys that name files, and whether the file must already exist.
 FILE_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers")
-
-
-def _get(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
 
 
 def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -73,7 +65,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
 
     # Files: relative, inside the repository, present.
     for dotted in FILE_KEYS:
-        value = _get(data, dotted)
+        value = get_path(data, dotted)
         if not isinstance(value, str) or not value:
             continue
         if Path(value).is_absolute() or re.match(r"^[A-Za-z]:[\\/]", value):
@@ -92,7 +84,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
         elif is_dir:
             add(dotted, f"'{value}' is a directory; expected a JSON Lines file")
 
-    base_model = _get(data, "student.base_model")
+    base_model = get_path(data, "student.base_model")
     if isinstance(base_model, str) and (base_model.startswith(("./", "../", "/")) or base_model.startswith("~")):
         try:
             target = (spec_dir / base_model).expanduser().resolve()
@@ -105,35 +97,35 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
             elif not is_dir:
                 add("student.base_model", f"directory '{base_model}' does not exist")
 
-    task_type = _get(data, "task.type")
-    if task_type == "classification" and _get(data, "task.labels") is None:
+    task_type = get_path(data, "task.type")
+    if task_type == "classification" and get_path(data, "task.labels") is None:
         add("task", "classification needs task.labels")
-    if task_type == "extraction" and _get(data, "task.output_schema") is None:
+    if task_type == "extraction" and get_path(data, "task.output_schema") is None:
         add("task", "extraction needs task.output_schema")
-    if task_type != "classification" and _get(data, "task.labels") is not None:
+    if task_type != "classification" and get_path(data, "task.labels") is not None:
         add("task.labels", f"labels apply to classification only, not {task_type}")
 
-    kind, trainer = _get(data, "student.kind"), _get(data, "student.trainer")
+    kind, trainer = get_path(data, "student.kind"), get_path(data, "student.trainer")
     if kind == "encoder-classifier" and task_type not in (None, "classification"):
         add("student.kind", f"an encoder-classifier student needs task.type classification, not {task_type}")
     if kind == "causal-lm" and trainer == "local":
         add("student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl")
 
-    provider = _get(data, "teacher.provider")
-    if provider == "simulated" and _get(data, "teacher.simulated") is None:
+    provider = get_path(data, "teacher.provider")
+    if provider == "simulated" and get_path(data, "teacher.simulated") is None:
         add("teacher", "provider: simulated needs a teacher.simulated section (answers, accuracy, ...)")
-    if provider == "openai" and _get(data, "teacher.simulated") is not None:
+    if provider == "openai" and get_path(data, "teacher.simulated") is not None:
         add("teacher.simulated", "settings of the simulated teacher, but provider is openai")
 
-    top_logprobs = _get(data, "teacher.top_logprobs")
-    min_conf = _get(data, "filters.min_confidence")
+    top_logprobs = get_path(data, "teacher.top_logprobs")
+    min_conf = get_path(data, "filters.min_confidence")
     if top_logprobs == 0 and isinstance(min_conf, (int, float)) and min_conf > 0:
         add("filters.min_confidence", "needs the teacher's logprobs; set teacher.top_logprobs >= 1")
-    alpha = _get(data, "student.kd.alpha")
+    alpha = get_path(data, "student.kd.alpha")
     if top_logprobs == 0 and isinstance(alpha, (int, float)) and alpha > 0:
         add("student.kd.alpha", "soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 or kd.alpha: 0")
 
-    gates = _get(data, "gates")
+    gates = get_path(data, "gates")
     if isinstance(gates, dict) and task_type in METRICS_BY_TASK:
         computed = list(METRICS_BY_TASK[task_type])
         for name, bound in gates.items():

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import statistics
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from distillbuild import layout
 from distillbuild.errors import StageError
+from distillbuild.evaluate.classification import percentile
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.stages import log
@@ -38,13 +38,6 @@ def _rows(path: Path, need_label: bool) -> list[dict[str, Any]]:
     if not rows:
         raise StageError(f"{path}: no rows")
     return rows
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def settings_for(spec: Spec, base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
@@ -108,7 +101,8 @@ def report(spec: Spec, stats: RunStats, inputs: int, heldout: int, ambiguous: in
         "errors": dict(sorted(stats.errors.items())),
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
         "cost_usd": round(stats.cost_usd, 6),
-        "latency_s": {"p50": _percentile(stats.latencies, 0.5), "p95": _percentile(stats.latencies, 0.95)},
+        "latency_s": {"p50": percentile(stats.latencies, 0.5) if stats.latencies else None,
+                      "p95": percentile(stats.latencies, 0.95) if stats.latencies else None},
         "system_fingerprints": sorted(stats.fingerprints),
         "soft_labels_ambiguous_rows": ambiguous,
         "seconds": round(stats.seconds, 3),
