@@ -116,6 +116,87 @@ def summary(spec: Path) -> None:
     click.echo(summary_text(loaded))
 
 
+@main.command()
+@SPEC_ARG
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def estimate(spec: Path, as_json: bool) -> None:
+    """Calls, tokens and dollars the teacher stage will spend, net of what the cache holds."""
+    import json
+
+    from distillbuild.stages.teacher import estimate_for
+
+    loaded = _load(spec)
+    try:
+        est = estimate_for(loaded)
+    except StageError as exc:
+        click.echo(f"distill estimate: {exc}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    if as_json:
+        click.echo(json.dumps(est.as_dict(), indent=2))
+        return
+    money = lambda v: "n/a (no teacher.price)" if v is None else f"${v:,.4f}"  # noqa: E731
+    click.echo(f"teacher {est.model}: {est.requests:,} requests, {est.unique:,} unique, "
+               f"{est.cached:,} already cached, {est.to_call:,} to call")
+    click.echo(f"  prompt tokens      {est.prompt_tokens:,}  [{est.token_method}]")
+    click.echo(f"  completion tokens  ~{est.completion_tokens_expected:,} expected, at most {est.completion_tokens_max:,}")
+    click.echo(f"  cost               ~{money(est.cost_usd_expected)} expected, at most {money(est.cost_usd_max)}")
+    if est.budget_usd is not None:
+        fits = est.cost_usd_max is not None and est.cost_usd_max <= est.budget_usd
+        click.echo(f"  budget             ${est.budget_usd:,.2f} ({'fits' if fits else 'the run may stop at the budget'})")
+    if loaded.get("teacher.provider") == "simulated":
+        click.echo("  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)")
+
+
+@main.group()
+def cache() -> None:
+    """The repository's teacher cache (.distill/cache, or $DISTILL_CACHE_DIR)."""
+
+
+def _open_cache():
+    from distillbuild.spec.semantic import find_repo_root
+    from distillbuild.teacher.cache import TeacherCache
+
+    return TeacherCache.for_repo(find_repo_root(Path.cwd()))
+
+
+@cache.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_stats(as_json: bool) -> None:
+    """Entries, size and age of the cache, by model and endpoint."""
+    import datetime
+    import json
+
+    store = _open_cache()
+    stats = store.stats()
+    store.close()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    when = lambda t: datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
+    click.echo(f"{stats['path']}: {stats['entries']:,} answers, {stats['bytes'] / 1e6:.1f} MB, "
+               f"{when(stats['first'])} .. {when(stats['last'])}")
+    for model, n in stats["by_model"].items():
+        click.echo(f"  model {model}: {n:,}")
+    for endpoint, n in stats["by_endpoint"].items():
+        click.echo(f"  endpoint {endpoint}: {n:,}")
+
+
+@cache.command("prune")
+@click.option("--older-than", "older_than_days", type=click.FloatRange(min=0), help="Only entries older than DAYS.")
+@click.option("--model", help="Only entries of this model.")
+@click.option("--endpoint", help="Only entries of this endpoint.")
+@click.option("--all", "everything", is_flag=True, help="Every entry (needed when no other condition is given).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def cache_prune(older_than_days: float | None, model: str | None, endpoint: str | None, everything: bool, dry_run: bool) -> None:
+    """Delete cached answers. Deleted answers are paid for again when next needed."""
+    if older_than_days is None and model is None and endpoint is None and not everything:
+        raise click.UsageError("say what to prune: --older-than DAYS, --model, --endpoint, or --all")
+    store = _open_cache()
+    n = store.prune(older_than_days * 86400 if older_than_days is not None else None, model, endpoint, dry_run)
+    store.close()
+    click.echo(f"{'would delete' if dry_run else 'deleted'} {n:,} cached answers")
+
+
 @main.command("serve-teacher")
 @SPEC_ARG
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")

@@ -48,7 +48,8 @@ def settings_for(spec: Spec, base_url: str | None, endpoint_id: str, api_key: st
         max_tokens=t["max_tokens"], top_logprobs=t["top_logprobs"], seed=t.get("seed"),
         concurrency=t["concurrency"], timeout_s=t["timeout_s"], max_retries=t["max_retries"],
         price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
-        budget_usd=t.get("budget_usd"), api_key=api_key,
+        budget_usd=t.get("budget_usd"), rpm=(t.get("rate_limit") or {}).get("rpm"),
+        tpm=(t.get("rate_limit") or {}).get("tpm"), api_key=api_key,
     )
 
 
@@ -96,7 +97,9 @@ def report(spec: Spec, stats: RunStats, inputs: int, heldout: int, ambiguous: in
             "from_cache": stats.cache_hits,
             "billed": stats.billed_calls,
             "deduplicated": stats.requested - stats.unique,
-            "retries": stats.retries,
+            "answered": stats.answered,
+            "retries": dict(sorted(stats.retries.items())),
+            "rate_limit_pauses": stats.rate_limit_pauses,
         },
         "errors": dict(sorted(stats.errors.items())),
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
@@ -109,12 +112,43 @@ def report(spec: Spec, stats: RunStats, inputs: int, heldout: int, ambiguous: in
     }
 
 
+def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
+    """Input rows, held-out rows, and the messages for each (inputs first)."""
+    inputs = _rows(spec.resolve(spec.get("data.inputs")), need_label=False)
+    heldout = _rows(spec.resolve(spec.get("data.heldout")), need_label=True)
+    return inputs, heldout, [messages_for(spec["task"], r["text"]) for r in inputs + heldout]
+
+
+def endpoint_id(spec: Spec) -> str:
+    if spec.get("teacher.provider") == "simulated":
+        return simulated_endpoint_id(spec)
+    return spec.get("teacher.base_url") or "https://api.openai.com/v1"
+
+
+def estimate_for(spec: Spec):
+    """`distill estimate`: the cost of this spec's teacher run, net of the cache."""
+    from distillbuild.teacher.cache import request_key
+    from distillbuild.teacher.estimate import estimate
+
+    _, _, requests = load_requests(spec)
+    settings = settings_for(spec, None, endpoint_id(spec), "")
+    keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
+    cache = TeacherCache.for_repo(spec.repo_root)
+    try:
+        cached = set(cache.get_many(list(dict.fromkeys(keys))))
+    finally:
+        cache.close()
+    t = spec["teacher"]
+    price = t.get("price") or {}
+    return estimate(requests, keys, cached, model=t["model"], max_tokens=t["max_tokens"],
+                    labels=spec.get("task.labels"), price_in=price.get("input_per_mtok"),
+                    price_out=price.get("output_per_mtok"), budget_usd=t.get("budget_usd"))
+
+
 def run(spec: Spec) -> int:
     task, t = spec["task"], spec["teacher"]
     labels = task.get("labels") or []
-    inputs = _rows(spec.resolve(spec.get("data.inputs")), need_label=False)
-    heldout = _rows(spec.resolve(spec.get("data.heldout")), need_label=True)
-    requests = [messages_for(task, r["text"]) for r in inputs + heldout]
+    inputs, heldout, requests = load_requests(spec)
 
     with ExitStack() as stack:
         if t["provider"] == "simulated":
@@ -128,7 +162,7 @@ def run(spec: Spec) -> int:
             if not api_key:
                 raise StageError(f"the teacher's API key is not set: export {t['api_key_env']}=... (teacher.api_key_env)")
             base_url = t.get("base_url")
-            settings = settings_for(spec, base_url, base_url or "https://api.openai.com/v1", api_key)
+            settings = settings_for(spec, base_url, endpoint_id(spec), api_key)
         cache = TeacherCache.for_repo(spec.repo_root)
         stack.callback(cache.close)
         results, stats = answer_all(requests, settings, cache, log=log)

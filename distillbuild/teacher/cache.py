@@ -71,7 +71,30 @@ class TeacherCache:
     def stats(self) -> dict[str, Any]:
         count, first, last = self.db.execute("SELECT COUNT(*), MIN(created), MAX(created) FROM responses").fetchone()
         by_model = dict(self.db.execute("SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model"))
-        return {"path": str(self.path), "entries": count, "bytes": self.path.stat().st_size, "first": first, "last": last, "by_model": by_model}
+        by_endpoint = dict(self.db.execute("SELECT endpoint, COUNT(*) FROM responses GROUP BY endpoint ORDER BY endpoint"))
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+        return {"path": str(self.path), "entries": count, "bytes": size, "first": first, "last": last,
+                "by_model": by_model, "by_endpoint": by_endpoint}
+
+    def prune(self, older_than_s: float | None = None, model: str | None = None, endpoint: str | None = None,
+              dry_run: bool = False) -> int:
+        """Delete entries matching every given condition; returns how many (would be) deleted."""
+        where, args = [], []
+        if older_than_s is not None:
+            where.append("created < ?")
+            args.append(time.time() - older_than_s)
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        if endpoint is not None:
+            where.append("endpoint = ?")
+            args.append(endpoint)
+        clause = " WHERE " + " AND ".join(where) if where else ""
+        (count,) = self.db.execute(f"SELECT COUNT(*) FROM responses{clause}", args).fetchone()
+        if not dry_run and count:
+            self.db.execute(f"DELETE FROM responses{clause}", args)
+            self.db.execute("VACUUM")
+        return count
 
     def close(self) -> None:
         self.db.close()

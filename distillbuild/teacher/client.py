@@ -1,13 +1,21 @@
 """Answer many prompts through any OpenAI-compatible endpoint, with the official SDK.
 
-Bounded concurrency, the SDK's own retries (429, 5xx, timeouts, connection errors, with
-backoff honouring Retry-After), a cache lookup before every call and a cache write after
-each answer, identical requests sent once, and a hard budget checked before each launch.
+Bounded concurrency; client-side RPM/TPM buckets that also obey the provider's Retry-After
+and x-ratelimit-* headers; retries of 429, 5xx, timeouts and connection errors with
+jittered exponential backoff; a non-retryable 4xx or a malformed body becomes an error on
+that row, never a crash; a cache lookup before every call and a cache write after each
+answer; identical requests sent once; a hard budget checked before each launch.
+
+Retries are ours rather than the SDK's (which we set to 0) for three reasons: a 429 must
+pause every request, not only the refused one; a 200 whose body is not JSON must be caught
+(the SDK does not retry it); and the report counts retries by kind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -15,6 +23,12 @@ from typing import Any, Callable
 from distillbuild.errors import StageError
 from distillbuild.secrets import redact
 from distillbuild.teacher.cache import TeacherCache, request_key
+from distillbuild.teacher.ratelimit import RateLimiter, retry_after
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 20.0
+_RETRYABLE_STATUS = {408, 409, 429}
+_FATAL_STATUS = {401, 403, 404}
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,8 @@ class TeacherSettings:
     price_in_per_mtok: float | None = None
     price_out_per_mtok: float | None = None
     budget_usd: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
     api_key: str = field(default="", repr=False)  # held in memory only
 
     def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -51,7 +67,8 @@ class TeacherSettings:
     def cost(self, usage: dict[str, Any] | None) -> float:
         if not usage or self.price_in_per_mtok is None:
             return 0.0
-        return (usage.get("prompt_tokens", 0) * self.price_in_per_mtok + usage.get("completion_tokens", 0) * (self.price_out_per_mtok or 0)) / 1e6
+        return (usage.get("prompt_tokens", 0) * self.price_in_per_mtok
+                + usage.get("completion_tokens", 0) * (self.price_out_per_mtok or 0)) / 1e6
 
 
 @dataclass
@@ -67,46 +84,52 @@ class RunStats:
     requested: int = 0
     unique: int = 0
     cache_hits: int = 0
-    billed_calls: int = 0
+    billed_calls: int = 0  # answers the provider charged for, malformed ones included
+    answered: int = 0
     errors: dict[str, int] = field(default_factory=dict)
-    retries: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latencies: list[float] = field(default_factory=list)
     fingerprints: set[str] = field(default_factory=set)
     budget_stopped: bool = False
+    rate_limit_pauses: int = 0
     seconds: float = 0.0
 
+    def bump(self, table: dict[str, int], kind: str) -> None:
+        table[kind] = table.get(kind, 0) + 1
 
-_FATAL = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
+
+def estimated_tokens(body: dict[str, Any]) -> int:
+    """Prompt + completion tokens for rate limiting (about 4 characters a token)."""
+    chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
+    return chars // 4 + 4 * len(body["messages"]) + int(body.get("max_tokens") or 0)
 
 
-def _error_kind(exc: BaseException) -> str:
-    name = type(exc).__name__
-    return {
-        "RateLimitError": "rate_limited",
-        "APITimeoutError": "timeout",
-        "APIConnectionError": "connection",
-        "InternalServerError": "server_error",
-        "BadRequestError": "bad_request",
-        "UnprocessableEntityError": "bad_request",
-        "ConflictError": "conflict",
-    }.get(name, "malformed" if isinstance(exc, ValueError) else name)
+def backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)]."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
+def _parse_completion(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+        raise ValueError("a 200 without choices")
+    return data
 
 
 async def _run(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
                stats: RunStats, log: Callable[[str], None]) -> dict[str, CallResult]:
     import openai
 
-    client = openai.AsyncOpenAI(
-        base_url=settings.base_url, api_key=settings.api_key or "unused",
-        max_retries=settings.max_retries, timeout=settings.timeout_s,
-    )
+    client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key or "unused",
+                                max_retries=0, timeout=settings.timeout_s)
+    limiter = RateLimiter(settings.rpm, settings.tpm)
     results: dict[str, CallResult] = {}
     semaphore = asyncio.Semaphore(settings.concurrency)
     in_flight = 0
-    fatal: list[BaseException] = []
+    fatal: list[str] = []
     started = time.monotonic()
     total = len(items)
     last_log = [started]
@@ -118,61 +141,94 @@ async def _run(items: list[tuple[str, dict[str, Any]]], settings: TeacherSetting
         last_log[0] = now
         done = len(results)
         rate = done / max(now - started, 1e-9)
-        eta = (total - done) / rate if rate > 0 else float("inf")
-        log(f"teacher: {done}/{total} answered, {rate:.0f}/s, ETA {eta:.0f}s, ${stats.cost_usd:.4f} spent")
+        eta = f"{(total - done) / rate:.0f}s" if rate > 0 else "?"
+        errors = sum(stats.errors.values())
+        log(f"teacher: {done}/{total} answered, {rate:.0f}/s, ETA {eta}, "
+            f"{stats.prompt_tokens + stats.completion_tokens:,} tokens, ${stats.cost_usd:.4f}"
+            + (f", {errors} errors" if errors else ""))
 
     def estimated_next_cost() -> float:
         if stats.billed_calls:
             return stats.cost_usd / stats.billed_calls
         return settings.cost({"prompt_tokens": 200, "completion_tokens": settings.max_tokens})
 
+    def fail_row(key: str, kind: str, detail: str) -> None:
+        stats.bump(stats.errors, kind)
+        results[key] = CallResult(None, False, f"{kind}: {redact(detail, settings.api_key)[:300]}")
+
     async def one(key: str, body: dict[str, Any]) -> None:
         nonlocal in_flight
+        tokens = estimated_tokens(body)
         async with semaphore:
-            if fatal:
-                return
-            budget = settings.budget_usd
-            if budget is not None and stats.cost_usd + (in_flight + 1) * estimated_next_cost() > budget:
-                stats.budget_stopped = True
-                return
-            in_flight += 1
-            t0 = time.monotonic()
-            try:
-                raw = await client.chat.completions.with_raw_response.create(**body)
-                completion = raw.parse()
-                stats.retries += raw.retries_taken
-                response = completion.model_dump(mode="json", exclude_none=False)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a row error or a stop
-                if type(exc).__name__ in _FATAL:
-                    fatal.append(exc)
+            last = ("", "")
+            for attempt in range(settings.max_retries + 1):
+                if fatal:
                     return
-                kind = _error_kind(exc)
-                stats.errors[kind] = stats.errors.get(kind, 0) + 1
-                results[key] = CallResult(None, False, f"{kind}: {redact(str(exc), settings.api_key)[:300]}")
-                return
-            finally:
-                in_flight -= 1
-            latency = time.monotonic() - t0
-            cache.put(key, settings.endpoint_id, settings.model, response)
-            usage = response.get("usage") or {}
-            stats.billed_calls += 1
-            stats.prompt_tokens += usage.get("prompt_tokens", 0)
-            stats.completion_tokens += usage.get("completion_tokens", 0)
-            stats.cost_usd += settings.cost(usage)
-            stats.latencies.append(latency)
-            if response.get("system_fingerprint"):
-                stats.fingerprints.add(response["system_fingerprint"])
-            results[key] = CallResult(response, False, None, latency)
-            maybe_log()
+                budget = settings.budget_usd
+                if budget is not None and stats.cost_usd + (in_flight + 1) * estimated_next_cost() > budget:
+                    stats.budget_stopped = True
+                    return
+                await limiter.acquire(tokens)
+                in_flight += 1
+                t0 = time.monotonic()
+                wait: float | None = None
+                try:
+                    raw = await client.chat.completions.with_raw_response.create(**body)
+                    text = raw.text
+                    headers = raw.headers
+                except openai.APIStatusError as exc:
+                    status = exc.status_code
+                    if status in _FATAL_STATUS:
+                        fatal.append(f"HTTP {status} {type(exc).__name__}: {redact(str(exc), settings.api_key)[:300]}")
+                        return
+                    if status not in _RETRYABLE_STATUS and status < 500:
+                        fail_row(key, "bad_request", f"HTTP {status}: {exc}")
+                        return
+                    kind = "rate_limited" if status == 429 else "server_error"
+                    wait = retry_after(exc.response.headers)
+                    if status == 429:
+                        limiter.pause(wait if wait is not None else backoff(attempt))
+                    last = (kind, f"HTTP {status}: {exc}")
+                except openai.APITimeoutError as exc:
+                    last = ("timeout", str(exc))
+                except openai.APIConnectionError as exc:
+                    last = ("connection", str(exc) or type(exc).__name__)
+                else:
+                    latency = time.monotonic() - t0
+                    limiter.observe(headers)
+                    stats.billed_calls += 1
+                    try:
+                        response = _parse_completion(text)
+                    except ValueError as exc:
+                        # Charged but unreadable: an error on this row, not a second charge.
+                        fail_row(key, "malformed", f"the body is not a chat completion ({exc})")
+                        return
+                    cache.put(key, settings.endpoint_id, settings.model, response)
+                    usage = response.get("usage") or {}
+                    stats.answered += 1
+                    stats.prompt_tokens += usage.get("prompt_tokens", 0) or 0
+                    stats.completion_tokens += usage.get("completion_tokens", 0) or 0
+                    stats.cost_usd += settings.cost(usage)
+                    stats.latencies.append(latency)
+                    if response.get("system_fingerprint"):
+                        stats.fingerprints.add(response["system_fingerprint"])
+                    results[key] = CallResult(response, False, None, latency)
+                    maybe_log()
+                    return
+                finally:
+                    in_flight -= 1
+                if attempt < settings.max_retries:
+                    stats.bump(stats.retries, last[0])
+                    await asyncio.sleep(wait if wait is not None else backoff(attempt))
+            fail_row(key, last[0], f"gave up after {settings.max_retries} retries: {last[1]}")
 
     try:
         await asyncio.gather(*(one(k, b) for k, b in items))
     finally:
         await client.close()
+        stats.rate_limit_pauses = limiter.pauses
     if fatal:
-        exc = fatal[0]
-        raise StageError(f"the teacher endpoint refused the request ({type(exc).__name__}): "
-                         f"{redact(str(exc), settings.api_key)[:300]}")
+        raise StageError(f"the teacher endpoint refused the request ({fatal[0]})")
     maybe_log(force=True)
     return results
 
@@ -189,14 +245,10 @@ def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, 
     hits = cache.get_many(list(unique))
     stats.cache_hits = sum(1 for k in keys if k in hits)
     missing = [(k, b) for k, b in unique.items() if k not in hits]
-    log(f"teacher: {len(requests)} requests, {len(requests) - stats.cache_hits} to answer "
-        f"({stats.cache_hits} cached, {len(missing)} unique calls to make)")
+    log(f"teacher: {len(requests)} requests, {stats.cache_hits} cached, {len(missing)} unique calls to make")
     fresh = asyncio.run(_run(missing, settings, cache, stats, log)) if missing else {}
     stats.seconds = time.monotonic() - t0
     out: list[CallResult | None] = []
     for key in keys:
-        if key in hits:
-            out.append(CallResult(hits[key], True))
-        else:
-            out.append(fresh.get(key))
+        out.append(CallResult(hits[key], True) if key in hits else fresh.get(key))
     return out, stats
