@@ -1,0 +1,70 @@
+"""`kill -9` in the middle of a teacher run, then a rerun: it pays only for what was missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import LABELS, base_spec, write_rows
+from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer
+
+N = 400
+CONCURRENCY = 8
+KEY = "sk-resume-" + "K" * 30
+
+
+def _cached(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # the table is not there yet
+
+
+def test_kill_9_then_rerun_pays_only_for_the_missing(project, tmp_path):
+    root = project.root
+    rows = [{"id": f"r{i}", "text": f"resume ticket {i} about {LABELS[i % 4]}"} for i in range(N)]
+    write_rows(root / "data/inputs.jsonl", rows)
+    teacher = SimulatedTeacher({r["text"]: KeyEntry(LABELS[i % 4]) for i, r in enumerate(rows)}, LABELS, 1.0, 1)
+    with SimulatedTeacherServer(teacher, latency_ms=40, api_key=KEY) as server:
+        spec = base_spec()
+        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
+                           "api_key_env": "RESUME_KEY", "concurrency": CONCURRENCY}
+        project(spec)
+        env = dict(os.environ, RESUME_KEY=KEY, DISTILL_CACHE_DIR=str(tmp_path / "cache"),
+                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        db = tmp_path / "cache/teacher.sqlite"
+        proc = subprocess.Popen(["distill", "stage", "teacher"], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while _cached(db) < N // 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        paid_first = server.requests_served
+        kept = _cached(db)
+        assert N // 4 <= kept < N + 1  # killed mid-run, answers so far kept
+        assert not (root / "build/teacher/answers.jsonl").exists()  # nothing half-written looks finished
+
+        done = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        report = json.loads((root / "build/teacher/report.json").read_text())
+        total_paid = server.requests_served
+    assert report["calls"]["from_cache"] == kept
+    # Only the requests in flight at the kill are paid twice.
+    assert total_paid - (N + 1) <= CONCURRENCY
+    assert paid_first - kept <= CONCURRENCY
+    answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]
+    assert len(answers) == N and all(a["answer"] in LABELS for a in answers)
+    for path in [*root.rglob("*"), *tmp_path.rglob("*")]:
+        if path.is_file() and ".git" not in path.parts:
+            assert KEY.encode() not in path.read_bytes(), path
