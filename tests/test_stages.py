@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import LABELS, base_spec
-from distillbuild.errors import StageError
+from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
 from distillbuild.stages import run_stage
 from distillbuild.teacher.simulated import load_answer_key, SimulatedTeacher, SimulatedTeacherServer
@@ -69,3 +69,33 @@ def test_configure_emits_an_axolotl_qlora_config_for_causal_lm(project, monkeypa
     assert dataset["type"] == "chat_template" and dataset["field_messages"] == "messages"
     assert dataset["roles_to_train"] == ["assistant"]
     assert not (project.root / "build/configure/trainer.json").exists()
+
+
+def test_self_consistency_majority_and_agreement(project, monkeypatch, tmp_path):
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    spec = base_spec()
+    spec["teacher"].update(samples=5, temperature=1.0)
+    spec["teacher"]["simulated"]["accuracy"] = 0.6
+    spec["filters"] = {"min_confidence": 0, "min_agreement": 0.8}
+    loaded = load_spec(project(spec))
+    assert run_stage("teacher", loaded) == 0
+    rows = [json.loads(l) for l in (project.root / "build/teacher/answers.jsonl").open()]
+    for row in rows:
+        assert len(row["samples"]) == 5
+        votes = [s for s in row["samples"] if s == row["answer"]]
+        assert row["agreement"] == len(votes) / 5
+        assert all(row["samples"].count(s) <= len(votes) for s in row["samples"])  # the majority was kept
+        assert abs(sum(row["label_probs"].values()) - 1) < 1e-9
+    assert len({r["agreement"] for r in rows}) > 1  # a 60%-accurate teacher does not always agree with itself
+    assert run_stage("filter", loaded) == 0
+    report = json.loads((project.root / "build/filter/report.json").read_text())
+    assert report["by_reason"]["low_agreement"] == sum(r["agreement"] < 0.8 for r in rows)
+
+
+def test_samples_without_temperature_is_refused(project):
+    spec = base_spec()
+    spec["teacher"]["samples"] = 3
+    with pytest.raises(SpecError) as info:
+        load_spec(project(spec))
+    assert any(i.path == "teacher.samples" for i in info.value.issues)

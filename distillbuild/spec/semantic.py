@@ -117,6 +117,13 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     if provider == "openai" and get_path(data, "teacher.simulated") is not None:
         add("teacher.simulated", "settings of the simulated teacher, but provider is openai")
 
+    samples = get_path(data, "teacher.samples")
+    if isinstance(samples, int) and samples > 1 and not get_path(data, "teacher.temperature"):
+        add("teacher.samples", "self-consistency needs varied answers: set teacher.temperature above 0")
+    min_agreement = get_path(data, "filters.min_agreement")
+    if isinstance(min_agreement, (int, float)) and min_agreement > 0 and not (isinstance(samples, int) and samples > 1):
+        add("filters.min_agreement", "agreement needs several answers per prompt: set teacher.samples >= 2")
+
     top_logprobs = get_path(data, "teacher.top_logprobs")
     min_conf = get_path(data, "filters.min_confidence")
     if top_logprobs == 0 and isinstance(min_conf, (int, float)) and min_conf > 0:

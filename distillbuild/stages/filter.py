@@ -2,7 +2,8 @@
 
 Checks, in order (a row gets the first reason that applies): the call failed, the teacher
 refused, the answer was cut off (finish_reason: length), the answer names no label, the
-teacher's probability of its answer is below filters.min_confidence, the input is an exact
+teacher's probability of its answer is below filters.min_confidence, the sampled answers
+agree less than filters.min_agreement, the input is an exact
 duplicate of an earlier kept one.
 """
 
@@ -18,10 +19,10 @@ from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.stages import log
 
-REASONS = ("teacher_error", "refusal", "truncated", "invalid_label", "low_confidence", "duplicate")
+REASONS = ("teacher_error", "refusal", "truncated", "invalid_label", "low_confidence", "low_agreement", "duplicate")
 
 
-def rejection(row: dict[str, Any], labels: list[str], min_confidence: float) -> tuple[str, str] | None:
+def rejection(row: dict[str, Any], labels: list[str], min_confidence: float, min_agreement: float = 0.0) -> tuple[str, str] | None:
     """(reason, detail) for a row that must not be trained on; None for a keeper (dedup aside)."""
     if row.get("error") or row.get("answer") is None:
         return "teacher_error", str(row.get("error") or "no answer")
@@ -37,6 +38,9 @@ def rejection(row: dict[str, Any], labels: list[str], min_confidence: float) -> 
             return "low_confidence", "no logprobs to measure confidence"
         if confidence < min_confidence:
             return "low_confidence", f"p={confidence:.3f} < {min_confidence}"
+    agreement = row.get("agreement")
+    if min_agreement > 0 and agreement is not None and agreement < min_agreement:
+        return "low_agreement", f"{agreement:.2f} of the samples agree < {min_agreement}"
     return None
 
 
@@ -45,7 +49,7 @@ def curate(rows: list[dict[str, Any]], labels: list[str], filters: dict[str, Any
     exact_dedup = (filters.get("dedup") or {}).get("exact", True)
     kept, rejected, seen = [], [], {}
     for row in rows:
-        verdict = rejection(row, labels, min_conf)
+        verdict = rejection(row, labels, min_conf, filters.get("min_agreement", 0.0))
         if verdict is None and exact_dedup:
             key = normalize_text(row["text"])
             if key in seen:

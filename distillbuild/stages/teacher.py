@@ -7,7 +7,9 @@ reach training. Answers come from the repository's teacher cache when it has the
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import percentile
+from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.stages import log
@@ -49,8 +52,16 @@ def settings_for(spec: Spec, base_url: str | None, endpoint_id: str, api_key: st
         concurrency=t["concurrency"], timeout_s=t["timeout_s"], max_retries=t["max_retries"],
         price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
         budget_usd=t.get("budget_usd"), rpm=(t.get("rate_limit") or {}).get("rpm"),
-        tpm=(t.get("rate_limit") or {}).get("tpm"), api_key=api_key,
+        tpm=(t.get("rate_limit") or {}).get("tpm"), batch=t["batch"], samples=t["samples"],
+        response_format=response_format(spec["task"]), api_key=api_key,
     )
+
+
+def response_format(task: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured output for extraction: the answer must match task.output_schema."""
+    if task["type"] != "extraction":
+        return None
+    return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": task["output_schema"]}}
 
 
 def simulated_endpoint_id(spec: Spec) -> str:
@@ -60,15 +71,41 @@ def simulated_endpoint_id(spec: Spec) -> str:
     return f"simulated:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
 
 
-def answer_row(row: dict[str, Any], result: CallResult | None, labels: list[str]) -> dict[str, Any]:
+def _comparable(answer: str | None, task: dict[str, Any]) -> Any:
+    """What two answers are compared by, for agreement: the label, the JSON value, or the text."""
+    if answer is None:
+        return None
+    if task["type"] == "classification":
+        return normalize_label(answer, task["labels"])
+    if task["type"] == "extraction":
+        try:
+            return json.dumps(json.loads(answer), sort_keys=True)
+        except ValueError:
+            return None
+    return normalize_text(answer)
+
+
+def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"id": row["id"], "text": row["text"]}
     if result is None or result.response is None:
         out.update(answer=None, error=result.error if result else "not asked: the budget stopped the run")
         return out
-    choice = (result.response.get("choices") or [{}])[0]
+    choices = result.response.get("choices") or [{}]
+    contents = [(c.get("message") or {}).get("content") for c in choices]
+    chosen, agreement = 0, None
+    if len(choices) > 1:  # self-consistency: keep the majority answer
+        keys = [_comparable(c, task) for c in contents]
+        votes = Counter(k for k in keys if k is not None)
+        if votes:
+            top, count = votes.most_common(1)[0]
+            chosen, agreement = keys.index(top), count / len(choices)
+        else:
+            agreement = 0.0
+    choice = choices[chosen]
     message = choice.get("message") or {}
     logprobs = choice.get("logprobs")
-    probs, ambiguous = label_distribution(logprobs, labels) if labels else (None, False)
+    labels = task.get("labels") or []
+    probs, ambiguous = _mean_distribution([c.get("logprobs") for c in choices], labels) if labels else (None, False)
     first = ((logprobs or {}).get("content") or [{}])[0]
     out.update(
         answer=message.get("content"),
@@ -82,7 +119,30 @@ def answer_row(row: dict[str, Any], result: CallResult | None, labels: list[str]
         system_fingerprint=result.response.get("system_fingerprint"),
         error=None,
     )
+    if len(choices) > 1:
+        out.update(samples=contents, agreement=agreement)
+    if task["type"] == "extraction":
+        try:
+            out.update(parsed=json.loads(message.get("content") or ""), parse_error=None)
+        except ValueError as exc:
+            out.update(parsed=None, parse_error=f"not JSON: {exc}")
     return out
+
+
+def _mean_distribution(logprobs_per_choice: list[Any], labels: list[str]) -> tuple[dict[str, float] | None, bool]:
+    """The label distribution averaged over the sampled answers (one answer: its own)."""
+    dists, ambiguous = [], False
+    for logprobs in logprobs_per_choice:
+        dist, amb = label_distribution(logprobs, labels)
+        ambiguous |= amb
+        if dist:
+            dists.append(dist)
+    if not dists:
+        return None, ambiguous
+    if len(dists) == 1:
+        return dists[0], ambiguous
+    mean = {l: sum(d.get(l, 0.0) for d in dists) / len(dists) for l in labels}
+    return {l: p for l, p in sorted(mean.items(), key=lambda kv: -kv[1]) if p > 0}, ambiguous
 
 
 def report(spec: Spec, stats: RunStats, inputs: int, heldout: int, ambiguous: int) -> dict[str, Any]:
@@ -147,7 +207,6 @@ def estimate_for(spec: Spec):
 
 def run(spec: Spec) -> int:
     task, t = spec["task"], spec["teacher"]
-    labels = task.get("labels") or []
     inputs, heldout, requests = load_requests(spec)
 
     with ExitStack() as stack:
@@ -167,7 +226,7 @@ def run(spec: Spec) -> int:
         stack.callback(cache.close)
         results, stats = answer_all(requests, settings, cache, log=log)
 
-    rows = [answer_row(r, res, labels) for r, res in zip(inputs + heldout, results)]
+    rows = [answer_row(r, res, task) for r, res in zip(inputs + heldout, results)]
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None)

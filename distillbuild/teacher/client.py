@@ -48,6 +48,9 @@ class TeacherSettings:
     budget_usd: float | None = None
     rpm: int | None = None
     tpm: int | None = None
+    batch: bool = False  # the Batch API instead of online calls
+    samples: int = 1  # choices per prompt (`n`), for self-consistency
+    response_format: dict[str, Any] | None = None  # structured output for extraction tasks
     api_key: str = field(default="", repr=False)  # held in memory only
 
     def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -62,6 +65,10 @@ class TeacherSettings:
             body["top_logprobs"] = self.top_logprobs
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.samples > 1:
+            body["n"] = self.samples
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
         return body
 
     def cost(self, usage: dict[str, Any] | None) -> float:
@@ -246,7 +253,14 @@ def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, 
     stats.cache_hits = sum(1 for k in keys if k in hits)
     missing = [(k, b) for k, b in unique.items() if k not in hits]
     log(f"teacher: {len(requests)} requests, {stats.cache_hits} cached, {len(missing)} unique calls to make")
-    fresh = asyncio.run(_run(missing, settings, cache, stats, log)) if missing else {}
+    if not missing:
+        fresh = {}
+    elif settings.batch:
+        from distillbuild.teacher.batch import run_batches
+
+        fresh = run_batches(missing, settings, cache, stats, log)
+    else:
+        fresh = asyncio.run(_run(missing, settings, cache, stats, log))
     stats.seconds = time.monotonic() - t0
     out: list[CallResult | None] = []
     for key in keys:
