@@ -57,6 +57,7 @@ def test_kill_9_then_rerun_pays_only_for_the_missing(project, tmp_path):
 
         done = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        assert KEY not in done.stdout + done.stderr  # nor in the logs
         report = json.loads((root / "build/teacher/report.json").read_text())
         total_paid = server.requests_served
     assert report["calls"]["from_cache"] == kept

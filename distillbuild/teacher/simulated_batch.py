@@ -66,13 +66,14 @@ class BatchStore:
     """Files and batches of one simulated server.
 
     `answer(body) -> completion dict` answers one valid request body and bills it (lines that go to
-    the error file are not billed). `rows_per_s` paces the processing (None or 0: as fast as it
+    the error file are not billed; `failed()` counts them). `rows_per_s` paces the processing (None or 0: as fast as it
     can); `closing` stops the workers when the server closes.
     """
 
     def __init__(self, answer: Callable[[dict[str, Any]], dict[str, Any]], seed: int,
-                 rows_per_s: float | None, closing: threading.Event):
+                 rows_per_s: float | None, closing: threading.Event, failed: Callable[[], None] = lambda: None):
         self._answer, self.seed, self.rows_per_s, self._closing = answer, seed, rows_per_s, closing
+        self._failed = failed
         self._lock = threading.Lock()
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
@@ -275,7 +276,7 @@ class BatchStore:
             if self._status(bid) == "cancelling":
                 break
             n = self._line_id()
-            request_id = f"req_sim{n:08d}"
+            request_id = f"req_simb{n:08d}"
             messages = body.get("messages") if isinstance(body, dict) else None
             if not isinstance(messages, list) or not messages:
                 error = {"error": {"message": "'messages' must be a non-empty list" if isinstance(body, dict)
@@ -286,6 +287,7 @@ class BatchStore:
                                             "error": None}))
                 with self._lock:
                     self._batches[bid]["request_counts"]["failed"] += 1
+                self._failed()
                 continue
             completion = self._answer(body)
             usage["input_tokens"] += completion["usage"]["prompt_tokens"]
