@@ -119,6 +119,21 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
 
+def _transport_kind(exc: BaseException) -> str:
+    """"timeout" or "connection": the aiohttp transport reports a reset as a ConnectTimeout, so
+    look at what actually happened underneath."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        seen = seen.__cause__ or seen.__context__ if seen else None
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError) and getattr(seen, "errno", None):
+            return "connection"
+        if type(seen).__name__ in ("ServerDisconnectedError", "ClientConnectionResetError", "RemoteProtocolError"):
+            return "connection"
+    return "timeout" if "Timeout" in type(exc).__name__ else "connection"
+
+
 def _parse_completion(text: str) -> dict[str, Any]:
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
@@ -200,10 +215,8 @@ async def _run(items: list[tuple[str, dict[str, Any]]], settings: TeacherSetting
                     if status == 429:
                         limiter.pause(wait if wait is not None else backoff(attempt))
                     last = (kind, f"HTTP {status}: {exc}")
-                except openai.APITimeoutError as exc:
-                    last = ("timeout", str(exc))
-                except openai.APIConnectionError as exc:
-                    last = ("connection", str(exc) or type(exc).__name__)
+                except openai.APIConnectionError as exc:  # APITimeoutError included
+                    last = (_transport_kind(exc), str(exc) or type(exc).__name__)
                 else:
                     latency = time.monotonic() - t0
                     limiter.observe(headers)

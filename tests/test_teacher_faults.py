@@ -1,0 +1,92 @@
+"""The teacher engine under fire: injected 429s, 5xx, malformed bodies, resets and rate limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.client import TeacherSettings, answer_all
+from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer
+
+LABELS = ["billing", "refund", "login", "bug", "shipping"]
+TASK = {"type": "classification", "instruction": "Classify.", "labels": LABELS}
+
+
+def _teacher(n: int):
+    texts = [f"fault ticket {i} about {LABELS[i % 5]}" for i in range(n)]
+    return SimulatedTeacher({t: KeyEntry(LABELS[i % 5]) for i, t in enumerate(texts)}, LABELS, 1.0, 3), texts
+
+
+def _settings(server, **kw) -> TeacherSettings:
+    base = dict(endpoint_id="simulated:faults", base_url=server.base_url, model="sim", temperature=0, max_tokens=8,
+                top_logprobs=3, seed=None, concurrency=16, timeout_s=5, max_retries=10, api_key="k")
+    base.update(kw)
+    return TeacherSettings(**base)
+
+
+def test_every_row_answered_or_recorded_none_lost_none_duplicated(tmp_path: Path):
+    n = 600
+    teacher, texts = _teacher(n)
+    faults = {"rate_limit": 0.10, "server_error": 0.05, "malformed": 0.02}
+    cache = TeacherCache(tmp_path / "cache.sqlite")
+    with SimulatedTeacherServer(teacher, faults=faults, seed=11) as server:
+        results, stats = answer_all([messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None)
+        served = server.stats
+    assert len(results) == n and all(r is not None for r in results)
+    answered = [r for r in results if r.response is not None]
+    failed = [r for r in results if r.error is not None]
+    assert len(answered) + len(failed) == n
+    # Each injected fault was seen: 429s and 5xx were retried, malformed bodies became row errors.
+    assert served["rate_limit"] > 20 and served["server_error"] > 10 and served["malformed"] > 3
+    assert stats.retries.get("rate_limited", 0) == served["rate_limit"]
+    assert stats.retries.get("server_error", 0) == served["server_error"]
+    assert {r.error.split(":")[0] for r in failed} == {"malformed"}
+    assert len(failed) == served["malformed"]
+    # Billed calls equal rows: one charge per row, whether it was answered or came back unreadable.
+    assert served["billed"] == n == stats.billed_calls
+    # The cache holds each answer once, and nothing for the failed rows.
+    (cached,) = cache.db.execute("SELECT COUNT(*) FROM responses").fetchone()
+    assert cached == len(answered) == stats.answered
+    cache.close()
+
+
+def test_connection_resets_and_timeouts_are_retried(tmp_path: Path):
+    n = 120
+    teacher, texts = _teacher(n)
+    cache = TeacherCache(tmp_path / "cache.sqlite")
+    with SimulatedTeacherServer(teacher, faults={"connection_reset": 0.1, "timeout": 0.03}, seed=5, hang_s=3) as server:
+        results, stats = answer_all([messages_for(TASK, t) for t in texts], _settings(server, timeout_s=0.5),
+                                    cache, log=lambda m: None)
+        served = server.stats
+    assert all(r is not None and r.response is not None for r in results)
+    assert stats.retries.get("connection", 0) == served["connection_reset"] > 0
+    assert stats.retries.get("timeout", 0) == served["timeout"] > 0
+    assert served["billed"] == n
+    cache.close()
+
+
+def test_server_rate_limit_is_obeyed_and_recovered(tmp_path: Path):
+    n = 60
+    teacher, texts = _teacher(n)
+    cache = TeacherCache(tmp_path / "cache.sqlite")
+    # The provider allows 20 requests per 0.5 s window; the client is told nothing and must adapt.
+    with SimulatedTeacherServer(teacher, limits={"rpm": 20}, limit_window_s=0.5) as server:
+        results, stats = answer_all([messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None)
+        served = server.stats
+    assert all(r.response is not None for r in results)
+    assert served["billed"] == n
+    assert served["limited_requests"] > 0 and stats.rate_limit_pauses > 0
+    # Pausing everyone on a 429 keeps the refusals few: far fewer than one per request.
+    assert served["limited_requests"] < n
+
+
+def test_truncated_answers_arrive_with_their_finish_reason(tmp_path: Path):
+    teacher, texts = _teacher(50)
+    cache = TeacherCache(tmp_path / "cache.sqlite")
+    with SimulatedTeacherServer(teacher, faults={"truncated": 0.3}, seed=2) as server:
+        results, _ = answer_all([messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None)
+        served = server.stats
+    reasons = [r.response["choices"][0]["finish_reason"] for r in results]
+    assert reasons.count("length") == served["truncated"] > 0
