@@ -13,6 +13,7 @@ from conftest import LABELS, base_spec
 from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
 from distillbuild.stages import run_stage
+from distillbuild.stages.teacher import response_format
 from distillbuild.teacher.simulated import load_answer_key, SimulatedTeacher, SimulatedTeacherServer
 
 SECRET = "sk-live-" + "Q7w" * 12
@@ -99,3 +100,38 @@ def test_samples_without_temperature_is_refused(project):
     with pytest.raises(SpecError) as info:
         load_spec(project(spec))
     assert any(i.path == "teacher.samples" for i in info.value.issues)
+
+
+def test_extraction_requests_structured_output_and_records_parse_failures(project, monkeypatch, tmp_path):
+    root = project.root
+    schema = {"type": "object", "additionalProperties": False, "required": ["order", "amount"],
+              "properties": {"order": {"type": "string"}, "amount": {"type": "number"}}}
+    rows = [{"id": f"e{i}", "text": f"Order A-{i} was charged {i}.50 twice"} for i in range(40)]
+    key = [{"text": r["text"], "label": {"order": f"A-{i}", "amount": i + 0.5}} for i, r in enumerate(rows)]
+    (root / "data/inputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "data/heldout.jsonl").write_text(json.dumps({"id": "h", "text": rows[0]["text"], "label": key[0]["label"]}) + "\n")
+    (root / "data/key.jsonl").write_text("".join(json.dumps(k) + "\n" for k in key))
+    teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), [], accuracy=0.8, seed=2)
+    with SimulatedTeacherServer(teacher, faults={"truncated": 0.25}, seed=9) as srv:
+        spec = base_spec()
+        spec["task"] = {"type": "extraction", "instruction": "Extract the order and amount.", "output_schema": schema}
+        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": srv.base_url,
+                           "api_key_env": "DISTILL_TEST_KEY", "top_logprobs": 0}
+        spec["filters"] = {}
+        spec["student"] = {"kind": "causal-lm", "base_model": "some/model", "trainer": "axolotl", "kd": {"alpha": 0}}
+        spec["gates"] = {"heldout_rows": {"min": 1}}
+        monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+        monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+        monkeypatch.chdir(root)
+        loaded = load_spec(project(spec))
+        assert response_format(loaded["task"])["json_schema"] == {"name": "answer", "strict": True, "schema": schema}
+        assert run_stage("teacher", loaded) == 0
+        truncated = srv.stats["truncated"]
+    answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]
+    failed = [a for a in answers if a["parse_error"]]
+    assert len(failed) == sum(a["finish_reason"] == "length" for a in answers) > 0
+    assert truncated >= len(failed)
+    parsed = [a["parsed"] for a in answers if a["parsed"] is not None]
+    assert len(parsed) + len(failed) == 40
+    exact = sum(p == k["label"] for p, k in zip([a["parsed"] for a in answers], key) if p is not None)
+    assert 0.6 < exact / len(parsed) < 1  # right about 80% of the time, wrong by a dropped field otherwise

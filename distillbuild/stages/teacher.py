@@ -33,8 +33,8 @@ def _rows(path: Path, need_label: bool) -> list[dict[str, Any]]:
     for n, row in enumerate(rows, 1):
         if not isinstance(row.get("id"), (str, int)) or not isinstance(row.get("text"), str):
             raise StageError(f"{path}: row {n} needs an 'id' and a string 'text'")
-        if need_label and not isinstance(row.get("label"), str):
-            raise StageError(f"{path}: row {n} needs a string 'label'")
+        if need_label and row.get("label") is None:
+            raise StageError(f"{path}: row {n} needs a 'label' (the gold answer)")
         if str(row["id"]) in seen:
             raise StageError(f"{path}: id {row['id']!r} appears twice")
         seen.add(str(row["id"]))

@@ -43,8 +43,8 @@ def _norm(text: str) -> str:
 
 @dataclass(frozen=True)
 class KeyEntry:
-    label: str
-    alternatives: tuple[str, ...] = ()
+    label: Any  # a class name, or for extraction a JSON object, or for generation a text
+    alternatives: tuple[Any, ...] = ()
 
 
 def load_answer_key(path: Path) -> dict[str, KeyEntry]:
@@ -54,7 +54,8 @@ def load_answer_key(path: Path) -> dict[str, KeyEntry]:
             if not line.strip():
                 continue
             row = json.loads(line)
-            key[_norm(row["text"])] = KeyEntry(row["label"], tuple(row.get("alternatives") or ()))
+            alternatives = row.get("alternatives") or ()
+            key[_norm(row["text"])] = KeyEntry(row["label"], tuple(alternatives) if isinstance(alternatives, list) else ())
     return key
 
 
@@ -76,6 +77,8 @@ class SimulatedTeacher:
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def answer(self, text: str, sample: int = 0) -> SimAnswer:
+        if not self.labels:
+            return self._answer_open(text, sample)
         rng = self._rng(text, sample)
         entry = self.key.get(_norm(text))
         others = lambda exclude: [l for l in self.labels if l not in exclude]  # noqa: E731
@@ -100,6 +103,25 @@ class SimulatedTeacher:
         total = sum(weights) or 1.0
         top = [(label, prob)] + sorted(((l, rest * w / total) for l, w in zip(runners, weights)), key=lambda x: -x[1])
         return SimAnswer(label, prob, tuple(top))
+
+
+    def _answer_open(self, text: str, sample: int) -> SimAnswer:
+        """Extraction and generation: the key's answer (JSON objects serialised), or a plausible
+        mistake: the first alternative, or for an object the same object missing one field."""
+        rng = self._rng(text, sample)
+        entry = self.key.get(_norm(text))
+        if entry is None:
+            return SimAnswer("{}", 0.3, (("{}", 0.3),))
+        answer, prob = entry.label, 1.0 - 0.35 * rng.random() ** 2
+        if rng.random() >= self.accuracy:
+            prob = 0.3 + 0.5 * rng.random()
+            if entry.alternatives:
+                answer = entry.alternatives[0]
+            elif isinstance(answer, dict) and answer:
+                dropped = rng.choice(sorted(answer))
+                answer = {k: v for k, v in answer.items() if k != dropped}
+        content = answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True, ensure_ascii=False)
+        return SimAnswer(content, prob, ((content, prob),))
 
 
 def _token_entry(token: str, prob: float) -> dict[str, Any]:
@@ -134,6 +156,7 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
             choice["logprobs"] = {"content": [entry], "refusal": None}
         choices.append(choice)
     prompt_tokens = estimate_prompt_tokens(messages)
+    completion_tokens = sum(1 + len(c["message"]["content"]) // 4 for c in choices) if not teacher.labels else n
     return {
         "id": f"chatcmpl-sim-{counter}",
         "object": "chat.completion",
@@ -141,7 +164,8 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
         "model": model,
         "system_fingerprint": f"fp_sim_{teacher.seed}",
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n},
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
     }
 
 
