@@ -197,23 +197,61 @@ def cache_prune(older_than_days: float | None, model: str | None, endpoint: str 
     click.echo(f"{'would delete' if dry_run else 'deleted'} {n:,} cached answers")
 
 
+def _fault(ctx, param, values):
+    from distillbuild.teacher.simulated import FAULT_KINDS
+
+    faults = {}
+    for value in values:
+        kind, _, p = value.partition("=")
+        try:
+            prob = float(p)
+        except ValueError:
+            prob = -1.0
+        if kind not in FAULT_KINDS or not 0 <= prob <= 1:
+            raise click.BadParameter(f"{value!r}: expected KIND=P with KIND one of {', '.join(FAULT_KINDS)} and 0 <= P <= 1")
+        faults[kind] = prob
+    return faults
+
+
 @main.command("serve-teacher")
 @SPEC_ARG
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")
-def serve_teacher(spec: Path, port: int) -> None:
-    """Serve SPEC's simulated teacher as an OpenAI-compatible endpoint on 127.0.0.1."""
+@click.option("--latency-ms", type=click.FloatRange(min=0), help="Mean latency (default: the spec's).")
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute before answering 429.")
+@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute before answering 429.")
+@click.option("--fault", "faults", multiple=True, callback=_fault, metavar="KIND=P",
+              help="Inject a fault with probability P: rate_limit, server_error, timeout, connection_reset, malformed, truncated.")
+@click.option("--api-key-env", help="Require the bearer token held in this environment variable.")
+def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | None, tpm: int | None,
+                  faults: dict, api_key_env: str | None) -> None:
+    """Serve SPEC's simulated teacher as an OpenAI-compatible endpoint on 127.0.0.1.
+
+    Chat Completions with logprobs and usage, the Files and Batches endpoints, rate limits
+    answered with real 429s, and injectable faults: for testing clients, this one included.
+    """
+    import os
+
     from distillbuild.teacher.simulated import server_from_spec
 
     loaded = _load(spec)
     if loaded.get("teacher.provider") != "simulated":
         click.echo("serve-teacher needs teacher.provider: simulated", err=True)
         sys.exit(EXIT_BAD_SPEC)
+    overrides: dict = {}
+    if latency_ms is not None:
+        overrides["latency_ms"] = latency_ms
+    if rpm or tpm:
+        overrides["limits"] = {"rpm": rpm, "tpm": tpm}
+    if faults:
+        overrides["faults"] = faults
+    if api_key_env:
+        overrides["api_key"] = os.environ.get(api_key_env) or None
     try:
-        server = server_from_spec(loaded, port=port)
+        server = server_from_spec(loaded, port=port, **overrides)
     except OSError as exc:
         click.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
         sys.exit(EXIT_RUNTIME)
-    click.echo(f"simulated teacher on {server.base_url} (Ctrl-C stops)")
+    click.echo(f"simulated teacher (a stand-in, not a model) on {server.base_url}; Ctrl-C stops")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

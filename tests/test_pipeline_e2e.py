@@ -137,3 +137,37 @@ def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "fail"
     assert [g["gate"] for g in decision["gates"] if not g["pass"]] == ["accuracy"]
+
+
+def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):
+    """provider: openai through `dvc repro`: the key from the environment lands nowhere."""
+    from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
+
+    secret = "sk-proj-" + "S3cr3t" * 8
+    root = tmp_path / "repo"
+    root.mkdir()
+    inputs = _take(ROOT / "data/tickets/inputs.jsonl", 30)
+    heldout = _take(ROOT / "data/tickets/heldout.jsonl", 10)
+    write_rows(root / "data/inputs.jsonl", inputs)
+    write_rows(root / "data/heldout.jsonl", heldout)
+    spec = yaml.safe_load((ROOT / "distill.yaml").read_text())
+    key = load_answer_key(ROOT / "data/tickets/teacher_key.jsonl")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_SITE_CACHE_DIR=str(tmp_path / "site"), PROVIDER_KEY=secret)
+    with SimulatedTeacherServer(SimulatedTeacher(key, spec["task"]["labels"], 0.9, 1), api_key=secret) as server:
+        spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
+        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
+                           "api_key_env": "PROVIDER_KEY", "concurrency": 4}
+        (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        logs = ""
+        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["distill", "compile"],
+                    ["dvc", "repro", "teacher", "filter"]):
+            done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+            logs += done.stdout + done.stderr
+            assert done.returncode == 0, logs
+        assert server.requests_served == 40
+    assert (root / "dvc.lock").exists() and (root / "build/teacher/answers.jsonl").exists()
+    assert any((root / ".dvc/cache").rglob("*")) and any((root / ".distill/cache").rglob("*"))
+    assert secret not in logs
+    leaked = [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaked == []

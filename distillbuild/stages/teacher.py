@@ -205,6 +205,25 @@ def estimate_for(spec: Spec):
                     price_out=price.get("output_per_mtok"), budget_usd=t.get("budget_usd"))
 
 
+def summary(rep: dict[str, Any]) -> str:
+    """The one-screen summary printed when the stage ends."""
+    c, lat = rep["calls"], rep["latency_s"]
+    kinds = lambda d: ", ".join(f"{k} {v}" for k, v in d.items()) or "none"  # noqa: E731
+    ms = lambda v: f"{v * 1000:.0f} ms" if v is not None else "-"  # noqa: E731
+    rate = c["billed"] / rep["seconds"] if rep["seconds"] and c["billed"] else 0
+    who = f"{rep['provider']}:{rep['model']}" + (" (SIMULATED stand-in)" if rep["simulated"] else "")
+    return "\n".join([
+        f"teacher summary: {who}",
+        f"  requests    {c['requested']:,}: {c['from_cache']:,} from cache, {c['billed']:,} billed, "
+        f"{c['deduplicated']:,} duplicates sent once",
+        f"  retries     {kinds(c['retries'])}; rate-limit pauses {c['rate_limit_pauses']}",
+        f"  errors      {kinds(rep['errors'])}",
+        f"  tokens      {rep['tokens']['prompt']:,} prompt, {rep['tokens']['completion']:,} completion; ${rep['cost_usd']:.4f}",
+        f"  latency     p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}; {rate:.0f} calls/s over {rep['seconds']:.1f} s",
+        f"  fingerprint {', '.join(rep['system_fingerprints']) or '-'}",
+    ])
+
+
 def run(spec: Spec) -> int:
     task, t = spec["task"], spec["teacher"]
     inputs, heldout, requests = load_requests(spec)
@@ -239,9 +258,7 @@ def run(spec: Spec) -> int:
     write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
     rep = report(spec, stats, len(inputs), len(heldout), ambiguous)
     write_json(Path(layout.TEACHER_REPORT), rep)
-    errors = sum(stats.errors.values())
-    log(f"teacher: {stats.requested} answers ({stats.cache_hits} from cache, {stats.billed_calls} billed, "
-        f"{errors} errors), ${stats.cost_usd:.4f}, {stats.seconds:.1f}s")
-    if errors == len(rows):
+    log(summary(rep))
+    if sum(stats.errors.values()) == len(rows):
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0
