@@ -69,3 +69,34 @@ def test_kill_9_then_rerun_pays_only_for_the_missing(project, tmp_path):
     for path in [*root.rglob("*"), *tmp_path.rglob("*")]:
         if path.is_file() and ".git" not in path.parts:
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_budget_stop_exits_3_keeps_answers_and_a_rerun_continues(project, tmp_path):
+    root = project.root
+    rows = [{"id": f"b{i}", "text": f"budget ticket {i} " + "words " * 40} for i in range(200)]
+    write_rows(root / "data/inputs.jsonl", rows)
+    teacher = SimulatedTeacher({r["text"]: KeyEntry(LABELS[i % 4]) for i, r in enumerate(rows)}, LABELS, 1.0, 1)
+    env = dict(os.environ, RESUME_KEY=KEY, DISTILL_CACHE_DIR=str(tmp_path / "cache"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    with SimulatedTeacherServer(teacher, api_key=KEY) as server:
+        spec = base_spec()
+        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
+                           "api_key_env": "RESUME_KEY", "concurrency": 4,
+                           "price": {"input_per_mtok": 2.5, "output_per_mtok": 10}, "budget_usd": 0.01}
+        project(spec)
+        first = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
+        assert first.returncode == 3, first.stderr
+        assert "budget reached" in first.stderr and "rerun" in first.stderr.lower()
+        paid = server.requests_served
+        assert 0 < paid < 201
+        assert _cached(tmp_path / "cache/teacher.sqlite") == paid  # what was paid for is kept
+        spec["teacher"]["budget_usd"] = 1.0
+        project(spec)
+        second = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr
+        assert server.requests_served == 201  # the rerun paid only for the rest
+    report = json.loads((root / "build/teacher/report.json").read_text())
+    assert report["calls"]["from_cache"] == paid
+    # The first run stopped before passing its budget, within the cost of the requests in flight.
+    per_call = report["cost_usd"] / report["calls"]["billed"]
+    assert paid * per_call <= 0.01 + 4 * per_call
