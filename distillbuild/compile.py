@@ -22,7 +22,7 @@ STAGES = ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gat
 # (DVC refuses a params key that the file lacks), and the stage uses the schema default.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "teacher": ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "teacher"),
-    "filter": ("task.type", "task.labels", "filters"),
+    "filter": ("data.heldout", "task.type", "task.labels", "task.output_schema", "filters"),
     "dataset": ("task.type", "task.instruction", "split"),
     "configure": ("name", "task.type", "task.labels", "task.instruction", "student"),
     "train": (),  # reads only the config `configure` wrote
@@ -74,7 +74,7 @@ def pipeline(spec: Spec) -> dict[str, Any]:
             [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_REPORT],
         ),
         "filter": _stage(
-            spec, "filter", [layout.TEACHER_ANSWERS],
+            spec, "filter", [layout.TEACHER_ANSWERS, _rel(spec, "data.heldout")],
             [layout.FILTER_KEPT, layout.FILTER_REJECTED, layout.FILTER_REPORT],
         ),
         "dataset": _stage(

@@ -8,7 +8,7 @@ import pytest
 
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.stages.dataset import chat_row, in_validation
-from distillbuild.stages.filter import curate
+from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.stages.gate import check, table
 from distillbuild.evaluate.classification import accuracy, macro_f1, percentile
 
@@ -54,7 +54,7 @@ def test_every_rejection_has_a_reason_and_counts_add_up():
         {**_row(7), "text": "TEXT   1"},  # exact duplicate of r1 after normalisation
         _row(8, answer="Category: refund"),
     ]
-    kept, rejected, report = curate(rows, LABELS, {"min_confidence": 0.5, "dedup": {"exact": True}})
+    kept, rejected, report = curate(rows, FilterConfig(labels=tuple(LABELS), min_confidence=0.5))
     assert [r["id"] for r in kept] == ["r1", "r8"]
     assert kept[1]["label"] == "refund"
     assert {r["id"]: r["reason"] for r in rejected} == {
@@ -68,7 +68,7 @@ def test_every_rejection_has_a_reason_and_counts_add_up():
 
 def test_filters_can_be_turned_off():
     rows = [_row(1, conf=0.1), {**_row(2, conf=0.1), "text": "text 1"}]
-    kept, _, _ = curate(rows, LABELS, {"min_confidence": 0, "dedup": {"exact": False}})
+    kept, _, _ = curate(rows, FilterConfig(labels=tuple(LABELS), min_confidence=0, exact_dedup=False))
     assert len(kept) == 2
 
 

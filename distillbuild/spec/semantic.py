@@ -117,6 +117,17 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     if provider == "openai" and get_path(data, "teacher.simulated") is not None:
         add("teacher.simulated", "settings of the simulated teacher, but provider is openai")
 
+    for key in ("filters.rules.must_match", "filters.rules.must_not_match"):
+        pattern = get_path(data, key)
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                add(key, f"not a valid regular expression: {exc}")
+    lo, hi = get_path(data, "filters.rules.min_chars"), get_path(data, "filters.rules.max_chars")
+    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        add("filters.rules", f"min_chars {lo} is above max_chars {hi}: every answer would be dropped")
+
     samples = get_path(data, "teacher.samples")
     if isinstance(samples, int) and samples > 1 and not get_path(data, "teacher.temperature"):
         add("teacher.samples", "self-consistency needs varied answers: set teacher.temperature above 0")

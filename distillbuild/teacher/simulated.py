@@ -70,7 +70,8 @@ class SimulatedTeacher:
     """The answering logic, apart from HTTP."""
 
     def __init__(self, key: dict[str, KeyEntry], labels: list[str], accuracy: float, seed: int):
-        self.key, self.labels, self.accuracy, self.seed = key, list(labels), accuracy, seed
+        self.key = {_norm(text): entry for text, entry in key.items()}  # looked up by normalised prompt
+        self.labels, self.accuracy, self.seed = list(labels), accuracy, seed
 
     def _rng(self, text: str, sample: int) -> random.Random:
         digest = hashlib.sha256(f"{self.seed}\0{sample}\0{_norm(text)}".encode()).digest()
@@ -87,14 +88,14 @@ class SimulatedTeacher:
             label, prob, gold, alts = rng.choice(self.labels), 0.25 + 0.25 * rng.random(), None, []
         elif rng.random() < self.accuracy:
             gold, alts = entry.label, [a for a in entry.alternatives if a in self.labels and a != entry.label]
-            label, prob = gold, 1.0 - 0.35 * rng.random() ** 2  # mostly confident
+            label, prob = gold, 1.0 - 0.45 * rng.random() ** 2  # mostly confident: 0.55-1, median 0.89
         else:
             gold, alts = entry.label, [a for a in entry.alternatives if a in self.labels and a != entry.label]
             if alts and rng.random() < 0.8:
                 label = alts[0]
             else:
                 label = rng.choice(others({gold}))
-            prob = 0.3 + 0.5 * rng.random()  # mostly unsure, sometimes confidently wrong
+            prob = 0.25 + 0.7 * rng.random() ** 1.5  # mostly unsure, sometimes confidently wrong: 0.25-0.95
         # Spread the remaining mass: the true label and the plausible confusions first.
         rest = 1.0 - prob
         runners = list(dict.fromkeys(l for l in ([gold] if gold else []) + alts if l != label))
@@ -112,9 +113,9 @@ class SimulatedTeacher:
         entry = self.key.get(_norm(text))
         if entry is None:
             return SimAnswer("{}", 0.3, (("{}", 0.3),))
-        answer, prob = entry.label, 1.0 - 0.35 * rng.random() ** 2
+        answer, prob = entry.label, 1.0 - 0.45 * rng.random() ** 2
         if rng.random() >= self.accuracy:
-            prob = 0.3 + 0.5 * rng.random()
+            prob = 0.25 + 0.7 * rng.random() ** 1.5
             if entry.alternatives:
                 answer = entry.alternatives[0]
             elif isinstance(answer, dict) and answer:

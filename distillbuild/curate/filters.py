@@ -1,0 +1,243 @@
+"""The filter engine (pure): which teacher answers a student may learn from, and why not.
+
+Row checks run first, in the order of ROW_CHECKS; a row gets the first reason that applies.
+The survivors then go through the set-level passes, in order: exact duplicates (NFKC, case
+folding, whitespace), copies of held-out inputs (decontamination), near-duplicates (MinHash
+LSH over word 3-grams; the earliest of a cluster stays), and the per-class cap. Every rejected
+row keeps its reason and a detail; the report counts them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from distillbuild.curate.normalize import normalize_label, normalize_text
+
+Row = dict[str, Any]
+Verdict = tuple[str, str] | None
+
+# What refusals look like from providers that do not fill `message.refusal`.
+_REFUSAL = re.compile(
+    r"^\s*(?:i'?m sorry|i am sorry|sorry,? (?:but )?i|i can(?:no|')t (?:help|assist|comply)|i cannot (?:help|assist|comply)"
+    r"|i'?m (?:not able|unable) to|i am (?:not able|unable) to|as an ai\b)",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    task_type: str = "classification"
+    labels: tuple[str, ...] = ()
+    output_schema: dict[str, Any] | None = None
+    min_confidence: float = 0.0
+    min_agreement: float = 0.0
+    exact_dedup: bool = True
+    near_threshold: float | None = None
+    decontaminate: bool = True
+    decontaminate_threshold: float = 0.8
+    min_chars: int | None = None
+    max_chars: int | None = None
+    must_match: str | None = None
+    must_not_match: str | None = None
+    max_per_class: int | None = None
+
+    @classmethod
+    def from_spec(cls, task: dict[str, Any], filters: dict[str, Any]) -> "FilterConfig":
+        dedup, rules = filters.get("dedup") or {}, filters.get("rules") or {}
+        return cls(
+            task_type=task["type"], labels=tuple(task.get("labels") or ()), output_schema=task.get("output_schema"),
+            min_confidence=filters.get("min_confidence", 0.0), min_agreement=filters.get("min_agreement", 0.0),
+            exact_dedup=dedup.get("exact", True), near_threshold=dedup.get("near_threshold"),
+            decontaminate=filters.get("decontaminate", True),
+            decontaminate_threshold=filters.get("decontaminate_threshold", 0.8),
+            min_chars=rules.get("min_chars"), max_chars=rules.get("max_chars"),
+            must_match=rules.get("must_match"), must_not_match=rules.get("must_not_match"),
+            max_per_class=rules.get("max_per_class"),
+        )
+
+
+# --- row checks: one function each, (reason, detail) or None -------------------------------------
+
+def _teacher_error(row: Row, cfg: FilterConfig) -> Verdict:
+    if row.get("error") or "answer" not in row or (row.get("answer") is None and not row.get("refusal")):
+        return "teacher_error", str(row.get("error") or "no answer")
+    return None
+
+
+def _refusal(row: Row, cfg: FilterConfig) -> Verdict:
+    if row.get("refusal"):
+        return "refusal", str(row["refusal"])[:200]
+    if _REFUSAL.match(row.get("answer") or ""):
+        return "refusal", f"answer reads as a refusal: {row['answer'][:80]!r}"
+    return None
+
+
+def _empty(row: Row, cfg: FilterConfig) -> Verdict:
+    return ("empty", "the answer is blank") if not (row.get("answer") or "").strip() else None
+
+
+def _truncated(row: Row, cfg: FilterConfig) -> Verdict:
+    return ("truncated", "finish_reason: length (the answer hit max_tokens)") if row.get("finish_reason") == "length" else None
+
+
+def _invalid_label(row: Row, cfg: FilterConfig) -> Verdict:
+    if cfg.task_type == "classification" and normalize_label(row["answer"], list(cfg.labels)) is None:
+        return "invalid_label", f"answer {row['answer'][:80]!r} is not one of the labels"
+    return None
+
+
+def _invalid_json(row: Row, cfg: FilterConfig) -> Verdict:
+    if cfg.task_type != "extraction":
+        return None
+    try:
+        value = json.loads(row["answer"])
+    except ValueError as exc:
+        return "invalid_json", f"not JSON: {exc}"[:200]
+    if cfg.output_schema is not None:
+        from jsonschema import Draft202012Validator
+
+        error = next(iter(Draft202012Validator(cfg.output_schema).iter_errors(value)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            return "schema_mismatch", f"{where}: {error.message}"[:200]
+    return None
+
+
+def _low_confidence(row: Row, cfg: FilterConfig) -> Verdict:
+    if cfg.min_confidence <= 0:
+        return None
+    confidence = row.get("confidence")
+    if confidence is None:
+        return "low_confidence", "no logprobs to measure confidence"
+    if confidence < cfg.min_confidence:
+        return "low_confidence", f"p={confidence:.3f} < {cfg.min_confidence}"
+    return None
+
+
+def _low_agreement(row: Row, cfg: FilterConfig) -> Verdict:
+    agreement = row.get("agreement")
+    if cfg.min_agreement > 0 and agreement is not None and agreement < cfg.min_agreement:
+        return "low_agreement", f"{agreement:.2f} of the samples agree < {cfg.min_agreement}"
+    return None
+
+
+def _length(row: Row, cfg: FilterConfig) -> Verdict:
+    n = len(row["answer"])
+    if cfg.min_chars is not None and n < cfg.min_chars:
+        return "length", f"{n} characters < {cfg.min_chars}"
+    if cfg.max_chars is not None and n > cfg.max_chars:
+        return "length", f"{n} characters > {cfg.max_chars}"
+    return None
+
+
+def _pattern(row: Row, cfg: FilterConfig) -> Verdict:
+    if cfg.must_match and not re.search(cfg.must_match, row["answer"]):
+        return "pattern", f"does not match /{cfg.must_match}/"
+    if cfg.must_not_match and re.search(cfg.must_not_match, row["answer"]):
+        return "pattern", f"matches /{cfg.must_not_match}/"
+    return None
+
+
+ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
+    _teacher_error, _refusal, _empty, _truncated, _invalid_label, _invalid_json,
+    _low_confidence, _low_agreement, _length, _pattern,
+)
+SET_REASONS = ("duplicate", "contaminated", "near_duplicate", "class_cap")
+REASONS = ("teacher_error", "refusal", "empty", "truncated", "invalid_label", "invalid_json", "schema_mismatch",
+           "low_confidence", "low_agreement", "length", "pattern") + SET_REASONS
+
+
+def row_verdict(row: Row, cfg: FilterConfig) -> Verdict:
+    for check in ROW_CHECKS:
+        verdict = check(row, cfg)
+        if verdict:
+            return verdict
+    return None
+
+
+def _kept_row(row: Row, cfg: FilterConfig) -> Row:
+    label = normalize_label(row["answer"], list(cfg.labels)) if cfg.task_type == "classification" else row["answer"]
+    return {"id": row["id"], "text": row["text"], "label": label,
+            "label_probs": row.get("label_probs"), "confidence": row.get("confidence")}
+
+
+def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None) -> tuple[list[Row], list[Row], dict]:
+    """(kept rows, rejected rows with reason and detail, report)."""
+    rejected: list[Row] = []
+
+    def reject(row: Row, reason: str, detail: str) -> None:
+        rejected.append({"id": row["id"], "text": row["text"], "answer": row.get("answer"), "reason": reason, "detail": detail})
+
+    survivors: list[Row] = []
+    for row in rows:
+        verdict = row_verdict(row, cfg)
+        if verdict:
+            reject(row, *verdict)
+        else:
+            survivors.append(row)
+
+    if cfg.exact_dedup:
+        seen: dict[str, Any] = {}
+        unique = []
+        for row in survivors:
+            key = normalize_text(row["text"])
+            if key in seen:
+                reject(row, "duplicate", f"same text as {seen[key]}")
+            else:
+                seen[key] = row["id"]
+                unique.append(row)
+        survivors = unique
+
+    if cfg.decontaminate and heldout_texts:
+        from distillbuild.curate.neardup import contaminated_by
+
+        hits = contaminated_by([r["text"] for r in survivors], heldout_texts, cfg.decontaminate_threshold)
+        clean = []
+        for row, hit in zip(survivors, hits):
+            if hit is not None:
+                reject(row, "contaminated", f"near-duplicates held-out input #{hit}: {heldout_texts[hit][:60]!r}")
+            else:
+                clean.append(row)
+        survivors = clean
+
+    if cfg.near_threshold is not None and survivors:
+        from distillbuild.curate.neardup import near_duplicate_representatives
+
+        reps = near_duplicate_representatives([r["text"] for r in survivors], cfg.near_threshold)
+        clean = []
+        for i, (row, rep) in enumerate(zip(survivors, reps)):
+            if rep != i:
+                reject(row, "near_duplicate", f"near-duplicates {survivors[rep]['id']}")
+            else:
+                clean.append(row)
+        survivors = clean
+
+    kept = [_kept_row(r, cfg) for r in survivors]
+    balance_before = Counter(r["label"] for r in kept)
+    if cfg.max_per_class is not None:
+        counts: Counter = Counter()
+        capped = []
+        for row in kept:
+            counts[row["label"]] += 1
+            if counts[row["label"]] > cfg.max_per_class:
+                reject(row, "class_cap", f"more than {cfg.max_per_class} rows of {row['label']!r}")
+            else:
+                capped.append(row)
+        kept = capped
+
+    reasons = Counter(r["reason"] for r in rejected)
+    order = {row["id"]: i for i, row in enumerate(rows)}
+    rejected.sort(key=lambda r: order.get(r["id"], 0))
+    report = {
+        "rows": len(rows),
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "by_reason": {reason: reasons.get(reason, 0) for reason in REASONS},
+        "class_balance": dict(sorted(Counter(r["label"] for r in kept).items())) if cfg.task_type == "classification" else None,
+        "class_balance_before_cap": dict(sorted(balance_before.items())) if cfg.max_per_class and cfg.task_type == "classification" else None,
+    }
+    return kept, rejected, report
