@@ -68,7 +68,9 @@ def simulated_endpoint_id(spec: Spec) -> str:
     """Stable across runs (the server's port is not): the key file's content and the stand-in's settings."""
     sim = spec["teacher"]["simulated"]
     digest = hashlib.sha256(spec.resolve(sim["answers"]).read_bytes()).hexdigest()[:16]
-    return f"simulated:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
+    from distillbuild.teacher.simulated import BEHAVIOUR_VERSION
+
+    return f"simulated-v{BEHAVIOUR_VERSION}:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
 
 
 def _comparable(answer: str | None, task: dict[str, Any]) -> Any:

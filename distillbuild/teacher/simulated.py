@@ -37,6 +37,11 @@ from distillbuild.teacher.prompts import prompt_text
 from distillbuild.teacher.simulated_batch import ApiError, BatchStore
 
 
+# Part of the simulated endpoint's identity in cache keys: bump it whenever answers change for
+# the same key file, accuracy and seed, so no cache serves answers of an older stand-in.
+BEHAVIOUR_VERSION = 2
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split())
 
