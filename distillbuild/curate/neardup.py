@@ -48,7 +48,10 @@ _LSH_WEIGHTS = (0.05, 0.95)
 @lru_cache(maxsize=64)
 def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows per band) that datasketch's optimiser picks for the threshold and num_perm."""
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=_LSH_WEIGHTS)
+    try:
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=_LSH_WEIGHTS)
+    except ValueError:  # the optimum is one band (thresholds near 1), which MinHashLSH refuses
+        return 2, num_perm // 2
     return lsh.b, lsh.r
 
 
@@ -63,7 +66,7 @@ def _check(threshold: float, num_perm: int) -> None:
 def _gc_paused() -> Iterator[None]:
     # The LSH tables hold a set per bucket, about a million container objects for 100k texts,
     # none of them in a cycle. Without the pause, full collections rescanning that growing heap
-    # made 100k texts take 12-14x the time of 10k (about 10x with it).
+    # made 100k texts take 12-14x the time of 10k (about 11x with it, see bench/README.md).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -168,8 +171,8 @@ def _representatives(texts: list[str], threshold: float, num_perm: int, shingle_
 def contaminated_by(train_texts: list[str], heldout_texts: list[str], threshold: float,
                     num_perm: int = 128, shingle_size: int = 3, seed: int = 1) -> list[int | None]:
     """For each training text, the index of a held-out text it near-duplicates (MinHash-estimated
-    Jaccard >= threshold, or equal after `normalize_text`), else None. Of several, the most
-    similar, then the earliest."""
+    Jaccard >= threshold), else None. An exact duplicate (equal after `normalize_text`) comes
+    first; otherwise, of several, the most similar, then the earliest."""
     _check(threshold, num_perm)
     with _gc_paused():
         return _contaminated(train_texts, heldout_texts, threshold, num_perm, shingle_size, seed)
@@ -180,7 +183,8 @@ def _contaminated(train_texts: list[str], heldout_texts: list[str], threshold: f
     exact: dict[str, int] = {}
     for j, text in enumerate(heldout_texts):
         exact.setdefault(normalize_text(text), j)
-    held_owners, held_sets = [], []
+    held_owners: list[int] = []
+    held_sets: list[set[bytes]] = []
     for j, text in enumerate(heldout_texts):
         grams = shingles(text, shingle_size)
         if grams:
