@@ -28,9 +28,11 @@ LABELS = ["billing", "refund", "login", "feature_request"]
     ("", None),
     (None, None),
     ("shipping", None),
+    ("reverted_card_payment?", "reverted_card_payment?"),
+    ("Category: reverted_card_payment?", "reverted_card_payment?"),
 ])
 def test_normalize_label(answer, label):
-    assert normalize_label(answer, LABELS) == label
+    assert normalize_label(answer, LABELS + ["reverted_card_payment?"]) == label
 
 
 def test_normalize_text_is_nfkc_casefold_whitespace():

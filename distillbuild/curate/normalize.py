@@ -25,10 +25,18 @@ def normalize_label(answer: str | None, labels: list[str]) -> str | None:
     if not answer:
         return None
     by_key = {_label_key(label): label for label in labels}
-    candidate = answer.strip()
-    for _ in range(3):  # peel nested decorations like **"Category: billing".**
-        stripped = _EDGE.sub("", _PREFIX.sub("", candidate))
-        if stripped == candidate:
-            break
-        candidate = stripped
-    return by_key.get(_label_key(candidate))
+    # Peel decorations one kind at a time ("Category:" prefixes, quotes, markdown, punctuation),
+    # checking every layer, so labels that end in punctuation ("payment?") still match.
+    frontier, seen = [answer.strip()], set()
+    for _ in range(4):
+        peeled = []
+        for candidate in frontier:
+            if candidate in seen:
+                continue
+            seen.add(candidate)
+            hit = by_key.get(_label_key(candidate))
+            if hit is not None:
+                return hit
+            peeled += [_PREFIX.sub("", candidate, count=1).strip(), _EDGE.sub("", candidate)]
+        frontier = peeled
+    return None
