@@ -117,6 +117,45 @@ def summary(spec: Path) -> None:
 
 
 @main.command()
+@click.argument("base_rev", required=False, default="HEAD")
+@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+def diff(base_rev: str, spec_path: Path, as_json: bool) -> None:
+    """What the change to SPEC since BASE_REV (default HEAD) does, as Markdown for a pull request:
+    the spec's semantic diff, the stages that rebuild and why, new teacher calls and dollars
+    (net of the cache), and the metrics diff when both sides are built."""
+    import json
+
+    from distillbuild.review.diff import diff_report, render_markdown
+
+    _load(spec_path)  # a broken spec is refused like everywhere else: exit 2, file and line
+    try:
+        report = diff_report(spec_path, base_rev)
+    except StageError as exc:
+        click.echo(f"distill diff: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(json.dumps(report, indent=2) if as_json else render_markdown(report))
+
+
+@main.command()
+@SPEC_ARG
+@click.option("--version", help="The version to tag, X.Y.Z (default: the next one).")
+@click.option("--bump", type=click.Choice(["major", "minor", "patch"]), default="minor", show_default=True,
+              help="Which part of the last version to raise.")
+def promote(spec: Path, version: str | None, bump: str) -> None:
+    """Tag the last build of SPEC as NAME@vX.Y.Z, if its gates passed and its record is committed."""
+    from distillbuild.review.promote import promote as promote_build
+
+    loaded = _load(spec)
+    try:
+        tag = promote_build(loaded, version, bump)
+    except StageError as exc:
+        click.echo(f"distill promote: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"tagged {tag}; publish it with `git push origin {tag}`")
+
+
+@main.command()
 @SPEC_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(spec: Path, as_json: bool) -> None:

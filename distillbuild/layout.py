@@ -28,6 +28,7 @@ METRICS = f"{BUILD}/evaluate/metrics.json"
 PREDICTIONS = f"{BUILD}/evaluate/predictions.json"
 
 DECISION = f"{BUILD}/gate/decision.json"
+MODEL_CARD = f"{BUILD}/gate/model_card.md"
 
 # The teacher cache lives outside every DVC output, so no `dvc repro` or `dvc gc` can
 # delete a paid answer. One per repository, shared by all its pipelines.

@@ -120,6 +120,40 @@ def test_rerunning_the_teacher_pays_nothing(repo):
     assert "filter" not in status and "evaluate" not in status
 
 
+def test_a_passing_gate_records_lineage_and_writes_a_model_card(repo):
+    root, _, _, _ = repo
+    decision = json.loads((root / "build/gate/decision.json").read_text())
+    lineage = decision["lineage"]
+    assert len(lineage["spec_sha256"]) == 64 and len(lineage["model_sha256"]) == 64
+    assert lineage["data_sha256"]["inputs"] and lineage["teacher"]["answers_sha256"]
+    assert lineage["teacher"]["simulated"] is True
+    assert any(g["gate"] == "heldout_rows" and g["pass"] for g in decision["gates"])  # the implicit minimum
+    card = (root / "build/gate/model_card.md").read_text()
+    assert card.startswith("---\n") and "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert "simulated stand-in" in card and lineage["model_sha256"] in card
+    assert "- Terms: The simulated stand-in has no terms." in card  # teacher.terms, beside the numbers
+    dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
+    assert dvc_yaml["artifacts"]["ticket-triage"]["path"] == "build/model"
+    assert dvc_yaml["artifacts"]["ticket-triage"]["type"] == "model"
+
+
+def test_promote_tags_a_committed_passing_build(repo):
+    root, sh, _, _ = repo
+    refused = sh("distill", "promote", check=False)
+    assert refused.returncode == 1 and "commit the build record" in refused.stderr
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "build v1")
+    first = sh("distill", "promote")
+    assert "ticket-triage@v1.0.0" in first.stdout
+    assert sh("git", "tag", "--list", "ticket-triage@*").stdout.split() == ["ticket-triage@v1.0.0"]
+    message = sh("git", "tag", "-n99", "ticket-triage@v1.0.0").stdout
+    decision = json.loads((root / "build/gate/decision.json").read_text())
+    assert decision["lineage"]["model_sha256"] in message
+    assert "ticket-triage@v1.1.0" in sh("distill", "promote").stdout
+    assert "ticket-triage@v1.1.1" in sh("distill", "promote", "--bump", "patch").stdout
+    assert sh("distill", "promote", "--version", "1.1.1", check=False).returncode == 1  # exists already
+
+
 def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     root, sh, _, spec = repo
     spec = json.loads(json.dumps(spec))
@@ -137,6 +171,9 @@ def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "fail"
     assert [g["gate"] for g in decision["gates"] if not g["pass"]] == ["accuracy"]
+    assert not (root / "build/gate/model_card.md").exists()  # no card for a model that failed
+    refused = sh("distill", "promote", check=False)
+    assert refused.returncode == 1 and "gate failed (accuracy)" in refused.stderr
 
 
 def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):

@@ -1,19 +1,22 @@
 """`gate`: promotion is refused unless every gate in `gates` holds.
 
-Fails closed: a metric that is missing, not a number, or NaN fails its gate. Prints the
-table of gate, required, observed and verdict, writes decision.json, and exits 1 on failure.
+Fails closed: a metric that is missing, not a number, or NaN fails its gate, and so does a
+held-out set smaller than evaluation.min_heldout_rows. Prints the table of gate, required,
+observed and verdict; writes decision.json with the build's lineage (hashes of the spec, data,
+teacher answers, dataset, model files and metrics); on a pass writes the model card; exits 1 on
+failure.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 from distillbuild import layout
 from distillbuild.errors import EXIT_GATE_FAILED
-from distillbuild.io import read_json, write_json
+from distillbuild.io import write_json, write_text
 from distillbuild.spec import Spec
 
 
@@ -47,28 +50,35 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+def _metrics(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (FileNotFoundError, ValueError):
+        return {}  # fails every gate below: closed, not open
 
 
 def run(spec: Spec) -> int:
-    metrics_path = Path(layout.METRICS)
-    metrics = read_json(metrics_path) if metrics_path.exists() else {}
+    from distillbuild.review.lineage import lineage
+    from distillbuild.review.model_card import model_card
+
+    metrics = _metrics(Path(layout.METRICS))
     rows = [check(name, bound, metrics) for name, bound in spec["gates"].items()]
+    if "heldout_rows" not in spec["gates"]:  # too few rows prove nothing
+        rows.append(check("heldout_rows", {"min": spec.get("evaluation.min_heldout_rows")}, metrics))
     passed = all(r["pass"] for r in rows)
     promote = spec.get("promote.name") or spec["name"]
-    decision = {
-        "verdict": "pass" if passed else "fail",
-        "model": promote,
-        "gates": rows,
-        "teacher_simulated": spec.get("teacher.provider") == "simulated",
-        "spec_sha256": spec.sha256,
-        "metrics_sha256": _sha256(metrics_path),
-    }
-    write_json(Path(layout.DECISION), decision)
+    record = lineage(spec)
+    write_json(Path(layout.DECISION), {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows,
+                                      "lineage": record})
+    card = Path(layout.MODEL_CARD)
+    if passed:
+        write_text(card, model_card(spec, metrics, rows, record))
+    elif card.exists():
+        card.unlink()  # no card for a model that failed its gates
     print(table(rows))
     if passed:
-        print(f"gate: PASS: {promote} may be promoted")
+        print(f"gate: PASS: {promote} may be promoted (`distill promote`)")
         return 0
     failed = ", ".join(r["gate"] for r in rows if not r["pass"])
     print(f"gate: FAIL ({failed}): {promote} is not promoted")

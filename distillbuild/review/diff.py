@@ -1,0 +1,636 @@
+"""`distill diff [BASE_REV]`: what a change to a spec does, relative to a git revision.
+
+Computed from git, the spec and the compiler; no stage runs and no teacher is called:
+
+1. the spec's semantic diff: both sides parsed and compared as data (comments and key order
+   do not count), one row per changed, added or removed key path (`task.labels[3]`);
+2. the stages that rebuild, and why: a spec key the stage reads changed (`compile.STAGE_PARAMS`;
+   a key path equal to, under or above a listed key), a data file it depends on changed (git
+   blob at BASE_REV, or the md5 in a `.dvc` file there, against the working tree), or a stage
+   upstream rebuilds ("after `teacher`": then only if that stage's outputs change, since DVC
+   skips a stage whose dependencies hash the same); plus whether dvc.yaml is stale;
+3. the teacher calls and dollars the change costs: `estimate_for(spec)` when `teacher`
+   rebuilds (net of the teacher cache on this machine), else none;
+4. the metrics diff when both sides are built (`dvc metrics diff BASE_REV`).
+
+    report = diff_report(Path("distill.yaml"), "origin/main")   # JSON-able
+    print(render_markdown(report))                             # a pull-request comment
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from distillbuild.errors import SpecError, StageError
+
+GIT_TIMEOUT_S = 120
+DVC_TIMEOUT_S = 300
+CELL_CHARS = 60  # a table cell's value is cut after this many characters
+MAX_CHANGE_ROWS = 50
+MAX_METRIC_ROWS = 40
+DATA_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers")
+
+
+class _Absent:
+    """A key that one side of the diff does not have (distinct from an explicit null)."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+# ----------------------------------------------------------------------------------------
+# git
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=GIT_TIMEOUT_S, env=env)
+    except FileNotFoundError:
+        raise StageError("git is not installed: distill diff compares the spec with a git revision") from None
+    except subprocess.TimeoutExpired:
+        raise StageError(f"`git {args[0]}` took more than {GIT_TIMEOUT_S} s") from None
+
+
+def _git_out(args: list[str], cwd: Path) -> str | None:
+    done = _git(args, cwd)
+    return done.stdout.decode("utf-8", "replace").strip() if done.returncode == 0 else None
+
+
+def _repo_root(start: Path) -> Path:
+    top = _git_out(["rev-parse", "--show-toplevel"], start)
+    if not top:
+        raise StageError(f"{start} is not in a git repository: distill diff compares the spec with a git revision")
+    return Path(top).resolve()
+
+
+def _resolve_rev(root: Path, rev: str) -> str:
+    if not rev.strip() or rev.startswith("-") or any(c in rev for c in "\n\r\0"):
+        raise StageError(f"{rev!r} is not a git revision")
+    commit = _git_out(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root)
+    if not commit:
+        hint = ""
+        if _git_out(["rev-parse", "--is-shallow-repository"], root) == "true":
+            hint = " (this clone is shallow: fetch the history, e.g. actions/checkout with fetch-depth: 0)"
+        elif "/" in rev:
+            hint = f" (fetch it first: git fetch {rev.split('/', 1)[0]})"
+        raise StageError(f"unknown revision {rev!r}: no such commit, branch or tag in {root}{hint}")
+    return commit
+
+
+def _blob_at(root: Path, commit: str, rel: str) -> str | None:
+    """The object id of `rel` (repository-relative, POSIX) at `commit`, or None where absent."""
+    return _git_out(["rev-parse", "--verify", "--quiet", f"{commit}:{rel}"], root) or None
+
+
+# ----------------------------------------------------------------------------------------
+# 1. the spec's semantic diff
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a is ABSENT or b is ABSENT:
+        return a is b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def semantic_diff(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """(key path, old, new) for every changed, added (old is ABSENT) and removed (new is ABSENT) key.
+
+    Mappings are compared key by key, lists element-wise when both have the same length and
+    as a whole value otherwise. Key order does not count; the new side's order is kept.
+    """
+    from distillbuild.spec.loader import join_path
+
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in b:
+                walk(a[key] if key in a else ABSENT, b[key], join_path(path, key))
+            for key in a:
+                if key not in b:
+                    out.append((join_path(path, key), a[key], ABSENT))
+            return
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                walk(x, y, join_path(path, i))
+            return
+        if not _equal(a, b):
+            out.append((path, a, b))
+
+    walk(old, new, "")
+    return out
+
+
+def _safe(value: Any, key: str = "") -> Any:
+    """JSON-able, with anything that looks like a secret replaced (an old spec may predate the checks)."""
+    from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
+
+    last = re.split(r"[.\[]", key)[-1] if key else ""
+    if value is ABSENT:
+        return None
+    if last and SECRET_KEY_NAMES.match(last) and value is not None:
+        return "***"
+    if isinstance(value, dict):
+        return {str(k): _safe(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe(v) for v in value]
+    if isinstance(value, str):
+        if looks_like_secret(value):
+            return "***"
+        return re.sub(r"(://)[^/@\s]+@", r"\1***@", value)  # credentials inside a URL
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if value is None or isinstance(value, (bool, int, float)):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    return str(value)
+
+
+def _change_record(key: str, old: Any, new: Any) -> dict[str, Any]:
+    status = "added" if old is ABSENT else "removed" if new is ABSENT else "changed"
+    return {"key": key, "status": status, "old": _safe(old, key), "new": _safe(new, key)}
+
+
+# ----------------------------------------------------------------------------------------
+# 2. stages
+
+
+def reads(changed: str, listed: str) -> bool:
+    """Does a stage that lists `listed` read the changed key path? Equal, under, or above it."""
+    return (changed == listed or changed.startswith((listed + ".", listed + "["))
+            or listed.startswith((changed + ".", changed + "[")))
+
+
+def _outputs(body: dict[str, Any]) -> list[str]:
+    paths = []
+    for field in ("outs", "metrics", "plots"):
+        for entry in body.get(field) or []:
+            paths.append(entry if isinstance(entry, str) else next(iter(entry)))
+    return paths
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not security
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _dvc_md5_at(root: Path, commit: str, rel: str) -> str | None:
+    """The md5 a `.dvc` file at `commit` records for `rel` (data tracked by DVC, not git)."""
+    import yaml
+
+    if not _blob_at(root, commit, rel + ".dvc"):
+        return None
+    done = _git(["cat-file", "blob", f"{commit}:{rel}.dvc"], root)
+    try:
+        doc = yaml.safe_load(done.stdout.decode("utf-8"))
+        return str(doc["outs"][0]["md5"])
+    except Exception:  # noqa: BLE001 - an unreadable .dvc file: treated as unknown
+        return None
+
+
+def _file_status(root: Path, commit: str, rel: str) -> tuple[str, str]:
+    """(status, how) of a data file: unchanged | modified | added | deleted, against `commit`."""
+    path = root / rel
+    base = _blob_at(root, commit, rel)
+    if path.is_dir():
+        if base is None:
+            return "added", "not in git at the base"
+        done = _git(["diff", "--quiet", commit, "--", rel], root)
+        return ("unchanged" if done.returncode == 0 else "modified"), "git diff of the directory"
+    if not path.is_file():
+        return ("deleted" if base else "missing"), "not in the working tree"
+    if base is not None:
+        work = _git_out(["hash-object", "--", rel], root)
+        return ("unchanged" if work == base else "modified"), "git blob hash"
+    md5 = _dvc_md5_at(root, commit, rel)
+    if md5 is not None:
+        return ("unchanged" if _md5(path) == md5 else "modified"), f"md5 in {Path(rel).name}.dvc"
+    return "added", "not in git (nor a .dvc file) at the base"
+
+
+def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
+                    new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from distillbuild.compile import STAGE_PARAMS, STAGES, pipeline
+
+    bodies = pipeline(spec)["stages"]
+    producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
+    key_of = {}
+    for key in DATA_KEYS:
+        value = spec.get(key)
+        if isinstance(value, str):
+            key_of.setdefault(Path(value).as_posix(), key)
+
+    files: dict[str, dict[str, Any]] = {}  # dep (relative to the spec's directory) -> status
+
+    def file_record(dep: str) -> dict[str, Any]:
+        if dep not in files:
+            rel = Path(os.path.normpath(spec.dir / dep))
+            try:
+                rel_s = rel.relative_to(root).as_posix()
+            except ValueError:
+                files[dep] = {"path": dep, "key": key_of.get(dep), "status": "unknown", "how": "outside the repository"}
+                return files[dep]
+            status, how = ("added", "new pipeline") if new_pipeline else _file_status(root, commit, rel_s)
+            files[dep] = {"path": rel_s, "key": key_of.get(dep), "status": status, "how": how}
+        return files[dep]
+
+    records: dict[str, dict[str, Any]] = {}
+    for name in STAGES:
+        body = bodies.get(name, {})
+        upstream: list[str] = []
+        changed_files: list[dict[str, Any]] = []
+        for dep in body.get("deps") or []:
+            made_by = [s for out, s in producers.items() if s != name and _overlaps(dep, out)]
+            if made_by:
+                upstream += [s for s in made_by if s not in upstream]
+            else:
+                rec = file_record(dep)
+                if rec["status"] != "unchanged":
+                    changed_files.append(rec)
+        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in STAGE_PARAMS.get(name, ()))]
+        roots: list[str] = []
+        for u in STAGES:
+            if u in upstream and records.get(u, {}).get("rebuilds"):
+                for r in ([u] if not records[u]["conditional"] else records[u]["after"]):
+                    if r not in roots:
+                        roots.append(r)
+        roots.sort(key=STAGES.index)
+        own = bool(keys or changed_files or new_pipeline)
+        reasons = []
+        if new_pipeline:
+            reasons.append("new pipeline: no spec at the base")
+        else:
+            if keys:
+                reasons.append(_keys_reason(keys, changes))
+            for f in changed_files:
+                reasons.append(f"{_code(f['path'])} {f['status']}" + (f" ({_code(f['key'])})" if f["key"] else ""))
+            if roots:
+                reasons.append("after " + ", ".join(_code(r) for r in roots))
+        records[name] = {
+            "stage": name,
+            "rebuilds": own or bool(roots),
+            "conditional": not own and bool(roots),
+            "keys": keys,
+            "files": [f["path"] for f in changed_files],
+            "after": roots if not new_pipeline else [],
+            "upstream": upstream,
+            "reasons": reasons,
+        }
+    return [records[s] for s in STAGES], list(files.values())
+
+
+def _keys_reason(keys: list[str], changes: list[dict[str, Any]]) -> str:
+    status = {c["key"]: c["status"] for c in changes}
+    shown = ", ".join(f"{_code(k)} {status.get(k, 'changed')}" for k in keys[:4])
+    return shown + (f" and {len(keys) - 4} more keys" if len(keys) > 4 else "")
+
+
+# ----------------------------------------------------------------------------------------
+# 3. teacher cost
+
+
+def _teacher_cost(spec: Any, rebuilds: bool) -> dict[str, Any]:
+    simulated = spec.get("teacher.provider") == "simulated"
+    out: dict[str, Any] = {"rebuilds": rebuilds, "provider": spec.get("teacher.provider"),
+                           "model": spec.get("teacher.model"), "simulated": simulated,
+                           "new_calls": 0, "estimate": None, "error": None}
+    if not rebuilds:
+        return out
+    from distillbuild.stages.teacher import estimate_for
+
+    try:
+        est = estimate_for(spec)
+    except (StageError, OSError, ValueError) as exc:
+        out["error"] = " ".join(str(exc).split())[:300]
+        out["new_calls"] = None
+        return out
+    out["estimate"] = est.as_dict()
+    out["new_calls"] = est.to_call
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# 4. metrics
+
+
+def _dvc_executable() -> str | None:
+    beside = Path(sys.executable).parent / "dvc"
+    return shutil.which("dvc") or (str(beside) if beside.exists() else None)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _metrics_diff(spec: Any, commit: str, base_rev: str) -> dict[str, Any]:
+    from distillbuild.compile import pipeline
+
+    declared = {os.path.normpath(p) for body in pipeline(spec)["stages"].values()
+                for p in (e if isinstance(e, str) else next(iter(e)) for e in body.get("metrics") or [])}
+    out: dict[str, Any] = {"available": False, "rows": [], "unchanged": [], "reason": None}
+    dvc = _dvc_executable()
+    if dvc is None:
+        out["reason"] = "dvc is not installed here"
+        return out
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    try:
+        done = subprocess.run([dvc, "metrics", "diff", commit, "--all", "--json"], cwd=spec.dir, env=env,
+                              capture_output=True, text=True, timeout=DVC_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        out["reason"] = f"`dvc metrics diff` did not finish ({type(exc).__name__})"
+        return out
+    if done.returncode != 0:
+        last = next((ln for ln in reversed(done.stderr.splitlines()) if ln.strip()), "")
+        what = _code(f"dvc metrics diff {base_rev}")
+        out["reason"] = (f"{what} failed: {_code(last.strip()[:200])}" if last
+                         else f"{what} failed (exit {done.returncode})")
+        return out
+    try:
+        data = json.loads(done.stdout or "{}")
+    except ValueError:
+        out["reason"] = "`dvc metrics diff` printed no JSON"
+        return out
+    olds = news = 0
+    for file, metrics in sorted((data or {}).items()):
+        if declared and os.path.normpath(file) not in declared:
+            continue  # another pipeline's metrics
+        for name, v in sorted((metrics or {}).items(), key=lambda kv: (kv[0].count("."), kv[0])):
+            old, new = (v or {}).get("old"), (v or {}).get("new")
+            olds += old is not None
+            news += new is not None
+            if not (_is_number(old) or _is_number(new)):
+                continue  # text metrics are left out
+            if _is_number(old) and _is_number(new) and old == new:
+                out["unchanged"].append(name)
+                continue
+            change = round(new - old, 10) if _is_number(old) and _is_number(new) else None
+            out["rows"].append({"file": file, "metric": name, "old": old if _is_number(old) else None,
+                                "new": new if _is_number(new) else None, "change": change})
+    both = any(r["change"] is not None for r in out["rows"]) or bool(out["unchanged"])
+    if both:
+        out["available"] = True
+    elif not olds and not news:
+        out["reason"] = "no metrics on either side"
+    elif not olds:
+        out["reason"] = f"no metrics committed at {_code(base_rev)}"
+    elif not news:
+        out["reason"] = "no metrics in the working tree"
+    else:
+        out["reason"] = "no numeric metric on both sides"
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# the report
+
+
+def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
+    """What the change from `base_rev` to the working tree does to the pipeline of `spec_path`.
+
+    Raises StageError for a path outside git, an unknown revision; SpecError when the working
+    tree's spec is invalid. A spec absent at `base_rev` is a new pipeline: every stage builds.
+    """
+    from distillbuild.compile import dvc_yaml_path, render
+    from distillbuild.spec import load_spec
+    from distillbuild.spec.loader import MAX_SPEC_BYTES, load_yaml_text
+
+    spec_path = Path(spec_path)
+    if not spec_path.exists():
+        raise StageError(f"{spec_path}: no such spec in the working tree")
+    root = _repo_root(spec_path.resolve().parent)
+    commit = _resolve_rev(root, base_rev)
+    spec = load_spec(spec_path)
+    try:
+        rel = spec.path.relative_to(root).as_posix()
+    except ValueError:
+        raise StageError(f"{spec.path} is outside the git repository at {root}") from None
+
+    notes: list[str] = []
+    base_raw: Any = None
+    if _blob_at(root, commit, rel) is None:
+        notes.append(f"{_code(rel)} does not exist at {_code(base_rev)}: a new pipeline, every stage builds.")
+    else:
+        size = int(_git_out(["cat-file", "-s", f"{commit}:{rel}"], root) or 0)
+        if size > MAX_SPEC_BYTES:
+            notes.append(f"{_code(rel)} at {_code(base_rev)} is over {MAX_SPEC_BYTES:,} bytes and was not read: "
+                         "treated as a new pipeline.")
+        else:
+            blob = _git(["cat-file", "blob", f"{commit}:{rel}"], root).stdout
+            try:
+                base_raw = load_yaml_text(blob.decode("utf-8"), f"{rel}@{base_rev}").data
+                if not isinstance(base_raw, dict):
+                    raise ValueError("its top level is not a mapping")
+            except (SpecError, UnicodeDecodeError, ValueError) as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                notes.append(f"{_code(rel)} at {_code(base_rev)} could not be read ({_code(first[:160])}): "
+                             "treated as a new pipeline.")
+                base_raw = None
+    new_pipeline = base_raw is None
+
+    changes = [_change_record(k, o, n) for k, o, n in semantic_diff(base_raw or {}, spec.raw)]
+    stages, files = _stage_analysis(spec, changes, root, commit, new_pipeline)
+
+    from distillbuild.compile import STAGE_PARAMS
+
+    if not new_pipeline:
+        unread = [c["key"] for c in changes if not any(reads(c["key"], k) for ks in STAGE_PARAMS.values() for k in ks)]
+        if unread:
+            one = len(unread) == 1
+            notes.append(", ".join(_code(k) for k in unread) + (" is" if one else " are")
+                         + f" read by no stage: nothing rebuilds for {'it' if one else 'them'}.")
+
+    target = dvc_yaml_path(spec)
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    stale = current != render(spec)
+    dvc_rel = target.relative_to(root).as_posix()
+
+    teacher_rec = next(s for s in stages if s["stage"] == "teacher")
+    return {
+        "spec": rel,
+        "name": spec.get("name"),
+        "base": {"rev": base_rev, "commit": commit, "spec_present": not new_pipeline},
+        "new_pipeline": new_pipeline,
+        "changes": changes,
+        "data_files": files,
+        "stages": stages,
+        "dvc_yaml": {"path": dvc_rel, "stale": stale, "missing": current is None},
+        "teacher": _teacher_cost(spec, teacher_rec["rebuilds"]),
+        "metrics": _metrics_diff(spec, commit, base_rev),
+        "notes": notes,
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# Markdown
+
+
+def _code(text: str) -> str:
+    """`text` as an inline code span, whatever backticks it holds."""
+    text = " ".join(text.split("\n"))
+    run = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _value(value: Any, present: bool = True) -> str:
+    if not present:
+        return "*(absent)*"
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    if len(text) <= CELL_CHARS:
+        return _code(text)
+    if isinstance(value, list):
+        size = f" ({len(value)} items)"
+    elif isinstance(value, dict):
+        size = f" ({len(value)} keys)"
+    elif isinstance(value, str):
+        size = f" ({len(value):,} characters)"
+    else:
+        size = ""
+    return _code(text[: CELL_CHARS - 1] + "…") + size
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if abs(v) >= 1000:
+        return f"{v:,.1f}"
+    text = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _signed(v: Any) -> str:
+    if v is None:
+        return "–"
+    text = _num(v)
+    return text if text == "0" or text.startswith("-") else "+" + text
+
+
+def _money(v: Any) -> str:
+    return "n/a (no `teacher.price`)" if v is None else f"${v:,.4f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown for a pull-request comment."""
+    base = report["base"]
+    lines: list[str] = [
+        f"### distill diff: {_code(str(report.get('name')))} against {_code(base['rev'])}",
+        "",
+        f"Spec {_code(report['spec'])}, compared with {_code(base['rev'])} ({_code(base['commit'][:10])}).",
+        "",
+    ]
+    stages = report["stages"]
+    changes = report["changes"]
+    rebuilding = [s for s in stages if s["rebuilds"]]
+    teacher = report["teacher"]
+    calls = teacher["new_calls"]
+    metrics = report["metrics"]
+    summary = [
+        f"{len(changes)} spec change{'s' if len(changes) != 1 else ''}",
+        f"{len(rebuilding)} of {len(stages)} stages rebuild",
+        ("teacher calls unknown" if calls is None else f"{calls:,} new teacher call{'s' if calls != 1 else ''}"),
+        ("metrics compared" if metrics["available"] else "metrics not built on both sides"),
+    ]
+    lines += ["**" + " · ".join(summary) + "**", ""]
+    for note in report["notes"]:
+        lines += [f"> {note}", ""]
+    if report["dvc_yaml"]["stale"]:
+        what = "missing" if report["dvc_yaml"]["missing"] else "stale"
+        lines += [f"> **Warning:** {_code(report['dvc_yaml']['path'])} is {what}: run "
+                  f"{_code('distill compile ' + report['spec'])} and commit it (`distill compile --check` fails). "
+                  "The stages below are those of the recompiled pipeline.", ""]
+
+    lines += ["#### Spec changes", ""]
+    if not changes:
+        lines += ["None: the two sides hold the same data (comments, formatting and key order do not count).", ""]
+    else:
+        lines += [_row("key", "old", "new"), _row("---", "---", "---")]
+        for c in changes[:MAX_CHANGE_ROWS]:
+            lines.append(_row(_code(c["key"]), _value(c["old"], c["status"] != "added"),
+                              _value(c["new"], c["status"] != "removed")))
+        if len(changes) > MAX_CHANGE_ROWS:
+            lines.append(_row(f"… and {len(changes) - MAX_CHANGE_ROWS} more", "", ""))
+        lines.append("")
+
+    lines += ["#### Stages", "", _row("stage", "rebuilds?", "why"), _row("---", "---", "---")]
+    for s in stages:
+        verdict = "no" if not s["rebuilds"] else ("yes †" if s["conditional"] else "**yes**")
+        lines.append(_row(_code(s["stage"]), verdict, "; ".join(s["reasons"])))
+    lines.append("")
+    if any(s["conditional"] for s in stages):
+        lines += ["† only if the outputs of the stages before it change: DVC skips a stage whose dependencies "
+                  "hash the same.", ""]
+
+    lines += ["#### Teacher", ""]
+    who = f"{_code(str(teacher['provider']) + ':' + str(teacher['model']))}"
+    sim = (" The teacher is the **simulated stand-in**: nothing is billed; the dollars are what the same calls "
+           "would cost at `teacher.price`.") if teacher["simulated"] else ""
+    if not teacher["rebuilds"]:
+        lines += [f"0 new teacher calls ($0): {_code('teacher')} does not rebuild.{sim}", ""]
+    elif teacher["estimate"] is None:
+        lines += [f"{_code('teacher')} rebuilds, but its cost could not be estimated: "
+                  f"{_code(str(teacher['error']))}.{sim}", ""]
+    else:
+        e = teacher["estimate"]
+        budget = f" (budget ${e['budget_usd']:,.2f})" if e.get("budget_usd") is not None else ""
+        lines += [
+            f"{_code('teacher')} rebuilds ({who}): **{e['to_call']:,} new teacher call{'s' if e['to_call'] != 1 else ''}** "
+            f"of {e['requests']:,} requests ({e['cached']:,} already in the teacher cache on this machine), "
+            f"{e['prompt_tokens']:,} prompt tokens, ~{e['completion_tokens_expected']:,} completion tokens; "
+            f"~{_money(e['cost_usd_expected'])} expected, at most {_money(e['cost_usd_max'])}{budget}.{sim}",
+            "",
+        ]
+
+    lines += ["#### Metrics", ""]
+    if not metrics["available"]:
+        lines += [f"Metrics are not built on both sides ({metrics['reason']}).", ""]
+    else:
+        rows = metrics["rows"]
+        if rows:
+            lines += [_row("metric", "old", "new", "change"), _row("---", "---:", "---:", "---:")]
+            for r in rows[:MAX_METRIC_ROWS]:
+                lines.append(_row(_code(r["metric"]), _num(r["old"]), _num(r["new"]), _signed(r["change"])))
+            if len(rows) > MAX_METRIC_ROWS:
+                lines.append(_row(f"… and {len(rows) - MAX_METRIC_ROWS} more", "", "", ""))
+            lines.append("")
+        unchanged = metrics["unchanged"]
+        if unchanged:
+            names = ", ".join(_code(n) for n in unchanged[:8]) + (f" and {len(unchanged) - 8} more" if len(unchanged) > 8 else "")
+            lines += [f"Unchanged: {names}.", ""]
+        if not rows:
+            lines += ["No metric moved.", ""]
+    return "\n".join(lines).rstrip() + "\n"
