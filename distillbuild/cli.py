@@ -138,6 +138,29 @@ def diff(base_rev: str, spec_path: Path, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("rev")
+@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def reproduce(rev: str, spec_path: Path, as_json: bool) -> None:
+    """Rebuild REV (a commit or a NAME@vX.Y.Z tag) in a temporary worktree and compare the rebuilt
+    model, data and metrics with its record: exit 0 when identical, 1 listing what differs."""
+    import json
+
+    from distillbuild.review.reproduce import render, reproduce as rebuild
+    from distillbuild.spec.semantic import find_repo_root
+
+    root = find_repo_root(spec_path.absolute().parent)
+    spec_rel = spec_path.absolute().relative_to(root).as_posix()
+    try:
+        report = rebuild(root, spec_rel, rev, log=lambda m: click.echo(m, err=True))
+    except StageError as exc:
+        click.echo(f"distill reproduce: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(json.dumps(report, indent=2) if as_json else render(report))
+    sys.exit(0 if report["identical"] else 1)
+
+
+@main.command()
 @SPEC_ARG
 @click.option("--version", help="The version to tag, X.Y.Z (default: the next one).")
 @click.option("--bump", type=click.Choice(["major", "minor", "patch"]), default="minor", show_default=True,

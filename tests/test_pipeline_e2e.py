@@ -154,6 +154,14 @@ def test_promote_tags_a_committed_passing_build(repo):
     assert sh("distill", "promote", "--version", "1.1.1", check=False).returncode == 1  # exists already
 
 
+def test_reproduce_the_promoted_tag_matches_its_record(repo):
+    root, sh, _, _ = repo
+    done = sh("distill", "reproduce", "ticket-triage@v1.0.0")
+    assert "IDENTICAL to the record" in done.stdout, done.stdout + done.stderr
+    assert "0 billed" in done.stdout  # every teacher answer came from the cache
+    assert sh("git", "worktree", "list").stdout.count("\n") == 1  # the temporary worktree is gone
+
+
 def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     root, sh, _, spec = repo
     spec = json.loads(json.dumps(spec))
