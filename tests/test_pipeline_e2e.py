@@ -162,6 +162,23 @@ def test_reproduce_the_promoted_tag_matches_its_record(repo):
     assert sh("git", "worktree", "list").stdout.count("\n") == 1  # the temporary worktree is gone
 
 
+def test_diff_of_a_committed_filter_change(repo):
+    root, sh, _, spec = repo
+    changed = json.loads(json.dumps(spec))
+    changed["filters"]["min_confidence"] = 0.7
+    (root / "distill.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    sh("git", "commit", "-qam", "raise min_confidence")
+    report = json.loads(sh("distill", "diff", "HEAD~1", "--json").stdout)
+    assert [(c["key"], c["old"], c["new"]) for c in report["changes"]] == [("filters.min_confidence", 0.6, 0.7)]
+    rebuilding = [s["stage"] for s in report["stages"] if s["rebuilds"]]
+    assert rebuilding == ["filter", "dataset", "train", "evaluate", "gate"]
+    assert report["teacher"]["new_calls"] == 0
+    markdown = sh("distill", "diff", "HEAD~1").stdout
+    assert "`filters.min_confidence` | `0.6` | `0.7`" in markdown and "0 new teacher calls" in markdown
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    sh("git", "commit", "-qam", "back to 0.6")
+
+
 def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     root, sh, _, spec = repo
     spec = json.loads(json.dumps(spec))
