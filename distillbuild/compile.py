@@ -26,7 +26,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "dataset": ("task.type", "task.instruction", "split"),
     "configure": ("name", "task.type", "task.labels", "task.instruction", "student"),
     "train": (),  # reads only the config `configure` wrote
-    "evaluate": ("task.type", "task.labels", "evaluation"),
+    "evaluate": ("task.type", "task.labels", "teacher.price", "evaluation"),
     "gate": ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
              "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",
              "gates", "promote"),

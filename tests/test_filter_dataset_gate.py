@@ -113,3 +113,23 @@ def test_metrics():
     assert percentile([float(i) for i in range(1, 201)], 0.95) == 190.0
     assert percentile([5.0], 0.5) == 5.0
     assert math.isnan(accuracy([], []))
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_narrow_with_more_rows():
+    from distillbuild.evaluate.classification import bootstrap_intervals
+
+    small = bootstrap_intervals([True] * 45 + [False] * 5, [True] * 48 + [False] * 2, 2000, seed=1)
+    large = bootstrap_intervals([True] * 900 + [False] * 100, [True] * 960 + [False] * 40, 2000, seed=1)
+    for ci, acc, ret in ((small, 0.9, 0.9 / 0.96), (large, 0.9, 0.9 / 0.96)):
+        assert ci["accuracy_ci_low"] < acc < ci["accuracy_ci_high"]
+        assert ci["retention_ci_low"] < ret < ci["retention_ci_high"]
+    assert (large["accuracy_ci_high"] - large["accuracy_ci_low"]) < (small["accuracy_ci_high"] - small["accuracy_ci_low"]) / 2
+    assert bootstrap_intervals([True], [True], 0) == {}
+
+
+def test_a_gate_on_the_interval_low_end():
+    metrics = {"accuracy": 0.9, "accuracy_ci_low": 0.84}
+    row = check("accuracy", {"min": 0.85, "on": "ci_low"}, metrics)
+    assert not row["pass"] and row["observed"] == 0.84 and row["gate"] == "accuracy (ci low)"
+    assert check("accuracy", {"min": 0.85}, metrics)["pass"]
+    assert not check("retention", {"min": 0.5, "on": "ci_low"}, metrics)["pass"]  # no interval: fails closed

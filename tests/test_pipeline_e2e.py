@@ -84,6 +84,8 @@ def test_repro_builds_and_the_gate_passes(repo):
     assert metrics["heldout_rows"] == N_HELDOUT
     assert 0.2 <= metrics["accuracy"] <= 1 and 0.5 < metrics["teacher_accuracy"] <= 1
     assert metrics["retention"] == pytest.approx(metrics["accuracy"] / metrics["teacher_accuracy"], abs=1e-5)
+    assert metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"]
+    assert metrics["teacher_cost_per_1k_usd"] > 0 and metrics["student_cost_per_1k_usd"] > 0
     report = json.loads((root / "build/teacher/report.json").read_text())
     assert report["calls"]["requested"] == N_INPUTS + N_HELDOUT
     assert report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"] >= N_INPUTS + N_HELDOUT

@@ -191,3 +191,16 @@ def test_merge_keys_and_anchors_are_accepted(project):
                                                           "gates:\n  accuracy: &g\n    min: 0.5\n  macro_f1: *g\n")
     loaded = load_spec(project(text))
     assert loaded["gates"]["macro_f1"] == {"min": 0.5}
+
+
+def test_gate_on_an_interval_the_metric_does_not_have(project):
+    spec = base_spec()
+    spec["gates"] = {"accuracy": {"min": 0.8, "on": "ci_low"}, "macro_f1": {"min": 0.5, "on": "ci_low"}}
+    issues = issues_of(project(spec))
+    assert [(i.path, "no bootstrap interval" in i.message) for i in issues] == [("gates.macro_f1.on", True)]
+
+
+def test_on_and_yes_keys_stay_strings(project):
+    text = yaml.safe_dump(base_spec(), sort_keys=False).replace(
+        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n")
+    assert load_spec(project(text))["gates"]["accuracy"] == {"min": 0.5, "on": "ci_low"}

@@ -26,6 +26,31 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[s
     return sum(scores.values()) / len(scores) if scores else float("nan")
 
 
+def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequence[bool], resamples: int,
+                        seed: int = 0) -> dict[str, float]:
+    """95% percentile intervals of student accuracy and of retention (student / teacher accuracy),
+    resampling held-out rows with replacement; rows are resampled jointly for both models."""
+    import numpy as np
+
+    s = np.asarray(student_correct, dtype=float)
+    t = np.asarray(teacher_correct, dtype=float)
+    if resamples <= 0 or len(s) == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    out: dict[str, float] = {}
+    acc_s = np.empty(resamples)
+    acc_t = np.empty(resamples)
+    for start in range(0, resamples, 256):  # chunks keep memory at 256 x n
+        idx = rng.integers(0, len(s), size=(min(256, resamples - start), len(s)))
+        acc_s[start : start + len(idx)] = s[idx].mean(axis=1)
+        acc_t[start : start + len(idx)] = t[idx].mean(axis=1)
+    retention = np.divide(acc_s, acc_t, out=np.full_like(acc_s, np.nan), where=acc_t > 0)
+    out["accuracy_ci_low"], out["accuracy_ci_high"] = (float(v) for v in np.percentile(acc_s, [2.5, 97.5]))
+    if np.isfinite(retention).all():
+        out["retention_ci_low"], out["retention_ci_high"] = (float(v) for v in np.percentile(retention, [2.5, 97.5]))
+    return {k: round(v, 6) for k, v in out.items()}
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile, q in [0, 1]."""
     ordered = sorted(values)

@@ -104,6 +104,8 @@ class _Builder:
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = self.loader.construct_object(key_node, deep=True)
+                if isinstance(key, bool) and key_node.value.lower() not in ("true", "false"):
+                    key = key_node.value  # YAML 1.1 reads `on:`/`yes:` keys as booleans; nobody means that
                 if not isinstance(key, (str, int, float, bool)) and key is not None:
                     self.issues.append(
                         SpecIssue(self.file, key_node.start_mark.line + 1, path, "keys must be plain scalars")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.evaluate import METRICS_BY_TASK
+from distillbuild.evaluate import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.schema import did_you_mean
@@ -151,6 +151,8 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
             if name not in computed:
                 add(gate_path, f"gate on '{name}', a metric that is never computed for {task_type} tasks"
                                f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})")
+            elif isinstance(bound, dict) and bound.get("on", "value") != "value" and name not in WITH_INTERVALS:
+                add(join_path(gate_path, "on"), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)")
             elif isinstance(bound, dict):
                 lo, hi = bound.get("min"), bound.get("max")
                 if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:

@@ -13,7 +13,7 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.evaluate.classification import accuracy, macro_f1, per_class_f1, percentile
+from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1, per_class_f1, percentile
 from distillbuild.io import read_jsonl, write_json
 from distillbuild.spec import Spec
 from distillbuild.stages import log
@@ -30,6 +30,17 @@ def _latencies_ms(model, texts: list[str], samples: int) -> list[float]:
         model.predict([texts[i % len(texts)]])
         out.append((time.perf_counter() - t0) * 1000)
     return out
+
+
+def _teacher_cost_per_1k(spec: Spec, answers: list[dict]) -> float | None:
+    """What 1,000 such requests cost at teacher.price, from the usage the teacher reported."""
+    price = spec.get("teacher.price")
+    usage = [a.get("usage") for a in answers if a.get("usage")]
+    if not price or not usage:
+        return None
+    per_call = sum(u.get("prompt_tokens", 0) * price["input_per_mtok"] + u.get("completion_tokens", 0) * price["output_per_mtok"]
+                   for u in usage) / len(usage) / 1e6
+    return round(per_call * 1000, 6)
 
 
 def run(spec: Spec) -> int:
@@ -54,6 +65,8 @@ def run(spec: Spec) -> int:
 
     acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher_pred)
     lat = _latencies_ms(model, texts, spec.get("evaluation.latency_samples"))
+    intervals = bootstrap_intervals([g == s for g, s in zip(gold, student)], [g == t for g, t in zip(gold, teacher_pred)],
+                                    spec.get("evaluation.bootstrap"))
     metrics = {
         "accuracy": round(acc, 6),
         "teacher_accuracy": round(teacher_acc, 6),
@@ -63,7 +76,10 @@ def run(spec: Spec) -> int:
         "agreement": round(accuracy(teacher_pred, student), 6),
         "latency_p50_ms": round(percentile(lat, 0.50), 3),
         "latency_p95_ms": round(percentile(lat, 0.95), 3),
+        **intervals,
         "heldout_rows": len(heldout),
+        "teacher_cost_per_1k_usd": _teacher_cost_per_1k(spec, [teacher[str(r["id"])] for r in heldout]),
+        "student_cost_per_1k_usd": round(sum(lat) / len(lat) / 1000 * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8),
         "teacher_unparseable": sum(p is None for p in teacher_pred),
         "per_class_f1": {k: round(v, 6) for k, v in per_class_f1(gold, student, labels).items()},
         "teacher_simulated": spec.get("teacher.provider") == "simulated",

@@ -20,10 +20,12 @@ from distillbuild.io import write_json, write_text
 from distillbuild.spec import Spec
 
 
-def check(name: str, bound: dict[str, float], metrics: dict[str, Any]) -> dict[str, Any]:
-    observed = metrics.get(name)
+def check(name: str, bound: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    on = bound.get("on", "value")
+    observed = metrics.get(name if on == "value" else f"{name}_{on}")
     required = " and ".join(f"{'>=' if k == 'min' else '<='} {v:g}" for k, v in bound.items() if k in ("min", "max"))
-    row = {"gate": name, "required": required, "observed": observed, "pass": False, "reason": ""}
+    gate = name if on == "value" else f"{name} ({on.replace('_', ' ')})"
+    row = {"gate": gate, "required": required, "observed": observed, "pass": False, "reason": ""}
     if not isinstance(observed, (int, float)) or isinstance(observed, bool) or math.isnan(observed):
         row["reason"] = "metric missing or not a number"
         return row
