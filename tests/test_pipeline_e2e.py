@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, write_rows
+from distillbuild.spec.loader import load_yaml_file
 
 N_INPUTS, N_HELDOUT = 160, 48
 
@@ -53,7 +54,7 @@ def repo(tmp_path_factory):
     write_rows(root / "data/heldout.jsonl", heldout)
     write_rows(root / "data/key.jsonl", key)
 
-    spec = yaml.safe_load((ROOT / "distill.yaml").read_text())
+    spec = load_yaml_file(ROOT / "distill.yaml").data
     spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
     spec["teacher"]["simulated"].update(answers="data/key.jsonl", latency_ms=0)
     spec["student"].update(epochs=2, batch_size=16)
@@ -214,7 +215,7 @@ def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):
     heldout = _take(ROOT / "data/tickets/heldout.jsonl", 10)
     write_rows(root / "data/inputs.jsonl", inputs)
     write_rows(root / "data/heldout.jsonl", heldout)
-    spec = yaml.safe_load((ROOT / "distill.yaml").read_text())
+    spec = load_yaml_file(ROOT / "distill.yaml").data
     key = load_answer_key(ROOT / "data/tickets/teacher_key.jsonl")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                DVC_SITE_CACHE_DIR=str(tmp_path / "site"), PROVIDER_KEY=secret)
