@@ -124,7 +124,7 @@ def _wait_and_collect(client, state, wanted, cache, settings, stats, results, lo
 
 
 def _ingest(text: str, wanted, cache, settings, stats, results) -> None:
-    from distillbuild.teacher.client import CallResult
+    from distillbuild.teacher.client import CallResult, record_answer
 
     for line in text.splitlines():
         if not line.strip():
@@ -136,16 +136,8 @@ def _ingest(text: str, wanted, cache, settings, stats, results) -> None:
         response = (row.get("response") or {})
         body = response.get("body")
         if response.get("status_code") == 200 and isinstance(body, dict) and body.get("choices"):
-            cache.put(key, settings.endpoint_id, settings.model, body)
-            usage = body.get("usage") or {}
             stats.billed_calls += 1
-            stats.answered += 1
-            stats.prompt_tokens += usage.get("prompt_tokens", 0) or 0
-            stats.completion_tokens += usage.get("completion_tokens", 0) or 0
-            stats.cost_usd += settings.cost(usage)
-            if body.get("system_fingerprint"):
-                stats.fingerprints.add(body["system_fingerprint"])
-            results[key] = CallResult(body, False)
+            results[key] = record_answer(key, body, settings, cache, stats)
         else:
             error = row.get("error") or (body or {}).get("error") or {"message": f"status {response.get('status_code')}"}
             stats.bump(stats.errors, "batch_error")

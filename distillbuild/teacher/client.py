@@ -108,6 +108,22 @@ class RunStats:
         table[kind] = table.get(kind, 0) + 1
 
 
+def record_answer(key: str, response: dict[str, Any], settings: TeacherSettings, cache: TeacherCache,
+                  stats: RunStats, latency: float | None = None) -> CallResult:
+    """Cache a fresh answer and count its tokens, dollars and fingerprint (online and batch alike)."""
+    cache.put(key, settings.endpoint_id, settings.model, response)
+    usage = response.get("usage") or {}
+    stats.answered += 1
+    stats.prompt_tokens += usage.get("prompt_tokens", 0) or 0
+    stats.completion_tokens += usage.get("completion_tokens", 0) or 0
+    stats.cost_usd += settings.cost(usage)
+    if latency is not None:
+        stats.latencies.append(latency)
+    if response.get("system_fingerprint"):
+        stats.fingerprints.add(response["system_fingerprint"])
+    return CallResult(response, False, None, latency)
+
+
 def estimated_tokens(body: dict[str, Any]) -> int:
     """Prompt + completion tokens for rate limiting (about 4 characters a token)."""
     chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
@@ -227,16 +243,7 @@ async def _run(items: list[tuple[str, dict[str, Any]]], settings: TeacherSetting
                         # Charged but unreadable: an error on this row, not a second charge.
                         fail_row(key, "malformed", f"the body is not a chat completion ({exc})")
                         return
-                    cache.put(key, settings.endpoint_id, settings.model, response)
-                    usage = response.get("usage") or {}
-                    stats.answered += 1
-                    stats.prompt_tokens += usage.get("prompt_tokens", 0) or 0
-                    stats.completion_tokens += usage.get("completion_tokens", 0) or 0
-                    stats.cost_usd += settings.cost(usage)
-                    stats.latencies.append(latency)
-                    if response.get("system_fingerprint"):
-                        stats.fingerprints.add(response["system_fingerprint"])
-                    results[key] = CallResult(response, False, None, latency)
+                    results[key] = record_answer(key, response, settings, cache, stats, latency)
                     maybe_log()
                     return
                 finally:
