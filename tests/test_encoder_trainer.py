@@ -406,3 +406,35 @@ def test_real_minilm_intents(tmp_path):
     loaded = EncoderClassifier.load(out)
     assert accuracy(loaded, val_rows) >= 0.75
     assert json.loads((out / "student.json").read_text())["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_class_weights_scale_each_rows_cross_entropy():
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.3, 0.2]])
+    y = torch.tensor([0, 1, 1])
+    none = torch.zeros(3, 2)
+    has = torch.zeros(3, dtype=torch.bool)
+    plain, _, _ = distillation_loss(z, y, none, has, 0.5, 2.0)
+    weighted, _, _ = distillation_loss(z, y, none, has, 0.5, 2.0, torch.tensor([3.0, 1.0]))
+    ce = torch.nn.functional.cross_entropy(z, y, reduction="none")
+    assert torch.isclose(weighted, (ce * torch.tensor([3.0, 1.0, 1.0])).mean())
+    assert not torch.isclose(weighted, plain)
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_bert):
+    from distillbuild.train.encoder import fit_encoder_classifier
+
+    train_rows = synth_rows(10, seed=5)
+    val_rows = synth_rows(5, seed=6)
+    # A learning rate this high makes the validation loss rise after the first epochs.
+    cfg = tiny_cfg(tiny_bert, epochs=12, patience=2, learning_rate=0.05, head_learning_rate=0.5)
+    clf, log = fit_encoder_classifier(cfg, train_rows, val_rows, log=lambda m: None)
+    losses = [e["val_loss"] for e in log["epochs"]]
+    assert log["stopped_early_at"] is not None and len(losses) < 12
+    assert log["best_epoch"] == 1 + losses.index(min(losses))
+    assert all(loss >= min(losses) for loss in losses[log["best_epoch"]:])  # no later epoch was better
+    # The weights kept are the best epoch's: re-measure the validation loss on the returned model.
+    import torch.nn.functional as F
+
+    probs = torch.tensor(clf.predict_proba([r["text"] for r in val_rows]))
+    gold = torch.tensor([cfg.labels.index(r["label"]) for r in val_rows])
+    assert abs(F.nll_loss(probs.clamp(min=1e-12).log(), gold).item() - min(losses)) < 1e-4

@@ -33,6 +33,8 @@ def local_trainer_config(spec: Spec) -> dict:
         "kd_alpha": s["kd"]["alpha"],
         "kd_temperature": s["kd"]["temperature"],
         "seed": s["seed"],
+        "class_weights": s["class_weights"],
+        "patience": s["early_stopping_patience"],
     }
 
 

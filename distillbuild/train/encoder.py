@@ -82,6 +82,8 @@ class EncoderTrainConfig:
     kd_temperature: float = 2.0
     seed: int = 13
     threads: int | None = None  # torch.set_num_threads when given
+    class_weights: str = "none"  # "balanced": CE weighted by n / (classes * count of the label)
+    patience: int | None = None  # stop after this many epochs without a lower validation loss
 
     def __post_init__(self) -> None:
         labels = self.labels
@@ -118,6 +120,11 @@ class EncoderTrainConfig:
         t = self.threads
         if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
             raise ValueError(f"threads must be a positive integer or null, got {t!r}")
+        if self.class_weights not in ("none", "balanced"):
+            raise ValueError(f"class_weights must be 'none' or 'balanced', got {self.class_weights!r}")
+        pt = self.patience
+        if pt is not None and (isinstance(pt, bool) or not isinstance(pt, int) or pt < 1):
+            raise ValueError(f"patience must be a positive integer or null, got {pt!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "EncoderTrainConfig":
@@ -203,6 +210,7 @@ def distillation_loss(
     has_soft: torch.Tensor,
     alpha: float,
     temperature: float,
+    class_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Knowledge-distillation loss of Hinton, Vinyals & Dean (2015), masked per row.
 
@@ -216,6 +224,8 @@ def distillation_loss(
         loss   = mean_i loss_i
 
     The T^2 factor keeps the soft-target gradients on the same scale as the CE gradients.
+    ``class_weight`` (C,), when given, scales each row's ``ce_i`` by the weight of its label
+    (for imbalanced classes); the KD term is left as the teacher's distribution has it.
     Returns ``(loss, kd, ce)`` where ``kd`` is the batchmean of ``kd_i`` over the rows with soft
     labels (``None`` when there are none) and ``ce`` the mean of ``ce_i`` over all rows; ``kd``
     and ``ce`` are for logging, ``loss`` is what to back-propagate. Rows without soft labels may
@@ -234,6 +244,8 @@ def distillation_loss(
         raise ValueError(f"temperature must be positive, got {temperature}")
 
     ce_rows = F.cross_entropy(student_logits, hard_labels, reduction="none")
+    if class_weight is not None:
+        ce_rows = ce_rows * class_weight.to(ce_rows.dtype)[hard_labels]
     ce = ce_rows.mean()
     has_soft = has_soft.to(dtype=torch.bool, device=student_logits.device)
     n_soft = int(has_soft.sum().item())
@@ -488,6 +500,12 @@ def fit_encoder_classifier(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     gen = torch.Generator().manual_seed(cfg.seed)
+    class_weight = None
+    if cfg.class_weights == "balanced":
+        counts = torch.bincount(train.labels, minlength=len(cfg.labels)).float()
+        class_weight = torch.where(counts > 0, n / (len(cfg.labels) * counts.clamp(min=1)), torch.zeros_like(counts))
+    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+    stopped_at = None
     n_soft = int(train.has_soft.sum())
     log(
         f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
@@ -515,6 +533,7 @@ def fit_encoder_classifier(
                 train.has_soft[idx],
                 cfg.kd_alpha,
                 cfg.kd_temperature,
+                class_weight,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -546,6 +565,20 @@ def fit_encoder_classifier(
         epochs_log.append({"epoch": epoch, "val_accuracy": acc, "val_loss": vloss})
         if acc is not None:
             log(f"  epoch {epoch}/{cfg.epochs} val_accuracy {acc:.4f} val_loss {vloss:.4f}")
+        if cfg.patience is not None and vloss is not None:
+            if vloss < best_loss:  # keep the best epoch's weights in memory
+                best_loss, best_epoch, stale = vloss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= cfg.patience and epoch < cfg.epochs:
+                    stopped_at = epoch
+                    log(f"  early stop after epoch {epoch}: no lower validation loss for {stale} epoch(s)")
+                    break
+
+    if best_state is not None and best_epoch != len(epochs_log):
+        model.load_state_dict(best_state)
+        log(f"  restored the weights of epoch {best_epoch} (validation loss {best_loss:.4f})")
 
     model.eval()
     result = {
@@ -554,6 +587,8 @@ def fit_encoder_classifier(
         "train_rows": n,
         "val_rows": len(val.texts),
         "soft_label_rows": n_soft,
+        "best_epoch": best_epoch or None,
+        "stopped_early_at": stopped_at,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     clf.meta = {
