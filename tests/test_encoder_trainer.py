@@ -438,3 +438,29 @@ def test_early_stopping_keeps_the_best_epoch(tiny_bert):
     probs = torch.tensor(clf.predict_proba([r["text"] for r in val_rows]))
     gold = torch.tensor([cfg.labels.index(r["label"]) for r in val_rows])
     assert abs(F.nll_loss(probs.clamp(min=1e-12).log(), gold).item() - min(losses)) < 1e-4
+
+
+def test_head_only_training_uses_the_embedding_cache(tiny_bert, tmp_path):
+    from distillbuild.train.encoder import fit_encoder_classifier
+
+    train_rows = synth_rows(15, seed=7, soft=True)
+    val_rows = synth_rows(6, seed=8)
+    cfg = tiny_cfg(tiny_bert, finetune="head", epochs=30, head_learning_rate=0.05)
+    cache = tmp_path / "embeddings.sqlite"
+    first_log: list[str] = []
+    clf, log = fit_encoder_classifier(cfg, train_rows, val_rows, log=first_log.append, embedding_cache=cache)
+    first = next(m for m in first_log if "embeddings:" in m)
+    assert int(first.split()[1]) < len(train_rows) and int(first.split()[-2]) >= len(train_rows)  # mostly encoded
+    assert accuracy(clf, val_rows) > 0.6  # three classes: chance is 1/3
+    second_log: list[str] = []
+    clf2, _ = fit_encoder_classifier(cfg, train_rows, val_rows, log=second_log.append, embedding_cache=cache)
+    second = next(m for m in second_log if "embeddings:" in m)
+    assert second.endswith(" 0 encoded") and int(second.split()[1]) == len(train_rows) + len(val_rows)
+    texts = [r["text"] for r in val_rows]
+    assert np.allclose(clf.predict_proba(texts), clf2.predict_proba(texts), atol=1e-6)
+    # The encoder stayed frozen: its weights equal the base model's.
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(str(tiny_bert), local_files_only=True)
+    name, param = next(iter(base.named_parameters()))
+    assert torch.equal(dict(clf.model.encoder.named_parameters())[name], param)

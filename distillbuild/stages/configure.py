@@ -35,6 +35,7 @@ def local_trainer_config(spec: Spec) -> dict:
         "seed": s["seed"],
         "class_weights": s["class_weights"],
         "patience": s["early_stopping_patience"],
+        "finetune": s["finetune"],
     }
 
 

@@ -38,7 +38,11 @@ def _train_local(config_path: Path) -> dict:
     cfg = EncoderTrainConfig.from_dict({k: v for k, v in raw.items() if k not in ("trainer", "kind", "name")})
     train = _trainer_rows(Path(layout.DATASET_TRAIN))
     val = _trainer_rows(Path(layout.DATASET_VAL))
-    history = train_encoder_classifier(cfg, train, val, Path(layout.MODEL_DIR), log=log)
+    from distillbuild.spec.semantic import find_repo_root
+    from distillbuild.teacher.cache import cache_dir
+
+    embeddings = cache_dir(find_repo_root(Path.cwd())) / "embeddings.sqlite"  # beside the teacher cache
+    history = train_encoder_classifier(cfg, train, val, Path(layout.MODEL_DIR), log=log, embedding_cache=embeddings)
     return history
 
 

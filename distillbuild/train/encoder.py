@@ -21,6 +21,7 @@ interrupted run never leaves a directory that looks like a finished model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -83,6 +84,7 @@ class EncoderTrainConfig:
     seed: int = 13
     threads: int | None = None  # torch.set_num_threads when given
     class_weights: str = "none"  # "balanced": CE weighted by n / (classes * count of the label)
+    finetune: str = "full"  # "head": freeze the encoder, train the head on (cached) embeddings
     patience: int | None = None  # stop after this many epochs without a lower validation loss
 
     def __post_init__(self) -> None:
@@ -120,6 +122,8 @@ class EncoderTrainConfig:
         t = self.threads
         if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
             raise ValueError(f"threads must be a positive integer or null, got {t!r}")
+        if self.finetune not in ("full", "head"):
+            raise ValueError(f"finetune must be 'full' or 'head', got {self.finetune!r}")
         if self.class_weights not in ("none", "balanced"):
             raise ValueError(f"class_weights must be 'none' or 'balanced', got {self.class_weights!r}")
         pt = self.patience
@@ -284,12 +288,14 @@ class _EncoderHeadModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_labels)
 
-    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+    def pool(self, **batch: torch.Tensor) -> torch.Tensor:
         out = self.encoder(**batch)
         tokens = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-        pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return self.head(self.dropout(pooled))
+        return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(**batch)))
 
 
 def _load_encoder(path: Path):
@@ -441,14 +447,85 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _evaluate(clf: EncoderClassifier, data: _Prepared) -> tuple[float | None, float | None]:
+def _evaluate(clf: EncoderClassifier, data: _Prepared, embeddings: torch.Tensor | None = None) -> tuple[float | None, float | None]:
     if not data.texts:
         return None, None
-    probs = clf.predict_proba(data.texts)
+    if embeddings is not None:  # a frozen encoder: the head alone, on the cached embeddings
+        clf.model.eval()
+        with torch.inference_mode():
+            probs = torch.softmax(clf.model.head(embeddings), dim=-1).numpy()
+    else:
+        probs = clf.predict_proba(data.texts)
     y = data.labels.numpy()
     acc = float((probs.argmax(axis=1) == y).mean())
     nll = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
     return acc, nll
+
+
+class EmbeddingCache:
+    """Pooled embeddings of a frozen encoder, one SQLite row per (model, max_length, text), so a
+    head-only retrain after a filter change encodes only texts it has not seen."""
+
+    def __init__(self, path: Path):
+        import sqlite3
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(model_id: str, max_length: int, text: str) -> str:
+        return hashlib.sha256(f"{model_id}\0{max_length}\0{text}".encode()).hexdigest()
+
+    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, items: list[tuple[str, np.ndarray]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?, ?)",
+                            [(k, v.astype(np.float32).tobytes()) for k, v in items])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def model_fingerprint(path: Path) -> str:
+    """A content hash of a model directory's files: embeddings are only valid for these weights."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@torch.inference_mode()
+def _embed(model: _EncoderHeadModel, tokenizer, texts: list[str], max_length: int, cache: EmbeddingCache | None,
+           model_id: str, batch_size: int = 64) -> torch.Tensor:
+    keys = [EmbeddingCache.key(model_id, max_length, t) for t in texts]
+    known = cache.get_many(list(dict.fromkeys(keys))) if cache else {}
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    model.eval()
+    fresh: list[tuple[str, np.ndarray]] = []
+    for start in range(0, len(todo), batch_size):
+        idx = todo[start : start + batch_size]
+        vectors = model.pool(**_tokenize(tokenizer, [texts[i] for i in idx], max_length)).float().numpy()
+        for i, vector in zip(idx, vectors):
+            known[keys[i]] = vector
+            fresh.append((keys[i], vector))
+    if cache is not None:
+        cache.put_many(fresh)
+        cache.hits += len(texts) - len(todo)
+        cache.misses += len(todo)
+    return torch.from_numpy(np.stack([known[k] for k in keys]))
 
 
 def _fmt_secs(s: float) -> str:
@@ -462,6 +539,7 @@ def fit_encoder_classifier(
     val_rows: list[dict],
     log: Callable[[str], None] = print,
     base_dir: Path | None = None,
+    embedding_cache: Path | None = None,
 ) -> tuple[EncoderClassifier, dict]:
     """Train in memory; returns the classifier (eval mode) and the training log dict.
 
@@ -485,13 +563,23 @@ def fit_encoder_classifier(
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(round(WARMUP_FRACTION * total_steps))
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
-            {"params": list(model.head.parameters()), "lr": cfg.head_learning_rate},
-        ],
-        weight_decay=WEIGHT_DECAY,
-    )
+    embeddings = val_embeddings = None
+    if cfg.finetune == "head":  # frozen encoder: embed every text once (or take it from the cache)
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        store = EmbeddingCache(Path(embedding_cache)) if embedding_cache else None
+        try:
+            fingerprint = model_fingerprint(base_path)
+            embeddings = _embed(model, tokenizer, train.texts, cfg.max_length, store, fingerprint)
+            val_embeddings = _embed(model, tokenizer, val.texts, cfg.max_length, store, fingerprint) if val.texts else None
+        finally:
+            if store is not None:
+                log(f"  embeddings: {store.hits} from the cache, {store.misses} encoded")
+                store.close()
+    groups = [{"params": list(model.head.parameters()), "lr": cfg.head_learning_rate}]
+    if cfg.finetune == "full":
+        groups.insert(0, {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate})
+    optimizer = torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY)
 
     def lr_lambda(step: int) -> float:  # linear warmup then linear decay to 0
         if step < warmup:
@@ -521,11 +609,16 @@ def fit_encoder_classifier(
     t_train = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
+        if embeddings is not None:
+            model.encoder.eval()  # frozen: no dropout inside it either
         perm = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            batch = _tokenize(tokenizer, [train.texts[i] for i in idx.tolist()], cfg.max_length)
-            logits = model(**batch)
+            if embeddings is not None:
+                logits = model.head(model.dropout(embeddings[idx]))
+            else:
+                batch = _tokenize(tokenizer, [train.texts[i] for i in idx.tolist()], cfg.max_length)
+                logits = model(**batch)
             loss, kd, ce = distillation_loss(
                 logits,
                 train.labels[idx],
@@ -561,7 +654,7 @@ def fit_encoder_classifier(
                     f"  epoch {epoch}/{cfg.epochs} step {step}/{total_steps} loss {avg:.4f} "
                     f"{rows_seen / max(elapsed, 1e-9):.1f} rows/s eta {_fmt_secs(eta)}"
                 )
-        acc, vloss = _evaluate(clf, val)
+        acc, vloss = _evaluate(clf, val, val_embeddings)
         epochs_log.append({"epoch": epoch, "val_accuracy": acc, "val_loss": vloss})
         if acc is not None:
             log(f"  epoch {epoch}/{cfg.epochs} val_accuracy {acc:.4f} val_loss {vloss:.4f}")
@@ -636,6 +729,7 @@ def train_encoder_classifier(
     val_rows: list[dict],
     out_dir: Path,
     log: Callable[[str], None] = print,
+    embedding_cache: Path | None = None,
 ) -> dict:
     """rows: {"text": str, "label": str (one of cfg.labels), "label_probs": {label: prob} or None}.
     Writes the trained student to out_dir and returns a training log dict:
@@ -645,7 +739,7 @@ def train_encoder_classifier(
     ``val_loss`` is the mean hard-label cross-entropy of the eval-mode model on ``val_rows``.
     A relative ``cfg.base_model`` is resolved against the current directory."""
     t0 = time.perf_counter()
-    clf, result = fit_encoder_classifier(cfg, train_rows, val_rows, log=log)
+    clf, result = fit_encoder_classifier(cfg, train_rows, val_rows, log=log, embedding_cache=embedding_cache)
     save_encoder_classifier(clf, Path(out_dir))
     result["seconds"] = round(time.perf_counter() - t0, 3)
     log(f"encoder-classifier: saved to {out_dir} in {_fmt_secs(result['seconds'])}")
