@@ -23,7 +23,7 @@ STAGES = ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gat
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "teacher": ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "teacher"),
     "filter": ("data.heldout", "task.type", "task.labels", "task.output_schema", "filters"),
-    "dataset": ("task.type", "task.instruction", "split"),
+    "dataset": ("task.type", "task.instruction", "split", "student.kd.mode", "student.base_model"),  # KD rows: tokenizer
     "configure": ("name", "task.type", "task.labels", "task.instruction", "student"),
     "train": (),  # reads only the config `configure` wrote
     "evaluate": ("task.type", "task.labels", "teacher.price", "evaluation"),

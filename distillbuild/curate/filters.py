@@ -161,8 +161,11 @@ def row_verdict(row: Row, cfg: FilterConfig) -> Verdict:
 
 def _kept_row(row: Row, cfg: FilterConfig) -> Row:
     label = normalize_label(row["answer"], list(cfg.labels)) if cfg.task_type == "classification" else row["answer"]
-    return {"id": row["id"], "text": row["text"], "label": label,
+    kept = {"id": row["id"], "text": row["text"], "label": label,
             "label_probs": row.get("label_probs"), "confidence": row.get("confidence")}
+    if row.get("kd"):  # logit distillation trains on the teacher's own tokens, not the normalised label
+        kept.update(kd=row["kd"], teacher_text=row["answer"])
+    return kept
 
 
 def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None) -> tuple[list[Row], list[Row], dict]:

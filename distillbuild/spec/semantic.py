@@ -10,6 +10,7 @@ from typing import Any, Iterator
 from distillbuild.errors import SpecIssue
 from distillbuild.evaluate import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
+from distillbuild.spec.vocabulary import vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.schema import did_you_mean
 
@@ -142,6 +143,11 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     alpha = get_path(data, "student.kd.alpha")
     if top_logprobs == 0 and isinstance(alpha, (int, float)) and alpha > 0:
         add("student.kd.alpha", "soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 or kd.alpha: 0")
+    for path, message in vocabulary_issues(data, spec_dir):
+        add(path, message)
+    if get_path(data, "teacher.token_ids") and get_path(data, "teacher.provider") == "simulated" \
+            and not get_path(data, "teacher.tokenizer"):
+        add("teacher.token_ids", "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory")
 
     gates = get_path(data, "gates")
     if isinstance(gates, dict) and task_type in METRICS_BY_TASK:

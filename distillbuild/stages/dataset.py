@@ -3,7 +3,7 @@
 The split hashes each row's id with split.seed, so it is deterministic and stable when rows
 are added: a row never moves between train and validation because others arrived.
 Rows are what Axolotl's `chat_template` type reads (`messages`), plus the label and the
-teacher's soft labels for the local trainer.
+teacher's soft labels for the local trainer; for logit distillation, Axolotl's KD rows.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.spec.vocabulary import logit_kd_requested
 from distillbuild.stages import log
 from distillbuild.teacher.prompts import messages_for
 
@@ -30,19 +31,69 @@ def chat_row(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "messages": messages, "label": row["label"], "label_probs": row.get("label_probs")}
 
 
+def kd_row(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Axolotl's KD format: the teacher's own answer text, with its top-k token ids and logprobs
+    at every generated position (the end-of-turn token included), aligned to the sequence's end."""
+    messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
+    kd = row["kd"]
+    return {"id": row["id"], "messages": messages, "label": row["label"],
+            "logprobs": kd["logprobs"], "target_token_ids": kd["target_token_ids"]}
+
+
+def _student_tokenizer(spec: Spec):
+    """The student's tokenizer when it can be loaded here (a local directory), else None."""
+    base = spec.resolve(spec.get("student.base_model"))
+    if not base.is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base))
+
+
+def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rows fit for logit distillation, and how many were dropped and why. Every kept row is
+    checked token by token: the student's tokenizer must spell the teacher's text with exactly
+    the teacher's token ids, or the per-position targets would teach the wrong tokens."""
+    tokenizer = _student_tokenizer(spec)
+    kept, dropped = [], {"kd_missing": 0, "kd_misaligned": 0}
+    for row in rows:
+        if not row.get("kd") or row.get("teacher_text") is None:
+            dropped["kd_missing"] += 1
+            continue
+        if tokenizer is not None:
+            ids = list(tokenizer.encode(row["teacher_text"], add_special_tokens=False))
+            if tokenizer.eos_token_id is not None:
+                ids.append(int(tokenizer.eos_token_id))
+            if ids != row["kd"]["token_ids"]:
+                dropped["kd_misaligned"] += 1
+                continue
+        kept.append(kd_row(spec["task"], row))
+    return kept, dropped
+
+
 def run(spec: Spec) -> int:
     task, split = spec["task"], spec["split"]
     rows = read_jsonl(Path(layout.FILTER_KEPT))
     if not rows:
         raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers")
+    report: dict[str, Any] = {"format": "chat_template (messages)"}
+    if logit_kd_requested(spec.data):
+        rows, dropped = kd_rows(spec, rows)
+        report.update(format="axolotl KD (messages, logprobs, target_token_ids)", **dropped)
+        if not rows:
+            raise StageError(f"no row carries the teacher's token ids for logit distillation ({dropped}); "
+                             f"check teacher.token_ids and that the teacher serves the student's tokenizer")
+        make = lambda row: row  # noqa: E731  (already in KD format)
+    else:
+        make = lambda row: chat_row(task, row)  # noqa: E731
     train, val = [], []
     for row in rows:
-        (val if in_validation(row["id"], split["seed"], split["val_fraction"]) else train).append(chat_row(task, row))
+        (val if in_validation(row["id"], split["seed"], split["val_fraction"]) else train).append(make(row))
     final = Path(layout.DATASET_DIR)
     tmp = fresh_tmp_dir(final)
     write_jsonl(tmp / Path(layout.DATASET_TRAIN).name, train)
     write_jsonl(tmp / Path(layout.DATASET_VAL).name, val)
-    write_json(tmp / Path(layout.DATASET_REPORT).name, {"train": len(train), "val": len(val), "format": "chat_template (messages)"})
+    write_json(tmp / Path(layout.DATASET_REPORT).name, {"train": len(train), "val": len(val), **report})
     replace_dir(tmp, final)
-    log(f"dataset: {len(train)} train, {len(val)} validation rows")
+    log(f"dataset: {len(train)} train, {len(val)} validation rows ({report['format']})")
     return 0

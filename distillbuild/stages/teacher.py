@@ -24,6 +24,7 @@ from distillbuild.stages import log
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.client import CallResult, RunStats, TeacherSettings, answer_all
 from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.token_logprobs import kd_targets
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution
 
 
@@ -53,7 +54,7 @@ def settings_for(spec: Spec, base_url: str | None, endpoint_id: str, api_key: st
         price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
         budget_usd=t.get("budget_usd"), rpm=(t.get("rate_limit") or {}).get("rpm"),
         tpm=(t.get("rate_limit") or {}).get("tpm"), batch=t["batch"], samples=t["samples"],
-        response_format=response_format(spec["task"]), api_key=api_key,
+        response_format=response_format(spec["task"]), token_ids=t["token_ids"], api_key=api_key,
     )
 
 
@@ -70,7 +71,14 @@ def simulated_endpoint_id(spec: Spec) -> str:
     digest = hashlib.sha256(spec.resolve(sim["answers"]).read_bytes()).hexdigest()[:16]
     from distillbuild.teacher.simulated import BEHAVIOUR_VERSION
 
-    return f"simulated-v{BEHAVIOUR_VERSION}:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
+    identity = f"simulated-v{BEHAVIOUR_VERSION}:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
+    tokenizer = spec["teacher"].get("tokenizer")
+    if spec["teacher"].get("token_ids") and tokenizer:  # its token ids are the tokenizer's
+        path = spec.resolve(tokenizer)
+        files = sorted(path.glob("tokenizer*.json")) if path.is_dir() else []
+        tok = hashlib.sha256(b"".join(f.read_bytes() for f in files) or tokenizer.encode()).hexdigest()[:16]
+        identity += f":tokenizer={tok}"
+    return identity
 
 
 def _comparable(answer: str | None, task: dict[str, Any]) -> Any:
@@ -123,6 +131,9 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, A
     )
     if len(choices) > 1:
         out.update(samples=contents, agreement=agreement)
+    kd = kd_targets(logprobs)
+    if kd is not None:  # per-token distributions with ids: logit distillation's targets
+        out["kd"] = kd
     if task["type"] == "extraction":
         try:
             out.update(parsed=json.loads(message.get("content") or ""), parse_error=None)

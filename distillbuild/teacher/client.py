@@ -51,6 +51,7 @@ class TeacherSettings:
     batch: bool = False  # the Batch API instead of online calls
     samples: int = 1  # choices per prompt (`n`), for self-consistency
     response_format: dict[str, Any] | None = None  # structured output for extraction tasks
+    token_ids: bool = False  # vLLM's return_tokens_as_token_ids, for logit distillation
     api_key: str = field(default="", repr=False)  # held in memory only
 
     def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -63,6 +64,8 @@ class TeacherSettings:
         if self.top_logprobs > 0:
             body["logprobs"] = True
             body["top_logprobs"] = self.top_logprobs
+            if self.token_ids:
+                body["return_tokens_as_token_ids"] = True
         if self.seed is not None:
             body["seed"] = self.seed
         if self.samples > 1:

@@ -74,9 +74,11 @@ class SimAnswer:
 class SimulatedTeacher:
     """The answering logic, apart from HTTP."""
 
-    def __init__(self, key: dict[str, KeyEntry], labels: list[str], accuracy: float, seed: int):
+    def __init__(self, key: dict[str, KeyEntry], labels: list[str], accuracy: float, seed: int,
+                 tokenizer: str | None = None):
         self.key = {_norm(text): entry for text, entry in key.items()}  # looked up by normalised prompt
         self.labels, self.accuracy, self.seed = list(labels), accuracy, seed
+        self.tokenizer = tokenizer  # the teacher's tokenizer (a local path): token ids in logprobs
 
     def _rng(self, text: str, sample: int) -> random.Random:
         digest = hashlib.sha256(f"{self.seed}\0{sample}\0{_norm(text)}".encode()).digest()
@@ -156,7 +158,16 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
             "finish_reason": "stop",
             "logprobs": None,
         }
-        if want_logprobs:
+        if want_logprobs and request.get("return_tokens_as_token_ids"):
+            # vLLM's extension: every position, its token named by id in the teacher's vocabulary.
+            from distillbuild.teacher.simulated_tokens import load_tokenizer, token_logprobs
+
+            if not teacher.tokenizer:
+                raise ValueError("return_tokens_as_token_ids needs the stand-in to know its tokenizer (teacher.tokenizer)")
+            rng = teacher._rng(text, 1000 + i)
+            content = token_logprobs(load_tokenizer(teacher.tokenizer), ans.label, ans.top, k, rng)
+            choice["logprobs"] = {"content": content, "refusal": None}
+        elif want_logprobs:
             entry = _token_entry(ans.label, ans.prob)
             entry["top_logprobs"] = [_token_entry(l, p) for l, p in ans.top[:k]]
             choice["logprobs"] = {"content": [entry], "refusal": None}
@@ -669,7 +680,9 @@ def _reset(h: _Handler) -> None:
 def teacher_from_spec(spec) -> SimulatedTeacher:
     sim = spec.get("teacher.simulated")
     key = load_answer_key(spec.resolve(sim["answers"]))
-    return SimulatedTeacher(key, spec.get("task.labels") or [], sim["accuracy"], sim["seed"])
+    tokenizer = spec.get("teacher.tokenizer")
+    tokenizer = str(spec.resolve(tokenizer)) if tokenizer and spec.resolve(tokenizer).is_dir() else tokenizer
+    return SimulatedTeacher(key, spec.get("task.labels") or [], sim["accuracy"], sim["seed"], tokenizer=tokenizer)
 
 
 def server_from_spec(spec, port: int = 0, **overrides: Any) -> SimulatedTeacherServer:
