@@ -26,7 +26,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "dataset": ("task.type", "task.instruction", "split", "student.kd.mode", "student.base_model"),  # KD rows: tokenizer
     "configure": ("name", "task.type", "task.labels", "task.instruction", "student"),
     "train": (),  # reads only the config `configure` wrote
-    "evaluate": ("task.type", "task.labels", "teacher.price", "evaluation"),
+    "evaluate": ("task.type", "task.labels", "task.instruction", "teacher.price", "student.kind", "student.base_model",
+                 "student.endpoint", "evaluation"),  # a causal student is prompted, and loaded over its base model
     "gate": ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
              "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",
              "gates", "promote"),
@@ -70,13 +71,16 @@ def pipeline(spec: Spec) -> dict[str, Any]:
     teacher_deps = [_rel(spec, "data.inputs"), _rel(spec, "data.heldout")]
     if spec.get("teacher.provider") == "simulated":
         teacher_deps.append(_rel(spec, "teacher.simulated.answers"))
+    filter_deps = [layout.TEACHER_ANSWERS, _rel(spec, "data.heldout")]
+    if spec.get("filters.judge.provider") == "simulated":  # the stand-in judge's answer key
+        filter_deps += [p for p in [_rel(spec, "filters.judge.simulated.answers")] if p not in filter_deps]
     stages = {
         "teacher": _stage(
             spec, "teacher", teacher_deps,
             [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_REPORT],
         ),
         "filter": _stage(
-            spec, "filter", [layout.TEACHER_ANSWERS, _rel(spec, "data.heldout")],
+            spec, "filter", filter_deps,
             [layout.FILTER_KEPT, layout.FILTER_REJECTED, layout.FILTER_REPORT],
         ),
         "dataset": _stage(

@@ -43,11 +43,22 @@ def _teacher_cost_per_1k(spec: Spec, answers: list[dict]) -> float | None:
     return round(per_call * 1000, 6)
 
 
-def run(spec: Spec) -> int:
-    if spec.get("task.type") != "classification" or spec.get("student.kind") != "encoder-classifier":
-        raise StageError("evaluate supports classification with encoder-classifier students so far")
+def load_classifier(spec: Spec):
+    """The student as something with predict(texts) -> labels: an encoder with its head, or a
+    causal LM (local adapter, or an OpenAI-compatible endpoint) whose answers are normalised."""
+    threads = spec.get("evaluation.threads")
+    if spec.get("student.kind") == "causal-lm":
+        from distillbuild.evaluate.causal_student import CausalClassifier, load_causal_student
+
+        return CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec["task"])
     from distillbuild.train.encoder import EncoderClassifier
 
+    return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
+
+
+def run(spec: Spec) -> int:
+    if spec.get("task.type") != "classification":
+        raise StageError(f"evaluate has no evaluation for {spec.get('task.type')} tasks")
     labels = list(spec.get("task.labels"))
     heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
@@ -55,12 +66,13 @@ def run(spec: Spec) -> int:
     if missing:
         raise StageError(f"the teacher has no answer for {len(missing)} held-out rows (first: {missing[0]}); rerun `teacher`")
 
-    model = EncoderClassifier.load(Path(layout.MODEL_DIR), threads=spec.get("evaluation.threads"))
+    model = load_classifier(spec)
     texts = [r["text"] for r in heldout]
     gold = [r["label"] for r in heldout]
     t0 = time.perf_counter()
     student = model.predict(texts)
     batch_s = time.perf_counter() - t0
+    student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
     teacher_pred = [normalize_label(teacher[str(r["id"])].get("answer"), labels) for r in heldout]
 
     acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher_pred)
@@ -81,14 +93,16 @@ def run(spec: Spec) -> int:
         "teacher_cost_per_1k_usd": _teacher_cost_per_1k(spec, [teacher[str(r["id"])] for r in heldout]),
         "student_cost_per_1k_usd": round(sum(lat) / len(lat) / 1000 * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8),
         "teacher_unparseable": sum(p is None for p in teacher_pred),
+        "student_unparseable": sum(p is None for p in student),  # a causal student's answer that is no label
         "per_class_f1": {k: round(v, 6) for k, v in per_class_f1(gold, student, labels).items()},
         "teacher_simulated": spec.get("teacher.provider") == "simulated",
         "batch_throughput_rows_per_s": round(len(texts) / batch_s, 1) if batch_s > 0 else None,
     }
     write_json(Path(layout.METRICS), metrics)
     write_json(Path(layout.PREDICTIONS), [
-        {"id": r["id"], "actual": g, "predicted": s, "teacher": t or "(unparseable)"}
-        for r, g, s, t in zip(heldout, gold, student, teacher_pred)
+        {"id": r["id"], "actual": g, "predicted": s or "(unparseable)", "teacher": t or "(unparseable)",
+         **({"student_text": st} if st is not None else {})}
+        for r, g, s, t, st in zip(heldout, gold, student, teacher_pred, student_text)
     ])
     log(f"evaluate: student accuracy {acc:.3f}, teacher {teacher_acc:.3f}, retention {metrics['retention']}, "
         f"latency p50 {metrics['latency_p50_ms']:.1f} ms, p95 {metrics['latency_p95_ms']:.1f} ms")

@@ -1,0 +1,107 @@
+"""Evaluating a causal-LM student: through an OpenAI-compatible endpoint (as vLLM would serve
+the adapter) and locally, a base model with a LoRA adapter loaded by peft."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import LABELS, base_spec, write_rows
+from distillbuild.spec import load_spec
+from distillbuild.stages import run_stage
+from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
+
+
+def _heldout(root: Path, n: int = 40) -> list[dict]:
+    rows = [{"id": f"h{i}", "text": f"held-out ticket {i} regarding {LABELS[i % 4]}", "label": LABELS[i % 4]} for i in range(n)]
+    write_rows(root / "data/heldout.jsonl", rows)
+    inputs = [json.loads(l) for l in (root / "data/inputs.jsonl").open()]
+    key = [{"text": r["text"], "label": LABELS[i % 4]} for i, r in enumerate(inputs)]
+    write_rows(root / "data/key.jsonl", key + [{"text": r["text"], "label": r["label"]} for r in rows])
+    return rows
+
+
+def test_causal_student_behind_an_endpoint_is_evaluated_like_any_student(project, monkeypatch, tmp_path):
+    root = project.root
+    heldout = _heldout(root)
+    # The "student" is another OpenAI-compatible server: right 75% of the time on these texts.
+    student = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=0.75, seed=5)
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STUDENT_KEY", "student-secret-value")
+    monkeypatch.chdir(root)
+    with SimulatedTeacherServer(student, api_key="student-secret-value") as srv:
+        spec = base_spec()
+        spec["teacher"]["simulated"]["accuracy"] = 1.0
+        spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
+                           "kd": {"alpha": 0}, "endpoint": {"base_url": srv.base_url, "model": "ticket-lora",
+                                                            "api_key_env": "STUDENT_KEY"}}
+        spec["evaluation"] = {"latency_samples": 10, "bootstrap": 200}
+        loaded = load_spec(project(spec))
+        assert run_stage("teacher", loaded) == 0
+        assert run_stage("evaluate", loaded) == 0
+        served = srv.requests_served
+    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
+    expected = [student.answer(r["text"]).label for r in heldout]
+    assert [p["predicted"] for p in predictions] == expected  # the endpoint's answers, row by row
+    assert metrics["accuracy"] == pytest.approx(sum(e == r["label"] for e, r in zip(expected, heldout)) / 40, abs=1e-6)
+    assert metrics["teacher_accuracy"] == 1.0 and metrics["retention"] == metrics["accuracy"]
+    assert 0.5 < metrics["accuracy"] < 0.95
+    assert served == 40 + 10 + 5  # held-out, latency samples, warm-up
+    assert b"student-secret-value" not in (root / "build/evaluate/metrics.json").read_bytes()
+
+
+def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, tmp_path):
+    """A two-layer Llama with a LoRA adapter whose weights are not zero: evaluate's answers are the
+    adapted model's, not the base model's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from test_kd_rows import make_tokenizer
+
+    root = project.root
+    _heldout(root, n=8)
+    tok_dir = make_tokenizer(root / "base")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    tok.save_pretrained(str(tok_dir))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(str(tok_dir))
+    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tok_dir)),
+                             LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False))
+    adapted.save_pretrained(str(root / "build/model"))
+    tok.save_pretrained(str(root / "build/model"))
+
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(root)
+    spec = base_spec()
+    spec["student"] = {"kind": "causal-lm", "base_model": "./base", "trainer": "axolotl", "kd": {"alpha": 0}}
+    spec["evaluation"] = {"latency_samples": 3, "bootstrap": 0, "max_new_tokens": 4}
+    loaded = load_spec(project(spec))
+    assert run_stage("teacher", loaded) == 0
+    assert run_stage("evaluate", loaded) == 0
+
+    from distillbuild.evaluate.causal_student import LocalCausalStudent
+    from distillbuild.teacher.prompts import messages_for
+
+    heldout = [json.loads(l) for l in (root / "data/heldout.jsonl").open()]
+    conversations = [messages_for(loaded["task"], r["text"]) for r in heldout]
+    with_adapter = LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4).generate(conversations)
+    base_only = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=4).generate(conversations)
+    assert with_adapter != base_only  # the adapter changes what the model says
+    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
+    assert metrics["heldout_rows"] == 8 and metrics["latency_p95_ms"] > 0
+    from distillbuild.curate.normalize import normalize_label
+
+    assert [p["student_text"] for p in predictions] == with_adapter
+    assert [p["predicted"] for p in predictions] == [normalize_label(a, LABELS) or "(unparseable)" for a in with_adapter]
