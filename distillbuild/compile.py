@@ -24,10 +24,10 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "teacher": ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "teacher"),
     "filter": ("data.heldout", "task.type", "task.labels", "task.output_schema", "filters"),
     "dataset": ("task.type", "task.instruction", "split", "student.kd.mode", "student.base_model"),  # KD rows: tokenizer
-    "configure": ("name", "task.type", "task.labels", "task.instruction", "student"),
+    "configure": ("name", "task.type", "task.labels", "task.instruction", "task.output_schema", "student"),
     "train": (),  # reads only the config `configure` wrote
-    "evaluate": ("task.type", "task.labels", "task.instruction", "teacher.price", "student.kind", "student.base_model",
-                 "student.endpoint", "evaluation"),  # a causal student is prompted, and loaded over its base model
+    "evaluate": ("task.type", "task.labels", "task.instruction", "task.output_schema", "teacher.price", "student.kind",
+                 "student.base_model", "student.endpoint", "evaluation"),  # a causal student is prompted, and loaded over its base model
     "gate": ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
              "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",
              "gates", "promote"),
@@ -57,7 +57,7 @@ def _stage(spec: Spec, name: str, deps: list[str], outs: list[Any], **extra: Any
         body["params"] = params
     if outs:
         body["outs"] = outs
-    body.update(extra)
+    body.update({k: v for k, v in extra.items() if v is not None})
     return body
 
 
@@ -74,6 +74,10 @@ def pipeline(spec: Spec) -> dict[str, Any]:
     filter_deps = [layout.TEACHER_ANSWERS, _rel(spec, "data.heldout")]
     if spec.get("filters.judge.provider") == "simulated":  # the stand-in judge's answer key
         filter_deps += [p for p in [_rel(spec, "filters.judge.simulated.answers")] if p not in filter_deps]
+    classification = spec.get("task.type") == "classification"
+    evaluate_deps = [layout.MODEL_DIR, _rel(spec, "data.heldout"), layout.TEACHER_HELDOUT]
+    if spec.get("evaluation.judge.provider") == "simulated":  # the stand-in judge's answer key
+        evaluate_deps += [p for p in [_rel(spec, "evaluation.judge.simulated.answers")] if p not in evaluate_deps]
     stages = {
         "teacher": _stage(
             spec, "teacher", teacher_deps,
@@ -94,10 +98,10 @@ def pipeline(spec: Spec) -> dict[str, Any]:
             plots=[{layout.TRAIN_HISTORY: {"cache": False}}],
         ),
         "evaluate": _stage(
-            spec, "evaluate", [layout.MODEL_DIR, _rel(spec, "data.heldout"), layout.TEACHER_HELDOUT],
-            [],
+            spec, "evaluate", evaluate_deps,
+            [] if classification else [{layout.PREDICTIONS: {"cache": False}}],
             metrics=[{layout.METRICS: {"cache": False}}],
-            plots=[{layout.PREDICTIONS: {"cache": False}}],
+            plots=[{layout.PREDICTIONS: {"cache": False}}] if classification else None,
         ),
         "gate": _stage(
             spec, "gate",
@@ -114,11 +118,10 @@ def pipeline(spec: Spec) -> dict[str, Any]:
                              "desc": f"{spec.get('student.kind')} student for {spec['name']}, distilled from "
                                      f"{spec.get('teacher.provider')}:{spec.get('teacher.model')}",
                              "labels": ["distillbuild", spec.get("task.type")]}},
-        "plots": [
-            {layout.PREDICTIONS: {"template": "confusion", "x": "predicted", "y": "actual",
-                                  "title": "Student on the held-out set"}},
-            {layout.TRAIN_HISTORY: {"x": "step", "y": "loss", "title": "Training loss"}},
-        ],
+        "plots": ([{layout.PREDICTIONS: {"template": "confusion", "x": "predicted", "y": "actual",
+                                         "title": "Student on the held-out set"}}]
+                  if classification else [])  # a confusion matrix needs classes
+                 + [{layout.TRAIN_HISTORY: {"x": "step", "y": "loss", "title": "Training loss"}}],
     }
 
 

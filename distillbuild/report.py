@@ -22,6 +22,10 @@ def _pct(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
 
+HEADLINE = {"classification": ("accuracy", "accuracy"), "extraction": ("field_accuracy", "fields"),
+            "generation": ("geval_mean", "G-Eval")}
+
+
 def summary_text(spec: Spec) -> str:
     teacher = _read(spec, layout.TEACHER_REPORT)
     filt = _read(spec, layout.FILTER_REPORT)
@@ -39,8 +43,16 @@ def summary_text(spec: Spec) -> str:
     if filt:
         rejected = ", ".join(f"{k} {v}" for k, v in filt["by_reason"].items() if v) or "none"
         lines.append(f"  rows kept  {filt['kept']} of {filt['rows']} (rejected: {rejected})")
+    if filt and filt.get("judge"):
+        judge = filt["judge"]
+        calls = judge.get("calls") or {}
+        lines.append(f"  judge      {judge.get('provider')}:{judge.get('model')}"
+                     + (" (SIMULATED stand-in)" if judge.get("simulated") else "")
+                     + f", {calls.get('billed', 0)} billed, ${judge.get('cost_usd') or 0:.4f}")
     if metrics:
-        lines.append(f"  accuracy   student {_pct(metrics.get('accuracy'))}, teacher {_pct(metrics.get('teacher_accuracy'))} "
+        # The headline metric of each task type: what its gates usually bound.
+        name, label = HEADLINE.get(spec.get("task.type"), HEADLINE["classification"])
+        lines.append(f"  {label:<10} student {_pct(metrics.get(name))}, teacher {_pct(metrics.get('teacher_' + name))} "
                      f"on {metrics.get('heldout_rows')} held-out rows")
         lines.append(f"  retention  {_pct(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
                      f"p95 {metrics.get('latency_p95_ms')} ms")

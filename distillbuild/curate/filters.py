@@ -44,6 +44,7 @@ class FilterConfig:
     must_match: str | None = None
     must_not_match: str | None = None
     max_per_class: int | None = None
+    judge_min_score: float | None = None  # filters.judge: None when no judge is configured
 
     @classmethod
     def from_spec(cls, task: dict[str, Any], filters: dict[str, Any]) -> "FilterConfig":
@@ -57,6 +58,7 @@ class FilterConfig:
             min_chars=rules.get("min_chars"), max_chars=rules.get("max_chars"),
             must_match=rules.get("must_match"), must_not_match=rules.get("must_not_match"),
             max_per_class=rules.get("max_per_class"),
+            judge_min_score=(filters.get("judge") or {}).get("min_score", 0.5) if filters.get("judge") else None,
         )
 
 
@@ -142,13 +144,26 @@ def _pattern(row: Row, cfg: FilterConfig) -> Verdict:
     return None
 
 
+def _judge_low_score(row: Row, cfg: FilterConfig) -> Verdict:
+    """filters.judge: the G-Eval verdict the filter stage attached as row["judge"] ({"score", "reason"}).
+    Last of the row checks, so only answers that passed every cheaper check are judged (and paid for)."""
+    if cfg.judge_min_score is None:
+        return None
+    verdict = row.get("judge")
+    if not isinstance(verdict, dict) or verdict.get("score") is None:
+        return "judge_low_score", "no verdict: the judge was not asked about this row"
+    if verdict["score"] < cfg.judge_min_score:
+        return "judge_low_score", f"score {verdict['score']:.3f} < {cfg.judge_min_score}: {verdict.get('reason') or ''}"[:400]
+    return None
+
+
 ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
     _teacher_error, _refusal, _empty, _truncated, _invalid_label, _invalid_json,
-    _low_confidence, _low_agreement, _length, _pattern,
+    _low_confidence, _low_agreement, _length, _pattern, _judge_low_score,
 )
 SET_REASONS = ("duplicate", "contaminated", "near_duplicate", "class_cap")
 REASONS = ("teacher_error", "refusal", "empty", "truncated", "invalid_label", "invalid_json", "schema_mismatch",
-           "low_confidence", "low_agreement", "length", "pattern") + SET_REASONS
+           "low_confidence", "low_agreement", "length", "pattern", "judge_low_score") + SET_REASONS
 
 
 def row_verdict(row: Row, cfg: FilterConfig) -> Verdict:

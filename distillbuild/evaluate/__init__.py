@@ -2,7 +2,7 @@
 
 # Metrics with a bootstrap 95% interval, written as NAME_ci_low and NAME_ci_high; a gate picks
 # one with `on: ci_low`.
-WITH_INTERVALS = ("accuracy", "retention")
+WITH_INTERVALS = ("accuracy", "retention", "field_accuracy", "exact_match")
 
 # The metrics `evaluate` writes to metrics.json, by task type. Gates may only name these;
 # the spec validator checks it, so a typo in a gate is refused before anything runs.
@@ -20,6 +20,35 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "teacher_cost_per_1k_usd",
         "student_cost_per_1k_usd",
     ),
-    "extraction": ("heldout_rows",),
-    "generation": ("heldout_rows",),
+    # distillbuild/evaluate/extraction.py (DeepEval JsonCorrectnessMetric + field-match metrics):
+    # field_accuracy is the mean over fields of per-field exact match; retention is
+    # field_accuracy / teacher_field_accuracy; exact_match is the whole object.
+    "extraction": (
+        "field_accuracy",
+        "teacher_field_accuracy",
+        "retention",
+        "exact_match",
+        "teacher_exact_match",
+        "json_valid_rate",
+        "teacher_json_valid_rate",
+        "schema_valid_rate",
+        "teacher_schema_valid_rate",
+        "agreement",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "heldout_rows",
+        "teacher_cost_per_1k_usd",
+        "student_cost_per_1k_usd",
+    ),
+    # G-Eval with evaluation.judge (distillbuild/evaluate/generation.py): scores in 0..1;
+    # retention = geval_mean / teacher_geval_mean, with a bootstrap interval.
+    "generation": (
+        "geval_mean",
+        "geval_pass_rate",
+        "teacher_geval_mean",
+        "teacher_geval_pass_rate",
+        "retention",
+        "heldout_rows",
+        "judge_cost_usd",
+    ),
 }

@@ -9,7 +9,8 @@ import yaml
 
 from distillbuild.spec import Spec
 
-_HEADLINE = ("accuracy", "teacher_accuracy", "retention", "macro_f1", "agreement", "latency_p50_ms", "latency_p95_ms",
+_HEADLINE = ("accuracy", "teacher_accuracy", "field_accuracy", "teacher_field_accuracy", "exact_match",
+             "teacher_exact_match", "schema_valid_rate", "retention", "macro_f1", "agreement", "latency_p50_ms", "latency_p95_ms",
              "heldout_rows")
 
 

@@ -16,7 +16,8 @@ from distillbuild.spec.schema import did_you_mean
 
 
 # Spec keys that name files, and whether the file must already exist.
-FILE_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers")
+FILE_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers", "filters.judge.simulated.answers",
+             "evaluation.judge.simulated.answers")
 
 
 def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -109,6 +110,19 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     kind, trainer = get_path(data, "student.kind"), get_path(data, "student.trainer")
     if kind == "encoder-classifier" and task_type not in (None, "classification"):
         add("student.kind", f"an encoder-classifier student needs task.type classification, not {task_type}")
+    if kind == "encoder-extractor":
+        if task_type not in (None, "extraction"):
+            add("student.kind", f"an encoder-extractor student needs task.type extraction, not {task_type}")
+        if trainer not in (None, "local"):
+            add("student.trainer", "encoder-extractor students train with trainer: local")
+        schema = get_path(data, "task.output_schema")
+        if task_type == "extraction" and isinstance(schema, dict):
+            from distillbuild.evaluate.extraction import UnsupportedSchema, schema_fields
+
+            try:
+                schema_fields(schema)
+            except UnsupportedSchema as exc:
+                add("task.output_schema", f"{exc} (student.kind: encoder-extractor)")
     if kind == "causal-lm" and trainer == "local":
         add("student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl")
 
@@ -145,6 +159,8 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
         add("student.kd.alpha", "soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 or kd.alpha: 0")
     for path, message in vocabulary_issues(data, spec_dir):
         add(path, message)
+    for path, message in axolotl_issues(data):
+        add(path, message)
     if get_path(data, "teacher.token_ids") and get_path(data, "teacher.provider") == "simulated" \
             and not get_path(data, "teacher.tokenizer"):
         add("teacher.token_ids", "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory")
@@ -163,4 +179,66 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
                 lo, hi = bound.get("min"), bound.get("max")
                 if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
                     add(gate_path, f"min {lo} is above max {hi}: the gate can never hold")
+
+    # LLM judges (filters.judge, evaluation.judge): what G-Eval scores by, and the stand-in's settings.
+    for where in ("filters.judge", "evaluation.judge"):
+        judge = get_path(data, where)
+        if not isinstance(judge, dict):
+            continue
+        if not judge.get("criteria") and not judge.get("evaluation_steps"):
+            add(where, "a judge needs criteria or evaluation_steps (what G-Eval scores the answers by)")
+        if judge.get("provider") == "simulated" and judge.get("simulated") is None:
+            add(where, "provider: simulated needs a simulated section (answers, accuracy, ...)")
+        if judge.get("provider") == "openai" and judge.get("simulated") is not None:
+            add(join_path(where, "simulated"), "settings of the simulated judge, but provider is openai")
+    judged_gates = ("geval_mean", "geval_pass_rate", "teacher_geval_mean", "teacher_geval_pass_rate", "retention")
+    if task_type == "generation" and isinstance(get_path(data, "gates"), dict) and get_path(data, "evaluation.judge") is None:
+        for name in get_path(data, "gates"):
+            if name in judged_gates:
+                add(join_path("gates", name), f"{name} is scored by an LLM judge on generation tasks: "
+                                              "add an evaluation.judge section")
+    return issues
+
+
+# Optimizers whose 8-bit state breaks under FSDP2 (Axolotl refuses adamw_bnb_8bit there).
+_BNB_8BIT = ("adamw_bnb_8bit", "paged_adamw_8bit")
+
+
+def axolotl_issues(data: Any) -> list[tuple[str, str]]:
+    """(key path, message) for student settings of the Axolotl trainer that cannot work together.
+    Reads the spec as written (before defaults), so a key is refused only where the user set it."""
+    student = get_path(data, "student")
+    if not isinstance(student, dict):
+        return []
+    issues: list[tuple[str, str]] = []
+    if student.get("trainer") != "axolotl":
+        for key in ("adapter", "device", "gpu", "distributed", "axolotl"):
+            if key in student:
+                issues.append((f"student.{key}", f"applies to trainer: axolotl (causal-lm students), "
+                                                 f"not trainer: {student.get('trainer')}"))
+        return issues
+    dist = student.get("distributed") if isinstance(student.get("distributed"), dict) else {}
+    gpu = student.get("gpu") if isinstance(student.get("gpu"), dict) else {}
+    strategy, launcher = dist.get("strategy", "none"), dist.get("launcher", "accelerate")
+    stage = dist.get("zero_stage", 2)
+    if "zero_stage" in dist and strategy != "deepspeed":
+        issues.append(("student.distributed.zero_stage", f"a DeepSpeed setting, but strategy is {strategy}: "
+                                                         "set strategy: deepspeed or drop zero_stage"))
+    if dist.get("offload") is True:
+        if strategy == "none":
+            issues.append(("student.distributed.offload", "CPU offload needs strategy: deepspeed (ZeRO-2 or 3) or fsdp"))
+        elif strategy == "deepspeed" and stage == 1:
+            issues.append(("student.distributed.offload", "DeepSpeed offloads from ZeRO-2 on: set zero_stage: 2 or 3"))
+    if "workers" in dist and launcher != "ray":
+        issues.append(("student.distributed.workers", "workers counts Ray workers: set launcher: ray "
+                                                      "(accelerate uses every GPU of the machine)"))
+    if student.get("device") == "cpu" and (strategy != "none" or launcher != "accelerate"):
+        issues.append(("student.device", f"device: cpu trains in one process; distributed training "
+                                         f"(strategy {strategy}, launcher {launcher}) needs GPUs"))
+    if strategy == "fsdp" and gpu.get("optimizer") in _BNB_8BIT:
+        issues.append(("student.gpu.optimizer", f"FSDP2 cannot shard {gpu['optimizer']}'s 8-bit state (Axolotl refuses "
+                                                "it): use adamw_torch_fused, adamw_torch_8bit or optimizer: auto"))
+    if student.get("adapter") == "full" and "lora" in student:
+        issues.append(("student.lora", "LoRA settings, but adapter is full (every weight trains): "
+                                       "drop student.lora or set adapter: lora or qlora"))
     return issues

@@ -31,13 +31,37 @@ def chat_row(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "messages": messages, "label": row["label"], "label_probs": row.get("label_probs")}
 
 
-def kd_row(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+# A position the teacher never generated (what a chat template writes after the end-of-turn
+# token, such as ChatML's newline): certain of its own token. JSON has no -inf.
+_NEVER = -100.0
+
+
+def kd_row(task: dict[str, Any], row: dict[str, Any], trailing: list[int] = ()) -> dict[str, Any]:
     """Axolotl's KD format: the teacher's own answer text, with its top-k token ids and logprobs
-    at every generated position (the end-of-turn token included), aligned to the sequence's end."""
+    at every generated position (the end-of-turn token included), aligned to the sequence's end;
+    `trailing` are the template's tokens after the end of turn, padded as certain."""
     messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
     kd = row["kd"]
-    return {"id": row["id"], "messages": messages, "label": row["label"],
-            "logprobs": kd["logprobs"], "target_token_ids": kd["target_token_ids"]}
+    ids, logprobs = [list(p) for p in kd["target_token_ids"]], [list(p) for p in kd["logprobs"]]
+    k = len(ids[0]) if ids else 1
+    for token in trailing:
+        ids.append([token] + [(token + j) % 2**31 for j in range(1, k)])
+        logprobs.append([0.0] + [_NEVER] * (k - 1))
+    return {"id": row["id"], "messages": messages, "label": row["label"], "logprobs": logprobs, "target_token_ids": ids}
+
+
+def _trailing_tokens(tokenizer, messages: list[dict[str, str]], generated: list[int]) -> list[int] | None:
+    """The tokens the chat template puts after the teacher's generated ones (end of turn included),
+    or None when the generated tokens are not where the conversation ends."""
+    if not getattr(tokenizer, "chat_template", None):
+        return []
+    ids = tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"]
+    n = len(generated)
+    for extra in range(0, 4):
+        end = len(ids) - extra
+        if end >= n and ids[end - n:end] == generated:
+            return ids[end:]
+    return None
 
 
 def _student_tokenizer(spec: Spec):
@@ -60,14 +84,18 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
         if not row.get("kd") or row.get("teacher_text") is None:
             dropped["kd_missing"] += 1
             continue
+        trailing: list[int] = []
         if tokenizer is not None:
             ids = list(tokenizer.encode(row["teacher_text"], add_special_tokens=False))
             if tokenizer.eos_token_id is not None:
                 ids.append(int(tokenizer.eos_token_id))
-            if ids != row["kd"]["token_ids"]:
+            messages = messages_for(spec["task"], row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
+            found = _trailing_tokens(tokenizer, messages, row["kd"]["token_ids"]) if ids == row["kd"]["token_ids"] else None
+            if found is None:
                 dropped["kd_misaligned"] += 1
                 continue
-        kept.append(kd_row(spec["task"], row))
+            trailing = found
+        kept.append(kd_row(spec["task"], row, trailing))
     return kept, dropped
 
 

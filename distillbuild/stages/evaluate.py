@@ -56,7 +56,55 @@ def load_classifier(spec: Spec):
     return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
 
 
+class _Generator:
+    """A causal student's generate() behind predict(), for the latency loop."""
+
+    def __init__(self, student, task):
+        from distillbuild.teacher.prompts import messages_for
+
+        self.student, self.prompt = student, lambda text: messages_for(task, text)
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return self.student.generate([self.prompt(t) for t in texts])
+
+
+def run_generation(spec: Spec) -> int:
+    """Generation: student and teacher answers on the held-out set, each scored by G-Eval with
+    the judge in evaluation.judge (cached like teacher calls); retention is the mean-score ratio."""
+    from distillbuild.evaluate.causal_student import load_causal_student
+    from distillbuild.evaluate.generation import evaluate_generation_for_spec
+
+    heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
+    teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
+    model = _Generator(load_causal_student(spec, Path(layout.MODEL_DIR), spec.get("evaluation.threads")), spec["task"])
+    texts = [r["text"] for r in heldout]
+    student = model.predict(texts)
+    teacher_out = [teacher.get(str(r["id"]), {}).get("answer") for r in heldout]
+    details: list[dict] = []
+    metrics = evaluate_generation_for_spec(spec, heldout, student, teacher_out, details=details, log=log)
+    lat = _latencies_ms(model, texts, spec.get("evaluation.latency_samples"))
+    metrics.update(
+        latency_p50_ms=round(percentile(lat, 0.50), 3),
+        latency_p95_ms=round(percentile(lat, 0.95), 3),
+        teacher_cost_per_1k_usd=_teacher_cost_per_1k(spec, [teacher.get(str(r["id"]), {}) for r in heldout]),
+        student_cost_per_1k_usd=round(sum(lat) / len(lat) / 1000 * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8),
+        teacher_simulated=spec.get("teacher.provider") == "simulated",
+    )
+    write_json(Path(layout.METRICS), metrics)
+    write_json(Path(layout.PREDICTIONS), [{"id": r["id"], "student": s, "teacher": t, **({"scores": d} if d else {})}
+                                          for r, s, t, d in zip(heldout, student, teacher_out, details or [None] * len(heldout))])
+    log(f"evaluate: G-Eval mean student {metrics.get('geval_mean')}, teacher {metrics.get('teacher_geval_mean')}, "
+        f"retention {metrics.get('retention')}, latency p95 {metrics['latency_p95_ms']:.1f} ms")
+    return 0
+
+
 def run(spec: Spec) -> int:
+    if spec.get("task.type") == "extraction":  # JSON validity, schema, field match: distillbuild/evaluate/extraction.py
+        from distillbuild.evaluate.extraction import run_stage
+
+        return run_stage(spec)
+    if spec.get("task.type") == "generation":
+        return run_generation(spec)
     if spec.get("task.type") != "classification":
         raise StageError(f"evaluate has no evaluation for {spec.get('task.type')} tasks")
     labels = list(spec.get("task.labels"))

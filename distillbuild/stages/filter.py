@@ -2,6 +2,8 @@
 
 The checks and their order are in distillbuild/curate/filters.py. The held-out inputs are read
 only to drop training inputs that copy them (decontamination); their answers are never used.
+With filters.judge, an LLM judge (DeepEval's G-Eval, cached) scores the answers that pass every
+other row check first (distillbuild/curate/judging.py); a judge failure stops the stage (exit 3).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ def run(spec: Spec) -> int:
     cfg = FilterConfig.from_spec(spec["task"], spec["filters"])
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
     heldout = [r["text"] for r in read_jsonl(spec.resolve(spec.get("data.heldout")))] if cfg.decontaminate else None
+    judge = None
+    if spec.get("filters.judge"):
+        from distillbuild.curate.judging import judge_rows, summary
+
+        judge = judge_rows(rows, cfg, spec.get("filters.judge"), spec.dir, spec.repo_root, log)
     kept, rejected, report = curate(rows, cfg, heldout)
+    if judge is not None:
+        report["judge"] = judge
+        log(summary(judge))
     write_jsonl(Path(layout.FILTER_KEPT), kept)
     write_jsonl(Path(layout.FILTER_REJECTED), rejected)
     write_json(Path(layout.FILTER_REPORT), report)

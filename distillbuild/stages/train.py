@@ -6,8 +6,6 @@ teacher's soft labels (Hinton et al.); an Axolotl config is handed to `axolotl t
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from distillbuild import layout
@@ -29,6 +27,11 @@ def _train_local(config_path: Path) -> dict:
     from distillbuild.train.encoder import EncoderTrainConfig, resolve_base_model, train_encoder_classifier
 
     raw = read_json(config_path)
+    if raw.get("kind") == "encoder-extractor":  # extraction: a head per field (distillbuild/train/extractor.py)
+        from distillbuild.train.extractor import train_from_config
+
+        return train_from_config(raw, _trainer_rows(Path(layout.DATASET_TRAIN)), _trainer_rows(Path(layout.DATASET_VAL)),
+                                 Path(layout.MODEL_DIR), log=log)
     try:
         resolve_base_model(raw["base_model"], Path.cwd())  # fail early and clearly when it is absent
     except FileNotFoundError as exc:
@@ -47,13 +50,12 @@ def _train_local(config_path: Path) -> dict:
 
 
 def _train_axolotl(config_path: Path) -> dict:
-    if shutil.which("axolotl") is None:
-        raise StageError("trainer: axolotl needs Axolotl: pip install 'distillbuild[axolotl]' (on a GPU machine)")
-    log(f"train: axolotl train {config_path}")
-    done = subprocess.run(["axolotl", "train", str(config_path)], check=False)
-    if done.returncode != 0:
-        raise StageError(f"axolotl train exited {done.returncode}")
-    return {"steps": [], "epochs": [], "trainer": "axolotl"}
+    """`axolotl train` on the config (checked first by Axolotl's validator); the adapter lands in
+    build/model. No GPU and a model too big for a CPU: a clear StageError (exit 3)."""
+    from distillbuild.train.axolotl_config import PLAN
+    from distillbuild.train.axolotl_run import train_axolotl
+
+    return train_axolotl(config_path, Path(PLAN), Path(layout.MODEL_DIR), log)
 
 
 def run(spec: Spec) -> int:

@@ -143,6 +143,11 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any]:
     """A Chat Completions response for one request body."""
+    from distillbuild.teacher.simulated_judge import judge_completion  # G-Eval prompts: the stand-in judge
+
+    judged = judge_completion(teacher, request, model, counter)
+    if judged is not None:
+        return judged
     messages = request.get("messages") or []
     text = prompt_text(messages)
     n = int(request.get("n") or 1)

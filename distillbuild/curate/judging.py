@@ -1,0 +1,56 @@
+"""The LLM-as-judge filter (filters.judge): G-Eval verdicts attached to teacher answers.
+
+Only answers that pass every other row check are judged (a refusal or an empty answer is not
+worth a judge call); each gets row["judge"] = {"score", "reason"}, which the `judge_low_score`
+row check in distillbuild/curate/filters.py reads. The calls, cache hits and cost go into the
+filter report under "judge".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from distillbuild.curate.filters import FilterConfig, Row, row_verdict
+
+
+def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:
+    """Indices of the rows that pass every row check but the judge's."""
+    unjudged = replace(cfg, judge_min_score=None)
+    return [i for i, row in enumerate(rows) if row_verdict(row, unjudged) is None]
+
+
+def judge_rows(rows: list[Row], cfg: FilterConfig, section: dict[str, Any], base_dir: Path, repo_root: Path,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Judge the rows that need it (in place: row["judge"]); the report's "judge" section."""
+    from distillbuild.teacher.judge import run_judge
+
+    todo = rows_to_judge(rows, cfg)
+    pairs = [(str(rows[i]["text"]), str(rows[i]["answer"])) for i in todo]
+    judgements, stats = run_judge(pairs, section, base_dir, repo_root, "filters.judge", log)
+    for i, verdict in zip(todo, judgements):
+        rows[i]["judge"] = {"score": round(verdict.score, 6), "reason": verdict.reason}
+    scores = [v.score for v in judgements]
+    return {
+        "provider": section["provider"],
+        "model": section["model"],
+        "simulated": section["provider"] == "simulated",
+        "metric": "G-Eval (deepeval)",
+        "min_score": section["min_score"],
+        "weighted_by_logprobs": bool(section["logprobs"]),
+        "rows_judged": len(todo),
+        "below_min_score": sum(s < section["min_score"] for s in scores),
+        "mean_score": round(sum(scores) / len(scores), 6) if scores else None,
+        **stats.as_dict(),
+    }
+
+
+def summary(rep: dict[str, Any]) -> str:
+    who = f"{rep['provider']}:{rep['model']}" + (" (SIMULATED stand-in)" if rep["simulated"] else "")
+    calls = rep["calls"]
+    rate = rep["distinct_pairs"] / rep["seconds"] if rep["seconds"] else 0.0
+    mean = f"{rep['mean_score']:.3f}" if rep["mean_score"] is not None else "-"
+    return (f"judge: {who}: {rep['rows_judged']} answers judged, {rep['below_min_score']} below {rep['min_score']} "
+            f"(mean score {mean}); {calls['requested']} requests, {calls['from_cache']} from cache, "
+            f"{calls['billed']} billed; ${rep['cost_usd']:.4f}; {rep['seconds']:.1f} s ({rate:.0f} verdicts/s)")

@@ -1,0 +1,260 @@
+"""LLM-as-judge over the teacher engine: DeepEval's G-Eval, every judge request cached.
+
+A judge section (`filters.judge`, `evaluation.judge`) names an OpenAI-compatible endpoint
+(provider openai: any base_url, key from the environment; provider simulated: the offline
+stand-in of distillbuild.teacher.simulated_judge, started in-process) and G-Eval's
+`criteria` and/or `evaluation_steps`.
+
+How one run goes (`judge_all`):
+1. G-Eval (`deepeval.metrics.GEval`, evaluation params Input and Actual Output) runs over every
+   (input, output) pair with a `CachedJudgeModel` that knows no answers yet: each pair stops at
+   its first judge request, and the prompt is collected. Identical pairs are judged once.
+2. All collected prompts are answered by `answer_all`, the teacher engine: the cache
+   (.distill/cache, content-addressed by endpoint id + request body) first, then the endpoint
+   with bounded concurrency, rate limits, retries and cost accounting. A rerun pays nothing.
+3. G-Eval runs again with the answers; pairs that need another request (criteria without
+   evaluation_steps: one steps request, shared by all pairs, then the scoring request) repeat
+   from 1. With evaluation_steps given that is one judge request per distinct pair.
+
+Scores are G-Eval's, in 0..1: the judge's 0-10 score weighted by its score token's top_logprobs
+when `logprobs: true` (20 alternatives requested), else the judge's integer score / 10.
+
+Every failure is a StageError (exit 3): an endpoint that is down or refuses, a request that
+still fails after its retries, an answer G-Eval cannot read. Rows are never kept or dropped on
+a judge's silence; answers already received stay cached, so the rerun resumes.
+
+deepeval is imported only here, inside functions (it costs 1-2 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from distillbuild.errors import StageError
+from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.client import RunStats, TeacherSettings, answer_all
+
+# DeepEval otherwise phones home at exit, writes .deepeval/ into the working directory and
+# reads .env files (FIELD-NOTES.md). Set before it is first imported; a user's own value wins.
+DEEPEVAL_QUIET = {
+    "DEEPEVAL_TELEMETRY_OPT_OUT": "1",
+    "DEEPEVAL_FILE_SYSTEM": "READ_ONLY",
+    "DEEPEVAL_DISABLE_DOTENV": "1",
+    "DEEPEVAL_NO_INSPECT_PROMPT": "1",
+}
+TOP_LOGPROBS = 20  # what G-Eval asks for by default, and OpenAI's maximum
+MAX_ROUNDS = 4
+METRIC_NAME = "judge"
+
+
+def quiet_deepeval() -> None:
+    for name, value in DEEPEVAL_QUIET.items():
+        os.environ.setdefault(name, value)
+
+
+def import_deepeval() -> tuple[Any, Any, Any]:
+    """(GEval, LLMTestCase, SingleTurnParams), imported quietly: the environment above first, and
+    the notice deepeval prints on import sent to stderr, where the stages' own progress goes."""
+    quiet_deepeval()
+    with contextlib.redirect_stdout(sys.stderr):
+        from deepeval.metrics import GEval
+        from deepeval.test_case import LLMTestCase, SingleTurnParams
+
+        import distillbuild.teacher.judge_model  # noqa: F401 - subclasses deepeval's model class
+    return GEval, LLMTestCase, SingleTurnParams
+
+
+def with_defaults(section: dict[str, Any]) -> dict[str, Any]:
+    """A judge section with the schema's defaults filled in (specs get them when loaded; this is
+    for sections built by hand)."""
+    from distillbuild.spec.schema import apply_defaults, schema
+
+    return apply_defaults(dict(section), schema()["properties"]["filters"]["properties"]["judge"])
+
+
+def settings_for_judge(section: dict[str, Any], base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
+    price = section.get("price") or {}
+    limits = section.get("rate_limit") or {}
+    return TeacherSettings(
+        endpoint_id=endpoint_id, base_url=base_url, model=section["model"], temperature=section["temperature"],
+        max_tokens=section["max_tokens"], top_logprobs=TOP_LOGPROBS if section["logprobs"] else 0, seed=None,
+        concurrency=section["concurrency"], timeout_s=section["timeout_s"], max_retries=section["max_retries"],
+        price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
+        budget_usd=section.get("budget_usd"), rpm=limits.get("rpm"), tpm=limits.get("tpm"), api_key=api_key,
+    )
+
+
+def describe(section: dict[str, Any]) -> str:
+    who = f"{section['provider']}:{section['model']}"
+    return who + " (SIMULATED stand-in)" if section["provider"] == "simulated" else who
+
+
+@contextmanager
+def judge_endpoint(section: dict[str, Any], base_dir: Path, where: str) -> Iterator[TeacherSettings]:
+    """The judge's request settings; for provider simulated, with its stand-in server running."""
+    if section["provider"] == "simulated":
+        from distillbuild.teacher.simulated_judge import judge_endpoint_id, judge_server_from_section
+
+        with judge_server_from_section(section, base_dir) as server:
+            yield settings_for_judge(section, server.base_url, judge_endpoint_id(section, base_dir), "simulated")
+        return
+    env = section["api_key_env"]
+    api_key = os.environ.get(env, "")
+    if not api_key:
+        raise StageError(f"the judge's API key is not set: export {env}=... ({where}.api_key_env)")
+    base_url = section.get("base_url")
+    yield settings_for_judge(section, base_url, base_url or "https://api.openai.com/v1", api_key)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    score: float  # G-Eval's score in 0..1
+    reason: str
+
+
+@dataclass
+class JudgeStats:
+    requests: int = 0  # judge requests after de-duplication (what the cache was asked for)
+    cache_hits: int = 0
+    billed_calls: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    rounds: int = 0
+    pairs: int = 0  # (input, output) pairs asked about
+    distinct_pairs: int = 0
+    seconds: float = 0.0
+
+    def add(self, run: RunStats) -> None:
+        self.requests += run.unique
+        self.cache_hits += run.cache_hits
+        self.billed_calls += run.billed_calls
+        for kind, n in run.errors.items():
+            self.errors[kind] = self.errors.get(kind, 0) + n
+        for kind, n in run.retries.items():
+            self.retries[kind] = self.retries.get(kind, 0) + n
+        self.prompt_tokens += run.prompt_tokens
+        self.completion_tokens += run.completion_tokens
+        self.cost_usd += run.cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pairs": self.pairs,
+            "distinct_pairs": self.distinct_pairs,
+            "calls": {"requested": self.requests, "from_cache": self.cache_hits, "billed": self.billed_calls,
+                      "retries": dict(sorted(self.retries.items()))},
+            "errors": dict(sorted(self.errors.items())),
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "cost_usd": round(self.cost_usd, 6),
+            "rounds": self.rounds,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _answer(prompts: list[str], settings: TeacherSettings, cache: TeacherCache, where: str,
+            log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], RunStats]:
+    from distillbuild.teacher.judge_model import judge_messages
+
+    try:
+        results, stats = answer_all([judge_messages(p) for p in prompts], settings, cache,
+                                    log=lambda m: log(m.replace("teacher:", "judge:", 1)))
+    except StageError as exc:  # 401/403/404: the endpoint refused
+        raise StageError(str(exc).replace("the teacher endpoint", f"the judge endpoint ({where})", 1)) from None
+    failed = [r for r in results if r is None or r.response is None]
+    if stats.budget_stopped:
+        raise StageError(f"judge budget reached: ${stats.cost_usd:.4f} of {where}.budget_usd spent; "
+                         f"{len(failed)} judge requests not asked. Raise it and rerun: cached verdicts cost nothing.")
+    if failed:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.errors.items())) or "no answer"
+        first = next((r.error for r in failed if r is not None and r.error), "no answer")
+        hint = (f" If the endpoint does not offer logprobs, set {where}.logprobs: false."
+                if stats.errors.get("bad_request") and settings.top_logprobs else "")
+        raise StageError(
+            f"the judge ({settings.model} at {settings.base_url or 'the provider default'}) failed on {len(failed)} "
+            f"of {len(prompts)} requests ({kinds}); first: {first}. No row was kept or dropped on its account; "
+            f"verdicts already received are cached, so a rerun resumes once {where} answers.{hint}"
+        )
+    return {p: r.response for p, r in zip(prompts, results)}, stats
+
+
+def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: TeacherSettings, cache: TeacherCache,
+              where: str = "judge", log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
+    """G-Eval's verdict on each (input, actual output) pair, in order."""
+    GEval, LLMTestCase, SingleTurnParams = import_deepeval()
+    from distillbuild.teacher.judge_model import CachedJudgeModel, NeedAnswer, content_of
+
+    t0 = time.monotonic()
+    stats = JudgeStats(pairs=len(pairs))
+    distinct = list(dict.fromkeys(pairs))
+    stats.distinct_pairs = len(distinct)
+    model = CachedJudgeModel(settings, cache, on_miss="raise", label=describe(section))
+    steps = section.get("evaluation_steps") or None
+    metric = GEval(name=METRIC_NAME, criteria=section.get("criteria"), evaluation_steps=list(steps) if steps else None,
+                   evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT], model=model,
+                   threshold=section["min_score"], top_logprobs=settings.top_logprobs or TOP_LOGPROBS, async_mode=True)
+    cases = [LLMTestCase(input=text, actual_output=output) for text, output in distinct]
+    verdicts: dict[int, Judgement] = {}
+    pending = list(range(len(distinct)))
+
+    async def measure(indices: list[int], asked: dict[str, None], waiting: list[int]) -> None:
+        # One metric, one case at a time: G-Eval keeps its result on the metric object.
+        for i in indices:
+            try:
+                await metric.a_measure(cases[i], _show_indicator=False)
+            except NeedAnswer as need:
+                asked.setdefault(need.prompt)
+                waiting.append(i)
+                continue
+            except StageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an answer G-Eval cannot read
+                answer = content_of(model.responses.get(model.last_prompt or "", {}))
+                raise StageError(f"G-Eval could not read the judge's answer for input {distinct[i][0][:60]!r} "
+                                 f"({type(exc).__name__}: {str(exc)[:200]}); the judge said: {answer[:200]!r}. "
+                                 f"Use a judge model that answers in JSON ({where}.model).") from None
+            if metric.score is None or not math.isfinite(float(metric.score)):
+                raise StageError(f"G-Eval gave no score for input {distinct[i][0][:60]!r} ({where}): {metric.score}")
+            verdicts[i] = Judgement(min(max(float(metric.score), 0.0), 1.0), str(metric.reason or ""))
+
+    while pending:
+        if stats.rounds >= MAX_ROUNDS:
+            raise StageError(f"G-Eval kept asking the judge new questions after {MAX_ROUNDS} rounds ({where})")
+        stats.rounds += 1
+        asked: dict[str, None] = {}
+        waiting: list[int] = []
+        asyncio.run(measure(pending, asked, waiting))
+        if asked:
+            answers, run = _answer(list(asked), settings, cache, where, log)
+            stats.add(run)
+            model.responses.update(answers)
+        pending = waiting
+    stats.seconds = time.monotonic() - t0
+    index = {pair: i for i, pair in enumerate(distinct)}
+    return [verdicts[index[pair]] for pair in pairs], stats
+
+
+def run_judge(pairs: list[tuple[str, str]], section: dict[str, Any], base_dir: Path, repo_root: Path, where: str,
+              log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
+    """`judge_all` with the section's endpoint (a simulated one started and stopped here) and the
+    repository's cache (.distill/cache, or $DISTILL_CACHE_DIR)."""
+    if not pairs:
+        return [], JudgeStats()
+    with judge_endpoint(section, base_dir, where) as settings:
+        cache = TeacherCache.for_repo(repo_root)
+        try:
+            if section["provider"] == "simulated":
+                log(f"judge: SIMULATED stand-in ({section['model']}) on {settings.base_url}")
+            return judge_all(pairs, section, settings, cache, where, log)
+        finally:
+            cache.close()

@@ -1,0 +1,258 @@
+"""Run `axolotl train` for the train stage: find Axolotl, check the config with Axolotl's own
+validator, refuse a GPU-sized model on a machine without a GPU, stream Axolotl's progress to the
+log, and move the trained adapter (or model) into place.
+
+Axolotl is found as DISTILL_AXOLOTL (a path to its `axolotl` executable, for example
+`.venv-axolotl/bin/axolotl` from `make axolotl-venv-full`) or as `axolotl` on PATH. Its own
+Python (the executable's interpreter) runs the validator and says how many GPUs it sees.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from distillbuild.errors import StageError
+from distillbuild.train.axolotl_config import CPU_MAX_PARAMETERS, PREPARED_DIR, human_count
+
+ENV_EXECUTABLE = "DISTILL_AXOLOTL"
+VALIDATOR = Path(__file__).with_name("axolotl_validate.py")
+QUIET = {
+    "AXOLOTL_DO_NOT_TRACK": "1",  # Axolotl's telemetry is on by default
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "WANDB_MODE": "disabled",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONUNBUFFERED": "1",  # lines as they happen, not in 8 KiB lumps
+}
+_LOG_DICT = re.compile(r"\{'[\w/ ()]+': .*\}")  # what the HF Trainer logs: {'loss': '2.31', 'epoch': '0.5', ...}
+_BANNER = re.compile(r"^[\s@#=+./]+$")  # Axolotl's ASCII-art logo
+_TQDM = re.compile(r"\d+%\|")
+
+
+def find_axolotl() -> str:
+    configured = os.environ.get(ENV_EXECUTABLE)
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise StageError(f"{ENV_EXECUTABLE}={configured} is not an executable file (it should name Axolotl's "
+                             "`axolotl` command, for example .venv-axolotl/bin/axolotl)")
+        return str(path.absolute())
+    found = shutil.which("axolotl")
+    if found is None:
+        raise StageError("trainer: axolotl needs Axolotl 0.19, which is not installed here: on a GPU machine "
+                         "`pip install 'distillbuild[axolotl]'`; or `make axolotl-venv-full` and set "
+                         f"{ENV_EXECUTABLE}=.venv-axolotl/bin/axolotl")
+    return found
+
+
+def axolotl_python(executable: str) -> str | None:
+    """The interpreter Axolotl runs in: its console script's #! line, else a python beside it."""
+    try:
+        with open(executable, "rb") as fh:
+            first = fh.readline(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        first = ""
+    if first.startswith("#!"):
+        parts = first[2:].split()
+        if parts and Path(parts[0]).name.startswith("python") and Path(parts[0]).is_file():
+            return parts[0]
+    for name in ("python", "python3"):
+        candidate = Path(executable).parent / name
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _env(executable: str, hide_gpus: bool) -> dict[str, str]:
+    env = {**os.environ, **QUIET}
+    # `axolotl train` starts `accelerate launch` by name: it must be Axolotl's, not another venv's.
+    env["PATH"] = str(Path(executable).parent) + os.pathsep + env.get("PATH", "")
+    if hide_gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def check_config(python: str, config: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Axolotl's validator on the config (see axolotl_validate); its report."""
+    done = subprocess.run([python, str(VALIDATOR), str(config)], env=env, capture_output=True, text=True,
+                          check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise StageError(f"Axolotl's validator did not run ({python}, exit {done.returncode}):\n{tail}") from None
+
+
+def refuse_without_gpu(plan: dict[str, Any], cuda_devices: int) -> None:
+    if plan.get("device") != "gpu" or cuda_devices > 0:
+        return
+    parameters = plan.get("parameters")
+    if plan.get("requested") == "gpu":
+        why = "student.device is gpu"
+    elif parameters is None:
+        why = "the base model's size is unknown (not a local directory with config.json), so it is not trained on a CPU"
+    else:
+        why = (f"the base model has about {human_count(parameters)} parameters, too many to train on a CPU "
+               f"(the limit is {human_count(plan.get('cpu_max_parameters') or CPU_MAX_PARAMETERS)})")
+    raise StageError(f"train: no GPU found, and {why}. Run the pipeline on a machine with a GPU, or choose a "
+                     "smaller student.base_model (student.device: cpu forces CPU training).")
+
+
+def _parse_log_dict(line: str) -> dict[str, Any] | None:
+    match = _LOG_DICT.search(line)
+    if not match:
+        return None
+    try:
+        data = ast.literal_eval(match.group(0))
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(data, dict) or not any(str(k).endswith("loss") for k in data):
+        return None
+    out = {}
+    for key, value in data.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+def stream(cmd: list[str], env: dict[str, str], log: Callable[[str], None]) -> tuple[int, list[dict], list[str]]:
+    """Run `cmd`, logging its lines (progress bars at most every 5 s); return the exit code, the
+    logged metric dicts and the last lines of output."""
+    # Its own process group: `axolotl train` starts `accelerate launch`, which starts the trainer.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return _pump(proc, log)
+    except BaseException:
+        try:  # interrupted: no trainer may go on unseen
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        raise
+
+
+def _pump(proc: subprocess.Popen, log: Callable[[str], None]) -> tuple[int, list[dict], list[str]]:
+    metrics: list[dict] = []
+    tail: deque[str] = deque(maxlen=40)
+    last_bar = 0.0
+    buf = b""
+    assert proc.stdout is not None
+    while True:
+        chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = re.split(rb"[\r\n]", buf)
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if not line.strip():
+                continue
+            if _BANNER.match(line):
+                continue
+            tail.append(line)
+            found = _parse_log_dict(line)
+            if found is not None:
+                metrics.append(found)
+            if _TQDM.search(line) and found is None:
+                now = time.monotonic()
+                if now - last_bar < 5 and "100%" not in line:
+                    continue
+                last_bar = now
+            log(f"axolotl: {line}")
+    if buf.strip():
+        tail.append(buf.decode("utf-8", "replace").rstrip())
+        log(f"axolotl: {tail[-1]}")
+    return proc.wait(), metrics, list(tail)
+
+
+def _uses_ray(config: Path) -> bool:
+    import yaml
+
+    try:
+        return bool((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("use_ray"))
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    executable = find_axolotl()
+    try:
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise StageError(f"{plan_path}: missing or unreadable; run the configure stage first") from None
+    hide_gpus = plan.get("requested") == "cpu"
+    env = _env(executable, hide_gpus)
+    python = axolotl_python(executable)
+    if python is None:
+        raise StageError(f"cannot tell which Python runs {executable} (no #! line): Axolotl's validator needs it")
+    log(f"train: checking {config} with Axolotl's validator ({python})")
+    report = check_config(python, config, env)
+    result = report["configs"][0]
+    if not result["ok"]:
+        problems = result["errors"] + [f"key {k} is not one Axolotl reads (it would be ignored)"
+                                       for k in result["dropped"]]
+        raise StageError(f"Axolotl {report.get('axolotl')} refuses {config}:\n  " + "\n  ".join(problems))
+    cuda = int(report.get("cuda_devices") or 0)
+    refuse_without_gpu(plan, cuda)
+    log(f"train: Axolotl {report.get('axolotl')}, {cuda} GPU(s) visible, {plan['device']} settings ({plan['reason']})")
+
+    shutil.rmtree(PREPARED_DIR, ignore_errors=True)  # Axolotl's cache key ignores the files' contents
+    tmp = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [executable, "train", str(config), f"--output-dir={tmp}"]
+    if _uses_ray(config):
+        # Ray Train starts its own workers: `--use-ray` makes Axolotl skip `accelerate launch`,
+        # which would otherwise start one Ray driver per local GPU.
+        cmd.append("--use-ray")
+    log("train: " + " ".join([Path(executable).name, *cmd[1:]]))
+    started = time.monotonic()
+    try:
+        code, metrics, tail = stream(cmd, env, log)
+    except BaseException:  # Ctrl-C or a kill: leave no half-written model behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = round(time.monotonic() - started, 1)
+    if code != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StageError(f"axolotl train exited {code} after {seconds} s; its last lines:\n  " + "\n  ".join(tail[-15:]))
+    if not (tmp / "adapter_config.json").is_file() and not (tmp / "config.json").is_file():
+        raise StageError(f"axolotl train finished but wrote no adapter or model into {tmp}")
+    for stale in tmp.glob("checkpoint-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(model_dir)
+
+    steps = [{"step": i + 1, "loss": m["loss"]} for i, m in enumerate(x for x in metrics if "loss" in x
+                                                                        and isinstance(x["loss"], float))]
+    evals = [{"epoch": m.get("epoch"), "val_loss": m["eval_loss"]} for m in metrics
+             if isinstance(m.get("eval_loss"), float)]  # the first is before training (epoch 0)
+    summary = next((m for m in reversed(metrics) if isinstance(m.get("train_loss"), float)), {})
+    log(f"train: saved {model_dir} in {seconds} s ({len(steps)} logged steps"
+        + (f", validation loss {evals[0]['val_loss']:.4f} -> {evals[-1]['val_loss']:.4f})" if evals else ")"))
+    return {
+        "trainer": "axolotl",
+        "axolotl": report.get("axolotl"),
+        "device": plan["device"],
+        "gpus": cuda,
+        "parameters": plan.get("parameters"),
+        "output": "adapter" if (model_dir / "adapter_config.json").is_file() else "model",
+        "seconds": seconds,
+        "steps": steps,
+        "epochs": evals,
+        "train_loss": summary.get("train_loss"),
+    }
+

@@ -1,0 +1,158 @@
+"""The emitted Axolotl configs really train: a tiny Llama (tests/tiny_llama.py) goes through the
+real stages with the real Axolotl 0.19 on CPU, and the train stage refuses clearly what a
+machine cannot do.
+
+    make test-axolotl      # the full Axolotl venv, then `pytest -m axolotl`
+
+Tests marked `axolotl` need a full Axolotl install and are skipped without one; the refusal
+tests need only the validation venv that `make test` builds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from distillbuild.errors import EXIT_RUNTIME, StageError
+from tiny_llama import (NO_AXOLOTL_REASON, axolotl_executable, build_tiny_llama, causal_student,
+                        make_causal_project, run_stages, train_tiny_student)
+
+AXOLOTL = axolotl_executable()
+needs_training_axolotl = pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON)
+VALIDATION_AXOLOTL = Path(os.environ.get("DISTILL_AXOLOTL_VENV", ROOT / ".venv-axolotl")) / "bin/axolotl"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    if AXOLOTL is None:
+        pytest.skip(NO_AXOLOTL_REASON)
+    return train_tiny_student(tmp_path_factory.mktemp("tiny") / "proj", AXOLOTL)
+
+
+@pytest.mark.axolotl
+@needs_training_axolotl
+def test_the_tiny_llama_trains_on_cpu_through_the_real_stages(trained):
+    model = trained / "build/model"
+    assert (model / "adapter_model.safetensors").is_file()
+    adapter = json.loads((model / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["base_model_name_or_path"] == "./models/tiny-llama"
+    assert not list(trained.glob("build/.model.tmp-*"))  # moved into place, nothing half-written left
+
+    plan = json.loads((trained / "build/configure/axolotl_plan.json").read_text())
+    assert plan["device"] == "cpu"  # the tiny model got CPU settings on its own
+    report = json.loads((trained / "build/train/report.json").read_text())
+    assert report["trainer"] == "axolotl" and report["device"] == "cpu" and report["output"] == "adapter"
+    history = json.loads((trained / "build/train/history.json").read_text())
+    losses = [h["loss"] for h in history]
+    assert len(losses) >= 10 and all(math.isfinite(x) for x in losses)
+    val = [e["val_loss"] for e in report["epochs"]]
+    assert val[-1] < val[0]  # it learned something: validation loss fell from before training
+
+
+@pytest.mark.axolotl
+@needs_training_axolotl
+def test_the_trained_adapter_loads_over_its_base_with_peft(trained):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(trained / "models/tiny-llama")
+    model = PeftModel.from_pretrained(base, str(trained / "build/model"))
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # B starts at zero: non-zero means it trained
+    tok = AutoTokenizer.from_pretrained(trained / "build/model")
+    prompt = tok.apply_chat_template([{"role": "user", "content": "ticket number 3 about bug"}], tokenize=False,
+                                     add_generation_prompt=True)
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+@pytest.mark.axolotl
+@needs_training_axolotl
+def test_logit_distillation_trains_with_the_kd_plugin_on_the_teachers_token_ids(trained, tmp_path, capfd):
+    """kd.mode logits, end to end: the simulated teacher answers with token ids of the student's
+    tokenizer (as vLLM does with return_tokens_as_token_ids), the dataset stage writes Axolotl's
+    KD rows, and the KD plugin trains on them."""
+    root = tmp_path / "kd"
+    shutil.copytree(trained, root, symlinks=True, ignore=shutil.ignore_patterns("build", ".distill"))
+    spec = yaml.safe_load((root / "distill.yaml").read_text())
+    spec["student"]["kd"] = {"mode": "logits", "alpha": 0.5, "temperature": 1.0}
+    spec["teacher"].update(top_logprobs=4, token_ids=True, tokenizer="./models/tiny-llama")
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_stages(root, ["teacher", "filter", "dataset", "configure", "train"], AXOLOTL)
+    report = json.loads((root / "build/dataset/report.json").read_text())
+    assert report["format"].startswith("axolotl KD") and report["kd_misaligned"] == 0 and report["train"] > 0
+    row = json.loads((root / "build/dataset/train.jsonl").open().readline())
+    assert len(row["logprobs"]) == len(row["target_token_ids"]) and len(row["logprobs"][0]) == 4
+    cfg = yaml.safe_load((root / "build/configure/axolotl.yaml").read_text())
+    assert cfg["kd_trainer"] is True and cfg["datasets"][0]["type"] == "axolotl.integrations.kd.chat_template"
+    assert "Plugin loaded successfully: axolotl.integrations.kd.KDPlugin" in capfd.readouterr().err
+    assert (root / "build/model/adapter_model.safetensors").is_file()
+    train = json.loads((root / "build/train/report.json").read_text())
+    assert train["epochs"][-1]["val_loss"] < train["epochs"][0]["val_loss"]
+
+
+# --- Refusals (no training) -------------------------------------------------------------------------
+
+
+def _big_model_project(root: Path) -> Path:
+    """A project whose base model is Llama-3.1-8B-sized (config.json only, no weights)."""
+    make_causal_project(root, rows=8, weights=False)
+    config = json.loads((root / "models/tiny-llama/config.json").read_text())
+    config.update(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                  num_key_value_heads=8, vocab_size=128256)
+    (root / "models/tiny-llama/config.json").write_text(json.dumps(config))
+    return root
+
+
+@pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
+                                                            "(`make test` makes it)")
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: nothing to refuse")
+def test_a_gpu_sized_model_without_a_gpu_exits_3_with_a_clear_message(tmp_path):
+    root = _big_model_project(tmp_path / "big")
+    run_stages(root, ["teacher", "filter", "dataset", "configure"])
+    plan = json.loads((root / "build/configure/axolotl_plan.json").read_text())
+    assert plan["device"] == "gpu" and plan["parameters"] == 8_030_261_248
+    env = {**os.environ, "DISTILL_AXOLOTL": str(VALIDATION_AXOLOTL), "DISTILL_CACHE_DIR": str(root / ".distill/cache")}
+    distill = Path(sys.executable).parent / "distill"
+    done = subprocess.run([str(distill), "stage", "train"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == EXIT_RUNTIME, done.stderr[-2000:]
+    assert "no GPU found" in done.stderr and "8 B parameters" in done.stderr and "limit is 200 M" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (root / "build/model").exists()
+
+
+def test_without_axolotl_the_train_stage_says_how_to_get_it(tmp_path, monkeypatch):
+    root = make_causal_project(tmp_path / "p", rows=8, weights=False)
+    run_stages(root, ["teacher", "filter", "dataset", "configure"])
+    monkeypatch.setenv("DISTILL_AXOLOTL", str(tmp_path / "no-such-axolotl"))
+    with pytest.raises(StageError, match="DISTILL_AXOLOTL=.*is not an executable") as info:
+        run_stages(root, ["train"])
+    assert info.value.exit_code == EXIT_RUNTIME
+    monkeypatch.delenv("DISTILL_AXOLOTL")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no axolotl on PATH either
+    with pytest.raises(StageError, match="make axolotl-venv-full"):
+        run_stages(root, ["train"])
+
+
+@pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
+                                                            "(`make test` makes it)")
+def test_the_train_stage_refuses_keys_axolotl_would_drop(tmp_path):
+    root = make_causal_project(tmp_path / "p", rows=8, weights=False,
+                               student=causal_student(axolotl={"lora_rr": 8}))
+    run_stages(root, ["teacher", "filter", "dataset", "configure"])
+    with pytest.raises(StageError, match="key lora_rr is not one Axolotl reads"):
+        run_stages(root, ["train"], str(VALIDATION_AXOLOTL))
+    assert not (root / "build/model").exists()

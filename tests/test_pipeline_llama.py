@@ -1,0 +1,84 @@
+"""pipelines/ticket-triage-llama: the GPU pipeline's stages up to `configure` run here.
+
+The committed spec is used as written, except that its teacher (the OpenAI API, which cannot be
+reached here) is pointed at the project's OpenAI-compatible simulated server on 127.0.0.1; the
+endpoint differs, so nothing cached here could ever be served as GPT-4o's answers. `dvc repro`
+runs for real in a temporary git repository; `train` then stops with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from distillbuild.spec.loader import load_yaml_file
+from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
+
+PIPELINE = ROOT / "pipelines/ticket-triage-llama"
+LABELS_KEY = "data/tickets/teacher_key.jsonl"
+
+
+def test_the_committed_dvc_yaml_is_current():
+    done = subprocess.run([str(Path(sys.executable).parent / "distill"), "compile", "--check", str(PIPELINE / "distill.yaml")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llama-repo")
+    shutil.copytree(ROOT / "data/tickets", root / "data/tickets")
+    (root / "pipelines/ticket-triage-llama").mkdir(parents=True)
+    spec = load_yaml_file(PIPELINE / "distill.yaml").data
+    labels = spec["task"]["labels"]
+    teacher = SimulatedTeacher(load_answer_key(root / LABELS_KEY), labels, accuracy=0.93, seed=7)
+    env = dict(os.environ, DVC_SITE_CACHE_DIR=str(root.parent / "dvc-site"), DVC_NO_ANALYTICS="1",
+               OPENAI_API_KEY="sk-test-local-only", DISTILL_CACHE_DIR=str(root / ".distill/cache"),
+               CUDA_VISIBLE_DEVICES="")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    with SimulatedTeacherServer(teacher, model=spec["teacher"]["model"], api_key="sk-test-local-only") as server:
+        spec["teacher"]["base_url"] = server.base_url  # the one change: GPT-4o cannot be reached from here
+        spec_dir = root / "pipelines/ticket-triage-llama"
+        (spec_dir / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+        def sh(*cmd: str) -> subprocess.CompletedProcess:
+            return subprocess.run(cmd, cwd=spec_dir, env=env, capture_output=True, text=True, timeout=900)
+
+        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                    ["distill", "compile"]):
+            done = subprocess.run(cmd, cwd=root if cmd[0] != "distill" else spec_dir, env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        repro = sh("dvc", "repro", "configure")
+        train = sh("dvc", "repro", "train")
+        served = server.requests_served
+    return spec_dir, repro, train, served
+
+
+def test_stages_up_to_configure_run_here(built):
+    spec_dir, repro, _train, served = built
+    assert repro.returncode == 0, repro.stdout + repro.stderr
+    calls = json.loads((spec_dir / "build/teacher/report.json").read_text())["calls"]
+    assert calls["requested"] == 900 + 240  # every input and held-out ticket
+    assert served == calls["billed"] == 1140 - calls["deduplicated"]  # identical prompts asked once
+    report = json.loads((spec_dir / "build/filter/report.json").read_text())
+    assert 700 < report["kept"] < 900
+    rows = [json.loads(l) for l in (spec_dir / "build/dataset/train.jsonl").open()]
+    assert rows and all(r["messages"][-1]["role"] == "assistant" for r in rows)
+    cfg = yaml.safe_load((spec_dir / "build/configure/axolotl.yaml").read_text())
+    assert cfg["base_model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert cfg["adapter"] == "qlora" and cfg["load_in_4bit"] is True and cfg["chat_template"] == "llama3"
+    assert cfg["datasets"][0]["type"] == "chat_template"
+
+
+def test_train_without_a_gpu_says_so(built):
+    _spec_dir, _repro, train, _served = built
+    assert train.returncode != 0
+    assert "GPU" in train.stdout + train.stderr
