@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,62 @@ def project(tmp_path: Path):
 
     write.root = tmp_path  # type: ignore[attr-defined]
     return write
+
+
+class RepoShell:
+    """Runs commands in a temporary repository at ``root`` the way a user's shell would: the
+    venv's bin first on PATH (``dvc``, ``distill``), DVC's site cache beside ``root`` (never the
+    user's) and DVC analytics off. ``env`` sets more variables; a None value removes one.
+
+    ``sh(*cmd)`` runs in ``root`` (or ``cwd=``) and returns the CompletedProcess; with ``check``
+    (the default) a failing command raises AssertionError with its output."""
+
+    def __init__(self, root: Path, timeout: int = 900, **env: str | None):
+        self.root = Path(root)
+        self.timeout = timeout
+        self.env = dict(os.environ)
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env['PATH']}"
+        self.env["DVC_SITE_CACHE_DIR"] = str(self.root.parent / "dvc-site-cache")
+        self.env["DVC_NO_ANALYTICS"] = "1"
+        for name, value in env.items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
+
+    def __call__(self, *cmd: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        done = subprocess.run(cmd, cwd=cwd or self.root, env=self.env, capture_output=True, text=True,
+                              timeout=self.timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def init_repo(self) -> None:
+        """git init (with a committer) and dvc init, analytics off, in ``root``."""
+        self("git", "init", "-q")
+        self("git", "config", "user.email", "test@example.com")
+        self("git", "config", "user.name", "test")
+        self("dvc", "init", "-q")
+        self("dvc", "config", "core.analytics", "false")
+
+
+def build_reduced_pipeline(sh: RepoShell, spec: dict, inputs: list[dict], heldout: list[dict],
+                           key_rows) -> subprocess.CompletedProcess:
+    """A reduced copy of a pipeline in ``sh.root``, built: the rows under data/ (the simulated
+    teacher's answer key cut to their texts), ``spec`` pointed at them with no teacher latency
+    (``spec`` is changed in place) as distill.yaml, the repository initialised, dvc.yaml compiled
+    and committed, then ``dvc repro``; returns that run."""
+    root = sh.root
+    wanted = {r["text"] for r in inputs + heldout}
+    write_rows(root / "data/inputs.jsonl", inputs)
+    write_rows(root / "data/heldout.jsonl", heldout)
+    write_rows(root / "data/key.jsonl", [r for r in key_rows if r["text"] in wanted])
+    spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
+    spec["teacher"]["simulated"].update(answers="data/key.jsonl", latency_ms=0)
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (root / ".gitignore").write_text(".distill/\n")
+    sh.init_repo()
+    sh("distill", "compile")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "v1")
+    return sh("dvc", "repro")

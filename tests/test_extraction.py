@@ -7,16 +7,13 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from conftest import ROOT, write_rows
+from conftest import ROOT, RepoShell, build_reduced_pipeline
 from distillbuild.errors import SpecError
 from distillbuild.evaluate.extraction import (
     RowScore,
@@ -301,45 +298,15 @@ N_INPUTS, N_HELDOUT = 200, 60
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("extraction-repo")
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["DVC_SITE_CACHE_DIR"] = str(root.parent / "dvc-site-cache")
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.pop("DISTILL_CACHE_DIR", None)
-
-    def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-        if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done
-
-    inputs = _rows(PIPELINE / "data/inputs.jsonl")[:N_INPUTS]
-    heldout = _rows(PIPELINE / "data/heldout.jsonl")[:N_HELDOUT]
-    wanted = {r["text"] for r in inputs + heldout}
-    key = [r for r in _rows(PIPELINE / "data/teacher_key.jsonl") if r["text"] in wanted]
-    write_rows(root / "data/inputs.jsonl", inputs)
-    write_rows(root / "data/heldout.jsonl", heldout)
-    write_rows(root / "data/key.jsonl", key)
-
+    sh = RepoShell(root, timeout=600, DISTILL_CACHE_DIR=None)
     spec = load_yaml_file(PIPELINE / "distill.yaml").data
-    spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
-    spec["teacher"]["simulated"].update(answers="data/key.jsonl", latency_ms=0)
     spec["student"].update(epochs=5, max_length=96, threads=1)
     spec["evaluation"] = {"latency_samples": 20, "threads": 1, "bootstrap": 500}
     spec["gates"] = {"field_accuracy": {"min": 0.7, "on": "ci_low"}, "schema_valid_rate": {"min": 0.99},
                      "latency_p95_ms": {"max": 10000}}
-    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (root / ".gitignore").write_text(".distill/\n")
-
-    sh("git", "init", "-q")
-    sh("git", "config", "user.email", "test@example.com")
-    sh("git", "config", "user.name", "test")
-    sh("dvc", "init", "-q")
-    sh("dvc", "config", "core.analytics", "false")
-    sh("distill", "compile")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "v1")
-    first = sh("dvc", "repro")
+    first = build_reduced_pipeline(sh, spec, _rows(PIPELINE / "data/inputs.jsonl")[:N_INPUTS],
+                                   _rows(PIPELINE / "data/heldout.jsonl")[:N_HELDOUT],
+                                   _rows(PIPELINE / "data/teacher_key.jsonl"))
     return root, sh, first
 
 

@@ -13,18 +13,15 @@ from distillbuild.spec import load_spec
 from distillbuild.stages import run_stage
 from distillbuild.stages.dataset import kd_rows
 from distillbuild.teacher.token_logprobs import kd_targets
+from tiny_llama import train_bpe_tokenizer
 
 
 def make_tokenizer(path: Path, extra_words: tuple[str, ...] = ()) -> Path:
     """A small BPE tokenizer trained here, saved as a Hugging Face tokenizer directory."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     corpus = [f"ticket number {i} about {LABELS[i % 4]}" for i in range(40)] + list(LABELS) + list(extra_words)
-    tok.train_from_iterator(corpus * 5, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<|eot|>", "<pad>"],
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = train_bpe_tokenizer(corpus * 5, 300, special_tokens=["<unk>", "<|eot|>", "<pad>"])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|eot|>", pad_token="<pad>", unk_token="<unk>")
     fast.save_pretrained(str(path))
     return path

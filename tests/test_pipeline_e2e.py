@@ -8,15 +8,12 @@ re-runs `gate` alone and fails it, and that re-running the teacher pays for noth
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, write_rows
+from conftest import ROOT, RepoShell, build_reduced_pipeline, write_rows
 from distillbuild.spec.loader import load_yaml_file
 
 N_INPUTS, N_HELDOUT = 160, 48
@@ -35,43 +32,14 @@ def _take(path: Path, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["DVC_SITE_CACHE_DIR"] = str(root.parent / "dvc-site-cache")
-    env["DVC_NO_ANALYTICS"] = "1"
-
-    def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
-        if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done
-
-    inputs = _take(ROOT / "data/tickets/inputs.jsonl", N_INPUTS)
-    heldout = _take(ROOT / "data/tickets/heldout.jsonl", N_HELDOUT)
-    wanted = {r["text"] for r in inputs + heldout}
-    key = [r for r in (json.loads(l) for l in (ROOT / "data/tickets/teacher_key.jsonl").open()) if r["text"] in wanted]
-    write_rows(root / "data/inputs.jsonl", inputs)
-    write_rows(root / "data/heldout.jsonl", heldout)
-    write_rows(root / "data/key.jsonl", key)
-
+    sh = RepoShell(root)
     spec = load_yaml_file(ROOT / "distill.yaml").data
-    spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
-    spec["teacher"]["simulated"].update(answers="data/key.jsonl", latency_ms=0)
     spec["student"].update(epochs=2, batch_size=16)
     spec["evaluation"] = {"latency_samples": 20, "threads": 1}
     spec["gates"] = {"accuracy": {"min": 0.2}, "latency_p95_ms": {"max": 10000}}
-    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (root / ".gitignore").write_text(".distill/\n")
-
-    sh("git", "init", "-q")
-    sh("git", "config", "user.email", "test@example.com")
-    sh("git", "config", "user.name", "test")
-    sh("dvc", "init", "-q")
-    sh("dvc", "config", "core.analytics", "false")
-    sh("distill", "compile")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "v1")
-    first = sh("dvc", "repro")
+    with (ROOT / "data/tickets/teacher_key.jsonl").open() as key:
+        first = build_reduced_pipeline(sh, spec, _take(ROOT / "data/tickets/inputs.jsonl", N_INPUTS),
+                                       _take(ROOT / "data/tickets/heldout.jsonl", N_HELDOUT), map(json.loads, key))
     return root, sh, first, spec
 
 
@@ -217,8 +185,7 @@ def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):
     write_rows(root / "data/heldout.jsonl", heldout)
     spec = load_yaml_file(ROOT / "distill.yaml").data
     key = load_answer_key(ROOT / "data/tickets/teacher_key.jsonl")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_SITE_CACHE_DIR=str(tmp_path / "site"), PROVIDER_KEY=secret)
+    sh = RepoShell(root, timeout=300, PROVIDER_KEY=secret)
     with SimulatedTeacherServer(SimulatedTeacher(key, spec["task"]["labels"], 0.9, 1), api_key=secret) as server:
         spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
         spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
@@ -227,7 +194,7 @@ def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):
         logs = ""
         for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["distill", "compile"],
                     ["dvc", "repro", "teacher", "filter"]):
-            done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+            done = sh(*cmd, check=False)
             logs += done.stdout + done.stderr
             assert done.returncode == 0, logs
         assert server.requests_served == 40

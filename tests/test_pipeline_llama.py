@@ -9,7 +9,6 @@ runs for real in a temporary git repository; `train` then stops with a clear mes
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, RepoShell
 from distillbuild.spec.loader import load_yaml_file
 from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
 
@@ -40,24 +39,16 @@ def built(tmp_path_factory):
     spec = load_yaml_file(PIPELINE / "distill.yaml").data
     labels = spec["task"]["labels"]
     teacher = SimulatedTeacher(load_answer_key(root / LABELS_KEY), labels, accuracy=0.93, seed=7)
-    env = dict(os.environ, DVC_SITE_CACHE_DIR=str(root.parent / "dvc-site"), DVC_NO_ANALYTICS="1",
-               OPENAI_API_KEY="sk-test-local-only", DISTILL_CACHE_DIR=str(root / ".distill/cache"),
-               CUDA_VISIBLE_DEVICES="")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    sh = RepoShell(root, OPENAI_API_KEY="sk-test-local-only", DISTILL_CACHE_DIR=str(root / ".distill/cache"),
+                   CUDA_VISIBLE_DEVICES="")
     with SimulatedTeacherServer(teacher, model=spec["teacher"]["model"], api_key="sk-test-local-only") as server:
         spec["teacher"]["base_url"] = server.base_url  # the one change: GPT-4o cannot be reached from here
         spec_dir = root / "pipelines/ticket-triage-llama"
         (spec_dir / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-
-        def sh(*cmd: str) -> subprocess.CompletedProcess:
-            return subprocess.run(cmd, cwd=spec_dir, env=env, capture_output=True, text=True, timeout=900)
-
-        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                    ["distill", "compile"]):
-            done = subprocess.run(cmd, cwd=root if cmd[0] != "distill" else spec_dir, env=env, capture_output=True, text=True)
-            assert done.returncode == 0, done.stderr
-        repro = sh("dvc", "repro", "configure")
-        train = sh("dvc", "repro", "train")
+        sh.init_repo()
+        sh("distill", "compile", cwd=spec_dir)
+        repro = sh("dvc", "repro", "configure", cwd=spec_dir, check=False)
+        train = sh("dvc", "repro", "train", cwd=spec_dir, check=False)
         served = server.requests_served
     return spec_dir, repro, train, served
 

@@ -54,7 +54,8 @@ HEADS = 4
 KV_HEADS = 2
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int):
+def train_bpe_tokenizer(texts: list[str], vocab_size: int, special_tokens: list[str] = SPECIAL_TOKENS):
+    """A byte-level BPE `tokenizers.Tokenizer` trained on `texts`; `special_tokens` get the first ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -62,7 +63,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -99,7 +100,7 @@ def build_tiny_llama(dest: Path, *, weights: bool = True, texts: Iterable[str] =
     `dest` and return it. `texts` are added to the tokenizer's training corpus."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    tok = _train_tokenizer(_BASE_CORPUS + list(texts), vocab_size)
+    tok = train_bpe_tokenizer(_BASE_CORPUS + list(texts), vocab_size)
     vocab = tok.get_vocab_size()
     config = model_config(vocab)
     ids = {t: SPECIAL_TOKENS.index(t) for t in SPECIAL_TOKENS}

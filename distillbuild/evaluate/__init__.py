@@ -4,6 +4,17 @@
 # one with `on: ci_low`.
 WITH_INTERVALS = ("accuracy", "retention", "field_accuracy", "exact_match")
 
+# Written for classification and extraction alike: how often the student agrees with the teacher,
+# its latency, the held-out size and what a thousand answers cost from each.
+_STUDENT_VS_TEACHER = (
+    "agreement",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "heldout_rows",
+    "teacher_cost_per_1k_usd",
+    "student_cost_per_1k_usd",
+)
+
 # The metrics `evaluate` writes to metrics.json, by task type. Gates may only name these;
 # the spec validator checks it, so a typo in a gate is refused before anything runs.
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
@@ -13,13 +24,7 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "retention",
         "macro_f1",
         "teacher_macro_f1",
-        "agreement",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "heldout_rows",
-        "teacher_cost_per_1k_usd",
-        "student_cost_per_1k_usd",
-    ),
+    ) + _STUDENT_VS_TEACHER,
     # distillbuild/evaluate/extraction.py (DeepEval JsonCorrectnessMetric + field-match metrics):
     # field_accuracy is the mean over fields of per-field exact match; retention is
     # field_accuracy / teacher_field_accuracy; exact_match is the whole object.
@@ -33,13 +38,7 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "teacher_json_valid_rate",
         "schema_valid_rate",
         "teacher_schema_valid_rate",
-        "agreement",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "heldout_rows",
-        "teacher_cost_per_1k_usd",
-        "student_cost_per_1k_usd",
-    ),
+    ) + _STUDENT_VS_TEACHER,
     # G-Eval with evaluation.judge (distillbuild/evaluate/generation.py): scores in 0..1;
     # retention = geval_mean / teacher_geval_mean, with a bootstrap interval.
     "generation": (

@@ -177,14 +177,21 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
             entry["top_logprobs"] = [_token_entry(l, p) for l, p in ans.top[:k]]
             choice["logprobs"] = {"content": [entry], "refusal": None}
         choices.append(choice)
-    prompt_tokens = estimate_prompt_tokens(messages)
     completion_tokens = sum(1 + len(c["message"]["content"]) // 4 for c in choices) if not teacher.labels else n
+    return chat_completion("sim", counter, model, teacher.seed, choices, estimate_prompt_tokens(messages),
+                           completion_tokens)
+
+
+def chat_completion(server: str, counter: int, model: str, seed: int, choices: list[dict[str, Any]],
+                    prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """A ``chat.completion`` body of a stand-in server (``server``: "sim" for the teacher,
+    "simjudge" for the judge), its id and system fingerprint named after it."""
     return {
-        "id": f"chatcmpl-sim-{counter}",
+        "id": f"chatcmpl-{server}-{counter}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "system_fingerprint": f"fp_sim_{teacher.seed}",
+        "system_fingerprint": f"fp_{server}_{seed}",
         "choices": choices,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},

