@@ -34,7 +34,7 @@ def test_causal_student_behind_an_endpoint_is_evaluated_like_any_student(project
     with SimulatedTeacherServer(student, api_key="student-secret-value") as srv:
         spec = base_spec()
         spec["teacher"]["simulated"]["accuracy"] = 1.0
-        spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
+        spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl", "max_length": 256,
                            "kd": {"alpha": 0}, "endpoint": {"base_url": srv.base_url, "model": "ticket-lora",
                                                             "api_key_env": "STUDENT_KEY"}}
         spec["evaluation"] = {"latency_samples": 10, "bootstrap": 200}
@@ -84,7 +84,7 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(root)
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": "./base", "trainer": "axolotl", "kd": {"alpha": 0}}
+    spec["student"] = {"kind": "causal-lm", "base_model": "./base", "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0}}
     spec["evaluation"] = {"latency_samples": 3, "bootstrap": 0, "max_new_tokens": 4}
     loaded = load_spec(project(spec))
     assert run_stage("teacher", loaded) == 0

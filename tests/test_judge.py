@@ -53,7 +53,7 @@ def gen_spec(**judge_overrides) -> dict:
         "teacher": {"provider": "simulated", "model": "sim-teacher",
                     "simulated": {"answers": "data/key.jsonl", "accuracy": 0.8, "latency_ms": 0, "seed": 3}},
         "filters": {"min_confidence": 0, "decontaminate": False, "judge": judge_section(**judge_overrides)},
-        "student": {"kind": "causal-lm", "base_model": "tiny/llama", "trainer": "axolotl", "kd": {"alpha": 0}},
+        "student": {"kind": "causal-lm", "base_model": "tiny/llama", "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0}},
         "evaluation": {"judge": judge_section()},
         "gates": {"geval_mean": {"min": 0.5}},
         "promote": {"name": "capitals"},

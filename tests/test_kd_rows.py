@@ -30,7 +30,7 @@ def make_tokenizer(path: Path, extra_words: tuple[str, ...] = ()) -> Path:
 def kd_spec(**teacher: object) -> dict:
     spec = base_spec()
     spec["teacher"].update(top_logprobs=5, token_ids=True, tokenizer="./tok", **teacher)
-    spec["student"] = {"kind": "causal-lm", "base_model": "./tok", "trainer": "axolotl", "kd": {"mode": "logits"}}
+    spec["student"] = {"kind": "causal-lm", "base_model": "./tok", "trainer": "axolotl", "max_length": 256, "kd": {"mode": "logits"}}
     spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}}
     return spec
 

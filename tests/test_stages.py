@@ -61,7 +61,7 @@ def test_configure_emits_an_axolotl_qlora_config_for_causal_lm(project, monkeypa
     monkeypatch.chdir(project.root)
     spec = base_spec()
     spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
-                       "lora": {"r": 8}, "chat_template": "llama3"}
+                       "max_length": 256, "lora": {"r": 8}, "chat_template": "llama3"}
     assert run_stage("configure", load_spec(project(spec))) == 0
     cfg = yaml.safe_load((project.root / "build/configure/axolotl.yaml").read_text())
     assert cfg["adapter"] == "qlora" and cfg["load_in_4bit"] is True
@@ -118,7 +118,7 @@ def test_extraction_requests_structured_output_and_records_parse_failures(projec
         spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": srv.base_url,
                            "api_key_env": "DISTILL_TEST_KEY", "top_logprobs": 0}
         spec["filters"] = {}
-        spec["student"] = {"kind": "causal-lm", "base_model": "some/model", "trainer": "axolotl", "kd": {"alpha": 0}}
+        spec["student"] = {"kind": "causal-lm", "base_model": "some/model", "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0}}
         spec["gates"] = {"heldout_rows": {"min": 1}}
         monkeypatch.setenv("DISTILL_TEST_KEY", "k")
         monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))

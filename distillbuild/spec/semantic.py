@@ -20,6 +20,9 @@ FILE_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers", "filter
              "evaluation.judge.simulated.answers")
 
 
+CAUSAL_MIN_LENGTH = 128
+
+
 def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
     """(path, key, value) for every mapping entry and list item, depth first."""
     if isinstance(value, dict):
@@ -125,6 +128,12 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
                 add("task.output_schema", f"{exc} (student.kind: encoder-extractor)")
     if kind == "causal-lm" and trainer == "local":
         add("student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl")
+    max_length = get_path(data, "student.max_length")
+    if kind == "causal-lm" and isinstance(max_length, int) and max_length < CAUSAL_MIN_LENGTH:
+        # The schema's default (64) suits an encoder reading one text; Axolotl silently drops longer rows.
+        add("student.max_length", f"a causal-LM student's max_length covers the whole conversation (instruction, "
+                                  f"input and answer): {max_length} tokens would drop most rows; set it to at least "
+                                  f"{CAUSAL_MIN_LENGTH} (typically 512-2048)")
 
     provider = get_path(data, "teacher.provider")
     if provider == "simulated" and get_path(data, "teacher.simulated") is None:
