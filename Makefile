@@ -48,7 +48,8 @@ test: $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate
 # 41-62 s measured on 2 cores) is part of `make test`; the full install on top of it (4.3 GB,
 # CPU torch, about 150 s more) backs `make test-axolotl`, which trains a tiny Llama on CPU.
 
-$(AXOLOTL_VENV)/.installed-validate:
+# Depends on this Makefile: changing AXOLOTL_VALIDATE_DEPS reinstalls.
+$(AXOLOTL_VENV)/.installed-validate: Makefile
 	test -x $(AXOLOTL_BIN)/python || $(PYTHON) -m venv $(AXOLOTL_VENV)
 	$(AXOLOTL_BIN)/pip install -q $(AXOLOTL_VALIDATE_DEPS)
 	$(AXOLOTL_BIN)/pip install -q --no-deps axolotl==0.19.0

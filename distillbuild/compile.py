@@ -23,10 +23,13 @@ STAGES = ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gat
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "teacher": ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "teacher"),
     "filter": ("data.heldout", "task.type", "task.labels", "task.output_schema", "filters"),
-    "dataset": ("task.type", "task.instruction", "split", "student.kd.mode", "student.base_model"),  # KD rows: tokenizer
-    "configure": ("name", "task.type", "task.labels", "task.instruction", "task.output_schema", "student"),
+    "dataset": ("task.type", "task.instruction", "task.labels", "split", "student.kd.mode",
+                "student.base_model"),  # the prompt lists the labels; KD rows need the tokenizer
+    "configure": ("name", "task.type", "task.labels", "task.instruction", "task.output_schema", "student",
+                  "teacher.temperature"),  # logit KD: Axolotl rescales from the teacher's temperature
     "train": (),  # reads only the config `configure` wrote
-    "evaluate": ("task.type", "task.labels", "task.instruction", "task.output_schema", "teacher.price", "student.kind",
+    "evaluate": ("task.type", "task.labels", "task.instruction", "task.output_schema", "teacher.provider",
+                 "teacher.price", "student.kind",
                  "student.base_model", "student.endpoint", "evaluation"),  # a causal student is prompted, and loaded over its base model
     "gate": ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
              "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",

@@ -98,9 +98,12 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     with_adapter = LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4).generate(conversations)
     base_only = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=4).generate(conversations)
     assert with_adapter != base_only  # the adapter changes what the model says
+    from distillbuild.curate.normalize import normalize_label
+
     metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     assert metrics["heldout_rows"] == 8 and metrics["latency_p95_ms"] > 0
+    assert metrics["student_unparseable"] == sum(normalize_label(a, LABELS) is None for a in with_adapter)
     from distillbuild.curate.normalize import normalize_label
 
     assert [p["student_text"] for p in predictions] == with_adapter

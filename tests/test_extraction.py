@@ -320,7 +320,7 @@ def test_repro_builds_an_extractor_and_the_gate_passes(repo):
     m = json.loads((root / "build/evaluate/metrics.json").read_text())
     assert m["heldout_rows"] == N_HELDOUT and m["evaluator"].startswith("deepeval ")
     assert m["json_valid_rate"] == 1.0 and m["schema_valid_rate"] == 1.0  # the student's objects always validate
-    assert 0.9 <= m["teacher_field_accuracy"] <= 1.0 and m["teacher_schema_valid_rate"] <= 1.0
+    assert 0.9 <= m["teacher_field_accuracy"] <= 1.0 and m["teacher_schema_valid_rate"] >= 0.9
     # Well above the best constant answer (each field's most common gold value).
     assert m["baseline_field_accuracy"] < 0.45
     assert m["field_accuracy"] >= 0.8 and m["field_accuracy"] - m["baseline_field_accuracy"] >= 0.35, m

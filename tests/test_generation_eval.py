@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import write_rows
+from distillbuild.evaluate import METRICS_BY_TASK
 from distillbuild.spec import load_spec
 from distillbuild.stages import run_stage
 from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
@@ -54,6 +55,7 @@ def test_generation_is_scored_by_the_judge_for_student_and_teacher(capitals, mon
     assert 0 < metrics["geval_mean"] < metrics["teacher_geval_mean"]
     assert metrics["retention"] == pytest.approx(metrics["geval_mean"] / metrics["teacher_geval_mean"], abs=1e-4)
     assert metrics["heldout_rows"] == len(heldout) and metrics["latency_p95_ms"] > 0
+    assert set(METRICS_BY_TASK["generation"]) <= set(metrics)  # every metric a gate may name is written
     # A second evaluation asks the judge nothing new: every verdict is cached.
     with SimulatedTeacherServer(student) as srv2:
         spec["student"]["endpoint"]["base_url"] = srv2.base_url

@@ -23,6 +23,10 @@ def make_tokenizer(path: Path, extra_words: tuple[str, ...] = ()) -> Path:
     corpus = [f"ticket number {i} about {LABELS[i % 4]}" for i in range(40)] + list(LABELS) + list(extra_words)
     tok = train_bpe_tokenizer(corpus * 5, 300, special_tokens=["<unk>", "<|eot|>", "<pad>"])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|eot|>", pad_token="<pad>", unk_token="<unk>")
+    # Like ChatML, the template writes a newline after the end-of-turn token: a position the
+    # teacher never generated, which KD rows must still cover to stay aligned to the end.
+    fast.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>\n{% endfor %}"
+                          "{% if add_generation_prompt %}<assistant>{% endif %}")
     fast.save_pretrained(str(path))
     return path
 
@@ -108,11 +112,16 @@ def test_simulated_teacher_to_axolotl_kd_rows(project, monkeypatch, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(root / "tok"))
     rows = [json.loads(l) for p in ("train", "val") for l in (root / f"build/dataset/{p}.jsonl").open()]
     assert len(rows) == report["train"] + report["val"] == 12
+    newline = tok.encode("\n", add_special_tokens=False)
+    assert len(newline) == 1
     for row in rows:
         answer = row["messages"][-1]["content"]
         ids = tok.encode(answer, add_special_tokens=False) + [tok.eos_token_id]
-        assert len(row["logprobs"]) == len(row["target_token_ids"]) == len(ids)
+        # The teacher's positions, then the template's newline after end of turn, padded as certain.
+        assert len(row["logprobs"]) == len(row["target_token_ids"]) == len(ids) + 1
+        assert row["target_token_ids"][-1][0] == newline[0] and row["logprobs"][-1][0] == 0.0
         assert all(len(p) == 5 for p in row["target_token_ids"]) and all(len(p) == 5 for p in row["logprobs"])
+        assert all(0 <= i < len(tok) for p in row["target_token_ids"] for i in p)
         # The generated token is among the alternatives at its position, and they are sorted.
         assert all(i in top for i, top in zip(ids, row["target_token_ids"]))
         assert all(lp == sorted(lp, reverse=True) for lp in row["logprobs"])

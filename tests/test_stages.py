@@ -118,7 +118,7 @@ def test_extraction_requests_structured_output_and_records_parse_failures(projec
         spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": srv.base_url,
                            "api_key_env": "DISTILL_TEST_KEY", "top_logprobs": 0}
         spec["filters"] = {}
-        spec["student"] = {"kind": "causal-lm", "base_model": "some/model", "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0}}
+        spec["student"] = {"kind": "encoder-extractor", "base_model": "sentence-transformers/all-MiniLM-L6-v2", "trainer": "local", "kd": {"alpha": 0}}
         spec["gates"] = {"heldout_rows": {"min": 1}}
         monkeypatch.setenv("DISTILL_TEST_KEY", "k")
         monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))

@@ -146,7 +146,8 @@ def _pattern(row: Row, cfg: FilterConfig) -> Verdict:
 
 def _judge_low_score(row: Row, cfg: FilterConfig) -> Verdict:
     """filters.judge: the G-Eval verdict the filter stage attached as row["judge"] ({"score", "reason"}).
-    Last of the row checks, so only answers that passed every cheaper check are judged (and paid for)."""
+    Last of the row checks, so only answers that passed every other row check are judged (and paid for);
+    the set passes (dedup, decontamination, class cap) run after it, so their rows are judged too."""
     if cfg.judge_min_score is None:
         return None
     verdict = row.get("judge")

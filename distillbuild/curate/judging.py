@@ -1,7 +1,7 @@
 """The LLM-as-judge filter (filters.judge): G-Eval verdicts attached to teacher answers.
 
 Only answers that pass every other row check are judged (a refusal or an empty answer is not
-worth a judge call); each gets row["judge"] = {"score", "reason"}, which the `judge_low_score`
+worth a judge call; the set passes, dedup and decontamination, come after and are not saved); each gets row["judge"] = {"score", "reason"}, which the `judge_low_score`
 row check in distillbuild/curate/filters.py reads. The calls, cache hits and cost go into the
 filter report under "judge".
 """

@@ -49,5 +49,9 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "retention",
         "heldout_rows",
         "judge_cost_usd",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "teacher_cost_per_1k_usd",
+        "student_cost_per_1k_usd",
     ),
 }

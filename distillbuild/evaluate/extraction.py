@@ -28,7 +28,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import time
 import unicodedata
 from collections import Counter
@@ -36,15 +35,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
-
-# DeepEval phones home at exit, writes .deepeval/ into the working directory and reads .env
-# files unless told not to; set before its first import.
-DEEPEVAL_ENV = {
-    "DEEPEVAL_TELEMETRY_OPT_OUT": "1",
-    "DEEPEVAL_FILE_SYSTEM": "READ_ONLY",
-    "DEEPEVAL_DISABLE_DOTENV": "1",
-    "DEEPEVAL_NO_INSPECT_PROMPT": "1",
-}
 
 SPAN_KINDS = ("string", "number", "integer")
 _SCALAR_TYPES = ("string", "number", "integer", "boolean")
@@ -280,10 +270,11 @@ def constant_baseline(fields: Sequence[FieldSpec], golds: Sequence[dict[str, Any
 
 
 def quiet_deepeval_env() -> None:
-    """Set DEEPEVAL_ENV (unless the environment says otherwise), then import deepeval with its
-    import-time banner ("configured for read only environment", on stdout) swallowed."""
-    for key, value in DEEPEVAL_ENV.items():
-        os.environ.setdefault(key, value)
+    """DeepEval kept offline and out of the working directory (teacher.judge.quiet_deepeval),
+    then imported with its import-time banner ("configured for read only environment") swallowed."""
+    from distillbuild.teacher.judge import quiet_deepeval
+
+    quiet_deepeval()
     with contextlib.redirect_stdout(io.StringIO()):
         import deepeval.test_run  # noqa: F401
 

@@ -10,7 +10,7 @@ import yaml
 from distillbuild.spec import Spec
 
 _HEADLINE = ("accuracy", "teacher_accuracy", "field_accuracy", "teacher_field_accuracy", "exact_match",
-             "teacher_exact_match", "schema_valid_rate", "retention", "macro_f1", "agreement", "latency_p50_ms", "latency_p95_ms",
+             "teacher_exact_match", "schema_valid_rate", "geval_mean", "teacher_geval_mean", "geval_pass_rate", "retention", "macro_f1", "agreement", "latency_p50_ms", "latency_p95_ms",
              "heldout_rows")
 
 

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 from distillbuild.errors import SpecIssue
 from distillbuild.evaluate import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
-from distillbuild.spec.vocabulary import vocabulary_issues
+from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.schema import did_you_mean
 
@@ -128,6 +128,11 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
                 add("task.output_schema", f"{exc} (student.kind: encoder-extractor)")
     if kind == "causal-lm" and trainer == "local":
         add("student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl")
+    if kind == "causal-lm" and task_type == "extraction":
+        add("student.kind", "extraction is evaluated for encoder-extractor students; a causal-LM extraction "
+                            "student is not supported yet (use kind: encoder-extractor, trainer: local)")
+    if task_type == "generation" and get_path(data, "evaluation.judge") is None:
+        add("evaluation", "generation answers are scored by an LLM judge (G-Eval): add an evaluation.judge section")
     max_length = get_path(data, "student.max_length")
     if kind == "causal-lm" and isinstance(max_length, int) and max_length < CAUSAL_MIN_LENGTH:
         # The schema's default (64) suits an encoder reading one text; Axolotl silently drops longer rows.
@@ -171,7 +176,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     for path, message in axolotl_issues(data):
         add(path, message)
     if get_path(data, "teacher.token_ids") and get_path(data, "teacher.provider") == "simulated" \
-            and not get_path(data, "teacher.tokenizer"):
+            and not get_path(data, "teacher.tokenizer") and not logit_kd_requested(data):  # else said above
         add("teacher.token_ids", "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory")
 
     gates = get_path(data, "gates")
@@ -200,12 +205,6 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
             add(where, "provider: simulated needs a simulated section (answers, accuracy, ...)")
         if judge.get("provider") == "openai" and judge.get("simulated") is not None:
             add(join_path(where, "simulated"), "settings of the simulated judge, but provider is openai")
-    judged_gates = ("geval_mean", "geval_pass_rate", "teacher_geval_mean", "teacher_geval_pass_rate", "retention")
-    if task_type == "generation" and isinstance(get_path(data, "gates"), dict) and get_path(data, "evaluation.judge") is None:
-        for name in get_path(data, "gates"):
-            if name in judged_gates:
-                add(join_path("gates", name), f"{name} is scored by an LLM judge on generation tasks: "
-                                              "add an evaluation.judge section")
     return issues
 
 

@@ -73,6 +73,10 @@ def vocabulary_issues(data: dict[str, Any], spec_dir: Path) -> list[tuple[str, s
     if get_path(data, "student.kind") != "causal-lm":
         return [("student.kd.mode", "logit distillation trains causal-lm students on the teacher's tokens; "
                                     "an encoder-classifier distils the teacher's soft labels (kd.alpha) instead")]
+    if get_path(data, "student.chat_template"):
+        issues.append(("student.chat_template", "logit distillation aligns the teacher's tokens with the student "
+                                                "tokenizer's own chat template (the one the teacher served): leave "
+                                                "student.chat_template null"))
     provider, model = get_path(data, "teacher.provider"), get_path(data, "teacher.model") or ""
     student_family = family(student) or "the student"
     if provider == "openai" and OPENAI_HOSTED.match(model):  # OpenAI's own or Azure's deployment of it

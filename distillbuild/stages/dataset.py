@@ -45,7 +45,7 @@ def kd_row(task: dict[str, Any], row: dict[str, Any], trailing: list[int] = ()) 
     ids, logprobs = [list(p) for p in kd["target_token_ids"]], [list(p) for p in kd["logprobs"]]
     k = len(ids[0]) if ids else 1
     for token in trailing:
-        ids.append([token] + [(token + j) % 2**31 for j in range(1, k)])
+        ids.append([token] + [t for t in range(k) if t != token][:k - 1])  # fillers: ids every vocabulary has
         logprobs.append([0.0] + [_NEVER] * (k - 1))
     return {"id": row["id"], "messages": messages, "label": row["label"], "logprobs": logprobs, "target_token_ids": ids}
 
@@ -65,13 +65,18 @@ def _trailing_tokens(tokenizer, messages: list[dict[str, str]], generated: list[
 
 
 def _student_tokenizer(spec: Spec):
-    """The student's tokenizer when it can be loaded here (a local directory), else None."""
-    base = spec.resolve(spec.get("student.base_model"))
-    if not base.is_dir():
-        return None
+    """The student's tokenizer: a local directory, or a hub id (downloaded, or from the local
+    Hugging Face cache). Without it no KD row can be checked, so the stage stops (exit 3)."""
+    name = spec.get("student.base_model")
+    base = spec.resolve(name)
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(base))
+    try:
+        return AutoTokenizer.from_pretrained(str(base) if base.is_dir() else name)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"logit distillation checks every KD row with the student's tokenizer, and '{name}' "
+                         f"could not be loaded ({exc}); on an offline machine, point student.base_model at a "
+                         f"local copy") from None
 
 
 def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -84,17 +89,14 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
         if not row.get("kd") or row.get("teacher_text") is None:
             dropped["kd_missing"] += 1
             continue
-        trailing: list[int] = []
-        if tokenizer is not None:
-            ids = list(tokenizer.encode(row["teacher_text"], add_special_tokens=False))
-            if tokenizer.eos_token_id is not None:
-                ids.append(int(tokenizer.eos_token_id))
-            messages = messages_for(spec["task"], row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
-            found = _trailing_tokens(tokenizer, messages, row["kd"]["token_ids"]) if ids == row["kd"]["token_ids"] else None
-            if found is None:
-                dropped["kd_misaligned"] += 1
-                continue
-            trailing = found
+        ids = list(tokenizer.encode(row["teacher_text"], add_special_tokens=False))
+        if tokenizer.eos_token_id is not None:
+            ids.append(int(tokenizer.eos_token_id))
+        messages = messages_for(spec["task"], row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
+        trailing = _trailing_tokens(tokenizer, messages, row["kd"]["token_ids"]) if ids == row["kd"]["token_ids"] else None
+        if trailing is None:
+            dropped["kd_misaligned"] += 1
+            continue
         kept.append(kd_row(spec["task"], row, trailing))
     return kept, dropped
 

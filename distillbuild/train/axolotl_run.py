@@ -228,7 +228,8 @@ def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[
         shutil.rmtree(tmp, ignore_errors=True)
         raise StageError(f"axolotl train exited {code} after {seconds} s; its last lines:\n  " + "\n  ".join(tail[-15:]))
     if not (tmp / "adapter_config.json").is_file() and not (tmp / "config.json").is_file():
-        raise StageError(f"axolotl train finished but wrote no adapter or model into {tmp}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StageError("axolotl train finished but wrote no adapter or model (nothing in its output_dir)")
     for stale in tmp.glob("checkpoint-*"):
         shutil.rmtree(stale, ignore_errors=True)
     if model_dir.exists():
