@@ -238,7 +238,7 @@ def _file_status(root: Path, commit: str, rel: str) -> tuple[str, str]:
 
 def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
                     new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from distillbuild.compile import STAGE_PARAMS, STAGES, pipeline
+    from distillbuild.compile import STAGES, pipeline, stage_params
 
     bodies = pipeline(spec)["stages"]
     producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
@@ -275,7 +275,7 @@ def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit
                 rec = file_record(dep)
                 if rec["status"] != "unchanged":
                     changed_files.append(rec)
-        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in STAGE_PARAMS.get(name, ()))]
+        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in stage_params(spec.data, name))]
         roots: list[str] = []
         for u in STAGES:
             if u in upstream and records.get(u, {}).get("rebuilds"):
