@@ -451,7 +451,7 @@ def run_stage(spec) -> int:
     from distillbuild.evaluate.classification import bootstrap_intervals, percentile
     from distillbuild.io import read_json, read_jsonl, write_json
     from distillbuild.stages import log
-    from distillbuild.stages.evaluate import _latencies_ms, _teacher_cost_per_1k
+    from distillbuild.stages.evaluate import _latencies_ms, _teacher_cost_per_1k, student_cost_per_1k
 
     schema = spec.get("task.output_schema")
     try:
@@ -502,7 +502,6 @@ def run_stage(spec) -> int:
     intervals.update({k.replace("accuracy", "exact_match"): v for k, v in em.items() if k.startswith("accuracy")})
 
     r6 = lambda v: round(v, 6) if isinstance(v, float) and math.isfinite(v) else v  # noqa: E731
-    usd_per_hour = spec.get("evaluation.student_usd_per_hour")
     metrics = {
         "field_accuracy": r6(s["field_accuracy"]),
         "teacher_field_accuracy": r6(t["field_accuracy"]),
@@ -520,7 +519,7 @@ def run_stage(spec) -> int:
         **intervals,
         "heldout_rows": len(heldout),
         "teacher_cost_per_1k_usd": _teacher_cost_per_1k(spec, [teacher[i] for i in ids]),
-        "student_cost_per_1k_usd": round(sum(lat) / len(lat) / 1000 * usd_per_hour / 3600 * 1000, 8),
+        "student_cost_per_1k_usd": student_cost_per_1k(spec, lat),
         "per_field_accuracy": {k: r6(v) for k, v in s["per_field_accuracy"].items()},
         "teacher_per_field_accuracy": {k: r6(v) for k, v in t["per_field_accuracy"].items()},
         "teacher_simulated": spec.get("teacher.provider") == "simulated",

@@ -32,6 +32,13 @@ def _latencies_ms(model, texts: list[str], samples: int) -> list[float]:
     return out
 
 
+def student_cost_per_1k(spec: Spec, latencies_ms: list[float]) -> float:
+    """What 1,000 requests cost on a machine billed at evaluation.student_usd_per_hour, served one
+    at a time at the measured mean latency."""
+    mean_s = sum(latencies_ms) / len(latencies_ms) / 1000
+    return round(mean_s * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8)
+
+
 def _teacher_cost_per_1k(spec: Spec, answers: list[dict]) -> float | None:
     """What 1,000 such requests cost at teacher.price, from the usage the teacher reported."""
     price = spec.get("teacher.price")
@@ -87,7 +94,7 @@ def run_generation(spec: Spec) -> int:
         latency_p50_ms=round(percentile(lat, 0.50), 3),
         latency_p95_ms=round(percentile(lat, 0.95), 3),
         teacher_cost_per_1k_usd=_teacher_cost_per_1k(spec, [teacher.get(str(r["id"]), {}) for r in heldout]),
-        student_cost_per_1k_usd=round(sum(lat) / len(lat) / 1000 * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8),
+        student_cost_per_1k_usd=student_cost_per_1k(spec, lat),
         teacher_simulated=spec.get("teacher.provider") == "simulated",
     )
     write_json(Path(layout.METRICS), metrics)
@@ -139,7 +146,7 @@ def run(spec: Spec) -> int:
         **intervals,
         "heldout_rows": len(heldout),
         "teacher_cost_per_1k_usd": _teacher_cost_per_1k(spec, [teacher[str(r["id"])] for r in heldout]),
-        "student_cost_per_1k_usd": round(sum(lat) / len(lat) / 1000 * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8),
+        "student_cost_per_1k_usd": student_cost_per_1k(spec, lat),
         "teacher_unparseable": sum(p is None for p in teacher_pred),
         "student_unparseable": sum(p is None for p in student),  # a causal student's answer that is no label
         "per_class_f1": {k: round(v, 6) for k, v in per_class_f1(gold, student, labels).items()},
