@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from distillbuild.stats import percentile  # noqa: F401 - part of this module's API
+
 
 def accuracy(gold: Sequence[str], pred: Sequence[str | None]) -> float:
     return sum(g == p for g, p in zip(gold, pred)) / len(gold) if gold else float("nan")
@@ -49,12 +51,3 @@ def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequen
     if np.isfinite(retention).all():
         out["retention_ci_low"], out["retention_ci_high"] = (float(v) for v in np.percentile(retention, [2.5, 97.5]))
     return {k: round(v, 6) for k, v in out.items()}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile, q in [0, 1]."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = math.ceil(round(q * len(ordered), 9))  # round: 0.95 * 200 must be 190, not 190.00000000000003
-    return ordered[min(max(rank, 1), len(ordered)) - 1]

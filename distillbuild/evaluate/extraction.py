@@ -450,7 +450,7 @@ def run_stage(spec) -> int:
     from distillbuild.errors import StageError
     from distillbuild.evaluate.classification import bootstrap_intervals, percentile
     from distillbuild.io import read_json, read_jsonl, write_json
-    from distillbuild.stages import log
+    from distillbuild.console import log
     from distillbuild.stages.evaluate import _latencies_ms, _teacher_cost_per_1k, student_cost_per_1k
 
     schema = spec.get("task.output_schema")

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 from distillbuild.errors import EXIT_OK, StageError
 from distillbuild.spec import Spec
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _check_compiled(spec: Spec) -> None:

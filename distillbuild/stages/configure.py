@@ -14,7 +14,7 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
 from distillbuild.spec import Spec
-from distillbuild.stages import log
+from distillbuild.console import log
 from distillbuild.train.axolotl_config import (
     PLAN,
     axolotl_sections,

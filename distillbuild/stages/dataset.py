@@ -17,7 +17,7 @@ from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.vocabulary import logit_kd_requested
-from distillbuild.stages import log
+from distillbuild.console import log
 from distillbuild.teacher.prompts import messages_for
 
 

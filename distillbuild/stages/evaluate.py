@@ -16,7 +16,7 @@ from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1, per_class_f1, percentile
 from distillbuild.io import read_jsonl, write_json
 from distillbuild.spec import Spec
-from distillbuild.stages import log
+from distillbuild.console import log
 
 WARMUP = 5
 

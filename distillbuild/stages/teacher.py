@@ -16,11 +16,11 @@ from typing import Any
 
 from distillbuild import layout
 from distillbuild.errors import StageError
-from distillbuild.evaluate.classification import percentile
+from distillbuild.stats import percentile
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
-from distillbuild.stages import log
+from distillbuild.console import log
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.client import CallResult, RunStats, TeacherSettings, answer_all
 from distillbuild.teacher.prompts import messages_for

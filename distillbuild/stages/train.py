@@ -12,7 +12,7 @@ from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
-from distillbuild.stages import log
+from distillbuild.console import log
 
 
 def _trainer_rows(path: Path) -> list[dict]:
