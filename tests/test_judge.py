@@ -258,7 +258,8 @@ def test_deepeval_model_routes_each_request_through_the_cache(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     write_rows(tmp_path / "data/key.jsonl", [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS])
     from distillbuild.teacher.cache import TeacherCache
-    from distillbuild.teacher.judge import quiet_deepeval, settings_for_judge, with_defaults
+    from distillbuild.deepeval_env import quiet_deepeval
+    from distillbuild.teacher.judge import settings_for_judge, with_defaults
     from distillbuild.teacher.simulated_judge import judge_endpoint_id
 
     quiet_deepeval()

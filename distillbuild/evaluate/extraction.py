@@ -270,9 +270,9 @@ def constant_baseline(fields: Sequence[FieldSpec], golds: Sequence[dict[str, Any
 
 
 def quiet_deepeval_env() -> None:
-    """DeepEval kept offline and out of the working directory (teacher.judge.quiet_deepeval),
-    then imported with its import-time banner ("configured for read only environment") swallowed."""
-    from distillbuild.teacher.judge import quiet_deepeval
+    """DeepEval kept offline and out of the working directory (distillbuild.deepeval_env), then
+    imported with its import-time banner ("configured for read only environment") swallowed."""
+    from distillbuild.deepeval_env import quiet_deepeval
 
     quiet_deepeval()
     with contextlib.redirect_stdout(io.StringIO()):

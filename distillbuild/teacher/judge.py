@@ -39,26 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from distillbuild.deepeval_env import quiet_deepeval
 from distillbuild.errors import StageError
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.client import RunStats, TeacherSettings, answer_all
 
-# DeepEval otherwise phones home at exit, writes .deepeval/ into the working directory and
-# reads .env files (FIELD-NOTES.md). Set before it is first imported; a user's own value wins.
-DEEPEVAL_QUIET = {
-    "DEEPEVAL_TELEMETRY_OPT_OUT": "1",
-    "DEEPEVAL_FILE_SYSTEM": "READ_ONLY",
-    "DEEPEVAL_DISABLE_DOTENV": "1",
-    "DEEPEVAL_NO_INSPECT_PROMPT": "1",
-}
 TOP_LOGPROBS = 20  # what G-Eval asks for by default, and OpenAI's maximum
 MAX_ROUNDS = 4
 METRIC_NAME = "judge"
-
-
-def quiet_deepeval() -> None:
-    for name, value in DEEPEVAL_QUIET.items():
-        os.environ.setdefault(name, value)
 
 
 def import_deepeval() -> tuple[Any, Any, Any]:

@@ -21,7 +21,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from distillbuild.teacher.judge import quiet_deepeval
+from distillbuild.deepeval_env import quiet_deepeval
 
 quiet_deepeval()  # before deepeval is first imported: no telemetry, no .deepeval/, no .env
 
