@@ -7,7 +7,9 @@ Exit codes: 0 ok, 1 a gate failed (or `compile --check` found dvc.yaml stale),
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -33,6 +35,16 @@ def _load(spec_path: Path):
         sys.exit(EXIT_BAD_SPEC)
 
 
+@contextmanager
+def _runtime_errors(command: str) -> Iterator[None]:
+    """A runtime failure (teacher, budget, trainer, git) as one line on stderr and its exit code."""
+    try:
+        yield
+    except StageError as exc:
+        click.echo(f"{command}: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="distillbuild")
 def main() -> None:
@@ -55,7 +67,8 @@ def validate(spec: Path) -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the dvc.yaml next to SPEC is stale.")
 def compile_cmd(spec: Path, check: bool) -> None:
     """Compile SPEC into the dvc.yaml beside it (byte-identical on every rerun)."""
-    from distillbuild.compile import dvc_yaml_path, render
+    from distillbuild.compile import dvc_yaml_path, pipeline, render
+    from distillbuild.io import write_text
 
     loaded = _load(spec)
     text = render(loaded)
@@ -75,34 +88,32 @@ def compile_cmd(spec: Path, check: bool) -> None:
     if current == text:
         click.echo(f"{target.name}: unchanged")
         return
-    tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
-    click.echo(f"wrote {target.name} ({len(loaded_stages(text))} stages)")
+    write_text(target, text)
+    click.echo(f"wrote {target.name} ({len(pipeline(loaded)['stages'])} stages)")
 
 
-def loaded_stages(text: str) -> list[str]:
-    import yaml
+def _stage_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from distillbuild import stages
 
-    return list(yaml.safe_load(text)["stages"])
+    if value not in stages.names():
+        raise click.BadParameter(f"{value!r} is not a stage; the stages are {', '.join(stages.names())}")
+    return value
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["teacher", "filter", "dataset", "configure", "train", "evaluate", "gate"]))
+@click.argument("name", callback=_stage_name)
 @click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
 def stage(name: str, spec_path: Path) -> None:
-    """Run one pipeline stage (dvc.yaml calls this; you rarely need to)."""
-    from distillbuild.stages import run_stage
+    """Run one pipeline stage, NAME (dvc.yaml calls this; you rarely need to)."""
+    from distillbuild.runner import run_stage
 
     loaded = _load(spec_path)
-    try:
-        code = run_stage(name, loaded)
-    except StageError as exc:
-        click.echo(f"distill stage {name}: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo(f"distill stage {name}: interrupted; rerun to resume (cached teacher answers are kept)", err=True)
-        sys.exit(130)
+    with _runtime_errors(f"distill stage {name}"):
+        try:
+            code = run_stage(name, loaded)
+        except KeyboardInterrupt:
+            click.echo(f"distill stage {name}: interrupted; rerun to resume (cached teacher answers are kept)", err=True)
+            sys.exit(130)
     sys.exit(code)
 
 
@@ -129,11 +140,8 @@ def diff(base_rev: str, spec_path: Path, as_json: bool) -> None:
     from distillbuild.review.diff import diff_report, render_markdown
 
     _load(spec_path)  # a broken spec is refused like everywhere else: exit 2, file and line
-    try:
+    with _runtime_errors("distill diff"):
         report = diff_report(spec_path, base_rev)
-    except StageError as exc:
-        click.echo(f"distill diff: {exc}", err=True)
-        sys.exit(exc.exit_code)
     click.echo(json.dumps(report, indent=2) if as_json else render_markdown(report))
 
 
@@ -151,11 +159,8 @@ def reproduce(rev: str, spec_path: Path, as_json: bool) -> None:
 
     root = find_repo_root(spec_path.absolute().parent)
     spec_rel = spec_path.absolute().relative_to(root).as_posix()
-    try:
+    with _runtime_errors("distill reproduce"):
         report = rebuild(root, spec_rel, rev, log=lambda m: click.echo(m, err=True))
-    except StageError as exc:
-        click.echo(f"distill reproduce: {exc}", err=True)
-        sys.exit(exc.exit_code)
     click.echo(json.dumps(report, indent=2) if as_json else render(report))
     sys.exit(0 if report["identical"] else 1)
 
@@ -170,11 +175,8 @@ def promote(spec: Path, version: str | None, bump: str) -> None:
     from distillbuild.review.promote import promote as promote_build
 
     loaded = _load(spec)
-    try:
+    with _runtime_errors("distill promote"):
         tag = promote_build(loaded, version, bump)
-    except StageError as exc:
-        click.echo(f"distill promote: {exc}", err=True)
-        sys.exit(exc.exit_code)
     click.echo(f"tagged {tag}; publish it with `git push origin {tag}`")
 
 
@@ -188,11 +190,8 @@ def estimate(spec: Path, as_json: bool) -> None:
     from distillbuild.stages.teacher import estimate_for
 
     loaded = _load(spec)
-    try:
+    with _runtime_errors("distill estimate"):
         est = estimate_for(loaded)
-    except StageError as exc:
-        click.echo(f"distill estimate: {exc}", err=True)
-        sys.exit(EXIT_RUNTIME)
     if as_json:
         click.echo(json.dumps(est.as_dict(), indent=2))
         return

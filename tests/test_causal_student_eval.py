@@ -10,7 +10,7 @@ import pytest
 
 from conftest import LABELS, base_spec, write_rows
 from distillbuild.spec import load_spec
-from distillbuild.stages import run_stage
+from distillbuild.runner import run_stage
 from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
 
 

@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from conftest import ROOT, base_spec
 from distillbuild.cli import main
-from distillbuild.compile import STAGE_PARAMS, STAGES, render
+from distillbuild.compile import render
+from distillbuild.stages import by_name, names
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import has_path
 
@@ -63,11 +64,11 @@ def test_committed_dvc_yaml_is_current():
 def test_every_stage_runs_distill_stage_and_lists_exactly_its_keys(project):
     spec = load_spec(project())
     pipeline = yaml.safe_load(render(spec))
-    assert list(pipeline["stages"]) == list(STAGES)
+    assert list(pipeline["stages"]) == names()
     for name, stage in pipeline["stages"].items():
         assert stage["cmd"] == f"distill stage {name}"
         listed = stage.get("params", [{}])[0].get("distill.yaml", [])
-        assert listed == [k for k in STAGE_PARAMS[name] if has_path(spec.raw, k)]
+        assert listed == [k for k in by_name(name).reads if has_path(spec.raw, k)]
     # Only `gate` reads `gates`: raising a threshold re-runs nothing else.
     readers = [n for n, st in pipeline["stages"].items() if "gates" in st.get("params", [{}])[0].get("distill.yaml", [])]
     assert readers == ["gate"]

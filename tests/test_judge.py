@@ -17,7 +17,7 @@ from conftest import write_rows
 from distillbuild.cli import main
 from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
-from distillbuild.stages import run_stage
+from distillbuild.runner import run_stage
 from distillbuild.teacher.simulated import KeyEntry, load_answer_key
 from distillbuild.teacher.simulated_judge import (
     SimulatedJudge, answer_is_right, geval_kind, judge_server_from_section, verdict,

@@ -163,7 +163,7 @@ def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     assert "Running stage 'gate'" in failed.stdout
     for stage in ("teacher", "filter", "dataset", "configure", "train", "evaluate"):
         assert f"Running stage '{stage}'" not in failed.stdout
-    assert "FAIL (below 0.999)" in failed.stdout
+    assert "FAIL (below 0.999)" in failed.stderr  # stages log to stderr
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "fail"
     assert [g["gate"] for g in decision["gates"] if not g["pass"]] == ["accuracy"]

@@ -12,7 +12,7 @@ import yaml
 from conftest import LABELS, base_spec
 from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
-from distillbuild.stages import run_stage
+from distillbuild.runner import run_stage
 from distillbuild.stages.teacher import response_format
 from distillbuild.teacher.simulated import load_answer_key, SimulatedTeacher, SimulatedTeacherServer
 

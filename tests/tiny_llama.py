@@ -209,7 +209,7 @@ def run_stages(root: Path, stages: Iterable[str], axolotl: str | None = None) ->
     import os
 
     from distillbuild.spec import load_spec
-    from distillbuild.stages import run_stage
+    from distillbuild.runner import run_stage
 
     saved = {k: os.environ.get(k) for k in ("DISTILL_AXOLOTL", "DISTILL_CACHE_DIR")}
     cwd = os.getcwd()

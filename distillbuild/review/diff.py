@@ -4,7 +4,7 @@ Computed from git, the spec and the compiler; no stage runs and no teacher is ca
 
 1. the spec's semantic diff: both sides parsed and compared as data (comments and key order
    do not count), one row per changed, added or removed key path (`task.labels[3]`);
-2. the stages that rebuild, and why: a spec key the stage reads changed (`compile.STAGE_PARAMS`;
+2. the stages that rebuild, and why: a spec key the stage reads changed (each stage's READS;
    a key path equal to, under or above a listed key), a data file it depends on changed (git
    blob at BASE_REV, or the md5 in a `.dvc` file there, against the working tree), or a stage
    upstream rebuilds ("after `teacher`": then only if that stage's outputs change, since DVC
@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from distillbuild import stages
 from distillbuild.errors import SpecError, StageError
 
 GIT_TIMEOUT_S = 120
@@ -238,8 +239,9 @@ def _file_status(root: Path, commit: str, rel: str) -> tuple[str, str]:
 
 def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
                     new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from distillbuild.compile import STAGES, pipeline, stage_params
+    from distillbuild.compile import pipeline
 
+    order = stages.names()
     bodies = pipeline(spec)["stages"]
     producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
     key_of = {}
@@ -263,7 +265,7 @@ def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit
         return files[dep]
 
     records: dict[str, dict[str, Any]] = {}
-    for name in STAGES:
+    for name in order:
         body = bodies.get(name, {})
         upstream: list[str] = []
         changed_files: list[dict[str, Any]] = []
@@ -275,14 +277,14 @@ def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit
                 rec = file_record(dep)
                 if rec["status"] != "unchanged":
                     changed_files.append(rec)
-        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in stage_params(spec.data, name))]
+        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in stages.by_name(name).keys_read(spec))]
         roots: list[str] = []
-        for u in STAGES:
+        for u in order:
             if u in upstream and records.get(u, {}).get("rebuilds"):
                 for r in ([u] if not records[u]["conditional"] else records[u]["after"]):
                     if r not in roots:
                         roots.append(r)
-        roots.sort(key=STAGES.index)
+        roots.sort(key=order.index)
         own = bool(keys or changed_files or new_pipeline)
         reasons = []
         if new_pipeline:
@@ -304,7 +306,7 @@ def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit
             "upstream": upstream,
             "reasons": reasons,
         }
-    return [records[s] for s in STAGES], list(files.values())
+    return [records[s] for s in order], list(files.values())
 
 
 def _keys_reason(keys: list[str], changes: list[dict[str, Any]]) -> str:
@@ -456,12 +458,10 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
     new_pipeline = base_raw is None
 
     changes = [_change_record(k, o, n) for k, o, n in semantic_diff(base_raw or {}, spec.raw)]
-    stages, files = _stage_analysis(spec, changes, root, commit, new_pipeline)
-
-    from distillbuild.compile import STAGE_PARAMS
+    records, files = _stage_analysis(spec, changes, root, commit, new_pipeline)
 
     if not new_pipeline:
-        unread = [c["key"] for c in changes if not any(reads(c["key"], k) for ks in STAGE_PARAMS.values() for k in ks)]
+        unread = [c["key"] for c in changes if not any(reads(c["key"], k) for st in stages.PIPELINE for k in st.reads)]
         if unread:
             one = len(unread) == 1
             notes.append(", ".join(_code(k) for k in unread) + (" is" if one else " are")
@@ -472,7 +472,7 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
     stale = current != render(spec)
     dvc_rel = target.relative_to(root).as_posix()
 
-    teacher_rec = next(s for s in stages if s["stage"] == "teacher")
+    teacher_rec = next(s for s in records if s["stage"] == "teacher")
     return {
         "spec": rel,
         "name": spec.get("name"),
@@ -480,7 +480,7 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
         "new_pipeline": new_pipeline,
         "changes": changes,
         "data_files": files,
-        "stages": stages,
+        "stages": records,
         "dvc_yaml": {"path": dvc_rel, "stale": stale, "missing": current is None},
         "teacher": _teacher_cost(spec, teacher_rec["rebuilds"]),
         "metrics": _metrics_diff(spec, commit, base_rev),

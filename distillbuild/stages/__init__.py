@@ -1,34 +1,32 @@
-"""One module per stage; each is a function from the spec (and its input files) to output files.
+"""The pipeline's stages, in order. Each module declares its own contract (stages/contract.py):
+the spec keys it reads, its deps, outs, metrics and plots, and `run`. compile.py, the CLI's
+`distill stage NAME` and `distill diff` all read this one list.
 
-`run_stage` first checks that dvc.yaml is current: a stage run from a stale dvc.yaml would
-track the wrong params, so it refuses with the fix instead.
+Adding a stage: one module in this package, and one entry below.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
+from distillbuild.stages import configure, dataset, evaluate, filter, gate, teacher, train
+from distillbuild.stages.contract import Stage
 
-from distillbuild.errors import EXIT_OK, StageError
-from distillbuild.spec import Spec
+PIPELINE: list[Stage] = [
+    Stage.of(teacher),
+    Stage.of(filter),
+    Stage.of(dataset),
+    Stage.of(configure),
+    Stage.of(train),
+    Stage.of(evaluate),
+    Stage.of(gate),
+]
 
 
-def _check_compiled(spec: Spec) -> None:
-    from distillbuild.compile import dvc_yaml_path, render
-
-    target = dvc_yaml_path(spec)
-    if target.exists() and target.read_text(encoding="utf-8") != render(spec):
-        raise StageError(f"{target.name} is stale for {spec.path.name}: run `distill compile`, then `dvc repro` again",)
+def names() -> list[str]:
+    return [stage.name for stage in PIPELINE]
 
 
-def run_stage(name: str, spec: Spec) -> int:
-    """Run stage `name` with the spec's directory as working directory; return its exit code."""
-    _check_compiled(spec)
-    # Library progress bars would flood DVC's log; stages print their own progress.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.chdir(spec.dir)
-    module = importlib.import_module(f"distillbuild.stages.{name}")
-    code = module.run(spec)
-    return EXIT_OK if code is None else code
+def by_name(name: str) -> Stage:
+    for stage in PIPELINE:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage named {name!r}; the stages are {', '.join(names())}")

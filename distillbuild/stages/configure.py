@@ -14,6 +14,8 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
 from distillbuild.spec import Spec
+from distillbuild.spec.vocabulary import logit_kd_requested
+from distillbuild.stages.contract import Out, uncached
 from distillbuild.console import log
 from distillbuild.train.axolotl_config import (
     PLAN,
@@ -25,6 +27,19 @@ from distillbuild.train.axolotl_config import (
     render_json,
     render_yaml,
 )
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+READS = ("name", "task.type", "task.labels", "task.instruction", "task.output_schema", "student",
+         "teacher.temperature")
+# Declared only when read, so that a new teacher temperature does not rebuild `configure` for a
+# student that never reads it: Axolotl's KD rescales the teacher's logprobs from it.
+READS_WHEN = {"teacher.temperature": lambda spec: logit_kd_requested(spec.data)}
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [layout.CONFIG_DIR]
 
 
 def extractor_trainer_config(spec: Spec) -> dict:

@@ -16,9 +16,24 @@ from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, uncached
 from distillbuild.spec.vocabulary import logit_kd_requested
 from distillbuild.console import log
 from distillbuild.teacher.prompts import messages_for
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+# The prompt lists the labels; KD rows need the student's tokenizer.
+READS = ("task.type", "task.instruction", "task.labels", "split", "student.kd.mode", "student.base_model")
+
+
+def deps(spec: Spec) -> list[str]:
+    return [layout.FILTER_KEPT]
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [layout.DATASET_DIR]
 
 
 def in_validation(row_id: Any, seed: int, fraction: float) -> bool:

@@ -16,7 +16,45 @@ from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1, per_class_f1, percentile
 from distillbuild.io import read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, rel, uncached
 from distillbuild.console import log
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+# A causal student is prompted, and loaded over its base model.
+READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "teacher.provider", "teacher.price",
+         "student.kind", "student.base_model", "student.endpoint", "evaluation")
+
+
+def deps(spec: Spec) -> list[str]:
+    files = [layout.MODEL_DIR, rel(spec, "data.heldout"), layout.TEACHER_HELDOUT]
+    if spec.get("evaluation.judge.provider") == "simulated":  # the stand-in judge's answer key
+        files += [p for p in [rel(spec, "evaluation.judge.simulated.answers")] if p not in files]
+    return files
+
+
+def _classification(spec: Spec) -> bool:
+    return spec.get("task.type") == "classification"
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [] if _classification(spec) else [uncached(layout.PREDICTIONS)]
+
+
+def metrics(spec: Spec) -> list[Out]:
+    return [uncached(layout.METRICS)]
+
+
+def plots(spec: Spec) -> list[Out]:
+    return [uncached(layout.PREDICTIONS)] if _classification(spec) else []
+
+
+def views(spec: Spec) -> list[dict]:
+    if not _classification(spec):  # a confusion matrix needs classes
+        return []
+    return [{layout.PREDICTIONS: {"template": "confusion", "x": "predicted", "y": "actual",
+                                  "title": "Student on the held-out set"}}]
 
 WARMUP = 5
 

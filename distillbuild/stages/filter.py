@@ -14,7 +14,24 @@ from distillbuild import layout
 from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, rel, uncached
 from distillbuild.console import log
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+READS = ("data.heldout", "task.type", "task.labels", "task.output_schema", "filters")
+
+
+def deps(spec: Spec) -> list[str]:
+    files = [layout.TEACHER_ANSWERS, rel(spec, "data.heldout")]
+    if spec.get("filters.judge.provider") == "simulated":  # the stand-in judge's answer key
+        files += [p for p in [rel(spec, "filters.judge.simulated.answers")] if p not in files]
+    return files
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [layout.FILTER_KEPT, layout.FILTER_REJECTED, layout.FILTER_REPORT]
 
 
 def run(spec: Spec) -> int:

@@ -2,7 +2,7 @@
 
 Fails closed: a metric that is missing, not a number, or NaN fails its gate, and so does a
 held-out set smaller than evaluation.min_heldout_rows. Prints the table of gate, required,
-observed and verdict; writes decision.json with the build's lineage (hashes of the spec, data,
+observed and verdict on stderr, like every stage; writes decision.json with the build's lineage (hashes of the spec, data,
 teacher answers, dataset, model files and metrics); on a pass writes the model card; exits 1 on
 failure.
 """
@@ -15,9 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild import layout
+from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, rel, uncached
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+READS = ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
+         "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",
+         "gates", "promote")
+
+
+def deps(spec: Spec) -> list[str]:
+    return [layout.METRICS, layout.MODEL_DIR, layout.DATASET_DIR, layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT,
+            rel(spec, "data.inputs"), rel(spec, "data.heldout")]
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [uncached(layout.DECISION), uncached(layout.MODEL_CARD)]
 
 
 def check(name: str, bound: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
@@ -78,10 +96,10 @@ def run(spec: Spec) -> int:
         write_text(card, model_card(spec, metrics, rows, record))
     elif card.exists():
         card.unlink()  # no card for a model that failed its gates
-    print(table(rows))
+    log(table(rows))
     if passed:
-        print(f"gate: PASS: {promote} may be promoted (`distill promote`)")
+        log(f"gate: PASS: {promote} may be promoted (`distill promote`)")
         return 0
     failed = ", ".join(r["gate"] for r in rows if not r["pass"])
-    print(f"gate: FAIL ({failed}): {promote} is not promoted")
+    log(f"gate: FAIL ({failed}): {promote} is not promoted")
     return EXIT_GATE_FAILED

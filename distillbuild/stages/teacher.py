@@ -20,12 +20,29 @@ from distillbuild.stats import percentile
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, rel, uncached
 from distillbuild.console import log
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.client import CallResult, RunStats, TeacherSettings, answer_all
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.teacher.token_logprobs import kd_targets
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+READS = ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "teacher")
+
+
+def deps(spec: Spec) -> list[str]:
+    files = [rel(spec, "data.inputs"), rel(spec, "data.heldout")]
+    if spec.get("teacher.provider") == "simulated":  # the stand-in's answer key
+        files.append(rel(spec, "teacher.simulated.answers"))
+    return files
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_REPORT]
 
 
 def _rows(path: Path, need_label: bool) -> list[dict[str, Any]]:

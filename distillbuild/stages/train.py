@@ -12,7 +12,29 @@ from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, uncached
 from distillbuild.console import log
+
+
+# --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
+
+READS = ()  # only the config `configure` wrote
+
+
+def deps(spec: Spec) -> list[str]:
+    return [layout.DATASET_DIR, layout.CONFIG_DIR]
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [layout.MODEL_DIR, layout.TRAIN_REPORT]
+
+
+def plots(spec: Spec) -> list[Out]:
+    return [uncached(layout.TRAIN_HISTORY)]
+
+
+def views(spec: Spec) -> list[dict]:
+    return [{layout.TRAIN_HISTORY: {"x": "step", "y": "loss", "title": "Training loss"}}]
 
 
 def _trainer_rows(path: Path) -> list[dict]:

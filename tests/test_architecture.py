@@ -1,0 +1,178 @@
+"""The package's layers hold, and a stage is one module plus one list entry.
+
+Layers, top to bottom (ARCHITECTURE.md): cli -> review -> compile, runner and stages -> engines
+(teacher, curate, train, evaluate, standin) -> base modules (spec, io, layout, errors, ...).
+A module may import only from its own layer or below, and no import cycle may form, counting
+the imports inside functions too (a lazy import is still a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from distillbuild import stages
+from distillbuild.cli import main
+from distillbuild.stages.contract import Stage
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "distillbuild"
+
+ENGINES = {"teacher", "curate", "train", "evaluate", "standin"}
+UPPER = {"stages", "cli", "review", "compile", "runner", "report"}  # what engines and base modules never import
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """Every distillbuild module `path` imports, at any depth of its code."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in modules and t != name}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(files)
+    return {name: imports_of(path, modules) for name, path in files.items()}
+
+
+def layer(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_graph_sees_imports_at_every_depth():
+    graph = import_graph()
+    assert "distillbuild.stages" in graph["distillbuild.compile"]  # a top-level import
+    assert "distillbuild.runner" in graph["distillbuild.cli"]  # an import inside a command function
+
+
+def test_no_engine_or_base_module_reaches_up():
+    reaching_up = sorted(
+        f"{module} imports {target}"
+        for module, targets in import_graph().items()
+        if layer(module) not in UPPER
+        for target in targets
+        if layer(target) in UPPER
+    )
+    assert reaching_up == []
+
+
+def test_base_modules_import_no_engine():
+    base = {m: t for m, t in import_graph().items() if layer(m) not in UPPER | ENGINES}
+    assert sorted(f"{m} imports {t}" for m, ts in base.items() for t in ts if layer(t) in ENGINES) == []
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_one():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+TOY_STAGE = '''
+from distillbuild import layout
+from distillbuild.io import write_json
+from distillbuild.stages.contract import uncached
+
+READS = ("task.labels", "split", "no.such.key")
+
+
+def deps(spec):
+    return [layout.DATASET_DIR]
+
+
+def outs(spec):
+    return ["build/toy/summary.json"]
+
+
+def metrics(spec):
+    return [uncached("build/toy/metrics.json")]
+
+
+def run(spec):
+    write_json(__import__("pathlib").Path("build/toy/summary.json"), {"labels": len(spec.get("task.labels"))})
+    return 0
+'''
+
+
+def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeypatch):
+    (tmp_path / "toy_stage.py").write_text(TOY_STAGE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import toy_stage
+
+    monkeypatch.setattr(stages, "PIPELINE", [*stages.PIPELINE, Stage.of(toy_stage)])  # the list entry
+    spec_path = project()
+    runner = CliRunner()
+    compiled = runner.invoke(main, ["compile", str(spec_path)])
+    assert compiled.exit_code == 0, compiled.output
+    entry = yaml.safe_load((spec_path.parent / "dvc.yaml").read_text())["stages"]["toy_stage"]
+    assert entry == {
+        "cmd": "distill stage toy_stage",
+        "deps": ["build/dataset"],
+        "params": [{"distill.yaml": ["task.labels", "split"]}],  # a key the spec lacks is left out
+        "outs": ["build/toy/summary.json"],
+        "metrics": [{"build/toy/metrics.json": {"cache": False}}],
+    }
+    monkeypatch.chdir(tmp_path)  # the stage runs in the spec's directory; restored afterwards
+    ran = runner.invoke(main, ["stage", "toy_stage", "--spec", str(spec_path)])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads((spec_path.parent / "build/toy/summary.json").read_text()) == {"labels": 4}
+    unknown = runner.invoke(main, ["stage", "no_such_stage", "--spec", str(spec_path)])
+    assert unknown.exit_code == 2 and "toy_stage" in unknown.output  # the choice lists the new stage
