@@ -31,8 +31,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from distillbuild import stages
+from distillbuild.compile import dvc_yaml_path, pipeline, render
 from distillbuild.errors import SpecError, StageError
+from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
+from distillbuild.spec import load_spec
+from distillbuild.spec.loader import MAX_SPEC_BYTES, join_path, load_yaml_text
+from distillbuild.stages.teacher import estimate_for
 
 GIT_TIMEOUT_S = 120
 DVC_TIMEOUT_S = 300
@@ -121,8 +128,6 @@ def semantic_diff(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
     Mappings are compared key by key, lists element-wise when both have the same length and
     as a whole value otherwise. Key order does not count; the new side's order is kept.
     """
-    from distillbuild.spec.loader import join_path
-
     out: list[tuple[str, Any, Any]] = []
 
     def walk(a: Any, b: Any, path: str) -> None:
@@ -146,8 +151,6 @@ def semantic_diff(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
 
 def _safe(value: Any, key: str = "") -> Any:
     """JSON-able, with anything that looks like a secret replaced (an old spec may predate the checks)."""
-    from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
-
     last = re.split(r"[.\[]", key)[-1] if key else ""
     if value is ABSENT:
         return None
@@ -205,8 +208,6 @@ def _md5(path: Path) -> str:
 
 def _dvc_md5_at(root: Path, commit: str, rel: str) -> str | None:
     """The md5 a `.dvc` file at `commit` records for `rel` (data tracked by DVC, not git)."""
-    import yaml
-
     if not _blob_at(root, commit, rel + ".dvc"):
         return None
     done = _git(["cat-file", "blob", f"{commit}:{rel}.dvc"], root)
@@ -237,76 +238,105 @@ def _file_status(root: Path, commit: str, rel: str) -> tuple[str, str]:
     return "added", "not in git (nor a .dvc file) at the base"
 
 
-def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
-                    new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from distillbuild.compile import pipeline
-
-    order = stages.names()
-    bodies = pipeline(spec)["stages"]
-    producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
-    key_of = {}
+def _data_key_of(spec: Any) -> dict[str, str]:
+    """Which spec key names each data file (for "`data/x.jsonl` modified (`data.inputs`)")."""
+    key_of: dict[str, str] = {}
     for key in DATA_KEYS:
         value = spec.get(key)
         if isinstance(value, str):
             key_of.setdefault(Path(value).as_posix(), key)
+    return key_of
 
-    files: dict[str, dict[str, Any]] = {}  # dep (relative to the spec's directory) -> status
 
-    def file_record(dep: str) -> dict[str, Any]:
-        if dep not in files:
-            rel = Path(os.path.normpath(spec.dir / dep))
-            try:
-                rel_s = rel.relative_to(root).as_posix()
-            except ValueError:
-                files[dep] = {"path": dep, "key": key_of.get(dep), "status": "unknown", "how": "outside the repository"}
-                return files[dep]
-            status, how = ("added", "new pipeline") if new_pipeline else _file_status(root, commit, rel_s)
-            files[dep] = {"path": rel_s, "key": key_of.get(dep), "status": status, "how": how}
-        return files[dep]
+class _DataFiles:
+    """The status of each data file a stage depends on, looked up once per file."""
 
+    def __init__(self, spec: Any, root: Path, commit: str, new_pipeline: bool):
+        self.spec, self.root, self.commit, self.new_pipeline = spec, root, commit, new_pipeline
+        self.key_of = _data_key_of(spec)
+        self.records: dict[str, dict[str, Any]] = {}  # dep (relative to the spec's directory) -> status
+
+    def record(self, dep: str) -> dict[str, Any]:
+        if dep not in self.records:
+            self.records[dep] = self._status(dep)
+        return self.records[dep]
+
+    def _status(self, dep: str) -> dict[str, Any]:
+        rel = Path(os.path.normpath(self.spec.dir / dep))
+        try:
+            rel_s = rel.relative_to(self.root).as_posix()
+        except ValueError:
+            return {"path": dep, "key": self.key_of.get(dep), "status": "unknown", "how": "outside the repository"}
+        status, how = ("added", "new pipeline") if self.new_pipeline else _file_status(self.root, self.commit, rel_s)
+        return {"path": rel_s, "key": self.key_of.get(dep), "status": status, "how": how}
+
+
+def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
+                    new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One record per stage, in pipeline order: does it rebuild, and why; and the data files seen."""
+    order = stages.names()
+    bodies = pipeline(spec)["stages"]
+    producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
+    files = _DataFiles(spec, root, commit, new_pipeline)
     records: dict[str, dict[str, Any]] = {}
     for name in order:
-        body = bodies.get(name, {})
-        upstream: list[str] = []
-        changed_files: list[dict[str, Any]] = []
-        for dep in body.get("deps") or []:
-            made_by = [s for out, s in producers.items() if s != name and _overlaps(dep, out)]
-            if made_by:
-                upstream += [s for s in made_by if s not in upstream]
-            else:
-                rec = file_record(dep)
-                if rec["status"] != "unchanged":
-                    changed_files.append(rec)
+        upstream, changed_files = _stage_inputs(name, bodies.get(name, {}), producers, files)
         keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in stages.by_name(name).keys_read(spec))]
-        roots: list[str] = []
-        for u in order:
-            if u in upstream and records.get(u, {}).get("rebuilds"):
-                for r in ([u] if not records[u]["conditional"] else records[u]["after"]):
-                    if r not in roots:
-                        roots.append(r)
-        roots.sort(key=order.index)
-        own = bool(keys or changed_files or new_pipeline)
-        reasons = []
-        if new_pipeline:
-            reasons.append("new pipeline: no spec at the base")
+        roots = _rebuilding_roots(upstream, records, order)
+        records[name] = _stage_record(name, keys, changed_files, upstream, roots, changes, new_pipeline)
+    return [records[s] for s in order], list(files.records.values())
+
+
+def _stage_inputs(name: str, body: dict[str, Any], producers: dict[str, str],
+                  files: _DataFiles) -> tuple[list[str], list[dict[str, Any]]]:
+    """The stages whose outputs `name` reads, and the data files it reads that changed."""
+    upstream: list[str] = []
+    changed_files: list[dict[str, Any]] = []
+    for dep in body.get("deps") or []:
+        made_by = [s for out, s in producers.items() if s != name and _overlaps(dep, out)]
+        if made_by:
+            upstream += [s for s in made_by if s not in upstream]
         else:
-            if keys:
-                reasons.append(_keys_reason(keys, changes))
-            for f in changed_files:
-                reasons.append(f"{_code(f['path'])} {f['status']}" + (f" ({_code(f['key'])})" if f["key"] else ""))
-            if roots:
-                reasons.append("after " + ", ".join(_code(r) for r in roots))
-        records[name] = {
-            "stage": name,
-            "rebuilds": own or bool(roots),
-            "conditional": not own and bool(roots),
-            "keys": keys,
-            "files": [f["path"] for f in changed_files],
-            "after": roots if not new_pipeline else [],
-            "upstream": upstream,
-            "reasons": reasons,
-        }
-    return [records[s] for s in order], list(files.values())
+            rec = files.record(dep)
+            if rec["status"] != "unchanged":
+                changed_files.append(rec)
+    return upstream, changed_files
+
+
+def _rebuilding_roots(upstream: list[str], records: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
+    """The stages that rebuild for reasons of their own and that this one follows."""
+    roots: list[str] = []
+    for u in order:
+        if u in upstream and records.get(u, {}).get("rebuilds"):
+            for r in ([u] if not records[u]["conditional"] else records[u]["after"]):
+                if r not in roots:
+                    roots.append(r)
+    return sorted(roots, key=order.index)
+
+
+def _stage_record(name: str, keys: list[str], changed_files: list[dict[str, Any]], upstream: list[str],
+                  roots: list[str], changes: list[dict[str, Any]], new_pipeline: bool) -> dict[str, Any]:
+    own = bool(keys or changed_files or new_pipeline)
+    reasons = []
+    if new_pipeline:
+        reasons.append("new pipeline: no spec at the base")
+    else:
+        if keys:
+            reasons.append(_keys_reason(keys, changes))
+        for f in changed_files:
+            reasons.append(f"{_code(f['path'])} {f['status']}" + (f" ({_code(f['key'])})" if f["key"] else ""))
+        if roots:
+            reasons.append("after " + ", ".join(_code(r) for r in roots))
+    return {
+        "stage": name,
+        "rebuilds": own or bool(roots),
+        "conditional": not own and bool(roots),
+        "keys": keys,
+        "files": [f["path"] for f in changed_files],
+        "after": roots if not new_pipeline else [],
+        "upstream": upstream,
+        "reasons": reasons,
+    }
 
 
 def _keys_reason(keys: list[str], changes: list[dict[str, Any]]) -> str:
@@ -326,8 +356,6 @@ def _teacher_cost(spec: Any, rebuilds: bool) -> dict[str, Any]:
                            "new_calls": 0, "estimate": None, "error": None}
     if not rebuilds:
         return out
-    from distillbuild.stages.teacher import estimate_for
-
     try:
         est = estimate_for(spec)
     except (StageError, OSError, ValueError) as exc:
@@ -352,36 +380,41 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _metrics_diff(spec: Any, commit: str, base_rev: str) -> dict[str, Any]:
-    from distillbuild.compile import pipeline
+def _declared_metrics(spec: Any) -> set[str]:
+    """This pipeline's metrics files (a repository may hold several pipelines)."""
+    return {os.path.normpath(p) for body in pipeline(spec)["stages"].values()
+            for p in (e if isinstance(e, str) else next(iter(e)) for e in body.get("metrics") or [])}
 
-    declared = {os.path.normpath(p) for body in pipeline(spec)["stages"].values()
-                for p in (e if isinstance(e, str) else next(iter(e)) for e in body.get("metrics") or [])}
-    out: dict[str, Any] = {"available": False, "rows": [], "unchanged": [], "reason": None}
+
+def _dvc_metrics_diff(spec: Any, commit: str, base_rev: str) -> tuple[dict[str, Any] | None, str | None]:
+    """`dvc metrics diff COMMIT --all --json` as data, or None and the reason it is not there."""
     dvc = _dvc_executable()
     if dvc is None:
-        out["reason"] = "dvc is not installed here"
-        return out
+        return None, "dvc is not installed here"
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
         done = subprocess.run([dvc, "metrics", "diff", commit, "--all", "--json"], cwd=spec.dir, env=env,
                               capture_output=True, text=True, timeout=DVC_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        out["reason"] = f"`dvc metrics diff` did not finish ({type(exc).__name__})"
-        return out
+        return None, f"`dvc metrics diff` did not finish ({type(exc).__name__})"
     if done.returncode != 0:
         last = next((ln for ln in reversed(done.stderr.splitlines()) if ln.strip()), "")
         what = _code(f"dvc metrics diff {base_rev}")
-        out["reason"] = (f"{what} failed: {_code(last.strip()[:200])}" if last
-                         else f"{what} failed (exit {done.returncode})")
-        return out
+        return None, (f"{what} failed: {_code(last.strip()[:200])}" if last else f"{what} failed (exit {done.returncode})")
     try:
-        data = json.loads(done.stdout or "{}")
+        return json.loads(done.stdout or "{}") or {}, None
     except ValueError:
-        out["reason"] = "`dvc metrics diff` printed no JSON"
+        return None, "`dvc metrics diff` printed no JSON"
+
+
+def _metrics_diff(spec: Any, commit: str, base_rev: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"available": False, "rows": [], "unchanged": [], "reason": None}
+    data, out["reason"] = _dvc_metrics_diff(spec, commit, base_rev)
+    if data is None:
         return out
+    declared = _declared_metrics(spec)
     olds = news = 0
-    for file, metrics in sorted((data or {}).items()):
+    for file, metrics in sorted(data.items()):
         if declared and os.path.normpath(file) not in declared:
             continue  # another pipeline's metrics
         for name, v in sorted((metrics or {}).items(), key=lambda kv: (kv[0].count("."), kv[0])):
@@ -396,18 +429,20 @@ def _metrics_diff(spec: Any, commit: str, base_rev: str) -> dict[str, Any]:
             change = round(new - old, 10) if _is_number(old) and _is_number(new) else None
             out["rows"].append({"file": file, "metric": name, "old": old if _is_number(old) else None,
                                 "new": new if _is_number(new) else None, "change": change})
-    both = any(r["change"] is not None for r in out["rows"]) or bool(out["unchanged"])
-    if both:
-        out["available"] = True
-    elif not olds and not news:
-        out["reason"] = "no metrics on either side"
-    elif not olds:
-        out["reason"] = f"no metrics committed at {_code(base_rev)}"
-    elif not news:
-        out["reason"] = "no metrics in the working tree"
-    else:
-        out["reason"] = "no numeric metric on both sides"
+    out["available"] = any(r["change"] is not None for r in out["rows"]) or bool(out["unchanged"])
+    if not out["available"]:
+        out["reason"] = _why_no_metrics(olds, news, base_rev)
     return out
+
+
+def _why_no_metrics(olds: int, news: int, base_rev: str) -> str:
+    if not olds and not news:
+        return "no metrics on either side"
+    if not olds:
+        return f"no metrics committed at {_code(base_rev)}"
+    if not news:
+        return "no metrics in the working tree"
+    return "no numeric metric on both sides"
 
 
 # ----------------------------------------------------------------------------------------
@@ -420,10 +455,6 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
     Raises StageError for a path outside git, an unknown revision; SpecError when the working
     tree's spec is invalid. A spec absent at `base_rev` is a new pipeline: every stage builds.
     """
-    from distillbuild.compile import dvc_yaml_path, render
-    from distillbuild.spec import load_spec
-    from distillbuild.spec.loader import MAX_SPEC_BYTES, load_yaml_text
-
     spec_path = Path(spec_path)
     if not spec_path.exists():
         raise StageError(f"{spec_path}: no such spec in the working tree")
@@ -435,43 +466,12 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
     except ValueError:
         raise StageError(f"{spec.path} is outside the git repository at {root}") from None
 
-    notes: list[str] = []
-    base_raw: Any = None
-    if _blob_at(root, commit, rel) is None:
-        notes.append(f"{_code(rel)} does not exist at {_code(base_rev)}: a new pipeline, every stage builds.")
-    else:
-        size = int(_git_out(["cat-file", "-s", f"{commit}:{rel}"], root) or 0)
-        if size > MAX_SPEC_BYTES:
-            notes.append(f"{_code(rel)} at {_code(base_rev)} is over {MAX_SPEC_BYTES:,} bytes and was not read: "
-                         "treated as a new pipeline.")
-        else:
-            blob = _git(["cat-file", "blob", f"{commit}:{rel}"], root).stdout
-            try:
-                base_raw = load_yaml_text(blob.decode("utf-8"), f"{rel}@{base_rev}").data
-                if not isinstance(base_raw, dict):
-                    raise ValueError("its top level is not a mapping")
-            except (SpecError, UnicodeDecodeError, ValueError) as exc:
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                notes.append(f"{_code(rel)} at {_code(base_rev)} could not be read ({_code(first[:160])}): "
-                             "treated as a new pipeline.")
-                base_raw = None
+    base_raw, notes = _base_spec(root, commit, rel, base_rev)
     new_pipeline = base_raw is None
-
     changes = [_change_record(k, o, n) for k, o, n in semantic_diff(base_raw or {}, spec.raw)]
     records, files = _stage_analysis(spec, changes, root, commit, new_pipeline)
-
     if not new_pipeline:
-        unread = [c["key"] for c in changes if not any(reads(c["key"], k) for st in stages.PIPELINE for k in st.reads)]
-        if unread:
-            one = len(unread) == 1
-            notes.append(", ".join(_code(k) for k in unread) + (" is" if one else " are")
-                         + f" read by no stage: nothing rebuilds for {'it' if one else 'them'}.")
-
-    target = dvc_yaml_path(spec)
-    current = target.read_text(encoding="utf-8") if target.exists() else None
-    stale = current != render(spec)
-    dvc_rel = target.relative_to(root).as_posix()
-
+        notes += _unread_keys_note(changes)
     teacher_rec = next(s for s in records if s["stage"] == "teacher")
     return {
         "spec": rel,
@@ -481,11 +481,46 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
         "changes": changes,
         "data_files": files,
         "stages": records,
-        "dvc_yaml": {"path": dvc_rel, "stale": stale, "missing": current is None},
+        "dvc_yaml": _dvc_yaml_state(spec, root),
         "teacher": _teacher_cost(spec, teacher_rec["rebuilds"]),
         "metrics": _metrics_diff(spec, commit, base_rev),
         "notes": notes,
     }
+
+
+def _base_spec(root: Path, commit: str, rel: str, base_rev: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The spec as written at the base (None: a new pipeline), and notes on why it is absent."""
+    if _blob_at(root, commit, rel) is None:
+        return None, [f"{_code(rel)} does not exist at {_code(base_rev)}: a new pipeline, every stage builds."]
+    size = int(_git_out(["cat-file", "-s", f"{commit}:{rel}"], root) or 0)
+    if size > MAX_SPEC_BYTES:
+        return None, [f"{_code(rel)} at {_code(base_rev)} is over {MAX_SPEC_BYTES:,} bytes and was not read: "
+                      "treated as a new pipeline."]
+    blob = _git(["cat-file", "blob", f"{commit}:{rel}"], root).stdout
+    try:
+        base_raw = load_yaml_text(blob.decode("utf-8"), f"{rel}@{base_rev}").data
+        if not isinstance(base_raw, dict):
+            raise ValueError("its top level is not a mapping")
+    except (SpecError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, [f"{_code(rel)} at {_code(base_rev)} could not be read ({_code(first[:160])}): "
+                      "treated as a new pipeline."]
+    return base_raw, []
+
+
+def _unread_keys_note(changes: list[dict[str, Any]]) -> list[str]:
+    unread = [c["key"] for c in changes if not any(reads(c["key"], k) for st in stages.PIPELINE for k in st.reads)]
+    if not unread:
+        return []
+    one = len(unread) == 1
+    return [", ".join(_code(k) for k in unread) + (" is" if one else " are")
+            + f" read by no stage: nothing rebuilds for {'it' if one else 'them'}."]
+
+
+def _dvc_yaml_state(spec: Any, root: Path) -> dict[str, Any]:
+    target = dvc_yaml_path(spec)
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    return {"path": target.relative_to(root).as_posix(), "stale": current != render(spec), "missing": current is None}
 
 
 # ----------------------------------------------------------------------------------------
@@ -546,6 +581,12 @@ def _money(v: Any) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown for a pull-request comment."""
+    lines = (_md_header(report) + _md_changes(report["changes"]) + _md_stages(report["stages"])
+             + _md_teacher(report["teacher"]) + _md_metrics(report["metrics"]))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_header(report: dict[str, Any]) -> list[str]:
     base = report["base"]
     lines: list[str] = [
         f"### distill diff: {_code(str(report.get('name')))} against {_code(base['rev'])}",
@@ -553,17 +594,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Spec {_code(report['spec'])}, compared with {_code(base['rev'])} ({_code(base['commit'][:10])}).",
         "",
     ]
-    stages = report["stages"]
-    changes = report["changes"]
-    rebuilding = [s for s in stages if s["rebuilds"]]
-    teacher = report["teacher"]
-    calls = teacher["new_calls"]
-    metrics = report["metrics"]
+    changes, stage_records = report["changes"], report["stages"]
+    calls = report["teacher"]["new_calls"]
     summary = [
         f"{len(changes)} spec change{'s' if len(changes) != 1 else ''}",
-        f"{len(rebuilding)} of {len(stages)} stages rebuild",
+        f"{sum(s['rebuilds'] for s in stage_records)} of {len(stage_records)} stages rebuild",
         ("teacher calls unknown" if calls is None else f"{calls:,} new teacher call{'s' if calls != 1 else ''}"),
-        ("metrics compared" if metrics["available"] else "metrics not built on both sides"),
+        ("metrics compared" if report["metrics"]["available"] else "metrics not built on both sides"),
     ]
     lines += ["**" + " · ".join(summary) + "**", ""]
     for note in report["notes"]:
@@ -573,64 +610,71 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"> **Warning:** {_code(report['dvc_yaml']['path'])} is {what}: run "
                   f"{_code('distill compile ' + report['spec'])} and commit it (`distill compile --check` fails). "
                   "The stages below are those of the recompiled pipeline.", ""]
+    return lines
 
-    lines += ["#### Spec changes", ""]
+
+def _md_changes(changes: list[dict[str, Any]]) -> list[str]:
+    lines = ["#### Spec changes", ""]
     if not changes:
-        lines += ["None: the two sides hold the same data (comments, formatting and key order do not count).", ""]
-    else:
-        lines += [_row("key", "old", "new"), _row("---", "---", "---")]
-        for c in changes[:MAX_CHANGE_ROWS]:
-            lines.append(_row(_code(c["key"]), _value(c["old"], c["status"] != "added"),
-                              _value(c["new"], c["status"] != "removed")))
-        if len(changes) > MAX_CHANGE_ROWS:
-            lines.append(_row(f"… and {len(changes) - MAX_CHANGE_ROWS} more", "", ""))
-        lines.append("")
+        return lines + ["None: the two sides hold the same data (comments, formatting and key order do not count).", ""]
+    lines += [_row("key", "old", "new"), _row("---", "---", "---")]
+    for c in changes[:MAX_CHANGE_ROWS]:
+        lines.append(_row(_code(c["key"]), _value(c["old"], c["status"] != "added"),
+                          _value(c["new"], c["status"] != "removed")))
+    if len(changes) > MAX_CHANGE_ROWS:
+        lines.append(_row(f"… and {len(changes) - MAX_CHANGE_ROWS} more", "", ""))
+    return lines + [""]
 
-    lines += ["#### Stages", "", _row("stage", "rebuilds?", "why"), _row("---", "---", "---")]
-    for s in stages:
+
+def _md_stages(stage_records: list[dict[str, Any]]) -> list[str]:
+    lines = ["#### Stages", "", _row("stage", "rebuilds?", "why"), _row("---", "---", "---")]
+    for s in stage_records:
         verdict = "no" if not s["rebuilds"] else ("yes †" if s["conditional"] else "**yes**")
         lines.append(_row(_code(s["stage"]), verdict, "; ".join(s["reasons"])))
     lines.append("")
-    if any(s["conditional"] for s in stages):
+    if any(s["conditional"] for s in stage_records):
         lines += ["† only if the outputs of the stages before it change: DVC skips a stage whose dependencies "
                   "hash the same.", ""]
+    return lines
 
-    lines += ["#### Teacher", ""]
+
+def _md_teacher(teacher: dict[str, Any]) -> list[str]:
+    lines = ["#### Teacher", ""]
     who = f"{_code(str(teacher['provider']) + ':' + str(teacher['model']))}"
     sim = (" The teacher is the **simulated stand-in**: nothing is billed; the dollars are what the same calls "
            "would cost at `teacher.price`.") if teacher["simulated"] else ""
     if not teacher["rebuilds"]:
-        lines += [f"0 new teacher calls ($0): {_code('teacher')} does not rebuild.{sim}", ""]
-    elif teacher["estimate"] is None:
-        lines += [f"{_code('teacher')} rebuilds, but its cost could not be estimated: "
-                  f"{_code(str(teacher['error']))}.{sim}", ""]
-    else:
-        e = teacher["estimate"]
-        budget = f" (budget ${e['budget_usd']:,.2f})" if e.get("budget_usd") is not None else ""
-        lines += [
-            f"{_code('teacher')} rebuilds ({who}): **{e['to_call']:,} new teacher call{'s' if e['to_call'] != 1 else ''}** "
-            f"of {e['requests']:,} requests ({e['cached']:,} already in the teacher cache on this machine), "
-            f"{e['prompt_tokens']:,} prompt tokens, ~{e['completion_tokens_expected']:,} completion tokens; "
-            f"~{_money(e['cost_usd_expected'])} expected, at most {_money(e['cost_usd_max'])}{budget}.{sim}",
-            "",
-        ]
+        return lines + [f"0 new teacher calls ($0): {_code('teacher')} does not rebuild.{sim}", ""]
+    if teacher["estimate"] is None:
+        return lines + [f"{_code('teacher')} rebuilds, but its cost could not be estimated: "
+                        f"{_code(str(teacher['error']))}.{sim}", ""]
+    e = teacher["estimate"]
+    budget = f" (budget ${e['budget_usd']:,.2f})" if e.get("budget_usd") is not None else ""
+    return lines + [
+        f"{_code('teacher')} rebuilds ({who}): **{e['to_call']:,} new teacher call{'s' if e['to_call'] != 1 else ''}** "
+        f"of {e['requests']:,} requests ({e['cached']:,} already in the teacher cache on this machine), "
+        f"{e['prompt_tokens']:,} prompt tokens, ~{e['completion_tokens_expected']:,} completion tokens; "
+        f"~{_money(e['cost_usd_expected'])} expected, at most {_money(e['cost_usd_max'])}{budget}.{sim}",
+        "",
+    ]
 
-    lines += ["#### Metrics", ""]
+
+def _md_metrics(metrics: dict[str, Any]) -> list[str]:
+    lines = ["#### Metrics", ""]
     if not metrics["available"]:
-        lines += [f"Metrics are not built on both sides ({metrics['reason']}).", ""]
-    else:
-        rows = metrics["rows"]
-        if rows:
-            lines += [_row("metric", "old", "new", "change"), _row("---", "---:", "---:", "---:")]
-            for r in rows[:MAX_METRIC_ROWS]:
-                lines.append(_row(_code(r["metric"]), _num(r["old"]), _num(r["new"]), _signed(r["change"])))
-            if len(rows) > MAX_METRIC_ROWS:
-                lines.append(_row(f"… and {len(rows) - MAX_METRIC_ROWS} more", "", "", ""))
-            lines.append("")
-        unchanged = metrics["unchanged"]
-        if unchanged:
-            names = ", ".join(_code(n) for n in unchanged[:8]) + (f" and {len(unchanged) - 8} more" if len(unchanged) > 8 else "")
-            lines += [f"Unchanged: {names}.", ""]
-        if not rows:
-            lines += ["No metric moved.", ""]
-    return "\n".join(lines).rstrip() + "\n"
+        return lines + [f"Metrics are not built on both sides ({metrics['reason']}).", ""]
+    rows = metrics["rows"]
+    if rows:
+        lines += [_row("metric", "old", "new", "change"), _row("---", "---:", "---:", "---:")]
+        for r in rows[:MAX_METRIC_ROWS]:
+            lines.append(_row(_code(r["metric"]), _num(r["old"]), _num(r["new"]), _signed(r["change"])))
+        if len(rows) > MAX_METRIC_ROWS:
+            lines.append(_row(f"… and {len(rows) - MAX_METRIC_ROWS} more", "", "", ""))
+        lines.append("")
+    unchanged = metrics["unchanged"]
+    if unchanged:
+        names = ", ".join(_code(n) for n in unchanged[:8]) + (f" and {len(unchanged) - 8} more" if len(unchanged) > 8 else "")
+        lines += [f"Unchanged: {names}.", ""]
+    if not rows:
+        lines += ["No metric moved.", ""]
+    return lines
