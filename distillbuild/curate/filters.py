@@ -184,79 +184,103 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
     return kept
 
 
+Reject = Callable[[Row, str, str], None]
+
+
 def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None) -> tuple[list[Row], list[Row], dict]:
-    """(kept rows, rejected rows with reason and detail, report)."""
+    """(kept rows, rejected rows with reason and detail, report). Row checks first, then the
+    passes over the set, in this order: exact dedup, decontamination, near dedup, class cap."""
     rejected: list[Row] = []
 
     def reject(row: Row, reason: str, detail: str) -> None:
         rejected.append({"id": row["id"], "text": row["text"], "answer": row.get("answer"), "reason": reason, "detail": detail})
 
-    survivors: list[Row] = []
+    survivors = _row_checks(rows, cfg, reject)
+    if cfg.exact_dedup:
+        survivors = _drop_exact_duplicates(survivors, reject)
+    if cfg.decontaminate and heldout_texts:
+        survivors = _drop_contaminated(survivors, heldout_texts, cfg.decontaminate_threshold, reject)
+    if cfg.near_threshold is not None and survivors:
+        survivors = _drop_near_duplicates(survivors, cfg.near_threshold, reject)
+    kept = [_kept_row(r, cfg) for r in survivors]
+    balance_before = Counter(r["label"] for r in kept)
+    if cfg.max_per_class is not None:
+        kept = _cap_classes(kept, cfg.max_per_class, reject)
+    order = {row["id"]: i for i, row in enumerate(rows)}
+    rejected.sort(key=lambda r: order.get(r["id"], 0))
+    return kept, rejected, _report(rows, kept, rejected, balance_before, cfg)
+
+
+def _row_checks(rows: list[Row], cfg: FilterConfig, reject: Reject) -> list[Row]:
+    survivors = []
     for row in rows:
         verdict = row_verdict(row, cfg)
         if verdict:
             reject(row, *verdict)
         else:
             survivors.append(row)
+    return survivors
 
-    if cfg.exact_dedup:
-        seen: dict[str, Any] = {}
-        unique = []
-        for row in survivors:
-            key = normalize_text(row["text"])
-            if key in seen:
-                reject(row, "duplicate", f"same text as {seen[key]}")
-            else:
-                seen[key] = row["id"]
-                unique.append(row)
-        survivors = unique
 
-    if cfg.decontaminate and heldout_texts:
-        from distillbuild.curate.neardup import contaminated_by
+def _drop_exact_duplicates(rows: list[Row], reject: Reject) -> list[Row]:
+    seen: dict[str, Any] = {}
+    unique = []
+    for row in rows:
+        key = normalize_text(row["text"])
+        if key in seen:
+            reject(row, "duplicate", f"same text as {seen[key]}")
+        else:
+            seen[key] = row["id"]
+            unique.append(row)
+    return unique
 
-        hits = contaminated_by([r["text"] for r in survivors], heldout_texts, cfg.decontaminate_threshold)
-        clean = []
-        for row, hit in zip(survivors, hits):
-            if hit is not None:
-                reject(row, "contaminated", f"near-duplicates held-out input #{hit}: {heldout_texts[hit][:60]!r}")
-            else:
-                clean.append(row)
-        survivors = clean
 
-    if cfg.near_threshold is not None and survivors:
-        from distillbuild.curate.neardup import near_duplicate_representatives
+def _drop_contaminated(rows: list[Row], heldout_texts: list[str], threshold: float, reject: Reject) -> list[Row]:
+    from distillbuild.curate.neardup import contaminated_by  # datasketch and numpy: 0.5 s, only when used
 
-        reps = near_duplicate_representatives([r["text"] for r in survivors], cfg.near_threshold)
-        clean = []
-        for i, (row, rep) in enumerate(zip(survivors, reps)):
-            if rep != i:
-                reject(row, "near_duplicate", f"near-duplicates {survivors[rep]['id']}")
-            else:
-                clean.append(row)
-        survivors = clean
+    hits = contaminated_by([r["text"] for r in rows], heldout_texts, threshold)
+    clean = []
+    for row, hit in zip(rows, hits):
+        if hit is not None:
+            reject(row, "contaminated", f"near-duplicates held-out input #{hit}: {heldout_texts[hit][:60]!r}")
+        else:
+            clean.append(row)
+    return clean
 
-    kept = [_kept_row(r, cfg) for r in survivors]
-    balance_before = Counter(r["label"] for r in kept)
-    if cfg.max_per_class is not None:
-        counts: Counter = Counter()
-        capped = []
-        for row in kept:
-            counts[row["label"]] += 1
-            if counts[row["label"]] > cfg.max_per_class:
-                reject(row, "class_cap", f"more than {cfg.max_per_class} rows of {row['label']!r}")
-            else:
-                capped.append(row)
-        kept = capped
 
+def _drop_near_duplicates(rows: list[Row], threshold: float, reject: Reject) -> list[Row]:
+    from distillbuild.curate.neardup import near_duplicate_representatives  # datasketch: only when used
+
+    reps = near_duplicate_representatives([r["text"] for r in rows], threshold)
+    clean = []
+    for i, (row, rep) in enumerate(zip(rows, reps)):
+        if rep != i:
+            reject(row, "near_duplicate", f"near-duplicates {rows[rep]['id']}")
+        else:
+            clean.append(row)
+    return clean
+
+
+def _cap_classes(kept: list[Row], max_per_class: int, reject: Reject) -> list[Row]:
+    counts: Counter = Counter()
+    capped = []
+    for row in kept:
+        counts[row["label"]] += 1
+        if counts[row["label"]] > max_per_class:
+            reject(row, "class_cap", f"more than {max_per_class} rows of {row['label']!r}")
+        else:
+            capped.append(row)
+    return capped
+
+
+def _report(rows: list[Row], kept: list[Row], rejected: list[Row], balance_before: Counter, cfg: FilterConfig) -> dict:
     reasons = Counter(r["reason"] for r in rejected)
-    order = {row["id"]: i for i, row in enumerate(rows)}
-    rejected.sort(key=lambda r: order.get(r["id"], 0))
-    report = {
+    classification = cfg.task_type == "classification"
+    return {
         "rows": len(rows),
         "kept": len(kept),
         "rejected": len(rejected),
         "by_reason": {reason: reasons.get(reason, 0) for reason in REASONS},
-        "class_balance": dict(sorted(Counter(r["label"] for r in kept).items())) if cfg.task_type == "classification" else None,
-        "class_balance_before_cap": dict(sorted(balance_before.items())) if cfg.max_per_class and cfg.task_type == "classification" else None,
+        "class_balance": dict(sorted(Counter(r["label"] for r in kept).items())) if classification else None,
+        "class_balance_before_cap": dict(sorted(balance_before.items())) if cfg.max_per_class and classification else None,
     }
-    return kept, rejected, report
