@@ -88,7 +88,8 @@ def write_axolotl_config(spec: Spec, out_dir: Path) -> dict:
     student = spec.student
     plan = plan_device(student.device, base_model_parameters(student.base_model, spec.dir))
     sections = axolotl_sections(student, spec.teacher, plan["device"])
-    write_text(out_dir / Path(layout.AXOLOTL_CONFIG).name, render_yaml(spec.name, student, sections, plan, spec.path.name))
+    text = render_yaml(spec.name, student, sections, plan, spec.path.name)
+    write_text(out_dir / Path(layout.AXOLOTL_CONFIG).name, text)
     ds = deepspeed_config(student.distributed, plan["device"])
     if ds is not None:
         write_text(out_dir / Path(deepspeed_path(student.distributed.zero_stage)).name, render_json(ds))
