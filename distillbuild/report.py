@@ -31,7 +31,7 @@ def summary_text(spec: Spec) -> str:
     filt = _read(spec, layout.FILTER_REPORT)
     metrics = _read(spec, layout.METRICS)
     decision = _read(spec, layout.DECISION)
-    lines = [f"distill summary: {spec['name']}"]
+    lines = [f"distill summary: {spec.name}"]
     if teacher:
         who = f"{teacher['provider']}:{teacher['model']}" + (" (SIMULATED stand-in, not a real model)" if teacher["simulated"] else "")
         c = teacher["calls"]
@@ -51,7 +51,7 @@ def summary_text(spec: Spec) -> str:
                      + f", {calls.get('billed', 0)} billed, ${judge.get('cost_usd') or 0:.4f}")
     if metrics:
         # The headline metric of each task type: what its gates usually bound.
-        name, label = HEADLINE.get(spec.get("task.type"), HEADLINE["classification"])
+        name, label = HEADLINE.get(spec.task.type, HEADLINE["classification"])
         lines.append(f"  {label:<10} student {_pct(metrics.get(name))}, teacher {_pct(metrics.get('teacher_' + name))} "
                      f"on {metrics.get('heldout_rows')} held-out rows")
         lines.append(f"  retention  {_pct(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "

@@ -55,7 +55,8 @@ def lineage(spec: Spec) -> dict[str, Any]:
         with answers.open(encoding="utf-8") as fh:
             fingerprints = {json.loads(line).get("system_fingerprint") for line in fh if line.strip()}
     rev, dirty = git_revision(base)
-    data = {"inputs": spec.get("data.inputs"), "heldout": spec.get("data.heldout")}
+    teacher = spec.teacher
+    data = {"inputs": spec.data_files.inputs, "heldout": spec.data_files.heldout}
     return {
         "spec": spec.path.name,
         "spec_sha256": spec.sha256,
@@ -63,12 +64,12 @@ def lineage(spec: Spec) -> dict[str, Any]:
         "git_dirty": dirty,
         "data_sha256": {k: file_sha256(spec.resolve(v)) for k, v in data.items()},
         "teacher": {
-            "provider": spec.get("teacher.provider"),
-            "model": spec.get("teacher.model"),
-            "base_url": spec.get("teacher.base_url"),
-            "simulated": spec.get("teacher.provider") == "simulated",
+            "provider": teacher.provider,
+            "model": teacher.model,
+            "base_url": teacher.base_url,
+            "simulated": teacher.provider == "simulated",
             "system_fingerprints": sorted(f for f in fingerprints if f),
-            "terms": spec.get("teacher.terms"),
+            "terms": teacher.terms,
             "answers_sha256": file_sha256(base / layout.TEACHER_ANSWERS),
             "heldout_answers_sha256": file_sha256(base / layout.TEACHER_HELDOUT),
         },

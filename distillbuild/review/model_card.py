@@ -21,26 +21,26 @@ def _fmt(value: Any) -> str:
 
 
 def model_card(spec: Spec, metrics: dict[str, Any], gates: list[dict[str, Any]], lineage: dict[str, Any]) -> str:
-    teacher = lineage["teacher"]
+    teacher, task = lineage["teacher"], spec.task
     front = {
         "library_name": "transformers",
-        "base_model": spec.get("student.base_model"),
-        "pipeline_tag": "text-classification" if spec.get("task.type") == "classification" else "text-generation",
-        "tags": ["distillbuild", "distillation", spec.get("task.type")],
-        "model_name": spec.get("promote.name") or spec["name"],
+        "base_model": spec.student.base_model,
+        "pipeline_tag": "text-classification" if task.type == "classification" else "text-generation",
+        "tags": ["distillbuild", "distillation", task.type],
+        "model_name": spec.registry_name,
     }
     who = f"{teacher['provider']}:{teacher['model']}"
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
         f"# {front['model_name']}", "",
-        f"A student model ({spec.get('student.kind')}) distilled by distillbuild from the teacher `{who}` for one task:",
-        "", f"> {spec.get('task.instruction').strip()}", "",
+        f"A student model ({spec.student.kind}) distilled by distillbuild from the teacher `{who}` for one task:",
+        "", f"> {task.instruction.strip()}", "",
     ]
     if teacher["simulated"]:
         lines += ["**The teacher was the simulated stand-in** (an offline server answering from an answer key), "
                   "not a real model: these numbers test the pipeline, not a provider.", ""]
-    if spec.get("task.labels"):
-        lines += [f"Labels: {', '.join(f'`{l}`' for l in spec.get('task.labels'))}.", ""]
+    if task.labels:
+        lines += [f"Labels: {', '.join(f'`{l}`' for l in task.labels)}.", ""]
     lines += ["## Evaluation", "", f"On {_fmt(metrics.get('heldout_rows'))} gold-labelled held-out rows, never trained on; "
               "student and teacher on the same rows.", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {name} | {_fmt(metrics.get(name))} |" for name in _HEADLINE if name in metrics]

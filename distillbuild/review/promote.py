@@ -66,7 +66,7 @@ def promote(spec: Spec, version: str | None = None, bump: str = "minor") -> str:
     pending = _git(spec.dir, "status", "--porcelain", "--", *record).strip()
     if pending:
         raise PromotionRefused(f"commit the build record first ({', '.join(record)}): a tag must point at a commit that rebuilds the model")
-    name = decision.get("model") or spec["name"]
+    name = decision.get("model") or spec.name
     versions = existing_versions(spec.dir, name)
     if version is None:
         version = next_version(versions, bump)

@@ -1,7 +1,7 @@
 """The spec: `distill.yaml` loaded with line marks, validated, with defaults applied.
 
     spec = load_spec(Path("distill.yaml"))   # raises SpecError listing every issue
-    spec["teacher"]["concurrency"]           # defaults from the schema filled in
+    spec.teacher.concurrency                 # typed sections (spec/model.py), defaults filled in
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from distillbuild.errors import SpecError
 from distillbuild.spec.loader import LoadedYaml, get_path, load_yaml_file
+from distillbuild.spec.model import SpecModel, section_values
 from distillbuild.spec.schema import apply_defaults, schema_issues
 from distillbuild.spec.semantic import find_repo_root, semantic_issues
 
@@ -20,13 +21,19 @@ DEFAULT_SPEC = "distill.yaml"
 
 
 @dataclass(frozen=True)
-class Spec:
+class Spec(SpecModel):
+    """The typed sections (`spec.task`, `spec.teacher`, ... see SpecModel), plus where the spec
+    was loaded from and the mappings it was built from."""
+
     path: Path  # absolute path of the spec file
     raw: dict[str, Any]  # as written
     data: dict[str, Any]  # with defaults
     repo_root: Path
-    lines: dict[str, int] = field(default_factory=dict, repr=False)
+    lines: dict[str, int] = field(default_factory=dict, repr=False)  # key path -> line, for messages
 
+    # The untyped fallback, for readers not yet moved to the typed sections: prefer
+    # `spec.student.kd.alpha` to `spec["student"]["kd"]["alpha"]` or `spec.get("student.kd.alpha")`,
+    # so a key's readers can be found by its name.
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
 
@@ -71,10 +78,12 @@ def load_spec(path: Path | str = DEFAULT_SPEC) -> Spec:
     doc = load_yaml_file(path, display_name(path))
     abs_path = path.resolve()
     validate_document(doc, abs_path)
+    data = apply_defaults(doc.data)
     return Spec(
         path=abs_path,
         raw=doc.data,
-        data=apply_defaults(doc.data),
+        data=data,
         repo_root=find_repo_root(abs_path.parent),
         lines=doc.lines,
+        **section_values(SpecModel, data),
     )

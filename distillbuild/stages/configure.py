@@ -14,8 +14,8 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
 from distillbuild.spec import Spec
-from distillbuild.spec.vocabulary import logit_kd_requested
-from distillbuild.stages.contract import Out, uncached
+from distillbuild.stages.contract import Out
+from distillbuild.spec.model import Student, Task, thaw
 from distillbuild.console import log
 from distillbuild.train.axolotl_config import (
     PLAN,
@@ -35,53 +35,52 @@ READS = ("name", "task.type", "task.labels", "task.instruction", "task.output_sc
          "teacher.temperature")
 # Declared only when read, so that a new teacher temperature does not rebuild `configure` for a
 # student that never reads it: Axolotl's KD rescales the teacher's logprobs from it.
-READS_WHEN = {"teacher.temperature": lambda spec: logit_kd_requested(spec.data)}
+READS_WHEN = {"teacher.temperature": lambda spec: spec.student.kd.mode == "logits"}
 
 
 def outs(spec: Spec) -> list[Out]:
     return [layout.CONFIG_DIR]
 
 
-def extractor_trainer_config(spec: Spec) -> dict:
+def extractor_trainer_config(name: str, task: Task, student: Student) -> dict:
     """encoder-extractor students (extraction): one head per field of task.output_schema."""
-    s = spec["student"]
     return {
         "trainer": "local",
-        "kind": s["kind"],
-        "name": spec["name"],
-        "base_model": s["base_model"],
-        "output_schema": spec["task"]["output_schema"],
-        "max_length": s["max_length"],
-        "epochs": s["epochs"],
-        "batch_size": s["batch_size"],
-        "learning_rate": s["learning_rate"],
-        "head_learning_rate": s["head_learning_rate"],
-        "seed": s["seed"],
-        "threads": s.get("threads"),
+        "kind": student.kind,
+        "name": name,
+        "base_model": student.base_model,
+        "output_schema": thaw(task.output_schema),
+        "max_length": student.max_length,
+        "epochs": student.epochs,
+        "batch_size": student.batch_size,
+        "learning_rate": student.learning_rate,
+        "head_learning_rate": student.head_learning_rate,
+        "seed": student.seed,
+        "threads": student.threads,
     }
 
 
 def local_trainer_config(spec: Spec) -> dict:
-    s = spec["student"]
-    if s["kind"] == "encoder-extractor":
-        return extractor_trainer_config(spec)
+    s = spec.student
+    if s.kind == "encoder-extractor":
+        return extractor_trainer_config(spec.name, spec.task, s)
     return {
         "trainer": "local",
-        "kind": s["kind"],
-        "name": spec["name"],
-        "base_model": s["base_model"],
-        "labels": list(spec["task"]["labels"]),
-        "max_length": s["max_length"],
-        "epochs": s["epochs"],
-        "batch_size": s["batch_size"],
-        "learning_rate": s["learning_rate"],
-        "head_learning_rate": s["head_learning_rate"],
-        "kd_alpha": s["kd"]["alpha"],
-        "kd_temperature": s["kd"]["temperature"],
-        "seed": s["seed"],
-        "class_weights": s["class_weights"],
-        "patience": s["early_stopping_patience"],
-        "finetune": s["finetune"],
+        "kind": s.kind,
+        "name": spec.name,
+        "base_model": s.base_model,
+        "labels": list(spec.task.labels),
+        "max_length": s.max_length,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "learning_rate": s.learning_rate,
+        "head_learning_rate": s.head_learning_rate,
+        "kd_alpha": s.kd.alpha,
+        "kd_temperature": s.kd.temperature,
+        "seed": s.seed,
+        "class_weights": s.class_weights,
+        "patience": s.early_stopping_patience,
+        "finetune": s.finetune,
     }
 
 
@@ -100,13 +99,14 @@ def base_model_parameters(base_model: str, root: Path) -> int | None:
 
 def write_axolotl_config(spec: Spec, out_dir: Path) -> dict:
     """Write axolotl.yaml (+ DeepSpeed JSON) and the plan into `out_dir`; return the plan."""
-    student = spec["student"]
-    plan = plan_device(student["device"], base_model_parameters(student["base_model"], spec.dir))
-    sections = axolotl_sections(spec.data, plan["device"])
-    write_text(out_dir / Path(layout.AXOLOTL_CONFIG).name, render_yaml(spec.data, sections, plan, spec.path.name))
-    ds = deepspeed_config(spec.data, plan["device"])
+    student = spec.student
+    plan = plan_device(student.device, base_model_parameters(student.base_model, spec.dir))
+    sections = axolotl_sections(student, spec.teacher, plan["device"])
+    text = render_yaml(spec.name, student, sections, plan, spec.path.name)
+    write_text(out_dir / Path(layout.AXOLOTL_CONFIG).name, text)
+    ds = deepspeed_config(student.distributed, plan["device"])
     if ds is not None:
-        write_text(out_dir / Path(deepspeed_path(student["distributed"]["zero_stage"])).name, render_json(ds))
+        write_text(out_dir / Path(deepspeed_path(student.distributed.zero_stage)).name, render_json(ds))
     write_json(out_dir / Path(PLAN).name, plan)
     return plan
 
@@ -114,7 +114,7 @@ def write_axolotl_config(spec: Spec, out_dir: Path) -> dict:
 def run(spec: Spec) -> int:
     final = Path(layout.CONFIG_DIR)
     tmp = fresh_tmp_dir(final)
-    if spec.get("student.trainer") == "local":
+    if spec.student.trainer == "local":
         write_json(tmp / Path(layout.LOCAL_TRAINER_CONFIG).name, local_trainer_config(spec))
         written = layout.LOCAL_TRAINER_CONFIG
     else:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, uncached
-from distillbuild.spec.vocabulary import logit_kd_requested
+from distillbuild.stages.contract import Out
 from distillbuild.console import log
 from distillbuild.teacher.prompts import messages_for
 
@@ -41,7 +40,8 @@ def in_validation(row_id: Any, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def chat_row(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+def chat_row(task: Mapping[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A chat row; `task` is the task section as a mapping, which teacher.prompts reads."""
     messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["label"]}]
     return {"id": row["id"], "messages": messages, "label": row["label"], "label_probs": row.get("label_probs")}
 
@@ -51,7 +51,7 @@ def chat_row(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
 _NEVER = -100.0
 
 
-def kd_row(task: dict[str, Any], row: dict[str, Any], trailing: list[int] = ()) -> dict[str, Any]:
+def kd_row(task: Mapping[str, Any], row: dict[str, Any], trailing: list[int] = ()) -> dict[str, Any]:
     """Axolotl's KD format: the teacher's own answer text, with its top-k token ids and logprobs
     at every generated position (the end-of-turn token included), aligned to the sequence's end;
     `trailing` are the template's tokens after the end of turn, padded as certain."""
@@ -82,7 +82,7 @@ def _trailing_tokens(tokenizer, messages: list[dict[str, str]], generated: list[
 def _student_tokenizer(spec: Spec):
     """The student's tokenizer: a local directory, or a hub id (downloaded, or from the local
     Hugging Face cache). Without it no KD row can be checked, so the stage stops (exit 3)."""
-    name = spec.get("student.base_model")
+    name = spec.student.base_model
     base = spec.resolve(name)
     from transformers import AutoTokenizer
 
@@ -99,6 +99,7 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     checked token by token: the student's tokenizer must spell the teacher's text with exactly
     the teacher's token ids, or the per-position targets would teach the wrong tokens."""
     tokenizer = _student_tokenizer(spec)
+    task = spec["task"]  # untyped: teacher.prompts.messages_for reads the task as a mapping
     kept, dropped = [], {"kd_missing": 0, "kd_misaligned": 0}
     for row in rows:
         if not row.get("kd") or row.get("teacher_text") is None:
@@ -107,22 +108,22 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
         ids = list(tokenizer.encode(row["teacher_text"], add_special_tokens=False))
         if tokenizer.eos_token_id is not None:
             ids.append(int(tokenizer.eos_token_id))
-        messages = messages_for(spec["task"], row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
+        messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
         trailing = _trailing_tokens(tokenizer, messages, row["kd"]["token_ids"]) if ids == row["kd"]["token_ids"] else None
         if trailing is None:
             dropped["kd_misaligned"] += 1
             continue
-        kept.append(kd_row(spec["task"], row, trailing))
+        kept.append(kd_row(task, row, trailing))
     return kept, dropped
 
 
 def run(spec: Spec) -> int:
-    task, split = spec["task"], spec["split"]
+    task, split = spec["task"], spec.split  # the task untyped, for teacher.prompts.messages_for
     rows = read_jsonl(Path(layout.FILTER_KEPT))
     if not rows:
         raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers")
     report: dict[str, Any] = {"format": "chat_template (messages)"}
-    if logit_kd_requested(spec.data):
+    if spec.student.kd.mode == "logits":
         rows, dropped = kd_rows(spec, rows)
         report.update(format="axolotl KD (messages, logprobs, target_token_ids)", **dropped)
         if not rows:
@@ -133,7 +134,7 @@ def run(spec: Spec) -> int:
         make = lambda row: chat_row(task, row)  # noqa: E731
     train, val = [], []
     for row in rows:
-        (val if in_validation(row["id"], split["seed"], split["val_fraction"]) else train).append(make(row))
+        (val if in_validation(row["id"], split.seed, split.val_fraction) else train).append(make(row))
     final = Path(layout.DATASET_DIR)
     tmp = fresh_tmp_dir(final)
     write_jsonl(tmp / Path(layout.DATASET_TRAIN).name, train)

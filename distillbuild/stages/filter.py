@@ -14,7 +14,7 @@ from distillbuild import layout
 from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, rel, uncached
+from distillbuild.stages.contract import Out, rel
 from distillbuild.console import log
 
 

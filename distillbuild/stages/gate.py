@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from distillbuild import layout
 from distillbuild.console import log
@@ -38,7 +38,8 @@ def outs(spec: Spec) -> list[Out]:
     return [uncached(layout.DECISION), uncached(layout.MODEL_CARD)]
 
 
-def check(name: str, bound: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+def check(name: str, bound: Mapping[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """One gate's row; `bound` is {min, max, on} as written (the order of min and max shows)."""
     on = bound.get("on", "value")
     observed = metrics.get(name if on == "value" else f"{name}_{on}")
     required = " and ".join(f"{'>=' if k == 'min' else '<='} {v:g}" for k, v in bound.items() if k in ("min", "max"))
@@ -83,11 +84,11 @@ def run(spec: Spec) -> int:
     from distillbuild.review.model_card import model_card
 
     metrics = _metrics(Path(layout.METRICS))
-    rows = [check(name, bound, metrics) for name, bound in spec["gates"].items()]
-    if "heldout_rows" not in spec["gates"]:  # too few rows prove nothing
-        rows.append(check("heldout_rows", {"min": spec.get("evaluation.min_heldout_rows")}, metrics))
+    rows = [check(name, bound, metrics) for name, bound in spec.gates.items()]
+    if "heldout_rows" not in spec.gates:  # too few rows prove nothing
+        rows.append(check("heldout_rows", {"min": spec.evaluation.min_heldout_rows}, metrics))
     passed = all(r["pass"] for r in rows)
-    promote = spec.get("promote.name") or spec["name"]
+    promote = spec.registry_name
     record = lineage(spec)
     write_json(Path(layout.DECISION), {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows,
                                       "lineage": record})

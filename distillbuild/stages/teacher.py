@@ -20,7 +20,7 @@ from distillbuild.stats import percentile
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, rel, uncached
+from distillbuild.stages.contract import Out, rel
 from distillbuild.console import log
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.client import CallResult, RunStats, TeacherSettings, answer_all

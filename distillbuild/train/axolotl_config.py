@@ -1,9 +1,9 @@
 """The Axolotl config for a causal-LM student, as plain data (pure).
 
-    sections = axolotl_sections(spec.data, device="gpu")      # [(title, {key: value})], in file order
+    sections = axolotl_sections(spec.student, spec.teacher, device="gpu")  # [(title, {key: value})], in file order
     cfg = flatten(sections)                                   # the dict `axolotl train` reads
-    text = render_yaml(spec.data, sections, plan)             # the YAML file, with its header comment
-    ds = deepspeed_config(spec.data)                          # the DeepSpeed JSON beside it, or None
+    text = render_yaml(spec.name, spec.student, sections, plan)  # the YAML file, with its header comment
+    ds = deepspeed_config(spec.student.distributed)           # the DeepSpeed JSON beside it, or None
 
 Every value comes from the spec (defaults from the schema) or from a rule written here, so the
 same spec gives the same bytes. What a practitioner would pick on a GPU: QLoRA (4-bit base
@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 from distillbuild import layout
+from distillbuild.spec.model import Distributed, Kd, Student, Teacher, thaw
 
 AXOLOTL_VERSION = "0.19.0"
 
@@ -109,37 +110,33 @@ def plan_device(requested: str, parameters: int | None) -> dict[str, Any]:
 # The config
 
 
-def _student(spec_data: dict[str, Any]) -> dict[str, Any]:
-    return spec_data["student"]
-
-
-def optimizer(spec_data: dict[str, Any], device: str) -> str:
+def optimizer(student: Student, device: str) -> str:
     """The optimizer: the spec's, or the one a practitioner would pick for this setup."""
-    student = _student(spec_data)
     if device == "cpu":
         return "adamw_torch"
-    chosen = student["gpu"]["optimizer"]
+    chosen = student.gpu.optimizer
     if chosen != "auto":
         return chosen
-    dist = student["distributed"]
-    if dist["strategy"] == "fsdp" or dist["offload"] or (dist["strategy"] == "deepspeed" and dist["zero_stage"] == 3):
+    dist = student.distributed
+    if dist.strategy == "fsdp" or dist.offload or (dist.strategy == "deepspeed" and dist.zero_stage == 3):
         return "adamw_torch_fused"
     return "adamw_bnb_8bit"
 
 
-def _dataset(spec_data: dict[str, Any], path: str, kd: bool) -> dict[str, Any]:
+def _dataset(path: str, kd_temperature: float | None) -> dict[str, Any]:
+    """One dataset entry; `kd_temperature` (logit distillation only) is the teacher's."""
     ds: dict[str, Any] = {
         "path": path,
         "ds_type": "json",
         "split": "train",
-        "type": KD_DATASET_TYPE if kd else "chat_template",
+        "type": KD_DATASET_TYPE if kd_temperature is not None else "chat_template",
         "field_messages": "messages",
         "roles_to_train": ["assistant"],
         "train_on_eos": "turn",
     }
-    if kd:
+    if kd_temperature is not None:
         ds["logprobs_field"] = LOGPROBS_FIELD
-        ds["temperature"] = teacher_temperature(spec_data)
+        ds["temperature"] = kd_temperature
     return ds
 
 
@@ -149,147 +146,163 @@ def effective_adapter(adapter: str, device: str) -> str:
     return "lora" if adapter == "qlora" and device == "cpu" else adapter
 
 
-def teacher_temperature(spec_data: dict[str, Any]) -> float:
+def teacher_temperature(teacher: Teacher) -> float:
     """The temperature the teacher's logprobs were sampled at. A greedy teacher (temperature 0)
     reports its untempered distribution, which is temperature 1 (Axolotl reads 0 as unset)."""
-    t = (spec_data.get("teacher") or {}).get("temperature") or 0
+    t = teacher.temperature
     return float(t) if t > 0 else 1.0
 
 
-def logit_kd(spec_data: dict[str, Any]) -> bool:
-    return _student(spec_data)["kd"].get("mode") == "logits"
+def logit_kd(student: Student) -> bool:
+    return student.kd.mode == "logits"
 
 
-def axolotl_sections(spec_data: dict[str, Any], device: str = "gpu") -> list[tuple[str, dict[str, Any]]]:
-    """The config as titled sections, in file order; `device` is "gpu" or "cpu"."""
-    student = _student(spec_data)
-    gpu, dist, kd_spec = student["gpu"], student["distributed"], student["kd"]
-    cpu = device == "cpu"
-    adapter = effective_adapter(student["adapter"], device)
-    kd = logit_kd(spec_data)
-    sections: list[tuple[str, dict[str, Any]]] = []
+Section = tuple[str, dict[str, Any]]  # (title, {key: value}): one commented block of the file
 
-    sections.append(("model", {
-        "base_model": student["base_model"],
-        "chat_template": student["chat_template"] or "tokenizer_default",
-    }))
 
+def _adapter_section(student: Student, adapter: str) -> Section:
+    """The adapter (or full fine-tuning); `adapter` is the one that trains on this device."""
     if adapter == "full":
-        sections.append(("full fine-tuning: every weight trains", {}))
+        return ("full fine-tuning: every weight trains", {})
+    lora = student.lora
+    tuning: dict[str, Any] = {}
+    if adapter == "qlora":
+        tuning["load_in_4bit"] = True
+    tuning.update({
+        "adapter": adapter,
+        "lora_r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "lora_target_linear": True,
+    })
+    if adapter == "qlora":
+        title = "QLoRA: 4-bit base weights, a LoRA adapter on every linear layer"
+    elif student.adapter == "qlora":
+        title = ("LoRA on a CPU for adapter qlora: bitsandbytes' 4-bit CPU kernels have no backward pass, "
+                 "so the base weights stay fp32")
     else:
-        lora = student["lora"]
-        tuning: dict[str, Any] = {}
-        if adapter == "qlora":
-            tuning["load_in_4bit"] = True
-        tuning.update({
-            "adapter": adapter,
-            "lora_r": lora["r"],
-            "lora_alpha": lora["alpha"],
-            "lora_dropout": lora["dropout"],
-            "lora_target_linear": True,
-        })
-        if adapter == "qlora":
-            title = "QLoRA: 4-bit base weights, a LoRA adapter on every linear layer"
-        elif student["adapter"] == "qlora":
-            title = ("LoRA on a CPU for adapter qlora: bitsandbytes' 4-bit CPU kernels have no backward pass, "
-                     "so the base weights stay fp32")
-        else:
-            title = "LoRA: a LoRA adapter on every linear layer"
-        sections.append((title, tuning))
+        title = "LoRA: a LoRA adapter on every linear layer"
+    return (title, tuning)
 
-    if kd:
-        alpha = float(kd_spec["alpha"])
-        sections.append(("logit distillation from the teacher's top-k logprobs (Axolotl's KD plugin)", {
-            "plugins": [KD_PLUGIN],
-            "kd_trainer": True,
-            "kd_alpha": alpha,
-            "kd_ce_alpha": round(1.0 - alpha, 10),
-            "kd_temperature": float(kd_spec["temperature"]),
-        }))
 
-    packing = (not cpu) and gpu["sample_packing"]
+def _kd_section(kd: Kd) -> Section:
+    alpha = float(kd.alpha)
+    return ("logit distillation from the teacher's top-k logprobs (Axolotl's KD plugin)", {
+        "plugins": [KD_PLUGIN],
+        "kd_trainer": True,
+        "kd_alpha": alpha,
+        "kd_ce_alpha": round(1.0 - alpha, 10),
+        "kd_temperature": float(kd.temperature),
+    })
+
+
+def _data_section(student: Student, kd_temperature: float | None, cpu: bool) -> Section:
+    packing = (not cpu) and student.gpu.sample_packing
     data: dict[str, Any] = {
-        "datasets": [_dataset(spec_data, layout.DATASET_TRAIN, kd)],
-        "test_datasets": [_dataset(spec_data, layout.DATASET_VAL, kd)],
+        "datasets": [_dataset(layout.DATASET_TRAIN, kd_temperature)],
+        "test_datasets": [_dataset(layout.DATASET_VAL, kd_temperature)],
         "dataset_prepared_path": PREPARED_DIR,
-        "sequence_len": student["max_length"],
+        "sequence_len": student.max_length,
         "sample_packing": packing,
     }
     if packing:
         data["eval_sample_packing"] = False  # a small validation set may not fill one packed batch
         data["pad_to_sequence_len"] = True
-    sections.append(("data: the dataset stage's chat rows; only the assistant's turns are trained", data))
+    return ("data: the dataset stage's chat rows; only the assistant's turns are trained", data)
 
-    sections.append(("optimisation", {
-        "micro_batch_size": student["batch_size"],
+
+def _optimisation_section(student: Student, device: str) -> Section:
+    return ("optimisation", {
+        "micro_batch_size": student.batch_size,
         "gradient_accumulation_steps": 1,
-        "num_epochs": student["epochs"],
-        "optimizer": optimizer(spec_data, device),
-        "learning_rate": student["learning_rate"],
+        "num_epochs": student.epochs,
+        "optimizer": optimizer(student, device),
+        "learning_rate": student.learning_rate,
         "lr_scheduler": "cosine",
         "warmup_ratio": 0.05,
-        "seed": student["seed"],
-    }))
+        "seed": student.seed,
+    })
 
+
+def _hardware_section(student: Student, adapter: str, cpu: bool) -> Section:
     hardware: dict[str, Any]
     if cpu:
         hardware = {"bf16": False, "fp16": False, "attn_implementation": "sdpa", "gradient_checkpointing": False}
         if adapter != "full":
             hardware.update({"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False})
-        title = "CPU: fp32, PyTorch SDPA attention, no fused LoRA kernels"
-    else:
-        precision = gpu["precision"]
-        hardware = {
-            "bf16": {"auto": "auto", "bf16": True, "fp16": False, "fp32": False}[precision],
-            "fp16": precision == "fp16",
-            "attn_implementation": gpu["attention"],
+        return ("CPU: fp32, PyTorch SDPA attention, no fused LoRA kernels", hardware)
+    gpu = student.gpu
+    hardware = {
+        "bf16": {"auto": "auto", "bf16": True, "fp16": False, "fp32": False}[gpu.precision],
+        "fp16": gpu.precision == "fp16",
+        "attn_implementation": gpu.attention,
+    }
+    if student.distributed.strategy != "fsdp":  # FSDP2 checkpoints activations itself (fsdp_config below)
+        hardware["gradient_checkpointing"] = gpu.gradient_checkpointing
+    if adapter != "full":
+        kernels = gpu.lora_kernels
+        hardware.update({"lora_mlp_kernel": kernels, "lora_qkv_kernel": kernels, "lora_o_kernel": kernels})
+    return ("GPU: mixed precision, attention kernel, activation checkpointing, fused LoRA kernels", hardware)
+
+
+def _distributed_section(student: Student, adapter: str) -> Section | None:
+    """Multi-GPU settings (GPU only), or None for plain single-GPU training."""
+    dist = student.distributed
+    distributed: dict[str, Any] = {}
+    if dist.strategy == "deepspeed":
+        distributed["deepspeed"] = deepspeed_path(dist.zero_stage)
+        title = f"multi-GPU: DeepSpeed ZeRO-{dist.zero_stage}"
+    elif dist.strategy == "fsdp":
+        distributed["fsdp_version"] = 2
+        distributed["fsdp_config"] = {
+            "offload_params": dist.offload,
+            # rank 0 loads and the others receive: except 4-bit weights, whose quantisation
+            # would deadlock the scatter (Axolotl refuses the pair)
+            "cpu_ram_efficient_loading": adapter != "qlora",
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "state_dict_type": "FULL_STATE_DICT",
+            "reshard_after_forward": True,
+            "activation_checkpointing": student.gpu.gradient_checkpointing,
         }
-        checkpointing = gpu["gradient_checkpointing"]
-        if dist["strategy"] != "fsdp":  # FSDP2 checkpoints activations itself (fsdp_config below)
-            hardware["gradient_checkpointing"] = checkpointing
-        if adapter != "full":
-            kernels = gpu["lora_kernels"]
-            hardware.update({"lora_mlp_kernel": kernels, "lora_qkv_kernel": kernels, "lora_o_kernel": kernels})
-        title = "GPU: mixed precision, attention kernel, activation checkpointing, fused LoRA kernels"
-    sections.append((title, hardware))
+        title = "multi-GPU: FSDP2 (layers wrapped as the model declares)"
+    else:
+        title = "one GPU (several under `accelerate launch`: plain data parallel)"
+    if dist.launcher == "ray":
+        distributed["use_ray"] = True
+        distributed["ray_num_workers"] = dist.workers
+        title += f"; launched by Ray Train on {dist.workers} worker{'s' if dist.workers != 1 else ''}"
+    return (title, distributed) if distributed else None
 
-    if not cpu:
-        distributed: dict[str, Any] = {}
-        if dist["strategy"] == "deepspeed":
-            distributed["deepspeed"] = deepspeed_path(dist["zero_stage"])
-            title = f"multi-GPU: DeepSpeed ZeRO-{dist['zero_stage']}"
-        elif dist["strategy"] == "fsdp":
-            distributed["fsdp_version"] = 2
-            distributed["fsdp_config"] = {
-                "offload_params": dist["offload"],
-                # rank 0 loads and the others receive: except 4-bit weights, whose quantisation
-                # would deadlock the scatter (Axolotl refuses the pair)
-                "cpu_ram_efficient_loading": adapter != "qlora",
-                "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-                "state_dict_type": "FULL_STATE_DICT",
-                "reshard_after_forward": True,
-                "activation_checkpointing": gpu["gradient_checkpointing"],
-            }
-            title = "multi-GPU: FSDP2 (layers wrapped as the model declares)"
-        else:
-            title = "one GPU (several under `accelerate launch`: plain data parallel)"
-        if dist["launcher"] == "ray":
-            distributed["use_ray"] = True
-            distributed["ray_num_workers"] = dist["workers"]
-            title += f"; launched by Ray Train on {dist['workers']} worker{'s' if dist['workers'] != 1 else ''}"
-        if distributed:
-            sections.append((title, distributed))
 
-    sections.append(("output: the adapter (or the full model) lands in the train stage's output", {
+def _output_section() -> Section:
+    return ("output: the adapter (or the full model) lands in the train stage's output", {
         "output_dir": layout.MODEL_DIR,
         "save_strategy": "no",  # the final weights only; no checkpoints inside a DVC output
         "eval_strategy": "epoch",
         "logging_steps": 1,
-    }))
+    })
 
-    overrides = student.get("axolotl") or {}
-    if overrides:
-        sections = _apply_overrides(sections, overrides)
+
+def axolotl_sections(student: Student, teacher: Teacher, device: str = "gpu") -> list[Section]:
+    """The config as titled sections, in file order; `device` is "gpu" or "cpu"."""
+    cpu = device == "cpu"
+    adapter = effective_adapter(student.adapter, device)
+    kd_temperature = teacher_temperature(teacher) if logit_kd(student) else None
+    sections: list[Section] = [
+        ("model", {"base_model": student.base_model, "chat_template": student.chat_template or "tokenizer_default"}),
+        _adapter_section(student, adapter),
+    ]
+    if kd_temperature is not None:
+        sections.append(_kd_section(student.kd))
+    sections.append(_data_section(student, kd_temperature, cpu))
+    sections.append(_optimisation_section(student, device))
+    sections.append(_hardware_section(student, adapter, cpu))
+    distributed = None if cpu else _distributed_section(student, adapter)
+    if distributed:
+        sections.append(distributed)
+    sections.append(_output_section())
+    if student.axolotl:
+        sections = _apply_overrides(sections, thaw(student.axolotl))
     return sections
 
 
@@ -305,7 +318,7 @@ def _merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
-def _apply_overrides(sections: list[tuple[str, dict[str, Any]]], overrides: dict[str, Any]):
+def _apply_overrides(sections: list[Section], overrides: dict[str, Any]) -> list[Section]:
     """student.axolotl: each key replaces (mappings merge into) the emitted one where it is;
     new keys go to a last section; null removes a key."""
     out, placed = [], set()
@@ -325,30 +338,48 @@ def _apply_overrides(sections: list[tuple[str, dict[str, Any]]], overrides: dict
     return out
 
 
-def flatten(sections: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def flatten(sections: list[Section]) -> dict[str, Any]:
     cfg: dict[str, Any] = {}
     for _title, body in sections:
         cfg.update(body)
     return cfg
 
 
-def axolotl_config(spec_data: dict[str, Any], device: str = "gpu") -> dict[str, Any]:
+def axolotl_config(student: Student, teacher: Teacher, device: str = "gpu") -> dict[str, Any]:
     """The config `axolotl train` reads, as one mapping."""
-    return flatten(axolotl_sections(spec_data, device))
+    return flatten(axolotl_sections(student, teacher, device))
 
 
 # ---------------------------------------------------------------------------------------------
 # DeepSpeed
 
 
-def deepspeed_config(spec_data: dict[str, Any], device: str = "gpu") -> dict[str, Any] | None:
+def deepspeed_config(dist: Distributed, device: str = "gpu") -> dict[str, Any] | None:
     """The DeepSpeed JSON for `distributed.strategy: deepspeed` (after Axolotl's own
     deepspeed_configs/zero*.json), or None. Precision and batch sizes stay "auto": the
     Axolotl YAML sets them once."""
-    dist = _student(spec_data)["distributed"]
-    if device == "cpu" or dist["strategy"] != "deepspeed":
+    if device == "cpu" or dist.strategy != "deepspeed":
         return None
-    stage, offload = dist["zero_stage"], dist["offload"]
+    offload = dist.offload
+    config: dict[str, Any] = {"zero_optimization": _zero_optimization(dist.zero_stage, offload),
+                              "zero_allow_untested_optimizer": True}
+    if offload:
+        config["zero_force_ds_cpu_optimizer"] = False  # the YAML's optimizer runs on the CPU copy
+    config.update({
+        "bf16": {"enabled": "auto"},
+        "fp16": {"enabled": "auto", "auto_cast": False, "loss_scale": 0, "initial_scale_power": 32,
+                 "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1},
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "wall_clock_breakdown": False,
+    })
+    return config
+
+
+def _zero_optimization(stage: int, offload: bool) -> dict[str, Any]:
+    """DeepSpeed's `zero_optimization` block for one ZeRO stage, with or without CPU offload."""
     zero: dict[str, Any] = {"stage": stage, "overlap_comm": True}
     if stage >= 2:
         zero["contiguous_gradients"] = True
@@ -366,20 +397,7 @@ def deepspeed_config(spec_data: dict[str, Any], device: str = "gpu") -> dict[str
             "stage3_max_reuse_distance": 0,
             "stage3_gather_16bit_weights_on_model_save": True,
         })
-    config: dict[str, Any] = {"zero_optimization": zero, "zero_allow_untested_optimizer": True}
-    if offload:
-        config["zero_force_ds_cpu_optimizer"] = False  # the YAML's optimizer runs on the CPU copy
-    config.update({
-        "bf16": {"enabled": "auto"},
-        "fp16": {"enabled": "auto", "auto_cast": False, "loss_scale": 0, "initial_scale_power": 32,
-                 "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1},
-        "gradient_accumulation_steps": "auto",
-        "gradient_clipping": "auto",
-        "train_batch_size": "auto",
-        "train_micro_batch_size_per_gpu": "auto",
-        "wall_clock_breakdown": False,
-    })
-    return config
+    return zero
 
 
 def render_json(data: Any) -> str:
@@ -390,50 +408,58 @@ def render_json(data: Any) -> str:
 # The YAML file
 
 
-def _describe(spec_data: dict[str, Any], plan: dict[str, Any]) -> list[str]:
-    student = _student(spec_data)
-    lora = student["lora"]
-    adapter = {
-        "qlora": f"qlora - 4-bit base weights, a LoRA adapter (r={lora['r']}, alpha={lora['alpha']}) trains",
-        "lora": f"lora - a LoRA adapter (r={lora['r']}, alpha={lora['alpha']}) over 16-bit base weights",
+def _adapter_line(student: Student, device: str) -> str:
+    lora = student.lora
+    if effective_adapter(student.adapter, device) != student.adapter:
+        return (f"qlora, trained as lora on a CPU - a LoRA adapter (r={lora.r}, alpha={lora.alpha}) "
+                "over fp32 base weights")
+    return {
+        "qlora": f"qlora - 4-bit base weights, a LoRA adapter (r={lora.r}, alpha={lora.alpha}) trains",
+        "lora": f"lora - a LoRA adapter (r={lora.r}, alpha={lora.alpha}) over 16-bit base weights",
         "full": "full - every weight of the base model trains",
-    }[student["adapter"]]
-    if effective_adapter(student["adapter"], plan["device"]) != student["adapter"]:
-        adapter = (f"qlora, trained as lora on a CPU - a LoRA adapter (r={lora['r']}, alpha={lora['alpha']}) "
-                   "over fp32 base weights")
-    if logit_kd(spec_data):
-        kd = student["kd"]
-        distill = (f"kd.mode logits - the teacher's top-k logprobs (KD plugin, alpha {kd['alpha']}, "
-                   f"temperature {kd['temperature']}) and its answers")
+    }[student.adapter]
+
+
+def _distributed_line(dist: Distributed) -> str:
+    what = {"none": "data parallel", "fsdp": "FSDP2",
+            "deepspeed": f"DeepSpeed ZeRO-{dist.zero_stage} ({deepspeed_path(dist.zero_stage)})"}
+    text = what[dist.strategy] + (" with CPU offload" if dist.offload else "")
+    if dist.launcher == "ray":
+        text += f", launched by Ray on {dist.workers} worker(s)"
+    return text
+
+
+def _describe(student: Student, plan: dict[str, Any]) -> list[str]:
+    """The header's summary lines: adapter, device, distillation, and what else is set."""
+    if logit_kd(student):
+        kd = student.kd
+        distill = (f"kd.mode logits - the teacher's top-k logprobs (KD plugin, alpha {kd.alpha}, "
+                   f"temperature {kd.temperature}) and its answers")
     else:
         distill = "kd.mode labels - fine-tuning on the teacher's answers"
-    lines = [f"adapter:      {adapter}", f"device:       {plan['device']} - {plan['reason']}",
+    lines = [f"adapter:      {_adapter_line(student, plan['device'])}",
+             f"device:       {plan['device']} - {plan['reason']}",
              f"distillation: {distill}"]
-    dist = student["distributed"]
-    if plan["device"] == "gpu" and (dist["strategy"] != "none" or dist["launcher"] != "accelerate"):
-        what = {"none": "data parallel", "fsdp": "FSDP2",
-                "deepspeed": f"DeepSpeed ZeRO-{dist['zero_stage']} ({deepspeed_path(dist['zero_stage'])})"}
-        text = what[dist["strategy"]] + (" with CPU offload" if dist["offload"] else "")
-        if dist["launcher"] == "ray":
-            text += f", launched by Ray on {dist['workers']} worker(s)"
-        lines.append(f"distributed:  {text}")
-    if student.get("axolotl"):
-        lines.append("overrides:    student.axolotl (" + ", ".join(sorted(student["axolotl"])) + ")")
+    dist = student.distributed
+    if plan["device"] == "gpu" and (dist.strategy != "none" or dist.launcher != "accelerate"):
+        lines.append(f"distributed:  {_distributed_line(dist)}")
+    if student.axolotl:
+        lines.append("overrides:    student.axolotl (" + ", ".join(sorted(student.axolotl)) + ")")
     return lines
 
 
-def render_yaml(spec_data: dict[str, Any], sections: list[tuple[str, dict[str, Any]]], plan: dict[str, Any],
+def render_yaml(name: str, student: Student, sections: list[Section], plan: dict[str, Any],
                 spec_file: str = "distill.yaml") -> str:
     """The YAML file: a header saying where it comes from and what it does, then one
-    commented block per section. Same spec and plan, same bytes."""
+    commented block per section. Same spec and plan, same bytes. `name` is the spec's."""
     import yaml
 
     header = [
-        f"# Axolotl {AXOLOTL_VERSION} config for the causal-LM student of `{spec_data.get('name', '')}`.",
+        f"# Axolotl {AXOLOTL_VERSION} config for the causal-LM student of `{name}`.",
         f"# Generated by `distill stage configure` from the `student` section of {spec_file}:",
         "# edit the spec, not this file (every run rewrites it).",
         "#",
-        *[f"#   {line}" for line in _describe(spec_data, plan)],
+        *[f"#   {line}" for line in _describe(student, plan)],
         "#",
         f"# The `train` stage checks it with Axolotl's own validator (Axolotl drops unknown keys",
         f"# silently) and runs `axolotl train {layout.AXOLOTL_CONFIG}` from the spec's directory.",

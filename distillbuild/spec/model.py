@@ -1,0 +1,332 @@
+"""The spec as typed, frozen sections: one dataclass per section and per nested object of
+schemas/distill.schema.json, built once by `load_spec` from the validated data with defaults.
+
+    spec.task.labels                    # tuple of str, or None (not a classification task)
+    spec.teacher.price.input_per_mtok   # Price, or None when the spec gives no price
+    spec.student.kd.alpha               # the schema's default when the spec leaves it out
+
+Field names are the spec's keys (a field that needs another name says which key it holds in
+its metadata, see `spec_key`). Values are as the YAML gives them (an integer stays an
+integer where the schema says number): no coercion, so what reaches an output file is what
+the spec says. Lists become tuples and mappings read-only (`MappingProxyType`); `thaw` turns
+them back into plain dicts and lists for JSON and YAML writers. An optional section the spec
+leaves out is None; sections whose keys all have defaults are always there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType, NoneType, UnionType
+from typing import Any, Mapping
+
+# ---------------------------------------------------------------------------------------------
+# Shared shapes
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests and tokens per minute (None: no limit). The client's limits on an endpoint, and
+    the limits the teacher's stand-in enforces (`teacher.simulated.limits`)."""
+
+    rpm: int | None
+    tpm: int | None
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The offline stand-in behind an endpoint (provider: simulated)."""
+
+    answers: str  # answer key, relative to the spec's directory
+    accuracy: float
+    seed: int
+    latency_ms: float
+    latency_sigma: float
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection of the teacher's stand-in: each a probability per request."""
+
+    rate_limit: float
+    server_error: float
+    timeout: float
+    connection_reset: float
+    malformed: float
+    truncated: float
+
+
+@dataclass(frozen=True)
+class SimulatedTeacher(Simulated):
+    limits: RateLimit
+    faults: Faults
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible endpoint: what the teacher and both judges share, so one settings
+    constructor takes any of them."""
+
+    provider: str  # openai | simulated
+    model: str
+    base_url: str | None
+    api_key_env: str
+    temperature: float
+    max_tokens: int
+    concurrency: int
+    timeout_s: float
+    max_retries: int
+    rate_limit: RateLimit
+    price: Price | None
+    budget_usd: float | None
+    simulated: Simulated | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class Task:
+    type: str  # classification | extraction | generation
+    instruction: str
+    labels: tuple[str, ...] | None  # classification only
+    output_schema: Mapping[str, Any] | None  # extraction only: a JSON Schema, a free mapping
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """The `data` section (paths relative to the spec's directory)."""
+
+    inputs: str
+    heldout: str
+
+
+@dataclass(frozen=True)
+class Teacher(Endpoint):
+    top_logprobs: int
+    token_ids: bool
+    tokenizer: str | None
+    samples: int
+    seed: int | None
+    batch: bool
+    terms: str | None
+    simulated: SimulatedTeacher | None
+
+
+@dataclass(frozen=True)
+class Judge(Endpoint):
+    """`filters.judge` and `evaluation.judge`: DeepEval's G-Eval through an endpoint."""
+
+    criteria: str | None
+    evaluation_steps: tuple[str, ...] | None
+    min_score: float
+    logprobs: bool
+
+
+@dataclass(frozen=True)
+class Dedup:
+    exact: bool
+    near_threshold: float | None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Rules on the teacher's answers; None where the spec sets none."""
+
+    min_chars: int | None
+    max_chars: int | None
+    must_match: str | None
+    must_not_match: str | None
+    max_per_class: int | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    min_confidence: float
+    dedup: Dedup
+    min_agreement: float
+    decontaminate: bool
+    decontaminate_threshold: float
+    rules: Rules
+    judge: Judge | None
+
+
+@dataclass(frozen=True)
+class Split:
+    val_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class StudentEndpoint:
+    """A causal-LM student served behind an OpenAI-compatible endpoint, for evaluation."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None
+
+
+@dataclass(frozen=True)
+class Kd:
+    mode: str  # labels | logits
+    alpha: float
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Lora:
+    r: int
+    alpha: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class Gpu:
+    precision: str
+    attention: str
+    sample_packing: bool
+    optimizer: str
+    gradient_checkpointing: bool
+    lora_kernels: bool
+
+
+@dataclass(frozen=True)
+class Distributed:
+    strategy: str  # none | deepspeed | fsdp
+    zero_stage: int
+    offload: bool
+    launcher: str  # accelerate | ray
+    workers: int
+
+
+@dataclass(frozen=True)
+class Student:
+    endpoint: StudentEndpoint | None
+    kind: str  # encoder-classifier | encoder-extractor | causal-lm
+    base_model: str
+    trainer: str  # local | axolotl
+    max_length: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    head_learning_rate: float
+    seed: int
+    kd: Kd
+    lora: Lora
+    chat_template: str | None
+    adapter: str  # qlora | lora | full
+    device: str  # auto | gpu | cpu
+    gpu: Gpu
+    distributed: Distributed
+    axolotl: Mapping[str, Any] | None  # the escape hatch: Axolotl keys as written, a free mapping
+    class_weights: str
+    early_stopping_patience: int | None
+    finetune: str
+    threads: int | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    latency_samples: int
+    threads: int
+    min_heldout_rows: int
+    bootstrap: int
+    max_new_tokens: int
+    student_usd_per_hour: float
+    judge: Judge | None
+
+
+@dataclass(frozen=True)
+class Promote:
+    name: str
+
+
+@dataclass(frozen=True)
+class SpecModel:
+    """The whole spec, typed: the top-level sections. `Spec` adds where it was loaded from."""
+
+    version: int
+    name: str
+    task: Task
+    # The `data` section: `Spec.data` is the whole spec as a mapping (with defaults).
+    data_files: DataFiles = field(metadata={"key": "data"})
+    teacher: Teacher
+    filters: Filters
+    split: Split
+    student: Student
+    evaluation: Evaluation
+    gates: Mapping[str, Mapping[str, Any]]  # metric name -> bound ({min, max, on}) as written
+    promote: Promote | None
+
+    @property
+    def registry_name(self) -> str:
+        """What a passing build is registered as: promote.name, else the spec's name."""
+        return self.promote.name if self.promote else self.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def spec_key(f: dataclasses.Field) -> str:
+    """The spec key a field holds: its name, unless its metadata names another."""
+    return f.metadata.get("key", f.name)
+
+
+def freeze(value: Any) -> Any:
+    """Mappings read-only and lists tuples, all the way down."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again (what JSON and YAML writers take), from `freeze`'s output."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+@lru_cache(maxsize=None)
+def _section_types(cls: type) -> dict[str, type | None]:
+    """Field name -> the dataclass its value is built into (None: a value kept as it is)."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, type | None] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        union = typing.get_origin(hint) in (typing.Union, UnionType)  # X | None, or Optional[Mapping]
+        options = typing.get_args(hint) if union else (hint,)
+        classes = [t for t in options if t is not NoneType and dataclasses.is_dataclass(t)]
+        out[f.name] = classes[0] if classes else None
+    return out
+
+
+def section_values(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` from a validated, defaults-applied mapping, as keyword arguments:
+    nested sections built, absent keys None."""
+    types = _section_types(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        value, section = data.get(spec_key(f)), types[f.name]
+        values[f.name] = None if value is None else build(section, value) if section else freeze(value)
+    return values
+
+
+def build(cls: type, data: Mapping[str, Any]) -> Any:
+    """An instance of the section dataclass `cls` from its part of the spec."""
+    return cls(**section_values(cls, data))
