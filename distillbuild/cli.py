@@ -59,7 +59,7 @@ def main() -> None:
 def validate(spec: Path) -> None:
     """Check SPEC (default distill.yaml): exit 0, or 2 listing every error as FILE:LINE: key: message."""
     loaded = _load(spec)
-    click.echo(f"{spec}: ok ({loaded['name']}, {loaded['task']['type']}, teacher {loaded['teacher']['provider']}:{loaded['teacher']['model']})")
+    click.echo(f"{spec}: ok ({loaded.name}, {loaded.task.type}, teacher {loaded.teacher.provider}:{loaded.teacher.model})")
 
 
 @main.command("compile")
@@ -204,7 +204,7 @@ def estimate(spec: Path, as_json: bool) -> None:
     if est.budget_usd is not None:
         fits = est.cost_usd_max is not None and est.cost_usd_max <= est.budget_usd
         click.echo(f"  budget             ${est.budget_usd:,.2f} ({'fits' if fits else 'the run may stop at the budget'})")
-    if loaded.get("teacher.provider") == "simulated":
+    if loaded.teacher.provider == "simulated":
         click.echo("  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)")
 
 

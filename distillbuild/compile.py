@@ -39,14 +39,13 @@ def stage_entry(spec: Spec, stage: Stage) -> dict[str, Any]:
 
 def pipeline(spec: Spec) -> dict[str, Any]:
     """The dvc.yaml document for a spec."""
-    name = spec.get("promote.name") or spec["name"]
     return {
         "stages": {stage.name: stage_entry(spec, stage) for stage in stages.PIPELINE},
         # DVC's model registry: `distill promote` tags passing builds NAME@vX.Y.Z (GTO style).
-        "artifacts": {name: {"path": layout.MODEL_DIR, "type": "model",
-                             "desc": f"{spec.get('student.kind')} student for {spec['name']}, distilled from "
-                                     f"{spec.get('teacher.provider')}:{spec.get('teacher.model')}",
-                             "labels": ["distillbuild", spec.get("task.type")]}},
+        "artifacts": {spec.registry_name: {"path": layout.MODEL_DIR, "type": "model",
+                                           "desc": f"{spec.student.kind} student for {spec.name}, distilled from "
+                                                   f"{spec.teacher.provider}:{spec.teacher.model}",
+                                           "labels": ["distillbuild", spec.task.type]}},
         "plots": [view for stage in stages.PIPELINE for view in stage.views(spec)],
     }
 

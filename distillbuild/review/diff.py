@@ -350,9 +350,9 @@ def _keys_reason(keys: list[str], changes: list[dict[str, Any]]) -> str:
 
 
 def _teacher_cost(spec: Any, rebuilds: bool) -> dict[str, Any]:
-    simulated = spec.get("teacher.provider") == "simulated"
-    out: dict[str, Any] = {"rebuilds": rebuilds, "provider": spec.get("teacher.provider"),
-                           "model": spec.get("teacher.model"), "simulated": simulated,
+    simulated = spec.teacher.provider == "simulated"
+    out: dict[str, Any] = {"rebuilds": rebuilds, "provider": spec.teacher.provider,
+                           "model": spec.teacher.model, "simulated": simulated,
                            "new_calls": 0, "estimate": None, "error": None}
     if not rebuilds:
         return out
@@ -475,7 +475,7 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
     teacher_rec = next(s for s in records if s["stage"] == "teacher")
     return {
         "spec": rel,
-        "name": spec.get("name"),
+        "name": spec.name,
         "base": {"rev": base_rev, "commit": commit, "spec_present": not new_pipeline},
         "new_pipeline": new_pipeline,
         "changes": changes,

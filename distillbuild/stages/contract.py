@@ -71,6 +71,6 @@ class Stage:
         return tuple(k for k in self.reads if self.reads_when.get(k, lambda _spec: True)(spec))
 
 
-def rel(spec: Spec, key: str) -> str:
+def posix(path: str) -> str:
     """A data path from the spec as DVC wants it: relative to dvc.yaml, POSIX separators."""
-    return Path(spec.get(key)).as_posix()
+    return Path(path).as_posix()

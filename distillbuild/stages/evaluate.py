@@ -16,7 +16,7 @@ from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1, per_class_f1, percentile
 from distillbuild.io import read_jsonl, write_json
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, rel, uncached
+from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.console import log
 
 
@@ -28,14 +28,15 @@ READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "
 
 
 def deps(spec: Spec) -> list[str]:
-    files = [layout.MODEL_DIR, rel(spec, "data.heldout"), layout.TEACHER_HELDOUT]
-    if spec.get("evaluation.judge.provider") == "simulated":  # the stand-in judge's answer key
-        files += [p for p in [rel(spec, "evaluation.judge.simulated.answers")] if p not in files]
+    files = [layout.MODEL_DIR, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT]
+    judge = spec.evaluation.judge
+    if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
+        files += [p for p in [posix(judge.simulated.answers)] if p not in files]
     return files
 
 
 def _classification(spec: Spec) -> bool:
-    return spec.get("task.type") == "classification"
+    return spec.task.type == "classification"
 
 
 def outs(spec: Spec) -> list[Out]:

@@ -14,7 +14,7 @@ from distillbuild import layout
 from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, rel
+from distillbuild.stages.contract import Out, posix
 from distillbuild.console import log
 
 
@@ -24,9 +24,10 @@ READS = ("data.heldout", "task.type", "task.labels", "task.output_schema", "filt
 
 
 def deps(spec: Spec) -> list[str]:
-    files = [layout.TEACHER_ANSWERS, rel(spec, "data.heldout")]
-    if spec.get("filters.judge.provider") == "simulated":  # the stand-in judge's answer key
-        files += [p for p in [rel(spec, "filters.judge.simulated.answers")] if p not in files]
+    files = [layout.TEACHER_ANSWERS, posix(spec.data_files.heldout)]
+    judge = spec.filters.judge
+    if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
+        files += [p for p in [posix(judge.simulated.answers)] if p not in files]
     return files
 
 

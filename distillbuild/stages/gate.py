@@ -19,7 +19,7 @@ from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, rel, uncached
+from distillbuild.stages.contract import Out, posix, uncached
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
@@ -31,7 +31,7 @@ READS = ("name", "task.type", "task.instruction", "task.labels", "data", "teache
 
 def deps(spec: Spec) -> list[str]:
     return [layout.METRICS, layout.MODEL_DIR, layout.DATASET_DIR, layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT,
-            rel(spec, "data.inputs"), rel(spec, "data.heldout")]
+            posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
 
 
 def outs(spec: Spec) -> list[Out]:

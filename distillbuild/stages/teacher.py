@@ -20,7 +20,7 @@ from distillbuild.stats import percentile
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out, rel
+from distillbuild.stages.contract import Out, posix
 from distillbuild.console import log
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.client import CallResult, RunStats, TeacherSettings, answer_all
@@ -35,9 +35,9 @@ READS = ("data", "task.type", "task.instruction", "task.labels", "task.output_sc
 
 
 def deps(spec: Spec) -> list[str]:
-    files = [rel(spec, "data.inputs"), rel(spec, "data.heldout")]
-    if spec.get("teacher.provider") == "simulated":  # the stand-in's answer key
-        files.append(rel(spec, "teacher.simulated.answers"))
+    files = [posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
+    if spec.teacher.provider == "simulated":  # the stand-in's answer key
+        files.append(posix(spec.teacher.simulated.answers))
     return files
 
 
