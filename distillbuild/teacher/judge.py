@@ -88,40 +88,35 @@ class Judgement:
 
 @dataclass
 class JudgeStats:
-    requests: int = 0  # judge requests after de-duplication (what the cache was asked for)
-    cache_hits: int = 0
-    billed_calls: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    retries: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    calls: RunStats = field(default_factory=RunStats)  # the judge requests of every round, added up
     rounds: int = 0
     pairs: int = 0  # (input, output) pairs asked about
     distinct_pairs: int = 0
     seconds: float = 0.0
 
-    def add(self, run: RunStats) -> None:
-        self.requests += run.unique
-        self.cache_hits += run.cache_hits
-        self.billed_calls += run.billed_calls
-        for kind, n in run.errors.items():
-            self.errors[kind] = self.errors.get(kind, 0) + n
-        for kind, n in run.retries.items():
-            self.retries[kind] = self.retries.get(kind, 0) + n
-        self.prompt_tokens += run.prompt_tokens
-        self.completion_tokens += run.completion_tokens
-        self.cost_usd += run.cost_usd
+    @property
+    def cost_usd(self) -> float:
+        return self.calls.cost_usd
+
+    @property
+    def billed_calls(self) -> int:
+        return self.calls.billed_calls
+
+    @property
+    def cache_hits(self) -> int:
+        return self.calls.cache_hits
 
     def as_dict(self) -> dict[str, Any]:
+        c = self.calls
         return {
             "pairs": self.pairs,
             "distinct_pairs": self.distinct_pairs,
-            "calls": {"requested": self.requests, "from_cache": self.cache_hits, "billed": self.billed_calls,
-                      "retries": dict(sorted(self.retries.items()))},
-            "errors": dict(sorted(self.errors.items())),
-            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
-            "cost_usd": round(self.cost_usd, 6),
+            # requested: after de-duplication (what the cache was asked for)
+            "calls": {"requested": c.unique, "from_cache": c.cache_hits, "billed": c.billed_calls,
+                      "retries": dict(sorted(c.retries.items()))},
+            "errors": dict(sorted(c.errors.items())),
+            "tokens": {"prompt": c.prompt_tokens, "completion": c.completion_tokens},
+            "cost_usd": round(c.cost_usd, 6),
             "rounds": self.rounds,
             "seconds": round(self.seconds, 3),
         }
@@ -205,7 +200,7 @@ def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: T
         asyncio.run(measure(pending, asked, waiting))
         if asked:
             answers, run = _answer(list(asked), settings, cache, where, log)
-            stats.add(run)
+            stats.calls.add(run)
             model.responses.update(answers)
         pending = waiting
     stats.seconds = time.monotonic() - t0

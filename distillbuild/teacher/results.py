@@ -35,8 +35,21 @@ class RunStats:
     rate_limit_pauses: int = 0
     seconds: float = 0.0
 
-    def bump(self, table: dict[str, int], kind: str) -> None:
-        table[kind] = table.get(kind, 0) + 1
+    def bump(self, table: dict[str, int], kind: str, n: int = 1) -> None:
+        table[kind] = table.get(kind, 0) + n
+
+    def add(self, other: "RunStats") -> None:
+        """Fold another run's counts into these (a judge's rounds add up)."""
+        for name in ("requested", "unique", "cache_hits", "billed_calls", "answered", "prompt_tokens",
+                     "completion_tokens", "cost_usd", "rate_limit_pauses", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, n in other.errors.items():
+            self.bump(self.errors, kind, n)
+        for kind, n in other.retries.items():
+            self.bump(self.retries, kind, n)
+        self.latencies += other.latencies
+        self.fingerprints |= other.fingerprints
+        self.budget_stopped |= other.budget_stopped
 
 
 def record_answer(key: str, response: dict[str, Any], settings: TeacherSettings, cache: TeacherCache,
