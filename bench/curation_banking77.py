@@ -28,11 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 from distillbuild.curate.filters import FilterConfig, curate  # noqa: E402
 from distillbuild.curate.normalize import normalize_label  # noqa: E402
-from distillbuild.stages.teacher import answer_row  # noqa: E402
+from distillbuild.teacher.answers import answer_row  # noqa: E402
 from distillbuild.teacher.cache import TeacherCache  # noqa: E402
-from distillbuild.teacher.client import TeacherSettings, answer_all  # noqa: E402
+from distillbuild.teacher.engine import answer_all  # noqa: E402
+from distillbuild.teacher.settings import TeacherSettings  # noqa: E402
 from distillbuild.teacher.prompts import messages_for  # noqa: E402
-from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer  # noqa: E402
+from distillbuild.standin.server import SimulatedTeacherServer  # noqa: E402
+from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/banking77"
 

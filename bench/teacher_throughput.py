@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.client import TeacherSettings, answer_all
+from distillbuild.teacher.engine import answer_all
+from distillbuild.teacher.settings import TeacherSettings
 from distillbuild.teacher.prompts import messages_for
-from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
 
 HERE = Path(__file__).resolve().parent
 LATENCY_MS = 100

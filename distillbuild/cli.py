@@ -259,7 +259,7 @@ def cache_prune(older_than_days: float | None, model: str | None, endpoint: str 
 
 
 def _fault(ctx, param, values):
-    from distillbuild.teacher.simulated import FAULT_KINDS
+    from distillbuild.standin.server import FAULT_KINDS
 
     faults = {}
     for value in values:
@@ -292,7 +292,7 @@ def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | No
     """
     import os
 
-    from distillbuild.teacher.simulated import server_from_spec
+    from distillbuild.standin import start_endpoint
 
     loaded = _load(spec)
     if loaded.get("teacher.provider") != "simulated":
@@ -308,13 +308,14 @@ def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | No
     if api_key_env:
         overrides["api_key"] = os.environ.get(api_key_env) or None
     try:
-        server = server_from_spec(loaded, port=port, **overrides)
+        server = start_endpoint(loaded["teacher"], loaded.dir, labels=loaded.get("task.labels") or [], port=port,
+                                **overrides)
     except OSError as exc:
         click.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
         sys.exit(EXIT_RUNTIME)
     click.echo(f"simulated teacher (a stand-in, not a model) on {server.base_url}; Ctrl-C stops")
     try:
-        server.serve_forever()
+        server.wait()
     except KeyboardInterrupt:
         pass
     finally:

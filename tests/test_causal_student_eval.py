@@ -11,7 +11,8 @@ import pytest
 from conftest import LABELS, base_spec, write_rows
 from distillbuild.spec import load_spec
 from distillbuild.runner import run_stage
-from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
 
 
 def _heldout(root: Path, n: int = 40) -> list[dict]:

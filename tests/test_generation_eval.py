@@ -14,7 +14,8 @@ from conftest import write_rows
 from distillbuild.evaluate import METRICS_BY_TASK
 from distillbuild.spec import load_spec
 from distillbuild.runner import run_stage
-from distillbuild.teacher.simulated import SimulatedTeacher, SimulatedTeacherServer, load_answer_key
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
 from test_judge import CAPITALS, gen_spec, question
 
 

@@ -18,10 +18,9 @@ from distillbuild.cli import main
 from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
 from distillbuild.runner import run_stage
-from distillbuild.teacher.simulated import KeyEntry, load_answer_key
-from distillbuild.teacher.simulated_judge import (
-    SimulatedJudge, answer_is_right, geval_kind, judge_server_from_section, verdict,
-)
+from distillbuild.standin.teacher import KeyEntry, load_answer_key
+from distillbuild.standin.judge import SimulatedJudge, answer_is_right, geval_kind, verdict
+from distillbuild.standin.sections import judge_server_from_section
 
 CAPITALS = [("France", "Paris", "Lyon"), ("Japan", "Tokyo", "Osaka"), ("Italy", "Rome", "Milan"),
             ("Spain", "Madrid", "Barcelona"), ("Canada", "Ottawa", "Toronto"), ("Australia", "Canberra", "Sydney"),
@@ -259,8 +258,8 @@ def test_deepeval_model_routes_each_request_through_the_cache(tmp_path, monkeypa
     write_rows(tmp_path / "data/key.jsonl", [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS])
     from distillbuild.teacher.cache import TeacherCache
     from distillbuild.deepeval_env import quiet_deepeval
-    from distillbuild.teacher.judge import settings_for_judge, with_defaults
-    from distillbuild.teacher.simulated_judge import judge_endpoint_id
+    from distillbuild.teacher.judge import judge_settings as settings_for_judge, with_defaults
+    from distillbuild.standin.sections import judge_endpoint_id
 
     quiet_deepeval()
     from deepeval.metrics import GEval
@@ -303,7 +302,7 @@ def test_generation_metrics_on_hand_made_outputs(gen_project):
     alt = [a for _, _, a in CAPITALS]
     student = gold[:8] + alt[8:12] + [None, "  "]   # 8 right, 4 wrong, 2 without an answer
     teacher = gold[:13] + alt[13:]                  # 13 right, 1 wrong
-    from distillbuild.evaluate.generation import evaluate_generation_for_spec
+    from distillbuild.stages.evaluate import evaluate_generation_for_spec
 
     details: list = []
     logs: list[str] = []

@@ -20,15 +20,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from distillbuild.teacher.simulated import (
-    FAULT_KINDS,
-    KeyEntry,
-    SimulatedTeacher,
-    SimulatedTeacherServer,
-    estimate_prompt_tokens,
-    format_duration,
-    server_from_spec,
-)
+from distillbuild.standin.sections import server_from_spec
+from distillbuild.standin.server import FAULT_KINDS, SimulatedTeacherServer, format_duration
+from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
 
 pytestmark = pytest.mark.timeout(60)
 

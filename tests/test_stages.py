@@ -14,7 +14,8 @@ from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
 from distillbuild.runner import run_stage
 from distillbuild.stages.teacher import response_format
-from distillbuild.teacher.simulated import load_answer_key, SimulatedTeacher, SimulatedTeacherServer
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
 
 SECRET = "sk-live-" + "Q7w" * 12
 

@@ -11,9 +11,11 @@ import pytest
 
 from distillbuild.errors import StageError
 from distillbuild.teacher.cache import TeacherCache, request_key
-from distillbuild.teacher.client import TeacherSettings, answer_all
+from distillbuild.teacher.engine import answer_all
+from distillbuild.teacher.settings import TeacherSettings
 from distillbuild.teacher.prompts import messages_for
-from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]

@@ -8,9 +8,11 @@ import pytest
 
 from distillbuild.teacher import batch as batch_module
 from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.client import TeacherSettings, answer_all
+from distillbuild.teacher.engine import answer_all
+from distillbuild.teacher.settings import TeacherSettings
 from distillbuild.teacher.prompts import messages_for
-from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
 
 LABELS = ["billing", "refund", "login", "bug"]
 TASK = {"type": "classification", "instruction": "Classify.", "labels": LABELS}

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.client import TeacherSettings, answer_all
+from distillbuild.teacher.engine import answer_all
+from distillbuild.teacher.settings import TeacherSettings
 from distillbuild.teacher.prompts import messages_for
-from distillbuild.teacher.simulated import KeyEntry, SimulatedTeacher, SimulatedTeacherServer
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = {"type": "classification", "instruction": "Classify.", "labels": LABELS}

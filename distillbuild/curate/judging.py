@@ -9,10 +9,12 @@ filter report under "judge".
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Callable
 
 from distillbuild.curate.filters import FilterConfig, Row, row_verdict
+from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.judge import judge_all
+from distillbuild.teacher.settings import TeacherSettings
 
 
 def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:
@@ -21,14 +23,12 @@ def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:
     return [i for i, row in enumerate(rows) if row_verdict(row, unjudged) is None]
 
 
-def judge_rows(rows: list[Row], cfg: FilterConfig, section: dict[str, Any], base_dir: Path, repo_root: Path,
-               log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Judge the rows that need it (in place: row["judge"]); the report's "judge" section."""
-    from distillbuild.teacher.judge import run_judge
-
-    todo = rows_to_judge(rows, cfg)
+def judge_rows(rows: list[Row], todo: list[int], section: dict[str, Any], settings: TeacherSettings | None,
+               cache: TeacherCache | None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Judge rows[i] for i in `todo` (in place: row["judge"]); the report's "judge" section.
+    settings and cache: the judge's endpoint and the teacher cache (None when `todo` is empty)."""
     pairs = [(str(rows[i]["text"]), str(rows[i]["answer"])) for i in todo]
-    judgements, stats = run_judge(pairs, section, base_dir, repo_root, "filters.judge", log)
+    judgements, stats = judge_all(pairs, section, settings, cache, "filters.judge", log)
     for i, verdict in zip(todo, judgements):
         rows[i]["judge"] = {"score": round(verdict.score, 6), "reason": verdict.reason}
     scores = [v.score for v in judgements]

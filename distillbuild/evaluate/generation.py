@@ -9,16 +9,18 @@ mean score over the teacher's, with a bootstrap 95% interval (rows resampled joi
 A missing or blank answer (the student produced nothing, the teacher errored) scores 0 without
 asking the judge, and is counted. Any judge failure is a StageError (exit 3), never a silent 0.
 
-`evaluate_generation` is what the evaluate stage calls; `evaluate_generation_for_spec` takes
-the judge section, directories and bootstrap count from a loaded spec.
+`evaluate_generation` is what the evaluate stage calls, with the judge's endpoint and the
+cache it opened (only when `judge_pairs` finds something to judge).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from distillbuild.errors import StageError
+from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.judge import judge_all, with_defaults
+from distillbuild.teacher.settings import TeacherSettings
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -48,41 +50,46 @@ def retention_interval(student: Sequence[float], teacher: Sequence[float], resam
     return {"retention_ci_low": round(float(low), 6), "retention_ci_high": round(float(high), 6)}
 
 
-def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
-                        teacher_outputs: Sequence[str | None], judge_settings: dict[str, Any], *, base_dir: Path,
-                        repo_root: Path | None = None, bootstrap: int = 1000, seed: int = 0,
-                        details: list[dict[str, Any]] | None = None,
-                        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Metrics of one held-out evaluation (metrics.json material).
+def _answered(value: str | None) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
-    heldout_rows: {"id", "text", ...} rows; student_outputs / teacher_outputs: one answer per
-    row, in the same order (None for none). judge_settings: the evaluation.judge section (schema
-    defaults are filled in when missing); base_dir resolves its relative paths (the spec's
-    directory); repo_root locates the cache (default: the repository holding base_dir). When
-    `details` is a list, one {"id", "student_score", "student_reason", "teacher_score",
-    "teacher_reason"} per row is appended to it (for predictions files)."""
-    from distillbuild.spec.semantic import find_repo_root
-    from distillbuild.teacher.judge import run_judge, with_defaults
 
+def judge_pairs(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
+                teacher_outputs: Sequence[str | None]) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
+    """The (input, answer) pairs the judge scores, and the ("student" | "teacher", row index) of
+    each; missing or blank answers are not asked about. Refuses mismatched or empty inputs."""
     n = len(heldout_rows)
     if len(student_outputs) != n or len(teacher_outputs) != n:
         raise StageError(f"{n} held-out rows but {len(student_outputs)} student and {len(teacher_outputs)} teacher answers")
     if n == 0:
         raise StageError("no held-out rows to evaluate")
-    section = with_defaults(judge_settings)
-    repo_root = repo_root if repo_root is not None else find_repo_root(base_dir)
-
-    def answered(value: str | None) -> bool:
-        return isinstance(value, str) and bool(value.strip())
-
     pairs: list[tuple[str, str]] = []
-    slots: list[tuple[str, int]] = []  # ("student" | "teacher", row index) of each pair
+    slots: list[tuple[str, int]] = []
     for who, outputs in (("student", student_outputs), ("teacher", teacher_outputs)):
         for i, (row, output) in enumerate(zip(heldout_rows, outputs)):
-            if answered(output):
+            if _answered(output):
                 pairs.append((str(row["text"]), str(output)))
                 slots.append((who, i))
-    judgements, stats = run_judge(pairs, section, base_dir, repo_root, "evaluation.judge", log)
+    return pairs, slots
+
+
+def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
+                        teacher_outputs: Sequence[str | None], section: dict[str, Any],
+                        settings: TeacherSettings | None, cache: TeacherCache | None, *, bootstrap: int = 1000,
+                        seed: int = 0, details: list[dict[str, Any]] | None = None,
+                        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Metrics of one held-out evaluation (metrics.json material).
+
+    heldout_rows: {"id", "text", ...} rows; student_outputs / teacher_outputs: one answer per
+    row, in the same order (None for none). section: the evaluation.judge section (schema
+    defaults are filled in when missing); settings and cache: its endpoint and the teacher cache
+    (None when `judge_pairs` finds nothing to judge). When `details` is a list, one {"id",
+    "student_score", "student_reason", "teacher_score", "teacher_reason"} per row is appended
+    to it (for predictions files)."""
+    n = len(heldout_rows)
+    pairs, slots = judge_pairs(heldout_rows, student_outputs, teacher_outputs)
+    section = with_defaults(section)
+    judgements, stats = judge_all(pairs, section, settings, cache, "evaluation.judge", log)
 
     scores = {"student": [0.0] * n, "teacher": [0.0] * n}
     reasons = {"student": ["no answer"] * n, "teacher": ["no answer"] * n}
@@ -98,8 +105,8 @@ def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs:
         "retention": _r(student_mean / teacher_mean) if teacher_mean else None,
         **retention_interval(scores["student"], scores["teacher"], bootstrap, seed),
         "heldout_rows": n,
-        "student_missing": sum(not answered(o) for o in student_outputs),
-        "teacher_missing": sum(not answered(o) for o in teacher_outputs),
+        "student_missing": sum(not _answered(o) for o in student_outputs),
+        "teacher_missing": sum(not _answered(o) for o in teacher_outputs),
         "judge_cost_usd": round(stats.cost_usd, 6),
         "judge_simulated": section["provider"] == "simulated",
         "judge": {"provider": section["provider"], "model": section["model"], "metric": "G-Eval (deepeval)",
@@ -116,15 +123,3 @@ def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs:
         f"teacher mean {metrics['teacher_geval_mean']}; retention {metrics['retention']}; "
         f"{stats.billed_calls} judge calls billed, {stats.cache_hits} from cache, ${stats.cost_usd:.4f}")
     return metrics
-
-
-def evaluate_generation_for_spec(spec, heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
-                                 teacher_outputs: Sequence[str | None], details: list[dict[str, Any]] | None = None,
-                                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """`evaluate_generation` with evaluation.judge, the spec's directory, repository and bootstrap count."""
-    section = spec.get("evaluation.judge")
-    if not section:
-        raise StageError("generation tasks are scored by an LLM judge: add an evaluation.judge section to the spec")
-    return evaluate_generation(heldout_rows, student_outputs, teacher_outputs, section, base_dir=spec.dir,
-                               repo_root=spec.repo_root, bootstrap=spec.get("evaluation.bootstrap", 1000),
-                               details=details, log=log)

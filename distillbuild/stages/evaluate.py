@@ -8,15 +8,20 @@ text at a time, as it would serve, with evaluation.threads CPU threads.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 from distillbuild import layout
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1, per_class_f1, percentile
+from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.io import read_jsonl, write_json
 from distillbuild.spec import Spec
 from distillbuild.stages.contract import Out, posix, uncached
+from distillbuild.stages.endpoints import open_judge
+from distillbuild.teacher.judge import with_defaults
 from distillbuild.console import log
 
 
@@ -114,11 +119,26 @@ class _Generator:
         return self.student.generate([self.prompt(t) for t in texts])
 
 
+def evaluate_generation_for_spec(spec: Spec, heldout_rows: list[dict], student_outputs: list[str | None],
+                                 teacher_outputs: list[str | None], details: list[dict] | None = None,
+                                 log: Callable[[str], None] = log) -> dict:
+    """`evaluate_generation` with evaluation.judge's endpoint and the repository's cache, open only
+    while there are answers to judge, and the spec's bootstrap count."""
+    section = spec.get("evaluation.judge")
+    if not section:
+        raise StageError("generation tasks are scored by an LLM judge: add an evaluation.judge section to the spec")
+    section = with_defaults(section)
+    pairs, _ = judge_pairs(heldout_rows, student_outputs, teacher_outputs)
+    opened = open_judge(section, spec.dir, spec.repo_root, "evaluation.judge", log) if pairs else nullcontext((None, None))
+    with opened as (settings, cache):
+        return evaluate_generation(heldout_rows, student_outputs, teacher_outputs, section, settings, cache,
+                                   bootstrap=spec.get("evaluation.bootstrap", 1000), details=details, log=log)
+
+
 def run_generation(spec: Spec) -> int:
     """Generation: student and teacher answers on the held-out set, each scored by G-Eval with
     the judge in evaluation.judge (cached like teacher calls); retention is the mean-score ratio."""
     from distillbuild.evaluate.causal_student import load_causal_student
-    from distillbuild.evaluate.generation import evaluate_generation_for_spec
 
     heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}

@@ -8,14 +8,18 @@ other row check first (distillbuild/curate/judging.py); a judge failure stops th
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from distillbuild import layout
-from distillbuild.curate.filters import FilterConfig, curate
+from distillbuild.console import log
+from distillbuild.curate.filters import FilterConfig, Row, curate
+from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.stages.contract import Out, posix
-from distillbuild.console import log
+from distillbuild.stages.endpoints import open_judge
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
@@ -35,19 +39,24 @@ def outs(spec: Spec) -> list[Out]:
     return [layout.FILTER_KEPT, layout.FILTER_REJECTED, layout.FILTER_REPORT]
 
 
+def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
+    """filters.judge's verdicts on the rows that need one; its endpoint open only when some do."""
+    section = spec.get("filters.judge")
+    todo = rows_to_judge(rows, cfg)
+    opened = open_judge(section, spec.dir, spec.repo_root, "filters.judge", log) if todo else nullcontext((None, None))
+    with opened as (settings, cache):
+        return judge_rows(rows, todo, section, settings, cache, log)
+
+
 def run(spec: Spec) -> int:
     cfg = FilterConfig.from_spec(spec["task"], spec["filters"])
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
     heldout = [r["text"] for r in read_jsonl(spec.resolve(spec.get("data.heldout")))] if cfg.decontaminate else None
-    judge = None
-    if spec.get("filters.judge"):
-        from distillbuild.curate.judging import judge_rows, summary
-
-        judge = judge_rows(rows, cfg, spec.get("filters.judge"), spec.dir, spec.repo_root, log)
+    verdicts = judge(spec, rows, cfg) if spec.get("filters.judge") else None
     kept, rejected, report = curate(rows, cfg, heldout)
-    if judge is not None:
-        report["judge"] = judge
-        log(summary(judge))
+    if verdicts is not None:
+        report["judge"] = verdicts
+        log(summary(verdicts))
     write_jsonl(Path(layout.FILTER_KEPT), kept)
     write_jsonl(Path(layout.FILTER_REJECTED), rejected)
     write_json(Path(layout.FILTER_REPORT), report)

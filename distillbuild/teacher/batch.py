@@ -1,4 +1,4 @@
-"""Batch mode: the OpenAI Batch API (upload JSONL, create, poll, download, match by custom_id).
+"""The batch processor: the OpenAI Batch API (upload JSONL, create, poll, download, match by custom_id).
 
 Each request's custom_id is its cache key, so outputs land in the same cache as online
 answers, in any order. The ids of batches in flight are written to a state file beside the
@@ -19,6 +19,8 @@ from typing import Any, Callable
 from distillbuild.errors import StageError
 from distillbuild.secrets import redact
 from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.results import CallResult, RunStats, estimated_tokens, record_answer
+from distillbuild.teacher.settings import TeacherSettings
 
 MAX_REQUESTS_PER_FILE = 50_000
 ENDPOINT = "/v1/chat/completions"
@@ -56,12 +58,18 @@ class BatchState:
             self.path.unlink(missing_ok=True)
 
 
-def run_batches(items: list[tuple[str, dict[str, Any]]], settings, cache: TeacherCache, stats,
-                log: Callable[[str], None], poll_cap_s: float = 30.0) -> dict[str, Any]:
-    """Answer `items` through the Batch API; returns {key: CallResult} like the online path."""
-    import openai
+class BatchProcessor:
+    """Processor (distillbuild.teacher.engine): the requests in batches the provider answers in its own time."""
 
-    from distillbuild.teacher.client import CallResult
+    def run(self, items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
+            stats: RunStats, log: Callable[[str], None]) -> dict[str, CallResult]:
+        return run_batches(items, settings, cache, stats, log)
+
+
+def run_batches(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
+                stats: RunStats, log: Callable[[str], None], poll_cap_s: float = 30.0) -> dict[str, CallResult]:
+    """Answer `items` through the Batch API; returns {key: CallResult} like the online path."""
+    import openai  # loads lazily (~0.5 s)
 
     client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or "unused",
                            max_retries=settings.max_retries, timeout=max(settings.timeout_s, 120))
@@ -74,8 +82,6 @@ def run_batches(items: list[tuple[str, dict[str, Any]]], settings, cache: Teache
             log(f"teacher (batch): resuming {len(state.batches)} batch(es) in flight, {len(in_flight)} requests")
         todo = [(k, b) for k, b in items if k not in in_flight]
         if settings.budget_usd is not None and todo and settings.price_in_per_mtok is not None:
-            from distillbuild.teacher.client import estimated_tokens
-
             worst = sum(estimated_tokens(b) for _, b in todo) * max(settings.price_in_per_mtok, settings.price_out_per_mtok or 0) / 1e6
             if worst > settings.budget_usd:
                 stats.budget_stopped = True
@@ -97,8 +103,6 @@ def run_batches(items: list[tuple[str, dict[str, Any]]], settings, cache: Teache
 
 
 def _wait_and_collect(client, state, wanted, cache, settings, stats, results, log, poll_cap_s) -> None:
-    from distillbuild.teacher.client import CallResult
-
     delay, last_log = 0.2, 0.0
     while state.batches:
         for batch_id in list(state.batches):
@@ -124,8 +128,6 @@ def _wait_and_collect(client, state, wanted, cache, settings, stats, results, lo
 
 
 def _ingest(text: str, wanted, cache, settings, stats, results) -> None:
-    from distillbuild.teacher.client import CallResult, record_answer
-
     for line in text.splitlines():
         if not line.strip():
             continue

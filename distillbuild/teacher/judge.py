@@ -2,8 +2,9 @@
 
 A judge section (`filters.judge`, `evaluation.judge`) names an OpenAI-compatible endpoint
 (provider openai: any base_url, key from the environment; provider simulated: the offline
-stand-in of distillbuild.teacher.simulated_judge, started in-process) and G-Eval's
-`criteria` and/or `evaluation_steps`.
+stand-in of distillbuild.standin.judge) and G-Eval's `criteria` and/or `evaluation_steps`.
+The stages open the endpoint and the cache; `judge_settings` turns the section into the
+request settings this engine takes.
 
 How one run goes (`judge_all`):
 1. G-Eval (`deepeval.metrics.GEval`, evaluation params Input and Actual Output) runs over every
@@ -31,18 +32,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from distillbuild.deepeval_env import quiet_deepeval
 from distillbuild.errors import StageError
 from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.client import RunStats, TeacherSettings, answer_all
+from distillbuild.teacher.engine import answer_all
+from distillbuild.teacher.results import RunStats
+from distillbuild.teacher.settings import TeacherSettings
 
 TOP_LOGPROBS = 20  # what G-Eval asks for by default, and OpenAI's maximum
 MAX_ROUNDS = 4
@@ -69,38 +69,15 @@ def with_defaults(section: dict[str, Any]) -> dict[str, Any]:
     return apply_defaults(dict(section), schema()["properties"]["filters"]["properties"]["judge"])
 
 
-def settings_for_judge(section: dict[str, Any], base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
-    price = section.get("price") or {}
-    limits = section.get("rate_limit") or {}
-    return TeacherSettings(
-        endpoint_id=endpoint_id, base_url=base_url, model=section["model"], temperature=section["temperature"],
-        max_tokens=section["max_tokens"], top_logprobs=TOP_LOGPROBS if section["logprobs"] else 0, seed=None,
-        concurrency=section["concurrency"], timeout_s=section["timeout_s"], max_retries=section["max_retries"],
-        price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
-        budget_usd=section.get("budget_usd"), rpm=limits.get("rpm"), tpm=limits.get("tpm"), api_key=api_key,
-    )
+def judge_settings(section: dict[str, Any], base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
+    """A judge's request settings: no seed, plain JSON answers, G-Eval's 20 alternatives when `logprobs`."""
+    return TeacherSettings.from_section(section, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key,
+                                        top_logprobs=TOP_LOGPROBS if section["logprobs"] else 0, seed=None)
 
 
 def describe(section: dict[str, Any]) -> str:
     who = f"{section['provider']}:{section['model']}"
     return who + " (SIMULATED stand-in)" if section["provider"] == "simulated" else who
-
-
-@contextmanager
-def judge_endpoint(section: dict[str, Any], base_dir: Path, where: str) -> Iterator[TeacherSettings]:
-    """The judge's request settings; for provider simulated, with its stand-in server running."""
-    if section["provider"] == "simulated":
-        from distillbuild.teacher.simulated_judge import judge_endpoint_id, judge_server_from_section
-
-        with judge_server_from_section(section, base_dir) as server:
-            yield settings_for_judge(section, server.base_url, judge_endpoint_id(section, base_dir), "simulated")
-        return
-    env = section["api_key_env"]
-    api_key = os.environ.get(env, "")
-    if not api_key:
-        raise StageError(f"the judge's API key is not set: export {env}=... ({where}.api_key_env)")
-    base_url = section.get("base_url")
-    yield settings_for_judge(section, base_url, base_url or "https://api.openai.com/v1", api_key)
 
 
 @dataclass(frozen=True)
@@ -111,40 +88,35 @@ class Judgement:
 
 @dataclass
 class JudgeStats:
-    requests: int = 0  # judge requests after de-duplication (what the cache was asked for)
-    cache_hits: int = 0
-    billed_calls: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    retries: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    calls: RunStats = field(default_factory=RunStats)  # the judge requests of every round, added up
     rounds: int = 0
     pairs: int = 0  # (input, output) pairs asked about
     distinct_pairs: int = 0
     seconds: float = 0.0
 
-    def add(self, run: RunStats) -> None:
-        self.requests += run.unique
-        self.cache_hits += run.cache_hits
-        self.billed_calls += run.billed_calls
-        for kind, n in run.errors.items():
-            self.errors[kind] = self.errors.get(kind, 0) + n
-        for kind, n in run.retries.items():
-            self.retries[kind] = self.retries.get(kind, 0) + n
-        self.prompt_tokens += run.prompt_tokens
-        self.completion_tokens += run.completion_tokens
-        self.cost_usd += run.cost_usd
+    @property
+    def cost_usd(self) -> float:
+        return self.calls.cost_usd
+
+    @property
+    def billed_calls(self) -> int:
+        return self.calls.billed_calls
+
+    @property
+    def cache_hits(self) -> int:
+        return self.calls.cache_hits
 
     def as_dict(self) -> dict[str, Any]:
+        c = self.calls
         return {
             "pairs": self.pairs,
             "distinct_pairs": self.distinct_pairs,
-            "calls": {"requested": self.requests, "from_cache": self.cache_hits, "billed": self.billed_calls,
-                      "retries": dict(sorted(self.retries.items()))},
-            "errors": dict(sorted(self.errors.items())),
-            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
-            "cost_usd": round(self.cost_usd, 6),
+            # requested: after de-duplication (what the cache was asked for)
+            "calls": {"requested": c.unique, "from_cache": c.cache_hits, "billed": c.billed_calls,
+                      "retries": dict(sorted(c.retries.items()))},
+            "errors": dict(sorted(c.errors.items())),
+            "tokens": {"prompt": c.prompt_tokens, "completion": c.completion_tokens},
+            "cost_usd": round(c.cost_usd, 6),
             "rounds": self.rounds,
             "seconds": round(self.seconds, 3),
         }
@@ -176,9 +148,13 @@ def _answer(prompts: list[str], settings: TeacherSettings, cache: TeacherCache, 
     return {p: r.response for p, r in zip(prompts, results)}, stats
 
 
-def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: TeacherSettings, cache: TeacherCache,
-              where: str = "judge", log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
-    """G-Eval's verdict on each (input, actual output) pair, in order."""
+def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: TeacherSettings | None,
+              cache: TeacherCache | None, where: str = "judge",
+              log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
+    """G-Eval's verdict on each (input, actual output) pair, in order. settings and cache: the judge's
+    endpoint and the teacher cache, opened by the caller (None only when there are no pairs)."""
+    if not pairs:
+        return [], JudgeStats()
     GEval, LLMTestCase, SingleTurnParams = import_deepeval()
     from distillbuild.teacher.judge_model import CachedJudgeModel, NeedAnswer, content_of
 
@@ -224,25 +200,9 @@ def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: T
         asyncio.run(measure(pending, asked, waiting))
         if asked:
             answers, run = _answer(list(asked), settings, cache, where, log)
-            stats.add(run)
+            stats.calls.add(run)
             model.responses.update(answers)
         pending = waiting
     stats.seconds = time.monotonic() - t0
     index = {pair: i for i, pair in enumerate(distinct)}
     return [verdicts[index[pair]] for pair in pairs], stats
-
-
-def run_judge(pairs: list[tuple[str, str]], section: dict[str, Any], base_dir: Path, repo_root: Path, where: str,
-              log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
-    """`judge_all` with the section's endpoint (a simulated one started and stopped here) and the
-    repository's cache (.distill/cache, or $DISTILL_CACHE_DIR)."""
-    if not pairs:
-        return [], JudgeStats()
-    with judge_endpoint(section, base_dir, where) as settings:
-        cache = TeacherCache.for_repo(repo_root)
-        try:
-            if section["provider"] == "simulated":
-                log(f"judge: SIMULATED stand-in ({section['model']}) on {settings.base_url}")
-            return judge_all(pairs, section, settings, cache, where, log)
-        finally:
-            cache.close()

@@ -29,7 +29,9 @@ from deepeval.models import DeepEvalBaseLLM  # noqa: E402
 
 from distillbuild.errors import StageError  # noqa: E402
 from distillbuild.teacher.cache import TeacherCache  # noqa: E402
-from distillbuild.teacher.client import RunStats, TeacherSettings, answer_all  # noqa: E402
+from distillbuild.teacher.engine import answer_all  # noqa: E402
+from distillbuild.teacher.results import RunStats  # noqa: E402
+from distillbuild.teacher.settings import TeacherSettings  # noqa: E402
 
 
 class NeedAnswer(Exception):

@@ -1,4 +1,4 @@
-"""Files and Batches for the simulated teacher: OpenAI's Batch API, in memory.
+"""Files and Batches for the stand-in servers: OpenAI's Batch API, in memory.
 
 `POST /v1/files` (multipart, purpose=batch) stores a JSON Lines file of requests
 `{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}`; `POST /v1/batches`

@@ -5,7 +5,7 @@ metrics/g_eval/templates): the scoring prompt starts "You are an evaluator." and
 "Evaluation Steps:" and a "Test Case:" block; the step-writing prompt (criteria without
 evaluation_steps) starts "Given an evaluation criteria which outlines how you should judge".
 Any simulated server answers them, so the judge can point at a simulated teacher too; the filter
-and evaluate stages start their own server with a `SimulatedJudge` (see `judge_server_from_section`).
+and evaluate stages start their own server with a `SimulatedJudge` (distillbuild.standin.start_endpoint).
 
 The verdict: the test case's Input is looked up in the answer key ({"text", "label",
 "alternatives"}) and its Actual Output compared with the key's label. A correct answer scores
@@ -26,18 +26,15 @@ import random
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-from distillbuild.teacher.simulated import (
+from distillbuild.standin.teacher import (
     KeyEntry,
     SimulatedTeacher,
-    SimulatedTeacherServer,
-    _norm,
-    _token_entry,
     chat_completion,
     estimate_prompt_tokens,
-    load_answer_key,
+    norm,
+    token_entry,
 )
 
 # Part of the simulated judge's identity in cache keys: bump it whenever verdicts change for
@@ -168,9 +165,9 @@ class SimulatedJudge(SimulatedTeacher):
 
 
 def verdict(key: dict[str, KeyEntry], text: str, output: str | None, accuracy: float, seed: int) -> Verdict:
-    digest = hashlib.sha256(f"judge\0{seed}\0{_norm(text)}\0{_norm(output or '')}".encode()).digest()
+    digest = hashlib.sha256(f"judge\0{seed}\0{norm(text)}\0{norm(output or '')}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
-    entry = key.get(_norm(text))
+    entry = key.get(norm(text))
     if entry is None:
         score, reason = 5, f"{STAND_IN} The input is not in the answer key, so the answer cannot be checked."
     else:
@@ -203,7 +200,7 @@ def judge_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: 
         tokens = [(content, 1.0, ())]
     else:
         key = teacher.key
-        text, output = parse_test_case(prompt, lambda t: _norm(t) in key)
+        text, output = parse_test_case(prompt, lambda t: norm(t) in key)
         accuracy = getattr(teacher, "judge_accuracy", 1.0)
         v = verdict(key, text, output, accuracy, teacher.seed)
         head = json.dumps({"reason": v.reason, "score": v.score})[: -len(str(v.score)) - 1]
@@ -217,35 +214,11 @@ def judge_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: 
         if want_logprobs:
             entries = []
             for token, prob, top in tokens:
-                entry = _token_entry(token, prob)
-                entry["top_logprobs"] = ([_token_entry(str(s), p) for s, p in top[:k]] if top
-                                         else [_token_entry(token, prob)][:k])
+                entry = token_entry(token, prob)
+                entry["top_logprobs"] = ([token_entry(str(s), p) for s, p in top[:k]] if top
+                                         else [token_entry(token, prob)][:k])
                 entries.append(entry)
             choice["logprobs"] = {"content": entries, "refusal": None}
         choices.append(choice)
     return chat_completion("simjudge", counter, model, teacher.seed, choices,
                            estimate_prompt_tokens(request.get("messages") or []), n * (1 + len(content) // 4))
-
-
-# --- wiring: the stand-in of a spec's judge section -----------------------------------------------
-
-def judge_endpoint_id(section: dict[str, Any], base_dir: Path) -> str:
-    """Stable across runs (the server's port is not): the key file's content and the stand-in's settings."""
-    sim = section["simulated"]
-    digest = hashlib.sha256((base_dir / sim["answers"]).resolve().read_bytes()).hexdigest()[:16]
-    return f"simulated-judge-v{JUDGE_BEHAVIOUR_VERSION}:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
-
-
-def judge_from_section(section: dict[str, Any], base_dir: Path) -> SimulatedJudge:
-    sim = section["simulated"]
-    key = load_answer_key((base_dir / sim["answers"]).resolve())
-    return SimulatedJudge(key, sim["accuracy"], sim["seed"])
-
-
-def judge_server_from_section(section: dict[str, Any], base_dir: Path, port: int = 0, **overrides: Any) -> SimulatedTeacherServer:
-    """The stand-in of a judge section (filters.judge or evaluation.judge with provider: simulated)."""
-    sim = section["simulated"]
-    kwargs: dict[str, Any] = dict(latency_ms=sim.get("latency_ms") or 0.0, port=port, model=section["model"],
-                                  latency_sigma=sim.get("latency_sigma") or 0.0, seed=sim["seed"])
-    kwargs.update(overrides)
-    return SimulatedTeacherServer(judge_from_section(section, base_dir), **kwargs)

@@ -1,0 +1,61 @@
+"""A stage's teacher or judge endpoint: the stand-in started, or a real one's API key read from
+the environment; the repository's teacher cache opened beside it.
+
+Shared by the teacher stage (`teacher`), the filter stage (`filters.judge`) and the evaluate
+stage (`evaluation.judge`). Engines get the resulting settings and cache; they start nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack, contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from distillbuild import standin
+from distillbuild.console import log as console_log
+from distillbuild.errors import StageError
+from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.judge import judge_settings
+from distillbuild.teacher.settings import TeacherSettings
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# (base_url, endpoint_id, api_key) -> the settings of the section being opened
+SettingsFor = Callable[[str | None, str, str], TeacherSettings]
+
+
+def endpoint_id(section: Mapping[str, Any], base_dir: Path, kind: str) -> str:
+    """The endpoint's identity in cache keys: the stand-in's, or the real endpoint's base URL."""
+    if section["provider"] == "simulated":
+        return standin.endpoint_id(section, base_dir, kind=kind)
+    return section.get("base_url") or DEFAULT_BASE_URL
+
+
+@contextmanager
+def open_endpoint(section: Mapping[str, Any], base_dir: Path, repo_root: Path, *, kind: str, where: str,
+                  settings_for: SettingsFor, labels: Sequence[str] = (),
+                  log: Callable[[str], None] = console_log) -> Iterator[tuple[TeacherSettings, TeacherCache]]:
+    """(settings, cache) while the endpoint of `section` (the spec's `where`) is open."""
+    with ExitStack() as stack:
+        if section["provider"] == "simulated":
+            endpoint = stack.enter_context(standin.start_endpoint(section, base_dir, kind=kind, labels=labels))
+            settings = settings_for(endpoint.base_url, endpoint.endpoint_id, "simulated")
+            log(f"{kind}: SIMULATED stand-in ({section['model']}) on {endpoint.base_url}")
+        else:
+            env = section["api_key_env"]
+            api_key = os.environ.get(env, "")
+            if not api_key:
+                raise StageError(f"the {kind}'s API key is not set: export {env}=... ({where}.api_key_env)")
+            settings = settings_for(section.get("base_url"), endpoint_id(section, base_dir, kind), api_key)
+        cache = TeacherCache.for_repo(repo_root)
+        stack.callback(cache.close)
+        yield settings, cache
+
+
+def open_judge(section: Mapping[str, Any], base_dir: Path, repo_root: Path, where: str,
+               log: Callable[[str], None] = console_log):
+    """`open_endpoint` for a judge section (filters.judge, evaluation.judge)."""
+    return open_endpoint(section, base_dir, repo_root, kind="judge", where=where,
+                         settings_for=partial(judge_settings, section), log=log)

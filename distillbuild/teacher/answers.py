@@ -1,0 +1,90 @@
+"""One teacher reply as the row the later stages read: the answer, its confidence and soft
+label, the majority answer of several samples, logit-distillation targets, parsed JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.teacher.results import CallResult
+from distillbuild.teacher.softlabels import answer_confidence, label_distribution
+from distillbuild.teacher.token_logprobs import kd_targets
+
+
+def _comparable(answer: str | None, task: dict[str, Any]) -> Any:
+    """What two answers are compared by, for agreement: the label, the JSON value, or the text."""
+    if answer is None:
+        return None
+    if task["type"] == "classification":
+        return normalize_label(answer, task["labels"])
+    if task["type"] == "extraction":
+        try:
+            return json.dumps(json.loads(answer), sort_keys=True)
+        except ValueError:
+            return None
+    return normalize_text(answer)
+
+
+def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": row["id"], "text": row["text"]}
+    if result is None or result.response is None:
+        out.update(answer=None, error=result.error if result else "not asked: the budget stopped the run")
+        return out
+    choices = result.response.get("choices") or [{}]
+    contents = [(c.get("message") or {}).get("content") for c in choices]
+    chosen, agreement = 0, None
+    if len(choices) > 1:  # self-consistency: keep the majority answer
+        keys = [_comparable(c, task) for c in contents]
+        votes = Counter(k for k in keys if k is not None)
+        if votes:
+            top, count = votes.most_common(1)[0]
+            chosen, agreement = keys.index(top), count / len(choices)
+        else:
+            agreement = 0.0
+    choice = choices[chosen]
+    message = choice.get("message") or {}
+    logprobs = choice.get("logprobs")
+    labels = task.get("labels") or []
+    probs, ambiguous = _mean_distribution([c.get("logprobs") for c in choices], labels) if labels else (None, False)
+    first = ((logprobs or {}).get("content") or [{}])[0]
+    out.update(
+        answer=message.get("content"),
+        refusal=message.get("refusal"),
+        finish_reason=choice.get("finish_reason"),
+        confidence=answer_confidence(logprobs),
+        label_probs=probs,
+        soft_label_ambiguous=ambiguous,
+        top_logprobs=[[a.get("token"), a.get("logprob")] for a in first.get("top_logprobs") or []],
+        usage=result.response.get("usage"),
+        system_fingerprint=result.response.get("system_fingerprint"),
+        error=None,
+    )
+    if len(choices) > 1:
+        out.update(samples=contents, agreement=agreement)
+    kd = kd_targets(logprobs)
+    if kd is not None:  # per-token distributions with ids: logit distillation's targets
+        out["kd"] = kd
+    if task["type"] == "extraction":
+        try:
+            out.update(parsed=json.loads(message.get("content") or ""), parse_error=None)
+        except ValueError as exc:
+            out.update(parsed=None, parse_error=f"not JSON: {exc}")
+    return out
+
+
+def _mean_distribution(logprobs_per_choice: list[Any], labels: list[str]) -> tuple[dict[str, float] | None, bool]:
+    """The label distribution averaged over the sampled answers (one answer: its own)."""
+    dists, ambiguous = [], False
+    for logprobs in logprobs_per_choice:
+        dist, amb = label_distribution(logprobs, labels)
+        ambiguous |= amb
+        if dist:
+            dists.append(dist)
+    if not dists:
+        return None, ambiguous
+    if len(dists) == 1:
+        return dists[0], ambiguous
+    mean = {l: sum(d.get(l, 0.0) for d in dists) / len(dists) for l in labels}
+    return {l: p for l, p in sorted(mean.items(), key=lambda kv: -kv[1]) if p > 0}, ambiguous
