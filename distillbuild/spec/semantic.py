@@ -12,6 +12,7 @@ from distillbuild.evaluate import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
+from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.spec.schema import did_you_mean
 
 
@@ -120,8 +121,6 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
             add("student.trainer", "encoder-extractor students train with trainer: local")
         schema = get_path(data, "task.output_schema")
         if task_type == "extraction" and isinstance(schema, dict):
-            from distillbuild.evaluate.extraction import UnsupportedSchema, schema_fields
-
             try:
                 schema_fields(schema)
             except UnsupportedSchema as exc:
