@@ -48,6 +48,9 @@ def find_repo_root(start: Path) -> Path:
     return start
 
 
+Issues = Iterator[tuple[str, str]]  # (key path, message)
+
+
 def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[SpecIssue]:
     """Every issue the schema cannot see, in a fixed order: secrets, numbers, paths, the task and
     the student, the teacher, filters, what filters and distillation need from the teacher, the
@@ -58,9 +61,6 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
-
-
-Issues = Iterator[tuple[str, str]]  # (key path, message)
 
 
 def _secret_issues(data: Any) -> Issues:
