@@ -15,19 +15,12 @@ from jsonschema import Draft202012Validator
 
 from conftest import ROOT, RepoShell, build_reduced_pipeline
 from distillbuild.errors import SpecError
-from distillbuild.evaluate.extraction import (
-    RowScore,
-    UnsupportedSchema,
-    agreement,
-    constant_baseline,
-    pydantic_model,
-    schema_fields,
-    score_answers,
-    summarize,
-    values_match,
-)
+from distillbuild.evaluate.extraction import agreement, constant_baseline, summarize
+from distillbuild.evaluate.extraction_metrics import score_answers
+from distillbuild.evaluate.field_match import RowScore, values_match
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import load_yaml_file
+from distillbuild.spec.output_schema import UnsupportedSchema, pydantic_model, schema_fields
 
 PIPELINE = ROOT / "pipelines/support-email-extraction"
 SCHEMA = load_yaml_file(PIPELINE / "distill.yaml").data["task"]["output_schema"]

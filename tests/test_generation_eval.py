@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import write_rows
-from distillbuild.evaluate import METRICS_BY_TASK
+from distillbuild.metric_names import METRICS_BY_TASK
 from distillbuild.spec import load_spec
 from distillbuild.runner import run_stage
 from distillbuild.standin.server import SimulatedTeacherServer

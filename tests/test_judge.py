@@ -320,7 +320,7 @@ def test_generation_metrics_on_hand_made_outputs(gen_project):
     assert metrics["retention_ci_low"] <= metrics["retention"] <= metrics["retention_ci_high"]
     assert metrics["judge"]["calls"]["billed"] == 12 + 14 - 8  # the student's 8 right answers equal the teacher's
     assert metrics["judge_simulated"] is True and any("SIMULATED" in line for line in logs)
-    from distillbuild.evaluate import METRICS_BY_TASK
+    from distillbuild.metric_names import METRICS_BY_TASK
 
     # The evaluate stage adds the student's latency and both costs (tests/test_generation_eval.py).
     stage_adds = {"latency_p50_ms", "latency_p95_ms", "teacher_cost_per_1k_usd", "student_cost_per_1k_usd"}

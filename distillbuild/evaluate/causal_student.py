@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from distillbuild.curate.normalize import normalize_label
+from distillbuild.teacher.prompts import messages_for
+
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -21,7 +24,7 @@ class LocalCausalStudent:
 
     @classmethod
     def load(cls, model_dir: Path, base_model: str, threads: int = 1, max_new_tokens: int = 32) -> "LocalCausalStudent":
-        import torch
+        import torch  # lazy, as transformers and peft: seconds to import, and only a local student needs them
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(threads)
@@ -40,7 +43,7 @@ class LocalCausalStudent:
         return cls(model, tokenizer, max_new_tokens)
 
     def generate(self, conversations: list[list[dict[str, str]]]) -> list[str]:
-        import torch
+        import torch  # lazy: seconds to import
 
         out = []
         for messages in conversations:  # one at a time: no padding effects, and it is how latency is measured
@@ -59,7 +62,7 @@ class EndpointStudent:
     """The student behind an OpenAI-compatible endpoint. The key comes from the environment only."""
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None, max_new_tokens: int = 32, timeout_s: float = 60):
-        from openai import OpenAI
+        from openai import OpenAI  # lazy: the SDK is slow to import and only an endpoint student needs it
 
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout_s, max_retries=3)
@@ -82,19 +85,15 @@ class CausalClassifier:
         self.last_answers: list[str] = []
 
     def predict(self, texts: list[str]) -> list[str | None]:
-        from distillbuild.curate.normalize import normalize_label
-        from distillbuild.teacher.prompts import messages_for
-
         answers = self.student.generate([messages_for(self.task, t) for t in texts])
         self.last_answers = answers  # the text behind each label, for predictions.json
         return [normalize_label(a, list(self.task["labels"])) for a in answers]
 
 
-def load_causal_student(spec, model_dir: Path, threads: int):
-    endpoint = spec.get("student.endpoint")
-    max_new = spec.get("evaluation.max_new_tokens")
+def load_causal_student(model_dir: Path, threads: int, *, endpoint: dict[str, Any] | None, base_model: str | None,
+                        max_new_tokens: int):
+    """The student behind `endpoint` (student.endpoint: base_url, model, api_key_env) when given,
+    else the model in model_dir loaded over `base_model` (a local directory or a hub id)."""
     if endpoint:
-        return EndpointStudent(endpoint["base_url"], endpoint["model"], endpoint.get("api_key_env"), max_new)
-    base = spec.get("student.base_model")
-    local = spec.resolve(base)
-    return LocalCausalStudent.load(model_dir, str(local) if local.is_dir() else base, threads, max_new)
+        return EndpointStudent(endpoint["base_url"], endpoint["model"], endpoint.get("api_key_env"), max_new_tokens)
+    return LocalCausalStudent.load(model_dir, base_model, threads, max_new_tokens)

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.evaluate import METRICS_BY_TASK, WITH_INTERVALS
+from distillbuild.metric_names import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
+from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.spec.schema import did_you_mean
 
 
@@ -47,165 +48,200 @@ def find_repo_root(start: Path) -> Path:
     return start
 
 
+Issues = Iterator[tuple[str, str]]  # (key path, message)
+
+
 def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[SpecIssue]:
+    """Every issue the schema cannot see, in a fixed order: secrets, numbers, paths, the task and
+    the student, the teacher, filters, what filters and distillation need from the teacher, the
+    trainer, gates, judges."""
     data = doc.data
-    issues: list[SpecIssue] = []
+    found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root),
+             *_task_and_student_issues(data), *_teacher_issues(data), *_filter_rule_issues(data),
+             *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
+             *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data)]
+    return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
-    def add(path: str, message: str) -> None:
-        issues.append(SpecIssue(doc.file, doc.line_of(path), path, message))
 
-    # Secrets: an inline key is refused wherever it is, and its value is never printed.
+def _secret_issues(data: Any) -> Issues:
+    """An inline key is refused wherever it is, and its value is never printed."""
     for path, key, value in _walk(data):
         if isinstance(key, str) and SECRET_KEY_NAMES.match(key) and not isinstance(value, (dict, list)):
-            add(path, "secrets are never written in the spec: put the key in an environment variable "
-                      "and name it in teacher.api_key_env")
+            yield path, ("secrets are never written in the spec: put the key in an environment variable "
+                         "and name it in teacher.api_key_env")
         elif looks_like_secret(value):
-            add(path, "this value looks like an API key; secrets are never written in the spec "
-                      "(name an environment variable in teacher.api_key_env)")
+            yield path, ("this value looks like an API key; secrets are never written in the spec "
+                         "(name an environment variable in teacher.api_key_env)")
 
-    # NaN and infinity pass every min/max comparison in the schema; refuse them here.
+
+def _non_finite_issues(data: Any) -> Issues:
+    """NaN and infinity pass every min/max comparison in the schema; refuse them here."""
     for path, _key, value in _walk(data):
         if isinstance(value, float) and not math.isfinite(value):
-            add(path, f"must be a finite number, got {value}")
+            yield path, f"must be a finite number, got {value}"
 
-    # Files: relative, inside the repository, present.
+
+def _path_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
+    """Files: relative, inside the repository, present; a local base model: an existing directory."""
     for dotted in FILE_KEYS:
         value = get_path(data, dotted)
         if not isinstance(value, str) or not value:
             continue
         if Path(value).is_absolute() or re.match(r"^[A-Za-z]:[\\/]", value):
-            add(dotted, f"'{value}' is absolute; paths are relative to the spec so the pipeline is portable")
+            yield dotted, f"'{value}' is absolute; paths are relative to the spec so the pipeline is portable"
             continue
         try:
             target = (spec_dir / value).resolve()
             exists, is_dir = target.exists(), target.is_dir()
         except (OSError, ValueError) as exc:  # embedded NUL, name too long, ...
-            add(dotted, f"not a usable path ({exc})")
+            yield dotted, f"not a usable path ({exc})"
             continue
         if not target.is_relative_to(repo_root):
-            add(dotted, f"'{value}' leaves the repository ({repo_root}); keep data inside it so DVC tracks it")
+            yield dotted, f"'{value}' leaves the repository ({repo_root}); keep data inside it so DVC tracks it"
         elif not exists:
-            add(dotted, f"file '{value}' does not exist (looked for {target})")
+            yield dotted, f"file '{value}' does not exist (looked for {target})"
         elif is_dir:
-            add(dotted, f"'{value}' is a directory; expected a JSON Lines file")
+            yield dotted, f"'{value}' is a directory; expected a JSON Lines file"
+    yield from _base_model_issues(data, spec_dir, repo_root)
 
+
+def _base_model_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
     base_model = get_path(data, "student.base_model")
-    if isinstance(base_model, str) and (base_model.startswith(("./", "../", "/")) or base_model.startswith("~")):
-        try:
-            target = (spec_dir / base_model).expanduser().resolve()
-            is_dir = target.is_dir()
-        except (OSError, ValueError) as exc:
-            add("student.base_model", f"not a usable path ({exc})")
-        else:
-            if not target.is_relative_to(repo_root) and not Path(base_model).is_absolute():
-                add("student.base_model", f"'{base_model}' leaves the repository")
-            elif not is_dir:
-                add("student.base_model", f"directory '{base_model}' does not exist")
+    if not (isinstance(base_model, str) and (base_model.startswith(("./", "../", "/")) or base_model.startswith("~"))):
+        return
+    try:
+        target = (spec_dir / base_model).expanduser().resolve()
+        is_dir = target.is_dir()
+    except (OSError, ValueError) as exc:
+        yield "student.base_model", f"not a usable path ({exc})"
+    else:
+        if not target.is_relative_to(repo_root) and not Path(base_model).is_absolute():
+            yield "student.base_model", f"'{base_model}' leaves the repository"
+        elif not is_dir:
+            yield "student.base_model", f"directory '{base_model}' does not exist"
 
+
+def _task_and_student_issues(data: Any) -> Issues:
+    """What each task type needs, and which students (kind, trainer) can learn it."""
     task_type = get_path(data, "task.type")
     if task_type == "classification" and get_path(data, "task.labels") is None:
-        add("task", "classification needs task.labels")
+        yield "task", "classification needs task.labels"
     if task_type == "extraction" and get_path(data, "task.output_schema") is None:
-        add("task", "extraction needs task.output_schema")
+        yield "task", "extraction needs task.output_schema"
     if task_type != "classification" and get_path(data, "task.labels") is not None:
-        add("task.labels", f"labels apply to classification only, not {task_type}")
+        yield "task.labels", f"labels apply to classification only, not {task_type}"
 
     kind, trainer = get_path(data, "student.kind"), get_path(data, "student.trainer")
     if kind == "encoder-classifier" and task_type not in (None, "classification"):
-        add("student.kind", f"an encoder-classifier student needs task.type classification, not {task_type}")
+        yield "student.kind", f"an encoder-classifier student needs task.type classification, not {task_type}"
     if kind == "encoder-extractor":
-        if task_type not in (None, "extraction"):
-            add("student.kind", f"an encoder-extractor student needs task.type extraction, not {task_type}")
-        if trainer not in (None, "local"):
-            add("student.trainer", "encoder-extractor students train with trainer: local")
-        schema = get_path(data, "task.output_schema")
-        if task_type == "extraction" and isinstance(schema, dict):
-            from distillbuild.evaluate.extraction import UnsupportedSchema, schema_fields
-
-            try:
-                schema_fields(schema)
-            except UnsupportedSchema as exc:
-                add("task.output_schema", f"{exc} (student.kind: encoder-extractor)")
+        yield from _extractor_issues(data, task_type, trainer)
     if kind == "causal-lm" and trainer == "local":
-        add("student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl")
+        yield "student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl"
     if kind == "causal-lm" and task_type == "extraction":
-        add("student.kind", "extraction is evaluated for encoder-extractor students; a causal-LM extraction "
-                            "student is not supported yet (use kind: encoder-extractor, trainer: local)")
+        yield "student.kind", ("extraction is evaluated for encoder-extractor students; a causal-LM extraction "
+                               "student is not supported yet (use kind: encoder-extractor, trainer: local)")
     if task_type == "generation" and get_path(data, "evaluation.judge") is None:
-        add("evaluation", "generation answers are scored by an LLM judge (G-Eval): add an evaluation.judge section")
+        yield "evaluation", "generation answers are scored by an LLM judge (G-Eval): add an evaluation.judge section"
     max_length = get_path(data, "student.max_length")
     if kind == "causal-lm" and isinstance(max_length, int) and max_length < CAUSAL_MIN_LENGTH:
         # The schema's default (64) suits an encoder reading one text; Axolotl silently drops longer rows.
-        add("student.max_length", f"a causal-LM student's max_length covers the whole conversation (instruction, "
-                                  f"input and answer): {max_length} tokens would drop most rows; set it to at least "
-                                  f"{CAUSAL_MIN_LENGTH} (typically 512-2048)")
+        yield "student.max_length", (f"a causal-LM student's max_length covers the whole conversation (instruction, "
+                                     f"input and answer): {max_length} tokens would drop most rows; set it to at least "
+                                     f"{CAUSAL_MIN_LENGTH} (typically 512-2048)")
 
+
+def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:
+    """An encoder-extractor student: an extraction task, the local trainer, a schema it can answer."""
+    if task_type not in (None, "extraction"):
+        yield "student.kind", f"an encoder-extractor student needs task.type extraction, not {task_type}"
+    if trainer not in (None, "local"):
+        yield "student.trainer", "encoder-extractor students train with trainer: local"
+    schema = get_path(data, "task.output_schema")
+    if task_type == "extraction" and isinstance(schema, dict):
+        try:
+            schema_fields(schema)
+        except UnsupportedSchema as exc:
+            yield "task.output_schema", f"{exc} (student.kind: encoder-extractor)"
+
+
+def _teacher_issues(data: Any) -> Issues:
     provider = get_path(data, "teacher.provider")
     if provider == "simulated" and get_path(data, "teacher.simulated") is None:
-        add("teacher", "provider: simulated needs a teacher.simulated section (answers, accuracy, ...)")
+        yield "teacher", "provider: simulated needs a teacher.simulated section (answers, accuracy, ...)"
     if provider == "openai" and get_path(data, "teacher.simulated") is not None:
-        add("teacher.simulated", "settings of the simulated teacher, but provider is openai")
+        yield "teacher.simulated", "settings of the simulated teacher, but provider is openai"
 
+
+def _filter_rule_issues(data: Any) -> Issues:
     for key in ("filters.rules.must_match", "filters.rules.must_not_match"):
         pattern = get_path(data, key)
         if isinstance(pattern, str):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                add(key, f"not a valid regular expression: {exc}")
+                yield key, f"not a valid regular expression: {exc}"
     lo, hi = get_path(data, "filters.rules.min_chars"), get_path(data, "filters.rules.max_chars")
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-        add("filters.rules", f"min_chars {lo} is above max_chars {hi}: every answer would be dropped")
+        yield "filters.rules", f"min_chars {lo} is above max_chars {hi}: every answer would be dropped"
 
+
+def _teacher_signal_issues(data: Any) -> Issues:
+    """What the filters and soft-label distillation need from the teacher: varied samples, logprobs."""
     samples = get_path(data, "teacher.samples")
     if isinstance(samples, int) and samples > 1 and not get_path(data, "teacher.temperature"):
-        add("teacher.samples", "self-consistency needs varied answers: set teacher.temperature above 0")
+        yield "teacher.samples", "self-consistency needs varied answers: set teacher.temperature above 0"
     min_agreement = get_path(data, "filters.min_agreement")
     if isinstance(min_agreement, (int, float)) and min_agreement > 0 and not (isinstance(samples, int) and samples > 1):
-        add("filters.min_agreement", "agreement needs several answers per prompt: set teacher.samples >= 2")
+        yield "filters.min_agreement", "agreement needs several answers per prompt: set teacher.samples >= 2"
 
     top_logprobs = get_path(data, "teacher.top_logprobs")
     min_conf = get_path(data, "filters.min_confidence")
     if top_logprobs == 0 and isinstance(min_conf, (int, float)) and min_conf > 0:
-        add("filters.min_confidence", "needs the teacher's logprobs; set teacher.top_logprobs >= 1")
+        yield "filters.min_confidence", "needs the teacher's logprobs; set teacher.top_logprobs >= 1"
     alpha = get_path(data, "student.kd.alpha")
     if top_logprobs == 0 and isinstance(alpha, (int, float)) and alpha > 0:
-        add("student.kd.alpha", "soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 or kd.alpha: 0")
-    for path, message in vocabulary_issues(data, spec_dir):
-        add(path, message)
-    for path, message in axolotl_issues(data):
-        add(path, message)
+        yield "student.kd.alpha", ("soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 "
+                                   "or kd.alpha: 0")
+
+
+def _simulated_token_ids_issues(data: Any) -> Issues:
     if get_path(data, "teacher.token_ids") and get_path(data, "teacher.provider") == "simulated" \
-            and not get_path(data, "teacher.tokenizer") and not logit_kd_requested(data):  # else said above
-        add("teacher.token_ids", "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory")
+            and not get_path(data, "teacher.tokenizer") and not logit_kd_requested(data):  # else vocabulary_issues says it
+        yield "teacher.token_ids", "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory"
 
-    gates = get_path(data, "gates")
-    if isinstance(gates, dict) and task_type in METRICS_BY_TASK:
-        computed = list(METRICS_BY_TASK[task_type])
-        for name, bound in gates.items():
-            gate_path = join_path("gates", name)
-            if name not in computed:
-                add(gate_path, f"gate on '{name}', a metric that is never computed for {task_type} tasks"
-                               f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})")
-            elif isinstance(bound, dict) and bound.get("on", "value") != "value" and name not in WITH_INTERVALS:
-                add(join_path(gate_path, "on"), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)")
-            elif isinstance(bound, dict):
-                lo, hi = bound.get("min"), bound.get("max")
-                if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
-                    add(gate_path, f"min {lo} is above max {hi}: the gate can never hold")
 
-    # LLM judges (filters.judge, evaluation.judge): what G-Eval scores by, and the stand-in's settings.
+def _gate_issues(data: Any) -> Issues:
+    """Gates name metrics the task computes, intervals only where there are some, bounds that can hold."""
+    gates, task_type = get_path(data, "gates"), get_path(data, "task.type")
+    if not (isinstance(gates, dict) and task_type in METRICS_BY_TASK):
+        return
+    computed = list(METRICS_BY_TASK[task_type])
+    for name, bound in gates.items():
+        gate_path = join_path("gates", name)
+        if name not in computed:
+            yield gate_path, (f"gate on '{name}', a metric that is never computed for {task_type} tasks"
+                              f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})")
+        elif isinstance(bound, dict) and bound.get("on", "value") != "value" and name not in WITH_INTERVALS:
+            yield join_path(gate_path, "on"), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)"
+        elif isinstance(bound, dict):
+            lo, hi = bound.get("min"), bound.get("max")
+            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+                yield gate_path, f"min {lo} is above max {hi}: the gate can never hold"
+
+
+def _judge_issues(data: Any) -> Issues:
+    """LLM judges (filters.judge, evaluation.judge): what G-Eval scores by, and the stand-in's settings."""
     for where in ("filters.judge", "evaluation.judge"):
         judge = get_path(data, where)
         if not isinstance(judge, dict):
             continue
         if not judge.get("criteria") and not judge.get("evaluation_steps"):
-            add(where, "a judge needs criteria or evaluation_steps (what G-Eval scores the answers by)")
+            yield where, "a judge needs criteria or evaluation_steps (what G-Eval scores the answers by)"
         if judge.get("provider") == "simulated" and judge.get("simulated") is None:
-            add(where, "provider: simulated needs a simulated section (answers, accuracy, ...)")
+            yield where, "provider: simulated needs a simulated section (answers, accuracy, ...)"
         if judge.get("provider") == "openai" and judge.get("simulated") is not None:
-            add(join_path(where, "simulated"), "settings of the simulated judge, but provider is openai")
-    return issues
+            yield join_path(where, "simulated"), "settings of the simulated judge, but provider is openai"
 
 
 # Optimizers whose 8-bit state breaks under FSDP2 (Axolotl refuses adamw_bnb_8bit there).

@@ -10,19 +10,24 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from distillbuild import layout
+from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1, per_class_f1, percentile
+from distillbuild.evaluate import causal_student, costs
+from distillbuild.evaluate.classification import ClassificationResult, evaluate_classification, percentile
+from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
-from distillbuild.io import read_jsonl, write_json
+from distillbuild.evaluate.latency import Serving, latencies_ms as _latencies_ms
+from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.endpoints import open_judge
 from distillbuild.teacher.judge import with_defaults
-from distillbuild.console import log
+from distillbuild.teacher.prompts import messages_for
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
@@ -62,36 +67,15 @@ def views(spec: Spec) -> list[dict]:
     return [{layout.PREDICTIONS: {"template": "confusion", "x": "predicted", "y": "actual",
                                   "title": "Student on the held-out set"}}]
 
-WARMUP = 5
-
-
-def _latencies_ms(model, texts: list[str], samples: int) -> list[float]:
-    for text in texts[:WARMUP]:
-        model.predict([text])
-    out = []
-    for i in range(samples):
-        t0 = time.perf_counter()
-        model.predict([texts[i % len(texts)]])
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
 
 def student_cost_per_1k(spec: Spec, latencies_ms: list[float]) -> float:
-    """What 1,000 requests cost on a machine billed at evaluation.student_usd_per_hour, served one
-    at a time at the measured mean latency."""
-    mean_s = sum(latencies_ms) / len(latencies_ms) / 1000
-    return round(mean_s * spec.get("evaluation.student_usd_per_hour") / 3600 * 1000, 8)
+    """What 1,000 requests cost on a machine billed at evaluation.student_usd_per_hour."""
+    return costs.student_cost_per_1k(latencies_ms, spec.get("evaluation.student_usd_per_hour"))
 
 
 def _teacher_cost_per_1k(spec: Spec, answers: list[dict]) -> float | None:
     """What 1,000 such requests cost at teacher.price, from the usage the teacher reported."""
-    price = spec.get("teacher.price")
-    usage = [a.get("usage") for a in answers if a.get("usage")]
-    if not price or not usage:
-        return None
-    per_call = sum(u.get("prompt_tokens", 0) * price["input_per_mtok"] + u.get("completion_tokens", 0) * price["output_per_mtok"]
-                   for u in usage) / len(usage) / 1e6
-    return round(per_call * 1000, 6)
+    return costs.teacher_cost_per_1k(answers, spec.get("teacher.price"))
 
 
 def load_classifier(spec: Spec):
@@ -99,20 +83,29 @@ def load_classifier(spec: Spec):
     causal LM (local adapter, or an OpenAI-compatible endpoint) whose answers are normalised."""
     threads = spec.get("evaluation.threads")
     if spec.get("student.kind") == "causal-lm":
-        from distillbuild.evaluate.causal_student import CausalClassifier, load_causal_student
-
-        return CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec["task"])
-    from distillbuild.train.encoder import EncoderClassifier
+        return causal_student.CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec["task"])
+    from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
 
     return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
+
+
+def load_causal_student(spec: Spec, model_dir: Path, threads: int):
+    """The causal student: behind student.endpoint when set, else the model in model_dir over
+    student.base_model (a directory beside the spec, or a hub id)."""
+    endpoint = spec.get("student.endpoint")
+    base_model = None
+    if not endpoint:
+        base_model = spec.get("student.base_model")
+        local = spec.resolve(base_model)
+        base_model = str(local) if local.is_dir() else base_model
+    return causal_student.load_causal_student(model_dir, threads, endpoint=endpoint, base_model=base_model,
+                                              max_new_tokens=spec.get("evaluation.max_new_tokens"))
 
 
 class _Generator:
     """A causal student's generate() behind predict(), for the latency loop."""
 
     def __init__(self, student, task):
-        from distillbuild.teacher.prompts import messages_for
-
         self.student, self.prompt = student, lambda text: messages_for(task, text)
 
     def predict(self, texts: list[str]) -> list[str]:
@@ -138,7 +131,6 @@ def evaluate_generation_for_spec(spec: Spec, heldout_rows: list[dict], student_o
 def run_generation(spec: Spec) -> int:
     """Generation: student and teacher answers on the held-out set, each scored by G-Eval with
     the judge in evaluation.judge (cached like teacher calls); retention is the mean-score ratio."""
-    from distillbuild.evaluate.causal_student import load_causal_student
 
     heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
@@ -166,58 +158,124 @@ def run_generation(spec: Spec) -> int:
 
 def run(spec: Spec) -> int:
     if spec.get("task.type") == "extraction":  # JSON validity, schema, field match: distillbuild/evaluate/extraction.py
-        from distillbuild.evaluate.extraction import run_stage
-
-        return run_stage(spec)
+        return run_extraction(spec)
     if spec.get("task.type") == "generation":
         return run_generation(spec)
     if spec.get("task.type") != "classification":
         raise StageError(f"evaluate has no evaluation for {spec.get('task.type')} tasks")
+    return run_classification(spec)
+
+
+def run_classification(spec: Spec) -> int:
+    """Classification: the student's labels and the teacher's (normalised) against the gold labels."""
     labels = list(spec.get("task.labels"))
     heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
+    teacher_rows = _teacher_rows(heldout)
+    model = load_classifier(spec)
+    texts = [r["text"] for r in heldout]
+    student, batch_s = _timed(model.predict, texts)
+    student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
+    teacher = [normalize_label(r.get("answer"), labels) for r in teacher_rows]
+    serving = _serving(spec, model, texts, teacher_rows, batch_s)
+    result = evaluate_classification(heldout, labels, student, teacher, serving, spec.get("evaluation.bootstrap"),
+                                     student_text=student_text, teacher_simulated=_teacher_simulated(spec))
+    _write_outputs(result.metrics, result.predictions)
+    _log_classification(result)
+    return 0
+
+
+def run_extraction(spec: Spec) -> int:
+    """Extraction: an encoder-extractor student's objects and the teacher's answers, field by field
+    (JSON validity, schema validity, field match through DeepEval)."""
+    schema = _output_schema(spec)
+    model_dir = _extractor_dir()
+    heldout_path = spec.resolve(spec.get("data.heldout"))
+    heldout = read_jsonl(heldout_path)
+    golds = [gold_object(r, f"{heldout_path.name}: row {r.get('id')}") for r in heldout]
+    teacher_rows = _teacher_rows(heldout)
+    if not heldout:
+        raise StageError(f"{heldout_path}: no held-out rows")
+    from distillbuild.train.extractor import EncoderExtractor  # lazy: imports torch
+
+    model = EncoderExtractor.load(model_dir, threads=spec.get("evaluation.threads"))
+    texts = [r["text"] for r in heldout]
+    student_objs, batch_s = _timed(model.predict, texts)
+    serving = _serving(spec, model, texts, teacher_rows, batch_s)
+    result = evaluate_extraction(schema, heldout, golds, student_objs, [r.get("answer") for r in teacher_rows],
+                                 serving, spec.get("evaluation.bootstrap"), teacher_simulated=_teacher_simulated(spec))
+    _write_outputs(result.metrics, result.predictions)
+    _log_extraction(result)
+    return 0
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _teacher_rows(heldout: list[dict]) -> list[dict]:
+    """The teacher's answer row for each held-out row, in order; every row must have one."""
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
     missing = [r["id"] for r in heldout if str(r["id"]) not in teacher]
     if missing:
         raise StageError(f"the teacher has no answer for {len(missing)} held-out rows (first: {missing[0]}); rerun `teacher`")
+    return [teacher[str(r["id"])] for r in heldout]
 
-    model = load_classifier(spec)
-    texts = [r["text"] for r in heldout]
-    gold = [r["label"] for r in heldout]
+
+def _output_schema(spec: Spec) -> dict[str, Any]:
+    """task.output_schema, refused when the metrics cannot read it."""
+    schema = spec.get("task.output_schema")
+    try:
+        schema_fields(schema)
+    except UnsupportedSchema as exc:
+        raise StageError(f"task.output_schema: {exc}") from None
+    return schema
+
+
+def _extractor_dir() -> Path:
+    """The trained model's directory, which must hold an encoder-extractor student."""
+    model_dir = Path(layout.MODEL_DIR)
+    student_file = model_dir / "student.json"
+    kind = read_json(student_file).get("kind") if student_file.exists() else None
+    if kind != "encoder-extractor":
+        raise StageError("evaluate supports extraction with encoder-extractor students so far "
+                         f"({model_dir} holds {kind or 'no student.json'})")
+    return model_dir
+
+
+def _timed(predict: Callable[[list[str]], list], texts: list[str]) -> tuple[list, float]:
+    """predict(texts) and its seconds."""
     t0 = time.perf_counter()
-    student = model.predict(texts)
-    batch_s = time.perf_counter() - t0
-    student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
-    teacher_pred = [normalize_label(teacher[str(r["id"])].get("answer"), labels) for r in heldout]
+    out = predict(texts)
+    return out, time.perf_counter() - t0
 
-    acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher_pred)
+
+def _serving(spec: Spec, model, texts: list[str], teacher_rows: list[dict], batch_s: float) -> Serving:
+    """The student timed one text at a time, and what 1,000 answers cost from each model."""
     lat = _latencies_ms(model, texts, spec.get("evaluation.latency_samples"))
-    intervals = bootstrap_intervals([g == s for g, s in zip(gold, student)], [g == t for g, t in zip(gold, teacher_pred)],
-                                    spec.get("evaluation.bootstrap"))
-    metrics = {
-        "accuracy": round(acc, 6),
-        "teacher_accuracy": round(teacher_acc, 6),
-        "retention": round(acc / teacher_acc, 6) if teacher_acc > 0 else None,
-        "macro_f1": round(macro_f1(gold, student, labels), 6),
-        "teacher_macro_f1": round(macro_f1(gold, teacher_pred, labels), 6),
-        "agreement": round(accuracy(teacher_pred, student), 6),
-        "latency_p50_ms": round(percentile(lat, 0.50), 3),
-        "latency_p95_ms": round(percentile(lat, 0.95), 3),
-        **intervals,
-        "heldout_rows": len(heldout),
-        "teacher_cost_per_1k_usd": _teacher_cost_per_1k(spec, [teacher[str(r["id"])] for r in heldout]),
-        "student_cost_per_1k_usd": student_cost_per_1k(spec, lat),
-        "teacher_unparseable": sum(p is None for p in teacher_pred),
-        "student_unparseable": sum(p is None for p in student),  # a causal student's answer that is no label
-        "per_class_f1": {k: round(v, 6) for k, v in per_class_f1(gold, student, labels).items()},
-        "teacher_simulated": spec.get("teacher.provider") == "simulated",
-        "batch_throughput_rows_per_s": round(len(texts) / batch_s, 1) if batch_s > 0 else None,
-    }
+    return Serving(lat, batch_s, _teacher_cost_per_1k(spec, teacher_rows), student_cost_per_1k(spec, lat))
+
+
+def _teacher_simulated(spec: Spec) -> bool:
+    return spec.get("teacher.provider") == "simulated"
+
+
+def _write_outputs(metrics: dict, predictions: list[dict]) -> None:
     write_json(Path(layout.METRICS), metrics)
-    write_json(Path(layout.PREDICTIONS), [
-        {"id": r["id"], "actual": g, "predicted": s or "(unparseable)", "teacher": t or "(unparseable)",
-         **({"student_text": st} if st is not None else {})}
-        for r, g, s, t, st in zip(heldout, gold, student, teacher_pred, student_text)
-    ])
-    log(f"evaluate: student accuracy {acc:.3f}, teacher {teacher_acc:.3f}, retention {metrics['retention']}, "
-        f"latency p50 {metrics['latency_p50_ms']:.1f} ms, p95 {metrics['latency_p95_ms']:.1f} ms")
-    return 0
+    write_json(Path(layout.PREDICTIONS), predictions)
+
+
+def _log_classification(result: ClassificationResult) -> None:
+    m = result.metrics
+    log(f"evaluate: student accuracy {result.accuracy:.3f}, teacher {result.teacher_accuracy:.3f}, "
+        f"retention {m['retention']}, latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms")
+
+
+def _log_extraction(result: ExtractionResult) -> None:
+    s, t, m = result.student, result.teacher, result.metrics
+    per_field = ", ".join(f"{k} {v:.3f}" for k, v in s["per_field_accuracy"].items())
+    log(f"evaluate: student field accuracy {s['field_accuracy']:.3f}, teacher {t['field_accuracy']:.3f}, "
+        f"retention {m['retention']}, exact match {s['exact_match']:.3f} (teacher {t['exact_match']:.3f}); "
+        f"JSON valid {s['json_valid_rate']:.3f}, schema valid {s['schema_valid_rate']:.3f} "
+        f"(teacher {t['json_valid_rate']:.3f}, {t['schema_valid_rate']:.3f}); "
+        f"latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms; "
+        f"DeepEval scoring {result.scoring_s:.1f} s")
+    log(f"evaluate: per field {per_field}; constant baseline {m['baseline_field_accuracy']:.3f}")

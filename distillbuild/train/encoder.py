@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,8 +345,6 @@ class EmbeddingCache:
     head-only retrain after a filter change encodes only texts it has not seen."""
 
     def __init__(self, path: Path):
-        import sqlite3
-
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")

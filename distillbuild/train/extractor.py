@@ -50,7 +50,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from distillbuild.evaluate.extraction import FieldSpec, schema_fields, values_match
+from distillbuild.errors import StageError
+from distillbuild.evaluate.field_match import values_match
+from distillbuild.spec.output_schema import FieldSpec, schema_fields
 from distillbuild.train.common import (ENCODER_DIR, STUDENT_FILE, TrainConfigChecks, adamw_with_warmup, fit_and_save,
                                        inference, load_base_model, load_encoder, log_progress, mean_pool,
                                        optimizer_step, read_student_json, resolve_base_model, save_encoder,
@@ -563,8 +565,6 @@ def train_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], v
 def train_from_config(raw: dict, train_rows: list[dict], val_rows: list[dict], out_dir: Path,
                       log: Callable[[str], None] = print) -> dict:
     """The `train` stage's entry point: the JSON config `configure` wrote, the dataset's rows."""
-    from distillbuild.errors import StageError
-
     try:
         resolve_base_model(raw["base_model"], Path.cwd())  # fail early and clearly when it is absent
         cfg = ExtractorTrainConfig.from_dict({k: v for k, v in raw.items() if k not in ("trainer", "kind", "name")})

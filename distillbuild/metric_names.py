@@ -1,0 +1,61 @@
+"""The metrics `evaluate` writes to metrics.json, by task type: the names a gate may use.
+
+A base module, because two layers read it: the spec validator (a gate naming a metric that is
+never computed is refused before anything runs) and the evaluation engine that computes them.
+"""
+
+# Metrics with a bootstrap 95% interval, written as NAME_ci_low and NAME_ci_high; a gate picks
+# one with `on: ci_low`.
+WITH_INTERVALS = ("accuracy", "retention", "field_accuracy", "exact_match")
+
+# Written for classification and extraction alike: how often the student agrees with the teacher,
+# its latency, the held-out size and what a thousand answers cost from each.
+_STUDENT_VS_TEACHER = (
+    "agreement",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "heldout_rows",
+    "teacher_cost_per_1k_usd",
+    "student_cost_per_1k_usd",
+)
+
+# The metrics `evaluate` writes to metrics.json, by task type. Gates may only name these;
+# the spec validator checks it, so a typo in a gate is refused before anything runs.
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "accuracy",
+        "teacher_accuracy",
+        "retention",
+        "macro_f1",
+        "teacher_macro_f1",
+    ) + _STUDENT_VS_TEACHER,
+    # distillbuild/evaluate/extraction.py (DeepEval JsonCorrectnessMetric + field-match metrics):
+    # field_accuracy is the mean over fields of per-field exact match; retention is
+    # field_accuracy / teacher_field_accuracy; exact_match is the whole object.
+    "extraction": (
+        "field_accuracy",
+        "teacher_field_accuracy",
+        "retention",
+        "exact_match",
+        "teacher_exact_match",
+        "json_valid_rate",
+        "teacher_json_valid_rate",
+        "schema_valid_rate",
+        "teacher_schema_valid_rate",
+    ) + _STUDENT_VS_TEACHER,
+    # G-Eval with evaluation.judge (distillbuild/evaluate/generation.py): scores in 0..1;
+    # retention = geval_mean / teacher_geval_mean, with a bootstrap interval.
+    "generation": (
+        "geval_mean",
+        "geval_pass_rate",
+        "teacher_geval_mean",
+        "teacher_geval_pass_rate",
+        "retention",
+        "heldout_rows",
+        "judge_cost_usd",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "teacher_cost_per_1k_usd",
+        "student_cost_per_1k_usd",
+    ),
+}
