@@ -189,15 +189,8 @@ def run_extraction(spec: Spec) -> int:
     (JSON validity, schema validity, field match through DeepEval)."""
     schema = _output_schema(spec)
     model_dir = _extractor_dir()
-    heldout_path = spec.resolve(spec.get("data.heldout"))
-    heldout = read_jsonl(heldout_path)
-    golds = [gold_object(r, f"{heldout_path.name}: row {r.get('id')}") for r in heldout]
-    teacher_rows = _teacher_rows(heldout)
-    if not heldout:
-        raise StageError(f"{heldout_path}: no held-out rows")
-    from distillbuild.train.extractor import EncoderExtractor  # lazy: imports torch
-
-    model = EncoderExtractor.load(model_dir, threads=spec.get("evaluation.threads"))
+    heldout, golds, teacher_rows = _extraction_rows(spec)
+    model = _load_extractor(model_dir, spec.get("evaluation.threads"))
     texts = [r["text"] for r in heldout]
     student_objs, batch_s = _timed(model.predict, texts)
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
@@ -239,6 +232,23 @@ def _extractor_dir() -> Path:
         raise StageError("evaluate supports extraction with encoder-extractor students so far "
                          f"({model_dir} holds {kind or 'no student.json'})")
     return model_dir
+
+
+def _extraction_rows(spec: Spec) -> tuple[list[dict], list[dict], list[dict]]:
+    """The held-out rows, their gold objects and the teacher's answer rows; refused when empty."""
+    heldout_path = spec.resolve(spec.get("data.heldout"))
+    heldout = read_jsonl(heldout_path)
+    golds = [gold_object(r, f"{heldout_path.name}: row {r.get('id')}") for r in heldout]
+    teacher_rows = _teacher_rows(heldout)
+    if not heldout:
+        raise StageError(f"{heldout_path}: no held-out rows")
+    return heldout, golds, teacher_rows
+
+
+def _load_extractor(model_dir: Path, threads: int):
+    from distillbuild.train.extractor import EncoderExtractor  # lazy: imports torch
+
+    return EncoderExtractor.load(model_dir, threads=threads)
 
 
 def _timed(predict: Callable[[list[str]], list], texts: list[str]) -> tuple[list, float]:
