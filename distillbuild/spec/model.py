@@ -164,8 +164,10 @@ class Filters:
 
 @dataclass(frozen=True)
 class Split:
-    val_fraction: float
-    seed: int
+    """Train/validation split by a hash of each row's id: stable as rows are added."""
+
+    val_fraction: float  # share of the kept rows held out for validation
+    seed: int  # salts the hash: a new seed draws a new split
 
 
 @dataclass(frozen=True)

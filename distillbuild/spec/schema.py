@@ -6,7 +6,7 @@ import difflib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from distillbuild.errors import SpecIssue
 from distillbuild.secrets import looks_like_secret
@@ -65,6 +65,39 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _repeated(items: list[Any]) -> str:
+    seen, dupes = set(), []
+    for item in items:
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key in seen:
+            dupes.append(str(item))
+        seen.add(key)
+    return ", ".join(dupes)
+
+
+def _plural(n: Any, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+# One message per jsonschema validator that fails with one message: (instance, validator value) -> text.
+_MESSAGE: dict[str, Callable[[Any, Any], str]] = {
+    "type": lambda inst, val: f"expected {_expected_type(val)}, got {_describe(inst)}",
+    "enum": lambda inst, val: (f"{_describe(inst)} is not one of: {', '.join(str(x) for x in val)}"
+                               f"{did_you_mean(inst, [str(x) for x in val])}"),
+    "const": lambda inst, val: f"must be {_describe(val)}, got {_describe(inst)}",
+    "minimum": lambda inst, val: f"must be >= {val}, got {_describe(inst)}",
+    "maximum": lambda inst, val: f"must be <= {val}, got {_describe(inst)}",
+    "exclusiveMinimum": lambda inst, val: f"must be > {val}, got {_describe(inst)}",
+    "exclusiveMaximum": lambda inst, val: f"must be < {val}, got {_describe(inst)}",
+    "minItems": lambda inst, val: f"needs at least {_plural(val, 'item')}, got {len(inst)}",
+    "maxItems": lambda inst, val: f"allows at most {val} items, got {len(inst)}",
+    "uniqueItems": lambda inst, val: f"items must be unique; repeated: {_repeated(inst)}",
+    "minLength": lambda inst, val: "must not be empty" if val == 1 else f"must be at least {val} characters",
+    "minProperties": lambda inst, val: f"needs at least {_plural(val, 'key')}",
+    "pattern": lambda inst, val: f"{_describe(inst)} does not match the expected form /{val}/",
+}
+
+
 def _messages(error) -> Iterator[tuple[str, str]]:
     """(key path, message) pairs for one jsonschema error."""
     path = ""
@@ -80,39 +113,8 @@ def _messages(error) -> Iterator[tuple[str, str]]:
         for key in val:
             if key not in inst:
                 yield path, f"missing required key '{key}'"
-    elif v == "type":
-        yield path, f"expected {_expected_type(val)}, got {_describe(inst)}"
-    elif v == "enum":
-        options = ", ".join(str(x) for x in val)
-        yield path, f"{_describe(inst)} is not one of: {options}{did_you_mean(inst, [str(x) for x in val])}"
-    elif v == "const":
-        yield path, f"must be {_describe(val)}, got {_describe(inst)}"
-    elif v == "minimum":
-        yield path, f"must be >= {val}, got {_describe(inst)}"
-    elif v == "maximum":
-        yield path, f"must be <= {val}, got {_describe(inst)}"
-    elif v == "exclusiveMinimum":
-        yield path, f"must be > {val}, got {_describe(inst)}"
-    elif v == "exclusiveMaximum":
-        yield path, f"must be < {val}, got {_describe(inst)}"
-    elif v == "minItems":
-        yield path, f"needs at least {val} item{'s' if val != 1 else ''}, got {len(inst)}"
-    elif v == "maxItems":
-        yield path, f"allows at most {val} items, got {len(inst)}"
-    elif v == "uniqueItems":
-        seen, dupes = set(), []
-        for item in inst:
-            key = json.dumps(item, sort_keys=True, default=str)
-            if key in seen:
-                dupes.append(str(item))
-            seen.add(key)
-        yield path, f"items must be unique; repeated: {', '.join(dupes)}"
-    elif v == "minLength":
-        yield path, "must not be empty" if val == 1 else f"must be at least {val} characters"
-    elif v == "minProperties":
-        yield path, f"needs at least {val} key{'s' if val != 1 else ''}"
-    elif v == "pattern":
-        yield path, f"{_describe(inst)} does not match the expected form /{val}/"
+    elif v in _MESSAGE:
+        yield path, _MESSAGE[v](inst, val)
     else:
         yield path, error.message
 

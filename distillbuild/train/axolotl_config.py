@@ -461,7 +461,7 @@ def render_yaml(name: str, student: Student, sections: list[Section], plan: dict
         "#",
         *[f"#   {line}" for line in _describe(student, plan)],
         "#",
-        f"# The `train` stage checks it with Axolotl's own validator (Axolotl drops unknown keys",
+        "# The `train` stage checks it with Axolotl's own validator (Axolotl drops unknown keys",
         f"# silently) and runs `axolotl train {layout.AXOLOTL_CONFIG}` from the spec's directory.",
     ]
     parts = ["\n".join(header) + "\n"]

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 __all__ = [
     "PACKAGED_MODEL_IDS",
@@ -307,6 +308,29 @@ def read_student_json(model_dir: Path, what: str, threads: int | None = None) ->
     if threads:
         torch.set_num_threads(int(threads))
     return spec_path, json.loads(spec_path.read_text(encoding="utf-8"))
+
+
+@dataclasses.dataclass
+class SavedStudent:
+    """What a trained encoder student's directory holds: student.json, the encoder with its
+    tokenizer, and the head weights."""
+
+    spec_path: Path
+    meta: dict
+    encoder: Any
+    tokenizer: Any
+    weights: dict
+
+
+def load_saved_student(model_dir: Path, what: str, threads: int | None, weights_file: str,
+                       check: Callable[[Path, dict], None]) -> SavedStudent:
+    """Read a student saved by fit_and_save; `check(spec_path, meta)` raises ValueError for a
+    student.json this loader cannot use, before the encoder is loaded."""
+    model_dir = Path(model_dir)
+    spec_path, meta = read_student_json(model_dir, what, threads)
+    check(spec_path, meta)
+    encoder, tokenizer = load_encoder(model_dir / ENCODER_DIR)
+    return SavedStudent(spec_path, meta, encoder, tokenizer, load_file(str(model_dir / weights_file)))
 
 
 # --------------------------------------------------------------------------- inference

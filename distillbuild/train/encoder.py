@@ -34,13 +34,13 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from distillbuild.train.common import (ENCODER_DIR, PACKAGED_MODEL_IDS, STUDENT_FILE, TrainConfigChecks,
-                                       adamw_with_warmup, fit_and_save, inference, load_base_model, load_encoder,
-                                       log_progress, mean_pool, optimizer_step, read_student_json, resolve_base_model,
-                                       save_encoder, texts_by_length, token_states, write_model_dir)
+from distillbuild.train.common import (PACKAGED_MODEL_IDS, STUDENT_FILE, TrainConfigChecks, adamw_with_warmup,
+                                       fit_and_save, inference, load_base_model, load_saved_student, log_progress,
+                                       mean_pool, optimizer_step, resolve_base_model, save_encoder, texts_by_length,
+                                       token_states, write_model_dir)
 
 __all__ = [
     "EncoderTrainConfig",
@@ -217,6 +217,11 @@ def _tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.T
     )
 
 
+def _check_pooling(spec_path: Path, meta: dict) -> None:
+    if meta.get("pooling", "mean") != "mean":
+        raise ValueError(f"{spec_path}: unsupported pooling {meta.get('pooling')!r}")
+
+
 class EncoderClassifier:
     """A trained encoder-classifier student, for inference."""
 
@@ -229,22 +234,18 @@ class EncoderClassifier:
 
     @classmethod
     def load(cls, model_dir: Path, threads: int | None = None) -> "EncoderClassifier":
-        model_dir = Path(model_dir)
-        spec_path, spec = read_student_json(model_dir, "encoder classifier", threads)
-        if spec.get("pooling", "mean") != "mean":
-            raise ValueError(f"{spec_path}: unsupported pooling {spec.get('pooling')!r}")
-        labels = tuple(spec["labels"])
-        encoder, tokenizer = load_encoder(model_dir / ENCODER_DIR)
-        model = _EncoderHeadModel(encoder, len(labels))
-        head = load_file(str(model_dir / HEAD_FILE))
+        saved = load_saved_student(model_dir, "encoder classifier", threads, HEAD_FILE, _check_pooling)
+        labels = tuple(saved.meta["labels"])
+        model = _EncoderHeadModel(saved.encoder, len(labels))
+        head = saved.weights
         if tuple(head["weight"].shape) != tuple(model.head.weight.shape):
             raise ValueError(
-                f"{model_dir / HEAD_FILE}: head weight shape {tuple(head['weight'].shape)} does "
+                f"{Path(model_dir) / HEAD_FILE}: head weight shape {tuple(head['weight'].shape)} does "
                 f"not match {len(labels)} labels x hidden {model.head.in_features}"
             )
         model.head.load_state_dict(head)
         model.eval()
-        return cls(model, tokenizer, labels, spec.get("max_length", 64), meta=spec)
+        return cls(model, saved.tokenizer, labels, saved.meta.get("max_length", 64), meta=saved.meta)
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), len(labels))``, columns in ``labels`` order."""

@@ -47,16 +47,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from distillbuild.errors import StageError
 from distillbuild.evaluate.field_match import values_match
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
-from distillbuild.train.common import (ENCODER_DIR, STUDENT_FILE, TrainConfigChecks, adamw_with_warmup, fit_and_save,
-                                       inference, load_base_model, load_encoder, log_progress, mean_pool,
-                                       optimizer_step, read_student_json, resolve_base_model, save_encoder,
-                                       texts_by_length, token_states, write_model_dir)
+from distillbuild.train.common import (STUDENT_FILE, TrainConfigChecks, adamw_with_warmup, fit_and_save, inference,
+                                       load_base_model, load_saved_student, log_progress, mean_pool, optimizer_step,
+                                       resolve_base_model, save_encoder, texts_by_length, token_states,
+                                       write_model_dir)
 
 __all__ = ["ExtractorTrainConfig", "EncoderExtractor", "locate_span", "train_encoder_extractor",
            "fit_encoder_extractor", "save_encoder_extractor", "train_from_config"]
@@ -244,6 +244,13 @@ def _selectable(attention: torch.Tensor, special: list[list[int]]) -> torch.Tens
     return allowed
 
 
+def _check_extractor(spec_path: Path, meta: dict) -> None:
+    if meta.get("kind") != KIND:
+        raise ValueError(f"{spec_path}: kind {meta.get('kind')!r}, expected {KIND!r}")
+    if [f.name for f in schema_fields(meta["output_schema"])] != meta.get("fields"):
+        raise ValueError(f"{spec_path}: field order {meta.get('fields')} does not match output_schema")
+
+
 class EncoderExtractor:
     """A trained encoder-extractor student, for inference: ``predict(texts) -> list[dict]``."""
 
@@ -261,25 +268,19 @@ class EncoderExtractor:
 
     @classmethod
     def load(cls, model_dir: Path, threads: int | None = None) -> "EncoderExtractor":
-        model_dir = Path(model_dir)
-        spec_path, meta = read_student_json(model_dir, "encoder extractor", threads)
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{spec_path}: kind {meta.get('kind')!r}, expected {KIND!r}")
+        saved = load_saved_student(model_dir, "encoder extractor", threads, HEADS_FILE, _check_extractor)
+        meta = saved.meta
         schema = meta["output_schema"]
         fields = schema_fields(schema)
-        if [f.name for f in fields] != meta.get("fields"):
-            raise ValueError(f"{spec_path}: field order {meta.get('fields')} does not match output_schema")
-        encoder, tokenizer = load_encoder(model_dir / ENCODER_DIR)
-        model = _ExtractorModel(encoder, [len(f.values) for f in fields if not f.is_span],
+        model = _ExtractorModel(saved.encoder, [len(f.values) for f in fields if not f.is_span],
                                 sum(f.is_span for f in fields))
-        heads = load_file(str(model_dir / HEADS_FILE))
-        missing, unexpected = model.load_state_dict(heads, strict=False)
+        missing, unexpected = model.load_state_dict(saved.weights, strict=False)
         missing = [k for k in missing if not k.startswith("encoder.")]
         if missing or unexpected:
-            raise ValueError(f"{model_dir / HEADS_FILE}: heads do not match the schema (missing {missing}, "
+            raise ValueError(f"{Path(model_dir) / HEADS_FILE}: heads do not match the schema (missing {missing}, "
                              f"unexpected {unexpected})")
         model.eval()
-        return cls(model, tokenizer, schema, meta.get("max_length", 192), meta.get("max_span_tokens", 24), meta)
+        return cls(model, saved.tokenizer, schema, meta.get("max_length", 192), meta.get("max_span_tokens", 24), meta)
 
     # -- inference
 
