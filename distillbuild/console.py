@@ -48,7 +48,7 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
 
-        self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        self._bar = Bar(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.fields[figures]}"), console=Console(stderr=True), transient=True)
         self._bar.start()
         self._task = self._bar.add_task(self.what, total=self.total, figures="")
@@ -67,18 +67,22 @@ class Progress:
             self._last = time.monotonic()
             self.log(self.line(*self._figures()))
 
-    def close(self) -> None:
-        """Stop the bar and leave the last figures as one plain line, on a terminal or not."""
+    def stop(self) -> None:
+        """Stop the bar, if any, and print nothing more (the work failed; its error says why)."""
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+    def close(self) -> None:
+        """Stop the bar and leave the last figures as one plain line, on a terminal or not."""
+        self.stop()
         self.log(self.line(*self._figures()))
 
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close() if exc_type is None else self.stop()
 
 
 def eta_text(eta_s: float | None) -> str:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from distillbuild.console import Progress, eta_text
 from distillbuild.errors import StageError
 from distillbuild.secrets import redact
 from distillbuild.teacher.cache import TeacherCache
@@ -29,7 +30,6 @@ from distillbuild.teacher.settings import TeacherSettings
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
-PROGRESS_EVERY_S = 2.0
 _RETRYABLE_STATUS = {408, 409, 429}
 _FATAL_STATUS = {401, 403, 404}
 
@@ -98,15 +98,16 @@ class _OnlineRun:
                                          http_client=openai.DefaultAioHttpClient())
         self.openai, self.response_type = openai, httpx2.Response
         self.semaphore = asyncio.Semaphore(self.settings.concurrency)
-        self.started = self.last_log = time.monotonic()
+        self.bar = Progress("", self.total, self.progress_line, log=self.log)
         try:
             await asyncio.gather(*(self.one(k, b) for k, b in items))
         finally:
             await self.client.close()
             self.stats.rate_limit_pauses = self.limiter.pauses
+            self.bar.stop()
         if self.fatal:
             raise StageError(f"the teacher endpoint refused the request ({self.fatal[0]})")
-        self.progress(force=True)
+        self.bar.close()
         return self.results
 
     async def one(self, key: str, body: dict[str, Any]) -> None:
@@ -165,7 +166,7 @@ class _OnlineRun:
             self.fail_row(key, "malformed", f"the body is not a chat completion ({exc})")
             return None
         self.results[key] = record_answer(key, response, self.settings, self.cache, self.stats, latency)
-        self.progress()
+        self.bar.advance()
         return None
 
     def status_error(self, key: str, exc: Any, attempt: int) -> _Retry | None:
@@ -185,17 +186,12 @@ class _OnlineRun:
     def fail_row(self, key: str, kind: str, detail: str) -> None:
         self.stats.bump(self.stats.errors, kind)
         self.results[key] = CallResult(None, False, f"{kind}: {redact(detail, self.settings.api_key)[:300]}")
+        self.bar.advance()
 
-    def progress(self, force: bool = False) -> None:
-        """A progress line at most every PROGRESS_EVERY_S (and one at the end)."""
-        now = time.monotonic()
-        if not force and now - self.last_log < PROGRESS_EVERY_S:
-            return
-        self.last_log = now
-        stats, done = self.stats, len(self.results)
-        rate = done / max(now - self.started, 1e-9)
-        eta = f"{(self.total - done) / rate:.0f}s" if rate > 0 else "?"
+    def progress_line(self, done: int, total: int, rate: float, eta_s: float | None) -> str:
+        """Answers so far, rate, ETA, tokens and dollars: a plain line, or the bar's figures."""
+        stats = self.stats
         errors = sum(stats.errors.values())
-        self.log(f"teacher: {done}/{self.total} answered, {rate:.0f}/s, ETA {eta}, "
-                 f"{stats.prompt_tokens + stats.completion_tokens:,} tokens, ${stats.cost_usd:.4f}"
-                 + (f", {errors} errors" if errors else ""))
+        return (f"teacher: {done}/{total} answered, {rate:.0f}/s, ETA {eta_text(eta_s)}, "
+                f"{stats.prompt_tokens + stats.completion_tokens:,} tokens, ${stats.cost_usd:.4f}"
+                + (f", {errors} errors" if errors else ""))
