@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "distillbuild"
 
 ENGINES = {"teacher", "curate", "train", "evaluate", "standin"}
-UPPER = {"stages", "cli", "review", "compile", "runner", "report"}  # what engines and base modules never import
+# Each layer's rank: a module imports only from its own rank or below. Unlisted modules are base (0).
+RANK = {**{e: 1 for e in ENGINES}, "stages": 2, "compile": 2, "runner": 2, "review": 3, "report": 3, "cli": 4}
+UPPER = {name for name, rank in RANK.items() if rank >= 2}  # what engines and base modules never import
 
 
 def module_name(path: Path) -> str:
@@ -111,6 +113,15 @@ def test_no_engine_or_base_module_reaches_up():
         if layer(target) in UPPER
     )
     assert reaching_up == []
+
+
+def rank(module: str) -> int:
+    return RANK.get(layer(module), 0)
+
+
+def test_every_import_points_down_or_level():
+    upward = sorted(f"{m} imports {t}" for m, ts in import_graph().items() for t in ts if rank(t) > rank(m))
+    assert upward == []
 
 
 def test_base_modules_import_no_engine():

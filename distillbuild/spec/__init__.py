@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distillbuild.errors import SpecError
+from distillbuild.errors import SpecError, SpecIssue
 from distillbuild.spec.loader import LoadedYaml, get_path, load_yaml_file
 from distillbuild.spec.model import SpecModel, section_values
 from distillbuild.spec.schema import apply_defaults, schema_issues
@@ -62,8 +62,6 @@ def display_name(path: Path) -> str:
 
 def validate_document(doc: LoadedYaml, spec_path: Path) -> None:
     """Raise SpecError with every schema and semantic issue of an already-parsed spec."""
-    from distillbuild.errors import SpecIssue
-
     if not isinstance(doc.data, dict):
         kind = "a list" if isinstance(doc.data, list) else f"a single value ({'null' if doc.data is None else repr(doc.data)[:40]})"
         raise SpecError([SpecIssue(doc.file, doc.line_of(""), "", f"the top level must be a mapping of sections, not {kind}")])

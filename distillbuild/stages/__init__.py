@@ -2,7 +2,9 @@
 the spec keys it reads, its deps, outs, metrics and plots, and `run`. compile.py, the CLI's
 `distill stage NAME` and `distill diff` all read this one list.
 
-Adding a stage: one module in this package, and one entry below.
+Adding a stage: one module in this package, and one entry below. The package's other modules
+are what stages share: `contract` (what a stage declares), `endpoints` (a teacher or judge
+endpoint opened for a stage), `lineage` and `model_card` (what the gate records).
 """
 
 from __future__ import annotations

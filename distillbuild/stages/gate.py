@@ -19,6 +19,8 @@ from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
 from distillbuild.spec import Spec
+from distillbuild.stages.lineage import lineage
+from distillbuild.stages.model_card import model_card
 from distillbuild.stages.contract import Out, posix, uncached
 
 
@@ -80,9 +82,6 @@ def _metrics(path: Path) -> dict[str, Any]:
 
 
 def run(spec: Spec) -> int:
-    from distillbuild.review.lineage import lineage
-    from distillbuild.review.model_card import model_card
-
     metrics = _metrics(Path(layout.METRICS))
     rows = [check(name, bound, metrics) for name, bound in spec.gates.items()]
     if "heldout_rows" not in spec.gates:  # too few rows prove nothing

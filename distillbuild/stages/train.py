@@ -12,6 +12,9 @@ from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.teacher.cache import cache_dir
+from distillbuild.train.axolotl_config import PLAN
+from distillbuild.train.axolotl_run import train_axolotl
 from distillbuild.stages.contract import Out, uncached
 from distillbuild.console import log
 
@@ -45,12 +48,13 @@ def _trainer_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _train_local(config_path: Path) -> dict:
+def _train_local(config_path: Path, repo_root: Path) -> dict:
+    # The trainers import torch (seconds): only when a stage trains.
     from distillbuild.train.encoder import EncoderTrainConfig, resolve_base_model, train_encoder_classifier
 
     raw = read_json(config_path)
     if raw.get("kind") == "encoder-extractor":  # extraction: a head per field (distillbuild/train/extractor.py)
-        from distillbuild.train.extractor import train_from_config
+        from distillbuild.train.extractor import train_from_config  # torch, as above
 
         return train_from_config(raw, _trainer_rows(Path(layout.DATASET_TRAIN)), _trainer_rows(Path(layout.DATASET_VAL)),
                                  Path(layout.MODEL_DIR), log=log)
@@ -63,10 +67,7 @@ def _train_local(config_path: Path) -> dict:
     cfg = EncoderTrainConfig.from_dict({k: v for k, v in raw.items() if k not in ("trainer", "kind", "name")})
     train = _trainer_rows(Path(layout.DATASET_TRAIN))
     val = _trainer_rows(Path(layout.DATASET_VAL))
-    from distillbuild.spec.semantic import find_repo_root
-    from distillbuild.teacher.cache import cache_dir
-
-    embeddings = cache_dir(find_repo_root(Path.cwd())) / "embeddings.sqlite"  # beside the teacher cache
+    embeddings = cache_dir(repo_root) / "embeddings.sqlite"  # beside the teacher cache
     history = train_encoder_classifier(cfg, train, val, Path(layout.MODEL_DIR), log=log, embedding_cache=embeddings)
     return history
 
@@ -74,15 +75,12 @@ def _train_local(config_path: Path) -> dict:
 def _train_axolotl(config_path: Path) -> dict:
     """`axolotl train` on the config (checked first by Axolotl's validator); the adapter lands in
     build/model. No GPU and a model too big for a CPU: a clear StageError (exit 3)."""
-    from distillbuild.train.axolotl_config import PLAN
-    from distillbuild.train.axolotl_run import train_axolotl
-
     return train_axolotl(config_path, Path(PLAN), Path(layout.MODEL_DIR), log)
 
 
 def run(spec: Spec) -> int:
     local = Path(layout.LOCAL_TRAINER_CONFIG)
-    history = _train_local(local) if local.exists() else _train_axolotl(Path(layout.AXOLOTL_CONFIG))
+    history = _train_local(local, spec.repo_root) if local.exists() else _train_axolotl(Path(layout.AXOLOTL_CONFIG))
     write_json(Path(layout.TRAIN_HISTORY), [{"step": s["step"], "loss": s["loss"]} for s in history.get("steps", [])])
     write_json(Path(layout.TRAIN_REPORT), {k: v for k, v in history.items() if k != "steps"})
     return 0
