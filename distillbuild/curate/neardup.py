@@ -116,56 +116,75 @@ def near_duplicate_representatives(texts: list[str], threshold: float, num_perm:
 
 def _representatives(texts: list[str], threshold: float, num_perm: int, shingle_size: int,
                      seed: int) -> list[int]:
-    parent = list(range(len(texts)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(i: int, j: int) -> None:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)  # the smaller index is the root: root == representative
-
     # Exact duplicates, then identical signatures, join without LSH; only distinct ones are indexed.
+    parent = list(range(len(texts)))
+    owners, sets = _join_exact_duplicates(parent, texts, shingle_size)
+    sketches, matrix = _signatures(sets, num_perm, seed)
+    del sets
+    distinct = _join_identical_signatures(parent, owners, matrix)
+    if len(distinct) > 1:
+        _join_near_duplicates(parent, [owners[p] for p in distinct], [sketches[p] for p in distinct],
+                              matrix[distinct], threshold, num_perm)
+    return [_find(parent, i) for i in range(len(texts))]
+
+
+def _find(parent: list[int], i: int) -> int:
+    """The root of i in the union-find forest `parent` (with path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _union(parent: list[int], i: int, j: int) -> None:
+    ri, rj = _find(parent, i), _find(parent, j)
+    if ri != rj:
+        parent[max(ri, rj)] = min(ri, rj)  # the smaller index is the root: root == representative
+
+
+def _join_exact_duplicates(parent: list[int], texts: list[str],
+                           shingle_size: int) -> tuple[list[int], list[set[bytes]]]:
+    """Join texts equal after normalize_text; the first text of each, if it has shingles, is returned
+    as (its text index, its shingle set)."""
     first_of_text: dict[str, int] = {}
     owners: list[int] = []  # text index of each distinct non-empty shingle set
     sets: list[set[bytes]] = []
     for i, text in enumerate(texts):
         key = normalize_text(text)
         if key in first_of_text:
-            union(first_of_text[key], i)
+            _union(parent, first_of_text[key], i)
             continue
         first_of_text[key] = i
         grams = shingles(text, shingle_size)
         if grams:
             owners.append(i)
             sets.append(grams)
+    return owners, sets
 
-    sketches, matrix = _signatures(sets, num_perm, seed)
-    del sets
+
+def _join_identical_signatures(parent: list[int], owners: list[int], matrix: np.ndarray) -> list[int]:
+    """Join the texts whose MinHash signatures are equal; the rows (positions in `matrix`) of the
+    first of each signature."""
     first_of_sig: dict[bytes, int] = {}
-    distinct: list[int] = []  # positions in `sketches` of the distinct signatures
-    for pos in range(len(sketches)):
+    distinct: list[int] = []
+    for pos in range(len(matrix)):
         sig = matrix[pos].tobytes()
         if sig in first_of_sig:
-            union(owners[first_of_sig[sig]], owners[pos])
+            _union(parent, owners[first_of_sig[sig]], owners[pos])
         else:
             first_of_sig[sig] = pos
             distinct.append(pos)
+    return distinct
 
-    if len(distinct) > 1:
-        sub_sketches = [sketches[p] for p in distinct]
-        sub_matrix = matrix[distinct]
-        lsh = _index(sub_sketches, threshold, num_perm)
-        for a, sketch in enumerate(sub_sketches):
-            for b, _ in _verified(lsh, sketch, sub_matrix[a], sub_matrix, threshold):
-                if b > a:  # each unordered pair once
-                    union(owners[distinct[a]], owners[distinct[b]])
 
-    return [find(i) for i in range(len(texts))]
+def _join_near_duplicates(parent: list[int], owners: list[int], sketches: list[MinHash], matrix: np.ndarray,
+                          threshold: float, num_perm: int) -> None:
+    """Join each pair of sketches that LSH proposes and the MinHash estimate confirms."""
+    lsh = _index(sketches, threshold, num_perm)
+    for a, sketch in enumerate(sketches):
+        for b, _ in _verified(lsh, sketch, matrix[a], matrix, threshold):
+            if b > a:  # each unordered pair once
+                _union(parent, owners[a], owners[b])
 
 
 def contaminated_by(train_texts: list[str], heldout_texts: list[str], threshold: float,

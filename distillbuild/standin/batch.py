@@ -251,64 +251,82 @@ class BatchStore:
             return self._next_line
 
     def _run(self, bid: str, data: bytes) -> None:
-        endpoint = self.get_batch(bid)["endpoint"]
-        lines, errors = self._validate(data, endpoint)
+        lines, errors = self._validate(data, self.get_batch(bid)["endpoint"])
         if errors:
             self._fail(bid, errors)
             return
         model = next((b.get("model") for _, b in lines if isinstance(b, dict) and b.get("model")), None)
+        self._advance(bid, "validating", "in_progress",
+                      model=model, request_counts={"total": len(lines), "completed": 0, "failed": 0})
+        answered = self._answer_lines(bid, lines)
+        if answered is None:  # the server closed
+            return
+        self._advance(bid, "in_progress", "finalizing")
+        self._finish(bid, data, *answered)
+
+    def _advance(self, bid: str, expected: str, status: str, **fields: Any) -> None:
+        """Set `fields` and, unless a cancel came first, move the batch from `expected` to `status`
+        (stamping `<status>_at`)."""
         with self._lock:
             batch = self._batches[bid]
-            batch.update(model=model, request_counts={"total": len(lines), "completed": 0, "failed": 0})
-            if batch["status"] == "validating":  # else a cancel came first
-                batch.update(status="in_progress", in_progress_at=int(time.time()))
+            batch.update(fields)
+            if batch["status"] == expected:
+                batch.update({"status": status, f"{status}_at": int(time.time())})
+
+    def _answer_lines(self, bid: str,
+                      lines: list[tuple[str, Any]]) -> tuple[list[str], list[str], dict[str, int]] | None:
+        """(output lines, error lines, token usage), up to a cancel; None if the server closes first."""
         outputs: list[str] = []
         failures: list[str] = []
         usage = {"input_tokens": 0, "output_tokens": 0}
         start = time.monotonic()
         for i, (custom_id, body) in enumerate(lines):
-            if self.rows_per_s:
-                wait = start + (i + 1) / self.rows_per_s - time.monotonic()
-                if wait > 0 and self._closing.wait(wait):
-                    return
-            elif self._closing.is_set():
-                return
+            if self._closed_while_pacing(start, i):
+                return None
             if self._status(bid) == "cancelling":
                 break
             n = self._line_id()
-            request_id = f"req_simb{n:08d}"
             messages = body.get("messages") if isinstance(body, dict) else None
             if not isinstance(messages, list) or not messages:
-                error = {"error": {"message": "'messages' must be a non-empty list" if isinstance(body, dict)
-                                   else "'body' must be a JSON object", "type": "invalid_request_error",
-                                   "param": "messages", "code": None}}
-                failures.append(json.dumps({"id": f"batch_req_sim{n:08d}", "custom_id": custom_id,
-                                            "response": {"status_code": 400, "request_id": request_id, "body": error},
-                                            "error": None}))
-                with self._lock:
-                    self._batches[bid]["request_counts"]["failed"] += 1
-                self._failed()
-                continue
-            completion = self._answer(body)
-            usage["input_tokens"] += completion["usage"]["prompt_tokens"]
-            usage["output_tokens"] += completion["usage"]["completion_tokens"]
-            outputs.append(json.dumps({"id": f"batch_req_sim{n:08d}", "custom_id": custom_id,
-                                       "response": {"status_code": 200, "request_id": request_id, "body": completion},
-                                       "error": None}))
-            with self._lock:
-                self._batches[bid]["request_counts"]["completed"] += 1
+                failures.append(self._refused_line(bid, n, custom_id, body))
+            else:
+                outputs.append(self._answered_line(bid, n, custom_id, body, usage))
+        return outputs, failures, usage
+
+    def _closed_while_pacing(self, start: float, i: int) -> bool:
+        """Wait for line i's turn at rows_per_s; True if the server closes meanwhile."""
+        if self.rows_per_s:
+            wait = start + (i + 1) / self.rows_per_s - time.monotonic()
+            return wait > 0 and self._closing.wait(wait)
+        return self._closing.is_set()
+
+    def _refused_line(self, bid: str, n: int, custom_id: str, body: Any) -> str:
+        error = {"error": {"message": "'messages' must be a non-empty list" if isinstance(body, dict)
+                           else "'body' must be a JSON object", "type": "invalid_request_error",
+                           "param": "messages", "code": None}}
+        line = _result_line(n, custom_id, 400, error)
         with self._lock:
-            batch = self._batches[bid]
-            if batch["status"] == "in_progress":
-                batch.update(status="finalizing", finalizing_at=int(time.time()))
+            self._batches[bid]["request_counts"]["failed"] += 1
+        self._failed()
+        return line
+
+    def _answered_line(self, bid: str, n: int, custom_id: str, body: dict[str, Any], usage: dict[str, int]) -> str:
+        completion = self._answer(body)
+        usage["input_tokens"] += completion["usage"]["prompt_tokens"]
+        usage["output_tokens"] += completion["usage"]["completion_tokens"]
+        line = _result_line(n, custom_id, 200, completion)
+        with self._lock:
+            self._batches[bid]["request_counts"]["completed"] += 1
+        return line
+
+    def _finish(self, bid: str, data: bytes, outputs: list[str], failures: list[str], usage: dict[str, int]) -> None:
+        """Write the output and error files (in a seeded shuffled order) and close the batch."""
         digest = hashlib.sha256(f"{self.seed}\0{bid}".encode() + data).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
         rng.shuffle(outputs)  # the Batch API promises no order
         rng.shuffle(failures)
-        out_id = self._add_file(f"{bid}_output.jsonl", "batch_output",
-                                "".join(l + "\n" for l in outputs).encode())["id"] if outputs else None
-        err_id = self._add_file(f"{bid}_error.jsonl", "batch_output",
-                                "".join(l + "\n" for l in failures).encode())["id"] if failures else None
+        out_id = self._result_file(f"{bid}_output.jsonl", outputs)
+        err_id = self._result_file(f"{bid}_error.jsonl", failures)
         now = int(time.time())
         usage_body = {"input_tokens": usage["input_tokens"], "input_tokens_details": {"cached_tokens": 0},
                       "output_tokens": usage["output_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
@@ -320,3 +338,14 @@ class BatchStore:
                 batch.update(status="cancelled", cancelled_at=now)
             else:
                 batch.update(status="completed", completed_at=now)
+
+    def _result_file(self, filename: str, lines: list[str]) -> str | None:
+        return self._add_file(filename, "batch_output", "".join(l + "\n" for l in lines).encode())["id"] \
+            if lines else None
+
+
+def _result_line(n: int, custom_id: str, status: int, body: dict[str, Any]) -> str:
+    """One line of a batch's output or error file."""
+    return json.dumps({"id": f"batch_req_sim{n:08d}", "custom_id": custom_id,
+                       "response": {"status_code": status, "request_id": f"req_simb{n:08d}", "body": body},
+                       "error": None})

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from statistics import NormalDist
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from distillbuild.standin.batch import BatchStore
 from distillbuild.standin.http import Handler, HTTPServer, error_body, reset
@@ -136,6 +136,55 @@ def _retry_headers(seconds: float) -> list[tuple[str, str]]:
     return [("retry-after", f"{ms / 1000:.3f}".rstrip("0").rstrip(".")), ("retry-after-ms", str(ms))]
 
 
+def _fault_table(faults: Mapping[str, Any] | None) -> tuple[dict[str, float], tuple[tuple[float, str], ...]]:
+    """({kind: probability} for every FAULT_KIND, and the cumulative (upper bound, kind) table a draw
+    in [0, 1) is looked up in). Refuses unknown kinds and probabilities outside [0, 1]."""
+    faults = dict(faults or {})
+    unknown = set(faults) - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {list(FAULT_KINDS)}")
+    probs = {k: float(faults.get(k) or 0.0) for k in FAULT_KINDS}
+    if any(not 0.0 <= p <= 1.0 for p in probs.values()):
+        raise ValueError(f"fault probabilities must lie in [0, 1]: {probs}")
+    total = sum(probs.values())
+    scale = 1.0 / total if total > 1.0 else 1.0  # more than 1 in all: shares kept, no clean answers
+    bounds, upper = [], 0.0
+    for kind in FAULT_KINDS:
+        if probs[kind] > 0:
+            upper += probs[kind] * scale
+            bounds.append((upper, kind))
+    return probs, tuple(bounds)
+
+
+def _fault_of(draw: bytes, bounds: tuple[tuple[float, str], ...]) -> str:
+    """The outcome the draw's first 8 bytes fall on: a fault kind, or "ok" past them all."""
+    u = int.from_bytes(draw[:8], "big") / _TWO64
+    for upper, kind in bounds:
+        if u < upper:
+            return kind
+    return "ok"
+
+
+def _limits(limits: Mapping[str, Any] | None, window_s: float) -> tuple[dict[str, Any], _Limiter | None]:
+    """({"rpm", "tpm"} as given, and the limiter enforcing them, None when neither is set)."""
+    limits = dict(limits or {})
+    unknown = set(limits) - {"rpm", "tpm"}
+    if unknown:
+        raise ValueError(f"unknown limits {sorted(unknown)}; known: rpm, tpm")
+    limiter = _Limiter(limits.get("rpm"), limits.get("tpm"), window_s) \
+        if (limits.get("rpm") or limits.get("tpm")) else None
+    return {"rpm": limits.get("rpm"), "tpm": limits.get("tpm")}, limiter
+
+
+class _Admission(NamedTuple):
+    """What `_admit` decided for one chat request."""
+    counter: int  # the request's number on this server
+    limited: str | None  # "requests" or "tokens" when over the limits
+    retry_s: float
+    headers: list[tuple[str, str]]
+    outcome: str  # "ok" or a fault kind
+    draw: bytes  # b"" when nothing is drawn
+
 
 class SimulatedTeacherServer:
     """`with SimulatedTeacherServer(teacher) as srv: OpenAI(base_url=srv.base_url, ...)`.
@@ -163,32 +212,9 @@ class SimulatedTeacherServer:
         self.seed = teacher.seed if seed is None else int(seed)
         self.hang_s = float(hang_s)
         self._seed_bytes = hashlib.sha256(f"simulated-server\0{self.seed}".encode()).digest()[:16]
-
-        faults = dict(faults or {})
-        unknown = set(faults) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {list(FAULT_KINDS)}")
-        probs = {k: float(faults.get(k) or 0.0) for k in FAULT_KINDS}
-        if any(not 0.0 <= p <= 1.0 for p in probs.values()):
-            raise ValueError(f"fault probabilities must lie in [0, 1]: {probs}")
-        self.faults = probs
-        total = sum(probs.values())
-        scale = 1.0 / total if total > 1.0 else 1.0  # more than 1 in all: shares kept, no clean answers
-        bounds, upper = [], 0.0
-        for kind in FAULT_KINDS:
-            if probs[kind] > 0:
-                upper += probs[kind] * scale
-                bounds.append((upper, kind))
-        self._fault_bounds: tuple[tuple[float, str], ...] = tuple(bounds)
-        self._draws = bool(bounds) or self.latency_sigma > 0
-
-        limits = dict(limits or {})
-        unknown = set(limits) - {"rpm", "tpm"}
-        if unknown:
-            raise ValueError(f"unknown limits {sorted(unknown)}; known: rpm, tpm")
-        self.limits = {"rpm": limits.get("rpm"), "tpm": limits.get("tpm")}
-        self._limiter = _Limiter(limits.get("rpm"), limits.get("tpm"), limit_window_s) \
-            if (limits.get("rpm") or limits.get("tpm")) else None
+        self.faults, self._fault_bounds = _fault_table(faults)
+        self._draws = bool(self._fault_bounds) or self.latency_sigma > 0
+        self.limits, self._limiter = _limits(limits, limit_window_s)
 
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -197,17 +223,21 @@ class SimulatedTeacherServer:
         self._stats = dict.fromkeys(OUTCOMES, 0)
         self.batches = BatchStore(self._batch_answer, self.seed, batch_rows_per_s, self._closing,
                                   failed=lambda: self._count("batch_error"))
-
-        self.httpd = HTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.owner = self
-        self.httpd.teacher = teacher
-        self.httpd.latency_s = self.latency_s
-        self.httpd.model = model
-        self.httpd.api_key = api_key  # None accepts any bearer token
-        self.httpd.lock = self._lock
-        self.httpd.requests = 0  # billed
-        self.httpd.completions = 0  # choices in billed answers
+        self.httpd = self._open_httpd(port, api_key)
         self._thread: threading.Thread | None = None
+
+    def _open_httpd(self, port: int, api_key: str | None) -> HTTPServer:
+        """The HTTP server, carrying what the handlers read (the owner's routes, the model name, the key)."""
+        httpd = HTTPServer(("127.0.0.1", port), Handler)
+        httpd.owner = self
+        httpd.teacher = self.teacher
+        httpd.latency_s = self.latency_s
+        httpd.model = self.model
+        httpd.api_key = api_key  # None accepts any bearer token
+        httpd.lock = self._lock
+        httpd.requests = 0  # billed
+        httpd.completions = 0  # choices in billed answers
+        return httpd
 
     # --- public state ---
 
@@ -271,50 +301,67 @@ class SimulatedTeacherServer:
         return completion
 
     def _chat(self, h: Handler, raw: bytes) -> None:
+        request = self._parse_chat(h, raw)
+        if request is None:
+            return
+        limiter = self._limiter
+        cost = estimate_prompt_tokens(request["messages"]) + _max_tokens(request) \
+            if limiter is not None and limiter.tokens else 0
+        digest = hashlib.blake2b(raw, digest_size=16).digest() if self._draws else b""
+        admitted = self._admit(cost, digest)
+        headers = admitted.headers
+        headers.append(("x-request-id", f"req_sim{admitted.counter:08d}"))
+        if admitted.limited is not None:
+            self._send_limited(h, admitted.limited, admitted.retry_s, cost, headers)
+            return
+        latency, v = self._latency_and_variate(admitted.draw)
+        self._send_outcome(h, admitted.outcome, request, admitted.counter, latency, v, headers)
+
+    def _parse_chat(self, h: Handler, raw: bytes) -> dict[str, Any] | None:
+        """The request body, or None once a 400 is sent (not JSON, or no list of messages)."""
         try:
             request = json.loads(raw)
         except ValueError:
             self._count("bad_request")
             h._write(400, error_body("We could not parse the JSON body of your request.", "invalid_request_error"))
-            return
+            return None
         messages = request.get("messages") if isinstance(request, dict) else None
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             self._count("bad_request")
             h._write(400, error_body("messages must be a non-empty list", "invalid_request_error", param="messages"))
-            return
-        limiter = self._limiter
-        cost = estimate_prompt_tokens(messages) + _max_tokens(request) if limiter is not None and limiter.tokens else 0
-        digest = hashlib.blake2b(raw, digest_size=16).digest() if self._draws else b""
-        headers: list[tuple[str, str]] = []
-        limited = None
-        outcome = "ok"
+            return None
+        return request
+
+    def _admit(self, cost: int, digest: bytes) -> _Admission:
+        """Number the request, then (all under the lock, so counts and draws stay in order) either
+        refuse it over the limits or draw its outcome and count it."""
+        limited, retry_s, headers, outcome, draw = None, 0.0, [], "ok", b""
         with self._lock:
             self._seen += 1
             counter = self._seen
-            if limiter is not None:
-                limited, retry_s, headers = limiter.admit(time.monotonic(), cost)
+            if self._limiter is not None:
+                limited, retry_s, headers = self._limiter.admit(time.monotonic(), cost)
             if limited is not None:
                 self._stats["limited_" + limited] += 1
             else:
                 if self._draws:
-                    attempt = 0
-                    if self._fault_bounds:
-                        attempt = self._attempts.get(digest, 0)
-                        self._attempts[digest] = attempt + 1
-                    draw = hashlib.blake2b(self._seed_bytes + attempt.to_bytes(4, "big") + digest, digest_size=24).digest()
-                    u = int.from_bytes(draw[:8], "big") / _TWO64
-                    for upper, kind in self._fault_bounds:
-                        if u < upper:
-                            outcome = kind
-                            break
+                    draw = self._draw(digest)
+                    outcome = _fault_of(draw, self._fault_bounds)
                 self._stats[outcome] += 1
                 if outcome in BILLED:
                     self.httpd.requests += 1
-        request_id = f"req_sim{counter:08d}"
-        headers.append(("x-request-id", request_id))
-        if limited is not None:
-            self._send_limited(h, limited, retry_s, cost, headers)
-            return
+        return _Admission(counter, limited, retry_s, headers, outcome, draw)
+
+    def _draw(self, digest: bytes) -> bytes:
+        """24 bytes from (seed, attempt number of this body, body digest). Call under the lock."""
+        attempt = 0
+        if self._fault_bounds:
+            attempt = self._attempts.get(digest, 0)
+            self._attempts[digest] = attempt + 1
+        return hashlib.blake2b(self._seed_bytes + attempt.to_bytes(4, "big") + digest, digest_size=24).digest()
+
+    def _latency_and_variate(self, draw: bytes) -> tuple[float, float]:
+        """(seconds to wait, a uniform variate for the fault's details), from the draw's last 16 bytes."""
         latency = self.latency_s
         v = 0.0
         if self._draws:
@@ -323,19 +370,12 @@ class SimulatedTeacherServer:
                 w = min(max(int.from_bytes(draw[16:24], "big") / _TWO64, 1e-12), 1 - 1e-12)
                 sigma = self.latency_sigma
                 latency *= math.exp(sigma * _NORMAL.inv_cdf(w) - sigma * sigma / 2)
+        return latency, v
+
+    def _send_outcome(self, h: Handler, outcome: str, request: dict[str, Any], counter: int, latency: float,
+                      v: float, headers: list[tuple[str, str]]) -> None:
         if outcome == "ok" or outcome == "truncated" or outcome == "malformed":
-            body = respond(self.teacher, request, request.get("model") or self.model, counter)
-            if outcome == "truncated":
-                _truncate(body)
-            payload = json.dumps(body).encode()
-            if outcome == "malformed":
-                payload = payload[: len(payload) // 2]  # cut-off JSON
-            with self._lock:
-                self.httpd.completions += len(body["choices"])
-            if latency > 0:
-                time.sleep(latency)
-            headers.append(("openai-processing-ms", str(round(latency * 1000))))
-            h._write(200, payload, headers)
+            self._send_completion(h, outcome, request, counter, latency, headers)
         elif outcome == "rate_limit":
             retry = 0.05 + 0.15 * v
             headers += _retry_headers(retry)
@@ -351,6 +391,22 @@ class SimulatedTeacherServer:
         else:  # timeout: hold the request, answer nothing, close
             self._closing.wait(self.hang_s)
             h.close_connection = True
+
+    def _send_completion(self, h: Handler, outcome: str, request: dict[str, Any], counter: int, latency: float,
+                         headers: list[tuple[str, str]]) -> None:
+        """A 200 with the answer: whole ("ok"), cut short ("truncated"), or cut-off JSON ("malformed")."""
+        body = respond(self.teacher, request, request.get("model") or self.model, counter)
+        if outcome == "truncated":
+            _truncate(body)
+        payload = json.dumps(body).encode()
+        if outcome == "malformed":
+            payload = payload[: len(payload) // 2]  # cut-off JSON
+        with self._lock:
+            self.httpd.completions += len(body["choices"])
+        if latency > 0:
+            time.sleep(latency)
+        headers.append(("openai-processing-ms", str(round(latency * 1000))))
+        h._write(200, payload, headers)
 
     def _send_limited(self, h: Handler, kind: str, retry_s: float, cost: int, headers: list[tuple[str, str]]) -> None:
         window = self._limiter.requests if kind == "requests" else self._limiter.tokens

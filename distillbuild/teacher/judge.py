@@ -156,26 +156,69 @@ def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: T
     if not pairs:
         return [], JudgeStats()
     GEval, LLMTestCase, SingleTurnParams = import_deepeval()
-    from distillbuild.teacher.judge_model import CachedJudgeModel, NeedAnswer, content_of
+    from distillbuild.teacher.judge_model import CachedJudgeModel  # after import_deepeval: it subclasses deepeval
 
     t0 = time.monotonic()
-    stats = JudgeStats(pairs=len(pairs))
     distinct = list(dict.fromkeys(pairs))
-    stats.distinct_pairs = len(distinct)
+    stats = JudgeStats(pairs=len(pairs), distinct_pairs=len(distinct))
     model = CachedJudgeModel(settings, cache, on_miss="raise", label=describe(section))
-    steps = section.get("evaluation_steps") or None
-    metric = GEval(name=METRIC_NAME, criteria=section.get("criteria"), evaluation_steps=list(steps) if steps else None,
-                   evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT], model=model,
-                   threshold=section["min_score"], top_logprobs=settings.top_logprobs or TOP_LOGPROBS, async_mode=True)
-    cases = [LLMTestCase(input=text, actual_output=output) for text, output in distinct]
-    verdicts: dict[int, Judgement] = {}
-    pending = list(range(len(distinct)))
+    run = _GEvalRun(metric=_geval_metric(GEval, SingleTurnParams, section, settings, model), model=model,
+                    cases=[LLMTestCase(input=text, actual_output=output) for text, output in distinct],
+                    inputs=[text for text, _ in distinct], where=where)
+    _judge_in_rounds(run, settings, cache, stats, log)
+    stats.seconds = time.monotonic() - t0
+    index = {pair: i for i, pair in enumerate(distinct)}
+    return [run.verdicts[index[pair]] for pair in pairs], stats
 
-    async def measure(indices: list[int], asked: dict[str, None], waiting: list[int]) -> None:
+
+def _geval_metric(GEval: Any, SingleTurnParams: Any, section: dict[str, Any], settings: TeacherSettings,
+                  model: Any) -> Any:
+    """The G-Eval metric of a judge section, over Input and Actual Output, asking `model`."""
+    steps = section.get("evaluation_steps") or None
+    return GEval(name=METRIC_NAME, criteria=section.get("criteria"), evaluation_steps=list(steps) if steps else None,
+                 evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT], model=model,
+                 threshold=section["min_score"], top_logprobs=settings.top_logprobs or TOP_LOGPROBS, async_mode=True)
+
+
+def _judge_in_rounds(run: "_GEvalRun", settings: TeacherSettings, cache: TeacherCache, stats: JudgeStats,
+                     log: Callable[[str], None]) -> None:
+    """Measure every case, answer the prompts that stopped them, and measure those again, until none
+    is left waiting (at most MAX_ROUNDS rounds)."""
+    pending = list(range(len(run.cases)))
+    while pending:
+        if stats.rounds >= MAX_ROUNDS:
+            raise StageError(f"G-Eval kept asking the judge new questions after {MAX_ROUNDS} rounds ({run.where})")
+        stats.rounds += 1
+        asked: dict[str, None] = {}
+        waiting: list[int] = []
+        asyncio.run(run.measure(pending, asked, waiting))
+        if asked:
+            answers, calls = _answer(list(asked), settings, cache, run.where, log)
+            stats.calls.add(calls)
+            run.model.responses.update(answers)
+        pending = waiting
+
+
+@dataclass
+class _GEvalRun:
+    """One G-Eval metric over the distinct cases, and the verdicts it has given so far."""
+    metric: Any
+    model: Any  # the CachedJudgeModel the metric asks
+    cases: list[Any]  # LLMTestCase per distinct pair
+    inputs: list[str]  # the input of each case, for messages
+    where: str
+    verdicts: dict[int, Judgement] = field(default_factory=dict)
+
+    async def measure(self, indices: list[int], asked: dict[str, None], waiting: list[int]) -> None:
+        """One round over `indices`: a case that stops at an unanswered judge request adds its prompt
+        to `asked` and its index to `waiting`; the others get their verdict."""
+        from distillbuild.teacher.judge_model import NeedAnswer, content_of  # loaded by judge_all already
+
         # One metric, one case at a time: G-Eval keeps its result on the metric object.
+        metric, model = self.metric, self.model
         for i in indices:
             try:
-                await metric.a_measure(cases[i], _show_indicator=False)
+                await metric.a_measure(self.cases[i], _show_indicator=False)
             except NeedAnswer as need:
                 asked.setdefault(need.prompt)
                 waiting.append(i)
@@ -184,25 +227,13 @@ def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: T
                 raise
             except Exception as exc:  # noqa: BLE001 - an answer G-Eval cannot read
                 answer = content_of(model.responses.get(model.last_prompt or "", {}))
-                raise StageError(f"G-Eval could not read the judge's answer for input {distinct[i][0][:60]!r} "
+                raise StageError(f"G-Eval could not read the judge's answer for input {self.inputs[i][:60]!r} "
                                  f"({type(exc).__name__}: {str(exc)[:200]}); the judge said: {answer[:200]!r}. "
-                                 f"Use a judge model that answers in JSON ({where}.model).") from None
-            if metric.score is None or not math.isfinite(float(metric.score)):
-                raise StageError(f"G-Eval gave no score for input {distinct[i][0][:60]!r} ({where}): {metric.score}")
-            verdicts[i] = Judgement(min(max(float(metric.score), 0.0), 1.0), str(metric.reason or ""))
+                                 f"Use a judge model that answers in JSON ({self.where}.model).") from None
+            self.verdicts[i] = self._verdict(i)
 
-    while pending:
-        if stats.rounds >= MAX_ROUNDS:
-            raise StageError(f"G-Eval kept asking the judge new questions after {MAX_ROUNDS} rounds ({where})")
-        stats.rounds += 1
-        asked: dict[str, None] = {}
-        waiting: list[int] = []
-        asyncio.run(measure(pending, asked, waiting))
-        if asked:
-            answers, run = _answer(list(asked), settings, cache, where, log)
-            stats.calls.add(run)
-            model.responses.update(answers)
-        pending = waiting
-    stats.seconds = time.monotonic() - t0
-    index = {pair: i for i, pair in enumerate(distinct)}
-    return [verdicts[index[pair]] for pair in pairs], stats
+    def _verdict(self, i: int) -> Judgement:
+        score = self.metric.score
+        if score is None or not math.isfinite(float(score)):
+            raise StageError(f"G-Eval gave no score for input {self.inputs[i][:60]!r} ({self.where}): {score}")
+        return Judgement(min(max(float(score), 0.0), 1.0), str(self.metric.reason or ""))
