@@ -8,8 +8,8 @@ text at a time, as it would serve, with evaluation.threads CPU threads.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from contextlib import nullcontext
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
