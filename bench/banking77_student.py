@@ -60,6 +60,7 @@ from curation_banking77 import confusable  # noqa: E402  (the MiniLM-nearest int
 from distillbuild.curate.filters import FilterConfig, curate  # noqa: E402
 from distillbuild.curate.normalize import normalize_label  # noqa: E402
 from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1  # noqa: E402
+from distillbuild.spec.model import Task, build  # noqa: E402
 from distillbuild.teacher.answers import answer_row  # noqa: E402
 from distillbuild.teacher.cache import TeacherCache  # noqa: E402
 from distillbuild.teacher.engine import answer_all  # noqa: E402
@@ -221,6 +222,7 @@ def main() -> int:
         conflicts += r["text"] in key and key[r["text"]].label != entry.label
         key[r["text"]] = entry
     task = {"type": "classification", "instruction": "Classify the banking customer query into one intent.", "labels": labels}
+    typed_task = build(Task, task)  # what the prompts read; answer_row reads the mapping
     teacher = SimulatedTeacher(key, labels, args.accuracy, seed=77)
     rows_in = [{"id": f"p{i}", "text": r["text"]} for i, r in enumerate(pool)]
     rows_h = [{"id": f"h{i}", "text": r["text"]} for i, r in enumerate(heldout)]
@@ -230,7 +232,7 @@ def main() -> int:
                                    max_tokens=16, top_logprobs=5, seed=None, concurrency=64, timeout_s=30,
                                    max_retries=3, api_key="x")
         cache = TeacherCache(Path(tmp) / "c.sqlite")
-        results, stats = answer_all([messages_for(task, r["text"]) for r in rows_in + rows_h], settings, cache,
+        results, stats = answer_all([messages_for(typed_task, r["text"]) for r in rows_in + rows_h], settings, cache,
                                     log=lambda m: None)
         cache.close()
     teacher_s = time.perf_counter() - t0

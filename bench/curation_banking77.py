@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from distillbuild.curate.filters import FilterConfig, curate  # noqa: E402
 from distillbuild.curate.normalize import normalize_label  # noqa: E402
+from distillbuild.spec.model import Task, build  # noqa: E402
 from distillbuild.teacher.answers import answer_row  # noqa: E402
 from distillbuild.teacher.cache import TeacherCache  # noqa: E402
 from distillbuild.teacher.engine import answer_all  # noqa: E402
@@ -67,6 +68,7 @@ def main() -> None:
     near = confusable(labels)
     key = {r["text"]: KeyEntry(r["category"], tuple(near[r["category"]])) for r in train}
     task = {"type": "classification", "instruction": "Classify the banking customer query into one intent.", "labels": labels}
+    typed_task = build(Task, task)  # what the prompts read; answer_row reads the mapping
     teacher = SimulatedTeacher(key, labels, args.accuracy, seed=77)
     rows_in = [{"id": f"b{i}", "text": r["text"]} for i, r in enumerate(train)]
     t0 = time.monotonic()
@@ -74,7 +76,7 @@ def main() -> None:
         settings = TeacherSettings(endpoint_id="bench", base_url=server.base_url, model="sim", temperature=0, max_tokens=16,
                                    top_logprobs=5, seed=None, concurrency=64, timeout_s=30, max_retries=3, api_key="x")
         cache = TeacherCache(Path(tmp) / "c.sqlite")
-        results, _ = answer_all([messages_for(task, r["text"]) for r in rows_in], settings, cache, log=lambda m: None)
+        results, _ = answer_all([messages_for(typed_task, r["text"]) for r in rows_in], settings, cache, log=lambda m: None)
         cache.close()
     teacher_s = time.monotonic() - t0
     answers = [answer_row(r, res, task) for r, res in zip(rows_in, results)]

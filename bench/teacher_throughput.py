@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distillbuild.spec.model import Task, build
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.engine import answer_all
 from distillbuild.teacher.settings import TeacherSettings
@@ -66,12 +67,12 @@ PHRASES = {
 }
 PRODUCTS = ("the Pro plan", "the mobile app", "the API", "my team workspace", "the desktop client",
             "the starter plan", "the analytics add-on")
-TASK = {
+TASK = build(Task, {
     "type": "classification",
     "instruction": "You triage customer-support tickets for a software company. Answer with the single "
                    "category that fits the ticket best: the category name only.",
     "labels": LABELS,
-}
+})
 
 
 def tickets(n: int) -> list[tuple[str, str]]:

@@ -288,7 +288,7 @@ def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | No
     from distillbuild.standin import start_endpoint
 
     loaded = _load(spec)
-    if loaded.get("teacher.provider") != "simulated":
+    if loaded.teacher.provider != "simulated":
         click.echo("serve-teacher needs teacher.provider: simulated", err=True)
         sys.exit(EXIT_BAD_SPEC)
     overrides: dict = {}
@@ -301,7 +301,7 @@ def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | No
     if api_key_env:
         overrides["api_key"] = os.environ.get(api_key_env) or None
     try:
-        server = start_endpoint(loaded["teacher"], loaded.dir, labels=loaded.get("task.labels") or [], port=port,
+        server = start_endpoint(loaded.teacher, loaded.dir, labels=loaded.task.labels or [], port=port,
                                 **overrides)
     except OSError as exc:
         click.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)

@@ -95,7 +95,7 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     from distillbuild.teacher.prompts import messages_for
 
     heldout = [json.loads(l) for l in (root / "data/heldout.jsonl").open()]
-    conversations = [messages_for(loaded["task"], r["text"]) for r in heldout]
+    conversations = [messages_for(loaded.task, r["text"]) for r in heldout]
     with_adapter = LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4).generate(conversations)
     base_only = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=4).generate(conversations)
     assert with_adapter != base_only  # the adapter changes what the model says

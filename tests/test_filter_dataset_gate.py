@@ -7,6 +7,7 @@ import math
 import pytest
 
 from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.spec.model import Task, build
 from distillbuild.stages.dataset import chat_row, in_validation
 from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.stages.gate import check, table
@@ -84,7 +85,7 @@ def test_split_is_deterministic_and_stable_when_rows_are_added():
 
 
 def test_chat_rows_are_axolotl_chat_template_shaped():
-    row = chat_row({"type": "classification", "instruction": "Classify.", "labels": LABELS},
+    row = chat_row(build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS}),
                    {"id": "r1", "text": "I was charged twice", "label": "billing", "label_probs": {"billing": 0.9, "refund": 0.1}})
     assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
     assert row["messages"][1]["content"] == "I was charged twice"

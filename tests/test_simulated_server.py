@@ -20,6 +20,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from distillbuild.spec.model import Task, Teacher, build
 from distillbuild.standin.sections import server_from_spec
 from distillbuild.standin.server import FAULT_KINDS, SimulatedTeacherServer, format_duration
 from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
@@ -403,11 +404,9 @@ def test_batch_validation_failures_and_bad_requests(tmp_path):
 
 class FakeSpec:
     def __init__(self, sim: dict, key_path: Path):
-        self.values = {"teacher.simulated": sim, "task.labels": LABELS, "teacher.model": "sim-model"}
+        self.teacher = build(Teacher, {"model": "sim-model", "simulated": sim})
+        self.task = build(Task, {"labels": LABELS})
         self.key_path = key_path
-
-    def get(self, dotted: str):
-        return self.values.get(dotted)
 
     def resolve(self, path: str) -> Path:
         return self.key_path

@@ -125,7 +125,7 @@ def test_extraction_requests_structured_output_and_records_parse_failures(projec
         monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
         monkeypatch.chdir(root)
         loaded = load_spec(project(spec))
-        assert response_format(loaded["task"])["json_schema"] == {"name": "answer", "strict": True, "schema": schema}
+        assert response_format(loaded.task)["json_schema"] == {"name": "answer", "strict": True, "schema": schema}
         assert run_stage("teacher", loaded) == 0
         truncated = srv.stats["truncated"]
     answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]

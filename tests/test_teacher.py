@@ -13,13 +13,14 @@ from distillbuild.errors import StageError
 from distillbuild.teacher.cache import TeacherCache, request_key
 from distillbuild.teacher.engine import answer_all
 from distillbuild.teacher.settings import TeacherSettings
+from distillbuild.spec.model import Task, build
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.standin.server import SimulatedTeacherServer
 from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
-TASK = {"type": "classification", "instruction": "Classify.", "labels": LABELS}
+TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
 
 
 def make_teacher(n: int = 400, accuracy: float = 0.8, seed: int = 5) -> tuple[SimulatedTeacher, list[str], list[str]]:

@@ -8,12 +8,13 @@ from pathlib import Path
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.engine import answer_all
 from distillbuild.teacher.settings import TeacherSettings
+from distillbuild.spec.model import Task, build
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.standin.server import SimulatedTeacherServer
 from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
-TASK = {"type": "classification", "instruction": "Classify.", "labels": LABELS}
+TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
 
 
 def _teacher(n: int):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.spec.model import Filters, Task, thaw
 
 Row = dict[str, Any]
 Verdict = tuple[str, str] | None
@@ -47,18 +48,16 @@ class FilterConfig:
     judge_min_score: float | None = None  # filters.judge: None when no judge is configured
 
     @classmethod
-    def from_spec(cls, task: dict[str, Any], filters: dict[str, Any]) -> "FilterConfig":
-        dedup, rules = filters.get("dedup") or {}, filters.get("rules") or {}
+    def from_spec(cls, task: Task, filters: Filters) -> "FilterConfig":
+        dedup, rules = filters.dedup, filters.rules
         return cls(
-            task_type=task["type"], labels=tuple(task.get("labels") or ()), output_schema=task.get("output_schema"),
-            min_confidence=filters.get("min_confidence", 0.0), min_agreement=filters.get("min_agreement", 0.0),
-            exact_dedup=dedup.get("exact", True), near_threshold=dedup.get("near_threshold"),
-            decontaminate=filters.get("decontaminate", True),
-            decontaminate_threshold=filters.get("decontaminate_threshold", 0.8),
-            min_chars=rules.get("min_chars"), max_chars=rules.get("max_chars"),
-            must_match=rules.get("must_match"), must_not_match=rules.get("must_not_match"),
-            max_per_class=rules.get("max_per_class"),
-            judge_min_score=(filters.get("judge") or {}).get("min_score", 0.5) if filters.get("judge") else None,
+            task_type=task.type, labels=tuple(task.labels or ()), output_schema=thaw(task.output_schema),
+            min_confidence=filters.min_confidence, min_agreement=filters.min_agreement,
+            exact_dedup=dedup.exact, near_threshold=dedup.near_threshold,
+            decontaminate=filters.decontaminate, decontaminate_threshold=filters.decontaminate_threshold,
+            min_chars=rules.min_chars, max_chars=rules.max_chars,
+            must_match=rules.must_match, must_not_match=rules.must_not_match, max_per_class=rules.max_per_class,
+            judge_min_score=filters.judge.min_score if filters.judge else None,
         )
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from distillbuild.curate.filters import FilterConfig, Row, row_verdict
+from distillbuild.spec.model import Judge
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.judge import judge_all
 from distillbuild.teacher.settings import TeacherSettings
@@ -23,24 +24,24 @@ def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:
     return [i for i, row in enumerate(rows) if row_verdict(row, unjudged) is None]
 
 
-def judge_rows(rows: list[Row], todo: list[int], section: dict[str, Any], settings: TeacherSettings | None,
+def judge_rows(rows: list[Row], todo: list[int], judge: Judge, settings: TeacherSettings | None,
                cache: TeacherCache | None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Judge rows[i] for i in `todo` (in place: row["judge"]); the report's "judge" section.
     settings and cache: the judge's endpoint and the teacher cache (None when `todo` is empty)."""
     pairs = [(str(rows[i]["text"]), str(rows[i]["answer"])) for i in todo]
-    judgements, stats = judge_all(pairs, section, settings, cache, "filters.judge", log)
+    judgements, stats = judge_all(pairs, judge, settings, cache, "filters.judge", log)
     for i, verdict in zip(todo, judgements):
         rows[i]["judge"] = {"score": round(verdict.score, 6), "reason": verdict.reason}
     scores = [v.score for v in judgements]
     return {
-        "provider": section["provider"],
-        "model": section["model"],
-        "simulated": section["provider"] == "simulated",
+        "provider": judge.provider,
+        "model": judge.model,
+        "simulated": judge.provider == "simulated",
         "metric": "G-Eval (deepeval)",
-        "min_score": section["min_score"],
-        "weighted_by_logprobs": bool(section["logprobs"]),
+        "min_score": judge.min_score,
+        "weighted_by_logprobs": bool(judge.logprobs),
         "rows_judged": len(todo),
-        "below_min_score": sum(s < section["min_score"] for s in scores),
+        "below_min_score": sum(s < judge.min_score for s in scores),
         "mean_score": round(sum(scores) / len(scores), 6) if scores else None,
         **stats.as_dict(),
     }

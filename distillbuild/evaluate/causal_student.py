@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.curate.normalize import normalize_label
+from distillbuild.spec.model import StudentEndpoint, Task
 from distillbuild.teacher.prompts import messages_for
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -80,20 +81,20 @@ class EndpointStudent:
 class CausalClassifier:
     """Classification by a causal student: its answer text, normalised to a label (or None)."""
 
-    def __init__(self, student: Any, task: dict[str, Any]):
+    def __init__(self, student: Any, task: Task):
         self.student, self.task = student, task
         self.last_answers: list[str] = []
 
     def predict(self, texts: list[str]) -> list[str | None]:
         answers = self.student.generate([messages_for(self.task, t) for t in texts])
         self.last_answers = answers  # the text behind each label, for predictions.json
-        return [normalize_label(a, list(self.task["labels"])) for a in answers]
+        return [normalize_label(a, list(self.task.labels)) for a in answers]
 
 
-def load_causal_student(model_dir: Path, threads: int, *, endpoint: dict[str, Any] | None, base_model: str | None,
+def load_causal_student(model_dir: Path, threads: int, *, endpoint: StudentEndpoint | None, base_model: str | None,
                         max_new_tokens: int):
     """The student behind `endpoint` (student.endpoint: base_url, model, api_key_env) when given,
     else the model in model_dir loaded over `base_model` (a local directory or a hub id)."""
-    if endpoint:
-        return EndpointStudent(endpoint["base_url"], endpoint["model"], endpoint.get("api_key_env"), max_new_tokens)
+    if endpoint is not None:
+        return EndpointStudent(endpoint.base_url, endpoint.model, endpoint.api_key_env, max_new_tokens)
     return LocalCausalStudent.load(model_dir, base_model, threads, max_new_tokens)

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from distillbuild.errors import StageError
+from distillbuild.spec.model import Judge
 from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.judge import judge_all, with_defaults
+from distillbuild.teacher.judge import judge_all
 from distillbuild.teacher.settings import TeacherSettings
 
 
@@ -74,28 +75,26 @@ def judge_pairs(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequenc
 
 
 def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
-                        teacher_outputs: Sequence[str | None], section: dict[str, Any],
+                        teacher_outputs: Sequence[str | None], judge: Judge,
                         settings: TeacherSettings | None, cache: TeacherCache | None, *, bootstrap: int = 1000,
                         seed: int = 0, details: list[dict[str, Any]] | None = None,
                         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Metrics of one held-out evaluation (metrics.json material).
 
     heldout_rows: {"id", "text", ...} rows; student_outputs / teacher_outputs: one answer per
-    row, in the same order (None for none). section: the evaluation.judge section (schema
-    defaults are filled in when missing); settings and cache: its endpoint and the teacher cache
-    (None when `judge_pairs` finds nothing to judge). When `details` is a list, one {"id",
-    "student_score", "student_reason", "teacher_score", "teacher_reason"} per row is appended
-    to it (for predictions files)."""
+    row, in the same order (None for none). judge: the evaluation.judge section; settings and
+    cache: its endpoint and the teacher cache (None when `judge_pairs` finds nothing to judge).
+    When `details` is a list, one {"id", "student_score", "student_reason", "teacher_score",
+    "teacher_reason"} per row is appended to it (for predictions files)."""
     n = len(heldout_rows)
     pairs, slots = judge_pairs(heldout_rows, student_outputs, teacher_outputs)
-    section = with_defaults(section)
-    judgements, stats = judge_all(pairs, section, settings, cache, "evaluation.judge", log)
+    judgements, stats = judge_all(pairs, judge, settings, cache, "evaluation.judge", log)
 
     scores = {"student": [0.0] * n, "teacher": [0.0] * n}
     reasons = {"student": ["no answer"] * n, "teacher": ["no answer"] * n}
     for (who, i), verdict in zip(slots, judgements):
         scores[who][i], reasons[who][i] = verdict.score, verdict.reason
-    threshold = section["min_score"]
+    threshold = judge.min_score
     student_mean, teacher_mean = _mean(scores["student"]), _mean(scores["teacher"])
     metrics: dict[str, Any] = {
         "geval_mean": _r(student_mean),
@@ -108,9 +107,9 @@ def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs:
         "student_missing": sum(not _answered(o) for o in student_outputs),
         "teacher_missing": sum(not _answered(o) for o in teacher_outputs),
         "judge_cost_usd": round(stats.cost_usd, 6),
-        "judge_simulated": section["provider"] == "simulated",
-        "judge": {"provider": section["provider"], "model": section["model"], "metric": "G-Eval (deepeval)",
-                  "min_score": threshold, "weighted_by_logprobs": bool(section["logprobs"]),
+        "judge_simulated": judge.provider == "simulated",
+        "judge": {"provider": judge.provider, "model": judge.model, "metric": "G-Eval (deepeval)",
+                  "min_score": threshold, "weighted_by_logprobs": bool(judge.logprobs),
                   **stats.as_dict()},
     }
     if details is not None:
@@ -118,7 +117,7 @@ def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs:
             details.append({"id": row.get("id"), "student_score": round(scores["student"][i], 6),
                             "student_reason": reasons["student"][i], "teacher_score": round(scores["teacher"][i], 6),
                             "teacher_reason": reasons["teacher"][i]})
-    who = f"{section['provider']}:{section['model']}" + (" (SIMULATED stand-in judge)" if metrics["judge_simulated"] else "")
+    who = f"{judge.provider}:{judge.model}" + (" (SIMULATED stand-in judge)" if metrics["judge_simulated"] else "")
     log(f"evaluate: G-Eval by {who}: student mean {metrics['geval_mean']}, pass rate {metrics['geval_pass_rate']}; "
         f"teacher mean {metrics['teacher_geval_mean']}; retention {metrics['retention']}; "
         f"{stats.billed_calls} judge calls billed, {stats.cache_hits} from cache, ${stats.cost_usd:.4f}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.spec.model import Task
 from distillbuild.stages.contract import Out
 from distillbuild.console import log
 from distillbuild.teacher.prompts import messages_for
@@ -40,8 +41,8 @@ def in_validation(row_id: Any, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def chat_row(task: Mapping[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """A chat row; `task` is the task section as a mapping, which teacher.prompts reads."""
+def chat_row(task: Task, row: dict[str, Any]) -> dict[str, Any]:
+    """A chat row: the task's prompt, the text, and the label as the assistant's answer."""
     messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["label"]}]
     return {"id": row["id"], "messages": messages, "label": row["label"], "label_probs": row.get("label_probs")}
 
@@ -51,7 +52,7 @@ def chat_row(task: Mapping[str, Any], row: dict[str, Any]) -> dict[str, Any]:
 _NEVER = -100.0
 
 
-def kd_row(task: Mapping[str, Any], row: dict[str, Any], trailing: list[int] = ()) -> dict[str, Any]:
+def kd_row(task: Task, row: dict[str, Any], trailing: list[int] = ()) -> dict[str, Any]:
     """Axolotl's KD format: the teacher's own answer text, with its top-k token ids and logprobs
     at every generated position (the end-of-turn token included), aligned to the sequence's end;
     `trailing` are the template's tokens after the end of turn, padded as certain."""
@@ -99,7 +100,7 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     checked token by token: the student's tokenizer must spell the teacher's text with exactly
     the teacher's token ids, or the per-position targets would teach the wrong tokens."""
     tokenizer = _student_tokenizer(spec)
-    task = spec["task"]  # untyped: teacher.prompts.messages_for reads the task as a mapping
+    task = spec.task
     kept, dropped = [], {"kd_missing": 0, "kd_misaligned": 0}
     for row in rows:
         if not row.get("kd") or row.get("teacher_text") is None:
@@ -118,7 +119,7 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
 
 
 def run(spec: Spec) -> int:
-    task, split = spec["task"], spec.split  # the task untyped, for teacher.prompts.messages_for
+    task, split = spec.task, spec.split
     rows = read_jsonl(Path(layout.FILTER_KEPT))
     if not rows:
         raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers")

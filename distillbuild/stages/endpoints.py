@@ -11,11 +11,12 @@ import os
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Sequence
 
 from distillbuild import standin
 from distillbuild.console import log as console_log
 from distillbuild.errors import StageError
+from distillbuild.spec.model import Endpoint, Judge
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.judge import judge_settings
 from distillbuild.teacher.settings import TeacherSettings
@@ -26,35 +27,35 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SettingsFor = Callable[[str | None, str, str], TeacherSettings]
 
 
-def endpoint_id(section: Mapping[str, Any], base_dir: Path, kind: str) -> str:
+def endpoint_id(section: Endpoint, base_dir: Path, kind: str) -> str:
     """The endpoint's identity in cache keys: the stand-in's, or the real endpoint's base URL."""
-    if section["provider"] == "simulated":
+    if section.provider == "simulated":
         return standin.endpoint_id(section, base_dir, kind=kind)
-    return section.get("base_url") or DEFAULT_BASE_URL
+    return section.base_url or DEFAULT_BASE_URL
 
 
 @contextmanager
-def open_endpoint(section: Mapping[str, Any], base_dir: Path, repo_root: Path, *, kind: str, where: str,
+def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: str, where: str,
                   settings_for: SettingsFor, labels: Sequence[str] = (),
                   log: Callable[[str], None] = console_log) -> Iterator[tuple[TeacherSettings, TeacherCache]]:
     """(settings, cache) while the endpoint of `section` (the spec's `where`) is open."""
     with ExitStack() as stack:
-        if section["provider"] == "simulated":
+        if section.provider == "simulated":
             endpoint = stack.enter_context(standin.start_endpoint(section, base_dir, kind=kind, labels=labels))
             settings = settings_for(endpoint.base_url, endpoint.endpoint_id, "simulated")
-            log(f"{kind}: SIMULATED stand-in ({section['model']}) on {endpoint.base_url}")
+            log(f"{kind}: SIMULATED stand-in ({section.model}) on {endpoint.base_url}")
         else:
-            env = section["api_key_env"]
+            env = section.api_key_env
             api_key = os.environ.get(env, "")
             if not api_key:
                 raise StageError(f"the {kind}'s API key is not set: export {env}=... ({where}.api_key_env)")
-            settings = settings_for(section.get("base_url"), endpoint_id(section, base_dir, kind), api_key)
+            settings = settings_for(section.base_url, endpoint_id(section, base_dir, kind), api_key)
         cache = TeacherCache.for_repo(repo_root)
         stack.callback(cache.close)
         yield settings, cache
 
 
-def open_judge(section: Mapping[str, Any], base_dir: Path, repo_root: Path, where: str,
+def open_judge(section: Judge, base_dir: Path, repo_root: Path, where: str,
                log: Callable[[str], None] = console_log):
     """`open_endpoint` for a judge section (filters.judge, evaluation.judge)."""
     return open_endpoint(section, base_dir, repo_root, kind="judge", where=where,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,10 +24,10 @@ from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving, latencies_ms as _latencies_ms
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.endpoints import open_judge
-from distillbuild.teacher.judge import with_defaults
 from distillbuild.teacher.prompts import messages_for
 
 
@@ -70,20 +71,21 @@ def views(spec: Spec) -> list[dict]:
 
 def student_cost_per_1k(spec: Spec, latencies_ms: list[float]) -> float:
     """What 1,000 requests cost on a machine billed at evaluation.student_usd_per_hour."""
-    return costs.student_cost_per_1k(latencies_ms, spec.get("evaluation.student_usd_per_hour"))
+    return costs.student_cost_per_1k(latencies_ms, spec.evaluation.student_usd_per_hour)
 
 
 def _teacher_cost_per_1k(spec: Spec, answers: list[dict]) -> float | None:
     """What 1,000 such requests cost at teacher.price, from the usage the teacher reported."""
-    return costs.teacher_cost_per_1k(answers, spec.get("teacher.price"))
+    price = spec.teacher.price
+    return costs.teacher_cost_per_1k(answers, asdict(price) if price else None)
 
 
 def load_classifier(spec: Spec):
     """The student as something with predict(texts) -> labels: an encoder with its head, or a
     causal LM (local adapter, or an OpenAI-compatible endpoint) whose answers are normalised."""
-    threads = spec.get("evaluation.threads")
-    if spec.get("student.kind") == "causal-lm":
-        return causal_student.CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec["task"])
+    threads = spec.evaluation.threads
+    if spec.student.kind == "causal-lm":
+        return causal_student.CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec.task)
     from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
 
     return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
@@ -92,20 +94,20 @@ def load_classifier(spec: Spec):
 def load_causal_student(spec: Spec, model_dir: Path, threads: int):
     """The causal student: behind student.endpoint when set, else the model in model_dir over
     student.base_model (a directory beside the spec, or a hub id)."""
-    endpoint = spec.get("student.endpoint")
+    endpoint = spec.student.endpoint
     base_model = None
-    if not endpoint:
-        base_model = spec.get("student.base_model")
+    if endpoint is None:
+        base_model = spec.student.base_model
         local = spec.resolve(base_model)
         base_model = str(local) if local.is_dir() else base_model
     return causal_student.load_causal_student(model_dir, threads, endpoint=endpoint, base_model=base_model,
-                                              max_new_tokens=spec.get("evaluation.max_new_tokens"))
+                                              max_new_tokens=spec.evaluation.max_new_tokens)
 
 
 class _Generator:
     """A causal student's generate() behind predict(), for the latency loop."""
 
-    def __init__(self, student, task):
+    def __init__(self, student, task: Task):
         self.student, self.prompt = student, lambda text: messages_for(task, text)
 
     def predict(self, texts: list[str]) -> list[str]:
@@ -117,36 +119,35 @@ def evaluate_generation_for_spec(spec: Spec, heldout_rows: list[dict], student_o
                                  log: Callable[[str], None] = log) -> dict:
     """`evaluate_generation` with evaluation.judge's endpoint and the repository's cache, open only
     while there are answers to judge, and the spec's bootstrap count."""
-    section = spec.get("evaluation.judge")
-    if not section:
+    judge = spec.evaluation.judge
+    if judge is None:
         raise StageError("generation tasks are scored by an LLM judge: add an evaluation.judge section to the spec")
-    section = with_defaults(section)
     pairs, _ = judge_pairs(heldout_rows, student_outputs, teacher_outputs)
-    opened = open_judge(section, spec.dir, spec.repo_root, "evaluation.judge", log) if pairs else nullcontext((None, None))
+    opened = open_judge(judge, spec.dir, spec.repo_root, "evaluation.judge", log) if pairs else nullcontext((None, None))
     with opened as (settings, cache):
-        return evaluate_generation(heldout_rows, student_outputs, teacher_outputs, section, settings, cache,
-                                   bootstrap=spec.get("evaluation.bootstrap", 1000), details=details, log=log)
+        return evaluate_generation(heldout_rows, student_outputs, teacher_outputs, judge, settings, cache,
+                                   bootstrap=spec.evaluation.bootstrap, details=details, log=log)
 
 
 def run_generation(spec: Spec) -> int:
     """Generation: student and teacher answers on the held-out set, each scored by G-Eval with
     the judge in evaluation.judge (cached like teacher calls); retention is the mean-score ratio."""
 
-    heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
+    heldout = read_jsonl(spec.resolve(spec.data_files.heldout))
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
-    model = _Generator(load_causal_student(spec, Path(layout.MODEL_DIR), spec.get("evaluation.threads")), spec["task"])
+    model = _Generator(load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads), spec.task)
     texts = [r["text"] for r in heldout]
     student = model.predict(texts)
     teacher_out = [teacher.get(str(r["id"]), {}).get("answer") for r in heldout]
     details: list[dict] = []
     metrics = evaluate_generation_for_spec(spec, heldout, student, teacher_out, details=details, log=log)
-    lat = _latencies_ms(model, texts, spec.get("evaluation.latency_samples"))
+    lat = _latencies_ms(model, texts, spec.evaluation.latency_samples)
     metrics.update(
         latency_p50_ms=round(percentile(lat, 0.50), 3),
         latency_p95_ms=round(percentile(lat, 0.95), 3),
         teacher_cost_per_1k_usd=_teacher_cost_per_1k(spec, [teacher.get(str(r["id"]), {}) for r in heldout]),
         student_cost_per_1k_usd=student_cost_per_1k(spec, lat),
-        teacher_simulated=spec.get("teacher.provider") == "simulated",
+        teacher_simulated=_teacher_simulated(spec),
     )
     write_json(Path(layout.METRICS), metrics)
     write_json(Path(layout.PREDICTIONS), [{"id": r["id"], "student": s, "teacher": t, **({"scores": d} if d else {})}
@@ -157,19 +158,20 @@ def run_generation(spec: Spec) -> int:
 
 
 def run(spec: Spec) -> int:
-    if spec.get("task.type") == "extraction":  # JSON validity, schema, field match: distillbuild/evaluate/extraction.py
+    task_type = spec.task.type
+    if task_type == "extraction":  # JSON validity, schema, field match: distillbuild/evaluate/extraction.py
         return run_extraction(spec)
-    if spec.get("task.type") == "generation":
+    if task_type == "generation":
         return run_generation(spec)
-    if spec.get("task.type") != "classification":
-        raise StageError(f"evaluate has no evaluation for {spec.get('task.type')} tasks")
+    if task_type != "classification":
+        raise StageError(f"evaluate has no evaluation for {task_type} tasks")
     return run_classification(spec)
 
 
 def run_classification(spec: Spec) -> int:
     """Classification: the student's labels and the teacher's (normalised) against the gold labels."""
-    labels = list(spec.get("task.labels"))
-    heldout = read_jsonl(spec.resolve(spec.get("data.heldout")))
+    labels = list(spec.task.labels)
+    heldout = read_jsonl(spec.resolve(spec.data_files.heldout))
     teacher_rows = _teacher_rows(heldout)
     model = load_classifier(spec)
     texts = [r["text"] for r in heldout]
@@ -177,7 +179,7 @@ def run_classification(spec: Spec) -> int:
     student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
     teacher = [normalize_label(r.get("answer"), labels) for r in teacher_rows]
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
-    result = evaluate_classification(heldout, labels, student, teacher, serving, spec.get("evaluation.bootstrap"),
+    result = evaluate_classification(heldout, labels, student, teacher, serving, spec.evaluation.bootstrap,
                                      student_text=student_text, teacher_simulated=_teacher_simulated(spec))
     _write_outputs(result.metrics, result.predictions)
     _log_classification(result)
@@ -190,12 +192,12 @@ def run_extraction(spec: Spec) -> int:
     schema = _output_schema(spec)
     model_dir = _extractor_dir()
     heldout, golds, teacher_rows = _extraction_rows(spec)
-    model = _load_extractor(model_dir, spec.get("evaluation.threads"))
+    model = _load_extractor(model_dir, spec.evaluation.threads)
     texts = [r["text"] for r in heldout]
     student_objs, batch_s = _timed(model.predict, texts)
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
     result = evaluate_extraction(schema, heldout, golds, student_objs, [r.get("answer") for r in teacher_rows],
-                                 serving, spec.get("evaluation.bootstrap"), teacher_simulated=_teacher_simulated(spec))
+                                 serving, spec.evaluation.bootstrap, teacher_simulated=_teacher_simulated(spec))
     _write_outputs(result.metrics, result.predictions)
     _log_extraction(result)
     return 0
@@ -215,7 +217,7 @@ def _teacher_rows(heldout: list[dict]) -> list[dict]:
 
 def _output_schema(spec: Spec) -> dict[str, Any]:
     """task.output_schema, refused when the metrics cannot read it."""
-    schema = spec.get("task.output_schema")
+    schema = thaw(spec.task.output_schema)  # plain dicts, as the metrics and predictions take them
     try:
         schema_fields(schema)
     except UnsupportedSchema as exc:
@@ -236,7 +238,7 @@ def _extractor_dir() -> Path:
 
 def _extraction_rows(spec: Spec) -> tuple[list[dict], list[dict], list[dict]]:
     """The held-out rows, their gold objects and the teacher's answer rows; refused when empty."""
-    heldout_path = spec.resolve(spec.get("data.heldout"))
+    heldout_path = spec.resolve(spec.data_files.heldout)
     heldout = read_jsonl(heldout_path)
     golds = [gold_object(r, f"{heldout_path.name}: row {r.get('id')}") for r in heldout]
     teacher_rows = _teacher_rows(heldout)
@@ -260,12 +262,12 @@ def _timed(predict: Callable[[list[str]], list], texts: list[str]) -> tuple[list
 
 def _serving(spec: Spec, model, texts: list[str], teacher_rows: list[dict], batch_s: float) -> Serving:
     """The student timed one text at a time, and what 1,000 answers cost from each model."""
-    lat = _latencies_ms(model, texts, spec.get("evaluation.latency_samples"))
+    lat = _latencies_ms(model, texts, spec.evaluation.latency_samples)
     return Serving(lat, batch_s, _teacher_cost_per_1k(spec, teacher_rows), student_cost_per_1k(spec, lat))
 
 
 def _teacher_simulated(spec: Spec) -> bool:
-    return spec.get("teacher.provider") == "simulated"
+    return spec.teacher.provider == "simulated"
 
 
 def _write_outputs(metrics: dict, predictions: list[dict]) -> None:

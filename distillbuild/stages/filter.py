@@ -41,18 +41,18 @@ def outs(spec: Spec) -> list[Out]:
 
 def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
     """filters.judge's verdicts on the rows that need one; its endpoint open only when some do."""
-    section = spec.get("filters.judge")
+    judge_section = spec.filters.judge
     todo = rows_to_judge(rows, cfg)
-    opened = open_judge(section, spec.dir, spec.repo_root, "filters.judge", log) if todo else nullcontext((None, None))
+    opened = open_judge(judge_section, spec.dir, spec.repo_root, "filters.judge", log) if todo else nullcontext((None, None))
     with opened as (settings, cache):
-        return judge_rows(rows, todo, section, settings, cache, log)
+        return judge_rows(rows, todo, judge_section, settings, cache, log)
 
 
 def run(spec: Spec) -> int:
-    cfg = FilterConfig.from_spec(spec["task"], spec["filters"])
+    cfg = FilterConfig.from_spec(spec.task, spec.filters)
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
-    heldout = [r["text"] for r in read_jsonl(spec.resolve(spec.get("data.heldout")))] if cfg.decontaminate else None
-    verdicts = judge(spec, rows, cfg) if spec.get("filters.judge") else None
+    heldout = [r["text"] for r in read_jsonl(spec.resolve(spec.data_files.heldout))] if cfg.decontaminate else None
+    verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
     kept, rejected, report = curate(rows, cfg, heldout)
     if verdicts is not None:
         report["judge"] = verdicts

@@ -16,6 +16,7 @@ from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.spec.model import Task, thaw
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint
 from distillbuild.teacher.answers import answer_row
@@ -62,68 +63,68 @@ def _rows(path: Path, need_label: bool) -> list[dict[str, Any]]:
 
 def teacher_settings(spec: Spec) -> SettingsFor:
     """The teacher's settings once its endpoint is known: (base_url, endpoint_id, api_key) -> settings."""
-    t, structured = spec["teacher"], response_format(spec["task"])
+    t, structured = spec.teacher, response_format(spec.task)
     return lambda base_url, endpoint_id, api_key: TeacherSettings.from_section(
-        t, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key, top_logprobs=t["top_logprobs"],
-        seed=t.get("seed"), response_format=structured)
+        t, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key, top_logprobs=t.top_logprobs,
+        seed=t.seed, response_format=structured, batch=t.batch, samples=t.samples, token_ids=t.token_ids)
 
 
-def response_format(task: dict[str, Any]) -> dict[str, Any] | None:
+def response_format(task: Task) -> dict[str, Any] | None:
     """Structured output for extraction: the answer must match task.output_schema."""
-    if task["type"] != "extraction":
+    if task.type != "extraction":
         return None
-    return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": task["output_schema"]}}
+    schema = thaw(task.output_schema)  # plain JSON: the request body is hashed into cache keys
+    return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": schema}}
 
 
 def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
     """Input rows, held-out rows, and the messages for each (inputs first)."""
-    inputs = _rows(spec.resolve(spec.get("data.inputs")), need_label=False)
-    heldout = _rows(spec.resolve(spec.get("data.heldout")), need_label=True)
-    return inputs, heldout, [messages_for(spec["task"], r["text"]) for r in inputs + heldout]
+    inputs = _rows(spec.resolve(spec.data_files.inputs), need_label=False)
+    heldout = _rows(spec.resolve(spec.data_files.heldout), need_label=True)
+    return inputs, heldout, [messages_for(spec.task, r["text"]) for r in inputs + heldout]
 
 
 def estimate_for(spec: Spec):
     """`distill estimate`: the cost of this spec's teacher run, net of the cache."""
     _, _, requests = load_requests(spec)
-    settings = teacher_settings(spec)(None, endpoint_id(spec["teacher"], spec.dir, "teacher"), "")
+    settings = teacher_settings(spec)(None, endpoint_id(spec.teacher, spec.dir, "teacher"), "")
     keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
     cache = TeacherCache.for_repo(spec.repo_root)
     try:
         cached = set(cache.get_many(list(dict.fromkeys(keys))))
     finally:
         cache.close()
-    t = spec["teacher"]
-    price = t.get("price") or {}
-    return estimate(requests, keys, cached, model=t["model"], max_tokens=t["max_tokens"],
-                    labels=spec.get("task.labels"), price_in=price.get("input_per_mtok"),
-                    price_out=price.get("output_per_mtok"), budget_usd=t.get("budget_usd"))
+    t = spec.teacher
+    return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=spec.task.labels,
+                    price_in=t.price.input_per_mtok if t.price else None,
+                    price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
 
 
 def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResult | None], RunStats]:
     """Every request answered (or not) through the spec's teacher endpoint and the repository's cache."""
-    with open_endpoint(spec["teacher"], spec.dir, spec.repo_root, kind="teacher", where="teacher",
-                       settings_for=teacher_settings(spec),
-                       labels=spec.get("task.labels") or []) as (settings, cache):
+    with open_endpoint(spec.teacher, spec.dir, spec.repo_root, kind="teacher", where="teacher",
+                       settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
         return answer_all(requests, settings, cache, log=log)
 
 
 def run(spec: Spec) -> int:
-    task, t = spec["task"], spec["teacher"]
+    t = spec.teacher
     inputs, heldout, requests = load_requests(spec)
     results, stats = ask(spec, requests)
 
+    task = spec.data["task"]  # teacher.answers reads the task as a mapping
     rows = [answer_row(r, res, task) for r, res in zip(inputs + heldout, results)]
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None)
         raise StageError(
-            f"budget reached: ${stats.cost_usd:.4f} of teacher.budget_usd ${t['budget_usd']} spent; "
+            f"budget reached: ${stats.cost_usd:.4f} of teacher.budget_usd ${t.budget_usd} spent; "
             f"{stats.billed_calls} answers kept in the cache, {missing} not asked. "
             "Raise the budget and rerun: cached answers cost nothing."
         )
     write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
     write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
-    rep = report(t["provider"], t["model"], stats, len(inputs), len(heldout), ambiguous)
+    rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
     write_json(Path(layout.TEACHER_REPORT), rep)
     log(summary(rep))
     if sum(stats.errors.values()) == len(rows):

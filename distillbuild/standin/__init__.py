@@ -11,7 +11,9 @@ llama.cpp teacher, a student server) are further kinds behind the same two funct
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
+
+from distillbuild.spec.model import Judge, Teacher
 
 from distillbuild.standin.sections import judge_endpoint_id, judge_server_from_section, teacher_endpoint_id, teacher_server
 from distillbuild.standin.server import SimulatedTeacherServer
@@ -46,13 +48,13 @@ def _check(kind: str) -> None:
         raise ValueError(f"unknown stand-in kind {kind!r}; known: {', '.join(KINDS)}")
 
 
-def endpoint_id(section: Mapping[str, Any], base_dir: Path, *, kind: str = "teacher") -> str:
+def endpoint_id(section: Teacher | Judge, base_dir: Path, *, kind: str = "teacher") -> str:
     """The identity in cache keys of the stand-in `start_endpoint` would start for this section."""
     _check(kind)
     return teacher_endpoint_id(section, base_dir) if kind == "teacher" else judge_endpoint_id(section, base_dir)
 
 
-def start_endpoint(section: Mapping[str, Any], base_dir: Path, *, kind: str = "teacher", labels: Sequence[str] = (),
+def start_endpoint(section: Teacher | Judge, base_dir: Path, *, kind: str = "teacher", labels: Sequence[str] = (),
                    port: int = 0, **overrides: Any) -> Endpoint:
     """Start the stand-in of a spec section (provider: simulated) on 127.0.0.1.
 

@@ -8,12 +8,19 @@ block are relative to `base_dir` (the spec's directory).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
+from distillbuild.spec.model import Judge, Teacher
 from distillbuild.standin.judge import JUDGE_BEHAVIOUR_VERSION, SimulatedJudge
 from distillbuild.standin.server import SimulatedTeacherServer
 from distillbuild.standin.teacher import BEHAVIOUR_VERSION, SimulatedTeacher, load_answer_key
+
+
+def _mapping(section: Any) -> dict[str, Any] | None:
+    """A typed block (limits, faults) as the mapping the server takes; None stays None."""
+    return asdict(section) if section is not None else None
 
 
 def _digest(data: bytes) -> str:
@@ -27,57 +34,58 @@ def _tokenizer_digest(tokenizer: str, base_dir: Path) -> str:
     return _digest(b"".join(f.read_bytes() for f in files) or tokenizer.encode())
 
 
-def teacher_endpoint_id(section: Mapping[str, Any], base_dir: Path) -> str:
+def teacher_endpoint_id(section: Teacher, base_dir: Path) -> str:
     """Stable across runs (the server's port is not): the key file's content and the stand-in's settings."""
-    sim = section["simulated"]
-    digest = _digest((base_dir / sim["answers"]).resolve().read_bytes())
-    identity = f"simulated-v{BEHAVIOUR_VERSION}:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
-    tokenizer = section.get("tokenizer")
-    if section.get("token_ids") and tokenizer:
+    sim = section.simulated
+    digest = _digest((base_dir / sim.answers).resolve().read_bytes())
+    identity = f"simulated-v{BEHAVIOUR_VERSION}:{digest}:accuracy={sim.accuracy}:seed={sim.seed}"
+    tokenizer = section.tokenizer
+    if section.token_ids and tokenizer:
         identity += f":tokenizer={_tokenizer_digest(tokenizer, base_dir)}"
     return identity
 
 
-def judge_endpoint_id(section: Mapping[str, Any], base_dir: Path) -> str:
+def judge_endpoint_id(section: Judge, base_dir: Path) -> str:
     """Stable across runs (the server's port is not): the key file's content and the stand-in's settings."""
-    sim = section["simulated"]
-    digest = _digest((base_dir / sim["answers"]).resolve().read_bytes())
-    return f"simulated-judge-v{JUDGE_BEHAVIOUR_VERSION}:{digest}:accuracy={sim['accuracy']}:seed={sim['seed']}"
+    sim = section.simulated
+    digest = _digest((base_dir / sim.answers).resolve().read_bytes())
+    return f"simulated-judge-v{JUDGE_BEHAVIOUR_VERSION}:{digest}:accuracy={sim.accuracy}:seed={sim.seed}"
 
 
-def teacher_server(section: Mapping[str, Any], base_dir: Path, labels: Sequence[str] = (), port: int = 0,
+def teacher_server(section: Teacher, base_dir: Path, labels: Sequence[str] = (), port: int = 0,
                    **overrides: Any) -> SimulatedTeacherServer:
     """The stand-in of a teacher section; `overrides` (hang_s, batch_rows_per_s, ...) win."""
-    sim = section["simulated"]
-    key = load_answer_key((base_dir / sim["answers"]).resolve())
-    tokenizer = section.get("tokenizer")
+    sim = section.simulated
+    key = load_answer_key((base_dir / sim.answers).resolve())
+    tokenizer = section.tokenizer
     if tokenizer and (base_dir / tokenizer).resolve().is_dir():  # a local tokenizer: by absolute path
         tokenizer = str((base_dir / tokenizer).resolve())
-    teacher = SimulatedTeacher(key, list(labels), sim["accuracy"], sim["seed"], tokenizer=tokenizer)
-    kwargs: dict[str, Any] = dict(latency_ms=sim.get("latency_ms", 0.0), port=port, model=section["model"],
-                                  latency_sigma=sim.get("latency_sigma") or 0.0, limits=sim.get("limits"),
-                                  faults=sim.get("faults"), seed=sim.get("seed"))
+    teacher = SimulatedTeacher(key, list(labels), sim.accuracy, sim.seed, tokenizer=tokenizer)
+    # The server takes its limits and faults as mappings.
+    kwargs: dict[str, Any] = dict(latency_ms=sim.latency_ms or 0.0, port=port, model=section.model,
+                                  latency_sigma=sim.latency_sigma or 0.0, limits=_mapping(sim.limits),
+                                  faults=_mapping(sim.faults), seed=sim.seed)
     kwargs.update(overrides)
     return SimulatedTeacherServer(teacher, **kwargs)
 
 
-def judge_server_from_section(section: Mapping[str, Any], base_dir: Path, port: int = 0,
+def judge_server_from_section(section: Judge, base_dir: Path, port: int = 0,
                               **overrides: Any) -> SimulatedTeacherServer:
     """The stand-in of a judge section (filters.judge or evaluation.judge with provider: simulated)."""
-    sim = section["simulated"]
-    judge = SimulatedJudge(load_answer_key((base_dir / sim["answers"]).resolve()), sim["accuracy"], sim["seed"])
-    kwargs: dict[str, Any] = dict(latency_ms=sim.get("latency_ms") or 0.0, port=port, model=section["model"],
-                                  latency_sigma=sim.get("latency_sigma") or 0.0, seed=sim["seed"])
+    sim = section.simulated
+    judge = SimulatedJudge(load_answer_key((base_dir / sim.answers).resolve()), sim.accuracy, sim.seed)
+    kwargs: dict[str, Any] = dict(latency_ms=sim.latency_ms or 0.0, port=port, model=section.model,
+                                  latency_sigma=sim.latency_sigma or 0.0, seed=sim.seed)
     kwargs.update(overrides)
     return SimulatedTeacherServer(judge, **kwargs)
 
 
 def server_from_spec(spec: Any, port: int = 0, **overrides: Any) -> SimulatedTeacherServer:
-    """The teacher stand-in of anything with a spec's get(dotted) and resolve(path) (tests)."""
-    sim = dict(spec.get("teacher.simulated"))
-    sim["answers"] = str(spec.resolve(sim["answers"]))
-    tokenizer = spec.get("teacher.tokenizer")
+    """The teacher stand-in of anything with a spec's typed `teacher` and `task` and resolve(path) (tests)."""
+    teacher = spec.teacher
+    sim = replace(teacher.simulated, answers=str(spec.resolve(teacher.simulated.answers)))
+    tokenizer = teacher.tokenizer
     if tokenizer and spec.resolve(tokenizer).is_dir():
         tokenizer = str(spec.resolve(tokenizer))
-    section = {"model": spec.get("teacher.model"), "simulated": sim, "tokenizer": tokenizer}
-    return teacher_server(section, Path.cwd(), spec.get("task.labels") or [], port, **overrides)
+    section = replace(teacher, simulated=sim, tokenizer=tokenizer)
+    return teacher_server(section, Path.cwd(), spec.task.labels or [], port, **overrides)

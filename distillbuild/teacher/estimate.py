@@ -10,7 +10,7 @@ Requests the cache already holds cost nothing and are counted apart.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
@@ -72,7 +72,7 @@ class Estimate:
 
 
 def estimate(requests: list[list[dict[str, str]]], bodies_keys: list[str], cached_keys: set[str], *, model: str,
-             max_tokens: int, labels: list[str] | None, price_in: float | None, price_out: float | None,
+             max_tokens: int, labels: Sequence[str] | None, price_in: float | None, price_out: float | None,
              budget_usd: float | None) -> Estimate:
     counter, method = encoder_for(model)
     seen: set[str] = set()

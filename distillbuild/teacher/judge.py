@@ -31,14 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from distillbuild.deepeval_env import quiet_deepeval
 from distillbuild.errors import StageError
+from distillbuild.spec.model import Judge, build
+from distillbuild.spec.schema import apply_defaults, schema
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.engine import answer_all
 from distillbuild.teacher.results import RunStats
@@ -61,23 +64,22 @@ def import_deepeval() -> tuple[Any, Any, Any]:
     return GEval, LLMTestCase, SingleTurnParams
 
 
-def with_defaults(section: dict[str, Any]) -> dict[str, Any]:
-    """A judge section with the schema's defaults filled in (specs get them when loaded; this is
-    for sections built by hand)."""
-    from distillbuild.spec.schema import apply_defaults, schema
+def with_defaults(section: Mapping[str, Any]) -> Judge:
+    """A typed judge section with the schema's defaults filled in (specs get them when loaded;
+    this is for sections built by hand)."""
+    judge_schema = schema()["properties"]["filters"]["properties"]["judge"]
+    return build(Judge, apply_defaults(dict(section), judge_schema))
 
-    return apply_defaults(dict(section), schema()["properties"]["filters"]["properties"]["judge"])
 
-
-def judge_settings(section: dict[str, Any], base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
+def judge_settings(judge: Judge, base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
     """A judge's request settings: no seed, plain JSON answers, G-Eval's 20 alternatives when `logprobs`."""
-    return TeacherSettings.from_section(section, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key,
-                                        top_logprobs=TOP_LOGPROBS if section["logprobs"] else 0, seed=None)
+    return TeacherSettings.from_section(judge, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key,
+                                        top_logprobs=TOP_LOGPROBS if judge.logprobs else 0, seed=None)
 
 
-def describe(section: dict[str, Any]) -> str:
-    who = f"{section['provider']}:{section['model']}"
-    return who + " (SIMULATED stand-in)" if section["provider"] == "simulated" else who
+def describe(judge: Judge) -> str:
+    who = f"{judge.provider}:{judge.model}"
+    return who + " (SIMULATED stand-in)" if judge.provider == "simulated" else who
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,27 @@ def _answer(prompts: list[str], settings: TeacherSettings, cache: TeacherCache, 
     return {p: r.response for p, r in zip(prompts, results)}, stats
 
 
+@dataclass(frozen=True)
+class _KeyedJudge(Judge):
+    """A Judge that also answers `section["min_score"]` and `section.get("criteria")`: the reads
+    judge_all's body still makes (bridge: goes once judge_all reads attributes)."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+def _takes_typed_judge(function: Callable) -> Callable:
+    """Callers pass a typed Judge; judge_all's body gets it as a `_KeyedJudge`."""
+    @functools.wraps(function)
+    def wrapper(pairs: list[tuple[str, str]], section: Judge, *args: Any, **kwargs: Any) -> Any:
+        return function(pairs, _KeyedJudge(**vars(section)), *args, **kwargs)
+    return wrapper
+
+
+@_takes_typed_judge
 def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: TeacherSettings | None,
               cache: TeacherCache | None, where: str = "judge",
               log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:

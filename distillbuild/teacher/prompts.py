@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from distillbuild.spec.model import Task
 
-def system_prompt(task: dict[str, Any]) -> str:
-    instruction = task["instruction"].strip()
-    if task["type"] == "classification":
-        return f"{instruction}\n\nCategories: {', '.join(task['labels'])}"
+
+def system_prompt(task: Task) -> str:
+    instruction = task.instruction.strip()
+    if task.type == "classification":
+        return f"{instruction}\n\nCategories: {', '.join(task.labels)}"
     return instruction
 
 
-def messages_for(task: dict[str, Any], text: str) -> list[dict[str, str]]:
+def messages_for(task: Task, text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system_prompt(task)}, {"role": "user", "content": text}]
 
 

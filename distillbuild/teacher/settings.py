@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+
+from distillbuild.spec.model import Endpoint
 
 
 @dataclass(frozen=True)
@@ -30,22 +32,21 @@ class TeacherSettings:
     api_key: str = field(default="", repr=False)  # held in memory only
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any], *, base_url: str | None, endpoint_id: str, api_key: str,
-                     top_logprobs: int, seed: int | None, response_format: dict[str, Any] | None = None
-                     ) -> "TeacherSettings":
+    def from_section(cls, section: Endpoint, *, base_url: str | None, endpoint_id: str, api_key: str,
+                     top_logprobs: int, seed: int | None, response_format: dict[str, Any] | None = None,
+                     batch: bool = False, samples: int = 1, token_ids: bool = False) -> "TeacherSettings":
         """Settings of a spec section (teacher, filters.judge, evaluation.judge; defaults applied).
         What differs between a teacher and a judge comes as arguments: top_logprobs, seed and
         response_format; batch, samples and token_ids are a teacher's only."""
-        price = section.get("price") or {}
-        limits = section.get("rate_limit") or {}
+        price, limits = section.price, section.rate_limit
         return cls(
-            endpoint_id=endpoint_id, base_url=base_url, model=section["model"], temperature=section["temperature"],
-            max_tokens=section["max_tokens"], top_logprobs=top_logprobs, seed=seed,
-            concurrency=section["concurrency"], timeout_s=section["timeout_s"], max_retries=section["max_retries"],
-            price_in_per_mtok=price.get("input_per_mtok"), price_out_per_mtok=price.get("output_per_mtok"),
-            budget_usd=section.get("budget_usd"), rpm=limits.get("rpm"), tpm=limits.get("tpm"),
-            batch=section.get("batch", False), samples=section.get("samples", 1), response_format=response_format,
-            token_ids=section.get("token_ids", False), api_key=api_key,
+            endpoint_id=endpoint_id, base_url=base_url, model=section.model, temperature=section.temperature,
+            max_tokens=section.max_tokens, top_logprobs=top_logprobs, seed=seed,
+            concurrency=section.concurrency, timeout_s=section.timeout_s, max_retries=section.max_retries,
+            price_in_per_mtok=price.input_per_mtok if price else None,
+            price_out_per_mtok=price.output_per_mtok if price else None,
+            budget_usd=section.budget_usd, rpm=limits.rpm if limits else None, tpm=limits.tpm if limits else None,
+            batch=batch, samples=samples, response_format=response_format, token_ids=token_ids, api_key=api_key,
         )
 
     def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
