@@ -221,8 +221,8 @@ def main() -> int:
         entry = KeyEntry(r["category"], tuple(near[r["category"]]))
         conflicts += r["text"] in key and key[r["text"]].label != entry.label
         key[r["text"]] = entry
-    task = {"type": "classification", "instruction": "Classify the banking customer query into one intent.", "labels": labels}
-    typed_task = build(Task, task)  # what the prompts read; answer_row reads the mapping
+    typed_task = build(Task, {"type": "classification", "labels": labels,
+                              "instruction": "Classify the banking customer query into one intent."})
     teacher = SimulatedTeacher(key, labels, args.accuracy, seed=77)
     rows_in = [{"id": f"p{i}", "text": r["text"]} for i, r in enumerate(pool)]
     rows_h = [{"id": f"h{i}", "text": r["text"]} for i, r in enumerate(heldout)]
@@ -236,7 +236,7 @@ def main() -> int:
                                     log=lambda m: None)
         cache.close()
     teacher_s = time.perf_counter() - t0
-    answers = [answer_row(r, res, task) for r, res in zip(rows_in + rows_h, results)]
+    answers = [answer_row(r, res, typed_task) for r, res in zip(rows_in + rows_h, results)]
     pool_answers, heldout_answers = answers[: len(rows_in)], answers[len(rows_in):]
     gold = {r["id"]: p["category"] for r, p in zip(rows_in, pool)}
     heldout_gold = [r["category"] for r in heldout]

@@ -67,8 +67,8 @@ def main() -> None:
     train, test = read("train.csv", args.limit), read("test.csv")
     near = confusable(labels)
     key = {r["text"]: KeyEntry(r["category"], tuple(near[r["category"]])) for r in train}
-    task = {"type": "classification", "instruction": "Classify the banking customer query into one intent.", "labels": labels}
-    typed_task = build(Task, task)  # what the prompts read; answer_row reads the mapping
+    typed_task = build(Task, {"type": "classification", "labels": labels,
+                              "instruction": "Classify the banking customer query into one intent."})
     teacher = SimulatedTeacher(key, labels, args.accuracy, seed=77)
     rows_in = [{"id": f"b{i}", "text": r["text"]} for i, r in enumerate(train)]
     t0 = time.monotonic()
@@ -79,7 +79,7 @@ def main() -> None:
         results, _ = answer_all([messages_for(typed_task, r["text"]) for r in rows_in], settings, cache, log=lambda m: None)
         cache.close()
     teacher_s = time.monotonic() - t0
-    answers = [answer_row(r, res, task) for r, res in zip(rows_in, results)]
+    answers = [answer_row(r, res, typed_task) for r, res in zip(rows_in, results)]
     gold = {r["id"]: t["category"] for r, t in zip(rows_in, train)}
     base_acc = sum(normalize_label(a["answer"], labels) == gold[a["id"]] for a in answers) / len(answers)
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from distillbuild.spec.model import Price
 
-def teacher_cost_per_1k(answers: list[dict[str, Any]], price: dict[str, float] | None) -> float | None:
+
+def teacher_cost_per_1k(answers: list[dict[str, Any]], price: Price | None) -> float | None:
     """What 1,000 such requests cost at `price` (input_per_mtok, output_per_mtok), from the usage
     the teacher reported with each answer; None without a price or any usage."""
     usage = [a.get("usage") for a in answers if a.get("usage")]
     if not price or not usage:
         return None
-    per_call = sum(u.get("prompt_tokens", 0) * price["input_per_mtok"] + u.get("completion_tokens", 0) * price["output_per_mtok"]
+    per_call = sum(u.get("prompt_tokens", 0) * price.input_per_mtok + u.get("completion_tokens", 0) * price.output_per_mtok
                    for u in usage) / len(usage) / 1e6
     return round(per_call * 1000, 6)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,7 +76,7 @@ def student_cost_per_1k(spec: Spec, latencies_ms: list[float]) -> float:
 def _teacher_cost_per_1k(spec: Spec, answers: list[dict]) -> float | None:
     """What 1,000 such requests cost at teacher.price, from the usage the teacher reported."""
     price = spec.teacher.price
-    return costs.teacher_cost_per_1k(answers, asdict(price) if price else None)
+    return costs.teacher_cost_per_1k(answers, price)
 
 
 def load_classifier(spec: Spec):

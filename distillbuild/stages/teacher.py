@@ -112,8 +112,7 @@ def run(spec: Spec) -> int:
     inputs, heldout, requests = load_requests(spec)
     results, stats = ask(spec, requests)
 
-    task = spec.data["task"]  # teacher.answers reads the task as a mapping
-    rows = [answer_row(r, res, task) for r, res in zip(inputs + heldout, results)]
+    rows = [answer_row(r, res, spec.task) for r, res in zip(inputs + heldout, results)]
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None)

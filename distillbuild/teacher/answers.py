@@ -8,18 +8,19 @@ from collections import Counter
 from typing import Any
 
 from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.spec.model import Task
 from distillbuild.teacher.results import CallResult
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution
 from distillbuild.teacher.token_logprobs import kd_targets
 
 
-def _comparable(answer: str | None, task: dict[str, Any]) -> Any:
+def _comparable(answer: str | None, task: Task) -> Any:
     """What two answers are compared by, for agreement: the label, the JSON value, or the text."""
     if answer is None:
         return None
-    if task["type"] == "classification":
-        return normalize_label(answer, task["labels"])
-    if task["type"] == "extraction":
+    if task.type == "classification":
+        return normalize_label(answer, task.labels)
+    if task.type == "extraction":
         try:
             return json.dumps(json.loads(answer), sort_keys=True)
         except ValueError:
@@ -27,7 +28,7 @@ def _comparable(answer: str | None, task: dict[str, Any]) -> Any:
     return normalize_text(answer)
 
 
-def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, Any]) -> dict[str, Any]:
+def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> dict[str, Any]:
     out: dict[str, Any] = {"id": row["id"], "text": row["text"]}
     if result is None or result.response is None:
         out.update(answer=None, error=result.error if result else "not asked: the budget stopped the run")
@@ -46,7 +47,7 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, A
     choice = choices[chosen]
     message = choice.get("message") or {}
     logprobs = choice.get("logprobs")
-    labels = task.get("labels") or []
+    labels = task.labels or ()
     probs, ambiguous = _mean_distribution([c.get("logprobs") for c in choices], labels) if labels else (None, False)
     first = ((logprobs or {}).get("content") or [{}])[0]
     out.update(
@@ -66,7 +67,7 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, A
     kd = kd_targets(logprobs)
     if kd is not None:  # per-token distributions with ids: logit distillation's targets
         out["kd"] = kd
-    if task["type"] == "extraction":
+    if task.type == "extraction":
         try:
             out.update(parsed=json.loads(message.get("content") or ""), parse_error=None)
         except ValueError as exc:
@@ -74,7 +75,7 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: dict[str, A
     return out
 
 
-def _mean_distribution(logprobs_per_choice: list[Any], labels: list[str]) -> tuple[dict[str, float] | None, bool]:
+def _mean_distribution(logprobs_per_choice: list[Any], labels: tuple[str, ...]) -> tuple[dict[str, float] | None, bool]:
     """The label distribution averaged over the sampled answers (one answer: its own)."""
     dists, ambiguous = [], False
     for logprobs in logprobs_per_choice:

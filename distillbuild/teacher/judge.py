@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import math
 import sys
 import time
@@ -150,28 +149,7 @@ def _answer(prompts: list[str], settings: TeacherSettings, cache: TeacherCache, 
     return {p: r.response for p, r in zip(prompts, results)}, stats
 
 
-@dataclass(frozen=True)
-class _KeyedJudge(Judge):
-    """A Judge that also answers `section["min_score"]` and `section.get("criteria")`: the reads
-    judge_all's body still makes (bridge: goes once judge_all reads attributes)."""
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-
-def _takes_typed_judge(function: Callable) -> Callable:
-    """Callers pass a typed Judge; judge_all's body gets it as a `_KeyedJudge`."""
-    @functools.wraps(function)
-    def wrapper(pairs: list[tuple[str, str]], section: Judge, *args: Any, **kwargs: Any) -> Any:
-        return function(pairs, _KeyedJudge(**vars(section)), *args, **kwargs)
-    return wrapper
-
-
-@_takes_typed_judge
-def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: TeacherSettings | None,
+def judge_all(pairs: list[tuple[str, str]], section: Judge, settings: TeacherSettings | None,
               cache: TeacherCache | None, where: str = "judge",
               log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
     """G-Eval's verdict on each (input, actual output) pair, in order. settings and cache: the judge's
@@ -194,13 +172,13 @@ def judge_all(pairs: list[tuple[str, str]], section: dict[str, Any], settings: T
     return [run.verdicts[index[pair]] for pair in pairs], stats
 
 
-def _geval_metric(GEval: Any, SingleTurnParams: Any, section: dict[str, Any], settings: TeacherSettings,
+def _geval_metric(GEval: Any, SingleTurnParams: Any, section: Judge, settings: TeacherSettings,
                   model: Any) -> Any:
     """The G-Eval metric of a judge section, over Input and Actual Output, asking `model`."""
-    steps = section.get("evaluation_steps") or None
-    return GEval(name=METRIC_NAME, criteria=section.get("criteria"), evaluation_steps=list(steps) if steps else None,
+    steps = section.evaluation_steps or None
+    return GEval(name=METRIC_NAME, criteria=section.criteria, evaluation_steps=list(steps) if steps else None,
                  evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT], model=model,
-                 threshold=section["min_score"], top_logprobs=settings.top_logprobs or TOP_LOGPROBS, async_mode=True)
+                 threshold=section.min_score, top_logprobs=settings.top_logprobs or TOP_LOGPROBS, async_mode=True)
 
 
 def _judge_in_rounds(run: "_GEvalRun", settings: TeacherSettings, cache: TeacherCache, stats: JudgeStats,
