@@ -20,8 +20,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from distillbuild.spec.model import Task, Teacher, build
-from distillbuild.standin.sections import server_from_spec
+from distillbuild.spec.model import Teacher, build
+from distillbuild.standin.sections import teacher_server
 from distillbuild.standin.server import FAULT_KINDS, SimulatedTeacherServer, format_duration
 from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
 
@@ -402,14 +402,9 @@ def test_batch_validation_failures_and_bad_requests(tmp_path):
 
 # --- from a spec -----------------------------------------------------------------------------------
 
-class FakeSpec:
-    def __init__(self, sim: dict, key_path: Path):
-        self.teacher = build(Teacher, {"model": "sim-model", "simulated": sim})
-        self.task = build(Task, {"labels": LABELS})
-        self.key_path = key_path
-
-    def resolve(self, path: str) -> Path:
-        return self.key_path
+def server_from_section(sim: dict, base_dir: Path, **overrides):
+    """The teacher stand-in of a teacher section, as the teacher stage starts it."""
+    return teacher_server(build(Teacher, {"model": "sim-model", "simulated": sim}), base_dir, LABELS, **overrides)
 
 
 def test_server_from_spec_honours_latency_limits_and_faults(tmp_path):
@@ -417,13 +412,13 @@ def test_server_from_spec_honours_latency_limits_and_faults(tmp_path):
     key.write_text("".join(json.dumps({"text": t, "label": LABELS[i % 5]}) + "\n" for i, t in enumerate(TEXTS[:20])))
     sim = {"answers": "key.jsonl", "accuracy": 1.0, "latency_ms": 5, "seed": 3, "latency_sigma": 0.25,
            "limits": {"rpm": 50, "tpm": None}, "faults": {"truncated": 1.0, "rate_limit": 0, "timeout": 0}}
-    with server_from_spec(FakeSpec(sim, key), hang_s=1.0) as srv:
+    with server_from_section(sim, tmp_path, hang_s=1.0) as srv:
         assert (srv.latency_s, srv.latency_sigma, srv.seed, srv.hang_s) == (0.005, 0.25, 3, 1.0)
         r = client(srv).chat.completions.with_raw_response.create(model="sim-model", messages=msgs(0), max_tokens=4)
         assert r.headers["x-ratelimit-limit-requests"] == "50"
         assert r.parse().choices[0].finish_reason == "length"
     plain = {"answers": "key.jsonl", "accuracy": 1.0, "latency_ms": 0, "seed": 3, "latency_sigma": 0}
-    with server_from_spec(FakeSpec(plain, key)) as srv:  # limits and faults absent: none
+    with server_from_section(plain, tmp_path) as srv:  # limits and faults absent: none
         r = client(srv).chat.completions.with_raw_response.create(model="m", messages=msgs(1), max_tokens=4)
         assert "x-ratelimit-limit-requests" not in r.headers
         assert r.parse().choices[0].message.content == LABELS[1]

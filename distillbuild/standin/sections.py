@@ -8,7 +8,7 @@ block are relative to `base_dir` (the spec's directory).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -78,14 +78,3 @@ def judge_server_from_section(section: Judge, base_dir: Path, port: int = 0,
                                   latency_sigma=sim.latency_sigma or 0.0, seed=sim.seed)
     kwargs.update(overrides)
     return SimulatedTeacherServer(judge, **kwargs)
-
-
-def server_from_spec(spec: Any, port: int = 0, **overrides: Any) -> SimulatedTeacherServer:
-    """The teacher stand-in of anything with a spec's typed `teacher` and `task` and resolve(path) (tests)."""
-    teacher = spec.teacher
-    sim = replace(teacher.simulated, answers=str(spec.resolve(teacher.simulated.answers)))
-    tokenizer = teacher.tokenizer
-    if tokenizer and spec.resolve(tokenizer).is_dir():
-        tokenizer = str(spec.resolve(tokenizer))
-    section = replace(teacher, simulated=sim, tokenizer=tokenizer)
-    return teacher_server(section, Path.cwd(), spec.task.labels or [], port, **overrides)
