@@ -458,6 +458,16 @@ def _class_weight(cfg: EncoderTrainConfig, labels: torch.Tensor) -> torch.Tensor
     return torch.where(counts > 0, len(labels) / (len(cfg.labels) * counts.clamp(min=1)), torch.zeros_like(counts))
 
 
+def _log_start(cfg: EncoderTrainConfig, base_path: Path, n: int, n_soft: int, n_val: int, total_steps: int,
+               log: Callable[[str], None]) -> None:
+    log(
+        f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
+        f"(soft labels {n_soft}) val={n_val} labels={len(cfg.labels)} "
+        f"epochs={cfg.epochs} batch={cfg.batch_size} steps={total_steps} "
+        f"threads={torch.get_num_threads()}"
+    )
+
+
 def _train_epoch(run: TrainingRun, epoch: int, cfg: EncoderTrainConfig, clf: EncoderClassifier, train: _Prepared,
                  embedded: _Embedded | None, gen: torch.Generator, class_weight: torch.Tensor | None) -> None:
     """One pass over the shuffled training rows, one optimiser step per batch."""
@@ -512,12 +522,7 @@ def fit_encoder_classifier(
     gen = torch.Generator().manual_seed(cfg.seed)
     class_weight = _class_weight(cfg, train.labels)
     n_soft = int(train.has_soft.sum())
-    log(
-        f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
-        f"(soft labels {n_soft}) val={len(val.texts)} labels={len(cfg.labels)} "
-        f"epochs={cfg.epochs} batch={cfg.batch_size} steps={total_steps} "
-        f"threads={torch.get_num_threads()}"
-    )
+    _log_start(cfg, base_path, n, n_soft, len(val.texts), total_steps, log)
 
     run = TrainingRun(log, cfg.epochs, total_steps, model, list(model.parameters()), optimizer, scheduler,
                       entry_in_errors=True)
