@@ -186,14 +186,15 @@ def _uses_ray(config: Path) -> bool:
         return False
 
 
-def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    executable = find_axolotl()
+def _read_plan(plan_path: Path) -> dict[str, Any]:
     try:
-        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+        return json.loads(plan_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise StageError(f"{plan_path}: missing or unreadable; run the configure stage first") from None
-    hide_gpus = plan.get("requested") == "cpu"
-    env = _env(executable, hide_gpus)
+
+
+def _validated(executable: str, config: Path, env: dict[str, str], log: Callable[[str], None]) -> dict[str, Any]:
+    """Axolotl's validator's report on ``config``; StageError when it refuses the config."""
     python = axolotl_python(executable)
     if python is None:
         raise StageError(f"cannot tell which Python runs {executable} (no #! line): Axolotl's validator needs it")
@@ -204,18 +205,46 @@ def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[
         problems = result["errors"] + [f"key {k} is not one Axolotl reads (it would be ignored)"
                                        for k in result["dropped"]]
         raise StageError(f"Axolotl {report.get('axolotl')} refuses {config}:\n  " + "\n  ".join(problems))
-    cuda = int(report.get("cuda_devices") or 0)
-    refuse_without_gpu(plan, cuda)
-    log(f"train: Axolotl {report.get('axolotl')}, {cuda} GPU(s) visible, {plan['device']} settings ({plan['reason']})")
+    return report
 
-    shutil.rmtree(PREPARED_DIR, ignore_errors=True)  # Axolotl's cache key ignores the files' contents
-    tmp = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [executable, "train", str(config), f"--output-dir={tmp}"]
+
+def _train_command(executable: str, config: Path, output_dir: Path) -> list[str]:
+    cmd = [executable, "train", str(config), f"--output-dir={output_dir}"]
     if _uses_ray(config):
         # Ray Train starts its own workers: `--use-ray` makes Axolotl skip `accelerate launch`,
         # which would otherwise start one Ray driver per local GPU.
         cmd.append("--use-ray")
+    return cmd
+
+
+def _check_output(tmp: Path, code: int, seconds: float, tail: list[str]) -> None:
+    """StageError (and ``tmp`` removed) when the run failed or wrote no adapter or model."""
+    if code != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StageError(f"axolotl train exited {code} after {seconds} s; its last lines:\n  " + "\n  ".join(tail[-15:]))
+    if not (tmp / "adapter_config.json").is_file() and not (tmp / "config.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StageError("axolotl train finished but wrote no adapter or model (nothing in its output_dir)")
+
+
+def _move_into_place(tmp: Path, model_dir: Path) -> None:
+    """The trained output, less its checkpoints, renamed to ``model_dir`` (replacing an old one)."""
+    for stale in tmp.glob("checkpoint-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(model_dir)
+
+
+def _run_training(executable: str, config: Path, env: dict[str, str], model_dir: Path,
+                  log: Callable[[str], None]) -> tuple[float, list[dict]]:
+    """`axolotl train` into a temporary sibling of ``model_dir``, then moved into place; returns
+    the seconds it took and the metric dicts it logged."""
+    shutil.rmtree(PREPARED_DIR, ignore_errors=True)  # Axolotl's cache key ignores the files' contents
+    tmp = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = _train_command(executable, config, tmp)
     log("train: " + " ".join([Path(executable).name, *cmd[1:]]))
     started = time.monotonic()
     try:
@@ -224,19 +253,14 @@ def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = round(time.monotonic() - started, 1)
-    if code != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StageError(f"axolotl train exited {code} after {seconds} s; its last lines:\n  " + "\n  ".join(tail[-15:]))
-    if not (tmp / "adapter_config.json").is_file() and not (tmp / "config.json").is_file():
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StageError("axolotl train finished but wrote no adapter or model (nothing in its output_dir)")
-    for stale in tmp.glob("checkpoint-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.replace(model_dir)
+    _check_output(tmp, code, seconds, tail)
+    _move_into_place(tmp, model_dir)
+    return seconds, metrics
 
+
+def _summary(report: dict[str, Any], plan: dict[str, Any], cuda: int, model_dir: Path, seconds: float,
+             metrics: list[dict], log: Callable[[str], None]) -> dict[str, Any]:
+    """The closing log line and the training log dict, from the metrics Axolotl logged."""
     steps = [{"step": i + 1, "loss": m["loss"]} for i, m in enumerate(x for x in metrics if "loss" in x
                                                                         and isinstance(x["loss"], float))]
     evals = [{"epoch": m.get("epoch"), "val_loss": m["eval_loss"]} for m in metrics
@@ -257,3 +281,16 @@ def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[
         "train_loss": summary.get("train_loss"),
     }
 
+
+def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Check ``config`` with Axolotl's validator, refuse a GPU-sized run without a GPU, train into
+    ``model_dir``; returns the training log dict."""
+    executable = find_axolotl()
+    plan = _read_plan(plan_path)
+    env = _env(executable, hide_gpus=plan.get("requested") == "cpu")
+    report = _validated(executable, config, env, log)
+    cuda = int(report.get("cuda_devices") or 0)
+    refuse_without_gpu(plan, cuda)
+    log(f"train: Axolotl {report.get('axolotl')}, {cuda} GPU(s) visible, {plan['device']} settings ({plan['reason']})")
+    seconds, metrics = _run_training(executable, config, env, model_dir, log)
+    return _summary(report, plan, cuda, model_dir, seconds, metrics, log)

@@ -6,13 +6,15 @@ encoder and a head learning rate) under a linear schedule with ~6 % warmup, and 
 trained student as ``out_dir/encoder/`` (``save_pretrained()`` of the encoder and its tokenizer),
 a head file and ``out_dir/student.json``, through a temporary sibling directory renamed into
 place. Here: the checks of their configs, the base model, seeding, the optimiser and schedule,
-progress lines, the atomic save, and batched inference.
+the epoch loop with its records and progress lines, early stopping, the atomic save, and batched
+inference.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import shutil
@@ -29,7 +31,9 @@ from safetensors.torch import load_file
 
 __all__ = [
     "PACKAGED_MODEL_IDS",
+    "EarlyStopping",
     "TrainConfigChecks",
+    "TrainingRun",
     "adamw_with_warmup",
     "fit_and_save",
     "fmt_secs",
@@ -43,6 +47,7 @@ __all__ = [
     "resolve_base_model",
     "save_encoder",
     "seed_everything",
+    "start_fit",
     "texts_by_length",
     "token_states",
     "write_model_dir",
@@ -228,6 +233,97 @@ def optimizer_step(loss: torch.Tensor, params, optimizer, scheduler) -> None:
     torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
     optimizer.step()
     scheduler.step()
+
+
+def start_fit(threads: int | None) -> float:
+    """A fit's first step: ``threads`` applied when given; returns the start time (``time.perf_counter()``)."""
+    t0 = time.perf_counter()
+    if threads:
+        torch.set_num_threads(threads)
+    return t0
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Early stopping on the validation loss: the best epoch so far, its weights (a copy kept in
+    memory), and how many epochs have passed without a lower loss. ``patience`` None: never stops."""
+
+    patience: int | None
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    stale: int = 0
+    stopped_at: int | None = None
+
+    def should_stop(self, epoch: int, val_loss: float | None, model: torch.nn.Module, last_epoch: int,
+                    log: Callable[[str], None]) -> bool:
+        """After ``epoch``: keep its weights when its loss is the lowest so far; True when the run
+        is to stop here (``patience`` epochs without a lower loss, and epochs left)."""
+        if self.patience is None or val_loss is None:
+            return False
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.stale = val_loss, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.stale += 1
+        if self.stale >= self.patience and epoch < last_epoch:
+            self.stopped_at = epoch
+            log(f"  early stop after epoch {epoch}: no lower validation loss for {self.stale} epoch(s)")
+            return True
+        return False
+
+    def restore_best(self, model: torch.nn.Module, epochs_run: int, log: Callable[[str], None]) -> None:
+        """Load the best epoch's weights into ``model`` when it was not the last epoch run."""
+        if self.best_state is not None and self.best_epoch != epochs_run:
+            model.load_state_dict(self.best_state)
+            log(f"  restored the weights of epoch {self.best_epoch} (validation loss {self.best_loss:.4f})")
+
+
+class TrainingRun:
+    """The epoch loop of a fit of ``model`` and its records: one entry per optimiser step (with
+    progress lines) and one per epoch. ``params`` are the parameters whose gradients are clipped."""
+
+    def __init__(self, log: Callable[[str], None], epochs: int, total_steps: int, model: torch.nn.Module,
+                 params: list, optimizer, scheduler, entry_in_errors: bool = False):
+        self.log, self.epochs, self.total_steps = log, epochs, total_steps
+        self.model, self.params, self.optimizer, self.scheduler = model, params, optimizer, scheduler
+        self.entry_in_errors = entry_in_errors  # the step's entry in the non-finite loss error
+        self.step_log: list[dict] = []
+        self.epoch_log: list[dict] = []
+        self.step = self.rows_seen = 0
+        self.started = time.perf_counter()
+
+    def train(self, train_epoch: Callable[[int], None], end_epoch: Callable[[int], dict],
+              stopping: EarlyStopping | None = None) -> None:
+        """Epochs 1..``epochs``: ``train_epoch(epoch)``, then ``end_epoch(epoch)``'s record (with a
+        ``val_loss`` when ``stopping`` is given, which may end the run early)."""
+        for epoch in range(1, self.epochs + 1):
+            train_epoch(epoch)
+            entry = end_epoch(epoch)
+            self.epoch_log.append(entry)
+            if stopping is not None and stopping.should_stop(epoch, entry["val_loss"], self.model, self.epochs,
+                                                             self.log):
+                break
+
+    def optimise(self, epoch: int, n_rows: int, loss: torch.Tensor, **parts: torch.Tensor | None) -> None:
+        """One optimiser step on ``loss`` (a batch of ``n_rows``), recorded with the ``parts`` of the
+        loss (None stays None), then a progress line when one is due."""
+        optimizer_step(loss, self.params, self.optimizer, self.scheduler)
+        self.step += 1
+        self.rows_seen += n_rows
+        entry = {"step": self.step, "epoch": epoch, "loss": float(loss.detach()),
+                 **{k: None if v is None else float(v.detach()) for k, v in parts.items()}}
+        if not math.isfinite(entry["loss"]):
+            detail = f": {entry}" if self.entry_in_errors else ""
+            raise FloatingPointError(f"non-finite training loss at step {self.step}{detail}")
+        self.step_log.append(entry)
+        log_progress(self.log, self.step_log, self.epochs, self.total_steps, self.rows_seen, self.started)
+
+    def result(self, t0: float, train_rows: int, val_rows: int, first: dict | None = None, **extra: Any) -> dict:
+        """The training log dict: ``first``, the step and epoch records, the row counts, ``extra``,
+        and ``seconds`` since ``t0``."""
+        return {**(first or {}), "steps": self.step_log, "epochs": self.epoch_log, "train_rows": train_rows,
+                "val_rows": val_rows, **extra, "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def fmt_secs(s: float) -> str:

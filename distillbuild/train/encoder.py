@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,10 +36,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from distillbuild.train.common import (PACKAGED_MODEL_IDS, STUDENT_FILE, TrainConfigChecks, adamw_with_warmup,
-                                       fit_and_save, inference, load_base_model, load_saved_student, log_progress,
-                                       mean_pool, optimizer_step, resolve_base_model, save_encoder, texts_by_length,
-                                       token_states, write_model_dir)
+from distillbuild.train.common import (PACKAGED_MODEL_IDS, STUDENT_FILE, EarlyStopping, TrainConfigChecks,
+                                       TrainingRun, adamw_with_warmup, fit_and_save, inference, load_base_model,
+                                       load_saved_student, mean_pool, resolve_base_model, save_encoder, start_fit,
+                                       texts_by_length, token_states, write_model_dir)
 
 __all__ = [
     "EncoderTrainConfig",
@@ -145,18 +144,7 @@ def distillation_loss(
     and ``ce`` are for logging, ``loss`` is what to back-propagate. Rows without soft labels may
     hold anything (e.g. zeros) in ``teacher_probs``.
     """
-    if student_logits.ndim != 2:
-        raise ValueError(f"student_logits must be (batch, classes), got {tuple(student_logits.shape)}")
-    if teacher_probs.shape != student_logits.shape:
-        raise ValueError(
-            f"teacher_probs shape {tuple(teacher_probs.shape)} != logits shape "
-            f"{tuple(student_logits.shape)}"
-        )
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-
+    _check_loss_inputs(student_logits, teacher_probs, alpha, temperature)
     ce_rows = F.cross_entropy(student_logits, hard_labels, reduction="none")
     if class_weight is not None:
         ce_rows = ce_rows * class_weight.to(ce_rows.dtype)[hard_labels]
@@ -174,6 +162,21 @@ def distillation_loss(
     loss_rows = torch.where(has_soft, mixed, ce_rows)
     kd = kd_rows[has_soft].sum() / n_soft
     return loss_rows.mean(), kd, ce
+
+
+def _check_loss_inputs(student_logits: torch.Tensor, teacher_probs: torch.Tensor, alpha: float,
+                       temperature: float) -> None:
+    if student_logits.ndim != 2:
+        raise ValueError(f"student_logits must be (batch, classes), got {tuple(student_logits.shape)}")
+    if teacher_probs.shape != student_logits.shape:
+        raise ValueError(
+            f"teacher_probs shape {tuple(teacher_probs.shape)} != logits shape "
+            f"{tuple(student_logits.shape)}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
 
 
 def _kd_rows(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -405,6 +408,95 @@ def _embed(model: _EncoderHeadModel, tokenizer, texts: list[str], max_length: in
     return torch.from_numpy(np.stack([known[k] for k in keys]))
 
 
+@dataclass
+class _Embedded:
+    """A frozen encoder's pooled embeddings of the train and val texts (``finetune: head``)."""
+
+    train: torch.Tensor
+    val: torch.Tensor | None
+
+
+def _prepare_train_val(cfg: EncoderTrainConfig, train_rows: list[dict], val_rows: list[dict]
+                       ) -> tuple[_Prepared, _Prepared]:
+    train = _prepare_rows(list(train_rows), cfg.labels, "train")
+    val = _prepare_rows(list(val_rows or []), cfg.labels, "val")
+    if len(train.texts) == 0:
+        raise ValueError("no training rows")
+    return train, val
+
+
+def _embed_frozen(cfg: EncoderTrainConfig, model: _EncoderHeadModel, tokenizer, base_path: Path, train: _Prepared,
+                  val: _Prepared, embedding_cache: Path | None, log: Callable[[str], None]) -> _Embedded:
+    """Freeze the encoder and embed every text once (or take it from the cache)."""
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    store = EmbeddingCache(Path(embedding_cache)) if embedding_cache else None
+    try:
+        fingerprint = model_fingerprint(base_path)
+        embeddings = _embed(model, tokenizer, train.texts, cfg.max_length, store, fingerprint)
+        val_embeddings = _embed(model, tokenizer, val.texts, cfg.max_length, store, fingerprint) if val.texts else None
+    finally:
+        if store is not None:
+            log(f"  embeddings: {store.hits} from the cache, {store.misses} encoded")
+            store.close()
+    return _Embedded(embeddings, val_embeddings)
+
+
+def _param_groups(cfg: EncoderTrainConfig, model: _EncoderHeadModel) -> list[dict]:
+    """The encoder (when fine-tuned) and the head, each with its learning rate."""
+    groups = [{"params": list(model.head.parameters()), "lr": cfg.head_learning_rate}]
+    if cfg.finetune == "full":
+        groups.insert(0, {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate})
+    return groups
+
+
+def _class_weight(cfg: EncoderTrainConfig, labels: torch.Tensor) -> torch.Tensor | None:
+    """``balanced``: n / (classes * count) per label (0 for a label no row has); else None."""
+    if cfg.class_weights != "balanced":
+        return None
+    counts = torch.bincount(labels, minlength=len(cfg.labels)).float()
+    return torch.where(counts > 0, len(labels) / (len(cfg.labels) * counts.clamp(min=1)), torch.zeros_like(counts))
+
+
+def _log_start(cfg: EncoderTrainConfig, base_path: Path, n: int, n_soft: int, n_val: int, total_steps: int,
+               log: Callable[[str], None]) -> None:
+    log(
+        f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
+        f"(soft labels {n_soft}) val={n_val} labels={len(cfg.labels)} "
+        f"epochs={cfg.epochs} batch={cfg.batch_size} steps={total_steps} "
+        f"threads={torch.get_num_threads()}"
+    )
+
+
+def _train_epoch(run: TrainingRun, epoch: int, cfg: EncoderTrainConfig, clf: EncoderClassifier, train: _Prepared,
+                 embedded: _Embedded | None, gen: torch.Generator, class_weight: torch.Tensor | None) -> None:
+    """One pass over the shuffled training rows, one optimiser step per batch."""
+    model, n = clf.model, len(train.texts)
+    model.train()
+    if embedded is not None:
+        model.encoder.eval()  # frozen: no dropout inside it either
+    perm = torch.randperm(n, generator=gen)
+    for start in range(0, n, cfg.batch_size):
+        idx = perm[start : start + cfg.batch_size]
+        if embedded is not None:
+            logits = model.head(model.dropout(embedded.train[idx]))
+        else:
+            batch = _tokenize(clf.tokenizer, [train.texts[i] for i in idx.tolist()], cfg.max_length)
+            logits = model(**batch)
+        loss, kd, ce = distillation_loss(logits, train.labels[idx], train.teacher[idx], train.has_soft[idx],
+                                         cfg.kd_alpha, cfg.kd_temperature, class_weight)
+        run.optimise(epoch, len(idx), loss, kd_loss=kd, ce_loss=ce)
+
+
+def _end_epoch(epoch: int, cfg: EncoderTrainConfig, clf: EncoderClassifier, val: _Prepared,
+               embedded: _Embedded | None, log: Callable[[str], None]) -> dict:
+    """The epoch's validation record (accuracy and loss, None without val rows)."""
+    acc, vloss = _evaluate(clf, val, embedded.val if embedded is not None else None)
+    if acc is not None:
+        log(f"  epoch {epoch}/{cfg.epochs} val_accuracy {acc:.4f} val_loss {vloss:.4f}")
+    return {"epoch": epoch, "val_accuracy": acc, "val_loss": vloss}
+
+
 def fit_encoder_classifier(
     cfg: EncoderTrainConfig,
     train_rows: list[dict],
@@ -417,123 +509,31 @@ def fit_encoder_classifier(
 
     :func:`train_encoder_classifier` is this plus :func:`save_encoder_classifier`.
     """
-    t0 = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    train = _prepare_rows(list(train_rows), cfg.labels, "train")
-    val = _prepare_rows(list(val_rows or []), cfg.labels, "val")
-    n = len(train.texts)
-    if n == 0:
-        raise ValueError("no training rows")
-
+    t0 = start_fit(cfg.threads)
+    train, val = _prepare_train_val(cfg, train_rows, val_rows)
     base_path, encoder, tokenizer = load_base_model(cfg, base_dir)
     model = _EncoderHeadModel(encoder, len(cfg.labels))
     clf = EncoderClassifier(model, tokenizer, cfg.labels, cfg.max_length)
-
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    embeddings = val_embeddings = None
-    if cfg.finetune == "head":  # frozen encoder: embed every text once (or take it from the cache)
-        for p in model.encoder.parameters():
-            p.requires_grad_(False)
-        store = EmbeddingCache(Path(embedding_cache)) if embedding_cache else None
-        try:
-            fingerprint = model_fingerprint(base_path)
-            embeddings = _embed(model, tokenizer, train.texts, cfg.max_length, store, fingerprint)
-            val_embeddings = _embed(model, tokenizer, val.texts, cfg.max_length, store, fingerprint) if val.texts else None
-        finally:
-            if store is not None:
-                log(f"  embeddings: {store.hits} from the cache, {store.misses} encoded")
-                store.close()
-    groups = [{"params": list(model.head.parameters()), "lr": cfg.head_learning_rate}]
-    if cfg.finetune == "full":
-        groups.insert(0, {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate})
-    optimizer, scheduler = adamw_with_warmup(groups, total_steps)
+    n, total_steps = len(train.texts), math.ceil(len(train.texts) / cfg.batch_size) * cfg.epochs
+    embedded = None
+    if cfg.finetune == "head":
+        embedded = _embed_frozen(cfg, model, tokenizer, base_path, train, val, embedding_cache, log)
+    optimizer, scheduler = adamw_with_warmup(_param_groups(cfg, model), total_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
-    class_weight = None
-    if cfg.class_weights == "balanced":
-        counts = torch.bincount(train.labels, minlength=len(cfg.labels)).float()
-        class_weight = torch.where(counts > 0, n / (len(cfg.labels) * counts.clamp(min=1)), torch.zeros_like(counts))
-    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
-    stopped_at = None
+    class_weight = _class_weight(cfg, train.labels)
     n_soft = int(train.has_soft.sum())
-    log(
-        f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
-        f"(soft labels {n_soft}) val={len(val.texts)} labels={len(cfg.labels)} "
-        f"epochs={cfg.epochs} batch={cfg.batch_size} steps={total_steps} "
-        f"threads={torch.get_num_threads()}"
-    )
+    _log_start(cfg, base_path, n, n_soft, len(val.texts), total_steps, log)
 
-    steps_log: list[dict] = []
-    epochs_log: list[dict] = []
-    step = 0
-    rows_seen = 0
-    t_train = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        if embeddings is not None:
-            model.encoder.eval()  # frozen: no dropout inside it either
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            if embeddings is not None:
-                logits = model.head(model.dropout(embeddings[idx]))
-            else:
-                batch = _tokenize(tokenizer, [train.texts[i] for i in idx.tolist()], cfg.max_length)
-                logits = model(**batch)
-            loss, kd, ce = distillation_loss(
-                logits,
-                train.labels[idx],
-                train.teacher[idx],
-                train.has_soft[idx],
-                cfg.kd_alpha,
-                cfg.kd_temperature,
-                class_weight,
-            )
-            optimizer_step(loss, model.parameters(), optimizer, scheduler)
-            step += 1
-            rows_seen += len(idx)
-            entry = {
-                "step": step,
-                "epoch": epoch,
-                "loss": float(loss.detach()),
-                "kd_loss": None if kd is None else float(kd.detach()),
-                "ce_loss": float(ce.detach()),
-            }
-            if not math.isfinite(entry["loss"]):
-                raise FloatingPointError(f"non-finite training loss at step {step}: {entry}")
-            steps_log.append(entry)
-            log_progress(log, steps_log, cfg.epochs, total_steps, rows_seen, t_train)
-        acc, vloss = _evaluate(clf, val, val_embeddings)
-        epochs_log.append({"epoch": epoch, "val_accuracy": acc, "val_loss": vloss})
-        if acc is not None:
-            log(f"  epoch {epoch}/{cfg.epochs} val_accuracy {acc:.4f} val_loss {vloss:.4f}")
-        if cfg.patience is not None and vloss is not None:
-            if vloss < best_loss:  # keep the best epoch's weights in memory
-                best_loss, best_epoch, stale = vloss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= cfg.patience and epoch < cfg.epochs:
-                    stopped_at = epoch
-                    log(f"  early stop after epoch {epoch}: no lower validation loss for {stale} epoch(s)")
-                    break
-
-    if best_state is not None and best_epoch != len(epochs_log):
-        model.load_state_dict(best_state)
-        log(f"  restored the weights of epoch {best_epoch} (validation loss {best_loss:.4f})")
+    run = TrainingRun(log, cfg.epochs, total_steps, model, list(model.parameters()), optimizer, scheduler,
+                      entry_in_errors=True)
+    stopping = EarlyStopping(cfg.patience)
+    run.train(lambda epoch: _train_epoch(run, epoch, cfg, clf, train, embedded, gen, class_weight),
+              lambda epoch: _end_epoch(epoch, cfg, clf, val, embedded, log), stopping)
+    stopping.restore_best(model, len(run.epoch_log), log)
 
     model.eval()
-    result = {
-        "steps": steps_log,
-        "epochs": epochs_log,
-        "train_rows": n,
-        "val_rows": len(val.texts),
-        "soft_label_rows": n_soft,
-        "best_epoch": best_epoch or None,
-        "stopped_early_at": stopped_at,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    result = run.result(t0, n, len(val.texts), soft_label_rows=n_soft, best_epoch=stopping.best_epoch or None,
+                        stopped_early_at=stopping.stopped_at)
     clf.meta = {
         "labels": list(cfg.labels),
         "max_length": cfg.max_length,

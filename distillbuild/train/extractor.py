@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -53,10 +52,9 @@ from torch import nn
 from distillbuild.errors import StageError
 from distillbuild.evaluate.field_match import values_match
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
-from distillbuild.train.common import (STUDENT_FILE, TrainConfigChecks, adamw_with_warmup, fit_and_save, inference,
-                                       load_base_model, load_saved_student, log_progress, mean_pool, optimizer_step,
-                                       resolve_base_model, save_encoder, texts_by_length, token_states,
-                                       write_model_dir)
+from distillbuild.train.common import (STUDENT_FILE, TrainConfigChecks, TrainingRun, adamw_with_warmup, fit_and_save,
+                                       inference, load_base_model, load_saved_student, mean_pool, resolve_base_model,
+                                       save_encoder, start_fit, texts_by_length, token_states, write_model_dir)
 
 __all__ = ["ExtractorTrainConfig", "EncoderExtractor", "locate_span", "train_encoder_extractor",
            "fit_encoder_extractor", "save_encoder_extractor", "train_from_config"]
@@ -429,47 +427,39 @@ def field_accuracy(fields: list[FieldSpec], predicted: list[dict], gold: list[di
             for f in fields}
 
 
-def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val_rows: list[dict],
-                          log: Callable[[str], None] = print, base_dir: Path | None = None
-                          ) -> tuple[EncoderExtractor, dict]:
-    """Train in memory; returns the extractor (eval mode) and the training log dict."""
-    t0 = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    fields = schema_fields(cfg.output_schema)
+def _parse_train_val(train_rows: list[dict], val_rows: list[dict]) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """The rows with a JSON object answer, and how many of each set had none."""
     train, bad_train = _parse_rows(list(train_rows), "train")
     val, bad_val = _parse_rows(list(val_rows or []), "val")
     if not train:
         raise ValueError("no training rows with a JSON object answer")
-    base_path, encoder, tokenizer = load_base_model(cfg, base_dir)
-    enum_fields = [f for f in fields if not f.is_span]
-    span_fields = [f for f in fields if f.is_span]
-    model = _ExtractorModel(encoder, [len(f.values) for f in enum_fields], len(span_fields))
-    extractor = EncoderExtractor(model, tokenizer, cfg.output_schema, cfg.max_length, cfg.max_span_tokens)
+    return train, val, {"train": bad_train, "val": bad_val}
 
-    enc = _encode(tokenizer, [r["text"] for r in train], cfg.max_length)
-    targets = _targets(train, enc, fields)
-    pad = tokenizer.pad_token_id or 0
-    n = len(train)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
+
+def _freeze_lower_layers(encoder: nn.Module, frozen_layers: int) -> None:
+    """Freeze the word embeddings, and the lowest ``frozen_layers`` transformer layers with the
+    rest of the embeddings."""
     # The word-embedding matrix (half of MiniLM's weights) stays frozen: a few hundred rows teach
     # it little, and leaving it out halves the optimiser's work per step.
-    frozen = model.encoder.get_input_embeddings().weight
-    frozen.requires_grad_(False)
-    for name, param in model.encoder.named_parameters():
-        if any(name.startswith(f"{prefix}.{k}.") for prefix in ("encoder.layer", "layer") for k in range(cfg.frozen_layers)) \
-                or (cfg.frozen_layers and name.startswith("embeddings.")):
+    encoder.get_input_embeddings().weight.requires_grad_(False)
+    for name, param in encoder.named_parameters():
+        if any(name.startswith(f"{prefix}.{k}.") for prefix in ("encoder.layer", "layer") for k in range(frozen_layers)) \
+                or (frozen_layers and name.startswith("embeddings.")):
             param.requires_grad_(False)
+
+
+def _param_groups(cfg: ExtractorTrainConfig, model: _ExtractorModel) -> list[dict]:
+    """The encoder's trainable parameters and the heads, each with its learning rate."""
     heads = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
-    optimizer, scheduler = adamw_with_warmup(
-        [{"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
-         {"params": heads, "lr": cfg.head_learning_rate}], total_steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    lengths = [len(x) for x in enc.input_ids]
-    truncated = sum(length >= cfg.max_length for length in lengths)
-    log(f"encoder-extractor: base={cfg.base_model} ({base_path}) train={n} val={len(val)} "
-        f"fields={len(fields)} ({len(enum_fields)} enum, {len(span_fields)} span) epochs={cfg.epochs} "
+    return [{"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
+            {"params": heads, "lr": cfg.head_learning_rate}]
+
+
+def _log_start(cfg: ExtractorTrainConfig, base_path: Path, n: int, n_val: int, fields: list[FieldSpec],
+               total_steps: int, targets: _Targets, truncated: int, log: Callable[[str], None]) -> None:
+    n_span = sum(f.is_span for f in fields)
+    log(f"encoder-extractor: base={cfg.base_model} ({base_path}) train={n} val={n_val} "
+        f"fields={len(fields)} ({len(fields) - n_span} enum, {n_span} span) epochs={cfg.epochs} "
         f"batch={cfg.batch_size} steps={total_steps} threads={torch.get_num_threads()}")
     if any(targets.unlocated.values()):
         log("  teacher values not found in the text (no span target for those rows): "
@@ -477,63 +467,83 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
     if truncated:
         log(f"  {truncated} training texts reach max_length {cfg.max_length} and are truncated")
 
-    steps_log: list[dict] = []
-    epochs_log: list[dict] = []
-    step = rows_seen = 0
-    t_train = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        for idx in _batches(lengths, cfg.batch_size, gen):
-            batch = _collate([enc.input_ids[i] for i in idx], pad)
-            enum_logits, start, end = model(**batch)
-            allowed = _selectable(batch["attention_mask"], [enc.special[i] for i in idx])
-            losses = []
-            for h, logits in enumerate(enum_logits):
-                y = targets.enum[idx, h]
-                if (y != IGNORE).any():
-                    losses.append(F.cross_entropy(logits, y, ignore_index=IGNORE))
-            for h in range(len(span_fields)):
-                ys, ye = targets.start[idx, h], targets.end[idx, h]
-                if (ys != IGNORE).any():
-                    s_logits = start[..., h].masked_fill(~allowed, _NEG)
-                    e_logits = end[..., h].masked_fill(~allowed, _NEG)
-                    losses.append((F.cross_entropy(s_logits, ys, ignore_index=IGNORE)
-                                   + F.cross_entropy(e_logits, ye, ignore_index=IGNORE)) / 2)
-            if not losses:
-                continue
-            loss = torch.stack(losses).mean()
-            optimizer_step(loss, [p for p in model.parameters() if p.requires_grad], optimizer, scheduler)
-            step += 1
-            rows_seen += len(idx)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"non-finite training loss at step {step}")
-            steps_log.append({"step": step, "epoch": epoch, "loss": value})
-            log_progress(log, steps_log, cfg.epochs, total_steps, rows_seen, t_train)
-        entry: dict[str, Any] = {"epoch": epoch, "val_field_accuracy": None}
-        if val:
-            per_field = field_accuracy(fields, extractor.predict([r["text"] for r in val]), [r["answer"] for r in val])
-            entry["val_field_accuracy"] = sum(per_field.values()) / len(per_field)
-            entry["val_per_field"] = {k: round(v, 4) for k, v in per_field.items()}
-            log(f"  epoch {epoch}/{cfg.epochs} val field accuracy (vs the teacher) {entry['val_field_accuracy']:.4f}: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in per_field.items()))
-        epochs_log.append(entry)
+
+def _batch_loss(model: _ExtractorModel, batch: dict[str, torch.Tensor], special: list[list[int]], idx: list[int],
+                targets: _Targets) -> torch.Tensor | None:
+    """The mean over fields of the enum heads' cross-entropy and the span heads' mean start and
+    end cross-entropy, over the fields with a target in the batch (None when none has)."""
+    enum_logits, start, end = model(**batch)
+    allowed = _selectable(batch["attention_mask"], special)
+    losses = []
+    for h, logits in enumerate(enum_logits):
+        y = targets.enum[idx, h]
+        if (y != IGNORE).any():
+            losses.append(F.cross_entropy(logits, y, ignore_index=IGNORE))
+    for h in range(model.n_span):
+        ys, ye = targets.start[idx, h], targets.end[idx, h]
+        if (ys != IGNORE).any():
+            s_logits = start[..., h].masked_fill(~allowed, _NEG)
+            e_logits = end[..., h].masked_fill(~allowed, _NEG)
+            losses.append((F.cross_entropy(s_logits, ys, ignore_index=IGNORE)
+                           + F.cross_entropy(e_logits, ye, ignore_index=IGNORE)) / 2)
+    return torch.stack(losses).mean() if losses else None
+
+
+def _train_epoch(run: TrainingRun, epoch: int, cfg: ExtractorTrainConfig, model: _ExtractorModel, enc: _Encoded,
+                 targets: _Targets, pad: int, gen: torch.Generator) -> None:
+    """One pass over shuffled batches of similar lengths, one optimiser step per batch with a target."""
+    model.train()
+    for idx in _batches([len(x) for x in enc.input_ids], cfg.batch_size, gen):
+        batch = _collate([enc.input_ids[i] for i in idx], pad)
+        loss = _batch_loss(model, batch, [enc.special[i] for i in idx], idx, targets)
+        if loss is not None:
+            run.optimise(epoch, len(idx), loss)
+
+
+def _end_epoch(epoch: int, cfg: ExtractorTrainConfig, extractor: EncoderExtractor, val: list[dict],
+               log: Callable[[str], None]) -> dict[str, Any]:
+    """The epoch's record: field accuracy against the teacher on the val rows (None without)."""
+    entry: dict[str, Any] = {"epoch": epoch, "val_field_accuracy": None}
+    if val:
+        per_field = field_accuracy(extractor.fields, extractor.predict([r["text"] for r in val]),
+                                   [r["answer"] for r in val])
+        entry["val_field_accuracy"] = sum(per_field.values()) / len(per_field)
+        entry["val_per_field"] = {k: round(v, 4) for k, v in per_field.items()}
+        log(f"  epoch {epoch}/{cfg.epochs} val field accuracy (vs the teacher) {entry['val_field_accuracy']:.4f}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in per_field.items()))
+    return entry
+
+
+def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val_rows: list[dict],
+                          log: Callable[[str], None] = print, base_dir: Path | None = None
+                          ) -> tuple[EncoderExtractor, dict]:
+    """Train in memory; returns the extractor (eval mode) and the training log dict."""
+    t0 = start_fit(cfg.threads)
+    fields = schema_fields(cfg.output_schema)
+    train, val, skipped = _parse_train_val(train_rows, val_rows)
+    base_path, encoder, tokenizer = load_base_model(cfg, base_dir)
+    model = _ExtractorModel(encoder, [len(f.values) for f in fields if not f.is_span], sum(f.is_span for f in fields))
+    extractor = EncoderExtractor(model, tokenizer, cfg.output_schema, cfg.max_length, cfg.max_span_tokens)
+
+    enc = _encode(tokenizer, [r["text"] for r in train], cfg.max_length)
+    targets = _targets(train, enc, fields)
+    n, total_steps = len(train), math.ceil(len(train) / cfg.batch_size) * cfg.epochs
+    _freeze_lower_layers(model.encoder, cfg.frozen_layers)
+    optimizer, scheduler = adamw_with_warmup(_param_groups(cfg, model), total_steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    truncated = sum(len(ids) >= cfg.max_length for ids in enc.input_ids)
+    _log_start(cfg, base_path, n, len(val), fields, total_steps, targets, truncated, log)
+
+    run = TrainingRun(log, cfg.epochs, total_steps, model, [p for p in model.parameters() if p.requires_grad],
+                      optimizer, scheduler)
+    pad = tokenizer.pad_token_id or 0
+    run.train(lambda epoch: _train_epoch(run, epoch, cfg, model, enc, targets, pad, gen),
+              lambda epoch: _end_epoch(epoch, cfg, extractor, val, log))
 
     model.eval()
     extractor.meta = {"kind": KIND, "base_model": cfg.base_model, "config": cfg.to_dict()}
-    result = {
-        "trainer": "local",
-        "kind": KIND,
-        "steps": steps_log,
-        "epochs": epochs_log,
-        "train_rows": n,
-        "val_rows": len(val),
-        "skipped_rows": {"train": bad_train, "val": bad_val},
-        "unlocated_values": targets.unlocated,
-        "truncated_texts": truncated,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    return extractor, result
+    return extractor, run.result(t0, n, len(val), first={"trainer": "local", "kind": KIND}, skipped_rows=skipped,
+                                 unlocated_values=targets.unlocated, truncated_texts=truncated)
 
 
 def save_encoder_extractor(extractor: EncoderExtractor, out_dir: Path) -> None:
