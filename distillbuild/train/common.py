@@ -21,13 +21,15 @@ import shutil
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
+
+from distillbuild.console import Progress, interactive
 
 __all__ = [
     "PACKAGED_MODEL_IDS",
@@ -292,18 +294,21 @@ class TrainingRun:
         self.epoch_log: list[dict] = []
         self.step = self.rows_seen = 0
         self.started = time.perf_counter()
+        # On a terminal a bar over the steps; in logs, a line every LOG_EVERY steps (log_progress).
+        self.bar = Progress("training", total_steps, self._bar_figures, log=log) if interactive() else None
 
     def train(self, train_epoch: Callable[[int], None], end_epoch: Callable[[int], dict],
               stopping: EarlyStopping | None = None) -> None:
         """Epochs 1..``epochs``: ``train_epoch(epoch)``, then ``end_epoch(epoch)``'s record (with a
         ``val_loss`` when ``stopping`` is given, which may end the run early)."""
-        for epoch in range(1, self.epochs + 1):
-            train_epoch(epoch)
-            entry = end_epoch(epoch)
-            self.epoch_log.append(entry)
-            if stopping is not None and stopping.should_stop(epoch, entry["val_loss"], self.model, self.epochs,
-                                                             self.log):
-                break
+        with self.bar or nullcontext():
+            for epoch in range(1, self.epochs + 1):
+                train_epoch(epoch)
+                entry = end_epoch(epoch)
+                self.epoch_log.append(entry)
+                if stopping is not None and stopping.should_stop(epoch, entry["val_loss"], self.model, self.epochs,
+                                                                 self.log):
+                    break
 
     def optimise(self, epoch: int, n_rows: int, loss: torch.Tensor, **parts: torch.Tensor | None) -> None:
         """One optimiser step on ``loss`` (a batch of ``n_rows``), recorded with the ``parts`` of the
@@ -317,7 +322,17 @@ class TrainingRun:
             detail = f": {entry}" if self.entry_in_errors else ""
             raise FloatingPointError(f"non-finite training loss at step {self.step}{detail}")
         self.step_log.append(entry)
-        log_progress(self.log, self.step_log, self.epochs, self.total_steps, self.rows_seen, self.started)
+        if self.bar is not None:
+            self.bar.advance()
+        else:
+            log_progress(self.log, self.step_log, self.epochs, self.total_steps, self.rows_seen, self.started)
+
+    def _bar_figures(self, done: int, total: int, rate: float, eta_s: float | None) -> str:
+        recent = self.step_log[-LOG_EVERY:]
+        loss = sum(s["loss"] for s in recent) / len(recent) if recent else float("nan")
+        epoch = self.step_log[-1]["epoch"] if self.step_log else 1
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return f"  epoch {epoch}/{self.epochs} step {done}/{total} loss {loss:.4f} {self.rows_seen / elapsed:.1f} rows/s"
 
     def result(self, t0: float, train_rows: int, val_rows: int, first: dict | None = None, **extra: Any) -> dict:
         """The training log dict: ``first``, the step and epoch records, the row counts, ``extra``,
