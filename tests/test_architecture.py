@@ -187,3 +187,10 @@ def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeyp
     assert json.loads((spec_path.parent / "build/toy/summary.json").read_text()) == {"labels": 4}
     unknown = runner.invoke(main, ["stage", "no_such_stage", "--spec", str(spec_path)])
     assert unknown.exit_code == 2 and "toy_stage" in unknown.output  # the choice lists the new stage
+
+
+def test_only_stages_tests_and_the_cli_start_a_stand_in():
+    """Engines get settings for an endpoint someone else opened; they never start a server."""
+    starters = sorted(m for m, ts in import_graph().items() if any(layer(t) == "standin" for t in ts)
+                      and layer(m) != "standin")
+    assert starters and all(layer(m) in ("stages", "cli") for m in starters), starters
