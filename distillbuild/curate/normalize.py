@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from distillbuild.text import normalize_text  # noqa: F401 - also this module's API
 
 _PREFIX = re.compile(r"^\s*(?:the\s+)?(?:category|label|class|intent|answer|classification)\s*(?:is)?\s*[:=\-]?\s*", re.I)
 _EDGE = re.compile(r"^[\s\"'`*_\[\(\{<]+|[\s\"'`*_\]\)\}>.,;:!?]+$")
-
-
-def normalize_text(text: str) -> str:
-    """Equal after Unicode NFKC, case folding and collapsing whitespace: an exact duplicate."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _label_key(text: str) -> str:

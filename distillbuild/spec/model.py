@@ -102,6 +102,9 @@ class Task:
     instruction: str
     labels: tuple[str, ...] | None  # classification only
     output_schema: Mapping[str, Any] | None  # extraction only: a JSON Schema, a free mapping
+    # Few-shot turns for the teacher: inline {input, answer} items, or a file of them (see spec/inputs.py).
+    examples: tuple[Mapping[str, Any], ...] | str | None = None
+    input_template: str | None = None  # rows with several fields -> the input text
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 from distillbuild.errors import SpecIssue
 from distillbuild.metric_names import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
+from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
@@ -17,8 +18,8 @@ from distillbuild.spec.schema import did_you_mean
 
 
 # Spec keys that name files, and whether the file must already exist.
-FILE_KEYS = ("data.inputs", "data.heldout", "teacher.simulated.answers", "filters.judge.simulated.answers",
-             "evaluation.judge.simulated.answers")
+FILE_KEYS = ("data.inputs", "data.heldout", "task.examples", "teacher.simulated.answers",
+             "filters.judge.simulated.answers", "evaluation.judge.simulated.answers")
 
 
 CAUSAL_MIN_LENGTH = 128
@@ -57,7 +58,8 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     trainer, gates, judges."""
     data = doc.data
     found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root),
-             *_task_and_student_issues(data), *_teacher_issues(data), *_filter_rule_issues(data),
+             *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data),
+             *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]

@@ -23,6 +23,7 @@ from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving, latencies_ms as _latencies_ms
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.spec.inputs import read_rows, with_texts
 from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.stages.contract import Out, posix, uncached
@@ -33,7 +34,8 @@ from distillbuild.teacher.prompts import messages_for
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
 # A causal student is prompted, and loaded over its base model.
-READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "teacher.provider", "teacher.price",
+READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
+         "teacher.provider", "teacher.price",
          "student.kind", "student.base_model", "student.endpoint", "evaluation")
 
 
@@ -132,7 +134,7 @@ def run_generation(spec: Spec) -> int:
     """Generation: student and teacher answers on the held-out set, each scored by G-Eval with
     the judge in evaluation.judge (cached like teacher calls); retention is the mean-score ratio."""
 
-    heldout = read_jsonl(spec.resolve(spec.data_files.heldout))
+    heldout = read_heldout(spec)
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
     model = _Generator(load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads), spec.task)
     texts = [r["text"] for r in heldout]
@@ -170,7 +172,7 @@ def run(spec: Spec) -> int:
 def run_classification(spec: Spec) -> int:
     """Classification: the student's labels and the teacher's (normalised) against the gold labels."""
     labels = list(spec.task.labels)
-    heldout = read_jsonl(spec.resolve(spec.data_files.heldout))
+    heldout = read_heldout(spec)
     teacher_rows = _teacher_rows(heldout)
     model = load_classifier(spec)
     texts = [r["text"] for r in heldout]
@@ -203,6 +205,11 @@ def run_extraction(spec: Spec) -> int:
 
 
 # --------------------------------------------------------------------------- steps
+
+
+def read_heldout(spec: Spec) -> list[dict]:
+    """The held-out rows, their text rendered by task.input_template when the spec has one."""
+    return read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
 
 
 def _teacher_rows(heldout: list[dict]) -> list[dict]:
@@ -238,7 +245,7 @@ def _extractor_dir() -> Path:
 def _extraction_rows(spec: Spec) -> tuple[list[dict], list[dict], list[dict]]:
     """The held-out rows, their gold objects and the teacher's answer rows; refused when empty."""
     heldout_path = spec.resolve(spec.data_files.heldout)
-    heldout = read_jsonl(heldout_path)
+    heldout = with_texts(read_jsonl(heldout_path), spec.task.input_template, heldout_path)
     golds = [gold_object(r, f"{heldout_path.name}: row {r.get('id')}") for r in heldout]
     teacher_rows = _teacher_rows(heldout)
     if not heldout:

@@ -18,13 +18,14 @@ from distillbuild.curate.filters import FilterConfig, Row, curate
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
+from distillbuild.spec.inputs import read_rows
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import open_judge
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
-READS = ("data.heldout", "task.type", "task.labels", "task.output_schema", "filters")
+READS = ("data.heldout", "task.type", "task.labels", "task.output_schema", "task.input_template", "filters")
 
 
 def deps(spec: Spec) -> list[str]:
@@ -51,7 +52,8 @@ def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
 def run(spec: Spec) -> int:
     cfg = FilterConfig.from_spec(spec.task, spec.filters)
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
-    heldout = [r["text"] for r in read_jsonl(spec.resolve(spec.data_files.heldout))] if cfg.decontaminate else None
+    heldout = [r["text"] for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template,
+                                             need_label=False)] if cfg.decontaminate else None
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
     kept, rejected, report = curate(rows, cfg, heldout)
     if verdicts is not None:

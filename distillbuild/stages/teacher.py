@@ -14,8 +14,10 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
-from distillbuild.io import read_jsonl, write_json, write_jsonl
+from distillbuild.io import write_json, write_jsonl
+from distillbuild.curate.normalize import normalize_text
 from distillbuild.spec import Spec
+from distillbuild.spec.inputs import Example, load_examples, read_rows
 from distillbuild.spec.model import Task, thaw
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint
@@ -31,11 +33,14 @@ from distillbuild.teacher.settings import TeacherSettings
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
-READS = ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "teacher")
+READS = ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "task.examples",
+         "task.input_template", "teacher")
 
 
 def deps(spec: Spec) -> list[str]:
     files = [posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
+    if isinstance(spec.task.examples, str):  # a file of few-shot examples
+        files.append(posix(spec.task.examples))
     if spec.teacher.provider == "simulated":  # the stand-in's answer key
         files.append(posix(spec.teacher.simulated.answers))
     return files
@@ -43,22 +48,6 @@ def deps(spec: Spec) -> list[str]:
 
 def outs(spec: Spec) -> list[Out]:
     return [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_REPORT]
-
-
-def _rows(path: Path, need_label: bool) -> list[dict[str, Any]]:
-    rows = read_jsonl(path)
-    seen: set[str] = set()
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row.get("id"), (str, int)) or not isinstance(row.get("text"), str):
-            raise StageError(f"{path}: row {n} needs an 'id' and a string 'text'")
-        if need_label and row.get("label") is None:
-            raise StageError(f"{path}: row {n} needs a 'label' (the gold answer)")
-        if str(row["id"]) in seen:
-            raise StageError(f"{path}: id {row['id']!r} appears twice")
-        seen.add(str(row["id"]))
-    if not rows:
-        raise StageError(f"{path}: no rows")
-    return rows
 
 
 def teacher_settings(spec: Spec) -> SettingsFor:
@@ -78,10 +67,26 @@ def response_format(task: Task) -> dict[str, Any] | None:
 
 
 def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
-    """Input rows, held-out rows, and the messages for each (inputs first)."""
-    inputs = _rows(spec.resolve(spec.data_files.inputs), need_label=False)
-    heldout = _rows(spec.resolve(spec.data_files.heldout), need_label=True)
-    return inputs, heldout, [messages_for(spec.task, r["text"]) for r in inputs + heldout]
+    """Input rows (less those that are few-shot examples), held-out rows, and the messages for
+    each (inputs first), the examples' turns before every input."""
+    template = spec.task.input_template
+    examples = load_examples(spec.task.examples, template, spec.dir)
+    inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
+    inputs = _without_examples(inputs, examples)
+    heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True)
+    return inputs, heldout, [messages_for(spec.task, r["text"], examples) for r in inputs + heldout]
+
+
+def _without_examples(rows: list[dict], examples: tuple[Example, ...]) -> list[dict]:
+    """Inputs that are not a few-shot example: the teacher saw those answers written for it, and
+    training on them would teach the student the examples, not the teacher."""
+    if not examples:
+        return rows
+    shown = {normalize_text(e.text) for e in examples}
+    kept = [r for r in rows if normalize_text(r["text"]) not in shown]
+    log(f"teacher: {len(examples)} few-shot example(s) before each input; "
+        f"{len(rows) - len(kept)} input(s) equal to an example left out")
+    return kept
 
 
 def estimate_for(spec: Spec):

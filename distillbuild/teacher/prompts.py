@@ -1,9 +1,15 @@
-"""The messages a teacher answers and a causal-LM student is trained on: one function, so both agree."""
+"""The messages a teacher answers and a causal-LM student is trained on: one function, so both agree.
+
+The teacher may also see few-shot examples (task.examples) as chat turns between the system
+prompt and the input; the student never does: it is trained and evaluated on the bare prompt,
+which is what it will be served with.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from distillbuild.spec.inputs import Example
 from distillbuild.spec.model import Task
 
 
@@ -14,8 +20,9 @@ def system_prompt(task: Task) -> str:
     return instruction
 
 
-def messages_for(task: Task, text: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": system_prompt(task)}, {"role": "user", "content": text}]
+def messages_for(task: Task, text: str, examples: Sequence[Example] = ()) -> list[dict[str, str]]:
+    turns = [m for e in examples for m in ({"role": "user", "content": e.text}, {"role": "assistant", "content": e.answer})]
+    return [{"role": "system", "content": system_prompt(task)}, *turns, {"role": "user", "content": text}]
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

@@ -1,0 +1,68 @@
+"""Checks on task.input_template and task.examples that need the data: a template that renders,
+examples whose answers the task accepts, and no example that is a held-out input (the teacher
+would be shown the answer to a question it is graded on, and retention would be inflated).
+
+Files that cannot be read here are left to the path checks and the stages, which say why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from distillbuild.errors import StageError
+from distillbuild.io import read_jsonl
+from distillbuild.spec.inputs import load_examples, template_fields, with_texts
+from distillbuild.spec.loader import get_path
+from distillbuild.text import normalize_text
+
+Issues = Iterator[tuple[str, str]]  # (key path, message)
+
+
+def few_shot_issues(data: Any, spec_dir: Path) -> Issues:
+    template = get_path(data, "task.input_template")
+    if isinstance(template, str):
+        try:
+            template_fields(template)
+        except ValueError as exc:
+            yield "task.input_template", f"not a usable template: {exc}"
+            return
+    examples = get_path(data, "task.examples")
+    if isinstance(examples, list):
+        yield from _answer_issues(data, examples)
+    if examples:
+        yield from _heldout_overlap(data, examples, template if isinstance(template, str) else None, spec_dir)
+
+
+def _answer_issues(data: Any, examples: list[Any]) -> Issues:
+    """Each inline example answers the way the teacher is asked to: a label, or a JSON object."""
+    task_type, labels = get_path(data, "task.type"), get_path(data, "task.labels")
+    for i, example in enumerate(examples):
+        answer = example.get("answer") if isinstance(example, dict) else None
+        where = f"task.examples[{i}].answer"
+        if task_type == "classification" and isinstance(labels, list) and answer not in labels:
+            yield where, f"{json.dumps(answer)} is not one of task.labels"
+        elif task_type != "extraction" and isinstance(answer, dict):
+            yield where, f"an object answers extraction tasks only, not {task_type}"
+
+
+def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: Path) -> Issues:
+    heldout_file = get_path(data, "data.heldout")
+    if not isinstance(heldout_file, str):
+        return
+    try:
+        path = spec_dir / heldout_file
+        heldout = {normalize_text(r["text"]): r.get("id")
+                   for r in with_texts(read_jsonl(path), template, path) if isinstance(r.get("text"), str)}
+        pairs = load_examples(examples, template, spec_dir)
+    except (StageError, OSError, ValueError, KeyError, TypeError):
+        return  # unreadable here: the path checks and the stages report it
+    for i, example in enumerate(pairs):
+        key = normalize_text(example.text)
+        if key in heldout:
+            row_id = heldout[key]
+            where = f"task.examples[{i}]" if isinstance(examples, list) else "task.examples"
+            shown = f"example {i + 1}" if isinstance(examples, str) else "this example"
+            yield where, (f"{shown} is held-out input {row_id!r} ({heldout_file}): the teacher would see the "
+                          "answer to a question it is graded on; take another example")
