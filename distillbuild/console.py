@@ -87,3 +87,14 @@ class Progress:
 
 def eta_text(eta_s: float | None) -> str:
     return f"{eta_s:.0f}s" if eta_s is not None else "?"
+
+
+def rate_number(per_s: float) -> str:
+    """A rate a person can read at any speed: 340, 2.5, 0.34 (a slow teacher is not 0)."""
+    if per_s >= 10:
+        return f"{per_s:.0f}"
+    return f"{per_s:.1f}" if per_s >= 1 else f"{per_s:.2f}"
+
+
+def rate_text(per_s: float) -> str:
+    return f"{rate_number(per_s)}/s"

@@ -45,3 +45,7 @@ def test_the_bar_ends_in_one_plain_line(capsys):
 def test_plain_when_asked_or_not_a_terminal(monkeypatch):
     monkeypatch.setenv("DISTILL_PROGRESS", "plain")
     assert console.interactive() is False
+
+
+def test_slow_rates_are_not_zero():
+    assert [console.rate_text(r) for r in (340.2, 2.54, 0.34, 0.0)] == ["340/s", "2.5/s", "0.34/s", "0.00/s"]

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from distillbuild.console import Progress, eta_text
+from distillbuild.console import Progress, eta_text, rate_text
 from distillbuild.errors import StageError
 from distillbuild.secrets import redact
 from distillbuild.teacher.cache import TeacherCache
@@ -192,6 +192,6 @@ class _OnlineRun:
         """Answers so far, rate, ETA, tokens and dollars: a plain line, or the bar's figures."""
         stats = self.stats
         errors = sum(stats.errors.values())
-        return (f"teacher: {done}/{total} answered, {rate:.0f}/s, ETA {eta_text(eta_s)}, "
+        return (f"teacher: {done}/{total} answered, {rate_text(rate)}, ETA {eta_text(eta_s)}, "
                 f"{stats.prompt_tokens + stats.completion_tokens:,} tokens, ${stats.cost_usd:.4f}"
                 + (f", {errors} errors" if errors else ""))

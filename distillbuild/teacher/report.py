@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from distillbuild.console import rate_number
 from distillbuild.stats import percentile
 from distillbuild.teacher.results import RunStats
 
@@ -49,6 +50,6 @@ def summary(rep: dict[str, Any]) -> str:
         f"  retries     {kinds(c['retries'])}; rate-limit pauses {c['rate_limit_pauses']}",
         f"  errors      {kinds(rep['errors'])}",
         f"  tokens      {rep['tokens']['prompt']:,} prompt, {rep['tokens']['completion']:,} completion; ${rep['cost_usd']:.4f}",
-        f"  latency     p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}; {rate:.0f} calls/s over {rep['seconds']:.1f} s",
+        f"  latency     p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}; {rate_number(rate)} calls/s over {rep['seconds']:.1f} s",
         f"  fingerprint {', '.join(rep['system_fingerprints']) or '-'}",
     ])
