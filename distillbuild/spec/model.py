@@ -116,6 +116,24 @@ class DataFiles:
 
 
 @dataclass(frozen=True)
+class LlamaCpp:
+    """A local GGUF teacher served by llama.cpp (teacher.provider: llamacpp)."""
+
+    model: str  # a path relative to the spec, or package:NAME/FILE
+    n_ctx: int
+    threads: int
+    startup_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Canary:
+    """The first answers checked before the rest is paid for (teacher.canary)."""
+
+    requests: int  # 0: no canary
+    min_usable: float
+
+
+@dataclass(frozen=True)
 class Teacher(Endpoint):
     top_logprobs: int
     token_ids: bool
@@ -125,6 +143,8 @@ class Teacher(Endpoint):
     batch: bool
     terms: str | None
     simulated: SimulatedTeacher | None
+    canary: Canary | None = None
+    llamacpp: LlamaCpp | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from distillbuild.errors import SpecIssue
 from distillbuild.metric_names import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
+from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
@@ -58,7 +59,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
     trainer, gates, judges."""
     data = doc.data
     found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root),
-             *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data),
+             *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data, spec_dir),
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data)]
@@ -167,12 +168,22 @@ def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:
             yield "task.output_schema", f"{exc} (student.kind: encoder-extractor)"
 
 
-def _teacher_issues(data: Any) -> Issues:
+def _teacher_issues(data: Any, spec_dir: Path) -> Issues:
     provider = get_path(data, "teacher.provider")
     if provider == "simulated" and get_path(data, "teacher.simulated") is None:
         yield "teacher", "provider: simulated needs a teacher.simulated section (answers, accuracy, ...)"
-    if provider == "openai" and get_path(data, "teacher.simulated") is not None:
-        yield "teacher.simulated", "settings of the simulated teacher, but provider is openai"
+    if provider != "simulated" and get_path(data, "teacher.simulated") is not None:
+        yield "teacher.simulated", f"settings of the simulated teacher, but provider is {provider}"
+    llamacpp = get_path(data, "teacher.llamacpp")
+    if provider == "llamacpp" and llamacpp is None:
+        yield "teacher", "provider: llamacpp needs a teacher.llamacpp section naming the GGUF model"
+    if provider != "llamacpp" and llamacpp is not None:
+        yield "teacher.llamacpp", f"settings of a llama.cpp teacher, but provider is {provider}"
+    if provider == "llamacpp" and isinstance(get_path(data, "teacher.llamacpp.model"), str):
+        try:
+            resolve_model_file(get_path(data, "teacher.llamacpp.model"), spec_dir)
+        except FileNotFoundError as exc:
+            yield "teacher.llamacpp.model", str(exc)
 
 
 def _filter_rule_issues(data: Any) -> Issues:

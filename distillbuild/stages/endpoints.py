@@ -17,6 +17,8 @@ from distillbuild import standin
 from distillbuild.console import log as console_log
 from distillbuild.errors import StageError
 from distillbuild.spec.model import Endpoint, Judge
+from distillbuild.servers import llamacpp
+from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.judge import judge_settings
 from distillbuild.teacher.settings import TeacherSettings
@@ -28,10 +30,32 @@ SettingsFor = Callable[[str | None, str, str], TeacherSettings]
 
 
 def endpoint_id(section: Endpoint, base_dir: Path, kind: str) -> str:
-    """The endpoint's identity in cache keys: the stand-in's, or the real endpoint's base URL."""
+    """The endpoint's identity in cache keys: the stand-in's, a local model's (its file's hash),
+    or the real endpoint's base URL."""
     if section.provider == "simulated":
         return standin.endpoint_id(section, base_dir, kind=kind)
+    if section.provider == "llamacpp":
+        return llamacpp.endpoint_id(_model_file(section, base_dir))
     return section.base_url or DEFAULT_BASE_URL
+
+
+def _model_file(section: Endpoint, base_dir: Path) -> Path:
+    try:
+        return resolve_model_file(section.llamacpp.model, base_dir)
+    except FileNotFoundError as exc:
+        raise StageError(f"teacher.llamacpp.model: {exc}") from None
+
+
+def _start_llamacpp(section: Endpoint, base_dir: Path, stack: ExitStack, log: Callable[[str], None]):
+    """The local llama.cpp server for the section's GGUF, stopped when `stack` closes; if it dies
+    while the stage uses it, the stage stops with exit 3 (what was answered is cached)."""
+    model_file, local = _model_file(section, base_dir), section.llamacpp
+    log(f"teacher: starting llama.cpp for {model_file.name} (n_ctx {local.n_ctx}, {local.threads} threads)")
+    server = stack.enter_context(llamacpp.LlamaCppServer(
+        model_file, section.model, n_ctx=local.n_ctx, threads=local.threads,
+        startup_timeout_s=local.startup_timeout_s, endpoint_id=llamacpp.endpoint_id(model_file)))
+    log(f"teacher: llama.cpp ({section.model}) on {server.base_url}")
+    return server
 
 
 @contextmanager
@@ -44,6 +68,9 @@ def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: s
             endpoint = stack.enter_context(standin.start_endpoint(section, base_dir, kind=kind, labels=labels))
             settings = settings_for(endpoint.base_url, endpoint.endpoint_id, "simulated")
             log(f"{kind}: SIMULATED stand-in ({section.model}) on {endpoint.base_url}")
+        elif section.provider == "llamacpp":
+            server = _start_llamacpp(section, base_dir, stack, log)
+            settings = settings_for(server.base_url, server.endpoint_id, "local")
         else:
             env = section.api_key_env
             api_key = os.environ.get(env, "")
@@ -53,6 +80,9 @@ def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: s
         cache = TeacherCache.for_repo(repo_root)
         stack.callback(cache.close)
         yield settings, cache
+        if section.provider == "llamacpp" and not server.alive():
+            raise StageError(f"the llama.cpp server stopped during the run (exit code {server.process.returncode}): "
+                             f"{server.output_tail()}. The answers it gave are cached: rerun to ask for the rest.")
 
 
 def open_judge(section: Judge, base_dir: Path, repo_root: Path, where: str,

@@ -18,12 +18,14 @@ from distillbuild.io import write_json, write_jsonl
 from distillbuild.curate.normalize import normalize_text
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
+from distillbuild.spec.model_files import PACKAGE_PREFIX
 from distillbuild.spec.model import Task, thaw
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint
 from distillbuild.teacher.answers import answer_row
 from distillbuild.teacher.cache import TeacherCache, request_key
-from distillbuild.teacher.engine import answer_all
+from distillbuild.teacher.canary import canary_check
+from distillbuild.teacher.engine import Canary, answer_all
 from distillbuild.teacher.estimate import estimate
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.teacher.report import report, summary
@@ -43,6 +45,9 @@ def deps(spec: Spec) -> list[str]:
         files.append(posix(spec.task.examples))
     if spec.teacher.provider == "simulated":  # the stand-in's answer key
         files.append(posix(spec.teacher.simulated.answers))
+    local = spec.teacher.llamacpp
+    if local is not None and not local.model.startswith(PACKAGE_PREFIX):  # a GGUF in the repository
+        files.append(posix(local.model))
     return files
 
 
@@ -106,10 +111,13 @@ def estimate_for(spec: Spec):
 
 
 def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResult | None], RunStats]:
-    """Every request answered (or not) through the spec's teacher endpoint and the repository's cache."""
-    with open_endpoint(spec.teacher, spec.dir, spec.repo_root, kind="teacher", where="teacher",
+    """Every request answered (or not) through the spec's teacher endpoint and the repository's
+    cache; the first ones checked by the canary before the rest is asked."""
+    t = spec.teacher
+    canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log)) if t.canary else None
+    with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
                        settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
-        return answer_all(requests, settings, cache, log=log)
+        return answer_all(requests, settings, cache, log=log, canary=canary)
 
 
 def run(spec: Spec) -> int:

@@ -4,11 +4,15 @@ A processor answers the requests the cache lacks and writes each answer to the c
 comes: `OnlineProcessor` (distillbuild.teacher.online) calls the endpoint for each,
 `BatchProcessor` (distillbuild.teacher.batch) sends them through the Batch API. Both have
 the same `run` (the `Processor` protocol); `settings.batch` chooses.
+
+A canary (online runs) answers the first few unique requests first and hands their responses
+to a check that may stop the run (a StageError) before the rest is paid for.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from distillbuild.teacher.batch import BatchProcessor
@@ -29,8 +33,15 @@ def processor_for(settings: TeacherSettings) -> Processor:
     return BatchProcessor() if settings.batch else OnlineProcessor()
 
 
+@dataclass(frozen=True)
+class Canary:
+    requests: int  # how many first unique requests
+    check: Callable[[list[dict[str, Any] | None]], None]  # their responses (None: failed); raises to stop
+
+
 def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, cache: TeacherCache,
-               log: Callable[[str], None] = print) -> tuple[list[CallResult | None], RunStats]:
+               log: Callable[[str], None] = print, canary: Canary | None = None
+               ) -> tuple[list[CallResult | None], RunStats]:
     """One result per request, in order (None where the budget stopped the run first)."""
     stats = RunStats(requested=len(requests))
     t0 = time.monotonic()
@@ -42,6 +53,26 @@ def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, 
     stats.cache_hits = sum(1 for k in keys if k in hits)
     missing = [(k, b) for k, b in unique.items() if k not in hits]
     log(f"teacher: {len(requests)} requests, {stats.cache_hits} cached, {len(missing)} unique calls to make")
-    fresh = processor_for(settings).run(missing, settings, cache, stats, log) if missing else {}
+    if canary is not None and canary.requests > 0 and not settings.batch:
+        fresh = _with_canary(canary, list(unique), hits, missing, settings, cache, stats, log)
+    else:
+        fresh = processor_for(settings).run(missing, settings, cache, stats, log) if missing else {}
     stats.seconds = time.monotonic() - t0
     return [CallResult(hits[key], True) if key in hits else fresh.get(key) for key in keys], stats
+
+
+def _with_canary(canary: Canary, order: list[str], hits: dict[str, Any], missing: list[tuple[str, dict[str, Any]]],
+                 settings: TeacherSettings, cache: TeacherCache, stats: RunStats,
+                 log: Callable[[str], None]) -> dict[str, CallResult]:
+    """The first `canary.requests` unique requests (from the cache or asked now), checked, then the rest."""
+    first = set(order[: canary.requests])
+    processor = processor_for(settings)
+    head = [(k, b) for k, b in missing if k in first]
+    fresh = processor.run(head, settings, cache, stats, log) if head else {}
+    if not stats.budget_stopped:
+        responses = [hits[k] if k in hits else (fresh[k].response if k in fresh else None) for k in order[: canary.requests]]
+        canary.check(responses)
+    tail = [(k, b) for k, b in missing if k not in first]
+    if tail and not stats.budget_stopped:
+        fresh.update(processor.run(tail, settings, cache, stats, log))
+    return fresh

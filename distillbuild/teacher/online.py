@@ -103,7 +103,7 @@ class _OnlineRun:
             await asyncio.gather(*(self.one(k, b) for k, b in items))
         finally:
             await self.client.close()
-            self.stats.rate_limit_pauses = self.limiter.pauses
+            self.stats.rate_limit_pauses += self.limiter.pauses
             self.bar.stop()
         if self.fatal:
             raise StageError(f"the teacher endpoint refused the request ({self.fatal[0]})")

