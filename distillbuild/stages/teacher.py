@@ -120,6 +120,15 @@ def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResu
         return answer_all(requests, settings, cache, log=log, canary=canary)
 
 
+def soft_label_counts(rows: list[dict]) -> dict[str, int]:
+    """How each answered row's label probabilities were read (teacher/softlabels.py)."""
+    answered = [r for r in rows if r.get("error") is None]
+    mapped = [r for r in answered if r.get("label_probs")]
+    bounded = sum(1 for r in mapped if r.get("soft_label_bounded"))
+    return {"exact": len(mapped) - bounded, "bounded": bounded, "unmapped": len(answered) - len(mapped),
+            "ambiguous": sum(1 for r in answered if r.get("soft_label_ambiguous"))}
+
+
 def run(spec: Spec) -> int:
     t = spec.teacher
     inputs, heldout, requests = load_requests(spec)
@@ -137,8 +146,12 @@ def run(spec: Spec) -> int:
     write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
     write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
     rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
+    if spec.task.labels:
+        rep["soft_labels"] = soft_label_counts(rows)
     write_json(Path(layout.TEACHER_REPORT), rep)
     log(summary(rep))
+    if "soft_labels" in rep:
+        log("  soft labels " + ", ".join(f"{k} {v}" for k, v in rep["soft_labels"].items()))
     if sum(stats.errors.values()) == len(rows):
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0

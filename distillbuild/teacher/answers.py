@@ -10,7 +10,7 @@ from typing import Any
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Task
 from distillbuild.teacher.results import CallResult
-from distillbuild.teacher.softlabels import answer_confidence, label_distribution
+from distillbuild.teacher.softlabels import answer_confidence, label_distribution, label_masses
 from distillbuild.teacher.token_logprobs import kd_targets
 
 
@@ -54,7 +54,7 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
         answer=message.get("content"),
         refusal=message.get("refusal"),
         finish_reason=choice.get("finish_reason"),
-        confidence=answer_confidence(logprobs),
+        confidence=_confidence(message.get("content"), logprobs, labels),
         label_probs=probs,
         soft_label_ambiguous=ambiguous,
         top_logprobs=[[a.get("token"), a.get("logprob")] for a in first.get("top_logprobs") or []],
@@ -62,6 +62,8 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
         system_fingerprint=result.response.get("system_fingerprint"),
         error=None,
     )
+    if labels and label_masses(logprobs, labels)[2]:
+        out["soft_label_bounded"] = True  # a label's mass was read off a path the teacher did not finish
     if len(choices) > 1:
         out.update(samples=contents, agreement=agreement)
     kd = kd_targets(logprobs)
@@ -73,6 +75,14 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
         except ValueError as exc:
             out.update(parsed=None, parse_error=f"not JSON: {exc}")
     return out
+
+
+def _confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...]) -> float | None:
+    """The probability of the answer's label (its full token sequence, trailing tokens aside) when
+    it is one; else of the whole answer."""
+    label = normalize_label(answer, labels) if labels and answer else None
+    masses = label_masses(logprobs, labels)[0] if label else {}
+    return masses[label] if label in masses else answer_confidence(logprobs)
 
 
 def _mean_distribution(logprobs_per_choice: list[Any], labels: tuple[str, ...]) -> tuple[dict[str, float] | None, bool]:

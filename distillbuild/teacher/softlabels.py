@@ -1,18 +1,26 @@
-"""From a teacher's logprobs to a probability over the task's labels.
+"""From a teacher's logprobs to a probability over the task's labels, for labels of any length.
 
-Mapping (first-token disambiguation): the alternatives at the answer's first position are
-matched to labels. A token equal to a label (after trimming spaces and quotes, case-folded)
-is that label; a token that begins exactly one label is that label; a token that begins
-several labels is ambiguous and its mass is left out (the row is counted as ambiguous);
-other tokens are not a label. The result is renormalised over the labels it covers.
-For labels that are single tokens this is exact; for multi-token labels it is the
-standard first-token approximation.
+Method (sequence walk): a label's probability is that of its full token sequence. Walking the
+generated tokens, each position's top_logprobs alternatives are read after the text generated so
+far. An alternative that completes a label (equal to it after trimming spaces and quotes,
+case-folded) adds P(path so far) x P(alternative) to it: exact. An alternative that begins
+exactly one label but leaves the generated path adds the same product as an upper bound (its
+continuation was never observed): bounded. An alternative that begins several labels is
+ambiguous: its mass goes to none, and the row is counted as ambiguous. The generated token
+itself is followed to the next position. These events are disjoint, so the masses sum to at
+most 1; `spam` generated as `sp` + `am` gets P(sp) x P(am | sp). For single-token labels this is
+the first position's distribution, as before.
+
+`label_distribution` renormalises the masses over the labels they cover (the soft labels a
+student learns from); `label_masses` gives them raw (a label's probability, which the filter
+uses as the answer's confidence).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 
 def _clean(token: str) -> str:
@@ -27,24 +35,80 @@ def answer_confidence(logprobs: dict[str, Any] | None) -> float | None:
     return math.exp(sum(tok.get("logprob", 0.0) for tok in content))
 
 
-def label_distribution(logprobs: dict[str, Any] | None, labels: list[str]) -> tuple[dict[str, float] | None, bool]:
-    """(probability per label, ambiguous?) from the first position's top_logprobs."""
+@dataclass
+class _Walk:
+    """What one pass over the generated tokens found."""
+
+    events: list[tuple[int, int, str, float]] = field(default_factory=list)  # (position, rank, label, mass)
+    path_label: str | None = None  # the label the generated text spells (the longest one on its way)
+    path_at: int = -1  # the position where it is complete
+    path_logprob: float = 0.0
+    ambiguous: bool = False
+    bounded: bool = False
+
+
+def _match(text: str, folded: dict[str, str]) -> tuple[list[str], bool]:
+    exact = [l for l, f in folded.items() if f == text]
+    return (exact, True) if exact else ([l for l, f in folded.items() if f.startswith(text)], False)
+
+
+def _walk(content: list[dict[str, Any]], folded: dict[str, str]) -> _Walk:
+    walk, path_logprob, prefix = _Walk(), 0.0, ""
+    for i, position in enumerate(content):
+        generated, last = position.get("token", ""), i == len(content) - 1
+        for rank, alt in enumerate(position.get("top_logprobs") or []):
+            token = alt.get("token", "")
+            text = _clean(prefix + token)
+            if token == generated or not text:
+                continue  # the generated path is counted once, below
+            matches, exact = _match(text, folded)
+            if len(matches) == 1:
+                walk.events.append((i, rank, matches[0], math.exp(path_logprob + alt.get("logprob", -math.inf))))
+                walk.bounded |= not exact
+            elif len(matches) > 1:
+                walk.ambiguous = True
+        prefix += generated
+        path_logprob += position.get("logprob", -math.inf)
+        matches, exact = _match(_clean(prefix), folded)
+        if exact or (last and len(matches) == 1 and walk.path_label is None):
+            walk.path_label, walk.path_at, walk.path_logprob = matches[0], i, path_logprob
+            walk.bounded |= not exact
+        elif last and len(matches) > 1 and walk.path_label is None:
+            walk.ambiguous = True  # the generated text stops where several labels begin
+        if not matches:
+            break  # the generated text left every label
+    return walk
+
+
+def label_masses(logprobs: dict[str, Any] | None, labels: Sequence[str]) -> tuple[dict[str, float], bool, bool]:
+    """(probability of each label's full token sequence, ambiguous?, bounded?); the masses sum to at most 1."""
     content = (logprobs or {}).get("content") or []
-    if not content or not content[0].get("top_logprobs"):
-        return None, False
-    folded = {label: label.casefold() for label in labels}
+    walk = _walk(content, {label: label.casefold() for label in labels})
+    events = list(walk.events)
+    if walk.path_label is not None:
+        # The path's mass holds every continuation; those counted for other labels come off it.
+        later = [m for i, _, _, m in events if i > walk.path_at]
+        path_mass = math.exp(walk.path_logprob)
+        if later:
+            path_mass = max(path_mass - sum(later), 0.0)
+        rank = _rank_of(content[walk.path_at])
+        events.append((walk.path_at, rank, walk.path_label, path_mass))
+        events.sort(key=lambda e: (e[0], e[1]))
     mass: dict[str, float] = {}
-    ambiguous = False
-    for alt in content[0]["top_logprobs"]:
-        token = _clean(alt.get("token", ""))
-        if not token:
-            continue
-        exact = [l for l, f in folded.items() if f == token]
-        matches = exact or [l for l, f in folded.items() if f.startswith(token)]
-        if len(matches) == 1:
-            mass[matches[0]] = mass.get(matches[0], 0.0) + math.exp(alt.get("logprob", -math.inf))
-        elif len(matches) > 1:
-            ambiguous = True
+    for _, _, label, m in events:
+        mass[label] = mass.get(label, 0.0) + m
+    return mass, walk.ambiguous, walk.bounded
+
+
+def _rank_of(position: dict[str, Any]) -> int:
+    """Where the generated token stands among its position's alternatives (for a stable order)."""
+    tokens = [alt.get("token") for alt in position.get("top_logprobs") or []]
+    return tokens.index(position.get("token")) if position.get("token") in tokens else -1
+
+
+def label_distribution(logprobs: dict[str, Any] | None, labels: Sequence[str]) -> tuple[dict[str, float] | None, bool]:
+    """(probability per label, renormalised over the labels covered; ambiguous?)."""
+    mass, ambiguous, _bounded = label_masses(logprobs, labels)
     total = sum(mass.values())
     if total <= 0:
         return None, ambiguous
