@@ -184,13 +184,18 @@ def promote(spec: Path, version: str | None, bump: str) -> None:
 @main.command()
 @SPEC_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def estimate(spec: Path, as_json: bool) -> None:
+@click.option("--canary", is_flag=True,
+              help="Also ask the teacher the canary's first prompts (teacher.canary) and check their answers: "
+                   "exit 3 when the teacher does not do the task. Those answers are cached for the run.")
+def estimate(spec: Path, as_json: bool, canary: bool) -> None:
     """Calls, tokens and dollars the teacher stage will spend, net of what the cache holds."""
-    from distillbuild.stages.teacher import estimate_for
+    from distillbuild.stages.teacher import estimate_for, run_canary
 
     loaded = _load(spec)
     with _runtime_errors("distill estimate"):
         est = estimate_for(loaded)
+        if canary:
+            run_canary(loaded)
     if as_json:
         click.echo(json.dumps(est.as_dict(), indent=2))
         return

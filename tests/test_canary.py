@@ -63,3 +63,18 @@ def test_a_teacher_that_does_the_task_passes_the_canary_and_pays_once(project, m
     assert run_stage("teacher", load_spec(project(spec))) == 0
     report = json.loads((project.root / "build/teacher/report.json").read_text())
     assert report["calls"]["billed"] == 13 and report["calls"]["from_cache"] == 0  # the canary's calls count once
+
+
+def test_distill_estimate_can_run_the_canary_alone(project, chatty_teacher, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from distillbuild.cli import main
+
+    monkeypatch.setenv("DISTILL_TEST_KEY", "k")
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    path = project(spec_for(chatty_teacher.base_url, requests=4, min_usable=0.5))
+    plain = CliRunner().invoke(main, ["estimate", str(path)])
+    assert plain.exit_code == 0 and chatty_teacher.requests_served == 0  # an estimate asks nothing
+    checked = CliRunner().invoke(main, ["estimate", "--canary", str(path)])
+    assert checked.exit_code == 3 and "only 0 of the first 4 answers are usable" in checked.output
+    assert chatty_teacher.requests_served == 4

@@ -8,6 +8,7 @@ files; asking, parsing and reporting are the teacher engine's.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,17 @@ def estimate_for(spec: Spec):
     return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=spec.task.labels,
                     price_in=t.price.input_per_mtok if t.price else None,
                     price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
+
+
+def run_canary(spec: Spec) -> None:
+    """The canary alone (`distill estimate --canary`): the first teacher.canary.requests prompts
+    asked and checked, nothing else; StageError (exit 3) when the teacher fails it."""
+    canary = spec.teacher.canary
+    if canary is None or canary.requests == 0:
+        raise StageError("teacher.canary.requests is 0: there is no canary to run")
+    _, _, requests = load_requests(spec)
+    first = list({json.dumps(m, sort_keys=True): m for m in requests}.values())[: canary.requests]
+    ask(spec, first)
 
 
 def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResult | None], RunStats]:
