@@ -189,8 +189,9 @@ def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeyp
     assert unknown.exit_code == 2 and "toy_stage" in unknown.output  # the choice lists the new stage
 
 
-def test_only_stages_tests_and_the_cli_start_a_stand_in():
+def test_only_stages_tests_and_the_cli_start_a_server():
     """Engines get settings for an endpoint someone else opened; they never start a server."""
-    starters = sorted(m for m, ts in import_graph().items() if any(layer(t) == "standin" for t in ts)
-                      and layer(m) != "standin")
-    assert starters and all(layer(m) in ("stages", "cli") for m in starters), starters
+    for package in ("standin", "servers"):
+        starters = sorted(m for m, ts in import_graph().items() if any(layer(t) == package for t in ts)
+                          and layer(m) != package)
+        assert starters and all(layer(m) in ("stages", "cli") for m in starters), (package, starters)
