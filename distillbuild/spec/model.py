@@ -111,8 +111,8 @@ class Task:
 class DataFiles:
     """The `data` section (paths relative to the spec's directory)."""
 
-    inputs: str
-    heldout: str
+    inputs: str  # the rows the teacher answers: {"id", "text"} or the template's fields
+    heldout: str  # gold-labelled rows, never trained on: the teacher's and the student's exam
 
 
 @dataclass(frozen=True)
