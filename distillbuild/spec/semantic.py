@@ -11,11 +11,11 @@ from distillbuild.errors import SpecIssue
 from distillbuild.metric_names import METRICS_BY_TASK, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
-from distillbuild.spec.model_files import resolve_model_file
-from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
+from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.spec.schema import did_you_mean
+from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 
 
 # Spec keys that name files, and whether the file must already exist.

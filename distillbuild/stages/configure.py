@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 
 from distillbuild import layout
+from distillbuild.console import log
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
 from distillbuild.spec import Spec
-from distillbuild.stages.contract import Out
 from distillbuild.spec.model import Student, Task, thaw
-from distillbuild.console import log
+from distillbuild.stages.contract import Out
 from distillbuild.train.axolotl_config import (
     PLAN,
     axolotl_sections,

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild import layout
+from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.model import Task
 from distillbuild.stages.contract import Out
-from distillbuild.console import log
 from distillbuild.teacher.prompts import messages_for
 
 

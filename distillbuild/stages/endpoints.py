@@ -16,8 +16,8 @@ from typing import Callable, Iterator, Sequence
 from distillbuild import standin
 from distillbuild.console import log as console_log
 from distillbuild.errors import StageError
-from distillbuild.spec.model import Endpoint, Judge
 from distillbuild.servers import llamacpp
+from distillbuild.spec.model import Endpoint, Judge
 from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.judge import judge_settings

@@ -19,9 +19,9 @@ from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.lineage import lineage
 from distillbuild.stages.model_card import model_card
-from distillbuild.stages.contract import Out, posix, uncached
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---

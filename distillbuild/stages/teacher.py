@@ -14,13 +14,13 @@ from typing import Any
 
 from distillbuild import layout
 from distillbuild.console import log
+from distillbuild.curate.normalize import normalize_text
 from distillbuild.errors import StageError
 from distillbuild.io import write_json, write_jsonl
-from distillbuild.curate.normalize import normalize_text
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
-from distillbuild.spec.model_files import PACKAGE_PREFIX
 from distillbuild.spec.model import Task, thaw
+from distillbuild.spec.model_files import PACKAGE_PREFIX
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint
 from distillbuild.teacher.answers import answer_row

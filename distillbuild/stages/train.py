@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from distillbuild import layout
+from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
+from distillbuild.stages.contract import Out, uncached
 from distillbuild.teacher.cache import cache_dir
 from distillbuild.train.axolotl_config import PLAN
 from distillbuild.train.axolotl_run import train_axolotl
-from distillbuild.stages.contract import Out, uncached
-from distillbuild.console import log
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
