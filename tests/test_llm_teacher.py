@@ -110,3 +110,34 @@ def test_kill_9_mid_run_leaves_no_server_and_the_rerun_keeps_what_was_answered(s
     assert done.returncode == 0, done.stderr[-2000:]
     calls = json.loads((root / "build/teacher/report.json").read_text())["calls"]
     assert calls["from_cache"] >= 1 and calls["from_cache"] + calls["billed"] == 12  # paid-for answers kept
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gguf") is None, reason="needs the gguf package (`make test-llm` installs it)")
+def test_a_gguf_student_is_converted_once_and_gets_cpu_settings_axolotl_accepts(project, monkeypatch, tmp_path):
+    import subprocess
+
+    import yaml
+
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    spec = base_spec()
+    spec["student"] = {"kind": "causal-lm", "base_model": MODEL, "trainer": "axolotl", "max_length": 256}
+    loaded = load_spec(project(spec))
+    assert run_stage("configure", loaded) == 0
+    config = yaml.safe_load((project.root / "build/configure/axolotl.yaml").read_text())
+    assert config["base_model"].startswith("cache/models/SmolLM2-135M-Instruct.Q4_1-")  # inside the repo: relative
+    base = project.root / config["base_model"]
+    assert json.loads((base / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    plan = json.loads((project.root / "build/configure/axolotl_plan.json").read_text())
+    assert plan["device"] == "cpu" and 130e6 < plan["parameters"] < 140e6  # SmolLM2-135M, counted from config.json
+    converted = (base / "model.safetensors").stat().st_mtime_ns
+    assert run_stage("configure", loaded) == 0
+    assert (base / "model.safetensors").stat().st_mtime_ns == converted  # converted once per file
+    validator = Path(os.environ.get("DISTILL_AXOLOTL_VENV", Path(__file__).resolve().parents[1] / ".venv-axolotl"))
+    python = validator / "bin/python"
+    if python.exists():  # Axolotl's own validator accepts the config, base model included
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "AXOLOTL_DO_NOT_TRACK": "1",
+               "HF_HUB_OFFLINE": "1"}
+        done = subprocess.run([str(python), "-m", "distillbuild.train.axolotl_validate", "build/configure/axolotl.yaml"],
+                              cwd=project.root, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

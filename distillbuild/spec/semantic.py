@@ -110,6 +110,9 @@ def _path_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
 
 def _base_model_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
     base_model = get_path(data, "student.base_model")
+    if isinstance(base_model, str) and base_model.lower().endswith(".gguf"):
+        yield from _gguf_base_issues(data, base_model, spec_dir)
+        return
     if not (isinstance(base_model, str) and (base_model.startswith(("./", "../", "/")) or base_model.startswith("~"))):
         return
     try:
@@ -122,6 +125,16 @@ def _base_model_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
             yield "student.base_model", f"'{base_model}' leaves the repository"
         elif not is_dir:
             yield "student.base_model", f"directory '{base_model}' does not exist"
+
+
+def _gguf_base_issues(data: Any, base_model: str, spec_dir: Path) -> Issues:
+    """A GGUF base model is a causal LM, converted once for training; the file must be there."""
+    if get_path(data, "student.kind") != "causal-lm":
+        yield "student.base_model", "a GGUF file is a causal language model: it needs student.kind causal-lm"
+    try:
+        resolve_model_file(base_model, spec_dir)
+    except FileNotFoundError as exc:
+        yield "student.base_model", str(exc)
 
 
 def _task_and_student_issues(data: Any) -> Issues:

@@ -9,6 +9,7 @@ DeepSpeed JSON it names when `student.distributed.strategy` is deepspeed, and
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from distillbuild import layout
@@ -17,6 +18,7 @@ from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
 from distillbuild.spec import Spec
 from distillbuild.spec.model import Student, Task, thaw
 from distillbuild.stages.contract import Out
+from distillbuild.stages.student_base import student_base
 from distillbuild.train.axolotl_config import (
     PLAN,
     axolotl_sections,
@@ -99,7 +101,7 @@ def base_model_parameters(base_model: str, root: Path) -> int | None:
 
 def write_axolotl_config(spec: Spec, out_dir: Path) -> dict:
     """Write axolotl.yaml (+ DeepSpeed JSON) and the plan into `out_dir`; return the plan."""
-    student = spec.student
+    student = replace(spec.student, base_model=student_base(spec))  # a GGUF student: its converted directory
     plan = plan_device(student.device, base_model_parameters(student.base_model, spec.dir))
     sections = axolotl_sections(student, spec.teacher, plan["device"])
     text = render_yaml(spec.name, student, sections, plan, spec.path.name)

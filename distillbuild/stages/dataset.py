@@ -19,6 +19,7 @@ from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, 
 from distillbuild.spec import Spec
 from distillbuild.spec.model import Task
 from distillbuild.stages.contract import Out
+from distillbuild.stages.student_base import student_base
 from distillbuild.teacher.prompts import messages_for
 
 
@@ -83,7 +84,7 @@ def _trailing_tokens(tokenizer, messages: list[dict[str, str]], generated: list[
 def _student_tokenizer(spec: Spec):
     """The student's tokenizer: a local directory, or a hub id (downloaded, or from the local
     Hugging Face cache). Without it no KD row can be checked, so the stage stops (exit 3)."""
-    name = spec.student.base_model
+    name = student_base(spec)
     base = spec.resolve(name)
     from transformers import AutoTokenizer
 
