@@ -3,9 +3,11 @@ rename, so a killed stage never leaves a file a later stage would take for finis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -79,3 +81,19 @@ def fresh_tmp_dir(final: Path) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     return tmp
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in blocks; remembered while the file's size and
+    modification time stay the same (a model file is hashed by more than one stage helper)."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

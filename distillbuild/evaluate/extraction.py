@@ -23,9 +23,10 @@ from typing import Any, Sequence
 from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import bootstrap_intervals
 from distillbuild.evaluate.extraction_metrics import deepeval_version, score_answers
-from distillbuild.evaluate.field_match import MISSING, RowScore, field_value, norm_text, parse_answer, values_match
+from distillbuild.evaluate.field_match import MISSING, RowScore, field_value, parse_answer, values_match
 from distillbuild.evaluate.latency import Serving
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
+from distillbuild.text import normalize_text
 
 # --------------------------------------------------------------------------- aggregation (pure)
 
@@ -68,7 +69,7 @@ def constant_baseline(fields: Sequence[FieldSpec], golds: Sequence[dict[str, Any
         return float("nan")
     scores = []
     for f in fields:
-        values = Counter(norm_text(v) if isinstance(v, str) else json.dumps(v) for v in (g.get(f.name) for g in golds))
+        values = Counter(normalize_text(v) if isinstance(v, str) else json.dumps(v) for v in (g.get(f.name) for g in golds))
         scores.append(values.most_common(1)[0][1] / len(golds))
     return sum(scores) / len(scores)
 

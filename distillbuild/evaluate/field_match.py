@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from distillbuild.spec.output_schema import FieldSpec
+from distillbuild.text import normalize_text
 
 MISSING = object()  # the value of a field an answer does not give
-
-
-def norm_text(value: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
 
 
 def values_match(predicted: Any, gold: Any) -> bool:
@@ -33,7 +29,7 @@ def values_match(predicted: Any, gold: Any) -> bool:
     if isinstance(gold, (int, float)) and isinstance(predicted, (int, float)):
         return math.isclose(float(predicted), float(gold), rel_tol=1e-9, abs_tol=1e-6)
     if isinstance(gold, str) and isinstance(predicted, str):
-        return norm_text(predicted) == norm_text(gold)
+        return normalize_text(predicted) == normalize_text(gold)
     return False
 
 

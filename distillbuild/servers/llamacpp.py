@@ -9,7 +9,6 @@ port. The model file is resolved by distillbuild.spec.model_files (a path, or a 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -22,22 +21,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from functools import lru_cache
 from pathlib import Path
 
 from distillbuild.errors import StageError
+from distillbuild.io import file_sha256
 
 INSTALL_HINT = ("install the server with `pip install 'llama-cpp-python[server]==0.3.36'` (it compiles llama.cpp: "
                 "about 20 minutes on 2 cores, once per machine; set CMAKE_ARGS=-DGGML_NATIVE=OFF for a portable wheel)")
-
-
-@lru_cache(maxsize=8)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def server_version() -> str | None:
@@ -49,8 +39,7 @@ def server_version() -> str | None:
 
 def endpoint_id(model_file: Path) -> str:
     """Stable across runs and ports: the model's bytes and the server's version."""
-    stat = model_file.stat()
-    digest = _file_sha256(str(model_file), stat.st_size, stat.st_mtime_ns)[:16]
+    digest = file_sha256(model_file)[:16]
     return f"llamacpp-{server_version() or 'unknown'}:{digest}"
 
 

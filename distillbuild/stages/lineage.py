@@ -10,18 +10,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from distillbuild import layout
+from distillbuild import io, layout
 from distillbuild.spec import Spec
 
 
 def file_sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return io.file_sha256(path) if path.is_file() else None
 
 
 def tree_sha256(path: Path) -> str | None:

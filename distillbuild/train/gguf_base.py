@@ -10,13 +10,13 @@ directory is never taken for finished (it is written beside its final name and r
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from distillbuild.errors import StageError
+from distillbuild.io import file_sha256
 
 MARKER = "config.json"  # written by save_pretrained; present only in a finished directory
 
@@ -25,16 +25,8 @@ def is_gguf(base_model: str) -> bool:
     return base_model.lower().endswith(".gguf")
 
 
-def gguf_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def materialized_dir(gguf_file: Path, models_dir: Path) -> Path:
-    return models_dir / f"{gguf_file.stem}-{gguf_digest(gguf_file)}"
+    return models_dir / f"{gguf_file.stem}-{file_sha256(gguf_file)[:16]}"
 
 
 def materialize(gguf_file: Path, models_dir: Path, log: Callable[[str], None]) -> Path:
