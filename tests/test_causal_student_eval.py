@@ -91,21 +91,61 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     assert run_stage("teacher", loaded) == 0
     assert run_stage("evaluate", loaded) == 0
 
-    from distillbuild.evaluate.causal_student import LocalCausalStudent
+    from distillbuild.curate.normalize import normalize_label
+    from distillbuild.evaluate.causal_student import CausalClassifier, LocalCausalStudent
     from distillbuild.teacher.prompts import messages_for
 
     heldout = [json.loads(l) for l in (root / "data/heldout.jsonl").open()]
-    conversations = [messages_for(loaded.task, r["text"]) for r in heldout]
-    with_adapter = LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4).generate(conversations)
+    texts = [r["text"] for r in heldout]
+    conversations = [messages_for(loaded.task, t) for t in texts]
+    classifier = CausalClassifier(LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4), loaded.task)
+    labels = classifier.predict(texts)
+    with_adapter = classifier.last_answers
     base_only = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=4).generate(conversations)
     assert with_adapter != base_only  # the adapter changes what the model says
-    from distillbuild.curate.normalize import normalize_label
+    # Left-padded batches answer as one prompt at a time does.
+    assert [classifier.student.generate([c])[0] for c in conversations] == with_adapter
 
     metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     assert metrics["heldout_rows"] == 8 and metrics["latency_p95_ms"] > 0
     assert metrics["student_unparseable"] == sum(normalize_label(a, LABELS) is None for a in with_adapter)
-    from distillbuild.curate.normalize import normalize_label
-
     assert [p["student_text"] for p in predictions] == with_adapter
-    assert [p["predicted"] for p in predictions] == [normalize_label(a, LABELS) or "(unparseable)" for a in with_adapter]
+    assert [p["predicted"] for p in predictions] == [label or "(unparseable)" for label in labels]
+    assert [p.get("student_confidence") for p in predictions] == \
+        [None if c is None else round(c, 6) for c in classifier.last_confidence]
+
+
+def test_a_causal_students_logprobs_map_to_labels_as_the_teachers_do(tmp_path):
+    """The local student's answer comes with OpenAI-shaped logprobs: the generated tokens' own
+    logprobs add up to the sequence's, and a label spread over two tokens gets P(t1) x P(t2 | t1)."""
+    import math
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from distillbuild.evaluate.causal_student import LocalCausalStudent
+    from distillbuild.teacher.answers import answer_label_confidence
+    from test_kd_rows import make_tokenizer
+
+    tok_dir = make_tokenizer(tmp_path / "base")
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tok.save_pretrained(str(tok_dir))
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(str(tok_dir))
+    student = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=2)
+    (text, logprobs), = student.generate_scored([[{"role": "user", "content": "billing login"}]])
+    content = logprobs["content"]
+    assert 1 <= len(content) <= 2
+    for position in content:  # each generated token is the top alternative under greedy decoding
+        assert position["top_logprobs"][0]["token"] == position["token"]
+        assert position["top_logprobs"][0]["logprob"] == pytest.approx(position["logprob"])
+        assert sum(math.exp(a["logprob"]) for a in position["top_logprobs"]) <= 1 + 1e-6
+    label = "".join(p["token"] for p in content).strip()  # the generated tokens, named as a label
+    assert label and text == label
+    expected = math.exp(sum(p["logprob"] for p in content))  # its probability is the product
+    assert answer_label_confidence(text, logprobs, (label, "other")) == pytest.approx(expected, rel=1e-5)

@@ -69,6 +69,21 @@ def test_every_rejection_has_a_reason_and_counts_add_up():
     assert sum(report["by_reason"].values()) == 6
 
 
+def test_gold_labels_in_the_inputs_audit_the_teacher_before_and_after_the_filter():
+    """Inputs that carry a gold label measure the teacher's labels: over every answer, and over
+    the rows the filter kept. The gold label rides along; the kept row's label stays the teacher's."""
+    rows = [_row(1, gold_label="billing"), _row(2, answer="refund", gold_label="login", conf=0.3),
+            _row(3, answer="login", gold_label="login"), _row(4, answer="shipping", gold_label="refund"),
+            _row(5, answer="refund")]
+    kept, rejected, report = curate(rows, FilterConfig(labels=tuple(LABELS), min_confidence=0.5))
+    assert report["gold_audit"] == {"rows_with_gold": 4, "teacher_accuracy_all": 0.5,
+                                    "kept_with_gold": 2, "teacher_accuracy_kept": 1.0}
+    assert [(r["label"], r.get("gold_label")) for r in kept] == [("billing", "billing"), ("login", "login"), ("refund", None)]
+    assert {r["id"]: r["gold_label"] for r in rejected} == {"r2": "login", "r4": "refund"}
+    _, _, no_gold = curate([_row(1)], FilterConfig(labels=tuple(LABELS)))
+    assert "gold_audit" not in no_gold
+
+
 def test_filters_can_be_turned_off():
     rows = [_row(1, conf=0.1), {**_row(2, conf=0.1), "text": "text 1"}]
     kept, _, _ = curate(rows, FilterConfig(labels=tuple(LABELS), min_confidence=0, exact_dedup=False))

@@ -40,6 +40,12 @@ def test_labels_sharing_a_first_token_are_told_apart_at_the_next():
     assert not ambiguous and not bounded
 
 
+def test_a_label_with_an_underscore_is_spelled_with_a_space_as_normalize_label_reads_it():
+    lp = {"content": [position("feature", {"feature": 0.7, "bug": 0.2}), position(" request", {" request": 0.9, " flag": 0.1})]}
+    mass, ambiguous, bounded = label_masses(lp, ["feature_request", "bug"])
+    assert mass == pytest.approx({"feature_request": 0.7 * 0.9, "bug": 0.2}) and not ambiguous and not bounded
+
+
 def test_an_unfinished_alternative_is_an_upper_bound_and_says_so():
     lp = {"content": [position("sp", {"sp": 0.6, "h": 0.3}), position("am", {"am": 1.0})]}
     mass, ambiguous, bounded = label_masses(lp, ["spam", "ham"])

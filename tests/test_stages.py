@@ -136,3 +136,25 @@ def test_extraction_requests_structured_output_and_records_parse_failures(projec
     assert len(parsed) + len(failed) == 40
     exact = sum(p == k["label"] for p, k in zip([a["parsed"] for a in answers], key) if p is not None)
     assert 0.6 < exact / len(parsed) < 1  # right about 80% of the time, wrong by a dropped field otherwise
+
+
+def test_gold_labels_in_the_inputs_reach_the_filters_audit_and_nothing_else(project, server, monkeypatch, tmp_path):
+    """Inputs carrying gold labels: the teacher is asked the same texts, the answers carry the gold
+    label, the filter report audits the teacher with it, and the training rows never see it."""
+    root = project.root
+    rows = [json.loads(l) for l in (root / "data/inputs.jsonl").open()]
+    gold = {r["id"]: LABELS[i % 4] if i % 3 else "refund" for i, r in enumerate(rows)}  # every third one wrong-ish
+    (root / "data/inputs.jsonl").write_text("".join(json.dumps({**r, "label": gold[r["id"]]}) + "\n" for r in rows))
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
+    monkeypatch.chdir(root)
+    spec = openai_spec(server.base_url)
+    spec["filters"] = {"min_confidence": 0}
+    loaded = load_spec(project(spec))
+    assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0 and run_stage("dataset", loaded) == 0
+    answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]
+    assert {a["id"]: a["gold_label"] for a in answers} == gold
+    right = sum(a["answer"] == gold[a["id"]] for a in answers)
+    audit = json.loads((root / "build/filter/report.json").read_text())["gold_audit"]
+    assert audit["rows_with_gold"] == 12 and audit["teacher_accuracy_all"] == round(right / 12, 6) < 1
+    assert "gold_label" not in (root / "build/dataset/train.jsonl").read_text()

@@ -180,6 +180,8 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
             "label_probs": row.get("label_probs"), "confidence": row.get("confidence")}
     if row.get("kd"):  # logit distillation trains on the teacher's own tokens, not the normalised label
         kept.update(kd=row["kd"], teacher_text=row["answer"])
+    if "gold_label" in row:  # for the audit only: the dataset trains on the teacher's label
+        kept["gold_label"] = row["gold_label"]
     return kept
 
 
@@ -192,7 +194,8 @@ def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None =
     rejected: list[Row] = []
 
     def reject(row: Row, reason: str, detail: str) -> None:
-        rejected.append({"id": row["id"], "text": row["text"], "answer": row.get("answer"), "reason": reason, "detail": detail})
+        rejected.append({"id": row["id"], "text": row["text"], "answer": row.get("answer"), "reason": reason, "detail": detail,
+                         **({"gold_label": row["gold_label"]} if "gold_label" in row else {})})
 
     survivors = _row_checks(rows, cfg, reject)
     if cfg.exact_dedup:
@@ -282,4 +285,17 @@ def _report(rows: list[Row], kept: list[Row], rejected: list[Row], balance_befor
         "by_reason": {reason: reasons.get(reason, 0) for reason in REASONS},
         "class_balance": dict(sorted(Counter(r["label"] for r in kept).items())) if classification else None,
         "class_balance_before_cap": dict(sorted(balance_before.items())) if cfg.max_per_class and classification else None,
+        **({"gold_audit": gold_audit(rows, kept, cfg)} if classification and any("gold_label" in r for r in rows) else {}),
     }
+
+
+def gold_audit(rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
+    """The teacher's labels against the gold labels some inputs carry: over every answer, and
+    over the answers the filter kept (garbage in, garbage out, measured)."""
+    def accuracy(pairs: list[tuple[Any, Any]]) -> float | None:
+        return round(sum(t == g for t, g in pairs) / len(pairs), 6) if pairs else None
+
+    before = [(normalize_label(r.get("answer"), list(cfg.labels)), r["gold_label"]) for r in rows if "gold_label" in r]
+    after = [(r["label"], r["gold_label"]) for r in kept if "gold_label" in r]
+    return {"rows_with_gold": len(before), "teacher_accuracy_all": accuracy(before),
+            "kept_with_gold": len(after), "teacher_accuracy_kept": accuracy(after)}

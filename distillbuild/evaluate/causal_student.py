@@ -4,6 +4,12 @@ Locally: the base model with the trained LoRA/QLoRA adapter (peft) or a fully fi
 directory, greedy decoding through the chat template, on CPU or a GPU when present. Remotely:
 any OpenAI-compatible endpoint serving the student (for example vLLM with the adapter loaded),
 one request at a time, as a user would call it, so latency is per request.
+
+Both return each answer with its logprobs in the OpenAI response's shape (`content[i].token`,
+`logprob`, `top_logprobs`), so a classification student's answer is mapped to a label and a
+confidence exactly as the teacher's is (normalize_label, then the sequence walk of
+teacher/softlabels.py). Locally, a list of prompts is answered in left-padded batches; a
+single prompt (the latency loop) is one unpadded call.
 """
 
 from __future__ import annotations
@@ -15,8 +21,15 @@ from typing import Any
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.spec.model import StudentEndpoint, Task
 from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.answers import answer_label_confidence
 
 ADAPTER_CONFIG = "adapter_config.json"
+TOP_LOGPROBS = 10  # alternatives kept per generated token, as a teacher's top_logprobs
+BATCH = 16  # prompts per local generate() call in the accuracy pass
+
+
+def _position(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}
 
 
 class LocalCausalStudent:
@@ -44,19 +57,46 @@ class LocalCausalStudent:
         return cls(model, tokenizer, max_new_tokens)
 
     def generate(self, conversations: list[list[dict[str, str]]]) -> list[str]:
+        return [text for text, _ in self.generate_scored(conversations)]
+
+    def generate_scored(self, conversations: list[list[dict[str, str]]]) -> list[tuple[str, dict[str, Any]]]:
+        """Greedy answers with their logprobs ({"content": [...]}, OpenAI's shape)."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for start in range(0, len(conversations), BATCH):
+            out += self._generate_batch(conversations[start : start + BATCH])
+        return out
+
+    def _generate_batch(self, batch: list[list[dict[str, str]]]) -> list[tuple[str, dict[str, Any]]]:
         import torch  # lazy: seconds to import
 
-        out = []
-        for messages in conversations:  # one at a time: no padding effects, and it is how latency is measured
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                     return_dict=True)
-            ids = {k: v.to(self.model.device) for k, v in ids.items()}
-            with torch.inference_mode():
-                generated = self.model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-            new = generated[0, ids["input_ids"].shape[1]:]
-            out.append(self.tokenizer.decode(new, skip_special_tokens=True).strip())
-        return out
+        tok = self.tokenizer
+        tok.padding_side = "left"  # generation continues every row from its last real token
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in batch]
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        enc = tok(prompts, return_tensors="pt", padding=len(batch) > 1, add_special_tokens=False)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        with torch.inference_mode():
+            generated = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                            pad_token_id=pad_id, output_logits=True, return_dict_in_generate=True)
+        new = generated.sequences[:, enc["input_ids"].shape[1]:]
+        steps = torch.stack(generated.logits, dim=1).float().log_softmax(-1)  # (batch, step, vocab)
+        top = steps.topk(TOP_LOGPROBS, dim=-1)
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        stop = {tok.eos_token_id, pad_id, *(eos if isinstance(eos, list) else [eos])}
+        return [self._scored(row_ids, steps[i], top.values[i], top.indices[i], stop) for i, row_ids in enumerate(new)]
+
+    def _scored(self, ids, logprobs, top_values, top_ids, stop: set) -> tuple[str, dict[str, Any]]:
+        decode = self.tokenizer.decode
+        content, kept = [], []
+        for step, token_id in enumerate(ids.tolist()):
+            if token_id in stop:
+                break
+            kept.append(token_id)
+            alts = [(decode([t]), float(v)) for t, v in zip(top_ids[step].tolist(), top_values[step].tolist())]
+            content.append(_position(decode([token_id]), float(logprobs[step, token_id]), alts))
+        return decode(kept, skip_special_tokens=True).strip(), {"content": content}
 
 
 class EndpointStudent:
@@ -70,25 +110,40 @@ class EndpointStudent:
         self.model, self.max_new_tokens = model, max_new_tokens
 
     def generate(self, conversations: list[list[dict[str, str]]]) -> list[str]:
+        return [text for text, _ in self.generate_scored(conversations)]
+
+    def generate_scored(self, conversations: list[list[dict[str, str]]]) -> list[tuple[str, dict[str, Any] | None]]:
         out = []
         for messages in conversations:
             response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
-                                                           max_tokens=self.max_new_tokens)
-            out.append((response.choices[0].message.content or "").strip())
+                                                           max_tokens=self.max_new_tokens, logprobs=True,
+                                                           top_logprobs=TOP_LOGPROBS)
+            choice = response.choices[0]
+            out.append(((choice.message.content or "").strip(), choice.logprobs.model_dump() if choice.logprobs else None))
         return out
 
 
 class CausalClassifier:
-    """Classification by a causal student: its answer text, normalised to a label (or None)."""
+    """Classification by a causal student: its answer text normalised to a label (or None), and
+    that label's probability as the teacher's confidence is read (None when the answer is no label)."""
 
     def __init__(self, student: Any, task: Task):
         self.student, self.task = student, task
         self.last_answers: list[str] = []
+        self.last_confidence: list[float | None] = []
+        tokenizer = getattr(student, "tokenizer", None)
+        if tokenizer is not None:  # a label, a leading space or quote, and the end of the turn: no more is read
+            longest = max(len(tokenizer.encode(f" {label}", add_special_tokens=False)) for label in task.labels)
+            student.max_new_tokens = min(student.max_new_tokens, longest + 2)
 
     def predict(self, texts: list[str]) -> list[str | None]:
-        answers = self.student.generate([messages_for(self.task, t) for t in texts])
-        self.last_answers = answers  # the text behind each label, for predictions.json
-        return [normalize_label(a, list(self.task.labels)) for a in answers]
+        labels = list(self.task.labels)
+        scored = self.student.generate_scored([messages_for(self.task, t) for t in texts])
+        self.last_answers = [text for text, _ in scored]  # the text behind each label, for predictions.json
+        predicted = [normalize_label(text, labels) for text in self.last_answers]
+        self.last_confidence = [answer_label_confidence(text, lp, tuple(labels)) if label else None
+                                for label, (text, lp) in zip(predicted, scored)]
+        return predicted
 
 
 def load_causal_student(model_dir: Path, threads: int, *, endpoint: StudentEndpoint | None, base_model: str | None,

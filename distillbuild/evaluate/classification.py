@@ -65,10 +65,13 @@ class ClassificationResult:
 
 def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[str], student: Sequence[str | None],
                             teacher: Sequence[str | None], serving: Serving, resamples: int, *,
-                            student_text: Sequence[str | None], teacher_simulated: bool) -> ClassificationResult:
+                            student_text: Sequence[str | None], teacher_simulated: bool,
+                            student_confidence: Sequence[float | None] | None = None) -> ClassificationResult:
     """The student's and the teacher's labels against the held-out gold labels. heldout: {"id",
     "label"} rows; student / teacher: one label per row (None when an answer is no label);
-    student_text: a causal student's answer behind each label (None for an encoder's)."""
+    student_text: a causal student's answer behind each label (None for an encoder's);
+    student_confidence: a causal student's probability of its label (None where unknown)."""
+    confidence = list(student_confidence or [None] * len(heldout))
     gold = [r["label"] for r in heldout]
     acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher)
     intervals = bootstrap_intervals([g == s for g, s in zip(gold, student)], [g == t for g, t in zip(gold, teacher)],
@@ -94,7 +97,8 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
     }
     predictions = [
         {"id": r["id"], "actual": g, "predicted": s or "(unparseable)", "teacher": t or "(unparseable)",
-         **({"student_text": st} if st is not None else {})}
-        for r, g, s, t, st in zip(heldout, gold, student, teacher, student_text)
+         **({"student_text": st} if st is not None else {}),
+         **({"student_confidence": round(c, 6)} if c is not None else {})}
+        for r, g, s, t, st, c in zip(heldout, gold, student, teacher, student_text, confidence)
     ]
     return ClassificationResult(metrics, predictions, acc, teacher_acc)

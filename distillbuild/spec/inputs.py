@@ -1,6 +1,8 @@
 """Input rows as the pipeline reads them, and the task's few-shot examples.
 
-A row is `{"id", "text"}` (held-out rows add the gold `label`). With `task.input_template`, a
+A row is `{"id", "text"}` (held-out rows add the gold `label`). An input row may carry a gold
+`label` too: it is never shown to the teacher nor trained on; the filter's report measures the
+teacher's labels against it, before and after filtering. With `task.input_template`, a
 row may instead carry several fields (`{"id", "subject", "body"}`): the template, a Python
 format string over them, renders its `text`, once, where the rows are read, so every stage
 (teacher, filter, evaluate) sees the same text.

@@ -179,10 +179,12 @@ def run_classification(spec: Spec) -> int:
     texts = [r["text"] for r in heldout]
     student, batch_s = _timed(model.predict, texts)
     student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
+    confidence = list(getattr(model, "last_confidence", None) or [None] * len(texts))  # and its label's probability
     teacher = [normalize_label(r.get("answer"), labels) for r in teacher_rows]
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
     result = evaluate_classification(heldout, labels, student, teacher, serving, spec.evaluation.bootstrap,
-                                     student_text=student_text, teacher_simulated=_teacher_simulated(spec))
+                                     student_text=student_text, student_confidence=confidence,
+                                     teacher_simulated=_teacher_simulated(spec))
     _write_outputs(result.metrics, result.predictions)
     _log_classification(result)
     return 0

@@ -64,4 +64,9 @@ def run(spec: Spec) -> int:
     write_json(Path(layout.FILTER_REPORT), report)
     by_reason = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
     log(f"filter: kept {report['kept']} of {report['rows']} (rejected: {by_reason})")
+    audit = report.get("gold_audit")
+    if audit:
+        log(f"filter: against the {audit['rows_with_gold']} gold labels in the inputs, the teacher's labels are "
+            f"{audit['teacher_accuracy_all']} right over all answers and {audit['teacher_accuracy_kept']} "
+            f"over the {audit['kept_with_gold']} kept")
     return 0

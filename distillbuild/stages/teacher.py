@@ -147,6 +147,9 @@ def run(spec: Spec) -> int:
     results, stats = ask(spec, requests)
 
     rows = [answer_row(r, res, spec.task) for r, res in zip(inputs + heldout, results)]
+    for row, source in zip(rows, inputs):
+        if source.get("label") is not None:  # an input's gold label: never asked about, audited by the filter
+            row["gold_label"] = source["label"]
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None)

@@ -54,7 +54,7 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
         answer=message.get("content"),
         refusal=message.get("refusal"),
         finish_reason=choice.get("finish_reason"),
-        confidence=_confidence(message.get("content"), logprobs, labels),
+        confidence=answer_label_confidence(message.get("content"), logprobs, labels),
         label_probs=probs,
         soft_label_ambiguous=ambiguous,
         top_logprobs=[[a.get("token"), a.get("logprob")] for a in first.get("top_logprobs") or []],
@@ -77,9 +77,9 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
     return out
 
 
-def _confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...]) -> float | None:
+def answer_label_confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...]) -> float | None:
     """The probability of the answer's label (its full token sequence, trailing tokens aside) when
-    it is one; else of the whole answer."""
+    it is one; else of the whole answer. A causal student's answers are scored by this too."""
     label = normalize_label(answer, labels) if labels and answer else None
     masses = label_masses(logprobs, labels)[0] if label else {}
     return masses[label] if label in masses else answer_confidence(logprobs)

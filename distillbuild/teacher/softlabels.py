@@ -2,14 +2,14 @@
 
 Method (sequence walk): a label's probability is that of its full token sequence. Walking the
 generated tokens, each position's top_logprobs alternatives are read after the text generated so
-far. An alternative that completes a label (equal to it after trimming spaces and quotes,
-case-folded) adds P(path so far) x P(alternative) to it: exact. An alternative that begins
-exactly one label but leaves the generated path adds the same product as an upper bound (its
-continuation was never observed): bounded. An alternative that begins several labels is
-ambiguous: its mass goes to none, and the row is counted as ambiguous. The generated token
-itself is followed to the next position. These events are disjoint, so the masses sum to at
-most 1; `spam` generated as `sp` + `am` gets P(sp) x P(am | sp). For single-token labels this is
-the first position's distribution, as before.
+far. An alternative that completes a label (equal to it as normalize_label compares: quotes and
+case aside, spaces, dashes and underscores alike) adds P(path so far) x P(alternative) to it:
+exact. An alternative that begins exactly one label but leaves the generated path adds the same
+product as an upper bound (its continuation was never observed): bounded. An alternative that
+begins several labels is ambiguous: its mass goes to none, and the row is counted as ambiguous.
+The generated token itself is followed to the next position. These events are disjoint, so the
+masses sum to at most 1; `spam` generated as `sp` + `am` gets P(sp) x P(am | sp). For
+single-token labels this is the first position's distribution, as before.
 
 `label_distribution` renormalises the masses over the labels they cover (the soft labels a
 student learns from); `label_masses` gives them raw (a label's probability, which the filter
@@ -19,12 +19,15 @@ uses as the answer's confidence).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 
 def _clean(token: str) -> str:
-    return token.strip().strip("\"'`").casefold()
+    # As normalize_label compares: no case, and spaces, dashes and underscores alike
+    # (`feature request` spells the label feature_request).
+    return re.sub(r"[\s_\-]+", "_", token.strip().strip("\"'`").casefold()).strip("_")
 
 
 def answer_confidence(logprobs: dict[str, Any] | None) -> float | None:
@@ -83,7 +86,7 @@ def _walk(content: list[dict[str, Any]], folded: dict[str, str]) -> _Walk:
 def label_masses(logprobs: dict[str, Any] | None, labels: Sequence[str]) -> tuple[dict[str, float], bool, bool]:
     """(probability of each label's full token sequence, ambiguous?, bounded?); the masses sum to at most 1."""
     content = (logprobs or {}).get("content") or []
-    walk = _walk(content, {label: label.casefold() for label in labels})
+    walk = _walk(content, {label: _clean(label) for label in labels})
     events = list(walk.events)
     if walk.path_label is not None:
         # The path's mass holds every continuation; those counted for other labels come off it.

@@ -1,0 +1,69 @@
+"""pipelines/spam-filter: three specs over one teacher. Its figures come from `make test-llm`'s
+packages; here, without them, the specs are checked: valid, compiled, the variants equal to the
+main spec outside the sections they exist to change (so their teacher answers are the same
+cached calls), and data/ as prepare.py writes it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distillbuild.compile import render
+from distillbuild.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipelines/spam-filter"
+VARIANTS = {"smollm2": {"student", "evaluation", "gates"}, "all-rows": {"filters"}}
+RENAMED = {"name", "promote"}
+
+
+def _relative_to(section, prefix: str):
+    """A variant's paths, one directory deeper, as the main spec writes them."""
+    if isinstance(section, dict):
+        return {k: _relative_to(v, prefix) for k, v in section.items()}
+    if isinstance(section, str) and section.startswith(prefix):
+        return section[len(prefix):]
+    return section
+
+
+@pytest.mark.parametrize("spec_path", ["distill.yaml", "smollm2/distill.yaml", "all-rows/distill.yaml"])
+def test_each_spec_is_valid_and_its_dvc_yaml_current(spec_path):
+    spec = load_spec(PIPELINE / spec_path)
+    assert spec.teacher.provider == "llamacpp"
+    assert (spec.dir / "dvc.yaml").read_text(encoding="utf-8") == render(spec)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_variant_differs_from_the_main_spec_only_where_it_says(variant):
+    main = yaml.safe_load((PIPELINE / "distill.yaml").read_text())
+    other = _relative_to(yaml.safe_load((PIPELINE / variant / "distill.yaml").read_text()), "../")
+    differ = {k for k in main.keys() | other.keys() if main.get(k) != other.get(k)}
+    assert differ == VARIANTS[variant] | RENAMED
+    assert other["name"] != main["name"] and other["promote"]["name"] == other["name"]
+
+
+def test_the_committed_data_is_what_prepare_writes(tmp_path):
+    source = ROOT.parent / "shared/datasets/spamassassin"
+    if not source.is_dir():
+        pytest.skip("the SpamAssassin corpus is not beside the repository")
+    copy = tmp_path / "repo/pipelines/spam-filter"
+    copy.mkdir(parents=True)
+    (copy / "prepare.py").write_bytes((PIPELINE / "prepare.py").read_bytes())
+    (tmp_path / "shared/datasets").mkdir(parents=True)
+    (tmp_path / "shared/datasets/spamassassin").symlink_to(source)
+    subprocess.run([sys.executable, str(copy / "prepare.py")], check=True)
+    for name in ("inputs.jsonl", "heldout.jsonl", "examples.jsonl"):
+        written, committed = (copy / "data" / name).read_bytes(), (PIPELINE / "data" / name).read_bytes()
+        assert hashlib.sha256(written).digest() == hashlib.sha256(committed).digest(), name
+    inputs = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").open()]
+    heldout = [json.loads(line) for line in (PIPELINE / "data/heldout.jsonl").open()]
+    examples = [json.loads(line) for line in (PIPELINE / "data/examples.jsonl").open()]
+    assert len(inputs) == 500 and len(heldout) == 400 and [e["label"] for e in examples] == ["legit", "spam", "spam", "legit"]
+    ids = [r["id"] for r in inputs + heldout + examples]
+    assert len(ids) == len(set(ids))  # no e-mail in two roles
