@@ -6,7 +6,7 @@ never computed is refused before anything runs) and the evaluation engine that c
 
 # Metrics with a bootstrap 95% interval, written as NAME_ci_low and NAME_ci_high; a gate picks
 # one with `on: ci_low`.
-WITH_INTERVALS = ("accuracy", "retention", "field_accuracy", "exact_match")
+WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "exact_match")
 
 # Written for classification and extraction alike: how often the student agrees with the teacher,
 # its latency, the held-out size and what a thousand answers cost from each.

@@ -139,6 +139,7 @@ def test_bootstrap_intervals_bracket_the_estimate_and_narrow_with_more_rows():
     for ci, acc, ret in ((small, 0.9, 0.9 / 0.96), (large, 0.9, 0.9 / 0.96)):
         assert ci["accuracy_ci_low"] < acc < ci["accuracy_ci_high"]
         assert ci["retention_ci_low"] < ret < ci["retention_ci_high"]
+        assert ci["teacher_accuracy_ci_low"] < 0.96 < ci["teacher_accuracy_ci_high"]
     assert (large["accuracy_ci_high"] - large["accuracy_ci_low"]) < (small["accuracy_ci_high"] - small["accuracy_ci_low"]) / 2
     assert bootstrap_intervals([True], [True], 0) == {}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import base_spec, write_rows
+from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
 from distillbuild.runner import run_stage
 from distillbuild.spec import load_spec
@@ -141,3 +142,51 @@ def test_a_gguf_student_is_converted_once_and_gets_cpu_settings_axolotl_accepts(
         done = subprocess.run([str(python), "-m", "distillbuild.train.axolotl_validate", "build/configure/axolotl.yaml"],
                               cwd=project.root, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def _auc(positive: list[float], negative: list[float]) -> float:
+    """P(a random positive scores above a random negative), ties half."""
+    pairs = [(p > n) + 0.5 * (p == n) for p in positive for n in negative]
+    return sum(pairs) / len(pairs)
+
+
+def test_real_label_probabilities_sum_to_at_most_one_and_rank_right_answers_first(project, monkeypatch, tmp_path):
+    """pipelines/spam-filter's own prompt on 30 of its training e-mails with gold labels (15 spam,
+    15 legit): every answer's label masses sum to at most 1, the confidence ranks right answers
+    above wrong ones better than chance, the filter's gold audit agrees, and a rerun pays nothing."""
+    import yaml
+
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines/spam-filter"
+    root = project.root
+    rows = [json.loads(line) for line in (pipeline / "data/inputs.jsonl").read_text().splitlines()]
+    planted = [r for r in rows if r["label"] == "spam"][:15] + [r for r in rows if r["label"] == "legit"][:15]
+    write_rows(root / "data/planted.jsonl", planted)
+    (root / "data/examples.jsonl").write_bytes((pipeline / "data/examples.jsonl").read_bytes())
+    pipeline_spec = yaml.safe_load((pipeline / "distill.yaml").read_text())
+    spec = base_spec()
+    spec["task"] = pipeline_spec["task"]
+    spec["data"] = {"inputs": "data/planted.jsonl", "heldout": "data/planted.jsonl"}
+    spec["teacher"] = {**pipeline_spec["teacher"], "canary": {"requests": 0}}
+    spec["filters"] = {"min_confidence": 0.6, "decontaminate": False}
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(root)
+    loaded = load_spec(project(spec))
+    assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
+    answers = [json.loads(line) for line in (root / "build/teacher/answers.jsonl").read_text().splitlines()]
+    gold = {r["id"]: r["label"] for r in planted}
+    right, wrong = [], []
+    for a in answers:
+        assert 0 <= a["label_mass"] <= 1 + 1e-9  # spam (sp + am) and legit, each its full token sequence
+        assert a["label_probs"] is None or abs(sum(a["label_probs"].values()) - 1) < 1e-9  # renormalised
+        label = normalize_label(a["answer"], ["spam", "legit"])
+        if label is not None:
+            assert 0 < a["confidence"] <= a["label_mass"] + 1e-9
+            (right if label == gold[a["id"]] else wrong).append(a["confidence"])
+    assert right and wrong, f"{len(right)} right, {len(wrong)} wrong: the planted set needs both"
+    auc = _auc(right, wrong)
+    print(f"\nteacher on 30 planted e-mails: {len(right)} right, {len(wrong)} wrong; confidence AUC {auc:.3f}")
+    assert auc > 0.5
+    audit = json.loads((root / "build/filter/report.json").read_text())["gold_audit"]
+    assert audit["rows_with_gold"] == 30 and audit["teacher_accuracy_all"] == pytest.approx(len(right) / 30, abs=1e-6)
+    assert run_stage("teacher", loaded) == 0
+    assert json.loads((root / "build/teacher/report.json").read_text())["calls"]["billed"] == 0

@@ -59,6 +59,7 @@ def test_the_filter_confidence_is_the_label_probability_not_the_whole_answer():
     row = answer_row({"id": 1, "text": "x"}, CallResult(response, False), task)
     assert row["confidence"] == pytest.approx(0.7 * 0.9)  # P(spam), not P("spam.") = 0.315
     assert row["label_probs"] == pytest.approx({"spam": 0.63 / 0.83, "ham": 0.2 / 0.83})
+    assert row["label_mass"] == pytest.approx(0.83)  # the probability that the answer names a label
 
 
 def test_masses_never_sum_above_one_on_random_token_trees():

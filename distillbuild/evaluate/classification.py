@@ -32,8 +32,8 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[s
 
 def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequence[bool], resamples: int,
                         seed: int = 0) -> dict[str, float]:
-    """95% percentile intervals of student accuracy and of retention (student / teacher accuracy),
-    resampling held-out rows with replacement; rows are resampled jointly for both models."""
+    """95% percentile intervals of student accuracy, teacher accuracy and retention (student /
+    teacher accuracy), resampling held-out rows with replacement, jointly for both models."""
     import numpy as np  # lazy: ~0.1 s to import, and only the bootstrap needs it
 
     s = np.asarray(student_correct, dtype=float)
@@ -50,6 +50,7 @@ def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequen
         acc_t[start : start + len(idx)] = t[idx].mean(axis=1)
     retention = np.divide(acc_s, acc_t, out=np.full_like(acc_s, np.nan), where=acc_t > 0)
     out["accuracy_ci_low"], out["accuracy_ci_high"] = (float(v) for v in np.percentile(acc_s, [2.5, 97.5]))
+    out["teacher_accuracy_ci_low"], out["teacher_accuracy_ci_high"] = (float(v) for v in np.percentile(acc_t, [2.5, 97.5]))
     if np.isfinite(retention).all():
         out["retention_ci_low"], out["retention_ci_high"] = (float(v) for v in np.percentile(retention, [2.5, 97.5]))
     return {k: round(v, 6) for k, v in out.items()}

@@ -62,8 +62,11 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
         system_fingerprint=result.response.get("system_fingerprint"),
         error=None,
     )
-    if labels and label_masses(logprobs, labels)[2]:
-        out["soft_label_bounded"] = True  # a label's mass was read off a path the teacher did not finish
+    if labels and logprobs:
+        masses, _, bounded = label_masses(logprobs, labels)
+        out["label_mass"] = round(sum(masses.values()), 6)  # how much of the answer's probability names a label
+        if bounded:
+            out["soft_label_bounded"] = True  # a label's mass was read off a path the teacher did not finish
     if len(choices) > 1:
         out.update(samples=contents, agreement=agreement)
     kd = kd_targets(logprobs)
