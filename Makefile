@@ -76,8 +76,9 @@ $(VENV)/.installed-llm: $(VENV)/.installed Makefile
 	$(BIN)/pip install -q gguf==0.19.0
 	touch $@
 
-test-llm: $(VENV)/.installed-dev $(VENV)/.installed-llm
-	DISTILL_TEST_LLM=1 $(BIN)/python -m pytest -q -m llm
+# The student's test trains SmolLM2 with LoRA through `axolotl train`: it needs the full Axolotl venv.
+test-llm: $(VENV)/.installed-dev $(VENV)/.installed-llm $(AXOLOTL_VENV)/.installed-full
+	DISTILL_TEST_LLM=1 DISTILL_AXOLOTL=$(AXOLOTL_BIN)/axolotl $(BIN)/python -m pytest -q -m llm
 
 clean-build:
 	rm -rf build

@@ -26,6 +26,7 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "accuracy",
         "teacher_accuracy",
         "retention",
+        "baseline_accuracy",
         "macro_f1",
         "teacher_macro_f1",
     ) + _STUDENT_VS_TEACHER,

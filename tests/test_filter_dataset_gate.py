@@ -76,8 +76,11 @@ def test_gold_labels_in_the_inputs_audit_the_teacher_before_and_after_the_filter
             _row(3, answer="login", gold_label="login"), _row(4, answer="shipping", gold_label="refund"),
             _row(5, answer="refund")]
     kept, rejected, report = curate(rows, FilterConfig(labels=tuple(LABELS), min_confidence=0.5))
-    assert report["gold_audit"] == {"rows_with_gold": 4, "teacher_accuracy_all": 0.5,
-                                    "kept_with_gold": 2, "teacher_accuracy_kept": 1.0}
+    audit = report["gold_audit"]
+    assert {k: v for k, v in audit.items() if k != "by_min_confidence"} == {
+        "rows_with_gold": 4, "teacher_accuracy_all": 0.5, "kept_with_gold": 2, "teacher_accuracy_kept": 1.0}
+    sweep = {s["min_confidence"]: (s["kept"], s["teacher_accuracy"]) for s in audit["by_min_confidence"]}
+    assert sweep[0.1] == (3, round(2 / 3, 6)) and sweep[0.5] == (2, 1.0) and sweep[0.9] == (2, 1.0)  # r4: no label
     assert [(r["label"], r.get("gold_label")) for r in kept] == [("billing", "billing"), ("login", "login"), ("refund", None)]
     assert {r["id"]: r["gold_label"] for r in rejected} == {"r2": "login", "r4": "refund"}
     _, _, no_gold = curate([_row(1)], FilterConfig(labels=tuple(LABELS)))
@@ -129,6 +132,21 @@ def test_metrics():
     assert percentile([float(i) for i in range(1, 201)], 0.95) == 190.0
     assert percentile([5.0], 0.5) == 5.0
     assert math.isnan(accuracy([], []))
+
+
+def test_a_constant_student_scores_the_baseline_and_is_seen_through():
+    """A student that always answers the commonest label reaches baseline_accuracy, and its macro-F1
+    says it tells nothing apart, however well its accuracy compares with a weak teacher's."""
+    from distillbuild.evaluate.classification import evaluate_classification
+    from distillbuild.evaluate.latency import Serving
+
+    heldout = [{"id": i, "label": "ham" if i % 10 < 7 else "spam"} for i in range(100)]
+    teacher = [r["label"] if i % 3 else ("spam" if r["label"] == "ham" else "ham") for i, r in enumerate(heldout)]
+    result = evaluate_classification(heldout, ["spam", "ham"], ["ham"] * 100, teacher, Serving([1.0], 1.0, None, 0.0),
+                                     0, student_text=[None] * 100, teacher_simulated=False)
+    m = result.metrics
+    assert m["baseline_accuracy"] == m["accuracy"] == 0.7 and m["retention"] > 1  # above a 66%-right teacher
+    assert m["macro_f1"] < 0.42 < m["teacher_macro_f1"]
 
 
 def test_bootstrap_intervals_bracket_the_estimate_and_narrow_with_more_rows():

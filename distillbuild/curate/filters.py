@@ -295,7 +295,14 @@ def gold_audit(rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
     def accuracy(pairs: list[tuple[Any, Any]]) -> float | None:
         return round(sum(t == g for t, g in pairs) / len(pairs), 6) if pairs else None
 
-    before = [(normalize_label(r.get("answer"), list(cfg.labels)), r["gold_label"]) for r in rows if "gold_label" in r]
+    audited = [r for r in rows if "gold_label" in r]
+    before = [(normalize_label(r.get("answer"), list(cfg.labels)), r["gold_label"]) for r in audited]
     after = [(r["label"], r["gold_label"]) for r in kept if "gold_label" in r]
+    # What each min_confidence would keep of the labelled answers, and how many of those are right:
+    # the threshold for this teacher, read off your own data.
+    scored = [(label, r["gold_label"], r.get("confidence")) for (label, _), r in zip(before, audited)
+              if label is not None and r.get("confidence") is not None]
+    sweep = [{"min_confidence": t / 10, "kept": len(pairs), "teacher_accuracy": accuracy(pairs)}
+             for t in range(1, 10) for pairs in [[(l, g) for l, g, c in scored if c >= t / 10]]]
     return {"rows_with_gold": len(before), "teacher_accuracy_all": accuracy(before),
-            "kept_with_gold": len(after), "teacher_accuracy_kept": accuracy(after)}
+            "kept_with_gold": len(after), "teacher_accuracy_kept": accuracy(after), "by_min_confidence": sweep}

@@ -3,6 +3,7 @@ the metrics.json and predictions.json of a held-out evaluation built from them."
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -81,6 +82,9 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
         "accuracy": round(acc, 6),
         "teacher_accuracy": round(teacher_acc, 6),
         "retention": round(acc / teacher_acc, 6) if teacher_acc > 0 else None,
+        # Always answering the held-out set's commonest label: a student (or teacher) near this
+        # has learned nothing, whatever its retention says.
+        "baseline_accuracy": round(max(Counter(gold).values()) / len(gold), 6) if gold else None,
         "macro_f1": round(macro_f1(gold, student, labels), 6),
         "teacher_macro_f1": round(macro_f1(gold, teacher, labels), 6),
         "agreement": round(accuracy(teacher, student), 6),

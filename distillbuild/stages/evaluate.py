@@ -286,8 +286,10 @@ def _write_outputs(metrics: dict, predictions: list[dict]) -> None:
 
 def _log_classification(result: ClassificationResult) -> None:
     m = result.metrics
-    log(f"evaluate: student accuracy {result.accuracy:.3f}, teacher {result.teacher_accuracy:.3f}, "
-        f"retention {m['retention']}, latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms")
+    log(f"evaluate: student accuracy {result.accuracy:.3f}, teacher {result.teacher_accuracy:.3f} "
+        f"(the commonest label alone: {m['baseline_accuracy']:.3f}), macro-F1 student {m['macro_f1']:.3f}, "
+        f"teacher {m['teacher_macro_f1']:.3f}; retention {m['retention']}, "
+        f"latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms")
 
 
 def _log_extraction(result: ExtractionResult) -> None:

