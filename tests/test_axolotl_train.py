@@ -51,6 +51,7 @@ def test_the_tiny_llama_trains_on_cpu_through_the_real_stages(trained):
     assert plan["device"] == "cpu"  # the tiny model got CPU settings on its own
     report = json.loads((trained / "build/train/report.json").read_text())
     assert report["trainer"] == "axolotl" and report["device"] == "cpu" and report["output"] == "adapter"
+    assert report["cpu_threads"] == int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count())  # not accelerate's 1
     history = json.loads((trained / "build/train/history.json").read_text())
     losses = [h["loss"] for h in history]
     assert len(losses) >= 10 and all(math.isfinite(x) for x in losses)

@@ -292,5 +292,12 @@ def train_axolotl(config: Path, plan_path: Path, model_dir: Path, log: Callable[
     cuda = int(report.get("cuda_devices") or 0)
     refuse_without_gpu(plan, cuda)
     log(f"train: Axolotl {report.get('axolotl')}, {cuda} GPU(s) visible, {plan['device']} settings ({plan['reason']})")
+    if plan["device"] == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        # `accelerate launch` gives its trainer one thread unless told otherwise: half this machine,
+        # or less. Every core, as torch itself would take.
+        env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
     seconds, metrics = _run_training(executable, config, env, model_dir, log)
-    return _summary(report, plan, cuda, model_dir, seconds, metrics, log)
+    summary = _summary(report, plan, cuda, model_dir, seconds, metrics, log)
+    if plan["device"] == "cpu":
+        summary["cpu_threads"] = int(env.get("OMP_NUM_THREADS") or 1)
+    return summary
