@@ -129,6 +129,8 @@ def test_a_gguf_student_is_converted_once_and_gets_cpu_settings_axolotl_accepts(
     assert config["base_model"].startswith("cache/models/SmolLM2-135M-Instruct.Q4_1-")  # inside the repo: relative
     base = project.root / config["base_model"]
     assert json.loads((base / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    tokenizer = json.loads((base / "tokenizer_config.json").read_text())
+    assert tokenizer["eos_token"] == "<|im_end|>"  # the GGUF's own end of turn, what the student learns to stop with
     plan = json.loads((project.root / "build/configure/axolotl_plan.json").read_text())
     assert plan["device"] == "cpu" and 130e6 < plan["parameters"] < 140e6  # SmolLM2-135M, counted from config.json
     converted = (base / "model.safetensors").stat().st_mtime_ns

@@ -84,7 +84,9 @@ class LocalCausalStudent:
         steps = torch.stack(generated.logits, dim=1).float().log_softmax(-1)  # (batch, step, vocab)
         top = steps.topk(TOP_LOGPROBS, dim=-1)
         eos = getattr(self.model.generation_config, "eos_token_id", None)
-        stop = {tok.eos_token_id, pad_id, *(eos if isinstance(eos, list) else [eos])}
+        # A special token (the end of the turn, a new turn's start) ends the answer: decoding would drop it
+        # and run the next words into the label ("legit" + "<|im_end|>" + "leg" reads "legitleg").
+        stop = {tok.eos_token_id, pad_id, *(eos if isinstance(eos, list) else [eos]), *tok.all_special_ids}
         return [self._scored(row_ids, steps[i], top.values[i], top.indices[i], stop) for i, row_ids in enumerate(new)]
 
     def _scored(self, ids, logprobs, top_values, top_ids, stop: set) -> tuple[str, dict[str, Any]]:
