@@ -1,0 +1,73 @@
+"""Print the figures README.md quotes, from the three pipelines' outputs (run after `dvc repro` in
+each): the teacher, what the filter kept, each student with its 95% interval, and the filtered
+MiniLM against the all-rows one on the same held-out e-mails (a paired bootstrap of the accuracy
+difference and McNemar's exact test)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from math import comb
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = {"MiniLM, filtered": HERE, "MiniLM, all rows": HERE / "all-rows", "SmolLM2 LoRA, filtered": HERE / "smollm2"}
+
+
+def read(run: Path, path: str) -> dict | list | None:
+    file = run / path
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def interval(m: dict, name: str) -> str:
+    low, high = m.get(f"{name}_ci_low"), m.get(f"{name}_ci_high")
+    return f"{m[name]:.3f} ({low:.3f}-{high:.3f})" if low is not None else f"{m[name]:.3f}"
+
+
+def paired(a: list[dict], b: list[dict], resamples: int = 5000) -> str:
+    assert [r["id"] for r in a] == [r["id"] for r in b], "different held-out rows"
+    ra = [r["predicted"] == r["actual"] for r in a]
+    rb = [r["predicted"] == r["actual"] for r in b]
+    n, rng = len(ra), random.Random(0)
+    diffs = sorted(sum(ra[i] - rb[i] for i in idx) / n
+                   for idx in ([rng.randrange(n) for _ in range(n)] for _ in range(resamples)))
+    only_a = sum(x and not y for x, y in zip(ra, rb))
+    only_b = sum(y and not x for x, y in zip(ra, rb))
+    m, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
+    return (f"{(sum(ra) - sum(rb)) / n:+.4f} (paired 95% interval {diffs[int(0.025 * resamples)]:+.4f} to "
+            f"{diffs[int(0.975 * resamples)]:+.4f}); right only when filtered {only_a}, only on all rows {only_b}; "
+            f"McNemar exact p = {p:.2g}")
+
+
+def main() -> int:
+    teacher = read(HERE, "build/teacher/report.json")
+    if teacher is None:
+        print("run `dvc repro` here first", file=sys.stderr)
+        return 2
+    calls, lat = teacher["calls"], teacher["latency_s"]
+    print(f"teacher: {teacher['provider']}:{teacher['model']}, {calls['billed']} calls in {teacher['seconds']:.0f} s "
+          f"({calls['billed'] / teacher['seconds']:.2f}/s), latency p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s; "
+          f"{teacher['tokens']['prompt']:,} prompt and {teacher['tokens']['completion']:,} completion tokens")
+    for name, run in RUNS.items():
+        audit = (read(run, "build/filter/report.json") or {}).get("gold_audit")
+        m = read(run, "build/evaluate/metrics.json")
+        if m is None:
+            print(f"{name}: not built")
+            continue
+        print(f"{name}: accuracy {interval(m, 'accuracy')}, teacher {interval(m, 'teacher_accuracy')}, "
+              f"baseline {m['baseline_accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} (teacher {m['teacher_macro_f1']:.3f}), "
+              f"retention {interval(m, 'retention')}, latency p50 {m['latency_p50_ms']:.1f} ms, "
+              f"p95 {m['latency_p95_ms']:.1f} ms, unparseable {m['student_unparseable']}")
+        if audit:
+            print(f"  filter: teacher labels right {audit['teacher_accuracy_all']:.3f} of all {audit['rows_with_gold']} "
+                  f"answers, {audit['teacher_accuracy_kept']:.3f} of the {audit['kept_with_gold']} kept")
+    a, b = read(HERE, "build/evaluate/predictions.json"), read(HERE / "all-rows", "build/evaluate/predictions.json")
+    if a and b:
+        print(f"filtered minus all rows (MiniLM): {paired(a, b)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
