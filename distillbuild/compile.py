@@ -40,13 +40,13 @@ def stage_entry(spec: Spec, stage: Stage) -> dict[str, Any]:
 def pipeline(spec: Spec) -> dict[str, Any]:
     """The dvc.yaml document for a spec."""
     return {
-        "stages": {stage.name: stage_entry(spec, stage) for stage in stages.PIPELINE},
+        "stages": {stage.name: stage_entry(spec, stage) for stage in stages.of_spec(spec)},
         # DVC's model registry: `distill promote` tags passing builds NAME@vX.Y.Z (GTO style).
         "artifacts": {spec.registry_name: {"path": layout.MODEL_DIR, "type": "model",
                                            "desc": f"{spec.student.kind} student for {spec.name}, distilled from "
                                                    f"{spec.teacher.provider}:{spec.teacher.model}",
                                            "labels": ["distillbuild", spec.task.type]}},
-        "plots": [view for stage in stages.PIPELINE for view in stage.views(spec)],
+        "plots": [view for stage in stages.of_spec(spec) for view in stage.views(spec)],
     }
 
 

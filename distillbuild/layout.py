@@ -30,6 +30,9 @@ PREDICTIONS = f"{BUILD}/evaluate/predictions.json"
 DECISION = f"{BUILD}/gate/decision.json"
 MODEL_CARD = f"{BUILD}/gate/model_card.md"
 
+EXPORT_DIR = f"{BUILD}/export/model"
+EXPORT_REPORT = f"{BUILD}/export/report.json"
+
 # The teacher cache lives outside every DVC output, so no `dvc repro` or `dvc gc` can
 # delete a paid answer. One per repository, shared by all its pipelines.
 CACHE_DIR = ".distill/cache"

@@ -22,6 +22,8 @@ def check_compiled(spec: Spec) -> None:
 def run_stage(name: str, spec: Spec) -> int:
     """Run stage `name` with the spec's directory as working directory; return its exit code."""
     stage = stages.by_name(name)
+    if not stage.applies(spec):
+        raise StageError(f"{spec.path.name} does not ask for the {name} stage (add an `{name}` section)")
     check_compiled(spec)
     # Library progress bars would flood DVC's log; stages print their own progress.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -55,7 +55,6 @@ def test_smollm2_trains_with_lora_on_cpu_and_answers_with_labels(tmp_path):
     spec["student"] = {**smollm2["student"], "epochs": 2, "batch_size": 4}
     spec["evaluation"] = {"latency_samples": 5, "bootstrap": 0, "max_new_tokens": 16, "threads": 2,
                           "min_heldout_rows": 1}
-    spec["gates"] = {}
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate"], AXOLOTL)
 

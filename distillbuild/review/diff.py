@@ -274,7 +274,7 @@ class _DataFiles:
 def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
                     new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One record per stage, in pipeline order: does it rebuild, and why; and the data files seen."""
-    order = stages.names()
+    order = [stage.name for stage in stages.of_spec(spec)]
     bodies = pipeline(spec)["stages"]
     producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
     files = _DataFiles(spec, root, commit, new_pipeline)

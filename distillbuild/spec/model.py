@@ -278,6 +278,14 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class Export:
+    format: str  # onnx
+    quantize: str  # none | int8
+    max_disagreement: float
+    opset: int
+
+
+@dataclass(frozen=True)
 class SpecModel:
     """The whole spec, typed: the top-level sections. `Spec` adds where it was loaded from."""
 
@@ -293,6 +301,7 @@ class SpecModel:
     evaluation: Evaluation
     gates: Mapping[str, Mapping[str, Any]]  # metric name -> bound ({min, max, on}) as written
     promote: Promote | None
+    export: Export | None  # the export stage runs only when the spec has this section
 
     @property
     def registry_name(self) -> str:

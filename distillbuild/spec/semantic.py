@@ -62,7 +62,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[Sp
              *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data, spec_dir),
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
-             *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data)]
+             *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -165,6 +165,13 @@ def _task_and_student_issues(data: Any) -> Issues:
         yield "student.max_length", (f"a causal-LM student's max_length covers the whole conversation (instruction, "
                                      f"input and answer): {max_length} tokens would drop most rows; set it to at least "
                                      f"{CAUSAL_MIN_LENGTH} (typically 512-2048)")
+
+
+def _export_issues(data: Any) -> Issues:
+    kind = get_path(data, "student.kind")
+    if get_path(data, "export.format") == "onnx" and kind not in (None, "encoder-classifier"):
+        yield "export.format", (f"onnx export is built for encoder-classifier students; a {kind} student is "
+                                "not exported yet")
 
 
 def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:

@@ -9,7 +9,7 @@ endpoint opened for a stage), `lineage` and `model_card` (what the gate records)
 
 from __future__ import annotations
 
-from distillbuild.stages import configure, dataset, evaluate, filter, gate, teacher, train
+from distillbuild.stages import configure, dataset, evaluate, export, filter, gate, teacher, train
 from distillbuild.stages.contract import Stage
 
 PIPELINE: list[Stage] = [
@@ -20,11 +20,17 @@ PIPELINE: list[Stage] = [
     Stage.of(train),
     Stage.of(evaluate),
     Stage.of(gate),
+    Stage.of(export),  # only when the spec has an `export` section
 ]
 
 
 def names() -> list[str]:
     return [stage.name for stage in PIPELINE]
+
+
+def of_spec(spec) -> list[Stage]:
+    """The stages this spec's pipeline has, in order (a stage may apply only when asked for)."""
+    return [stage for stage in PIPELINE if stage.applies(spec)]
 
 
 def by_name(name: str) -> Stage:

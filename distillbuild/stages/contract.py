@@ -13,6 +13,7 @@ and, where they apply:
     def metrics(spec) -> list[Out]: ...   # DVC metrics files
     def plots(spec) -> list[Out]: ...     # DVC plots files written by the stage
     def views(spec) -> list[dict]: ...    # how `dvc plots show` draws them (dvc.yaml's top-level plots)
+    def applies(spec) -> bool: ...        # a stage the spec asks for (export): absent from dvc.yaml otherwise
 
 and `run(spec) -> int | None`, called with the spec's directory as the working directory.
 `Stage.of(module)` reads these; distillbuild/stages/__init__.py lists the stages in pipeline order.
@@ -42,6 +43,10 @@ def _nothing(spec: Spec) -> list[Any]:
     return []
 
 
+def _always(spec: Spec) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -53,11 +58,13 @@ class Stage:
     plots: Callable[[Spec], list[Out]] = _nothing
     views: Callable[[Spec], list[dict[str, Any]]] = _nothing
     reads_when: Mapping[str, Condition] = field(default_factory=dict)
+    applies: Condition = _always
 
     @classmethod
     def of(cls, module: ModuleType) -> "Stage":
         """The stage a module declares; its name is the module's."""
-        declared = {k: getattr(module, k) for k in ("deps", "outs", "metrics", "plots", "views") if hasattr(module, k)}
+        declared = {k: getattr(module, k) for k in ("deps", "outs", "metrics", "plots", "views", "applies")
+                    if hasattr(module, k)}
         return cls(name=module.__name__.rpartition(".")[2], reads=tuple(module.READS), run=module.run,
                    reads_when=dict(getattr(module, "READS_WHEN", {})), **declared)
 
