@@ -61,4 +61,9 @@ def summary_text(spec: Spec) -> str:
         lines.append(f"  gate       {verdict}")
     else:
         lines.append("  gate       not run yet")
+    exported = _read(spec, layout.EXPORT_REPORT) if spec.export else None
+    if exported:
+        lines.append(f"  export     {exported['format']} ({exported['quantize']}), agreement {exported['agreement']:.4f}; "
+                     f"latency p50 {exported['latency_p50_ms']} ms against {exported['student_latency_p50_ms']} ms "
+                     f"({exported['speedup_p50']}x)")
     return "\n".join(lines)

@@ -88,7 +88,7 @@ def _project_with_student(project, student: Path, verdict: str, export: dict | N
     shutil.copytree(student, root / "build/model")
     write_rows(root / "data/heldout.jsonl", [{"id": f"h{i}", "text": t, "label": LABELS[i % 4]} for i, t in enumerate(TEXTS)])
     (root / "build/gate").mkdir(parents=True)
-    (root / "build/gate/decision.json").write_text(json.dumps({"verdict": verdict}))
+    (root / "build/gate/decision.json").write_text(json.dumps({"verdict": verdict, "gates": []}))
     spec = base_spec()
     spec["evaluation"] = {"latency_samples": 10}
     if export is not None:
@@ -109,6 +109,9 @@ def test_the_stage_exports_a_passed_student_and_reports_both_models(project, stu
     assert report["accuracy"] == report["student_accuracy"]
     assert report["speedup_p50"] == pytest.approx(report["student_latency_p50_ms"] / report["latency_p50_ms"], rel=1e-2)
     assert (project.root / "build/export/model/model.onnx").is_file()
+    from distillbuild.report import summary_text
+
+    assert "export     onnx (none), agreement 1.0000" in summary_text(spec)
 
 
 def test_no_export_section_no_stage_and_a_failed_gate_exports_nothing(project, student, monkeypatch):
