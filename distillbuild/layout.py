@@ -30,6 +30,9 @@ PREDICTIONS = f"{BUILD}/evaluate/predictions.json"
 DECISION = f"{BUILD}/gate/decision.json"
 MODEL_CARD = f"{BUILD}/gate/model_card.md"
 
+ROUTE_REPORT = f"{BUILD}/route/report.json"
+ROUTE_CURVE = f"{BUILD}/route/curve.json"
+
 EXPORT_DIR = f"{BUILD}/export/model"
 EXPORT_REPORT = f"{BUILD}/export/report.json"
 

@@ -55,6 +55,10 @@ def test_repro_builds_and_the_gate_passes(repo):
     assert metrics["retention"] == pytest.approx(metrics["accuracy"] / metrics["teacher_accuracy"], abs=1e-5)
     assert metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"]
     assert metrics["teacher_cost_per_1k_usd"] > 0 and metrics["student_cost_per_1k_usd"] > 0
+    predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
+    labels = json.loads((root / "build/model/student.json").read_text())["labels"]
+    # Each answer's probability: at least a uniform guess's, the confidence a router would read.
+    assert all(1 / len(labels) <= p["student_confidence"] <= 1 for p in predictions)
     report = json.loads((root / "build/teacher/report.json").read_text())
     assert report["calls"]["requested"] == N_INPUTS + N_HELDOUT
     assert report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"] >= N_INPUTS + N_HELDOUT

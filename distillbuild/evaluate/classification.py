@@ -72,7 +72,7 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
     """The student's and the teacher's labels against the held-out gold labels. heldout: {"id",
     "label"} rows; student / teacher: one label per row (None when an answer is no label);
     student_text: a causal student's answer behind each label (None for an encoder's);
-    student_confidence: a causal student's probability of its label (None where unknown)."""
+    student_confidence: the student's probability of its label (None where unknown)."""
     confidence = list(student_confidence or [None] * len(heldout))
     gold = [r["label"] for r in heldout]
     acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher)

@@ -278,6 +278,12 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class Route:
+    min_accuracy: float | None = None
+    max_teacher_share: float | None = None
+
+
+@dataclass(frozen=True)
 class Export:
     format: str  # onnx
     quantize: str  # none | int8
@@ -302,6 +308,7 @@ class SpecModel:
     gates: Mapping[str, Mapping[str, Any]]  # metric name -> bound ({min, max, on}) as written
     promote: Promote | None
     export: Export | None  # the export stage runs only when the spec has this section
+    route: Route | None  # and the route stage
 
     @property
     def registry_name(self) -> str:

@@ -142,6 +142,7 @@ def apply_defaults(data: Any, node: dict[str, Any] | None = None) -> Any:
             out[key] = apply_defaults(out[key], sub)
         elif "default" in sub:
             out[key] = sub["default"]
-        elif sub.get("type") == "object" and "properties" in sub and not sub.get("required"):
+        elif sub.get("type") == "object" and "properties" in sub and not sub.get("required") \
+                and not sub.get("minProperties"):  # an empty one would be invalid: it must be written
             out[key] = apply_defaults({}, sub)
     return out

@@ -168,6 +168,9 @@ def _task_and_student_issues(data: Any) -> Issues:
 
 
 def _export_issues(data: Any) -> Issues:
+    task_type = get_path(data, "task.type")
+    if get_path(data, "route") is not None and task_type not in (None, "classification"):
+        yield "route", f"routing reads the student's confidence in a label: classification only, not {task_type}"
     kind = get_path(data, "student.kind")
     if get_path(data, "export.format") == "onnx" and kind not in (None, "encoder-classifier"):
         yield "export.format", (f"onnx export is built for encoder-classifier students; a {kind} student is "

@@ -9,7 +9,7 @@ endpoint opened for a stage), `lineage` and `model_card` (what the gate records)
 
 from __future__ import annotations
 
-from distillbuild.stages import configure, dataset, evaluate, export, filter, gate, teacher, train
+from distillbuild.stages import configure, dataset, evaluate, export, filter, gate, route, teacher, train
 from distillbuild.stages.contract import Stage
 
 PIPELINE: list[Stage] = [
@@ -19,6 +19,7 @@ PIPELINE: list[Stage] = [
     Stage.of(configure),
     Stage.of(train),
     Stage.of(evaluate),
+    Stage.of(route),  # only when the spec has a `route` section
     Stage.of(gate),
     Stage.of(export),  # only when the spec has an `export` section
 ]

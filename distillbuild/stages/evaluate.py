@@ -179,7 +179,7 @@ def run_classification(spec: Spec) -> int:
     texts = [r["text"] for r in heldout]
     student, batch_s = _timed(model.predict, texts)
     student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
-    confidence = list(getattr(model, "last_confidence", None) or [None] * len(texts))  # and its label's probability
+    confidence = list(getattr(model, "last_confidence", None) or [None] * len(texts))  # each label's probability
     teacher = [normalize_label(r.get("answer"), labels) for r in teacher_rows]
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
     result = evaluate_classification(heldout, labels, student, teacher, serving, spec.evaluation.bootstrap,

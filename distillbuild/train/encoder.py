@@ -267,6 +267,7 @@ class EncoderClassifier:
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
         probs = self.predict_proba(texts, batch_size=batch_size)
+        self.last_confidence = [float(p) for p in probs.max(axis=1)]  # each answer's probability (evaluate keeps it)
         return [self.labels[i] for i in probs.argmax(axis=1)]
 
 
