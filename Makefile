@@ -79,8 +79,9 @@ $(VENV)/.installed-llm: $(VENV)/.installed Makefile
 install-llm: $(VENV)/.installed-llm
 
 # The student's test trains SmolLM2 with LoRA through `axolotl train`: it needs the full Axolotl venv.
+# `make test-llm PYTEST_ARGS=-s` shows the figures the tests print (AUC, the student's accuracy).
 test-llm: $(VENV)/.installed-dev $(VENV)/.installed-llm $(AXOLOTL_VENV)/.installed-full
-	DISTILL_TEST_LLM=1 DISTILL_AXOLOTL=$(AXOLOTL_BIN)/axolotl $(BIN)/python -m pytest -q -m llm
+	DISTILL_TEST_LLM=1 DISTILL_AXOLOTL=$(AXOLOTL_BIN)/axolotl $(BIN)/python -m pytest -q -m llm $(PYTEST_ARGS)
 
 clean-build:
 	rm -rf build
