@@ -20,7 +20,7 @@ from distillbuild.spec import load_spec
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines/spam-filter"
 VARIANTS = {"smollm2": {"student", "evaluation", "gates"}, "all-rows": {"filters"}}
-RENAMED = {"name", "promote", "export"}  # and only the main spec exports its student
+RENAMED = {"name", "promote", "export", "route"}  # and only the main spec exports and routes
 
 
 def _relative_to(section, prefix: str):
