@@ -6,7 +6,11 @@ never computed is refused before anything runs) and the evaluation engine that c
 
 # Metrics with a bootstrap 95% interval, written as NAME_ci_low and NAME_ci_high; a gate picks
 # one with `on: ci_low`.
-WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "exact_match")
+WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "exact_match", "routed_accuracy")
+
+# Written by the route stage (build/route/report.json) when the spec has a `route` section; gates
+# may name them then.
+ROUTE_METRICS = ("routed_accuracy", "teacher_share", "routed_cost_per_1k_usd")
 
 # Written for classification and extraction alike: how often the student agrees with the teacher,
 # its latency, the held-out size and what a thousand answers cost from each.

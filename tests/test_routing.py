@@ -123,3 +123,32 @@ def test_no_route_section_no_stage_and_routing_is_for_classification(project):
     spec["route"] = {"min_accuracy": 0.9, "max_teacher_share": 0.2}
     with pytest.raises(SpecError, match="route"):
         load_spec(project(spec))
+
+
+def test_gates_may_bound_the_routed_system_when_the_spec_routes(project, monkeypatch):
+    import json
+
+    import yaml
+
+    from conftest import base_spec
+    from distillbuild.compile import render
+    from distillbuild.errors import SpecError
+    from distillbuild.spec import load_spec
+    from distillbuild.stages.gate import _with_route, check
+
+    spec = base_spec()
+    spec["gates"] = {"routed_accuracy": {"min": 0.9, "on": "ci_low"}, "teacher_share": {"max": 0.3}}
+    with pytest.raises(SpecError, match="routed_accuracy"):  # no route section: never computed
+        load_spec(project(spec))
+    spec["route"] = {"min_accuracy": 0.9}
+    loaded = load_spec(project(spec))
+    gate = yaml.safe_load(render(loaded))["stages"]["gate"]
+    assert "build/route/report.json" in gate["deps"]  # the gate runs after route, on what it measured
+    (project.root / "build/route").mkdir(parents=True)
+    (project.root / "build/route/report.json").write_text(json.dumps(
+        {"routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35, "threshold": 0.8}))
+    monkeypatch.chdir(project.root)
+    metrics = _with_route(loaded, {"accuracy": 0.8})
+    assert metrics == {"accuracy": 0.8, "routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35}
+    rows = [check(name, bound, metrics) for name, bound in loaded.gates.items()]
+    assert [(r["gate"], r["pass"]) for r in rows] == [("routed_accuracy (ci low)", True), ("teacher_share", False)]

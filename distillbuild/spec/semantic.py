@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.metric_names import METRICS_BY_TASK, WITH_INTERVALS
+from distillbuild.metric_names import METRICS_BY_TASK, ROUTE_METRICS, WITH_INTERVALS
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
@@ -252,7 +252,7 @@ def _gate_issues(data: Any) -> Issues:
     gates, task_type = get_path(data, "gates"), get_path(data, "task.type")
     if not (isinstance(gates, dict) and task_type in METRICS_BY_TASK):
         return
-    computed = list(METRICS_BY_TASK[task_type])
+    computed = list(METRICS_BY_TASK[task_type]) + (list(ROUTE_METRICS) if get_path(data, "route") is not None else [])
     for name, bound in gates.items():
         gate_path = join_path("gates", name)
         if name not in computed:

@@ -18,6 +18,7 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
+from distillbuild.metric_names import ROUTE_METRICS
 from distillbuild.spec import Spec
 from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.lineage import lineage
@@ -32,8 +33,9 @@ READS = ("name", "task.type", "task.instruction", "task.labels", "data", "teache
 
 
 def deps(spec: Spec) -> list[str]:
-    return [layout.METRICS, layout.MODEL_DIR, layout.DATASET_DIR, layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT,
-            posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
+    routed = [layout.ROUTE_REPORT] if spec.route is not None else []  # gates may bound the routed system
+    return [layout.METRICS, *routed, layout.MODEL_DIR, layout.DATASET_DIR, layout.TEACHER_ANSWERS,
+            layout.TEACHER_HELDOUT, posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
 
 
 def outs(spec: Spec) -> list[Out]:
@@ -81,8 +83,17 @@ def _metrics(path: Path) -> dict[str, Any]:
         return {}  # fails every gate below: closed, not open
 
 
+def _with_route(spec: Spec, metrics: dict[str, Any]) -> dict[str, Any]:
+    """evaluate's metrics, and the route stage's when the spec routes (their names never clash)."""
+    if spec.route is None:
+        return metrics
+    routed = _metrics(Path(layout.ROUTE_REPORT))
+    names = [*ROUTE_METRICS, *(f"{n}_{end}" for n in ROUTE_METRICS for end in ("ci_low", "ci_high"))]
+    return {**metrics, **{k: routed[k] for k in names if k in routed}}
+
+
 def run(spec: Spec) -> int:
-    metrics = _metrics(Path(layout.METRICS))
+    metrics = _with_route(spec, _metrics(Path(layout.METRICS)))
     rows = [check(name, bound, metrics) for name, bound in spec.gates.items()]
     if "heldout_rows" not in spec.gates:  # too few rows prove nothing
         rows.append(check("heldout_rows", {"min": spec.evaluation.min_heldout_rows}, metrics))
