@@ -45,8 +45,10 @@ def repo(tmp_path_factory):
 
 def test_repro_builds_and_the_gate_passes(repo):
     root, sh, first, _ = repo
-    for stage in ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gate"):
+    for stage in ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gate", "export"):
         assert f"Running stage '{stage}'" in first.stdout
+    exported = json.loads((root / "build/export/report.json").read_text())  # the quickstart exports ONNX
+    assert exported["agreement"] == 1.0 and exported["accuracy"] == exported["student_accuracy"]
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "pass"
     metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
@@ -146,7 +148,7 @@ def test_diff_of_a_committed_filter_change(repo):
     report = json.loads(sh("distill", "diff", "HEAD~1", "--json").stdout)
     assert [(c["key"], c["old"], c["new"]) for c in report["changes"]] == [("filters.min_confidence", 0.6, 0.7)]
     rebuilding = [s["stage"] for s in report["stages"] if s["rebuilds"]]
-    assert rebuilding == ["filter", "dataset", "train", "evaluate", "gate"]
+    assert rebuilding == ["filter", "dataset", "train", "evaluate", "gate", "export"]
     assert report["teacher"]["new_calls"] == 0
     markdown = sh("distill", "diff", "HEAD~1").stdout
     assert "`filters.min_confidence` | `0.6` | `0.7`" in markdown and "0 new teacher calls" in markdown
