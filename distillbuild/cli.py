@@ -274,6 +274,30 @@ def _fault(ctx, param, values):
     return faults
 
 
+@main.command()
+@SPEC_ARG
+@click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
+def serve(spec: Path, port: int) -> None:
+    """Serve SPEC's built student as an OpenAI-compatible endpoint on 127.0.0.1 (the ONNX export when
+    there is one); with a `route` section, requests below the route's threshold go to the teacher.
+
+    POST /v1/chat/completions, GET /health, GET /metrics, GET /v1/models. Ctrl-C stops.
+    """
+    import threading
+
+    from distillbuild.serving.app import serve as serving  # lazy: loads the student's runtime
+
+    loaded = _load(spec)
+    with _runtime_errors("serve"):
+        try:
+            with serving(loaded, port):
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        except OSError as exc:
+            raise StageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+
+
 @main.command("serve-teacher")
 @SPEC_ARG
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")

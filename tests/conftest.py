@@ -129,3 +129,21 @@ def build_reduced_pipeline(sh: RepoShell, spec: dict, inputs: list[dict], heldou
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "v1")
     return sh("dvc", "repro")
+
+
+@pytest.fixture(scope="session")
+def student(tmp_path_factory) -> Path:
+    """The packaged MiniLM with a seeded random head over LABELS, saved as the trainer saves one."""
+    import torch
+
+    from distillbuild.train.common import load_encoder, resolve_base_model
+    from distillbuild.train.encoder import EncoderClassifier, _EncoderHeadModel, save_encoder_classifier
+
+    torch.manual_seed(0)
+    encoder, tokenizer = load_encoder(resolve_base_model("sentence-transformers/all-MiniLM-L6-v2"))
+    model = _EncoderHeadModel(encoder, len(LABELS)).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(20)  # decisive logits: the labels differ from row to row
+    out = tmp_path_factory.mktemp("student") / "model"
+    save_encoder_classifier(EncoderClassifier(model, tokenizer, LABELS, 64), out)
+    return out

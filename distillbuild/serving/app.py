@@ -1,0 +1,42 @@
+"""The served student, from a spec: its model, the route's threshold and, when the spec routes,
+the teacher's endpoint opened as the teacher stage opens it (stand-in, llama.cpp or a real API
+with the key from the environment)."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
+
+from distillbuild.console import log
+from distillbuild.errors import StageError
+from distillbuild.serving.http import Server
+from distillbuild.serving.router import Router, load_student, route_threshold
+from distillbuild.spec import Spec
+from distillbuild.stages.endpoints import open_endpoint
+from distillbuild.stages.teacher import teacher_settings
+
+
+@contextmanager
+def serve(spec: Spec, port: int = 0) -> Iterator[Server]:
+    """The endpoint for `spec`'s student on 127.0.0.1:port until the block ends."""
+    if spec.student.kind != "encoder-classifier":
+        raise StageError(f"distill serve serves encoder-classifier students; a {spec.student.kind} student is not "
+                         "served yet (serve it with vLLM or llama.cpp)")
+    threshold = route_threshold(spec)
+    student, runtime = load_student(spec)
+    with ExitStack() as stack:
+        settings = None
+        if threshold is not None:
+            settings, _cache = stack.enter_context(open_endpoint(
+                spec.teacher, spec.dir, spec.repo_root, kind="teacher", where="teacher",
+                settings_for=teacher_settings(spec), labels=spec.task.labels or []))
+        name = f"{spec.registry_name}-student"
+        router = Router(spec, student, name, threshold, settings)
+        health = {"student": name, "runtime": runtime, "labels": list(spec.task.labels),
+                  "threshold": None if threshold in (None, float("inf")) else threshold,
+                  "teacher": settings.model if settings else None}
+        server = Server(router, health, port)
+        stack.callback(server.close)
+        log(f"serve: {name} ({runtime}) on {server.base_url}" +
+            (f"; below confidence {threshold:.4f} the teacher {settings.model} answers" if settings else ""))
+        yield server

@@ -1,0 +1,128 @@
+"""Who answers a request: the student when its confidence reaches the route's threshold (or
+always, without a route), else the spec's teacher, asked as the teacher stage asks it.
+
+The student is the exported ONNX model when `export` built one (no PyTorch needed to answer),
+else the trained PyTorch model. Every answer says which model gave it. A teacher that fails
+makes that request fail with the reason; the student keeps answering the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from distillbuild import layout
+from distillbuild.curate.normalize import normalize_label
+from distillbuild.errors import StageError
+from distillbuild.io import read_json
+from distillbuild.spec import Spec
+from distillbuild.spec.inputs import load_examples
+from distillbuild.stats import percentile
+from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.settings import TeacherSettings
+
+
+class TeacherUnavailable(Exception):
+    """The fallback teacher could not answer: the request fails with this reason."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    label: str
+    model: str  # which model answered
+    routed: bool  # sent to the teacher
+    confidence: float  # the student's probability of its own label
+    probabilities: dict[str, float]  # the student's, over the labels
+
+
+def load_student(spec: Spec):
+    """The exported student when there is one, else the trained one; and its name in answers."""
+    exported = spec.dir / layout.EXPORT_DIR
+    if (exported / "model.onnx").is_file():
+        from distillbuild.export.onnx_classifier import OnnxClassifier
+
+        return OnnxClassifier.load(exported, threads=spec.evaluation.threads), "onnx"
+    if not (spec.dir / layout.MODEL_DIR).is_dir():
+        raise StageError(f"no student to serve in {spec.dir / layout.MODEL_DIR}: run `dvc repro` first")
+    from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
+
+    return EncoderClassifier.load(spec.dir / layout.MODEL_DIR, threads=spec.evaluation.threads), "pytorch"
+
+
+def route_threshold(spec: Spec) -> float | None:
+    """The threshold the route stage fitted, or None (the student answers everything)."""
+    if spec.route is None:
+        return None
+    report = spec.dir / layout.ROUTE_REPORT
+    if not report.is_file():
+        raise StageError(f"{spec.path.name} routes, but {layout.ROUTE_REPORT} is missing: run `dvc repro` first")
+    threshold = read_json(report).get("threshold")
+    return float("inf") if threshold is None else float(threshold)
+
+
+class Router:
+    def __init__(self, spec: Spec, student, student_name: str, threshold: float | None,
+                 teacher: TeacherSettings | None):
+        self.task, self.labels = spec.task, list(spec.task.labels)
+        self.student, self.student_name, self.threshold = student, student_name, threshold
+        self.examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
+        self.teacher = teacher
+        self._client = None
+        if teacher is not None:
+            from openai import OpenAI  # lazy: the SDK is slow to import
+
+            self._client = OpenAI(base_url=teacher.base_url, api_key=teacher.api_key or "not-needed",
+                                  timeout=teacher.timeout_s, max_retries=teacher.max_retries)
+        self._lock = threading.Lock()
+        self.counts = {"requests": 0, "student": 0, "teacher": 0, "teacher_errors": 0}
+        self.latencies_ms: list[float] = []
+
+    def answer(self, text: str) -> Answer:
+        probs = self.student.predict_proba([text])[0]
+        best = int(probs.argmax())
+        confidence = float(probs[best])
+        probabilities = {label: float(p) for label, p in zip(self.student.labels, probs)}
+        routed = self.threshold is not None and confidence < self.threshold
+        if not routed:
+            self._count("student")
+            return Answer(self.student.labels[best], self.student_name, False, confidence, probabilities)
+        label = self._ask_teacher(text)
+        self._count("teacher")
+        return Answer(label, self.teacher.model, True, confidence, probabilities)
+
+    def _ask_teacher(self, text: str) -> str:
+        if self._client is None:
+            raise TeacherUnavailable("the route sends this request to the teacher, but no teacher is open")
+        try:
+            response = self._client.chat.completions.create(
+                model=self.teacher.model, messages=messages_for(self.task, text, self.examples),
+                temperature=self.teacher.temperature, max_tokens=self.teacher.max_tokens)
+        except Exception as exc:  # the SDK's connection, timeout and status errors alike
+            self._count("teacher_errors")
+            raise TeacherUnavailable(f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
+                                     f"{type(exc).__name__}: {exc}") from None
+        content = response.choices[0].message.content
+        label = normalize_label(content, self.labels)
+        if label is None:
+            self._count("teacher_errors")
+            raise TeacherUnavailable(f"the teacher answered {content!r}, which is none of the labels")
+        return label
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] += 1
+
+    def record(self, latency_ms: float) -> None:
+        with self._lock:
+            self.counts["requests"] += 1
+            self.latencies_ms.append(latency_ms)
+
+    def metrics(self) -> dict[str, Any]:
+        with self._lock:
+            answered = self.counts["student"] + self.counts["teacher"]
+            lat = list(self.latencies_ms)
+            return {**self.counts, "share_routed": round(self.counts["teacher"] / answered, 6) if answered else None,
+                    "latency_p50_ms": round(percentile(lat, 0.5), 3) if lat else None,
+                    "latency_p95_ms": round(percentile(lat, 0.95), 3) if lat else None,
+                    "threshold": self.threshold if self.threshold != float("inf") else None}

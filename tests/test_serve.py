@@ -1,0 +1,110 @@
+"""`distill serve`: the student behind the OpenAI protocol, used through the real `openai` SDK;
+with a route, the unconfident requests go to a live teacher endpoint, each answer names its
+model, and a teacher that goes down fails only the requests routed to it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+
+import pytest
+from openai import APIStatusError, OpenAI
+
+from conftest import LABELS, base_spec
+from distillbuild.spec import load_spec
+from distillbuild.standin.server import SimulatedTeacherServer
+from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+
+KEY = "sk-serve-test-" + "x" * 20
+
+
+def _spec(project, student, monkeypatch, teacher_url: str, threshold: float | None):
+    root = project.root
+    shutil.copytree(student, root / "build/model")
+    spec = base_spec()
+    spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": teacher_url,
+                       "api_key_env": "SERVE_TEACHER_KEY", "max_retries": 0, "timeout_s": 5}
+    if threshold is not None:
+        spec["route"] = {"min_accuracy": 0.9}
+        (root / "build/route").mkdir(parents=True)
+        (root / "build/route/report.json").write_text(json.dumps({"threshold": threshold}))
+    monkeypatch.setenv("SERVE_TEACHER_KEY", KEY)
+    return load_spec(project(spec))
+
+
+def _get(base_url: str, path: str) -> dict:
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + path, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(project, student, monkeypatch):
+    from distillbuild.serving.app import serve
+    from distillbuild.train.encoder import EncoderClassifier
+
+    root = project.root
+    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()]
+    confidence = dict(zip(texts, EncoderClassifier.load(student).predict_proba(texts).max(axis=1)))
+    ranked = sorted(confidence.values())  # halfway between two texts: rounding cannot move one across
+    threshold = float(ranked[len(texts) // 2 - 1] + ranked[len(texts) // 2]) / 2
+    teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1)
+    with SimulatedTeacherServer(teacher, api_key=KEY) as upstream:
+        spec = _spec(project, student, monkeypatch, upstream.base_url, threshold)
+        with serve(spec) as server:
+            client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+            sent = [texts[i % len(texts)] for i in range(200)]
+            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}])
+                       for t in sent]
+            metrics, health = _get(server.base_url, "/metrics"), _get(server.base_url, "/health")
+        served_by_teacher = upstream.requests_served
+    routed = [confidence[t] < threshold for t in sent]
+    assert 0 < sum(routed) < 200
+    assert [a.model for a in answers] == ["gpt-4o-mini" if r else "mini-student" for r in routed]
+    assert all(a.choices[0].message.content in LABELS for a in answers)
+    assert served_by_teacher == sum(routed)  # the student answered the rest itself
+    assert metrics["requests"] == 200 and metrics["teacher"] == sum(routed) and metrics["student"] == 200 - sum(routed)
+    assert metrics["share_routed"] == pytest.approx(sum(routed) / 200, abs=1e-6)
+    assert health["status"] == "ok" and health["threshold"] == pytest.approx(threshold)
+    assert KEY not in json.dumps(health) and KEY not in json.dumps(metrics)
+
+
+def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_student_answers_on(
+        project, student, monkeypatch):
+    from distillbuild.serving.app import serve
+    from distillbuild.train.encoder import EncoderClassifier
+
+    root = project.root
+    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()]
+    confidence = dict(zip(texts, EncoderClassifier.load(student).predict_proba(texts).max(axis=1)))
+    ranked = sorted(confidence.values())  # halfway between two texts: rounding cannot move one across
+    threshold = float(ranked[len(texts) // 2 - 1] + ranked[len(texts) // 2]) / 2
+    teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1)
+    upstream = SimulatedTeacherServer(teacher, api_key=KEY).__enter__()
+    spec = _spec(project, student, monkeypatch, upstream.base_url, threshold)
+    with serve(spec) as server:
+        upstream.__exit__(None, None, None)  # the teacher goes away while the student serves
+        client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        for text in texts:
+            messages = [{"role": "user", "content": text}]
+            if confidence[text] >= threshold:
+                answer = client.chat.completions.create(model="any", messages=messages, logprobs=True)
+                assert answer.model == "mini-student" and answer.choices[0].message.content in LABELS
+                top = answer.choices[0].logprobs.content[0].top_logprobs
+                assert sorted(t.token for t in top) == sorted(LABELS)  # the student's distribution over labels
+            else:
+                with pytest.raises(APIStatusError) as err:
+                    client.chat.completions.create(model="any", messages=messages)
+                assert err.value.status_code == 502 and "did not answer" in str(err.value)
+        metrics = _get(server.base_url, "/metrics")
+    assert metrics["teacher_errors"] == sum(confidence[t] < threshold for t in texts) > 0
+
+
+def test_without_a_route_the_student_answers_everything(project, student, monkeypatch):
+    from distillbuild.serving.app import serve
+
+    spec = _spec(project, student, monkeypatch, "http://127.0.0.1:9/v1", None)  # no teacher is ever asked
+    with serve(spec) as server:
+        client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        answer = client.chat.completions.create(model="any", messages=[{"role": "user", "content": "my invoice"}])
+        assert answer.model == "mini-student" and answer.choices[0].message.content in LABELS
+        assert _get(server.base_url, "/v1/models")["data"][0]["id"] == "mini-student"
