@@ -192,3 +192,47 @@ def test_real_label_probabilities_sum_to_at_most_one_and_rank_right_answers_firs
     assert audit["rows_with_gold"] == 30 and audit["teacher_accuracy_all"] == pytest.approx(len(right) / 30, abs=1e-6)
     assert run_stage("teacher", loaded) == 0
     assert json.loads((root / "build/teacher/report.json").read_text())["calls"]["billed"] == 0
+
+
+def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, monkeypatch, tmp_path):
+    """`distill serve` with a route whose threshold nothing reaches: every request goes to SmolLM2
+    under llama.cpp, started by serve as the teacher stage starts it, and the answers name it."""
+    import shutil
+
+    import torch
+    import yaml
+    from openai import OpenAI
+
+    from distillbuild.serving.app import serve
+    from distillbuild.train.common import load_encoder, resolve_base_model
+    from distillbuild.train.encoder import EncoderClassifier, _EncoderHeadModel, save_encoder_classifier
+
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines/spam-filter"
+    root = project.root
+    torch.manual_seed(0)
+    encoder, tokenizer = load_encoder(resolve_base_model("sentence-transformers/all-MiniLM-L6-v2"))
+    save_encoder_classifier(EncoderClassifier(_EncoderHeadModel(encoder, 2).eval(), tokenizer, ["spam", "legit"], 64),
+                            root / "build/model")
+    (root / "build/route").mkdir(parents=True)
+    (root / "build/route/report.json").write_text(json.dumps({"threshold": None}))  # out of reach: all to the teacher
+    (root / "data/examples.jsonl").write_bytes((pipeline / "data/examples.jsonl").read_bytes())
+    pipeline_spec = yaml.safe_load((pipeline / "distill.yaml").read_text())
+    spec = base_spec()
+    spec["task"] = pipeline_spec["task"]
+    spec["teacher"] = pipeline_spec["teacher"]
+    spec["route"] = {"min_accuracy": 0.99}
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    loaded = load_spec(project(spec))
+    rows = [json.loads(line) for line in (pipeline / "data/inputs.jsonl").read_text().splitlines()][:8]
+    with serve(loaded) as server:
+        client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        answers = [client.chat.completions.create(
+            model="any", messages=[{"role": "user", "content": pipeline_spec["task"]["input_template"].format(**r)}])
+            for r in rows]
+    # Every request was routed; SmolLM2 answered most with a label, and where it did not, the student's stands.
+    assert all(a.to_dict()["distill"]["routed"] for a in answers)
+    assert all(a.choices[0].message.content in ("spam", "legit") for a in answers)
+    assert sum(a.model == "smollm2" for a in answers) >= len(rows) // 2
+    assert {a.model for a in answers} <= {"smollm2", "mini-student"}
+    print(f"\nserve -> llama.cpp teacher: {sum(a.choices[0].message.content == r['label'] for a, r in zip(answers, rows))} "
+          f"of {len(rows)} right")

@@ -3,7 +3,9 @@ always, without a route), else the spec's teacher, asked as the teacher stage as
 
 The student is the exported ONNX model when `export` built one (no PyTorch needed to answer),
 else the trained PyTorch model. Every answer says which model gave it. A teacher that fails
-makes that request fail with the reason; the student keeps answering the others.
+makes that request fail with the reason; the student keeps answering the others. A teacher that
+answers with no label (a small one does) leaves the student's answer standing, counted as
+`teacher_unusable`.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Router:
             self._client = OpenAI(base_url=teacher.base_url, api_key=teacher.api_key or "not-needed",
                                   timeout=teacher.timeout_s, max_retries=teacher.max_retries)
         self._lock = threading.Lock()
-        self.counts = {"requests": 0, "student": 0, "teacher": 0, "teacher_errors": 0}
+        self.counts = {"requests": 0, "student": 0, "teacher": 0, "teacher_errors": 0, "teacher_unusable": 0}
         self.latencies_ms: list[float] = []
 
     def answer(self, text: str) -> Answer:
@@ -88,10 +90,13 @@ class Router:
             self._count("student")
             return Answer(self.student.labels[best], self.student_name, False, confidence, probabilities)
         label = self._ask_teacher(text)
+        if label is None:  # the teacher answered, but with no label: the student's answer stands, said so
+            self._count("teacher_unusable")
+            return Answer(self.student.labels[best], self.student_name, True, confidence, probabilities)
         self._count("teacher")
         return Answer(label, self.teacher.model, True, confidence, probabilities)
 
-    def _ask_teacher(self, text: str) -> str:
+    def _ask_teacher(self, text: str) -> str | None:
         if self._client is None:
             raise TeacherUnavailable("the route sends this request to the teacher, but no teacher is open")
         try:
@@ -102,12 +107,7 @@ class Router:
             self._count("teacher_errors")
             raise TeacherUnavailable(f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
                                      f"{type(exc).__name__}: {exc}") from None
-        content = response.choices[0].message.content
-        label = normalize_label(content, self.labels)
-        if label is None:
-            self._count("teacher_errors")
-            raise TeacherUnavailable(f"the teacher answered {content!r}, which is none of the labels")
-        return label
+        return normalize_label(response.choices[0].message.content, self.labels)
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -120,9 +120,10 @@ class Router:
 
     def metrics(self) -> dict[str, Any]:
         with self._lock:
-            answered = self.counts["student"] + self.counts["teacher"]
+            answered = self.counts["student"] + self.counts["teacher"] + self.counts["teacher_unusable"]
             lat = list(self.latencies_ms)
-            return {**self.counts, "share_routed": round(self.counts["teacher"] / answered, 6) if answered else None,
+            routed = self.counts["teacher"] + self.counts["teacher_unusable"]
+            return {**self.counts, "share_routed": round(routed / answered, 6) if answered else None,
                     "latency_p50_ms": round(percentile(lat, 0.5), 3) if lat else None,
                     "latency_p95_ms": round(percentile(lat, 0.95), 3) if lat else None,
                     "threshold": self.threshold if self.threshold != float("inf") else None}
