@@ -15,6 +15,23 @@ from distillbuild.standin.server import SimulatedTeacherServer
 from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
 
 
+def _random_llama(tok_dir: Path, chat_template: str, *, seed: int, hidden: int, layers: int):
+    """A seeded random Llama with the tokenizer in tok_dir and this chat template, saved there;
+    returns the tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    tok.chat_template = chat_template
+    tok.save_pretrained(str(tok_dir))
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=hidden // 16, num_key_value_heads=hidden // 32,
+                         max_position_embeddings=256, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(str(tok_dir))
+    return tok
+
+
 def _heldout(root: Path, n: int = 40) -> list[dict]:
     rows = [{"id": f"h{i}", "text": f"held-out ticket {i} regarding {LABELS[i % 4]}", "label": LABELS[i % 4]} for i in range(n)]
     write_rows(root / "data/heldout.jsonl", rows)
@@ -57,26 +74,16 @@ def test_causal_student_behind_an_endpoint_is_evaluated_like_any_student(project
 def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, tmp_path):
     """A two-layer Llama with a LoRA adapter whose weights are not zero: evaluate's answers are the
     adapted model's, not the base model's."""
-    import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from test_kd_rows import make_tokenizer
 
     root = project.root
     _heldout(root, n=8)
     tok_dir = make_tokenizer(root / "base")
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>{% endfor %}"
-                         "{% if add_generation_prompt %}<assistant>{% endif %}")
-    tok.save_pretrained(str(tok_dir))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(str(tok_dir))
+    tok = _random_llama(tok_dir, "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>{% endfor %}"
+                                 "{% if add_generation_prompt %}<assistant>{% endif %}", seed=0, hidden=64, layers=2)
     adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tok_dir)),
                              LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False))
     adapted.save_pretrained(str(root / "build/model"))
@@ -121,22 +128,12 @@ def test_a_causal_students_logprobs_map_to_labels_as_the_teachers_do(tmp_path):
     logprobs add up to the sequence's, and a label spread over two tokens gets P(t1) x P(t2 | t1)."""
     import math
 
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from distillbuild.evaluate.causal_student import LocalCausalStudent
     from distillbuild.teacher.answers import answer_label_confidence
     from test_kd_rows import make_tokenizer
 
     tok_dir = make_tokenizer(tmp_path / "base")
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
-    tok.save_pretrained(str(tok_dir))
-    torch.manual_seed(1)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(str(tok_dir))
+    _random_llama(tok_dir, "{% for m in messages %}{{ m['content'] }}{% endfor %}", seed=1, hidden=32, layers=1)
     student = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=2)
     (text, logprobs), = student.generate_scored([[{"role": "user", "content": "billing login"}]])
     content = logprobs["content"]

@@ -33,6 +33,19 @@ def _spec(project, student, monkeypatch, teacher_url: str, threshold: float | No
     return load_spec(project(spec))
 
 
+def _routing_case(root, student) -> tuple[list[str], dict[str, float], float, SimulatedTeacher]:
+    """The project's inputs, the student's confidence on each, a threshold that routes about half
+    of them (halfway between two texts: rounding cannot move one across), and a right teacher."""
+    from distillbuild.train.encoder import EncoderClassifier
+
+    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()]
+    confidence = dict(zip(texts, EncoderClassifier.load(student).predict_proba(texts).max(axis=1)))
+    ranked = sorted(confidence.values())
+    threshold = float(ranked[len(texts) // 2 - 1] + ranked[len(texts) // 2]) / 2
+    return texts, confidence, threshold, SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS,
+                                                          accuracy=1.0, seed=1)
+
+
 def _get(base_url: str, path: str) -> dict:
     with urllib.request.urlopen(base_url.removesuffix("/v1") + path, timeout=10) as response:
         return json.loads(response.read())
@@ -40,14 +53,8 @@ def _get(base_url: str, path: str) -> dict:
 
 def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(project, student, monkeypatch):
     from distillbuild.serving.app import serve
-    from distillbuild.train.encoder import EncoderClassifier
 
-    root = project.root
-    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()]
-    confidence = dict(zip(texts, EncoderClassifier.load(student).predict_proba(texts).max(axis=1)))
-    ranked = sorted(confidence.values())  # halfway between two texts: rounding cannot move one across
-    threshold = float(ranked[len(texts) // 2 - 1] + ranked[len(texts) // 2]) / 2
-    teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1)
+    texts, confidence, threshold, teacher = _routing_case(project.root, student)
     with SimulatedTeacherServer(teacher, api_key=KEY) as upstream:
         spec = _spec(project, student, monkeypatch, upstream.base_url, threshold)
         with serve(spec) as server:
@@ -71,14 +78,8 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
 def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_student_answers_on(
         project, student, monkeypatch):
     from distillbuild.serving.app import serve
-    from distillbuild.train.encoder import EncoderClassifier
 
-    root = project.root
-    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()]
-    confidence = dict(zip(texts, EncoderClassifier.load(student).predict_proba(texts).max(axis=1)))
-    ranked = sorted(confidence.values())  # halfway between two texts: rounding cannot move one across
-    threshold = float(ranked[len(texts) // 2 - 1] + ranked[len(texts) // 2]) / 2
-    teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1)
+    texts, confidence, threshold, teacher = _routing_case(project.root, student)
     upstream = SimulatedTeacherServer(teacher, api_key=KEY).__enter__()
     spec = _spec(project, student, monkeypatch, upstream.base_url, threshold)
     with serve(spec) as server:
