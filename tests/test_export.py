@@ -121,3 +121,43 @@ def test_onnx_export_of_a_causal_student_is_refused_at_validation(project):
     with pytest.raises(SpecError) as err:
         load_spec(project(spec))
     assert "export.format" in str(err.value) and "encoder-classifier" in str(err.value)
+
+
+def _causal_spec(**export):
+    spec = base_spec()
+    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
+                       "max_length": 256, "chat_template": "chatml"}
+    spec["export"] = {"format": "gguf", **export}
+    return spec
+
+
+def test_gguf_export_is_for_causal_students_with_llama_cpp_types(project):
+    from distillbuild.errors import SpecError
+
+    spec = load_spec(project(_causal_spec()))
+    assert spec.export.quantize == "q8_0"  # gguf's default; onnx's stays none
+    deps = yaml.safe_load(render(spec))["stages"]["export"]["deps"]
+    assert "build/evaluate/predictions.json" in deps  # the student's held-out answers, not generated twice
+    with pytest.raises(SpecError) as err:
+        load_spec(project(_causal_spec(quantize="int8")))
+    assert "export.quantize" in str(err.value) and "q4_k_m" in str(err.value)
+    encoder = base_spec()
+    encoder["export"] = {"format": "gguf"}
+    with pytest.raises(SpecError) as err:
+        load_spec(project(encoder))
+    assert "export.format" in str(err.value) and "causal-lm" in str(err.value)
+    encoder["export"] = {"format": "onnx", "quantize": "q8_0"}
+    with pytest.raises(SpecError, match="export.quantize"):
+        load_spec(project(encoder))
+
+
+def test_the_modelfile_carries_the_students_template_system_prompt_and_greedy_decoding():
+    from distillbuild.export.gguf_causal import modelfile
+
+    text = modelfile("triage.q8_0.gguf", "chatml", "Classify the ticket.", 4, 2048)
+    assert "FROM ./triage.q8_0.gguf\n" in text
+    assert 'TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>' in text
+    assert 'PARAMETER stop "<|im_end|>"' in text and 'SYSTEM """Classify the ticket."""' in text
+    assert "PARAMETER temperature 0\n" in text and "PARAMETER num_predict 4\n" in text
+    other = modelfile("m.f16.gguf", None, "x", 8, 2048)
+    assert "TEMPLATE" not in other.replace("# TEMPLATE", "") and "stop" not in other

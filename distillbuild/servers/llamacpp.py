@@ -64,7 +64,7 @@ class LlamaCppServer:
     def __init__(self, model_file: Path, alias: str, *, n_ctx: int, threads: int, startup_timeout_s: float,
                  endpoint_id: str):
         if server_version() is None or importlib.util.find_spec("llama_cpp") is None:
-            raise StageError(f"teacher.provider llamacpp needs llama-cpp-python in this environment: {INSTALL_HINT}")
+            raise StageError(f"a llama.cpp server needs llama-cpp-python in this environment: {INSTALL_HINT}")
         self.endpoint_id, self.port = endpoint_id, _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._log = tempfile.TemporaryFile(mode="w+")  # the server's own output, shown if it fails

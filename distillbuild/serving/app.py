@@ -8,9 +8,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from distillbuild.console import log
-from distillbuild.errors import StageError
 from distillbuild.serving.http import Server
-from distillbuild.serving.router import Router, load_student, route_threshold
+from distillbuild.serving.router import Router, route_threshold
+from distillbuild.serving.students import open_student
 from distillbuild.spec import Spec
 from distillbuild.stages.endpoints import open_endpoint
 from distillbuild.stages.teacher import teacher_settings
@@ -19,12 +19,9 @@ from distillbuild.stages.teacher import teacher_settings
 @contextmanager
 def serve(spec: Spec, port: int = 0) -> Iterator[Server]:
     """The endpoint for `spec`'s student on 127.0.0.1:port until the block ends."""
-    if spec.student.kind != "encoder-classifier":
-        raise StageError(f"distill serve serves encoder-classifier students; a {spec.student.kind} student is not "
-                         "served yet (serve it with vLLM or llama.cpp)")
     threshold = route_threshold(spec)
-    student, runtime = load_student(spec)
     with ExitStack() as stack:
+        student, runtime = open_student(spec, stack)
         settings = None
         if threshold is not None:
             settings, _cache = stack.enter_context(open_endpoint(

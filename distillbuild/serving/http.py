@@ -23,9 +23,10 @@ from distillbuild.teacher.prompts import prompt_text
 
 
 def completion(answer, want_logprobs: bool) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": answer.label},
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": answer.content},
                               "finish_reason": "stop", "logprobs": None}
-    if want_logprobs and not answer.routed:  # the student's own distribution; a teacher's answer has none here
+    # The student's own distribution over the labels; a teacher's answer, or words naming no label, have none here.
+    if want_logprobs and not answer.routed and answer.label in answer.probabilities:
         top = [{"token": label, "logprob": math.log(p) if p > 0 else -1e9, "bytes": None}
                for label, p in sorted(answer.probabilities.items(), key=lambda kv: -kv[1])]
         chosen = next(t for t in top if t["token"] == answer.label)

@@ -1,17 +1,18 @@
 """Who answers a request: the student when its confidence reaches the route's threshold (or
 always, without a route), else the spec's teacher, asked as the teacher stage asks it.
 
-The student is the exported ONNX model when `export` built one (no PyTorch needed to answer),
-else the trained PyTorch model. Every answer says which model gave it. A teacher that fails
-makes that request fail with the reason; the student keeps answering the others. A teacher that
+The student is whatever serving/students.py opened (ONNX or PyTorch encoder, GGUF under llama.cpp
+or a transformers causal LM). Every answer says which model gave it. A teacher that fails makes
+that request fail with the reason; the student keeps answering the others. A teacher that
 answers with no label (a small one does) leaves the student's answer standing, counted as
-`teacher_unusable`.
+`teacher_unusable`. A causal student whose answer names no label has confidence 0: routed when
+the spec routes, else its words are the answer, counted as `student_unlabelled`.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from distillbuild import layout
@@ -31,25 +32,12 @@ class TeacherUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Answer:
-    label: str
+    label: str | None  # None: a student answer that names no label (`content` holds its words)
+    content: str
     model: str  # which model answered
     routed: bool  # sent to the teacher
     confidence: float  # the student's probability of its own label
     probabilities: dict[str, float]  # the student's, over the labels
-
-
-def load_student(spec: Spec):
-    """The exported student when there is one, else the trained one; and its name in answers."""
-    exported = spec.dir / layout.EXPORT_DIR
-    if (exported / "model.onnx").is_file():
-        from distillbuild.export.onnx_classifier import OnnxClassifier
-
-        return OnnxClassifier.load(exported, threads=spec.evaluation.threads), "onnx"
-    if not (spec.dir / layout.MODEL_DIR).is_dir():
-        raise StageError(f"no student to serve in {spec.dir / layout.MODEL_DIR}: run `dvc repro` first")
-    from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
-
-    return EncoderClassifier.load(spec.dir / layout.MODEL_DIR, threads=spec.evaluation.threads), "pytorch"
 
 
 def route_threshold(spec: Spec) -> float | None:
@@ -77,24 +65,24 @@ class Router:
             self._client = OpenAI(base_url=teacher.base_url, api_key=teacher.api_key or "not-needed",
                                   timeout=teacher.timeout_s, max_retries=teacher.max_retries)
         self._lock = threading.Lock()
-        self.counts = {"requests": 0, "student": 0, "teacher": 0, "teacher_errors": 0, "teacher_unusable": 0}
+        self.counts = {"requests": 0, "student": 0, "teacher": 0, "teacher_errors": 0, "teacher_unusable": 0,
+                       "student_unlabelled": 0}
         self.latencies_ms: list[float] = []
 
     def answer(self, text: str) -> Answer:
-        probs = self.student.predict_proba([text])[0]
-        best = int(probs.argmax())
-        confidence = float(probs[best])
-        probabilities = {label: float(p) for label, p in zip(self.student.labels, probs)}
-        routed = self.threshold is not None and confidence < self.threshold
+        said = self.student.answer(text)
+        own = Answer(said.label, said.label or said.text, self.student_name, False, said.confidence,
+                     said.probabilities)
+        routed = self.threshold is not None and said.confidence < self.threshold
         if not routed:
-            self._count("student")
-            return Answer(self.student.labels[best], self.student_name, False, confidence, probabilities)
+            self._count("student" if said.label else "student_unlabelled")
+            return own
         label = self._ask_teacher(text)
         if label is None:  # the teacher answered, but with no label: the student's answer stands, said so
             self._count("teacher_unusable")
-            return Answer(self.student.labels[best], self.student_name, True, confidence, probabilities)
+            return replace(own, routed=True)
         self._count("teacher")
-        return Answer(label, self.teacher.model, True, confidence, probabilities)
+        return replace(own, label=label, content=label, model=self.teacher.model, routed=True)
 
     def _ask_teacher(self, text: str) -> str | None:
         if self._client is None:
@@ -120,7 +108,7 @@ class Router:
 
     def metrics(self) -> dict[str, Any]:
         with self._lock:
-            answered = self.counts["student"] + self.counts["teacher"] + self.counts["teacher_unusable"]
+            answered = sum(self.counts[k] for k in ("student", "teacher", "teacher_unusable", "student_unlabelled"))
             lat = list(self.latencies_ms)
             routed = self.counts["teacher"] + self.counts["teacher_unusable"]
             return {**self.counts, "share_routed": round(routed / answered, 6) if answered else None,

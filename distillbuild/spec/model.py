@@ -285,10 +285,19 @@ class Route:
 
 @dataclass(frozen=True)
 class Export:
-    format: str  # onnx
-    quantize: str  # none | int8
+    format: str  # onnx | gguf
+    quantize: str | None  # onnx: none | int8 (default none); gguf: f16 | q8_0 | ... (default q8_0)
     max_disagreement: float
-    opset: int
+    opset: int  # onnx only
+
+    def __post_init__(self) -> None:
+        if self.quantize is None:  # the default depends on the format: no schema default can say so
+            object.__setattr__(self, "quantize", QUANTIZE_DEFAULT[self.format])
+
+
+# What each export format can quantize to, the default first (the semantic check refuses the rest).
+QUANTIZE_BY_FORMAT = {"onnx": ("none", "int8"), "gguf": ("q8_0", "f16", "q6_k", "q5_k_m", "q4_k_m", "q4_0")}
+QUANTIZE_DEFAULT = {fmt: kinds[0] for fmt, kinds in QUANTIZE_BY_FORMAT.items()}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from distillbuild.metric_names import METRICS_BY_TASK, ROUTE_METRICS, WITH_INTER
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
+from distillbuild.spec.model import QUANTIZE_BY_FORMAT
 from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.spec.schema import did_you_mean
@@ -171,10 +172,16 @@ def _export_issues(data: Any) -> Issues:
     task_type = get_path(data, "task.type")
     if get_path(data, "route") is not None and task_type not in (None, "classification"):
         yield "route", f"routing reads the student's confidence in a label: classification only, not {task_type}"
-    kind = get_path(data, "student.kind")
-    if get_path(data, "export.format") == "onnx" and kind not in (None, "encoder-classifier"):
-        yield "export.format", (f"onnx export is built for encoder-classifier students; a {kind} student is "
-                                "not exported yet")
+    kind, fmt = get_path(data, "student.kind"), get_path(data, "export.format")
+    if fmt == "onnx" and kind not in (None, "encoder-classifier"):
+        yield "export.format", (f"onnx export is built for encoder-classifier students; a {kind} student exports "
+                                "as gguf")
+    if fmt == "gguf" and kind not in (None, "causal-lm"):
+        yield "export.format", f"gguf export is built for causal-lm students; a {kind} student exports as onnx"
+    quantize = get_path(data, "export.quantize")
+    if fmt in QUANTIZE_BY_FORMAT and quantize is not None and quantize not in QUANTIZE_BY_FORMAT[fmt]:
+        yield "export.quantize", (f"{quantize!r} is not a {fmt} type; {fmt} quantizes to "
+                                  f"{', '.join(QUANTIZE_BY_FORMAT[fmt])}")
 
 
 def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:

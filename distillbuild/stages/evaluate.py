@@ -28,7 +28,7 @@ from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.endpoints import open_judge
-from distillbuild.stages.student_base import student_base
+from distillbuild.stages.student_base import student_base_path
 from distillbuild.teacher.prompts import messages_for
 
 
@@ -97,11 +97,7 @@ def load_causal_student(spec: Spec, model_dir: Path, threads: int):
     """The causal student: behind student.endpoint when set, else the model in model_dir over
     student.base_model (a directory beside the spec, or a hub id)."""
     endpoint = spec.student.endpoint
-    base_model = None
-    if endpoint is None:
-        base_model = student_base(spec)
-        local = spec.resolve(base_model)
-        base_model = str(local) if local.is_dir() else base_model
+    base_model = student_base_path(spec) if endpoint is None else None
     return causal_student.load_causal_student(model_dir, threads, endpoint=endpoint, base_model=base_model,
                                               max_new_tokens=spec.evaluation.max_new_tokens)
 

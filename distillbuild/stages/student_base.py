@@ -28,3 +28,10 @@ def student_base(spec: Spec) -> str:
         raise StageError(f"student.base_model: {exc}") from None
     directory = materialize(gguf_file, cache_dir(spec.repo_root) / "models", log)
     return os.path.relpath(directory, spec.dir) if directory.is_relative_to(spec.repo_root) else str(directory)
+
+
+def student_base_path(spec: Spec) -> str:
+    """student_base() as loaders take it: a directory (resolved beside the spec) or a hub id."""
+    base = student_base(spec)
+    local = spec.resolve(base)
+    return str(local) if local.is_dir() else base
