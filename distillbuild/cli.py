@@ -277,7 +277,9 @@ def _fault(ctx, param, values):
 @main.command()
 @SPEC_ARG
 @click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
-def serve(spec: Path, port: int) -> None:
+@click.option("--no-route", is_flag=True, help="The student answers everything, even with a `route` section "
+              "(how a pipeline teacher serves it).")
+def serve(spec: Path, port: int, no_route: bool) -> None:
     """Serve SPEC's built student as an OpenAI-compatible endpoint on 127.0.0.1 (the ONNX export when
     there is one); with a `route` section, requests below the route's threshold go to the teacher.
 
@@ -290,7 +292,7 @@ def serve(spec: Path, port: int) -> None:
     loaded = _load(spec)
     with _runtime_errors("serve"):
         try:
-            with serving(loaded, port):
+            with serving(loaded, port, route=not no_route):
                 threading.Event().wait()
         except KeyboardInterrupt:
             pass

@@ -97,3 +97,15 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_sha256(path: Path) -> str | None:
+    """One hash for a directory: its files' relative paths and contents, in sorted order (a file: its own)."""
+    if path.is_file():
+        return file_sha256(path)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" + file_sha256(file).encode() + b"\n")
+    return digest.hexdigest()

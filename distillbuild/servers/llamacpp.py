@@ -8,23 +8,14 @@ port. The model file is resolved by distillbuild.spec.model_files (a path, or a 
 
 from __future__ import annotations
 
-import ctypes
 import importlib.metadata
 import importlib.util
-import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from distillbuild.errors import StageError
 from distillbuild.io import file_sha256
+from distillbuild.servers.child import ChildServer, free_port
 
 INSTALL_HINT = ("install the server with `pip install 'llama-cpp-python[server]==0.3.36'` (it compiles llama.cpp: "
                 "about 20 minutes on 2 cores, once per machine; set CMAKE_ARGS=-DGGML_NATIVE=OFF for a portable wheel)")
@@ -43,76 +34,17 @@ def endpoint_id(model_file: Path) -> str:
     return f"llamacpp-{server_version() or 'unknown'}:{digest}"
 
 
-def _die_with_parent() -> None:
-    """In the server's process, before it starts: on Linux, ask for SIGTERM when the stage dies,
-    so a stage killed with -9 leaves no server behind (elsewhere close() is the only stop)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlamaCppServer:
+class LlamaCppServer(ChildServer):
     """`python -m llama_cpp.server` for one model, on a free port of 127.0.0.1, until close()."""
+
+    what = "the llama.cpp server"
+    timeout_hint = "teacher.llamacpp.startup_timeout_s"
 
     def __init__(self, model_file: Path, alias: str, *, n_ctx: int, threads: int, startup_timeout_s: float,
                  endpoint_id: str):
         if server_version() is None or importlib.util.find_spec("llama_cpp") is None:
             raise StageError(f"a llama.cpp server needs llama-cpp-python in this environment: {INSTALL_HINT}")
-        self.endpoint_id, self.port = endpoint_id, _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._log = tempfile.TemporaryFile(mode="w+")  # the server's own output, shown if it fails
+        port = free_port()
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_file), "--model_alias", alias,
-                   "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
-        try:
-            self._wait_until_up(startup_timeout_s)
-        except BaseException:
-            self.close()
-            raise
-
-    def _wait_until_up(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StageError(f"the llama.cpp server exited with code {self.process.returncode} while starting: "
-                                 f"{self.output_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as response:
-                    json.loads(response.read())
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-                time.sleep(0.25)
-        raise StageError(f"the llama.cpp server did not answer within {timeout_s:.0f} s "
-                         f"(teacher.llamacpp.startup_timeout_s): {self.output_tail()}")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def output_tail(self, lines: int = 6) -> str:
-        self._log.seek(0)
-        tail = [ln.strip() for ln in self._log.read().splitlines() if ln.strip()][-lines:]
-        return " | ".join(tail) or "(no output)"
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def __enter__(self) -> "LlamaCppServer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+                   "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+        super().__init__(command, port, "/v1/models", startup_timeout_s, endpoint_id)

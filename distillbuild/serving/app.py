@@ -17,9 +17,10 @@ from distillbuild.stages.teacher import teacher_settings
 
 
 @contextmanager
-def serve(spec: Spec, port: int = 0) -> Iterator[Server]:
-    """The endpoint for `spec`'s student on 127.0.0.1:port until the block ends."""
-    threshold = route_threshold(spec)
+def serve(spec: Spec, port: int = 0, route: bool = True) -> Iterator[Server]:
+    """The endpoint for `spec`'s student on 127.0.0.1:port until the block ends (route=False: the
+    student answers everything, as when another pipeline asks it as its teacher)."""
+    threshold = route_threshold(spec) if route else None
     with ExitStack() as stack:
         student, runtime = open_student(spec, stack)
         settings = None

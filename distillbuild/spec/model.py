@@ -126,6 +126,15 @@ class LlamaCpp:
 
 
 @dataclass(frozen=True)
+class PipelineTeacher:
+    """Another pipeline's student as the teacher (teacher.provider: pipeline)."""
+
+    path: str  # its spec, or the directory holding distill.yaml, relative to this spec
+    version: str | None  # a `distill promote` tag its built model must match
+    startup_timeout_s: float
+
+
+@dataclass(frozen=True)
 class Canary:
     """The first answers checked before the rest is paid for (teacher.canary)."""
 
@@ -145,6 +154,7 @@ class Teacher(Endpoint):
     simulated: SimulatedTeacher | None
     canary: Canary | None = None
     llamacpp: LlamaCpp | None = None
+    pipeline: PipelineTeacher | None = None
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,13 @@ def resolve_model_file(model: str, base_dir: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     return path
+
+
+def resolve_pipeline_spec(path: str, base_dir: Path) -> Path:
+    """Another pipeline's spec (teacher.provider: pipeline): a file, or a directory holding distill.yaml."""
+    target = (base_dir / path).resolve()
+    if target.is_dir():
+        target = target / "distill.yaml"
+    if not target.is_file():
+        raise FileNotFoundError(f"no pipeline spec at {target}")
+    return target

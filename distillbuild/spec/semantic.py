@@ -13,7 +13,7 @@ from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.model import QUANTIZE_BY_FORMAT
-from distillbuild.spec.model_files import resolve_model_file
+from distillbuild.spec.model_files import resolve_model_file, resolve_pipeline_spec
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.spec.schema import did_you_mean
 from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
@@ -214,6 +214,37 @@ def _teacher_issues(data: Any, spec_dir: Path) -> Issues:
             resolve_model_file(get_path(data, "teacher.llamacpp.model"), spec_dir)
         except FileNotFoundError as exc:
             yield "teacher.llamacpp.model", str(exc)
+    pipeline = get_path(data, "teacher.pipeline")
+    if provider == "pipeline" and pipeline is None:
+        yield "teacher", "provider: pipeline needs a teacher.pipeline section naming the other pipeline's spec"
+    if provider != "pipeline" and pipeline is not None:
+        yield "teacher.pipeline", f"settings of a pipeline teacher, but provider is {provider}"
+    if provider == "pipeline" and isinstance(get_path(data, "teacher.pipeline.path"), str):
+        yield from _pipeline_teacher_issues(data, spec_dir)
+
+
+def _pipeline_teacher_issues(data: Any, spec_dir: Path) -> Issues:
+    """The other pipeline exists, is not this one, and answers with this task's labels."""
+    import yaml  # the other spec is only read for its task here; it is validated when it is served
+
+    try:
+        upstream = resolve_pipeline_spec(get_path(data, "teacher.pipeline.path"), spec_dir)
+    except FileNotFoundError as exc:
+        yield "teacher.pipeline.path", str(exc)
+        return
+    if upstream.parent == spec_dir.resolve():  # specs in one directory share its build/
+        yield "teacher.pipeline.path", "names a spec in this pipeline's own directory: a student cannot be its own teacher"
+        return
+    try:
+        task = (yaml.safe_load(upstream.read_text(encoding="utf-8")) or {}).get("task") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        yield "teacher.pipeline.path", f"cannot read {upstream}: {exc}"
+        return
+    if task.get("type") != "classification" or get_path(data, "task.type") != "classification":
+        yield "teacher.pipeline", "a pipeline teacher serves a classifier: both tasks must be classification"
+    elif sorted(task.get("labels") or []) != sorted(get_path(data, "task.labels") or []):
+        yield "teacher.pipeline.path", (f"{upstream} answers with labels {task.get('labels')}, this task has "
+                                        f"{get_path(data, 'task.labels')}: a teacher must answer with this task's labels")
 
 
 def _filter_rule_issues(data: Any) -> Issues:

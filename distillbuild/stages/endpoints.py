@@ -16,9 +16,9 @@ from typing import Callable, Iterator, Sequence
 from distillbuild import standin
 from distillbuild.console import log as console_log
 from distillbuild.errors import StageError
-from distillbuild.servers import llamacpp
+from distillbuild.servers import llamacpp, pipeline
 from distillbuild.spec.model import Endpoint, Judge
-from distillbuild.spec.model_files import resolve_model_file
+from distillbuild.spec.model_files import resolve_model_file, resolve_pipeline_spec
 from distillbuild.teacher.cache import TeacherCache
 from distillbuild.teacher.judge import judge_settings
 from distillbuild.teacher.settings import TeacherSettings
@@ -36,7 +36,31 @@ def endpoint_id(section: Endpoint, base_dir: Path, kind: str) -> str:
         return standin.endpoint_id(section, base_dir, kind=kind)
     if section.provider == "llamacpp":
         return llamacpp.endpoint_id(_model_file(section, base_dir))
+    if section.provider == "pipeline":
+        upstream = upstream_spec(section, base_dir)
+        return pipeline.endpoint_id(upstream.registry_name, upstream.dir)
     return section.base_url or DEFAULT_BASE_URL
+
+
+def upstream_spec(section: Endpoint, base_dir: Path):
+    """The teacher pipeline's spec (teacher.provider: pipeline), loaded and validated."""
+    from distillbuild.spec import load_spec  # the other pipeline's spec, validated as its own build would
+
+    return load_spec(resolve_pipeline_spec(section.pipeline.path, base_dir))
+
+
+def _start_pipeline(section: Endpoint, base_dir: Path, stack: ExitStack, log: Callable[[str], None]):
+    """`distill serve` for the teacher pipeline's student, stopped when `stack` closes."""
+    upstream, settings = upstream_spec(section, base_dir), section.pipeline
+    if settings.version:
+        pipeline.check_version(upstream.dir, settings.version)
+    log(f"teacher: starting `distill serve` for the pipeline {upstream.registry_name} ({upstream.path})"
+        + (f" at {settings.version}" if settings.version else ""))
+    server = stack.enter_context(pipeline.PipelineServer(
+        upstream.path, startup_timeout_s=settings.startup_timeout_s,
+        endpoint_id=pipeline.endpoint_id(upstream.registry_name, upstream.dir)))
+    log(f"teacher: the student of {upstream.registry_name} on {server.base_url}")
+    return server
 
 
 def _model_file(section: Endpoint, base_dir: Path) -> Path:
@@ -68,8 +92,9 @@ def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: s
             endpoint = stack.enter_context(standin.start_endpoint(section, base_dir, kind=kind, labels=labels))
             settings = settings_for(endpoint.base_url, endpoint.endpoint_id, "simulated")
             log(f"{kind}: SIMULATED stand-in ({section.model}) on {endpoint.base_url}")
-        elif section.provider == "llamacpp":
-            server = _start_llamacpp(section, base_dir, stack, log)
+        elif section.provider in ("llamacpp", "pipeline"):
+            start = _start_llamacpp if section.provider == "llamacpp" else _start_pipeline
+            server = start(section, base_dir, stack, log)
             settings = settings_for(server.base_url, server.endpoint_id, "local")
         else:
             env = section.api_key_env
@@ -80,8 +105,8 @@ def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: s
         cache = TeacherCache.for_repo(repo_root)
         stack.callback(cache.close)
         yield settings, cache
-        if section.provider == "llamacpp" and not server.alive():
-            raise StageError(f"the llama.cpp server stopped during the run (exit code {server.process.returncode}): "
+        if section.provider in ("llamacpp", "pipeline") and not server.alive():
+            raise StageError(f"{server.what} stopped during the run (exit code {server.process.returncode}): "
                              f"{server.output_tail()}. The answers it gave are cached: rerun to ask for the rest.")
 
 

@@ -4,30 +4,19 @@ and metrics, plus the git revision. The gate records it; `promote` tags it; an a
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from distillbuild import io, layout
+from distillbuild.io import tree_sha256
 from distillbuild.spec import Spec
 
 
 def file_sha256(path: Path) -> str | None:
     return io.file_sha256(path) if path.is_file() else None
-
-
-def tree_sha256(path: Path) -> str | None:
-    """One hash for a directory: its files' relative paths and contents, in sorted order."""
-    if path.is_file():
-        return file_sha256(path)
-    if not path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0" + (file_sha256(file) or "").encode() + b"\n")
-    return digest.hexdigest()
 
 
 def git_revision(cwd: Path) -> tuple[str | None, bool]:
@@ -66,8 +55,42 @@ def lineage(spec: Spec) -> dict[str, Any]:
             "terms": teacher.terms,
             "answers_sha256": file_sha256(base / layout.TEACHER_ANSWERS),
             "heldout_answers_sha256": file_sha256(base / layout.TEACHER_HELDOUT),
+            **({"pipeline": pipeline_teacher(spec)} if teacher.pipeline is not None else {}),
         },
         "dataset_sha256": tree_sha256(base / layout.DATASET_DIR),
         "model_sha256": tree_sha256(base / layout.MODEL_DIR),
         "metrics_sha256": file_sha256(base / layout.METRICS),
     }
+
+
+def pipeline_teacher(spec: Spec) -> dict[str, Any]:
+    """The teacher pipeline (progressive distillation): which student taught this one, and, from
+    its own gate's record, who taught it (the chain, nested)."""
+    from distillbuild.stages.endpoints import upstream_spec  # lazy: opens nothing, but imports the servers
+
+    upstream = upstream_spec(spec.teacher, spec.dir)
+    decision = upstream.dir / layout.DECISION
+    recorded = (io.read_json(decision).get("lineage") or {}) if decision.is_file() else {}
+    return {
+        "name": upstream.registry_name,
+        "spec": Path(os.path.relpath(upstream.path, spec.dir)).as_posix(),
+        "version": spec.teacher.pipeline.version,
+        "student_kind": upstream.student.kind,
+        "base_model": upstream.student.base_model,
+        "model_sha256": tree_sha256(upstream.dir / layout.MODEL_DIR),
+        "teacher": recorded.get("teacher"),
+    }
+
+
+def teacher_chain(teacher: dict[str, Any]) -> list[str]:
+    """The teachers from the first to this build's, as `provider:model` or a pipeline's name."""
+    chain: list[str] = []
+    while teacher:
+        upstream = teacher.get("pipeline")
+        if not upstream:
+            chain.append(f"{teacher.get('provider')}:{teacher.get('model')}")
+            break
+        chain.append(f"{upstream['name']}" + (f"@{upstream['version'].split('@')[-1]}" if upstream.get("version") else "")
+                     + f" ({upstream.get('student_kind')} {upstream.get('base_model')})")
+        teacher = upstream.get("teacher")
+    return list(reversed(chain))

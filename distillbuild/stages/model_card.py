@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from distillbuild.spec import Spec
+from distillbuild.stages.lineage import teacher_chain
 
 _HEADLINE = ("accuracy", "teacher_accuracy", "field_accuracy", "teacher_field_accuracy", "exact_match",
              "teacher_exact_match", "schema_valid_rate", "geval_mean", "teacher_geval_mean", "geval_pass_rate", "retention", "macro_f1", "agreement", "latency_p50_ms", "latency_p95_ms",
@@ -50,6 +51,8 @@ def model_card(spec: Spec, metrics: dict[str, Any], gates: list[dict[str, Any]],
     lines += [
         "", "## Teacher and terms", "",
         f"- Teacher: `{who}`" + (f" at `{teacher['base_url']}`" if teacher.get("base_url") else ""),
+        *([f"- Progressive distillation, teacher to student: {' -> '.join(f'`{t}`' for t in teacher_chain(teacher))}"
+           " -> this student"] if teacher.get("pipeline") else []),
         f"- System fingerprints seen: {', '.join(teacher['system_fingerprints']) or '-'}",
         f"- Terms: {terms}",
         "", "## Lineage", "",

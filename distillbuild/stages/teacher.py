@@ -9,6 +9,7 @@ files; asking, parsing and reporting are the teacher engine's.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from distillbuild.spec.inputs import Example, load_examples, read_rows
 from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.model_files import PACKAGE_PREFIX
 from distillbuild.stages.contract import Out, posix
-from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint
+from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.teacher.answers import answer_row
 from distillbuild.teacher.cache import TeacherCache, request_key
 from distillbuild.teacher.canary import canary_check
@@ -49,6 +50,10 @@ def deps(spec: Spec) -> list[str]:
     local = spec.teacher.llamacpp
     if local is not None and not local.model.startswith(PACKAGE_PREFIX):  # a GGUF in the repository
         files.append(posix(local.model))
+    if spec.teacher.pipeline is not None:  # the teacher pipeline's spec and what it serves: rebuilt there, asked again here
+        upstream = upstream_spec(spec.teacher, spec.dir)
+        served = [layout.MODEL_DIR] + ([layout.EXPORT_DIR] if upstream.export is not None else [])
+        files += [posix(os.path.relpath(p, spec.dir)) for p in (upstream.path, *(upstream.dir / s for s in served))]
     return files
 
 
