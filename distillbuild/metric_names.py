@@ -5,7 +5,7 @@ never computed is refused before anything runs) and the evaluation engine that c
 """
 
 # Metrics with a bootstrap 95% interval, written as NAME_ci_low and NAME_ci_high; a gate picks
-# one with `on: ci_low`.
+# one with `bound: ci_low`.
 WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "exact_match", "routed_accuracy")
 
 # Written by the route stage (build/route/report.json) when the spec has a `route` section; gates
@@ -64,3 +64,27 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "student_cost_per_1k_usd",
     ),
 }
+
+
+# What a gate's bound may be, by metric: a bound outside the range can never hold (or always
+# holds), so the validator refuses it before a build is paid for. Shares, rates and scores lie in
+# [0, 1]; retention is a ratio (a student may beat its teacher); times, costs and counts are >= 0.
+_RATIO = ("retention",)
+_NON_NEGATIVE = ("latency_p50_ms", "latency_p95_ms", "heldout_rows", "teacher_cost_per_1k_usd",
+                 "student_cost_per_1k_usd", "routed_cost_per_1k_usd", "judge_cost_usd")
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    """(lowest, highest) value the metric can take."""
+    if name in _RATIO or name in _NON_NEGATIVE:
+        return 0.0, float("inf")
+    return 0.0, 1.0
+
+
+# Which figure a gate bounds: the metric (value) or an end of its interval. Written `bound:`;
+# `on:` was its name until YAML 1.1 tools (PyYAML) were found to read that key as the boolean True.
+GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY = "bound", "on"
+
+
+def gate_figure(bound: dict) -> str:
+    return bound.get(GATE_FIGURE_KEY, bound.get(GATE_FIGURE_OLD_KEY, "value"))

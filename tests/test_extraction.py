@@ -227,7 +227,7 @@ def test_the_pipeline_spec_is_valid_compiled_and_matches_its_data():
 
     spec = load_spec(PIPELINE / "distill.yaml")
     assert spec.get("student.kind") == "encoder-extractor" and spec.get("task.type") == "extraction"
-    assert spec.get("gates.field_accuracy") == {"min": 0.8, "on": "ci_low"}
+    assert spec.get("gates.field_accuracy") == {"min": 0.8, "bound": "ci_low"}
     assert (PIPELINE / "dvc.yaml").read_text(encoding="utf-8") == render(spec)  # the committed dvc.yaml is current
     assert spec.get("task.output_schema") == _generator().SCHEMA  # the generator's schema is the spec's
     validator = Draft202012Validator(SCHEMA)
@@ -259,11 +259,11 @@ def test_extraction_gates_and_student_rules_are_checked(tmp_path):
     load_spec(_write(tmp_path, base))  # valid as written
 
     bad = copy.deepcopy(base)
-    bad["gates"] = {"accuracy": {"min": 0.9}, "exact_match": {"min": 0.5, "on": "ci_low"},
-                    "teacher_field_accuracy": {"min": 0.5, "on": "ci_low"}}
+    bad["gates"] = {"accuracy": {"min": 0.9}, "exact_match": {"min": 0.5, "bound": "ci_low"},
+                    "teacher_field_accuracy": {"min": 0.5, "bound": "ci_low"}}
     msgs = _messages(tmp_path, bad)
     assert any(m.startswith("gates.accuracy: gate on 'accuracy', a metric that is never computed for extraction") for m in msgs)
-    assert any(m.startswith("gates.teacher_field_accuracy.on: teacher_field_accuracy has no bootstrap interval") for m in msgs)
+    assert any(m.startswith("gates.teacher_field_accuracy.bound: teacher_field_accuracy has no bootstrap interval") for m in msgs)
     assert not any(m.startswith("gates.exact_match") for m in msgs)
 
     bad = copy.deepcopy(base)
@@ -295,7 +295,7 @@ def repo(tmp_path_factory):
     spec = load_yaml_file(PIPELINE / "distill.yaml").data
     spec["student"].update(epochs=5, max_length=96, threads=1)
     spec["evaluation"] = {"latency_samples": 20, "threads": 1, "bootstrap": 500}
-    spec["gates"] = {"field_accuracy": {"min": 0.7, "on": "ci_low"}, "schema_valid_rate": {"min": 0.99},
+    spec["gates"] = {"field_accuracy": {"min": 0.7, "bound": "ci_low"}, "schema_valid_rate": {"min": 0.99},
                      "latency_p95_ms": {"max": 10000}}
     first = build_reduced_pipeline(sh, spec, _rows(PIPELINE / "data/inputs.jsonl")[:N_INPUTS],
                                    _rows(PIPELINE / "data/heldout.jsonl")[:N_HELDOUT],

@@ -164,7 +164,7 @@ def test_bootstrap_intervals_bracket_the_estimate_and_narrow_with_more_rows():
 
 def test_a_gate_on_the_interval_low_end():
     metrics = {"accuracy": 0.9, "accuracy_ci_low": 0.84}
-    row = check("accuracy", {"min": 0.85, "on": "ci_low"}, metrics)
+    row = check("accuracy", {"min": 0.85, "bound": "ci_low"}, metrics)
     assert not row["pass"] and row["observed"] == 0.84 and row["gate"] == "accuracy (ci low)"
     assert check("accuracy", {"min": 0.85}, metrics)["pass"]
-    assert not check("retention", {"min": 0.5, "on": "ci_low"}, metrics)["pass"]  # no interval: fails closed
+    assert not check("retention", {"min": 0.5, "bound": "ci_low"}, metrics)["pass"]  # no interval: fails closed

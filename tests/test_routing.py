@@ -137,7 +137,7 @@ def test_gates_may_bound_the_routed_system_when_the_spec_routes(project, monkeyp
     from distillbuild.stages.gate import _with_route, check
 
     spec = base_spec()
-    spec["gates"] = {"routed_accuracy": {"min": 0.9, "on": "ci_low"}, "teacher_share": {"max": 0.3}}
+    spec["gates"] = {"routed_accuracy": {"min": 0.9, "bound": "ci_low"}, "teacher_share": {"max": 0.3}}
     with pytest.raises(SpecError, match="routed_accuracy"):  # no route section: never computed
         load_spec(project(spec))
     spec["route"] = {"min_accuracy": 0.9}

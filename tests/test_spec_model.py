@@ -68,7 +68,7 @@ def test_quickstart_loads_with_its_values_and_the_schema_defaults(quickstart):
     assert student.class_weights == "none" and student.finetune == "full" and student.threads is None
     assert (spec.evaluation.latency_samples, spec.evaluation.min_heldout_rows, spec.evaluation.bootstrap) == (
         200, 30, 1000)
-    assert dict(spec.gates["retention"]) == {"min": 0.9, "on": "ci_low"}
+    assert dict(spec.gates["retention"]) == {"min": 0.9, "bound": "ci_low"}
     assert list(spec.gates) == ["accuracy", "retention", "latency_p95_ms"]
     # Optional sections the spec leaves out.
     assert student.endpoint is None and student.axolotl is None
@@ -85,7 +85,7 @@ def test_extraction_pipeline_loads_with_its_values(extraction):
     assert thaw(schema) == spec.data["task"]["output_schema"]  # thawed: the mapping as loaded
     assert (spec.teacher.max_tokens, spec.teacher.top_logprobs, spec.teacher.simulated.seed) == (120, 1, 11)
     assert (spec.student.kind, spec.student.max_length, spec.student.threads) == ("encoder-extractor", 128, 1)
-    assert dict(spec.gates["field_accuracy"]) == {"min": 0.8, "on": "ci_low"}
+    assert dict(spec.gates["field_accuracy"]) == {"min": 0.8, "bound": "ci_low"}
 
 
 def test_the_untyped_fallback_agrees_with_the_typed_sections(quickstart):

@@ -197,12 +197,59 @@ def test_merge_keys_and_anchors_are_accepted(project):
 
 def test_gate_on_an_interval_the_metric_does_not_have(project):
     spec = base_spec()
-    spec["gates"] = {"accuracy": {"min": 0.8, "on": "ci_low"}, "macro_f1": {"min": 0.5, "on": "ci_low"}}
+    spec["gates"] = {"accuracy": {"min": 0.8, "bound": "ci_low"}, "macro_f1": {"min": 0.5, "bound": "ci_low"}}
     issues = issues_of(project(spec))
-    assert [(i.path, "no bootstrap interval" in i.message) for i in issues] == [("gates.macro_f1.on", True)]
+    assert [(i.path, "no bootstrap interval" in i.message) for i in issues] == [("gates.macro_f1.bound", True)]
 
 
-def test_on_and_yes_keys_stay_strings(project):
+def test_the_old_gate_key_on_is_read_with_a_deprecation_message(project, capsys):
     text = yaml.safe_dump(base_spec(), sort_keys=False).replace(
         "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n")
-    assert load_spec(project(text))["gates"]["accuracy"] == {"min": 0.5, "on": "ci_low"}
+    path = project(text)
+    assert load_spec(path)["gates"]["accuracy"] == {"min": 0.5, "on": "ci_low"}  # still a string key, still read
+    line = text.splitlines().index("  accuracy: {min: 0.5, on: ci_low}") + 1
+    err = capsys.readouterr().err
+    assert f"distill.yaml:{line}: gates.accuracy.on is deprecated" in err and "bound: ci_low" in err
+    from distillbuild.stages.gate import check
+
+    assert check("accuracy", {"min": 0.5, "on": "ci_low"}, {"accuracy": 0.9, "accuracy_ci_low": 0.4})["pass"] is False
+    both = text.replace("{min: 0.5, on: ci_low}", "{min: 0.5, on: ci_low, bound: ci_low}")
+    assert [i.path for i in issues_of(project(both))] == ["gates.accuracy.on"]
+
+
+def test_a_key_a_yaml_1_1_tool_turned_into_true_is_explained(project):
+    """PyYAML loads `on:` as True and saves it back as `true:`: the loader says what happened."""
+    text = yaml.safe_dump(base_spec(), sort_keys=False).replace(
+        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n")
+    round_tripped = yaml.safe_dump(yaml.safe_load(text), sort_keys=False)
+    assert "true: ci_low" in round_tripped  # the trap, as PyYAML sets it
+    issues = issues_of(project(round_tripped))
+    assert [i.path for i in issues] == ["gates.accuracy.true"]
+    assert "YAML boolean" in issues[0].message and "bound: ci_low" in issues[0].message
+    assert issues[0].line == round_tripped.splitlines().index("    true: ci_low") + 1
+
+
+@pytest.mark.parametrize("gate,bound,says", [
+    ("accuracy", {"min": 1.5}, "gates.accuracy.min: accuracy is [0, 1]: a min of 1.5 can never hold"),
+    ("macro_f1", {"max": -0.1}, "gates.macro_f1.max: macro_f1 is [0, 1]: a max of -0.1 can never hold"),
+    ("accuracy", {"min": -1}, "gates.accuracy.min: accuracy is [0, 1]: a min of -1 always holds"),
+    ("latency_p95_ms", {"max": -5}, "gates.latency_p95_ms.max: latency_p95_ms is at least 0: a max of -5 can never hold"),
+    ("teacher_cost_per_1k_usd", {"min": -1}, "teacher_cost_per_1k_usd is at least 0: a min of -1 always holds"),
+])
+def test_a_gate_bound_outside_what_its_metric_can_take_is_refused_with_exit_2(project, gate, bound, says):
+    from click.testing import CliRunner
+
+    from distillbuild.cli import main
+
+    spec = base_spec()
+    spec["gates"] = {gate: bound}
+    path = project(spec)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    line = path.read_text().splitlines().index(f"    {next(iter(bound))}: {next(iter(bound.values()))}") + 1
+    assert result.exit_code == 2 and f"distill.yaml:{line}: " in result.output and says in result.output
+
+
+def test_gate_bounds_inside_the_range_pass(project):
+    spec = base_spec()
+    spec["gates"] = {"accuracy": {"min": 0, "max": 1}, "retention": {"min": 1.2}, "latency_p95_ms": {"max": 0}}
+    assert load_spec(project(spec)).gates["retention"] == {"min": 1.2}  # a student may beat its teacher

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distillbuild.console import log
 from distillbuild.errors import SpecError, SpecIssue
+from distillbuild.metric_names import GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY
 from distillbuild.spec.loader import LoadedYaml, get_path, load_yaml_file
 from distillbuild.spec.model import SpecModel, section_values
 from distillbuild.spec.schema import apply_defaults, schema_issues
@@ -76,6 +78,7 @@ def load_spec(path: Path | str = DEFAULT_SPEC) -> Spec:
     doc = load_yaml_file(path, display_name(path))
     abs_path = path.resolve()
     validate_document(doc, abs_path)
+    _warn_deprecated(doc, display_name(path))
     data = apply_defaults(doc.data)
     return Spec(
         path=abs_path,
@@ -85,3 +88,18 @@ def load_spec(path: Path | str = DEFAULT_SPEC) -> Spec:
         lines=doc.lines,
         **section_values(SpecModel, data),
     )
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_deprecated(doc, name: str) -> None:
+    """Keys still read under an old name, said once per file and key in a process (stderr)."""
+    for gate, bound in (doc.data.get("gates") or {}).items():
+        if isinstance(bound, dict) and GATE_FIGURE_OLD_KEY in bound:
+            key = f"gates.{gate}.{GATE_FIGURE_OLD_KEY}"
+            if (name, key) not in _warned:
+                _warned.add((name, key))
+                log(f"{name}:{doc.lines.get(key, '?')}: {key} is deprecated (YAML 1.1 tools such as PyYAML read the "
+                    f"key `on` as true): write `{GATE_FIGURE_KEY}: {bound[GATE_FIGURE_OLD_KEY]}`; `on` will be "
+                    "refused in a later release")

@@ -106,6 +106,10 @@ class _Builder:
                 key = self.loader.construct_object(key_node, deep=True)
                 if isinstance(key, bool) and key_node.value.lower() not in ("true", "false"):
                     key = key_node.value  # YAML 1.1 reads `on:`/`yes:` keys as booleans; nobody means that
+                elif isinstance(key, bool):  # a literal true/false key: what a YAML 1.1 tool writes back for `on:`
+                    self.issues.append(SpecIssue(self.file, key_node.start_mark.line + 1, join_path(path, key_node.value),
+                                                 _boolean_key_message(key_node.value, path)))
+                    continue
                 if not isinstance(key, (str, int, float, bool)) and key is not None:
                     self.issues.append(
                         SpecIssue(self.file, key_node.start_mark.line + 1, path, "keys must be plain scalars")
@@ -190,3 +194,11 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedYaml:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise SpecError([SpecIssue(name, line, "", f"not UTF-8 text (byte {exc.start})")]) from None
     return load_yaml_text(text, name)
+
+
+def _boolean_key_message(written: str, path: str) -> str:
+    said = (f"the key `{written}` is a YAML boolean, not a name: YAML 1.1 tools (PyYAML) load the keys on, off, "
+            f"yes and no as booleans and save them back as true/false, so a spec that went through one lost a key")
+    if path.startswith("gates."):
+        return said + "; under a gate it was `on: ci_low` (or ci_high), now spelled `bound: ci_low`"
+    return said + "; put the original key back"

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.metric_names import METRICS_BY_TASK, ROUTE_METRICS, WITH_INTERVALS
+from distillbuild.metric_names import (GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, METRICS_BY_TASK, ROUTE_METRICS,
+                                      WITH_INTERVALS, gate_figure, metric_range)
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
@@ -296,12 +297,30 @@ def _gate_issues(data: Any) -> Issues:
         if name not in computed:
             yield gate_path, (f"gate on '{name}', a metric that is never computed for {task_type} tasks"
                               f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})")
-        elif isinstance(bound, dict) and bound.get("on", "value") != "value" and name not in WITH_INTERVALS:
-            yield join_path(gate_path, "on"), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)"
-        elif isinstance(bound, dict):
-            lo, hi = bound.get("min"), bound.get("max")
-            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
-                yield gate_path, f"min {lo} is above max {hi}: the gate can never hold"
+        elif not isinstance(bound, dict):
+            continue
+        elif GATE_FIGURE_KEY in bound and GATE_FIGURE_OLD_KEY in bound:
+            yield join_path(gate_path, GATE_FIGURE_OLD_KEY), (f"both `{GATE_FIGURE_KEY}` and its old name "
+                                                              f"`{GATE_FIGURE_OLD_KEY}`: keep `{GATE_FIGURE_KEY}`")
+        elif gate_figure(bound) != "value" and name not in WITH_INTERVALS:
+            key = GATE_FIGURE_KEY if GATE_FIGURE_KEY in bound else GATE_FIGURE_OLD_KEY
+            yield join_path(gate_path, key), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)"
+        else:
+            yield from _bound_range_issues(name, gate_path, bound)
+
+
+def _bound_range_issues(name: str, gate_path: str, bound: dict) -> Issues:
+    """Bounds the metric can meet: inside its range, min not above max."""
+    low, high = metric_range(name)
+    span = f"[{low:g}, {high:g}]" if high != float("inf") else f"at least {low:g}"
+    for key in ("min", "max"):
+        value = bound.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+            yield join_path(gate_path, key), (f"{name} is {span}: a {key} of {value:g} "
+                                              f"{'can never hold' if (key == 'min') == (value > high) else 'always holds'}")
+    lo, hi = bound.get("min"), bound.get("max")
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+        yield gate_path, f"min {lo} is above max {hi}: the gate can never hold"
 
 
 def _judge_issues(data: Any) -> Issues:

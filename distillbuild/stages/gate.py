@@ -18,7 +18,7 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
-from distillbuild.metric_names import ROUTE_METRICS
+from distillbuild.metric_names import ROUTE_METRICS, gate_figure
 from distillbuild.spec import Spec
 from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.lineage import lineage
@@ -43,8 +43,8 @@ def outs(spec: Spec) -> list[Out]:
 
 
 def check(name: str, bound: Mapping[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """One gate's row; `bound` is {min, max, on} as written (the order of min and max shows)."""
-    on = bound.get("on", "value")
+    """One gate's row; `bound` is {min, max, bound} as written (the order of min and max shows)."""
+    on = gate_figure(bound)
     observed = metrics.get(name if on == "value" else f"{name}_{on}")
     required = " and ".join(f"{'>=' if k == 'min' else '<='} {v:g}" for k, v in bound.items() if k in ("min", "max"))
     gate = name if on == "value" else f"{name} ({on.replace('_', ' ')})"

@@ -79,7 +79,7 @@ def run(spec: Spec) -> int:
         "target_met": target_met(rows, deployed, target),
         "cross_fit_thresholds": [None if t == NEVER else round(t, 6) for t in halves],
         "routed_accuracy": round(sum(right) / len(rows), 6),
-        **{f"routed_accuracy_{k}": v for k, v in  # gates may name routed_accuracy (on: ci_low too)
+        **{f"routed_accuracy_{k}": v for k, v in  # gates may name routed_accuracy (bound: ci_low too)
            bootstrap_mean_interval([float(r) for r in right], spec.evaluation.bootstrap).items()},
         "teacher_share": round(share, 6),
         "student_accuracy": round(sum(r.student_right for r in rows) / len(rows), 6),

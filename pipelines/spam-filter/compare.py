@@ -63,6 +63,12 @@ def main() -> int:
         if audit:
             print(f"  filter: teacher labels right {audit['teacher_accuracy_all']:.3f} of all {audit['rows_with_gold']} "
                   f"answers, {audit['teacher_accuracy_kept']:.3f} of the {audit['kept_with_gold']} kept")
+        export = read(run, "build/export/report.json")
+        for kind, f in ((export or {}).get("files") or {"": export} if export else {}).items():
+            print(f"  export {export['format']} {kind or export['quantize']}: {f['bytes'] / 1e6:.0f} MB, agreement "
+                  f"{f['agreement']:.4f}, accuracy {f['accuracy']:.4f} (unexported {f['student_accuracy']:.4f}), "
+                  f"latency p50 {f['latency_p50_ms']:.1f} / p95 {f['latency_p95_ms']:.1f} ms against "
+                  f"{f['student_latency_p50_ms']:.1f} / {f['student_latency_p95_ms']:.1f} ms ({f['speedup_p50']:.2f}x)")
     a, b = read(HERE, "build/evaluate/predictions.json"), read(HERE / "all-rows", "build/evaluate/predictions.json")
     if a and b:
         print(f"filtered minus all rows (MiniLM): {paired(a, b)}")
