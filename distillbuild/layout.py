@@ -6,6 +6,7 @@ BUILD = "build"
 TEACHER_ANSWERS = f"{BUILD}/teacher/answers.jsonl"
 TEACHER_HELDOUT = f"{BUILD}/teacher/heldout_answers.jsonl"
 TEACHER_REPORT = f"{BUILD}/teacher/report.json"
+TEACHER_RESPONSES = f"{BUILD}/teacher/responses.jsonl"  # the raw answers by cache key: a clone reproduces without asking
 
 FILTER_KEPT = f"{BUILD}/filter/kept.jsonl"
 FILTER_REJECTED = f"{BUILD}/filter/rejected.jsonl"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     import gguf
 
     exported = json.loads((root / "build/export/report.json").read_text())
-    print(f"GGUF exports on the same rows: " + "; ".join(
+    print("GGUF exports on the same rows: " + "; ".join(
         f"{kind} {f['bytes'] / 1e6:.0f} MB accuracy {f['accuracy']} agreement {f['agreement']} "
         f"p50 {f['latency_p50_ms']:.0f} ms (unexported {f['student_latency_p50_ms']:.0f} ms)"
         for kind, f in exported["files"].items()))
@@ -93,3 +94,25 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     assert tokenizer == "gpt2"  # the base GGUF's own vocabulary, not the converter's SentencePiece guess
     modelfile = (export_dir / "Modelfile").read_text()
     assert "FROM ./mini.q8_0.gguf" in modelfile and "<|im_start|>" in modelfile
+
+    # Served: `distill serve` starts llama.cpp with the shipped file; the openai SDK gets its labels.
+    from openai import OpenAI
+
+    from distillbuild.serving.app import serve
+    from distillbuild.spec import load_spec
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(root)
+        with serve(load_spec(root / "distill.yaml")) as server:
+            client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+            texts = [template.format(**r) for r in heldout]
+            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}],
+                                                      logprobs=True) for t in texts]
+            with urllib.request.urlopen(server.base_url.removesuffix("/v1") + "/health") as response:
+                health = json.loads(response.read())
+    finally:
+        os.chdir(cwd)
+    assert health["runtime"] == "llama.cpp (mini.q8_0.gguf)"
+    assert all(a.model == "mini-student" and a.choices[0].message.content in ("spam", "legit") for a in answers)
+    assert all(0 < a.model_extra["distill"]["student_confidence"] <= 1 for a in answers)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.errors import StageError
-from distillbuild.teacher.cache import cache_dir
+from distillbuild.teacher.cache import TeacherCache, cache_dir
 
 TIMING = ("latency_p50_ms", "latency_p95_ms", "batch_throughput_rows_per_s", "student_cost_per_1k_usd")
 COMPARED = ("spec_sha256", "data_sha256", "teacher.answers_sha256", "teacher.heldout_answers_sha256",
@@ -52,6 +52,32 @@ def compare(recorded: dict[str, Any], rebuilt: dict[str, Any], metrics_then: dic
     return rows
 
 
+def seed_teacher_cache(repo_root: Path, spec_dir_rel: str, commit: str, log: Callable[[str], None]) -> int:
+    """The teacher answers the revision's build recorded (build/teacher/responses.jsonl, from the
+    DVC cache or remote) put in this repository's teacher cache where it lacks them: a fresh
+    clone that pulled the build rebuilds it without asking the teacher again. Returns how many."""
+    import dvc.api  # lazy: seconds to import
+
+    path = Path(spec_dir_rel, layout.TEACHER_RESPONSES).as_posix()
+    try:
+        with dvc.api.open(path, repo=str(repo_root), rev=commit, encoding="utf-8") as fh:
+            entries = [json.loads(line) for line in fh if line.strip()]
+    except Exception as exc:  # not recorded at that revision, or neither pulled nor on a remote
+        log(f"reproduce: no recorded teacher answers for {commit[:10]} ({type(exc).__name__}); the rebuild asks the "
+            "teacher for whatever the cache lacks")
+        return 0
+    cache = TeacherCache.for_repo(repo_root)
+    try:
+        wanted = set(cache.missing([e["key"] for e in entries]))
+        for entry in entries:
+            if entry["key"] in wanted:
+                cache.put(entry["key"], entry["endpoint"], entry["model"], entry["response"])
+    finally:
+        cache.close()
+    log(f"reproduce: {len(wanted)} of {len(entries)} recorded teacher answers added to the cache from {path}")
+    return len(wanted)
+
+
 def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], None]) -> dict[str, Any]:
     commit = _git(repo_root, "rev-parse", "--verify", f"{rev}^{{commit}}")
     spec_dir_rel = str(Path(spec_rel).parent)
@@ -60,6 +86,7 @@ def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], Non
         metrics_then = json.loads(_git(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.METRICS).as_posix()}"))
     except (StageError, ValueError):
         raise StageError(f"{rev} has no committed build record ({layout.DECISION}, {layout.METRICS}): nothing to compare with") from None
+    seed_teacher_cache(repo_root, spec_dir_rel, commit, log)
     workdir = Path(tempfile.mkdtemp(prefix="distill-reproduce-"))
     tree = workdir / "tree"
     env = dict(os.environ, DISTILL_CACHE_DIR=str(cache_dir(repo_root)), DVC_NO_ANALYTICS="1")

@@ -58,7 +58,7 @@ def deps(spec: Spec) -> list[str]:
 
 
 def outs(spec: Spec) -> list[Out]:
-    return [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_REPORT]
+    return [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_RESPONSES, layout.TEACHER_REPORT]
 
 
 def teacher_settings(spec: Spec) -> SettingsFor:
@@ -127,14 +127,21 @@ def run_canary(spec: Spec) -> None:
     ask(spec, first)
 
 
-def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResult | None], RunStats]:
+def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResult | None], RunStats, list[dict]]:
     """Every request answered (or not) through the spec's teacher endpoint and the repository's
-    cache; the first ones checked by the canary before the rest is asked."""
+    cache; the first ones checked by the canary before the rest is asked. Also the cache's
+    entries for them ({key, endpoint, model, response}): build/teacher/responses.jsonl, which
+    DVC pushes with the build, so `distill reproduce` in a fresh clone asks the teacher nothing."""
     t = spec.teacher
     canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log)) if t.canary else None
     with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
                        settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
-        return answer_all(requests, settings, cache, log=log, canary=canary)
+        results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
+        keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m)) for m in requests))
+        held = cache.get_many(keys)
+        entries = [{"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
+                   for k in keys if k in held]
+    return results, stats, entries
 
 
 def soft_label_counts(rows: list[dict]) -> dict[str, int]:
@@ -149,7 +156,7 @@ def soft_label_counts(rows: list[dict]) -> dict[str, int]:
 def run(spec: Spec) -> int:
     t = spec.teacher
     inputs, heldout, requests = load_requests(spec)
-    results, stats = ask(spec, requests)
+    results, stats, responses = ask(spec, requests)
 
     rows = [answer_row(r, res, spec.task) for r, res in zip(inputs + heldout, results)]
     for row, source in zip(rows, inputs):
@@ -165,6 +172,7 @@ def run(spec: Spec) -> int:
         )
     write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
     write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
+    write_jsonl(Path(layout.TEACHER_RESPONSES), responses)
     rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
     if spec.task.labels:
         rep["soft_labels"] = soft_label_counts(rows)

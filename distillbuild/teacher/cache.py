@@ -62,6 +62,13 @@ class TeacherCache:
                 found[key] = json.loads(response)
         return found
 
+    def missing(self, keys: list[str]) -> list[str]:
+        held = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            held |= {k for (k,) in self.db.execute(f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)}
+        return [k for k in keys if k not in held]
+
     def put(self, key: str, endpoint: str, model: str, response: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO responses (key, endpoint, model, created, response) VALUES (?, ?, ?, ?, ?)",
