@@ -201,6 +201,21 @@ def summary(spec: Path) -> None:
 
 
 @main.command()
+@SPEC_ARG
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the page (default: build/report.html beside the spec).")
+def report(spec: Path, output: Path | None) -> None:
+    """The last build of SPEC as one self-contained HTML page: summary, teacher, filter with
+    rejected examples, class balance, training curves, confusion matrix, per-class F1, latency,
+    gates, route curve, export, lineage and model card. Inline SVG; the page makes no request."""
+    from distillbuild.build_report.page import write
+
+    loaded = _load(spec)
+    target = write(loaded, output)
+    click.echo(f"wrote {target} ({target.stat().st_size / 1024:.0f} KB)")
+
+
+@main.command()
 @click.argument("base_rev", required=False, default="HEAD")
 @click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")

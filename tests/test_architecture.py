@@ -24,7 +24,7 @@ PACKAGE = ROOT / "distillbuild"
 
 ENGINES = {"teacher", "curate", "train", "evaluate", "export", "standin", "servers"}
 # Each layer's rank: a module imports only from its own rank or below. Unlisted modules are base (0).
-RANK = {**{e: 1 for e in ENGINES}, "stages": 2, "compile": 2, "runner": 2, "review": 3, "report": 3, "serving": 3, "cli": 4, "__main__": 4}
+RANK = {**{e: 1 for e in ENGINES}, "stages": 2, "compile": 2, "runner": 2, "review": 3, "report": 3, "build_report": 3, "serving": 3, "cli": 4, "__main__": 4}
 UPPER = {name for name, rank in RANK.items() if rank >= 2}  # what engines and base modules never import
 
 

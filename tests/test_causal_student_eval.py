@@ -67,7 +67,7 @@ def test_causal_student_behind_an_endpoint_is_evaluated_like_any_student(project
     assert metrics["accuracy"] == pytest.approx(sum(e == r["label"] for e, r in zip(expected, heldout)) / 40, abs=1e-6)
     assert metrics["teacher_accuracy"] == 1.0 and metrics["retention"] == metrics["accuracy"]
     assert 0.5 < metrics["accuracy"] < 0.95
-    assert served == 40 + 10 + 5  # held-out, latency samples, warm-up
+    assert served == 40 + 10 * 3 + 5  # held-out, three latency rounds of 10 samples, warm-up
     assert b"student-secret-value" not in (root / "build/evaluate/metrics.json").read_bytes()
 
 

@@ -138,11 +138,11 @@ def test_a_constant_student_scores_the_baseline_and_is_seen_through():
     """A student that always answers the commonest label reaches baseline_accuracy, and its macro-F1
     says it tells nothing apart, however well its accuracy compares with a weak teacher's."""
     from distillbuild.evaluate.classification import evaluate_classification
-    from distillbuild.evaluate.latency import Serving
+    from distillbuild.evaluate.latency import Latency, Serving
 
     heldout = [{"id": i, "label": "ham" if i % 10 < 7 else "spam"} for i in range(100)]
     teacher = [r["label"] if i % 3 else ("spam" if r["label"] == "ham" else "ham") for i, r in enumerate(heldout)]
-    result = evaluate_classification(heldout, ["spam", "ham"], ["ham"] * 100, teacher, Serving([1.0], 1.0, None, 0.0),
+    result = evaluate_classification(heldout, ["spam", "ham"], ["ham"] * 100, teacher, Serving(Latency([[1.0]], {}), 1.0, None, 0.0),
                                      0, student_text=[None] * 100, teacher_simulated=False)
     m = result.metrics
     assert m["baseline_accuracy"] == m["accuracy"] == 0.7 and m["retention"] > 1  # above a 66%-right teacher
@@ -168,3 +168,16 @@ def test_a_gate_on_the_interval_low_end():
     assert not row["pass"] and row["observed"] == 0.84 and row["gate"] == "accuracy (ci low)"
     assert check("accuracy", {"min": 0.85}, metrics)["pass"]
     assert not check("retention", {"min": 0.5, "bound": "ci_low"}, metrics)["pass"]  # no interval: fails closed
+
+
+def test_latency_is_the_median_of_rounds_so_a_burst_in_one_round_does_not_move_it():
+    from distillbuild.evaluate.latency import Latency
+    from distillbuild.stats import percentile
+
+    calm, burst = [10.0] * 20, [10.0] * 15 + [500.0] * 5  # another process took the core for a quarter of a round
+    latency = Latency([calm, burst, calm], {"cpu": "test", "logical_cpus": 2})
+    assert percentile(calm + burst + calm, 0.95) == 500.0  # pooled, the burst is the p95
+    assert latency.p95_ms == 10.0 and latency.p50_ms == 10.0
+    record = latency.record()
+    assert record["rounds_p95_ms"] == [10.0, 500.0, 10.0] and record["machine"]["cpu"] == "test"
+    assert record["method"].startswith("median over 3 rounds of 20 one-text calls")

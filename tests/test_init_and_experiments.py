@@ -131,3 +131,63 @@ def test_a_build_pushed_to_a_remote_is_up_to_date_in_a_fresh_clone(built, tmp_pa
     report = json.loads(other("distill", "reproduce", "HEAD", "--json").stdout)
     assert report["teacher_calls_billed"] == 0 and report["teacher_calls_from_cache"] > 0
     assert report["identical"], [r for r in report["rows"] if not r["same"]]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PALETTE_RGB = {"blue": (0x2F, 0x6F, 0xDE), "orange": (0xE0, 0x7B, 0x24), "green": (0x2E, 0x9D, 0x5B),
+               "red": (0xC2, 0x3B, 0x3B)}
+
+
+def _render(page: Path, out: Path) -> tuple[Path, str, list[str]]:
+    """Headless Chromium: a screenshot, its console lines and the URLs of every request it made."""
+    import subprocess
+
+    shot, netlog = out / "shot.png", out / "net.json"
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={out / 'profile'}", "--disable-background-networking",
+                           "--window-size=1200,4000", f"--screenshot={shot}", "--enable-logging=stderr", "--v=0",
+                           f"--log-net-log={netlog}", "--net-log-capture-mode=Everything", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    log = json.loads(netlog.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    # The page's own requests; the browser's background ones (clock sync, dictionaries) have no origin.
+    jobs = [e.get("params") or {} for e in log.get("events", []) if e.get("type") == start]
+    urls = {p["url"] for p in jobs if "url" in p and p.get("initiator") != "not an origin"}
+    return shot, "\n".join(console), sorted(u for u in urls if not u.startswith(("file:", "data:")))
+
+
+def _pixels_of(shot: Path, rgb: tuple[int, int, int]) -> int:
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    return sum(count for count, color in image.getcolors(maxcolors=1 << 20) if color == rgb)
+
+
+def test_the_build_report_is_one_self_contained_page(built):
+    root, sh = built
+    out = sh("distill", "report").stdout
+    page = root / "build/report.html"
+    html = page.read_text()
+    assert f"wrote {page}" in out
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert "http://" not in html and "https://" not in html and "<script" not in html  # nothing to fetch or run
+    for section in ("Teacher", "Filter", "Examples of rejected rows", "Training", "Confusion matrix", "Per-class F1",
+                    "Latency and the machine", "Gates", "Lineage", "Model card"):
+        assert section in html, section
+    assert html.count("<svg") >= 6 and "PASS" in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_report_draws_its_charts_in_chromium_without_a_request(built, tmp_path):
+    root, sh = built
+    sh("distill", "report")
+    shot, console, requests = _render(root / "build/report.html", tmp_path)
+    assert requests == [] and "error" not in console.lower(), (requests, console)
+    drawn = {name: _pixels_of(shot, rgb) for name, rgb in PALETTE_RGB.items()}
+    assert all(n > 500 for n in drawn.values()), drawn  # bars, lines and the confusion grid in their colours
+    # The checks can fail: a page that reaches out is caught by both.
+    leaky = tmp_path / "leaky.html"
+    leaky.write_text('<img src="http://127.0.0.1:9/chart.png"><script>console.error("boom")</script>')
+    _, console, requests = _render(leaky, tmp_path)
+    assert requests == ["http://127.0.0.1:9/chart.png"] and "boom" in console

@@ -15,9 +15,11 @@ single prompt (the latency loop) is one unpadded call.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from distillbuild.console import Progress, eta_text, rate_text
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.spec.model import StudentEndpoint, Task
 from distillbuild.teacher.prompts import messages_for
@@ -30,6 +32,20 @@ BATCH = 16  # prompts per local generate() call in the accuracy pass
 
 def _position(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
     return {"token": token, "logprob": logprob, "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}
+
+
+def _generated_line(done: int, total: int, rate: float, eta_s: float | None) -> str:
+    return f"evaluate: {done}/{total} answers generated, {rate_text(rate)}, ETA {eta_text(eta_s)}"
+
+
+def _progress(total: int):
+    """A bar (or plain lines in logs) over answers being generated; none for a single prompt (the latency loop)."""
+    return Progress("generating", total, _generated_line) if total > 1 else nullcontext(_NoProgress())
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
 
 
 class LocalCausalStudent:
@@ -62,8 +78,11 @@ class LocalCausalStudent:
     def generate_scored(self, conversations: list[list[dict[str, str]]]) -> list[tuple[str, dict[str, Any]]]:
         """Greedy answers with their logprobs ({"content": [...]}, OpenAI's shape)."""
         out: list[tuple[str, dict[str, Any]]] = []
-        for start in range(0, len(conversations), BATCH):
-            out += self._generate_batch(conversations[start : start + BATCH])
+        with _progress(len(conversations)) as progress:
+            for start in range(0, len(conversations), BATCH):
+                batch = conversations[start : start + BATCH]
+                out += self._generate_batch(batch)
+                progress.advance(len(batch))
         return out
 
     def _generate_batch(self, batch: list[list[dict[str, str]]]) -> list[tuple[str, dict[str, Any]]]:
@@ -116,12 +135,15 @@ class EndpointStudent:
 
     def generate_scored(self, conversations: list[list[dict[str, str]]]) -> list[tuple[str, dict[str, Any] | None]]:
         out = []
-        for messages in conversations:
-            response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
-                                                           max_tokens=self.max_new_tokens, logprobs=True,
-                                                           top_logprobs=TOP_LOGPROBS)
-            choice = response.choices[0]
-            out.append(((choice.message.content or "").strip(), choice.logprobs.model_dump() if choice.logprobs else None))
+        with _progress(len(conversations)) as progress:
+            for messages in conversations:
+                response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
+                                                               max_tokens=self.max_new_tokens, logprobs=True,
+                                                               top_logprobs=TOP_LOGPROBS)
+                choice = response.choices[0]
+                out.append(((choice.message.content or "").strip(),
+                            choice.logprobs.model_dump() if choice.logprobs else None))
+                progress.advance()
         return out
 
 

@@ -90,6 +90,7 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
         "agreement": round(accuracy(teacher, student), 6),
         "latency_p50_ms": serving.latency_p50_ms,
         "latency_p95_ms": serving.latency_p95_ms,
+        "latency": serving.latency.record(),
         **intervals,
         "heldout_rows": len(heldout),
         "teacher_cost_per_1k_usd": serving.teacher_cost_per_1k_usd,

@@ -116,6 +116,7 @@ def evaluate_extraction(schema: dict[str, Any], heldout: Sequence[dict[str, Any]
         "baseline_field_accuracy": _r6(constant_baseline(fields, golds)),
         "latency_p50_ms": serving.latency_p50_ms,
         "latency_p95_ms": serving.latency_p95_ms,
+        "latency": serving.latency.record(),
         **_intervals(s_rows, t_rows, resamples),
         "heldout_rows": len(heldout),
         "teacher_cost_per_1k_usd": serving.teacher_cost_per_1k_usd,

@@ -677,4 +677,6 @@ def _md_metrics(metrics: dict[str, Any]) -> list[str]:
         lines += [f"Unchanged: {names}.", ""]
     if not rows:
         lines += ["No metric moved.", ""]
+    lines += ["The charts (training curves, confusion matrix, per-class F1, route curve) of each side: "
+              f"{_code('distill report')} writes one self-contained `build/report.html` to attach here.", ""]
     return lines

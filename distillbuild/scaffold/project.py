@@ -226,6 +226,7 @@ the spec change and the metrics in the pull request (`distill diff`).
 GITIGNORE = """# distillbuild: the teacher cache and models live outside git (DVC tracks the outputs)
 .distill/
 __pycache__/
+build/report.html
 """
 
 

@@ -274,6 +274,7 @@ class Student:
 @dataclass(frozen=True)
 class Evaluation:
     latency_samples: int
+    latency_rounds: int
     threads: int
     min_heldout_rows: int
     bootstrap: int

@@ -17,10 +17,10 @@ from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
 from distillbuild.evaluate import causal_student, costs
-from distillbuild.evaluate.classification import ClassificationResult, evaluate_classification, percentile
+from distillbuild.evaluate.classification import ClassificationResult, evaluate_classification
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
-from distillbuild.evaluate.latency import Serving, latencies_ms as _latencies_ms
+from distillbuild.evaluate.latency import Serving, measure as measure_latency
 from distillbuild.io import read_json, read_jsonl, write_json
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows, with_texts
@@ -139,12 +139,13 @@ def run_generation(spec: Spec) -> int:
     teacher_out = [teacher.get(str(r["id"]), {}).get("answer") for r in heldout]
     details: list[dict] = []
     metrics = evaluate_generation_for_spec(spec, heldout, student, teacher_out, details=details, log=log)
-    lat = _latencies_ms(model, texts, spec.evaluation.latency_samples)
+    lat = _latency(spec, model, texts)
     metrics.update(
-        latency_p50_ms=round(percentile(lat, 0.50), 3),
-        latency_p95_ms=round(percentile(lat, 0.95), 3),
+        latency_p50_ms=lat.p50_ms,
+        latency_p95_ms=lat.p95_ms,
+        latency=lat.record(),
         teacher_cost_per_1k_usd=_teacher_cost_per_1k(spec, [teacher.get(str(r["id"]), {}) for r in heldout]),
-        student_cost_per_1k_usd=student_cost_per_1k(spec, lat),
+        student_cost_per_1k_usd=student_cost_per_1k(spec, lat.all_ms),
         teacher_simulated=_teacher_simulated(spec),
     )
     write_json(Path(layout.METRICS), metrics)
@@ -267,8 +268,13 @@ def _timed(predict: Callable[[list[str]], list], texts: list[str]) -> tuple[list
 
 def _serving(spec: Spec, model, texts: list[str], teacher_rows: list[dict], batch_s: float) -> Serving:
     """The student timed one text at a time, and what 1,000 answers cost from each model."""
-    lat = _latencies_ms(model, texts, spec.evaluation.latency_samples)
-    return Serving(lat, batch_s, _teacher_cost_per_1k(spec, teacher_rows), student_cost_per_1k(spec, lat))
+    lat = _latency(spec, model, texts)
+    return Serving(lat, batch_s, _teacher_cost_per_1k(spec, teacher_rows), student_cost_per_1k(spec, lat.all_ms))
+
+
+def _latency(spec: Spec, model, texts: list[str]):
+    e = spec.evaluation
+    return measure_latency(model, texts, e.latency_samples, e.latency_rounds, e.threads)
 
 
 def _teacher_simulated(spec: Spec) -> bool:
