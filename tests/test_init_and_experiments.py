@@ -191,3 +191,21 @@ def test_the_report_draws_its_charts_in_chromium_without_a_request(built, tmp_pa
     leaky.write_text('<img src="http://127.0.0.1:9/chart.png"><script>console.error("boom")</script>')
     _, console, requests = _render(leaky, tmp_path)
     assert requests == ["http://127.0.0.1:9/chart.png"] and "boom" in console
+
+
+def test_an_extraction_project_from_init_builds_and_survives_the_round_trip(tmp_path):
+    root = tmp_path / "orders"
+    sh = RepoShell(tmp_path, **GIT_ID)
+    sh("distill", "init", str(root), "--no-input", "--task", "extraction", "--fields", "customer_name,order_id")
+    spec = yaml.safe_load((root / "distill.yaml").read_text())
+    assert spec["task"]["type"] == "extraction" and spec["student"]["kind"] == "encoder-extractor"
+    assert spec["task"]["output_schema"]["required"] == ["customer_name", "order_id"]
+    copy = tmp_path / "copy.yaml"
+    shutil.copy(root / "distill.yaml", copy)
+    assert _round_trip(copy, "gates.retention.min=0.8") == [("    min: 0.85", "    min: 0.8")]
+    sh = RepoShell(root, **GIT_ID)
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "distill init")
+    sh("dvc", "repro")
+    decision = json.loads((root / "build/gate/decision.json").read_text())
+    assert decision["verdict"] == "pass", decision["gates"]

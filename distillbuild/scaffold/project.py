@@ -37,9 +37,16 @@ STUDENTS = ("encoder", "causal")
 WRITES = ("distill.yaml", "dvc.yaml", "data", ".gitignore", "README.md")
 
 
+EXTRACTION_FIELDS = ("customer_name", "order_id")
+EXTRACTION_INSTRUCTION = ("Read the message and answer with one JSON object and nothing else, with these fields: {fields}. "
+                          "Use null for a field the message does not give.")
+
+
 @dataclass(frozen=True)
 class Choices:
     name: str
+    task: str = "classification"  # classification | extraction
+    fields: tuple[str, ...] = EXTRACTION_FIELDS  # extraction: string fields, null when absent
     labels: tuple[str, ...] = SAMPLE_LABELS
     instruction: str = SAMPLE_INSTRUCTION
     teacher: str = "simulated"  # simulated | openai | llamacpp
@@ -51,17 +58,28 @@ class Choices:
 
     @property
     def sample(self) -> bool:
-        return tuple(self.labels) == SAMPLE_LABELS
+        return self.task == "classification" and tuple(self.labels) == SAMPLE_LABELS
+
+    @property
+    def extraction(self) -> bool:
+        return self.task == "extraction"
+
+
+def _answer_settings(c: Choices) -> str:
+    if c.extraction:
+        return (f"  max_tokens: {40 + 30 * len(c.fields)}          # one JSON object\n"
+                "  top_logprobs: 1          # the answer's probability: confidence for the filter")
+    return ("  max_tokens: 8\n"
+            "  top_logprobs: 5          # label probabilities: soft labels for the student, confidence for the filter")
 
 
 def _teacher_yaml(c: Choices) -> str:
     if c.teacher == "simulated":
-        return """teacher:
+        return f"""teacher:
   provider: simulated      # the offline stand-in: answers from data/teacher_key.jsonl, right 93% of the time
   model: gpt-4o-sim
   temperature: 0
-  max_tokens: 8
-  top_logprobs: 5          # label probabilities: soft labels for the student, confidence for the filter
+{_answer_settings(c)}
   concurrency: 8
   price:                   # USD per million tokens: what the same calls would cost on a real model
     input_per_mtok: 2.5
@@ -81,8 +99,7 @@ def _teacher_yaml(c: Choices) -> str:
   model: {c.model or "gpt-4o-mini"}
 {base}  api_key_env: OPENAI_API_KEY   # the key is read from this variable, never written anywhere
   temperature: 0
-  max_tokens: 8
-  top_logprobs: 5          # label probabilities: soft labels for the student, confidence for the filter
+{_answer_settings(c)}
   concurrency: 8
   price:                   # USD per million tokens, from the provider's price list
     input_per_mtok: 0.15
@@ -110,6 +127,18 @@ def _teacher_yaml(c: Choices) -> str:
 
 
 def _student_yaml(c: Choices) -> str:
+    if c.extraction:
+        return f"""student:
+  kind: encoder-extractor  # one head per field: a span of the input, or null
+  base_model: {c.base_model or "sentence-transformers/all-MiniLM-L6-v2"}   # packaged: works offline
+  trainer: local           # CPU
+  max_length: 64
+  epochs: 4
+  batch_size: 16
+  learning_rate: 1.0e-4
+  head_learning_rate: 3.0e-3
+  seed: 13
+"""
     if c.student == "encoder":
         return f"""student:
   kind: encoder-classifier
@@ -140,27 +169,56 @@ def _student_yaml(c: Choices) -> str:
 """
 
 
-def render_spec(c: Choices) -> str:
-    labels = "".join(f"  - {label}\n" for label in c.labels)
+def _task_yaml(c: Choices) -> str:
     instruction = "".join(f"    {line}\n" for line in textwrap.wrap(c.instruction, 72))
+    if c.extraction:
+        required = "".join(f"    - {f}\n" for f in c.fields)
+        properties = "".join(f"      {f}:\n        type:\n        - string\n        - 'null'\n" for f in c.fields)
+        return f"""task:
+  type: extraction
+  output_schema:           # the JSON object the teacher answers and the student learns to fill
+    type: object
+    additionalProperties: false
+    required:
+{required}    properties:
+{properties}  instruction: >-
+{instruction}"""
+    labels = "".join(f"  - {label}\n" for label in c.labels)
+    return f"""task:
+  type: classification
+  labels:
+{labels}  instruction: >-
+{instruction}"""
+
+
+def _gates_yaml(c: Choices, latency: int) -> str:
+    quality = ("  field_accuracy:          # mean per-field exact match\n    min: 0.7\n"
+               "  schema_valid_rate:\n    min: 0.99\n" if c.extraction else "  accuracy:\n    min: 0.7\n")
+    return f"""gates:                     # promotion is refused unless every gate holds
+{quality}  retention:               # the student's score / the teacher's
+    min: 0.85
+  latency_p95_ms:
+    max: {latency}
+"""
+
+
+def render_spec(c: Choices) -> str:
     data_note = ("a sample of the quickstart's support tickets" if c.sample
                  else "placeholder rows: replace them with your own")
-    latency = 200 if c.student == "encoder" else 2000
-    return f"""# {c.name}: a distilled classifier. Edit this file, then `dvc repro`: the stages rerun from the
+    latency = 2000 if c.student == "causal" and not c.extraction else 200
+    kind = "extractor" if c.extraction else "classifier"
+    label_note = '"label": {...}' if c.extraction else '"label"'
+    return f"""# {c.name}: a distilled {kind}. Edit this file, then `dvc repro`: the stages rerun from the
 # first one whose settings or files changed. `distill validate` checks it; `distill estimate`
 # says what the teacher will cost first.
 # data/ holds {data_note}.
 version: 1
 name: {c.name}
 
-task:
-  type: classification
-  labels:
-{labels}  instruction: >-
-{instruction}
+{_task_yaml(c)}
 data:
   inputs: data/inputs.jsonl     # unlabelled rows the teacher answers: {{"id", "text"}}
-  heldout: data/heldout.jsonl   # gold-labelled rows, never trained on: {{"id", "text", "label"}}
+  heldout: data/heldout.jsonl   # gold-labelled rows, never trained on: {{"id", "text", {label_note}}}
 
 {_teacher_yaml(c)}
 filters:
@@ -179,14 +237,7 @@ evaluation:
   latency_samples: 100
   threads: 1
 
-gates:                     # promotion is refused unless every gate holds
-  accuracy:
-    min: 0.7
-  retention:               # student accuracy / teacher accuracy
-    min: 0.85
-  latency_p95_ms:
-    max: {latency}
-
+{_gates_yaml(c, latency)}
 promote:
   name: {c.name}
 """
@@ -194,7 +245,9 @@ promote:
 
 def sample_rows(c: Choices) -> tuple[list[dict], list[dict], list[dict]]:
     """(inputs, heldout, the simulated teacher's answer key)."""
-    if c.sample:
+    if c.extraction:
+        rows = [_extraction_row(c.fields, split, i) for split, n in (("inputs", 120), ("heldout", 40)) for i in range(n)]
+    elif c.sample:
         rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
         rows = [{"split": split, "id": f"{split[0]}{label}-{i:02d}", "label": label, "alternatives": [],
@@ -205,6 +258,23 @@ def sample_rows(c: Choices) -> tuple[list[dict], list[dict], list[dict]]:
     heldout = [{"id": r["id"], "text": r["text"], "label": r["label"]} for r in rows if r["split"] == "heldout"]
     key = [{"text": r["text"], "label": r["label"], "alternatives": r["alternatives"]} for r in rows]
     return inputs, heldout, key
+
+
+_NAMES = ("Ana Lima", "Ben Okafor", "Chen Wei", "Dana Ross", "Eli Novak", "Fay Adams", "Gus Moreau", "Hana Sato")
+
+
+def _extraction_row(fields: tuple[str, ...], split: str, i: int) -> dict:
+    """A placeholder message giving some of the fields (each left out now and then: null)."""
+    values, parts = {}, []
+    for j, field in enumerate(fields):
+        if (i + j) % 5 == 4:
+            values[field] = None
+            continue
+        value = _NAMES[(i + j) % len(_NAMES)] if "name" in field else f"{field[:2].upper()}-{1000 + 37 * i + j}"
+        values[field] = value
+        parts.append(f"the {field.replace('_', ' ')} is {value}")
+    text = f"Placeholder message {split[0]}{i}: " + ("; ".join(parts) or "nothing to extract") + ". Replace data/*.jsonl."
+    return {"split": split, "id": f"{split[0]}{i:03d}", "text": text, "label": values, "alternatives": []}
 
 
 README = """# {name}
