@@ -199,27 +199,25 @@ def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:
             yield "task.output_schema", f"{exc} (student.kind: encoder-extractor)"
 
 
+# Providers configured in a section of their own (teacher.<provider>): what the section must say.
+_PROVIDER_SECTIONS = {"simulated": ("the simulated teacher", "(answers, accuracy, ...)"),
+                      "llamacpp": ("a llama.cpp teacher", "naming the GGUF model"),
+                      "pipeline": ("a pipeline teacher", "naming the other pipeline's spec")}
+
+
 def _teacher_issues(data: Any, spec_dir: Path) -> Issues:
     provider = get_path(data, "teacher.provider")
-    if provider == "simulated" and get_path(data, "teacher.simulated") is None:
-        yield "teacher", "provider: simulated needs a teacher.simulated section (answers, accuracy, ...)"
-    if provider != "simulated" and get_path(data, "teacher.simulated") is not None:
-        yield "teacher.simulated", f"settings of the simulated teacher, but provider is {provider}"
-    llamacpp = get_path(data, "teacher.llamacpp")
-    if provider == "llamacpp" and llamacpp is None:
-        yield "teacher", "provider: llamacpp needs a teacher.llamacpp section naming the GGUF model"
-    if provider != "llamacpp" and llamacpp is not None:
-        yield "teacher.llamacpp", f"settings of a llama.cpp teacher, but provider is {provider}"
+    for name, (what, needs) in _PROVIDER_SECTIONS.items():
+        present = get_path(data, f"teacher.{name}") is not None
+        if provider == name and not present:
+            yield "teacher", f"provider: {name} needs a teacher.{name} section {needs}"
+        if provider != name and present:
+            yield f"teacher.{name}", f"settings of {what}, but provider is {provider}"
     if provider == "llamacpp" and isinstance(get_path(data, "teacher.llamacpp.model"), str):
         try:
             resolve_model_file(get_path(data, "teacher.llamacpp.model"), spec_dir)
         except FileNotFoundError as exc:
             yield "teacher.llamacpp.model", str(exc)
-    pipeline = get_path(data, "teacher.pipeline")
-    if provider == "pipeline" and pipeline is None:
-        yield "teacher", "provider: pipeline needs a teacher.pipeline section naming the other pipeline's spec"
-    if provider != "pipeline" and pipeline is not None:
-        yield "teacher.pipeline", f"settings of a pipeline teacher, but provider is {provider}"
     if provider == "pipeline" and isinstance(get_path(data, "teacher.pipeline.path"), str):
         yield from _pipeline_teacher_issues(data, spec_dir)
 
