@@ -30,9 +30,9 @@ from distillbuild.spec.semantic import find_repo_root
 SPEC_ARG = click.argument("spec", required=False, default="distill.yaml", type=click.Path(dir_okay=False, path_type=Path))
 
 
-def _load(spec_path: Path):
+def _load(spec_path: Path, to_be_written: tuple[str, ...] = ()):
     try:
-        return load_spec(spec_path)
+        return load_spec(spec_path, to_be_written)
     except SpecError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
@@ -160,6 +160,41 @@ def init(directory: Path, name: str | None, task_type: str | None, labels: tuple
         write_text(dvc_yaml_path(loaded), render(loaded))
     click.echo(f"{directory}: wrote {', '.join(written)}, dvc.yaml")
     click.echo(f"next: cd {directory} && dvc repro" + ("   (export OPENAI_API_KEY first)" if teacher == "openai" else ""))
+
+
+@main.command("import-logs")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The inputs file to write (default: the spec's data.inputs). Refused if it exists, unless --force.")
+@click.option("--force", is_flag=True, help="Replace an existing inputs file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None, force: bool, as_json: bool) -> None:
+    """Turn production chat logs (OpenAI-format JSON Lines: {"messages": [...]}, or stored
+    completions) into the spec's inputs: the last user message of each record, with the spec's
+    data.scrub rules masking e-mail addresses, phone numbers, card numbers and your own patterns
+    before anything is written. Keep the raw logs outside the repository; only the masked inputs
+    and a report of what was masked (beside them, *.scrub.json) are written."""
+    from distillbuild.curate.log_import import import_logs
+    from distillbuild.curate.scrub import Scrubber
+    from distillbuild.io import write_json, write_jsonl
+    from distillbuild.spec.loader import get_path
+
+    loaded = _load(spec_path, to_be_written=("data.inputs",))  # the file this command writes
+    target = output or loaded.resolve(loaded.data_files.inputs)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists: pass --force to replace it")
+    rows, report = import_logs(logs, Scrubber.from_spec(get_path(loaded.raw, "data.scrub")))
+    write_jsonl(target, rows)
+    report_path = target.with_name(target.name.removesuffix(".jsonl") + ".scrub.json")
+    write_json(report_path, report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    masked = ", ".join(f"{k.lower()} {v}" for k, v in report["scrub"]["masked"].items())
+    click.echo(f"{target}: {report['inputs']} inputs from {report['records']} records; masked {masked} "
+               f"in {report['scrub']['rows_changed']} rows; skipped {report['skipped'] or 'none'} "
+               f"(report: {report_path.name})")
 
 
 @main.command("compile")

@@ -62,22 +62,23 @@ def display_name(path: Path) -> str:
     return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)
 
 
-def validate_document(doc: LoadedYaml, spec_path: Path) -> None:
+def validate_document(doc: LoadedYaml, spec_path: Path, to_be_written: tuple[str, ...] = ()) -> None:
     """Raise SpecError with every schema and semantic issue of an already-parsed spec."""
     if not isinstance(doc.data, dict):
         kind = "a list" if isinstance(doc.data, list) else f"a single value ({'null' if doc.data is None else repr(doc.data)[:40]})"
         raise SpecError([SpecIssue(doc.file, doc.line_of(""), "", f"the top level must be a mapping of sections, not {kind}")])
     issues = schema_issues(doc)
-    issues += semantic_issues(doc, spec_path.parent, find_repo_root(spec_path.parent))
+    issues += semantic_issues(doc, spec_path.parent, find_repo_root(spec_path.parent), to_be_written)
     if issues:
         raise SpecError(issues)
 
 
-def load_spec(path: Path | str = DEFAULT_SPEC) -> Spec:
+def load_spec(path: Path | str = DEFAULT_SPEC, to_be_written: tuple[str, ...] = ()) -> Spec:
+    """The validated spec; `to_be_written`: file keys whose file the caller is about to write."""
     path = Path(path)
     doc = load_yaml_file(path, display_name(path))
     abs_path = path.resolve()
-    validate_document(doc, abs_path)
+    validate_document(doc, abs_path, to_be_written)
     _warn_deprecated(doc, display_name(path))
     data = apply_defaults(doc.data)
     return Spec(

@@ -55,12 +55,12 @@ def find_repo_root(start: Path) -> Path:
 Issues = Iterator[tuple[str, str]]  # (key path, message)
 
 
-def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path) -> list[SpecIssue]:
+def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()) -> list[SpecIssue]:
     """Every issue the schema cannot see, in a fixed order: secrets, numbers, paths, the task and
     the student, the teacher, filters, what filters and distillation need from the teacher, the
     trainer, gates, judges."""
     data = doc.data
-    found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root),
+    found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root, to_be_written),
              *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data, spec_dir),
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
@@ -86,8 +86,9 @@ def _non_finite_issues(data: Any) -> Issues:
             yield path, f"must be a finite number, got {value}"
 
 
-def _path_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
-    """Files: relative, inside the repository, present; a local base model: an existing directory."""
+def _path_issues(data: Any, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()) -> Issues:
+    """Files: relative, inside the repository, present (except those the command is about to
+    write, e.g. data.inputs for `distill import-logs`); a local base model: an existing directory."""
     for dotted in FILE_KEYS:
         value = get_path(data, dotted)
         if not isinstance(value, str) or not value:
@@ -103,7 +104,7 @@ def _path_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
             continue
         if not target.is_relative_to(repo_root):
             yield dotted, f"'{value}' leaves the repository ({repo_root}); keep data inside it so DVC tracks it"
-        elif not exists:
+        elif not exists and dotted not in to_be_written:
             yield dotted, f"file '{value}' does not exist (looked for {target})"
         elif is_dir:
             yield dotted, f"'{value}' is a directory; expected a JSON Lines file"
@@ -247,8 +248,11 @@ def _pipeline_teacher_issues(data: Any, spec_dir: Path) -> Issues:
 
 
 def _filter_rule_issues(data: Any) -> Issues:
-    for key in ("filters.rules.must_match", "filters.rules.must_not_match"):
-        pattern = get_path(data, key)
+    scrub = get_path(data, "data.scrub.patterns")
+    patterns = {f"data.scrub.patterns[{i}].regex": rule.get("regex")
+                for i, rule in enumerate(scrub if isinstance(scrub, list) else []) if isinstance(rule, dict)}
+    patterns.update({key: get_path(data, key) for key in ("filters.rules.must_match", "filters.rules.must_not_match")})
+    for key, pattern in patterns.items():
         if isinstance(pattern, str):
             try:
                 re.compile(pattern)
