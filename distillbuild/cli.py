@@ -197,6 +197,52 @@ def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None
                f"(report: {report_path.name})")
 
 
+@main.command()
+@click.argument("new_inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
+    """Compare NEW_INPUTS (JSON Lines like data.inputs, e.g. from `distill import-logs`) with the
+    spec's training inputs: the share of new inputs out of distribution (embedding distance) and,
+    with a built encoder-classifier student, the shift of its label mix. Exit 1 when either
+    passes the spec's `drift` thresholds: a re-distillation is due."""
+    import random
+
+    from distillbuild import layout
+    from distillbuild.evaluate.drift import drift_report, minilm_embedder
+    from distillbuild.spec.inputs import read_rows
+
+    loaded = _load(spec_path)
+    settings, template = loaded.drift, loaded.task.input_template
+
+    def texts(path: Path) -> list[str]:
+        rows = [r["text"] for r in read_rows(path, template, need_label=False)]
+        return random.Random(0).sample(rows, settings.sample) if len(rows) > settings.sample else rows
+
+    predict = None
+    if loaded.student.kind == "encoder-classifier" and (loaded.dir / layout.MODEL_DIR).is_dir():
+        from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
+
+        predict = EncoderClassifier.load(loaded.dir / layout.MODEL_DIR, threads=loaded.evaluation.threads).predict
+    with _runtime_errors("drift"):
+        try:
+            report = drift_report(texts(loaded.resolve(loaded.data_files.inputs)), texts(new_inputs),
+                                  minilm_embedder(loaded.evaluation.threads), settings.max_ood_share,
+                                  settings.max_label_shift, predict)
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        shift = "not measured (no encoder-classifier student built)" if report["label_shift"] is None else \
+            f"{report['label_shift']:.3f} (max {report['max_label_shift']})"
+        click.echo(f"drift: {report['new_inputs']} new inputs against {report['training_inputs']} training inputs; "
+                   f"out of distribution {report['ood_share']:.1%} (about {report['ood_share_expected_without_drift']:.0%} "
+                   f"without drift, max {report['max_ood_share']:.0%}); label shift {shift}")
+        click.echo("drift: RE-DISTIL: " + "; ".join(report["reasons"]) if report["drift"] else "drift: none beyond the thresholds")
+    sys.exit(1 if report["drift"] else 0)
+
+
 @main.command("compile")
 @SPEC_ARG
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the dvc.yaml next to SPEC is stale.")

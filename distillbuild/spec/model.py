@@ -295,6 +295,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """Thresholds for `distill drift` (its defaults when the spec has no `drift` section)."""
+
+    max_ood_share: float = 0.15
+    max_label_shift: float = 0.15
+    sample: int = 5000
+
+
+@dataclass(frozen=True)
 class Export:
     format: str  # onnx | gguf
     quantize: str | None  # onnx: none | int8 (default none); gguf: f16 | q8_0 | ... (default q8_0)
@@ -329,6 +338,7 @@ class SpecModel:
     promote: Promote | None
     export: Export | None  # the export stage runs only when the spec has this section
     route: Route | None  # and the route stage
+    drift: Drift  # `distill drift` thresholds (their defaults when the spec has no such section)
 
     @property
     def registry_name(self) -> str:
