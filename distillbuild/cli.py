@@ -178,13 +178,12 @@ def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None
     from distillbuild.curate.log_import import import_logs
     from distillbuild.curate.scrub import Scrubber
     from distillbuild.io import write_json, write_jsonl
-    from distillbuild.spec.loader import get_path
 
     loaded = _load(spec_path, to_be_written=("data.inputs",))  # the file this command writes
     target = output or loaded.resolve(loaded.data_files.inputs)
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists: pass --force to replace it")
-    rows, report = import_logs(logs, Scrubber.from_spec(get_path(loaded.raw, "data.scrub")))
+    rows, report = import_logs(logs, Scrubber.from_spec(loaded.data_files.scrub))
     write_jsonl(target, rows)
     report_path = target.with_name(target.name.removesuffix(".jsonl") + ".scrub.json")
     write_json(report_path, report)

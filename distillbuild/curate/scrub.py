@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -49,11 +50,11 @@ class Scrubber:
     rows_changed: int = 0
 
     @classmethod
-    def from_spec(cls, section: dict | None) -> "Scrubber":
-        section = section or {}
-        patterns = [(p["name"].upper(), re.compile(p["regex"])) for p in section.get("patterns") or []]
-        return cls(email=section.get("email", True), phone=section.get("phone", True),
-                   card=section.get("card", True), patterns=patterns)
+    def from_spec(cls, section: Any) -> "Scrubber":
+        """From the spec's data.scrub (a Scrub, a mapping as written, or None: every built-in rule)."""
+        get = (lambda k, d: getattr(section, k, d)) if not isinstance(section, dict) else section.get
+        patterns = [(p["name"].upper(), re.compile(p["regex"])) for p in get("patterns", ()) or ()]
+        return cls(email=get("email", True), phone=get("phone", True), card=get("card", True), patterns=patterns)
 
     def _card(self, match: re.Match) -> str:
         digits = re.sub(r"\D", "", match.group(0))

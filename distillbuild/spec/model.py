@@ -108,11 +108,22 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Scrub:
+    """`data.scrub`: what `distill import-logs` masks (distillbuild/curate/scrub.py)."""
+
+    email: bool = True
+    phone: bool = True
+    card: bool = True
+    patterns: tuple[Mapping[str, Any], ...] = ()  # {name, regex}
+
+
+@dataclass(frozen=True)
 class DataFiles:
     """The `data` section (paths relative to the spec's directory)."""
 
     inputs: str  # the rows the teacher answers: {"id", "text"} or the template's fields
     heldout: str  # gold-labelled rows, never trained on: the teacher's and the student's exam
+    scrub: Scrub | None = None  # PII rules for `distill import-logs`
 
 
 @dataclass(frozen=True)
