@@ -166,7 +166,18 @@ REASONS = ("teacher_error", "refusal", "empty", "truncated", "invalid_label", "i
            "low_confidence", "low_agreement", "length", "pattern", "judge_low_score") + SET_REASONS
 
 
+# A person's label is not the teacher's answer: only what makes it unusable is checked.
+HUMAN_CHECKS = (_empty, _invalid_label)
+
+
+def human_rows(rows: list[Row]) -> list[Row]:
+    """data.human's rows as answer rows the passes over the set treat like any other."""
+    return [{"id": f"human:{r['id']}", "text": r["text"], "answer": r["label"], "source": "human"} for r in rows]
+
+
 def row_verdict(row: Row, cfg: FilterConfig) -> Verdict:
+    if row.get("source") == "human":
+        return next((v for v in (check(row, cfg) for check in HUMAN_CHECKS) if v), None)
     for check in ROW_CHECKS:
         verdict = check(row, cfg)
         if verdict:
@@ -182,15 +193,21 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
         kept.update(kd=row["kd"], teacher_text=row["answer"])
     if "gold_label" in row:  # for the audit only: the dataset trains on the teacher's label
         kept["gold_label"] = row["gold_label"]
+    if row.get("source") == "human":
+        kept["source"] = "human"
     return kept
 
 
 Reject = Callable[[Row, str, str], None]
 
 
-def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None) -> tuple[list[Row], list[Row], dict]:
+def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None,
+           human: list[Row] | None = None) -> tuple[list[Row], list[Row], dict]:
     """(kept rows, rejected rows with reason and detail, report). Row checks first, then the
-    passes over the set, in this order: exact dedup, decontamination, near dedup, class cap."""
+    passes over the set, in this order: exact dedup, decontamination, near dedup, class cap.
+    `human` rows (human_rows()) go first, so a person's label wins over the teacher's answer to
+    the same input; the report counts how often the two disagree there."""
+    teacher_rows, rows = rows, list(human or []) + rows
     rejected: list[Row] = []
 
     def reject(row: Row, reason: str, detail: str) -> None:
@@ -210,7 +227,23 @@ def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None =
         kept = _cap_classes(kept, cfg.max_per_class, reject)
     order = {row["id"]: i for i, row in enumerate(rows)}
     rejected.sort(key=lambda r: order.get(r["id"], 0))
-    return kept, rejected, _report(rows, kept, rejected, balance_before, cfg)
+    report = _report(rows, kept, rejected, balance_before, cfg)
+    if human is not None:
+        report["human"] = human_report(human, teacher_rows, kept, cfg)
+    return kept, rejected, report
+
+
+def human_report(human: list[Row], teacher_rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
+    """How many human rows were kept, and where the teacher answered the same input, how often it
+    disagreed with the person (a measure of the teacher, on your own data)."""
+    labels = list(cfg.labels)
+    by_text = {normalize_text(r["text"]): normalize_label(r["answer"], labels) for r in human}
+    pairs = [(by_text[key], normalize_label(r.get("answer"), labels)) for r in teacher_rows
+             if (key := normalize_text(r["text"])) in by_text and r.get("answer") is not None]
+    disagree = sum(h != t for h, t in pairs)
+    return {"rows": len(human), "kept": sum(r.get("source") == "human" for r in kept),
+            "answered_by_teacher_too": len(pairs), "teacher_disagrees": disagree,
+            "teacher_disagreement_rate": round(disagree / len(pairs), 6) if pairs else None}
 
 
 def _row_checks(rows: list[Row], cfg: FilterConfig, reject: Reject) -> list[Row]:

@@ -21,7 +21,7 @@ from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 
 
 # Spec keys that name files, and whether the file must already exist.
-FILE_KEYS = ("data.inputs", "data.heldout", "task.examples", "teacher.simulated.answers",
+FILE_KEYS = ("data.inputs", "data.heldout", "data.human", "task.examples", "teacher.simulated.answers",
              "filters.judge.simulated.answers", "evaluation.judge.simulated.answers")
 
 
@@ -64,7 +64,8 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_writ
              *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data, spec_dir),
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
-             *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data)]
+             *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
+             *_human_issues(data)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -168,6 +169,13 @@ def _task_and_student_issues(data: Any) -> Issues:
         yield "student.max_length", (f"a causal-LM student's max_length covers the whole conversation (instruction, "
                                      f"input and answer): {max_length} tokens would drop most rows; set it to at least "
                                      f"{CAUSAL_MIN_LENGTH} (typically 512-2048)")
+
+
+def _human_issues(data: Any) -> Issues:
+    if get_path(data, "data.human") is not None and get_path(data, "task.type") not in (None, "classification"):
+        yield "data.human", "human rows are classification labels for now: the task is " + str(get_path(data, "task.type"))
+    if get_path(data, "data.human_share") is not None and get_path(data, "data.human") is None:
+        yield "data.human_share", "a share of human rows, but no data.human file of them"
 
 
 def _export_issues(data: Any) -> Issues:

@@ -26,7 +26,9 @@ from distillbuild.teacher.prompts import messages_for
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
 # The prompt lists the labels; KD rows need the student's tokenizer.
-READS = ("task.type", "task.instruction", "task.labels", "split", "student.kd.mode", "student.base_model")
+READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_share", "student.kd.mode",
+         "student.base_model")
+READS_WHEN = {"data.human_share": lambda spec: spec.data_files.human_share is not None}
 
 
 def deps(spec: Spec) -> list[str]:
@@ -45,7 +47,23 @@ def in_validation(row_id: Any, seed: int, fraction: float) -> bool:
 def chat_row(task: Task, row: dict[str, Any]) -> dict[str, Any]:
     """A chat row: the task's prompt, the text, and the label as the assistant's answer."""
     messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["label"]}]
-    return {"id": row["id"], "messages": messages, "label": row["label"], "label_probs": row.get("label_probs")}
+    out = {"id": row["id"], "messages": messages, "label": row["label"], "label_probs": row.get("label_probs")}
+    if row.get("source") == "human":  # a person's label: no soft labels
+        out["source"] = "human"
+    return out
+
+
+def oversample_human(train: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The training split with its human rows repeated, round robin, until they are `share` of it
+    (never fewer rows than before; copies get an id suffix #2, #3, ...)."""
+    human = [r for r in train if r.get("source") == "human"]
+    others = len(train) - len(human)
+    wanted = int(round(share * others / (1 - share)))
+    copies = [{**human[i % len(human)], "id": f"{human[i % len(human)]['id']}#{i // len(human) + 2}"}
+              for i in range(max(wanted - len(human), 0))] if human else []
+    out = train + copies
+    return out, {"human_rows": len(human), "human_copies_added": len(copies),
+                 "human_share": round((len(human) + len(copies)) / len(out), 6) if out else None}
 
 
 # A position the teacher never generated (what a chat template writes after the end-of-turn
@@ -137,6 +155,9 @@ def run(spec: Spec) -> int:
     train, val = [], []
     for row in rows:
         (val if in_validation(row["id"], split.seed, split.val_fraction) else train).append(make(row))
+    if spec.data_files.human_share is not None:  # copies after the split: a row never sits in both
+        train, mix = oversample_human(train, spec.data_files.human_share)
+        report["human"] = mix
     final = Path(layout.DATASET_DIR)
     tmp = fresh_tmp_dir(final)
     write_jsonl(tmp / Path(layout.DATASET_TRAIN).name, train)

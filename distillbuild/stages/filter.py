@@ -14,7 +14,7 @@ from typing import Any
 
 from distillbuild import layout
 from distillbuild.console import log
-from distillbuild.curate.filters import FilterConfig, Row, curate
+from distillbuild.curate.filters import FilterConfig, Row, curate, human_rows
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
@@ -25,11 +25,15 @@ from distillbuild.stages.endpoints import open_judge
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
-READS = ("data.heldout", "task.type", "task.labels", "task.output_schema", "task.input_template", "filters")
+READS = ("data.heldout", "data.human", "task.type", "task.labels", "task.output_schema", "task.input_template",
+         "filters")
+READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None}  # DVC refuses a param the file lacks
 
 
 def deps(spec: Spec) -> list[str]:
     files = [layout.TEACHER_ANSWERS, posix(spec.data_files.heldout)]
+    if spec.data_files.human:  # people's labels, trained on beside the teacher's
+        files.append(posix(spec.data_files.human))
     judge = spec.filters.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
@@ -55,7 +59,9 @@ def run(spec: Spec) -> int:
     heldout = [r["text"] for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template,
                                              need_label=False)] if cfg.decontaminate else None
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
-    kept, rejected, report = curate(rows, cfg, heldout)
+    human = human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True)) \
+        if spec.data_files.human else None
+    kept, rejected, report = curate(rows, cfg, heldout, human)
     if verdicts is not None:
         report["judge"] = verdicts
         log(summary(verdicts))
@@ -64,6 +70,10 @@ def run(spec: Spec) -> int:
     write_json(Path(layout.FILTER_REPORT), report)
     by_reason = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
     log(f"filter: kept {report['kept']} of {report['rows']} (rejected: {by_reason})")
+    if human is not None:
+        h = report["human"]
+        log(f"filter: {h['kept']} of {h['rows']} human rows kept; the teacher answered {h['answered_by_teacher_too']} "
+            f"of the same inputs and disagreed with the person on {h['teacher_disagrees']}")
     audit = report.get("gold_audit")
     if audit:
         log(f"filter: against the {audit['rows_with_gold']} gold labels in the inputs, the teacher's labels are "
