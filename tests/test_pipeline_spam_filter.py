@@ -62,12 +62,14 @@ def test_the_committed_data_is_what_prepare_writes(tmp_path):
     (tmp_path / "shared/datasets").mkdir(parents=True)
     (tmp_path / "shared/datasets/spamassassin").symlink_to(source)
     subprocess.run([sys.executable, str(copy / "prepare.py")], check=True)
-    for name in ("inputs.jsonl", "heldout.jsonl", "examples.jsonl"):
+    for name in ("inputs.jsonl", "heldout.jsonl", "examples.jsonl", "inputs-more.jsonl"):
         written, committed = (copy / "data" / name).read_bytes(), (PIPELINE / "data" / name).read_bytes()
         assert hashlib.sha256(written).digest() == hashlib.sha256(committed).digest(), name
     inputs = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").open()]
     heldout = [json.loads(line) for line in (PIPELINE / "data/heldout.jsonl").open()]
     examples = [json.loads(line) for line in (PIPELINE / "data/examples.jsonl").open()]
     assert len(inputs) == 500 and len(heldout) == 400 and [e["label"] for e in examples] == ["legit", "spam", "spam", "legit"]
-    ids = [r["id"] for r in inputs + heldout + examples]
+    more = [json.loads(line) for line in (PIPELINE / "data/inputs-more.jsonl").open()]
+    assert len(more) == 2000
+    ids = [r["id"] for r in inputs + heldout + examples + more]
     assert len(ids) == len(set(ids))  # no e-mail in two roles

@@ -3,7 +3,9 @@
 inputs.jsonl: 500 training-split e-mails the teacher labels, each with its gold label (never shown
 to the teacher nor trained on: the filter's report audits the teacher with it). heldout.jsonl:
 400 test-split e-mails with gold labels. examples.jsonl: the teacher's few-shot examples, from the
-training split, none of them an input. Labels are `spam` and `legit` (the corpus's ham). Each sample is stratified by the corpus's groups (easy ham,
+training split, none of them an input. inputs-more.jsonl: 2,000 more training-split e-mails (none
+of the above) for progressive/, where the MiniLM student is the teacher: a cheap teacher can label
+four times as many. Labels are `spam` and `legit` (the corpus's ham). Each sample is stratified by the corpus's groups (easy ham,
 hard ham, spam), so the shares of spam and of look-alike ham are the corpus's. Deterministic:
 rerunning writes the same bytes.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parents[2] / "shared" / "datasets" / "spamassassin"
-INPUTS, HELDOUT = 500, 400
+INPUTS, HELDOUT, MORE = 500, 400, 2000
 EXAMPLES = ("spam", "ham", "ham", "spam")  # drawn in this order...
 TURNS = (1, 0, 3, 2)  # ...and shown ham, spam, spam, ham: SmolLM2 leans to the label it saw last
 # The teacher answers with these words: SmolLM2 says `legit` for legitimate mail far more
@@ -76,6 +78,8 @@ def main() -> int:
     write("inputs.jsonl", inputs)
     write("heldout.jsonl", stratified(test, HELDOUT, rng))
     write("examples.jsonl", examples)
+    used = taken | {r["id"] for r in examples}  # drawn last: the files above stay as they were
+    write("inputs-more.jsonl", stratified([r for r in train if r["id"] not in used], MORE, rng))
     return 0
 
 
