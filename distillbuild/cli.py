@@ -183,7 +183,11 @@ def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None
     target = output or loaded.resolve(loaded.data_files.inputs)
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists: pass --force to replace it")
-    rows, report = import_logs(logs, Scrubber.from_spec(loaded.data_files.scrub))
+    with _runtime_errors("import-logs"):
+        try:
+            rows, report = import_logs(logs, Scrubber.from_spec(loaded.data_files.scrub))
+        except OSError as exc:
+            raise StageError(f"cannot read the logs: {exc}") from None
     write_jsonl(target, rows)
     report_path = target.with_name(target.name.removesuffix(".jsonl") + ".scrub.json")
     write_json(report_path, report)
@@ -471,19 +475,22 @@ def serve(spec: Path, port: int, no_route: bool) -> None:
 
     POST /v1/chat/completions, GET /health, GET /metrics, GET /v1/models. Ctrl-C stops.
     """
+    import signal
     import threading
 
     from distillbuild.serving.app import serve as serving  # lazy: loads the student's runtime
 
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a teacher stage closing its pipeline teacher) unwinds like Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
     loaded = _load(spec)
     with _runtime_errors("serve"):
         try:
             with serving(loaded, port, route=not no_route):
                 threading.Event().wait()
         except KeyboardInterrupt:
-            pass
-        except OSError as exc:
-            raise StageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+            pass  # the with block has closed the server and whatever it started (llama.cpp)
 
 
 @main.command("serve-teacher")

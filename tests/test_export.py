@@ -161,3 +161,19 @@ def test_the_modelfile_carries_the_students_template_system_prompt_and_greedy_de
     assert "PARAMETER temperature 0\n" in text and "PARAMETER num_predict 4\n" in text
     other = modelfile("m.f16.gguf", None, "x", 8, 2048)
     assert "TEMPLATE" not in other.replace("# TEMPLATE", "") and "stop" not in other
+
+
+def test_gguf_export_of_a_generation_student_and_human_rows_under_logit_kd_are_refused(project):
+    from distillbuild.errors import SpecError
+
+    spec = _causal_spec()
+    spec["task"] = {"type": "generation", "instruction": "Answer the ticket."}
+    spec["evaluation"] = {"judge": {"provider": "simulated", "model": "judge", "criteria": "helpful",
+                                    "simulated": {"answers": "data/key.jsonl"}}}
+    with pytest.raises(SpecError, match="classification only for now"):
+        load_spec(project(spec))
+    spec = _causal_spec()
+    spec["student"]["kd"] = {"mode": "logits"}
+    spec["data"]["human"] = "data/heldout.jsonl"
+    with pytest.raises(SpecError, match="data.human"):
+        load_spec(project(spec))

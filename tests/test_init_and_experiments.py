@@ -209,3 +209,15 @@ def test_an_extraction_project_from_init_builds_and_survives_the_round_trip(tmp_
     sh("dvc", "repro")
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "pass", decision["gates"]
+
+
+def test_init_quotes_labels_yaml_would_misread_and_writes_nothing_for_a_spec_that_fails(tmp_path):
+    runner = CliRunner()
+    made = runner.invoke(main, ["init", str(tmp_path / "odd"), "--no-input", "--labels", "1,yes,on-hold"])
+    assert made.exit_code == 0, made.output
+    assert yaml.safe_load((tmp_path / "odd/distill.yaml").read_text())["task"]["labels"] == ["1", "yes", "on-hold"]
+    assert runner.invoke(main, ["validate", str(tmp_path / "odd/distill.yaml")]).exit_code == 0
+    refused = runner.invoke(main, ["init", str(tmp_path / "gone"), "--no-input", "--teacher", "llamacpp",
+                                   "--gguf", "models/missing.gguf"])
+    assert refused.exit_code == 2 and "nothing was written" in refused.output and "teacher.llamacpp.model" in refused.output
+    assert not (tmp_path / "gone").exists()

@@ -24,6 +24,25 @@ CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]
 KEPT = ["order BN-354162", "W1234567", "on 2026-11-30", "$1,188.00", "at 2pm", "1234 5678 9012 3456"]
 
 
+@pytest.mark.parametrize("text,masked", [
+    ("card 4111 1111 1111 1111 123 (the CVV)", "card [CARD] 123 (the CVV)"),
+    ("4111 1111 1111 1111 12/25", "[CARD] 12/25"),
+    ("Qty 2 4111 1111 1111 1111", "Qty 2 [CARD]"),
+    ("call 5551234567 or +1 5551234567", "call [PHONE] or [PHONE]"),
+    ("07700 900123, +44 7700 900123, 0171 1234567", "[PHONE], [PHONE], [PHONE]"),
+    ("müller@firma.de and josé.garcía@empresa.es", "[EMAIL] and [EMAIL]"),
+    ("sales 2019-2023 grew; ip 10.20.30.40; meet 10.30-11.45; on 2024-01-15 12 items",
+     "sales 2019-2023 grew; ip 10.20.30.40; meet 10.30-11.45; on 2024-01-15 12 items"),
+])
+def test_cards_beside_other_numbers_every_phone_form_and_numbers_that_are_not_phones(text, masked):
+    assert Scrubber()(text) == masked
+
+
+def test_the_specs_own_patterns_run_before_the_built_in_rules():
+    scrub = Scrubber.from_spec({"patterns": [{"name": "ticket_ref", "regex": r"TKT-\d{4}-\d{4}"}]})
+    assert scrub("see TKT-1234-5678") == "see [TICKET_REF]"  # not TKT-[PHONE]
+
+
 def test_the_rules_mask_pii_and_leave_order_numbers_dates_and_prices():
     assert all(luhn_ok(c.replace(" ", "").replace("-", "")) for c in CARDS)
     assert not luhn_ok("1234567890123456")  # many digits, not a card: kept
@@ -148,3 +167,14 @@ def test_import_logs_refuses_to_overwrite_and_checks_the_rules(project, tmp_path
     spec["data"]["scrub"] = {"patterns": [{"name": "bad", "regex": "(unclosed"}]}
     with pytest.raises(SpecError, match=r"data.scrub.patterns\[0\].regex"):
         load_spec(project(yaml.safe_dump(spec)))
+
+
+def test_a_stray_byte_or_an_empty_content_part_spoils_a_row_not_the_import(tmp_path):
+    from distillbuild.curate.log_import import import_logs
+
+    raw = tmp_path / "logs.jsonl"
+    raw.write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9 order for bob@example.com"}]}\n'
+                    b'{"messages": [{"role": "user", "content": [{"type": "text", "text": null}]}]}\n')
+    rows, report = import_logs([raw], Scrubber())
+    assert [r["text"] for r in rows] == ["caf\ufffd order for [EMAIL]"]
+    assert report["skipped"] == {"no_user_message": 1}

@@ -150,3 +150,20 @@ def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_l
     for answer in by_model["gpt-4o-mini"]:
         assert answer.model_extra["distill"]["routed"] and answer.model_extra["distill"]["student_confidence"] < 0.9
     assert metrics["teacher"] == len(by_model["gpt-4o-mini"]) and metrics["student"] == len(by_model["mini-student"])
+
+
+def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_serving(project):
+    """A causal student behind student.endpoint whose server is not there (as when its llama.cpp died)."""
+    from distillbuild.serving.app import serve
+
+    spec = base_spec()
+    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
+                       "max_length": 256, "endpoint": {"base_url": "http://127.0.0.1:9/v1", "model": "ticket-lora"}}
+    with serve(load_spec(project(spec))) as server:
+        client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=60)
+        for _ in range(2):
+            with pytest.raises(APIStatusError) as err:
+                client.chat.completions.create(model="any", messages=[{"role": "user", "content": "my invoice"}])
+            assert err.value.status_code == 500 and "student could not answer" in str(err.value)
+        assert _get(server.base_url, "/health")["status"] == "ok"
+        assert _get(server.base_url, "/metrics")["requests"] == 2

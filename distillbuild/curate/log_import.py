@@ -35,7 +35,7 @@ def _last_user_text(messages: list) -> str | None:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):  # content parts
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                content = " ".join(p.get("text") or "" for p in content if isinstance(p, dict))
             return content if isinstance(content, str) and content.strip() else None
     return None
 
@@ -47,7 +47,7 @@ def import_logs(paths: Iterable[Path], scrubber: Scrubber) -> tuple[list[dict], 
     skipped: Counter = Counter()
     records = 0
     for path in paths:
-        with Path(path).open(encoding="utf-8") as fh:
+        with Path(path).open(encoding="utf-8", errors="replace") as fh:  # a stray byte spoils a row, not the run
             for line in fh:
                 if not line.strip():
                     continue

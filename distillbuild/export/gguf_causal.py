@@ -68,7 +68,8 @@ def merge_adapter(model_dir: Path, base_model: str, out_dir: Path) -> Path:
 
 def convert(hf_dir: Path, out_file: Path, outtype: str = "f16") -> None:
     """llama.cpp's convert_hf_to_gguf.py, with the gguf-py it was released with."""
-    tools = converter_dir()
+    tools = converter_dir()  # the converter runs there (it imports its own `conversion` package): absolute paths
+    hf_dir, out_file = hf_dir.resolve(), out_file.resolve()
     command = [sys.executable, str(tools / "convert_hf_to_gguf.py"), str(hf_dir), "--outtype", outtype,
                "--outfile", str(out_file)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tools / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
@@ -85,6 +86,16 @@ def with_tokenizer_of(converted: Path, tokenizer_gguf: Path, out_file: Path) -> 
 
     source, donor = gguf.GGUFReader(converted), gguf.GGUFReader(tokenizer_gguf)
     writer = gguf.GGUFWriter(out_file, source.fields[gguf.Keys.General.ARCHITECTURE].contents())
+    try:
+        _write_with_tokenizer(gguf, source, donor, writer)
+    except BaseException:
+        writer.close()
+        out_file.unlink(missing_ok=True)  # never a half-written model under the export's name
+        raise
+    writer.close()
+
+
+def _write_with_tokenizer(gguf, source, donor, writer) -> None:
 
     def copy(field) -> None:
         kind = field.types[0]
@@ -109,7 +120,6 @@ def with_tokenizer_of(converted: Path, tokenizer_gguf: Path, out_file: Path) -> 
     writer.write_ti_data_to_file()
     for tensor in source.tensors:
         writer.write_tensor_data(tensor.data, tensor_endianess=source.endianess)
-    writer.close()
 
 
 def quantize(src: Path, dst: Path, kind: str, threads: int) -> list[str]:

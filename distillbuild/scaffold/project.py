@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -169,11 +169,23 @@ def _student_yaml(c: Choices) -> str:
 """
 
 
+def _scalar(text: str) -> str:
+    """`text` as a YAML string: plain where YAML reads it back as the same string, else quoted
+    (`1`, `yes`, `on` would load as numbers and booleans)."""
+    import yaml
+
+    try:
+        plain = yaml.safe_load(f"k: {text}")["k"] == text
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
+
+
 def _task_yaml(c: Choices) -> str:
     instruction = "".join(f"    {line}\n" for line in textwrap.wrap(c.instruction, 72))
     if c.extraction:
-        required = "".join(f"    - {f}\n" for f in c.fields)
-        properties = "".join(f"      {f}:\n        type:\n        - string\n        - 'null'\n" for f in c.fields)
+        required = "".join(f"    - {_scalar(f)}\n" for f in c.fields)
+        properties = "".join(f"      {_scalar(f)}:\n        type:\n        - string\n        - 'null'\n" for f in c.fields)
         return f"""task:
   type: extraction
   output_schema:           # the JSON object the teacher answers and the student learns to fill
@@ -183,7 +195,7 @@ def _task_yaml(c: Choices) -> str:
 {required}    properties:
 {properties}  instruction: >-
 {instruction}"""
-    labels = "".join(f"  - {label}\n" for label in c.labels)
+    labels = "".join(f"  - {_scalar(label)}\n" for label in c.labels)
     return f"""task:
   type: classification
   labels:
@@ -310,6 +322,30 @@ def _run(command: list[str], cwd: Path) -> None:
         raise StageError(f"{' '.join(command)} failed: {(done.stderr or done.stdout).strip()}")
 
 
+def check_spec(choices: Choices, directory: Path) -> None:
+    """The spec these choices give, validated with its data in a scratch directory before anything
+    is written where the user asked (a refused spec leaves nothing behind)."""
+    import tempfile
+
+    from distillbuild.errors import SpecError
+    from distillbuild.spec import load_spec
+
+    if choices.gguf and not choices.gguf.startswith("package:") and not Path(choices.gguf).is_absolute():
+        choices = replace(choices, gguf=str((directory / choices.gguf).resolve()))  # as seen from the project
+    with tempfile.TemporaryDirectory(prefix="distill-init-") as scratch:
+        root = Path(scratch)
+        inputs, heldout, key = sample_rows(choices)
+        (root / "data").mkdir()
+        for name, rows in (("inputs", inputs), ("heldout", heldout), ("teacher_key", key)):
+            _write_jsonl(root / f"data/{name}.jsonl", rows)
+        (root / "distill.yaml").write_text(render_spec(choices), encoding="utf-8")
+        try:
+            load_spec(root / "distill.yaml")
+        except SpecError as exc:
+            raise InitRefused("these choices give a spec that does not validate, so nothing was written: "
+                              + "; ".join(f"{i.path}: {i.message}" for i in exc.issues)) from None
+
+
 def _inside_git(directory: Path) -> bool:
     return subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True,
                           text=True).returncode == 0
@@ -321,6 +357,7 @@ def create(directory: Path, choices: Choices, log: Callable[[str], None]) -> lis
     if existing:
         raise InitRefused(f"{directory} already has {', '.join(existing)}: distill init writes over nothing "
                          "(choose an empty directory)")
+    check_spec(choices, directory)
     directory.mkdir(parents=True, exist_ok=True)
     inputs, heldout, key = sample_rows(choices)
     (directory / "data").mkdir()

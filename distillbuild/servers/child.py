@@ -44,8 +44,12 @@ class ChildServer:
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self._ready_url = f"http://127.0.0.1:{port}{ready_path}"
         self._log = tempfile.TemporaryFile(mode="w+")  # the child's own output, shown if it fails
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
+        try:
+            self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
+        except OSError as exc:
+            self._log.close()
+            raise StageError(f"{self.what} could not be started: {exc}") from None
         try:
             self._wait_until_up(startup_timeout_s)
         except BaseException:

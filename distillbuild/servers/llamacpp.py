@@ -41,7 +41,8 @@ class LlamaCppServer(ChildServer):
     timeout_hint = "teacher.llamacpp.startup_timeout_s"
 
     def __init__(self, model_file: Path, alias: str, *, n_ctx: int, threads: int, startup_timeout_s: float,
-                 endpoint_id: str):
+                 endpoint_id: str, timeout_hint: str = "teacher.llamacpp.startup_timeout_s"):
+        self.timeout_hint = timeout_hint
         if server_version() is None or importlib.util.find_spec("llama_cpp") is None:
             raise StageError(f"a llama.cpp server needs llama-cpp-python in this environment: {INSTALL_HINT}")
         port = free_port()

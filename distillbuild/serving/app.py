@@ -8,6 +8,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from distillbuild.console import log
+from distillbuild.errors import StageError
 from distillbuild.serving.http import Server
 from distillbuild.serving.router import Router, route_threshold
 from distillbuild.serving.students import open_student
@@ -33,7 +34,10 @@ def serve(spec: Spec, port: int = 0, route: bool = True) -> Iterator[Server]:
         health = {"student": name, "runtime": runtime, "labels": list(spec.task.labels),
                   "threshold": None if threshold in (None, float("inf")) else threshold,
                   "teacher": settings.model if settings else None}
-        server = Server(router, health, port)
+        try:
+            server = Server(router, health, port)
+        except OSError as exc:
+            raise StageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
         stack.callback(server.close)
         log(f"serve: {name} ({runtime}) on {server.base_url}" +
             (f"; below confidence {threshold:.4f} the teacher {settings.model} answers" if settings else ""))

@@ -5,7 +5,7 @@ that answered (the student, or the teacher the route sent it to), `logprobs` (wh
 are the student's over the labels, and `distill` says whether the request was routed and the
 student's confidence. GET /health and GET /metrics (requests, answers by model, share routed,
 latency) for whoever runs it; GET /v1/models lists the student. A request the teacher could not
-answer gets 502 with the reason.
+answer gets 502 with the reason; one the student could not (its llama.cpp stopped), 500.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def make_handler(router: Router, health: dict[str, Any]):
                 answer = router.answer(text)
             except TeacherUnavailable as exc:
                 self._error(502, str(exc), "teacher_unavailable")
+                return
+            except Exception as exc:  # noqa: BLE001 - the student failed (its llama.cpp died, its endpoint timed out)
+                self._error(500, f"the student could not answer: {type(exc).__name__}: {exc}", "student_error")
                 return
             finally:
                 router.record((time.perf_counter() - started) * 1000)

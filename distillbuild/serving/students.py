@@ -101,7 +101,8 @@ def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
 
         server = stack.enter_context(LlamaCppServer(gguf, spec.registry_name, n_ctx=GGUF_CONTEXT,
                                                     threads=spec.evaluation.threads, startup_timeout_s=120,
-                                                    endpoint_id=f"serve:{gguf.name}"))
+                                                    endpoint_id=f"serve:{gguf.name}",
+                                                    timeout_hint="check the machine's memory and the file"))
         student = EndpointStudent(server.base_url, spec.registry_name, None,
                                   max_new_tokens=spec.evaluation.max_new_tokens)
         return CausalAnswerer(CausalClassifier(student, spec.task)), f"llama.cpp ({gguf.name})"

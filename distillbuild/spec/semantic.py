@@ -174,6 +174,8 @@ def _task_and_student_issues(data: Any) -> Issues:
 def _human_issues(data: Any) -> Issues:
     if get_path(data, "data.human") is not None and get_path(data, "task.type") not in (None, "classification"):
         yield "data.human", "human rows are classification labels for now: the task is " + str(get_path(data, "task.type"))
+    if get_path(data, "data.human") is not None and get_path(data, "student.kd.mode") == "logits":
+        yield "data.human", "logit distillation trains on the teacher's own tokens, which a person's label has not"
     if get_path(data, "data.human_share") is not None and get_path(data, "data.human") is None:
         yield "data.human_share", "a share of human rows, but no data.human file of them"
 
@@ -188,6 +190,9 @@ def _export_issues(data: Any) -> Issues:
                                 "as gguf")
     if fmt == "gguf" and kind not in (None, "causal-lm"):
         yield "export.format", f"gguf export is built for causal-lm students; a {kind} student exports as onnx"
+    if fmt == "gguf" and task_type not in (None, "classification"):
+        yield "export.format", (f"gguf export checks the exported model's labels against the student's: classification "
+                                f"only for now, not {task_type} (the adapter in build/model serves with vLLM)")
     quantize = get_path(data, "export.quantize")
     if fmt in QUANTIZE_BY_FORMAT and quantize is not None and quantize not in QUANTIZE_BY_FORMAT[fmt]:
         yield "export.quantize", (f"{quantize!r} is not a {fmt} type; {fmt} quantizes to "

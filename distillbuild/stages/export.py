@@ -151,7 +151,9 @@ def export_gguf_student(spec: Spec) -> dict:
 
     heldout = read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
     texts = [r["text"] for r in heldout]
-    by_id = {str(p["id"]): p.get("predicted") for p in read_json(Path(layout.PREDICTIONS))}
+    labels = set(spec.task.labels or [])  # evaluate writes "(unparseable)" where the answer named no label
+    by_id = {str(p["id"]): p.get("predicted") if p.get("predicted") in labels else None
+             for p in read_json(Path(layout.PREDICTIONS))}
     ours = [by_id.get(str(r["id"])) for r in heldout]
     student = CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec.task)
     slow = latencies_ms(student, texts, samples)
@@ -161,7 +163,8 @@ def export_gguf_student(spec: Spec) -> dict:
     for kind, path in files.items():
         log(f"export: {path.name} served by llama.cpp answers {len(texts)} held-out rows")
         with LlamaCppServer(path, spec.name, n_ctx=GGUF_CONTEXT, threads=threads, startup_timeout_s=120,
-                            endpoint_id=f"export:{path.name}") as server:
+                            endpoint_id=f"export:{path.name}",
+                            timeout_hint="a larger GGUF needs longer to load: check the machine's memory") as server:
             exported = CausalClassifier(EndpointStudent(server.base_url, spec.name, None,
                                                         max_new_tokens=spec.evaluation.max_new_tokens), spec.task)
             theirs = exported.predict(texts)
