@@ -63,3 +63,26 @@ def test_the_dataset_oversamples_human_rows_to_their_share_of_training(project, 
     assert not any("#" in r["id"] for r in val)
     report = json.loads((root / "build/dataset/report.json").read_text())
     assert report["human"]["human_copies_added"] == len(human_train) - report["human"]["human_rows"] > 0
+
+
+def test_train_on_picks_the_teacher_rows_the_human_rows_or_both(project, monkeypatch, tmp_path):
+    import yaml
+
+    from distillbuild.compile import render
+
+    root = project.root
+    write_rows(root / "data/human.jsonl", [{"id": f"p{i}", "text": f"customer {i} writes about {LABELS[i % 4]} by hand",
+                                             "label": LABELS[i % 4]} for i in range(6)])
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(root)
+    sources = {}
+    for train_on in ("both", "teacher", "human"):
+        spec = _cfg(min_confidence=0.0)
+        spec["data"].update(human="data/human.jsonl", train_on=train_on)
+        loaded = load_spec(project(spec))
+        assert "data.train_on" in yaml.safe_load(render(loaded))["stages"]["dataset"]["params"][0]["distill.yaml"]
+        for stage in ("teacher", "filter", "dataset"):
+            assert run_stage(stage, loaded) == 0, stage
+        rows = [json.loads(line) for name in ("train", "val") for line in (root / f"build/dataset/{name}.jsonl").open()]
+        sources[train_on] = {r.get("source", "teacher") for r in rows}
+    assert sources == {"both": {"teacher", "human"}, "teacher": {"teacher"}, "human": {"human"}}

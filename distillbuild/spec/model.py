@@ -126,6 +126,7 @@ class DataFiles:
     scrub: Scrub | None = None  # PII rules for `distill import-logs`
     human: str | None = None  # people's labels, trained on beside the teacher's
     human_share: float | None = None  # oversample the human rows to this share of the training split
+    train_on: str = "both"  # both | teacher | human: which rows the student trains on
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,10 @@ def _human_issues(data: Any) -> Issues:
         yield "data.human", "human rows are classification labels for now: the task is " + str(get_path(data, "task.type"))
     if get_path(data, "data.human") is not None and get_path(data, "student.kd.mode") == "logits":
         yield "data.human", "logit distillation trains on the teacher's own tokens, which a person's label has not"
+    if get_path(data, "data.train_on") not in (None, "both") and get_path(data, "data.human") is None:
+        yield "data.train_on", "chooses between the teacher's rows and human rows, but there is no data.human file"
+    if get_path(data, "data.train_on") == "teacher" and get_path(data, "data.human_share") is not None:
+        yield "data.human_share", "a share of human rows, but data.train_on: teacher trains on none"
     if get_path(data, "data.human_share") is not None and get_path(data, "data.human") is None:
         yield "data.human_share", "a share of human rows, but no data.human file of them"
 

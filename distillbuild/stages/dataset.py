@@ -26,9 +26,10 @@ from distillbuild.teacher.prompts import messages_for
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
 # The prompt lists the labels; KD rows need the student's tokenizer.
-READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_share", "student.kd.mode",
-         "student.base_model")
-READS_WHEN = {"data.human_share": lambda spec: spec.data_files.human_share is not None}
+READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_share", "data.train_on",
+         "student.kd.mode", "student.base_model")
+READS_WHEN = {"data.human_share": lambda spec: spec.data_files.human_share is not None,
+              "data.train_on": lambda spec: "train_on" in (spec.raw.get("data") or {})}  # as written: DVC reads the file
 
 
 def deps(spec: Spec) -> list[str]:
@@ -140,8 +141,12 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
 def run(spec: Spec) -> int:
     task, split = spec.task, spec.split
     rows = read_jsonl(Path(layout.FILTER_KEPT))
+    train_on = spec.data_files.train_on
+    if train_on != "both":  # one source alone, for a synthetic / human / mixed comparison
+        rows = [r for r in rows if (r.get("source") == "human") == (train_on == "human")]
     if not rows:
-        raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers")
+        raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers"
+                         + (f" (data.train_on: {train_on})" if train_on != "both" else ""))
     report: dict[str, Any] = {"format": "chat_template (messages)"}
     if spec.student.kd.mode == "logits":
         rows, dropped = kd_rows(spec, rows)
