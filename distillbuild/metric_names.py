@@ -8,6 +8,9 @@ never computed is refused before anything runs) and the evaluation engine that c
 # one with `bound: ci_low`.
 WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "exact_match", "routed_accuracy")
 
+# Written for each of data.heldout_sets as NAME@SET (accuracy@recent, with its interval).
+HELDOUT_SET_METRICS = ("accuracy", "macro_f1", "heldout_rows")
+
 # Written by the route stage (build/route/report.json) when the spec has a `route` section; gates
 # may name them then.
 ROUTE_METRICS = ("routed_accuracy", "teacher_share", "routed_cost_per_1k_usd")
@@ -76,6 +79,7 @@ _NON_NEGATIVE = ("latency_p50_ms", "latency_p95_ms", "heldout_rows", "teacher_co
 
 def metric_range(name: str) -> tuple[float, float]:
     """(lowest, highest) value the metric can take."""
+    name = name.split("@", 1)[0]  # accuracy@recent is an accuracy
     if name in _RATIO or name in _NON_NEGATIVE:
         return 0.0, float("inf")
     return 0.0, 1.0

@@ -124,6 +124,7 @@ class DataFiles:
     inputs: str  # the rows the teacher answers: {"id", "text"} or the template's fields
     heldout: str  # gold-labelled rows, never trained on: the teacher's and the student's exam
     scrub: Scrub | None = None  # PII rules for `distill import-logs`
+    heldout_sets: Mapping[str, str] = field(default_factory=dict)  # more held-out sets by name, gated as NAME@SET
     human: str | None = None  # people's labels, trained on beside the teacher's
     human_share: float | None = None  # oversample the human rows to this share of the training split
     train_on: str = "both"  # both | teacher | human: which rows the student trains on

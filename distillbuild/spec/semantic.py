@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.metric_names import (GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, METRICS_BY_TASK, ROUTE_METRICS,
-                                      WITH_INTERVALS, gate_figure, metric_range)
+from distillbuild.metric_names import (GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, HELDOUT_SET_METRICS, METRICS_BY_TASK,
+                                      ROUTE_METRICS, WITH_INTERVALS, gate_figure, metric_range)
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
@@ -90,7 +90,9 @@ def _non_finite_issues(data: Any) -> Issues:
 def _path_issues(data: Any, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()) -> Issues:
     """Files: relative, inside the repository, present (except those the command is about to
     write, e.g. data.inputs for `distill import-logs`); a local base model: an existing directory."""
-    for dotted in FILE_KEYS:
+    sets = get_path(data, "data.heldout_sets")
+    named = [f"data.heldout_sets.{k}" for k in sets] if isinstance(sets, dict) else []
+    for dotted in (*FILE_KEYS, *named):
         value = get_path(data, dotted)
         if not isinstance(value, str) or not value:
             continue
@@ -172,6 +174,8 @@ def _task_and_student_issues(data: Any) -> Issues:
 
 
 def _human_issues(data: Any) -> Issues:
+    if get_path(data, "data.heldout_sets") and get_path(data, "task.type") not in (None, "classification"):
+        yield "data.heldout_sets", "more held-out sets are evaluated for classification only, for now"
     if get_path(data, "data.human") is not None and get_path(data, "task.type") not in (None, "classification"):
         yield "data.human", "human rows are classification labels for now: the task is " + str(get_path(data, "task.type"))
     if get_path(data, "data.human") is not None and get_path(data, "student.kd.mode") == "logits":
@@ -311,6 +315,8 @@ def _gate_issues(data: Any) -> Issues:
     if not (isinstance(gates, dict) and task_type in METRICS_BY_TASK):
         return
     computed = list(METRICS_BY_TASK[task_type]) + (list(ROUTE_METRICS) if get_path(data, "route") is not None else [])
+    sets = get_path(data, "data.heldout_sets")
+    computed += [f"{m}@{name}" for name in (sets if isinstance(sets, dict) else {}) for m in HELDOUT_SET_METRICS]
     for name, bound in gates.items():
         gate_path = join_path("gates", name)
         if name not in computed:
@@ -321,7 +327,7 @@ def _gate_issues(data: Any) -> Issues:
         elif GATE_FIGURE_KEY in bound and GATE_FIGURE_OLD_KEY in bound:
             yield join_path(gate_path, GATE_FIGURE_OLD_KEY), (f"both `{GATE_FIGURE_KEY}` and its old name "
                                                               f"`{GATE_FIGURE_OLD_KEY}`: keep `{GATE_FIGURE_KEY}`")
-        elif gate_figure(bound) != "value" and name not in WITH_INTERVALS:
+        elif gate_figure(bound) != "value" and name not in WITH_INTERVALS and not name.startswith("accuracy@"):
             key = GATE_FIGURE_KEY if GATE_FIGURE_KEY in bound else GATE_FIGURE_OLD_KEY
             yield join_path(gate_path, key), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)"
         else:

@@ -16,8 +16,9 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
+from distillbuild.stats import bootstrap_mean_interval
 from distillbuild.evaluate import causal_student, costs
-from distillbuild.evaluate.classification import ClassificationResult, evaluate_classification
+from distillbuild.evaluate.classification import ClassificationResult, evaluate_classification, macro_f1
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving, measure as measure_latency
@@ -37,11 +38,13 @@ from distillbuild.teacher.prompts import messages_for
 # A causal student is prompted, and loaded over its base model.
 READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
          "teacher.provider", "teacher.price",
-         "student.kind", "student.base_model", "student.endpoint", "evaluation")
+         "student.kind", "student.base_model", "student.endpoint", "evaluation", "data.heldout_sets")
+READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets)}
 
 
 def deps(spec: Spec) -> list[str]:
-    files = [layout.MODEL_DIR, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT]
+    files = [layout.MODEL_DIR, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
+             *(posix(path) for path in spec.data_files.heldout_sets.values())]
     judge = spec.evaluation.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
@@ -182,9 +185,26 @@ def run_classification(spec: Spec) -> int:
     result = evaluate_classification(heldout, labels, student, teacher, serving, spec.evaluation.bootstrap,
                                      student_text=student_text, student_confidence=confidence,
                                      teacher_simulated=_teacher_simulated(spec))
+    for name, path in spec.data_files.heldout_sets.items():  # each gated apart as METRIC@NAME
+        result.metrics.update(_heldout_set_metrics(spec, model, name, path, labels))
     _write_outputs(result.metrics, result.predictions)
     _log_classification(result)
     return 0
+
+
+def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:
+    """The student alone on another held-out set: accuracy with its interval, macro-F1, rows."""
+    rows = read_rows(spec.resolve(path), spec.task.input_template, need_label=True)
+    gold = [r["label"] for r in rows]
+    predicted = model.predict([r["text"] for r in rows])
+    right = [float(g == p) for g, p in zip(gold, predicted)]
+    interval = bootstrap_mean_interval(right, spec.evaluation.bootstrap)
+    figures = {f"accuracy@{name}": round(sum(right) / len(right), 6) if right else None,
+               **{f"accuracy@{name}_{k}": v for k, v in interval.items()},
+               f"macro_f1@{name}": round(macro_f1(gold, predicted, labels), 6) if rows else None,
+               f"heldout_rows@{name}": len(rows)}
+    log(f"evaluate: held-out set {name}: student accuracy {figures[f'accuracy@{name}']} on {len(rows)} rows")
+    return figures
 
 
 def run_extraction(spec: Spec) -> int:

@@ -25,15 +25,17 @@ from distillbuild.stages.endpoints import open_judge
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
-READS = ("data.heldout", "data.human", "task.type", "task.labels", "task.output_schema", "task.input_template",
+READS = ("data.heldout", "data.heldout_sets", "data.human", "task.type", "task.labels", "task.output_schema", "task.input_template",
          "filters")
-READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None}  # DVC refuses a param the file lacks
+READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None,  # DVC refuses a param the file lacks
+              "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets)}
 
 
 def deps(spec: Spec) -> list[str]:
     files = [layout.TEACHER_ANSWERS, posix(spec.data_files.heldout)]
     if spec.data_files.human:  # people's labels, trained on beside the teacher's
         files.append(posix(spec.data_files.human))
+    files += [posix(path) for path in spec.data_files.heldout_sets.values()]  # decontaminated against too
     judge = spec.filters.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
@@ -56,8 +58,9 @@ def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
 def run(spec: Spec) -> int:
     cfg = FilterConfig.from_spec(spec.task, spec.filters)
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
-    heldout = [r["text"] for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template,
-                                             need_label=False)] if cfg.decontaminate else None
+    sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
+    heldout = [r["text"] for path in sets for r in read_rows(spec.resolve(path), spec.task.input_template,
+                                                                need_label=False)] if cfg.decontaminate else None
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
     human = human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True)) \
         if spec.data_files.human else None
