@@ -72,10 +72,15 @@ def validate(spec: Path) -> None:
     click.echo(f"{spec}: ok ({loaded.name}, {loaded.task.type}, teacher {loaded.teacher.provider}:{loaded.teacher.model})")
 
 
+def _comma_list(value: str) -> tuple[str, ...]:
+    """`a, b,a` -> ("a", "b"): stripped, empty items and repeats dropped, order kept."""
+    return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+
+
 def _labels(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
-    labels = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    labels = _comma_list(value)
     if len(labels) < 2:
         raise click.BadParameter("give at least two labels, comma-separated (e.g. spam,legit)")
     return labels
@@ -84,7 +89,7 @@ def _labels(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 def _fields(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
-    fields = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    fields = _comma_list(value)
     if not fields or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f) for f in fields):
         raise click.BadParameter("field names, comma-separated: letters, digits and underscores (e.g. name,order_id)")
     return fields

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from conftest import LABELS, base_spec
 from distillbuild.cli import main
 from distillbuild.curate.scrub import Scrubber, luhn_ok
+from distillbuild.spec.model import Scrub
 
 EMAILS = ["jane.doe+orders@example.co.uk", "m.rossi@mail.example.it", "ops@brightnest-shop.com"]
 PHONES = ["+1 (555) 010-2030", "020 7946 0958", "+447700900123", "555.010.2030"]
@@ -39,14 +40,14 @@ def test_cards_beside_other_numbers_every_phone_form_and_numbers_that_are_not_ph
 
 
 def test_the_specs_own_patterns_run_before_the_built_in_rules():
-    scrub = Scrubber.from_spec({"patterns": [{"name": "ticket_ref", "regex": r"TKT-\d{4}-\d{4}"}]})
+    scrub = Scrubber.from_spec(Scrub(patterns=({"name": "ticket_ref", "regex": r"TKT-\d{4}-\d{4}"},)))
     assert scrub("see TKT-1234-5678") == "see [TICKET_REF]"  # not TKT-[PHONE]
 
 
 def test_the_rules_mask_pii_and_leave_order_numbers_dates_and_prices():
     assert all(luhn_ok(c.replace(" ", "").replace("-", "")) for c in CARDS)
     assert not luhn_ok("1234567890123456")  # many digits, not a card: kept
-    scrub = Scrubber.from_spec({"patterns": [{"name": "ticket_ref", "regex": r"TCK-\d{5}"}]})
+    scrub = Scrubber.from_spec(Scrub(patterns=({"name": "ticket_ref", "regex": r"TCK-\d{5}"},)))
     text = (f"Hi, I'm at {EMAILS[0]} or {PHONES[0]}, card {CARDS[0]} was charged for {KEPT[0]} "
             f"({KEPT[1]}) {KEPT[2]}: {KEPT[3]} {KEPT[4]}; ref TCK-12345; not a card: {KEPT[5]}.")
     masked = scrub(text)
@@ -56,7 +57,7 @@ def test_the_rules_mask_pii_and_leave_order_numbers_dates_and_prices():
         assert scrub(f"contact {planted} please") == "contact [{}] please".format(
             "EMAIL" if planted in EMAILS else "PHONE" if planted in PHONES else "CARD"), planted
     assert scrub.report()["masked"]["TICKET_REF"] == 1
-    off = Scrubber.from_spec({"email": False})
+    off = Scrubber.from_spec(Scrub(email=False))
     assert off(EMAILS[1]) == EMAILS[1] and "EMAIL" not in off.report()["masked"]
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+
+from distillbuild.spec.model import Scrub
 
 # A run of digit groups joined by single spaces or dashes: a card may sit inside it (a CVV or a
 # quantity beside it), so the groups are tried as prefixes and suffixes too.
@@ -55,11 +56,11 @@ class Scrubber:
     rows_changed: int = 0
 
     @classmethod
-    def from_spec(cls, section: Any) -> "Scrubber":
-        """From the spec's data.scrub (a Scrub, a mapping as written, or None: every built-in rule)."""
-        get = (lambda k, d: getattr(section, k, d)) if not isinstance(section, dict) else section.get
-        patterns = [(p["name"].upper(), re.compile(p["regex"])) for p in get("patterns", ()) or ()]
-        return cls(email=get("email", True), phone=get("phone", True), card=get("card", True), patterns=patterns)
+    def from_spec(cls, section: Scrub | None) -> "Scrubber":
+        """From the spec's data.scrub (None: every built-in rule)."""
+        section = section or Scrub()
+        patterns = [(p["name"].upper(), re.compile(p["regex"])) for p in section.patterns]
+        return cls(email=section.email, phone=section.phone, card=section.card, patterns=patterns)
 
     def _card(self, match: re.Match) -> str:
         """The run whole, else its longest prefix or suffix of whole groups, that is a card."""

@@ -18,7 +18,7 @@ from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
 from distillbuild.stats import bootstrap_mean_interval
 from distillbuild.evaluate import causal_student, costs
-from distillbuild.evaluate.classification import ClassificationResult, evaluate_classification, macro_f1
+from distillbuild.evaluate.classification import ClassificationResult, accuracy, evaluate_classification, macro_f1
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving, measure as measure_latency
@@ -197,9 +197,8 @@ def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[s
     rows = read_rows(spec.resolve(path), spec.task.input_template, need_label=True)
     gold = [r["label"] for r in rows]
     predicted = model.predict([r["text"] for r in rows])
-    right = [float(g == p) for g, p in zip(gold, predicted)]
-    interval = bootstrap_mean_interval(right, spec.evaluation.bootstrap)
-    figures = {f"accuracy@{name}": round(sum(right) / len(right), 6) if right else None,
+    interval = bootstrap_mean_interval([float(g == p) for g, p in zip(gold, predicted)], spec.evaluation.bootstrap)
+    figures = {f"accuracy@{name}": round(accuracy(gold, predicted), 6) if rows else None,
                **{f"accuracy@{name}_{k}": v for k, v in interval.items()},
                f"macro_f1@{name}": round(macro_f1(gold, predicted, labels), 6) if rows else None,
                f"heldout_rows@{name}": len(rows)}
