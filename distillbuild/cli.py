@@ -383,19 +383,38 @@ def promote(spec: Path, version: str | None, bump: str) -> None:
               help="Also ask the teacher the canary's first prompts (teacher.canary) and check their answers: "
                    "exit 3 when the teacher does not do the task. Those answers are cached for the run.")
 def estimate(spec: Path, as_json: bool, canary: bool) -> None:
-    """Calls, tokens and dollars the teacher stage will spend, net of what the cache holds."""
+    """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
+    from distillbuild import layout
+    from distillbuild.stages import seed as seed_stage
     from distillbuild.stages.teacher import estimate_for, run_canary
 
     loaded = _load(spec)
     with _runtime_errors("distill estimate"):
         est = estimate_for(loaded)
+        seeding = seed_stage.estimate_for(loaded) if loaded.seed is not None else None
         if canary:
             run_canary(loaded)
+    generated = loaded.seed is not None and loaded.resolve(layout.SEED_INPUTS).exists()
     if as_json:
-        click.echo(json.dumps(est.as_dict(), indent=2))
+        body = est.as_dict()
+        if seeding is not None:
+            body["seed"] = {**seeding.as_dict(), "max_rounds": loaded.seed.max_rounds, "generated_inputs_counted": generated}
+        click.echo(json.dumps(body, indent=2))
         return
-    money = lambda v: "n/a (no teacher.price)" if v is None else f"${v:,.4f}"  # noqa: E731
-    click.echo(f"teacher {est.model}: {est.requests:,} requests, {est.unique:,} unique, "
+    if seeding is not None:
+        _echo_estimate(f"seed generator {seeding.model} (round 1)", seeding)
+        click.echo(f"  later rounds       at most {loaded.seed.max_rounds - 1} more, asking only for what was dropped")
+    _echo_estimate(f"teacher {est.model}", est)
+    if seeding is not None and not generated:
+        click.echo("  (the seed stage has not run: the teacher will also answer the inputs it keeps, "
+                   f"up to {sum(seed_stage.quotas(loaded.task, loaded.seed).values()):,} more requests)")
+    if loaded.teacher.provider == "simulated":
+        click.echo("  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)")
+
+
+def _echo_estimate(what: str, est) -> None:
+    money = lambda v: "n/a (no price)" if v is None else f"${v:,.4f}"  # noqa: E731
+    click.echo(f"{what}: {est.requests:,} requests, {est.unique:,} unique, "
                f"{est.cached:,} already cached, {est.to_call:,} to call")
     click.echo(f"  prompt tokens      {est.prompt_tokens:,}  [{est.token_method}]")
     click.echo(f"  completion tokens  ~{est.completion_tokens_expected:,} expected, at most {est.completion_tokens_max:,}")
@@ -403,8 +422,6 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
     if est.budget_usd is not None:
         fits = est.cost_usd_max is not None and est.cost_usd_max <= est.budget_usd
         click.echo(f"  budget             ${est.budget_usd:,.2f} ({'fits' if fits else 'the run may stop at the budget'})")
-    if loaded.teacher.provider == "simulated":
-        click.echo("  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)")
 
 
 @main.group()

@@ -3,6 +3,11 @@ both read these names, so dvc.yaml and the code can never disagree about a path.
 
 BUILD = "build"
 
+SEED_INPUTS = f"{BUILD}/seed/inputs.jsonl"  # generated inputs the teacher answers beside data.inputs
+SEED_DROPPED = f"{BUILD}/seed/dropped.jsonl"
+SEED_RESPONSES = f"{BUILD}/seed/responses.jsonl"  # the generator's raw replies by cache key (as the teacher's)
+SEED_REPORT = f"{BUILD}/seed/report.json"
+
 TEACHER_ANSWERS = f"{BUILD}/teacher/answers.jsonl"
 TEACHER_HELDOUT = f"{BUILD}/teacher/heldout_answers.jsonl"
 TEACHER_REPORT = f"{BUILD}/teacher/report.json"

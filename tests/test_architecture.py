@@ -1,7 +1,7 @@
 """The package's layers hold, and a stage is one module plus one list entry.
 
 Layers, top to bottom (ARCHITECTURE.md): cli -> review -> compile, runner and stages -> engines
-(teacher, curate, train, evaluate, standin) -> base modules (spec, io, layout, errors, ...).
+(teacher, generate, curate, train, evaluate, standin) -> base modules (spec, io, layout, errors, ...).
 A module may import only from its own layer or below, and no import cycle may form, counting
 the imports inside functions too (a lazy import is still a dependency).
 """
@@ -22,7 +22,7 @@ from distillbuild.stages.contract import Stage
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "distillbuild"
 
-ENGINES = {"teacher", "curate", "train", "evaluate", "export", "standin", "servers"}
+ENGINES = {"teacher", "generate", "curate", "train", "evaluate", "export", "standin", "servers"}
 # Each layer's rank: a module imports only from its own rank or below. Unlisted modules are base (0).
 RANK = {**{e: 1 for e in ENGINES}, "stages": 2, "compile": 2, "runner": 2, "review": 3, "report": 3, "build_report": 3, "serving": 3, "cli": 4, "__main__": 4}
 UPPER = {name for name, rank in RANK.items() if rank >= 2}  # what engines and base modules never import

@@ -46,6 +46,7 @@ class FilterConfig:
     must_not_match: str | None = None
     max_per_class: int | None = None
     judge_min_score: float | None = None  # filters.judge: None when no judge is configured
+    seed_label_match: bool = True  # a generated input the teacher files under another label is dropped
 
     @classmethod
     def from_spec(cls, task: Task, filters: Filters) -> "FilterConfig":
@@ -58,6 +59,7 @@ class FilterConfig:
             min_chars=rules.min_chars, max_chars=rules.max_chars,
             must_match=rules.must_match, must_not_match=rules.must_not_match, max_per_class=rules.max_per_class,
             judge_min_score=filters.judge.min_score if filters.judge else None,
+            seed_label_match=filters.seed_label_match,
         )
 
 
@@ -126,6 +128,19 @@ def _low_agreement(row: Row, cfg: FilterConfig) -> Verdict:
     return None
 
 
+def _seed_label_mismatch(row: Row, cfg: FilterConfig) -> Verdict:
+    """A generated input written for one category that the teacher files under another: the
+    generator missed, or the teacher did; either way not a clean example (self-instruct's
+    consistency check)."""
+    wanted = row.get("seed_label")
+    if not cfg.seed_label_match or row.get("source") != "seed" or wanted is None or cfg.task_type != "classification":
+        return None
+    label = normalize_label(row.get("answer"), list(cfg.labels))
+    if label != wanted:
+        return "seed_label_mismatch", f"written as {wanted!r}; the teacher says {label!r}"
+    return None
+
+
 def _length(row: Row, cfg: FilterConfig) -> Verdict:
     n = len(row["answer"])
     if cfg.min_chars is not None and n < cfg.min_chars:
@@ -159,11 +174,11 @@ def _judge_low_score(row: Row, cfg: FilterConfig) -> Verdict:
 
 ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
     _teacher_error, _refusal, _empty, _truncated, _invalid_label, _invalid_json,
-    _low_confidence, _low_agreement, _length, _pattern, _judge_low_score,
+    _low_confidence, _low_agreement, _seed_label_mismatch, _length, _pattern, _judge_low_score,
 )
 SET_REASONS = ("duplicate", "contaminated", "near_duplicate", "class_cap")
 REASONS = ("teacher_error", "refusal", "empty", "truncated", "invalid_label", "invalid_json", "schema_mismatch",
-           "low_confidence", "low_agreement", "length", "pattern", "judge_low_score") + SET_REASONS
+           "low_confidence", "low_agreement", "seed_label_mismatch", "length", "pattern", "judge_low_score") + SET_REASONS
 
 
 # A person's label is not the teacher's answer: only what makes it unusable is checked.
@@ -193,8 +208,8 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
         kept.update(kd=row["kd"], teacher_text=row["answer"])
     if "gold_label" in row:  # for the audit only: the dataset trains on the teacher's label
         kept["gold_label"] = row["gold_label"]
-    if row.get("source") == "human":
-        kept["source"] = "human"
+    if row.get("source") in ("human", "seed"):
+        kept["source"] = row["source"]
     return kept
 
 
@@ -230,7 +245,24 @@ def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None =
     report = _report(rows, kept, rejected, balance_before, cfg)
     if human is not None:
         report["human"] = human_report(human, teacher_rows, kept, cfg)
+    if any(r.get("source") == "seed" for r in teacher_rows):
+        report["seed"] = seed_report(teacher_rows, kept, cfg)
     return kept, rejected, report
+
+
+def seed_report(teacher_rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
+    """The generated inputs as the teacher saw them: how many it answered, how often it filed
+    them under the category they were written for, and the label balance of its answers."""
+    seeded = [r for r in teacher_rows if r.get("source") == "seed" and r.get("answer") is not None]
+    out: dict[str, Any] = {"rows": sum(r.get("source") == "seed" for r in teacher_rows), "answered": len(seeded),
+                           "kept": sum(r.get("source") == "seed" for r in kept)}
+    if cfg.task_type == "classification":
+        labels = [normalize_label(r["answer"], list(cfg.labels)) for r in seeded]
+        asked = [(label, r["seed_label"]) for label, r in zip(labels, seeded) if r.get("seed_label") is not None]
+        agree = sum(a == b for a, b in asked)
+        out.update(teacher_agrees_with_asked=agree, teacher_agreement_rate=round(agree / len(asked), 6) if asked else None,
+                   teacher_label_balance=dict(sorted(Counter(str(l) for l in labels).items())))
+    return out
 
 
 def human_report(human: list[Row], teacher_rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:

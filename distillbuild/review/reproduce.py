@@ -53,29 +53,34 @@ def compare(recorded: dict[str, Any], rebuilt: dict[str, Any], metrics_then: dic
 
 
 def seed_teacher_cache(repo_root: Path, spec_dir_rel: str, commit: str, log: Callable[[str], None]) -> int:
-    """The teacher answers the revision's build recorded (build/teacher/responses.jsonl, from the
-    DVC cache or remote) put in this repository's teacher cache where it lacks them: a fresh
-    clone that pulled the build rebuilds it without asking the teacher again. Returns how many."""
+    """The teacher's (and a seed stage's generator's) answers the revision's build recorded
+    (build/teacher/responses.jsonl, build/seed/responses.jsonl, from the DVC cache or remote) put
+    in this repository's teacher cache where it lacks them: a fresh clone that pulled the build
+    rebuilds it without asking the teacher again. Returns how many."""
     import dvc.api  # lazy: seconds to import
 
-    path = Path(spec_dir_rel, layout.TEACHER_RESPONSES).as_posix()
-    try:
-        with dvc.api.open(path, repo=str(repo_root), rev=commit, encoding="utf-8") as fh:
-            entries = [json.loads(line) for line in fh if line.strip()]
-    except Exception as exc:  # not recorded at that revision, or neither pulled nor on a remote
-        log(f"reproduce: no recorded teacher answers for {commit[:10]} ({type(exc).__name__}); the rebuild asks the "
-            "teacher for whatever the cache lacks")
-        return 0
-    cache = TeacherCache.for_repo(repo_root)
-    try:
-        wanted = set(cache.missing([e["key"] for e in entries]))
-        for entry in entries:
-            if entry["key"] in wanted:
-                cache.put(entry["key"], entry["endpoint"], entry["model"], entry["response"])
-    finally:
-        cache.close()
-    log(f"reproduce: {len(wanted)} of {len(entries)} recorded teacher answers added to the cache from {path}")
-    return len(wanted)
+    added = 0
+    for recorded, what in ((layout.TEACHER_RESPONSES, "teacher"), (layout.SEED_RESPONSES, "generator")):
+        path = Path(spec_dir_rel, recorded).as_posix()
+        try:
+            with dvc.api.open(path, repo=str(repo_root), rev=commit, encoding="utf-8") as fh:
+                entries = [json.loads(line) for line in fh if line.strip()]
+        except Exception as exc:  # not recorded at that revision (no seed stage), or neither pulled nor on a remote
+            if what == "teacher":
+                log(f"reproduce: no recorded teacher answers for {commit[:10]} ({type(exc).__name__}); the rebuild "
+                    "asks the teacher for whatever the cache lacks")
+            continue
+        cache = TeacherCache.for_repo(repo_root)
+        try:
+            wanted = set(cache.missing([e["key"] for e in entries]))
+            for entry in entries:
+                if entry["key"] in wanted:
+                    cache.put(entry["key"], entry["endpoint"], entry["model"], entry["response"])
+        finally:
+            cache.close()
+        log(f"reproduce: {len(wanted)} of {len(entries)} recorded {what} answers added to the cache from {path}")
+        added += len(wanted)
+    return added
 
 
 def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], None]) -> dict[str, Any]:

@@ -183,6 +183,61 @@ class Judge(Endpoint):
 
 
 @dataclass(frozen=True)
+class Generator:
+    """`seed.generator`: the endpoint that writes new inputs; each key given replaces the
+    teacher's (None: the teacher's)."""
+
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    rate_limit: RateLimit | None = None
+    price: Price | None = None
+    budget_usd: float | None = None
+    llamacpp: LlamaCpp | None = None
+    simulated: SimulatedTeacher | None = None
+
+    def over(self, teacher: Teacher, temperature: float, max_tokens: int) -> Teacher:
+        """The teacher's section with this generator's keys in its place, at the seed stage's
+        temperature and length, asking no logprobs, samples or batch."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        if given.get("provider") not in (None, teacher.provider):  # another provider: none of the teacher's own blocks
+            given.setdefault("llamacpp", None)
+            given.setdefault("simulated", None)
+            given.setdefault("base_url", None)
+        return dataclasses.replace(teacher, **given, temperature=temperature, max_tokens=max_tokens, top_logprobs=0,
+                                   token_ids=False, samples=1, seed=None, batch=False, canary=None, pipeline=None)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The `seed` stage: new inputs written by a generator (distillbuild/generate/)."""
+
+    per_label: int | None
+    count: int | None
+    attributes: Mapping[str, tuple[str, ...]] | None
+    topics: tuple[str, ...] | None
+    instruction: str | None
+    per_request: int
+    examples: int
+    temperature: float
+    max_tokens: int
+    max_rounds: int
+    min_chars: int
+    max_chars: int
+    near_threshold: float
+    seed: int
+    generator: Generator | None
+
+    def endpoint(self, teacher: Teacher) -> Teacher:
+        """The section the stage opens: the teacher's, with the generator's keys in place."""
+        return (self.generator or Generator()).over(teacher, self.temperature, self.max_tokens)
+
+
+@dataclass(frozen=True)
 class Dedup:
     exact: bool
     near_threshold: float | None
@@ -206,6 +261,7 @@ class Filters:
     min_agreement: float
     decontaminate: bool
     decontaminate_threshold: float
+    seed_label_match: bool
     rules: Rules
     judge: Judge | None
 
@@ -344,6 +400,7 @@ class SpecModel:
     task: Task
     # The `data` section: `Spec.data` is the whole spec as a mapping (with defaults).
     data_files: DataFiles = field(metadata={"key": "data"})
+    seed: Seed | None  # the seed stage runs only when the spec has this section
     teacher: Teacher
     filters: Filters
     split: Split

@@ -22,7 +22,7 @@ from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 
 # Spec keys that name files, and whether the file must already exist.
 FILE_KEYS = ("data.inputs", "data.heldout", "data.human", "task.examples", "teacher.simulated.answers",
-             "filters.judge.simulated.answers", "evaluation.judge.simulated.answers")
+             "seed.generator.simulated.answers", "filters.judge.simulated.answers", "evaluation.judge.simulated.answers")
 
 
 CAUSAL_MIN_LENGTH = 128
@@ -65,7 +65,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_writ
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
-             *_human_issues(data)]
+             *_human_issues(data), *_seed_issues(data, spec_dir)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -186,6 +186,39 @@ def _human_issues(data: Any) -> Issues:
         yield "data.human_share", "a share of human rows, but data.train_on: teacher trains on none"
     if get_path(data, "data.human_share") is not None and get_path(data, "data.human") is None:
         yield "data.human_share", "a share of human rows, but no data.human file of them"
+
+
+def _seed_issues(data: Any, spec_dir: Path) -> Issues:
+    """The seed section: a quota the task can have, and a generator that can write."""
+    seed = get_path(data, "seed")
+    if not isinstance(seed, dict):
+        return
+    classification = get_path(data, "task.type") == "classification"
+    if seed.get("per_label") is not None and not classification:
+        yield "seed.per_label", f"a quota per label, but the task is {get_path(data, 'task.type')}: use seed.count"
+    elif seed.get("per_label") is None and seed.get("count") is None:
+        yield "seed", "how many new inputs? Set seed.per_label (classification) or seed.count"
+    elif seed.get("per_label") is not None and seed.get("count") is not None:
+        yield "seed.count", "set one quota: seed.per_label or seed.count, not both"
+    if seed.get("min_chars", 0) > seed.get("max_chars", 1 << 62):
+        yield "seed.min_chars", f"{seed['min_chars']} is more than seed.max_chars ({seed['max_chars']})"
+    generator = seed.get("generator") or {}
+    provider = generator.get("provider", get_path(data, "teacher.provider"))
+    if provider == "pipeline":
+        yield "seed.generator", ("the teacher is another pipeline's student, which answers but cannot write "
+                                 "inputs: name a generator (seed.generator.provider, model, ...)")
+    for name, (what, needs) in _PROVIDER_SECTIONS.items():
+        own = generator.get(name) is not None
+        inherited = "provider" not in generator and get_path(data, f"teacher.{name}") is not None
+        if provider == name and name != "pipeline" and not (own or inherited):
+            yield "seed.generator", f"provider: {name} needs a seed.generator.{name} section {needs}"
+        if provider != name and own:
+            yield f"seed.generator.{name}", f"settings of {what}, but the generator's provider is {provider}"
+    if provider == "llamacpp" and isinstance(get_path(data, "seed.generator.llamacpp.model"), str):
+        try:
+            resolve_model_file(get_path(data, "seed.generator.llamacpp.model"), spec_dir)
+        except FileNotFoundError as exc:
+            yield "seed.generator.llamacpp.model", str(exc)
 
 
 def _export_issues(data: Any) -> Issues:

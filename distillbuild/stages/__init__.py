@@ -9,10 +9,11 @@ endpoint opened for a stage), `lineage` and `model_card` (what the gate records)
 
 from __future__ import annotations
 
-from distillbuild.stages import configure, dataset, evaluate, export, filter, gate, route, teacher, train
+from distillbuild.stages import configure, dataset, evaluate, export, filter, gate, route, seed, teacher, train
 from distillbuild.stages.contract import Stage
 
 PIPELINE: list[Stage] = [
+    Stage.of(seed),  # only when the spec has a `seed` section
     Stage.of(teacher),
     Stage.of(filter),
     Stage.of(dataset),

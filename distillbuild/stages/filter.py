@@ -77,6 +77,11 @@ def run(spec: Spec) -> int:
         h = report["human"]
         log(f"filter: {h['kept']} of {h['rows']} human rows kept; the teacher answered {h['answered_by_teacher_too']} "
             f"of the same inputs and disagreed with the person on {h['teacher_disagrees']}")
+    seeded = report.get("seed")
+    if seeded:
+        agreement = (f"; the teacher filed {seeded['teacher_agrees_with_asked']} of {seeded['answered']} under the "
+                     "category they were written for") if seeded.get("teacher_agreement_rate") is not None else ""
+        log(f"filter: {seeded['kept']} of {seeded['rows']} generated inputs kept{agreement}")
     audit = report.get("gold_audit")
     if audit:
         log(f"filter: against the {audit['rows_with_gold']} gold labels in the inputs, the teacher's labels are "

@@ -17,7 +17,7 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_text
 from distillbuild.errors import StageError
-from distillbuild.io import write_json, write_jsonl
+from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
 from distillbuild.spec.model import Task, thaw
@@ -27,7 +27,7 @@ from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoin
 from distillbuild.teacher.answers import answer_row
 from distillbuild.teacher.cache import TeacherCache, request_key
 from distillbuild.teacher.canary import canary_check
-from distillbuild.teacher.engine import Canary, answer_all
+from distillbuild.teacher.engine import Canary, answer_all, recorded_responses
 from distillbuild.teacher.estimate import estimate
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.teacher.report import report, summary
@@ -37,7 +37,7 @@ from distillbuild.teacher.settings import TeacherSettings
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
-READS = ("data", "task.type", "task.instruction", "task.labels", "task.output_schema", "task.examples",
+READS = ("data.inputs", "data.heldout", "task.type", "task.instruction", "task.labels", "task.output_schema", "task.examples",
          "task.input_template", "teacher")
 
 
@@ -45,6 +45,8 @@ def deps(spec: Spec) -> list[str]:
     files = [posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
     if isinstance(spec.task.examples, str):  # a file of few-shot examples
         files.append(posix(spec.task.examples))
+    if spec.seed is not None:  # generated inputs, answered beside data.inputs
+        files.append(layout.SEED_INPUTS)
     if spec.teacher.provider == "simulated":  # the stand-in's answer key
         files.append(posix(spec.teacher.simulated.answers))
     local = spec.teacher.llamacpp
@@ -78,14 +80,22 @@ def response_format(task: Task) -> dict[str, Any] | None:
 
 
 def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
-    """Input rows (less those that are few-shot examples), held-out rows, and the messages for
-    each (inputs first), the examples' turns before every input."""
+    """Input rows (less those that are few-shot examples; then the seed stage's generated ones,
+    once it has run), held-out rows, and the messages for each (inputs first), the examples'
+    turns before every input."""
     template = spec.task.input_template
     examples = load_examples(spec.task.examples, template, spec.dir)
     inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
-    inputs = _without_examples(inputs, examples)
+    inputs = _without_examples(inputs, examples) + seed_rows(spec)
     heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True)
     return inputs, heldout, [messages_for(spec.task, r["text"], examples) for r in inputs + heldout]
+
+
+def seed_rows(spec: Spec) -> list[dict]:
+    """The seed stage's inputs ({id, text, seed: {label, ...}}): none without a seed section, or
+    before the stage has run (`distill estimate` then counts the generation apart)."""
+    path = spec.resolve(layout.SEED_INPUTS)
+    return read_jsonl(path) if spec.seed is not None and path.exists() else []
 
 
 def _without_examples(rows: list[dict], examples: tuple[Example, ...]) -> list[dict]:
@@ -137,10 +147,7 @@ def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResu
     with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
                        settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
-        keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m)) for m in requests))
-        held = cache.get_many(keys)
-        entries = [{"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
-                   for k in keys if k in held]
+        entries = recorded_responses(requests, settings, cache)
     return results, stats, entries
 
 
@@ -162,6 +169,8 @@ def run(spec: Spec) -> int:
     for row, source in zip(rows, inputs):
         if source.get("label") is not None:  # an input's gold label: never asked about, audited by the filter
             row["gold_label"] = source["label"]
+        if "seed" in source:  # generated: the filter checks the teacher's label against the one asked for
+            row.update(source="seed", seed_label=source["seed"].get("label"))
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None)

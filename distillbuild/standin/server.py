@@ -20,15 +20,20 @@ from statistics import NormalDist
 from typing import Any, Mapping, NamedTuple
 
 from distillbuild.standin.batch import BatchStore
+from distillbuild.standin.generator import seed_completion
 from distillbuild.standin.http import Handler, HTTPServer, error_body, reset
 from distillbuild.standin.judge import judge_completion
 from distillbuild.standin.teacher import SimulatedTeacher, completion_body, estimate_prompt_tokens
 
 
 def respond(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any]:
-    """The completion for one request body: G-Eval prompts get the stand-in judge's verdict."""
-    judged = judge_completion(teacher, request, model, counter)
-    return judged if judged is not None else completion_body(teacher, request, model, counter)
+    """The completion for one request body: G-Eval prompts get the stand-in judge's verdict, seed
+    requests the stand-in generator's inputs."""
+    for special in (judge_completion, seed_completion):
+        answer = special(teacher, request, model, counter)
+        if answer is not None:
+            return answer
+    return completion_body(teacher, request, model, counter)
 
 
 # --- provider behaviour: faults, limits, latency ---------------------------------------------------

@@ -76,3 +76,14 @@ def _with_canary(canary: Canary, order: list[str], hits: dict[str, Any], missing
     if tail and not stats.budget_stopped:
         fresh.update(processor.run(tail, settings, cache, stats, log))
     return fresh
+
+
+def recorded_responses(requests: list[list[dict[str, str]]], settings: TeacherSettings,
+                       cache: TeacherCache) -> list[dict[str, Any]]:
+    """The cache's entries for these requests ({key, endpoint, model, response}), once each: what
+    a stage writes beside its answers (build/*/responses.jsonl), so that `distill reproduce` in a
+    fresh clone seeds the cache from them and asks nothing."""
+    keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m)) for m in requests))
+    held = cache.get_many(keys)
+    return [{"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
+            for k in keys if k in held]
