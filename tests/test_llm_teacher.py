@@ -236,3 +236,33 @@ def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, 
     assert {a.model for a in answers} <= {"smollm2", "mini-student"}
     print(f"\nserve -> llama.cpp teacher: {sum(a.choices[0].message.content == r['label'] for a, r in zip(answers, rows))} "
           f"of {len(rows)} right")
+
+
+def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reason(spam_project, monkeypatch, tmp_path):
+    """SmolLM2 as the seed generator: what it writes is read, checked and accounted for; the
+    teacher then answers what was kept beside the inputs."""
+    import yaml
+
+    spec = yaml.safe_load(spam_project.read_text())
+    spec["seed"] = {"per_label": 2, "per_request": 1, "examples": 1, "max_tokens": 96, "max_rounds": 1,
+                    "min_chars": 20, "temperature": 0.8}
+    spam_project.write_text(yaml.safe_dump(spec, sort_keys=False))
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(spam_project.parent)
+    loaded = load_spec(spam_project)
+    assert run_stage("seed", loaded) == 0
+    report = json.loads(Path("build/seed/report.json").read_text())
+    kept = [json.loads(line) for line in Path("build/seed/inputs.jsonl").read_text().splitlines()]
+    dropped = [json.loads(line) for line in Path("build/seed/dropped.jsonl").read_text().splitlines()]
+    print("seed report:", json.dumps({k: report[k] for k in ("written", "usable", "kept", "by_reason")}))
+    for row in kept + dropped:
+        print(repr(row["text"][:120]), row.get("reason", "kept"))
+    assert report["generator"] == {"provider": "llamacpp", "model": "smollm2", "stand_in": False}
+    assert report["requests"] == 4 and report["calls"]["billed"] == 4
+    assert report["kept"] == len(kept) and report["dropped"] == len(dropped) == sum(report["by_reason"].values())
+    assert report["written"] + report["by_reason"]["generator_error"] + report["by_reason"]["unparsable_reply"] \
+        == len(kept) + len(dropped)
+    assert all(min(len(r["text"]), 10_000) >= 20 for r in kept)
+    assert run_stage("teacher", loaded) == 0
+    asked = json.loads(Path("build/teacher/report.json").read_text())["calls"]["requested"]
+    assert asked == 8 + len(kept) + 4  # the inputs, the kept seed inputs, the held-out e-mails

@@ -57,6 +57,9 @@ def test_a_request_reads_back_as_what_it_asked_for_and_rounds_send_new_requests(
     assert {"example 0 about billing", "example 1 about billing"} <= set(first[0].examples)  # its label first
     again = plan(TASK, seed, {Cell("billing"): 7}, 2, pool)
     assert [r.messages for r in again] != [r.messages for r in first]
+    # Few examples to draw from: prompts may repeat, but each request is sampled with its own seed.
+    scarce = plan(TASK, _seed(per_label=12, per_request=1, examples=2), {Cell("billing"): 12}, 1, pool[:2])
+    assert len({json.dumps(r.messages) for r in scarce}) < 12 == len({r.sampling_seed for r in scarce})
     assert read_request([{"role": "system", "content": "You triage tickets."}, {"role": "user", "content": "x"}]) is None
     one = messages_for(TASK, seed, Cell("bug"), 1, None, ())
     assert read_request(one).count == 1 and "Reply with the new input only" in one[-1]["content"]
@@ -111,7 +114,7 @@ def _seed_project(project, **seed_section):
                + [{"text": r["text"], "label": r["label"]} for r in heldout] + fresh)
     spec = base_spec()
     spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True, "near_threshold": 0.9}, "decontaminate": True}
-    spec["seed"] = {"per_label": 6, "per_request": 4, "examples": 2, **seed_section}
+    spec["seed"] = {"per_label": 6, "per_request": 4, "examples": 2, "max_rounds": 6, **seed_section}
     return project(spec), inputs, heldout
 
 

@@ -3,8 +3,9 @@
 A cell is one label (classification; None otherwise) and one value of each attribute. Every
 label's quota is dealt over the attribute combinations in turn, so each value of an attribute
 gets an equal share. A request asks for `per_request` inputs of one cell and shows a few
-example inputs, drawn with a seed from (seed, cell, round, request number): a round that asks
-again for what dropped rows left short sends new requests, never cached copies of old ones.
+example inputs, drawn with a seed from (seed, cell, round, request number), and its own sampling
+seed (the request's `seed`), so that two requests with the same prompt are sampled apart and a
+round that asks again for what dropped rows left short never gets a cached copy of an old reply.
 
 The prompt's wording is read back by `read_request` (the stand-in generator uses it), so the
 two live here together.
@@ -45,6 +46,7 @@ class SeedRequest:
     topic: str | None
     round: int
     examples: tuple[str, ...]
+    sampling_seed: int  # sent as the request's `seed`: the same prompt, sampled anew, caches apart
     messages: list[dict[str, str]] = field(compare=False)
 
 
@@ -84,15 +86,16 @@ def plan(task: Task, seed: Seed, shortfall: Mapping[Cell, int], round_no: int, p
             examples = _examples(pool, cell.label, seed.examples, rng)
             topic = topics[(topic_offset + len(requests)) % len(topics)] if topics else None
             messages = messages_for(task, seed, cell, asked, topic, examples)
-            requests.append(SeedRequest(cell, asked, topic, round_no, examples, messages))
+            requests.append(SeedRequest(cell, asked, topic, round_no, examples, rng.randrange(2**31), messages))
     return requests
 
 
 def _examples(pool: Sequence[tuple[str, str | None]], label: str | None, k: int, rng: random.Random) -> tuple[str, ...]:
-    """k example inputs: of the cell's label where labelled ones exist, then any others."""
+    """k example inputs: of the cell's label where labelled ones exist (all but one of them, so
+    that requests differ even when a label has only a few), then any others."""
     own = [t for t, l in pool if label is not None and l == label]
     rest = [t for t, l in pool if not (label is not None and l == label)]
-    chosen = rng.sample(own, min(k, len(own)))
+    chosen = rng.sample(own, min(max(1, k - 1) if rest else k, len(own)))
     chosen += rng.sample(rest, min(k - len(chosen), len(rest)))
     return tuple(_cut(t) for t in chosen)
 

@@ -84,8 +84,10 @@ def example_pool(spec: Spec) -> tuple[list[tuple[str, str | None]], list[str]]:
     if spec.data_files.human:
         labelled += [(r["text"], r["label"]) for r in read_rows(spec.resolve(spec.data_files.human), template, need_label=True)]
     inputs = [(r["text"], None) for r in read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)]
-    pool = list(dict.fromkeys(labelled + inputs))
-    return pool, [t for t, _ in pool]
+    pool: dict[str, str | None] = {}
+    for text, label in labelled + inputs:  # a text once, labelled where anyone labelled it
+        pool.setdefault(text, label)
+    return list(pool.items()), list(pool)
 
 
 def heldout_texts(spec: Spec) -> list[str]:
@@ -144,9 +146,10 @@ def generate(spec: Spec, settings: TeacherSettings, cache, selection: Selection,
         requests = plan(spec.task, seed, short, round_no, pool, topic_offset=asked_so_far)
         asked_so_far += len(requests)
         log(f"seed: round {round_no}: {sum(short.values())} inputs short in {len(short)} cell(s), {len(requests)} requests")
-        results, stats = answer_all([r.messages for r in requests], settings, cache, log=seed_log)
+        messages, seeds = [r.messages for r in requests], [r.sampling_seed for r in requests]
+        results, stats = answer_all(messages, settings, cache, log=seed_log, seeds=seeds)
         total.add(stats)
-        responses.update((e["key"], e) for e in recorded_responses([r.messages for r in requests], settings, cache))
+        responses.update((e["key"], e) for e in recorded_responses(messages, settings, cache, seeds))
         candidates = [c for request, result in zip(requests, results) for c in _candidates(request, result, selection)]
         for c in selection.add(candidates):
             kept[c.cell] += 1
@@ -200,9 +203,10 @@ def estimate_for(spec: Spec):
 
     section = generator(spec)
     pool, _ = example_pool(spec)
-    requests = [r.messages for r in plan(spec.task, spec.seed, quotas(spec.task, spec.seed), 1, pool)]
+    planned = plan(spec.task, spec.seed, quotas(spec.task, spec.seed), 1, pool)
+    requests = [r.messages for r in planned]
     settings = generator_settings(section)(None, endpoint_id(section, spec.dir, "teacher"), "")
-    keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
+    keys = [request_key(settings.endpoint_id, settings.body(r.messages, r.sampling_seed)) for r in planned]
     cache = TeacherCache.for_repo(spec.repo_root)
     try:
         cached = set(cache.get_many(list(dict.fromkeys(keys))))

@@ -1,6 +1,7 @@
 """The stand-in generator: a seed request (distillbuild.generate.requests) answered offline.
 
-It writes the requested number of inputs by drawing, with a seed from the request, texts of
+It writes the requested number of inputs by drawing, with a seed from the request (its prompt
+and its `seed`), texts of
 the requested category from its answer key (its pool), and now and then copies one of the
 examples it was shown, as real generators do. Drawn with replacement across requests, so
 duplicates arise the way they do with a real model asked many times. A stand-in: it writes
@@ -26,7 +27,7 @@ def seed_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: s
     asked = read_request(messages)
     if asked is None:
         return None
-    digest = hashlib.sha256(json.dumps([teacher.seed, messages], sort_keys=True).encode()).digest()
+    digest = hashlib.sha256(json.dumps([teacher.seed, request.get("seed"), messages], sort_keys=True).encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     pool = sorted(t for t, e in teacher.key.items() if asked.label is None or e.label == asked.label)
     written = []

@@ -40,12 +40,13 @@ class Canary:
 
 
 def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, cache: TeacherCache,
-               log: Callable[[str], None] = print, canary: Canary | None = None
-               ) -> tuple[list[CallResult | None], RunStats]:
-    """One result per request, in order (None where the budget stopped the run first)."""
+               log: Callable[[str], None] = print, canary: Canary | None = None,
+               seeds: list[int | None] | None = None) -> tuple[list[CallResult | None], RunStats]:
+    """One result per request, in order (None where the budget stopped the run first). `seeds`:
+    each request's own sampling seed (the seed stage's: the same prompt sampled anew)."""
     stats = RunStats(requested=len(requests))
     t0 = time.monotonic()
-    bodies = [settings.body(m) for m in requests]
+    bodies = [settings.body(m, seed) for m, seed in zip(requests, seeds or [None] * len(requests))]
     keys = [request_key(settings.endpoint_id, b) for b in bodies]
     unique = dict(zip(keys, bodies))  # identical requests are sent once
     stats.unique = len(unique)
@@ -79,11 +80,12 @@ def _with_canary(canary: Canary, order: list[str], hits: dict[str, Any], missing
 
 
 def recorded_responses(requests: list[list[dict[str, str]]], settings: TeacherSettings,
-                       cache: TeacherCache) -> list[dict[str, Any]]:
+                       cache: TeacherCache, seeds: list[int | None] | None = None) -> list[dict[str, Any]]:
     """The cache's entries for these requests ({key, endpoint, model, response}), once each: what
     a stage writes beside its answers (build/*/responses.jsonl), so that `distill reproduce` in a
     fresh clone seeds the cache from them and asks nothing."""
-    keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m)) for m in requests))
+    seeds = seeds or [None] * len(requests)
+    keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m, s)) for m, s in zip(requests, seeds)))
     held = cache.get_many(keys)
     return [{"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
             for k in keys if k in held]

@@ -49,7 +49,8 @@ class TeacherSettings:
             batch=batch, samples=samples, response_format=response_format, token_ids=token_ids, api_key=api_key,
         )
 
-    def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+    def body(self, messages: list[dict[str, str]], seed: int | None = None) -> dict[str, Any]:
+        """The request body; `seed` (one request's own sampling seed) wins over the section's."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -61,8 +62,8 @@ class TeacherSettings:
             body["top_logprobs"] = self.top_logprobs
             if self.token_ids:
                 body["return_tokens_as_token_ids"] = True
-        if self.seed is not None:
-            body["seed"] = self.seed
+        if seed is not None or self.seed is not None:
+            body["seed"] = seed if seed is not None else self.seed
         if self.samples > 1:
             body["n"] = self.samples
         if self.response_format is not None:
