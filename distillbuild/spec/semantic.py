@@ -214,11 +214,8 @@ def _seed_issues(data: Any, spec_dir: Path) -> Issues:
             yield "seed.generator", f"provider: {name} needs a seed.generator.{name} section {needs}"
         if provider != name and own:
             yield f"seed.generator.{name}", f"settings of {what}, but the generator's provider is {provider}"
-    if provider == "llamacpp" and isinstance(get_path(data, "seed.generator.llamacpp.model"), str):
-        try:
-            resolve_model_file(get_path(data, "seed.generator.llamacpp.model"), spec_dir)
-        except FileNotFoundError as exc:
-            yield "seed.generator.llamacpp.model", str(exc)
+    if provider == "llamacpp":
+        yield from _model_file_issues(data, "seed.generator.llamacpp.model", spec_dir)
 
 
 def _export_issues(data: Any) -> Issues:
@@ -260,6 +257,15 @@ _PROVIDER_SECTIONS = {"simulated": ("the simulated teacher", "(answers, accuracy
                       "pipeline": ("a pipeline teacher", "naming the other pipeline's spec")}
 
 
+def _model_file_issues(data: Any, dotted: str, spec_dir: Path) -> Issues:
+    """A GGUF named at `dotted` (a path or package:NAME/FILE) that cannot be found."""
+    if isinstance(get_path(data, dotted), str):
+        try:
+            resolve_model_file(get_path(data, dotted), spec_dir)
+        except FileNotFoundError as exc:
+            yield dotted, str(exc)
+
+
 def _teacher_issues(data: Any, spec_dir: Path) -> Issues:
     provider = get_path(data, "teacher.provider")
     for name, (what, needs) in _PROVIDER_SECTIONS.items():
@@ -268,11 +274,8 @@ def _teacher_issues(data: Any, spec_dir: Path) -> Issues:
             yield "teacher", f"provider: {name} needs a teacher.{name} section {needs}"
         if provider != name and present:
             yield f"teacher.{name}", f"settings of {what}, but provider is {provider}"
-    if provider == "llamacpp" and isinstance(get_path(data, "teacher.llamacpp.model"), str):
-        try:
-            resolve_model_file(get_path(data, "teacher.llamacpp.model"), spec_dir)
-        except FileNotFoundError as exc:
-            yield "teacher.llamacpp.model", str(exc)
+    if provider == "llamacpp":
+        yield from _model_file_issues(data, "teacher.llamacpp.model", spec_dir)
     if provider == "pipeline" and isinstance(get_path(data, "teacher.pipeline.path"), str):
         yield from _pipeline_teacher_issues(data, spec_dir)
 

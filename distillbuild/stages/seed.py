@@ -198,7 +198,7 @@ def estimate_for(spec: Spec):
     """`distill estimate`: the first round's generation calls, net of the cache (later rounds ask
     only for what dropped inputs left short, at most seed.max_rounds - 1 more)."""
     from distillbuild.stages.endpoints import endpoint_id
-    from distillbuild.teacher.cache import TeacherCache, request_key
+    from distillbuild.teacher.cache import cached_keys, request_key
     from distillbuild.teacher.estimate import estimate
 
     section = generator(spec)
@@ -207,11 +207,7 @@ def estimate_for(spec: Spec):
     requests = [r.messages for r in planned]
     settings = generator_settings(section)(None, endpoint_id(section, spec.dir, "teacher"), "")
     keys = [request_key(settings.endpoint_id, settings.body(r.messages, r.sampling_seed)) for r in planned]
-    cache = TeacherCache.for_repo(spec.repo_root)
-    try:
-        cached = set(cache.get_many(list(dict.fromkeys(keys))))
-    finally:
-        cache.close()
+    cached = cached_keys(spec.repo_root, keys)
     price = section.price
     return estimate(requests, keys, cached, model=section.model, max_tokens=spec.seed.max_tokens, labels=None,
                     price_in=price.input_per_mtok if price else None, price_out=price.output_per_mtok if price else None,

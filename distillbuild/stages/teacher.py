@@ -25,7 +25,7 @@ from distillbuild.spec.model_files import PACKAGE_PREFIX
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.teacher.answers import answer_row
-from distillbuild.teacher.cache import TeacherCache, request_key
+from distillbuild.teacher.cache import cached_keys, request_key
 from distillbuild.teacher.canary import canary_check
 from distillbuild.teacher.engine import Canary, answer_all, recorded_responses
 from distillbuild.teacher.estimate import estimate
@@ -115,11 +115,7 @@ def estimate_for(spec: Spec):
     _, _, requests = load_requests(spec)
     settings = teacher_settings(spec)(None, endpoint_id(spec.teacher, spec.dir, "teacher"), "")
     keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
-    cache = TeacherCache.for_repo(spec.repo_root)
-    try:
-        cached = set(cache.get_many(list(dict.fromkeys(keys))))
-    finally:
-        cache.close()
+    cached = cached_keys(spec.repo_root, keys)
     t = spec.teacher
     return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=spec.task.labels,
                     price_in=t.price.input_per_mtok if t.price else None,

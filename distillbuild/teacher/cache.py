@@ -105,3 +105,12 @@ class TeacherCache:
 
     def close(self) -> None:
         self.db.close()
+
+
+def cached_keys(repo_root: Path, keys: list[str]) -> set[str]:
+    """Which of `keys` the repository's cache holds (for estimates: nothing is asked)."""
+    cache = TeacherCache.for_repo(repo_root)
+    try:
+        return set(cache.get_many(list(dict.fromkeys(keys))))
+    finally:
+        cache.close()
