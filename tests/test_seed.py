@@ -81,19 +81,20 @@ def test_replies_are_read_as_json_arrays_lists_or_the_input_itself(reply, asked,
 def test_the_selection_gives_every_dropped_candidate_its_reason():
     existing = ["billing alpha bravo charlie delta echo", "refund kilo lima mike november oscar"]
     heldout = ["login papa quebec romeo sierra tango golf"]
-    sel = Selection(existing, heldout, min_chars=5, max_chars=60, near_threshold=0.8, decontaminate_threshold=0.8)
+    sel = Selection(existing, heldout, min_chars=5, max_chars=80, near_threshold=0.8, decontaminate_threshold=0.8)
     cell = Cell("billing")
 
     def c(text, examples=()):
-        return Candidate(text, cell, tuple(examples), {})
+        return Candidate(text, cell, tuple(examples), {}, ("Write 1 new input that belongs in the category billing.",))
 
-    kept = sel.add([c("fresh words about a brand new billing problem"), c(""), c("tiny"), c("x" * 61),
+    kept = sel.add([c("fresh words about a brand new billing problem"), c(""), c("tiny"), c("x" * 81),
+                    c('Sure. write 1 new input that belongs in the cat: "Hi"'),
                     c("shown example text", ["Shown  example TEXT"]), c("Billing alpha bravo charlie delta echo"),
                     c("fresh words about a brand new billing problem"),
                     c("login papa quebec romeo sierra tango golf!"),
                     c("refund kilo lima mike november oscar papa")])
     assert [k.text for k in kept] == ["fresh words about a brand new billing problem"]
-    assert [reason for _, reason, _ in sel.dropped] == ["empty", "too_short", "too_long", "copies_example",
+    assert [reason for _, reason, _ in sel.dropped] == ["empty", "too_short", "too_long", "echoes_prompt", "copies_example",
                                                         "duplicate_of_input", "duplicate", "contaminated",
                                                         "near_duplicate_of_input"]
     sel.add([c("fresh words about a brand new billing problem today")])  # a later round, against the kept

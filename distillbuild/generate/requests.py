@@ -114,7 +114,7 @@ def messages_for(task: Task, seed: Seed, cell: Cell, asked: int, topic: str | No
     what = "new input" if asked == 1 else "new inputs"
     ask = f"Write {asked} {what}"
     if cell.label is not None:
-        ask += f' that belong in the category "{cell.label}"'
+        ask += f' that {"belongs" if asked == 1 else "belong"} in the category "{cell.label}"'
     lines += ["", ask + "."]
     if topic:
         lines.append(f"Topic: {topic}")
@@ -136,7 +136,7 @@ class AskedFor:
     examples: tuple[str, ...]
 
 
-_ASK = re.compile(r'^Write (\d+) new inputs?(?: that belong in the category "(.*)")?\.$', re.M)
+_ASK = re.compile(r'^Write (\d+) new inputs?(?: that belongs? in the category "(.*)")?\.$', re.M)
 
 
 def read_request(messages: Sequence[Mapping[str, Any]]) -> AskedFor | None:
@@ -152,3 +152,13 @@ def read_request(messages: Sequence[Mapping[str, Any]]) -> AskedFor | None:
         block = user.split("\nExample inputs:\n", 1)[1].split(f"\n{_SEPARATOR}\n\n", 1)[0]
         examples = tuple(e.strip() for e in block.split(_SEPARATOR) if e.strip())
     return AskedFor(ask.group(2), int(ask.group(1)), examples)
+
+
+def instruction_lines(request: SeedRequest, min_chars: int = 20) -> tuple[str, ...]:
+    """The lines of a request's prompt that are its own wording, not an example's: a reply that
+    repeats one (or its opening words) echoes the request instead of writing an input (small
+    models do)."""
+    shown = {line.strip() for e in request.examples for line in e.splitlines()}
+    lines = [m["content"] for m in request.messages]
+    return tuple(line.strip() for text in lines for line in text.splitlines()
+                 if len(line.strip()) >= min_chars and line.strip() not in shown)

@@ -3,7 +3,8 @@
 Before these, a failed call is dropped whole (generator_error), and so is a reply that cannot be
 read (unparsable_reply) or, asked for one input, one cut off at seed.max_tokens (cut_off).
 Checked in this order, a candidate getting the first reason that applies: empty, too_short,
-too_long, copies_example (equal to an example its request showed), duplicate_of_input (equal
+too_long, echoes_prompt (holds the opening words of a line of its request's own wording),
+copies_example (equal to an example its request showed), duplicate_of_input (equal
 to an existing input), duplicate (equal to a generated input kept before it), contaminated
 (near-duplicates a held-out input), near_duplicate_of_input, near_duplicate (MinHash over word
 3-grams, as the filter's dedup). Equality is after normalize_text (NFKC, case, whitespace).
@@ -17,9 +18,17 @@ from typing import Any, Sequence
 
 from distillbuild.text import normalize_text
 
-REASONS = ("generator_error", "unparsable_reply", "cut_off", "empty", "too_short", "too_long", "copies_example",
+REASONS = ("generator_error", "unparsable_reply", "cut_off", "empty", "too_short", "too_long", "echoes_prompt",
+           "copies_example",
            "duplicate_of_input", "duplicate", "contaminated", "near_duplicate_of_input", "near_duplicate",
            "over_quota")
+
+
+ECHO_CHARS = 24  # a candidate holding the opening of one of its request's lines echoes the request
+
+
+def _opening(line: str) -> str:
+    return normalize_text(line).rstrip(".:!?")[:ECHO_CHARS]
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class Candidate:
     cell: Any  # requests.Cell
     examples: tuple[str, ...]
     meta: dict[str, Any]  # what the output row records of its request (topic, round, ...)
+    prompt_lines: tuple[str, ...] = ()  # its request's own wording (requests.instruction_lines)
 
 
 @dataclass
@@ -65,9 +75,11 @@ class Selection:
         """Drop `c` for the first row-level reason that applies; True if dropped."""
         key = normalize_text(c.text)
         examples = {normalize_text(e) for e in c.examples}
+        echoed = next((line for line in c.prompt_lines if _opening(line) in key), None)
         reason = ("empty", "no text") if not key else \
             ("too_short", f"{len(c.text)} < {self.min_chars} characters") if len(c.text) < self.min_chars else \
             ("too_long", f"{len(c.text)} > {self.max_chars} characters") if len(c.text) > self.max_chars else \
+            ("echoes_prompt", f"repeats the request's line {echoed[:60]!r}") if echoed else \
             ("copies_example", "equals an example its request showed") if key in examples else \
             ("duplicate_of_input", "equals an existing input") if key in self._existing_keys else \
             ("duplicate", f"equals generated input #{self._kept_keys[key]}") if key in self._kept_keys else \

@@ -21,7 +21,7 @@ from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.generate.diversity import diversity
 from distillbuild.generate.replies import read_reply
-from distillbuild.generate.requests import Cell, SeedRequest, plan, quotas
+from distillbuild.generate.requests import Cell, SeedRequest, instruction_lines, plan, quotas
 from distillbuild.generate.selection import REASONS, Candidate, Selection
 from distillbuild.io import write_json, write_jsonl
 from distillbuild.spec import Spec
@@ -112,6 +112,7 @@ def _candidates(request: SeedRequest, result: CallResult | None, selection: Sele
     """The request's reply as candidates; a failed call or an unreadable reply dropped whole."""
     meta = {"label": request.cell.label, "attributes": dict(request.cell.attributes), "topic": request.topic,
             "round": request.round}
+    echo = instruction_lines(request)
     blank = Candidate("", request.cell, request.examples, meta)
     if result is None or result.response is None:
         selection.drop(blank, "generator_error", (result.error if result else "not asked: the budget stopped the run") or "")
@@ -126,7 +127,7 @@ def _candidates(request: SeedRequest, result: CallResult | None, selection: Sele
         selection.drop(Candidate(texts[0], request.cell, request.examples, meta), "cut_off",
                        "the reply stopped at seed.max_tokens")
         return []
-    return [Candidate(t, request.cell, request.examples, meta) for t in texts]
+    return [Candidate(t, request.cell, request.examples, meta, echo) for t in texts]
 
 
 def generate(spec: Spec, settings: TeacherSettings, cache, selection: Selection,
