@@ -66,7 +66,9 @@ class FilterConfig:
 # --- row checks: one function each, (reason, detail) or None -------------------------------------
 
 def _teacher_error(row: Row, cfg: FilterConfig) -> Verdict:
-    if row.get("error") or "answer" not in row or (row.get("answer") is None and not row.get("refusal")):
+    # A reasoning row with no answer line is _reasoning's (no_final_answer), not a failed call.
+    if row.get("error") or "answer" not in row or (row.get("answer") is None and not row.get("refusal")
+                                                   and "rationale" not in row):
         return "teacher_error", str(row.get("error") or "no answer")
     return None
 
@@ -85,6 +87,26 @@ def _empty(row: Row, cfg: FilterConfig) -> Verdict:
 
 def _truncated(row: Row, cfg: FilterConfig) -> Verdict:
     return ("truncated", "finish_reason: length (the answer hit max_tokens)") if row.get("finish_reason") == "length" else None
+
+
+def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
+    """teacher.reasoning rows (they carry `rationale`): a rationale to learn from, a final answer
+    line, and a final answer that is the most probable label at the answer's position (a
+    rationale that argues one way while the teacher's probabilities lean the other is noise)."""
+    if "rationale" not in row:
+        return None
+    if row.get("finish_reason") == "length":
+        return "truncated", "finish_reason: length (the reasoning hit max_tokens)"
+    if not (row.get("rationale") or "").strip():
+        return "no_rationale", "the teacher gave no reasoning"
+    if row.get("answer") is None:
+        return "no_final_answer", f"no answer line after the reasoning: {(row.get('raw_answer') or '')[-80:]!r}"
+    probs = row.get("label_probs")
+    if cfg.task_type == "classification" and probs:
+        label, top = normalize_label(row["answer"], list(cfg.labels)), max(probs, key=probs.get)
+        if label is not None and label != top:
+            return "rationale_disagrees", f"the answer line says {label!r}; the soft label's most probable is {top!r}"
+    return None
 
 
 def _invalid_label(row: Row, cfg: FilterConfig) -> Verdict:
@@ -173,11 +195,12 @@ def _judge_low_score(row: Row, cfg: FilterConfig) -> Verdict:
 
 
 ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
-    _teacher_error, _refusal, _empty, _truncated, _invalid_label, _invalid_json,
+    _teacher_error, _refusal, _reasoning, _empty, _truncated, _invalid_label, _invalid_json,
     _low_confidence, _low_agreement, _seed_label_mismatch, _length, _pattern, _judge_low_score,
 )
 SET_REASONS = ("duplicate", "contaminated", "near_duplicate", "class_cap")
-REASONS = ("teacher_error", "refusal", "empty", "truncated", "invalid_label", "invalid_json", "schema_mismatch",
+REASONS = ("teacher_error", "refusal", "no_rationale", "no_final_answer", "rationale_disagrees", "empty", "truncated",
+           "invalid_label", "invalid_json", "schema_mismatch",
            "low_confidence", "low_agreement", "seed_label_mismatch", "length", "pattern", "judge_low_score") + SET_REASONS
 
 
@@ -208,6 +231,8 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
         kept.update(kd=row["kd"], teacher_text=row["answer"])
     if "gold_label" in row:  # for the audit only: the dataset trains on the teacher's label
         kept["gold_label"] = row["gold_label"]
+    if row.get("rationale"):  # teacher.reasoning: what a trace-trained student learns beside the label
+        kept["rationale"] = row["rationale"]
     if row.get("source") in ("human", "seed"):
         kept["source"] = row["source"]
     return kept

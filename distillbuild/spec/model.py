@@ -70,6 +70,7 @@ class Faults:
 class SimulatedTeacher(Simulated):
     limits: RateLimit
     faults: Faults
+    reasoning: bool | None = None  # a reasoning model's stand-in: reasoning_content in every answer
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,15 @@ class Canary:
 
 
 @dataclass(frozen=True)
+class Reasoning:
+    """teacher.reasoning: the teacher's reasoning recorded beside its answer."""
+
+    mode: str  # prompt | field
+    marker: str  # prompt mode: what opens the answer's line
+    instruction: str  # prompt mode: how the teacher is asked to reason
+
+
+@dataclass(frozen=True)
 class Teacher(Endpoint):
     top_logprobs: int
     token_ids: bool
@@ -170,6 +180,7 @@ class Teacher(Endpoint):
     canary: Canary | None = None
     llamacpp: LlamaCpp | None = None
     pipeline: PipelineTeacher | None = None
+    reasoning: Reasoning | None = None
 
 
 @dataclass(frozen=True)

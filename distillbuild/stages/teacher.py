@@ -88,7 +88,8 @@ def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[st
     inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
     inputs = _without_examples(inputs, examples) + seed_rows(spec)
     heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True)
-    return inputs, heldout, [messages_for(spec.task, r["text"], examples) for r in inputs + heldout]
+    reasoning = spec.teacher.reasoning  # prompt mode asks for the rationale in the system prompt
+    return inputs, heldout, [messages_for(spec.task, r["text"], examples, reasoning) for r in inputs + heldout]
 
 
 def seed_rows(spec: Spec) -> list[dict]:
@@ -139,7 +140,8 @@ def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResu
     entries for them ({key, endpoint, model, response}): build/teacher/responses.jsonl, which
     DVC pushes with the build, so `distill reproduce` in a fresh clone asks the teacher nothing."""
     t = spec.teacher
-    canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log)) if t.canary else None
+    canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log, t.reasoning)) \
+        if t.canary else None
     with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
                        settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
@@ -161,7 +163,7 @@ def run(spec: Spec) -> int:
     inputs, heldout, requests = load_requests(spec)
     results, stats, responses = ask(spec, requests)
 
-    rows = [answer_row(r, res, spec.task) for r, res in zip(inputs + heldout, results)]
+    rows = [answer_row(r, res, spec.task, t.reasoning) for r, res in zip(inputs + heldout, results)]
     for row, source in zip(rows, inputs):
         if source.get("label") is not None:  # an input's gold label: never asked about, audited by the filter
             row["gold_label"] = source["label"]

@@ -39,6 +39,8 @@ def teacher_endpoint_id(section: Teacher, base_dir: Path) -> str:
     sim = section.simulated
     digest = _digest((base_dir / sim.answers).resolve().read_bytes())
     identity = f"simulated-v{BEHAVIOUR_VERSION}:{digest}:accuracy={sim.accuracy}:seed={sim.seed}"
+    if sim.reasoning:  # a reasoning model's stand-in answers differently
+        identity += ":reasoning"
     tokenizer = section.tokenizer
     if section.token_ids and tokenizer:
         identity += f":tokenizer={_tokenizer_digest(tokenizer, base_dir)}"
@@ -60,7 +62,7 @@ def teacher_server(section: Teacher, base_dir: Path, labels: Sequence[str] = (),
     tokenizer = section.tokenizer
     if tokenizer and (base_dir / tokenizer).resolve().is_dir():  # a local tokenizer: by absolute path
         tokenizer = str((base_dir / tokenizer).resolve())
-    teacher = SimulatedTeacher(key, list(labels), sim.accuracy, sim.seed, tokenizer=tokenizer)
+    teacher = SimulatedTeacher(key, list(labels), sim.accuracy, sim.seed, tokenizer=tokenizer, reasoning=bool(sim.reasoning))
     # The server takes its limits and faults as mappings.
     kwargs: dict[str, Any] = dict(latency_ms=sim.latency_ms or 0.0, port=port, model=section.model,
                                   latency_sigma=sim.latency_sigma or 0.0, limits=_mapping(sim.limits),

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,11 @@ class SimulatedTeacher:
     """The answering logic, apart from HTTP."""
 
     def __init__(self, key: dict[str, KeyEntry], labels: list[str], accuracy: float, seed: int,
-                 tokenizer: str | None = None):
+                 tokenizer: str | None = None, reasoning: bool = False):
         self.key = {norm(text): entry for text, entry in key.items()}  # looked up by normalised prompt
         self.labels, self.accuracy, self.seed = list(labels), accuracy, seed
         self.tokenizer = tokenizer  # the teacher's tokenizer (a local path): token ids in logprobs
+        self.reasoning = reasoning  # a reasoning model: reasoning_content beside every answer
 
     def _rng(self, text: str, sample: int) -> random.Random:
         digest = hashlib.sha256(f"{self.seed}\0{sample}\0{norm(text)}".encode()).digest()
@@ -120,6 +122,22 @@ class SimulatedTeacher:
         return SimAnswer(content, prob, ((content, prob),))
 
 
+# A system prompt asking for reasoning first and the answer after a marker (teacher/prompts.py).
+_ASKS_REASONING = re.compile(r"on a last line that starts with `([^`]+)`")
+EMPTY_RATIONALE_RATE = 0.02  # a reasoning reply with no reasoning in it
+NO_ANSWER_LINE_RATE = 0.02  # a prompt-mode reply that never writes the marker line
+
+
+def rationale(text: str, label: str, runner_up: str | None, rng: random.Random) -> str:
+    """A short, plausible rationale for the label (empty now and then, as real ones can be)."""
+    if rng.random() < EMPTY_RATIONALE_RATE:
+        return ""
+    words = " ".join(text.split()[:8])
+    against = f", more than {runner_up.replace('_', ' ')}" if runner_up else ""
+    return (f"The message reads \"{words}...\". What it asks about points to {label.replace('_', ' ')}{against}. "
+            f"So the category is {label}.")
+
+
 def token_entry(token: str, prob: float) -> dict[str, Any]:
     return {"token": token, "logprob": math.log(max(prob, 1e-12)), "bytes": list(token.encode())}
 
@@ -138,6 +156,8 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
     k = int(request.get("top_logprobs") or 0)
     want_logprobs = bool(request.get("logprobs"))
     choices = []
+    system = str((messages[0].get("content") if messages and messages[0].get("role") == "system" else "") or "")
+    asked = _ASKS_REASONING.search(system)
     for i in range(n):
         ans = teacher.answer(text, sample=i if temperature > 0 else 0)
         choice: dict[str, Any] = {
@@ -157,10 +177,38 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
             entry = token_entry(ans.label, ans.prob)
             entry["top_logprobs"] = [token_entry(l, p) for l, p in ans.top[:k]]
             choice["logprobs"] = {"content": [entry], "refusal": None}
+        if asked or teacher.reasoning:
+            _reason(choice, teacher, text, ans, i, asked.group(1) if asked else None, k if want_logprobs else 0)
         choices.append(choice)
-    completion_tokens = sum(1 + len(c["message"]["content"]) // 4 for c in choices) if not teacher.labels else n
+    reasoned = bool(asked or teacher.reasoning)
+    completion_tokens = n if teacher.labels and not reasoned else sum(
+        1 + len(c["message"]["content"] + c["message"].get("reasoning_content", "")) // 4 for c in choices)
     return chat_completion("sim", counter, model, teacher.seed, choices, estimate_prompt_tokens(messages),
                            completion_tokens)
+
+
+def _reason(choice: dict[str, Any], teacher: SimulatedTeacher, text: str, ans: SimAnswer, sample: int,
+            marker: str | None, k: int) -> None:
+    """The choice as a reasoning teacher gives it: the rationale in the content before the marker's
+    line (prompt mode), or apart as reasoning_content (a reasoning model)."""
+    rng = teacher._rng(text, 2000 + sample)
+    runner_up = ans.top[1][0] if len(ans.top) > 1 else None
+    why = rationale(text, ans.label, runner_up, rng)
+    message = choice["message"]
+    if marker is None:
+        message["reasoning_content"] = why
+        return
+    if rng.random() < NO_ANSWER_LINE_RATE:  # it reasons, and forgets to give the answer line
+        message["content"] = why or f"It could be {ans.label}."
+        if choice["logprobs"] is not None:
+            choice["logprobs"] = {"content": [token_entry(message["content"], 0.9)], "refusal": None}
+        return
+    lead = f"{why}\n{marker}" if why else marker
+    message["content"] = f"{lead} {ans.label}"
+    if choice["logprobs"] is not None:  # the reasoning as one confident token, then the answer's token
+        answer = token_entry(" " + ans.label, ans.prob)
+        answer["top_logprobs"] = [token_entry(" " + l, p) for l, p in ans.top[:k]]
+        choice["logprobs"] = {"content": [token_entry(lead, 0.95), answer], "refusal": None}
 
 
 def chat_completion(server: str, counter: int, model: str, seed: int, choices: list[dict[str, Any]],

@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 from distillbuild.curate.normalize import normalize_label, normalize_text
-from distillbuild.spec.model import Task
+from distillbuild.spec.model import Reasoning, Task
+from distillbuild.teacher.reasoning import split_reply
 from distillbuild.teacher.results import CallResult
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution, label_masses
 from distillbuild.teacher.token_logprobs import kd_targets
@@ -28,12 +29,16 @@ def _comparable(answer: str | None, task: Task) -> Any:
     return normalize_text(answer)
 
 
-def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> dict[str, Any]:
+def answer_row(row: dict[str, Any], result: CallResult | None, task: Task,
+               reasoning: Reasoning | None = None) -> dict[str, Any]:
+    """The row for one reply. With teacher.reasoning, each choice is split into rationale and
+    answer first (teacher/reasoning.py): `answer` is the extracted answer, read at its own
+    tokens; `rationale` and the whole reply (`raw_answer`) are kept beside it."""
     out: dict[str, Any] = {"id": row["id"], "text": row["text"]}
     if result is None or result.response is None:
         out.update(answer=None, error=result.error if result else "not asked: the budget stopped the run")
         return out
-    choices = result.response.get("choices") or [{}]
+    choices = [_answer_choice(c, reasoning) for c in result.response.get("choices") or [{}]]
     contents = [(c.get("message") or {}).get("content") for c in choices]
     chosen, agreement = 0, None
     if len(choices) > 1:  # self-consistency: keep the majority answer
@@ -50,6 +55,8 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
     labels = task.labels or ()
     probs, ambiguous = _mean_distribution([c.get("logprobs") for c in choices], labels) if labels else (None, False)
     first = ((logprobs or {}).get("content") or [{}])[0]
+    if reasoning is not None:
+        out.update(rationale=choice["rationale"], raw_answer=choice["raw_answer"])
     out.update(
         answer=message.get("content"),
         refusal=message.get("refusal"),
@@ -78,6 +85,17 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task) -> di
         except ValueError as exc:
             out.update(parsed=None, parse_error=f"not JSON: {exc}")
     return out
+
+
+def _answer_choice(choice: dict[str, Any], reasoning: Reasoning | None) -> dict[str, Any]:
+    """A choice as the rest of answer_row reads it: with reasoning, its message's content is the
+    extracted answer and its logprobs the answer's tokens; the rationale rides along."""
+    if reasoning is None:
+        return choice
+    message = choice.get("message") or {}
+    split = split_reply(message, choice.get("logprobs"), reasoning)
+    return {**choice, "message": {**message, "content": split.answer}, "logprobs": split.logprobs,
+            "rationale": split.rationale, "raw_answer": message.get("content")}
 
 
 def answer_label_confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...]) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.spec.model import Task
+from distillbuild.spec.model import Reasoning, Task
 from distillbuild.teacher.answers import answer_row
 from distillbuild.teacher.results import CallResult
 
@@ -47,12 +47,14 @@ def likely_cause(reasons: Counter, task: Task, max_tokens: int) -> str:
     return "the teacher answers nothing usable: check teacher.model and the endpoint"
 
 
-def canary_check(task: Task, max_tokens: int, min_usable: float,
-                 log: Callable[[str], None]) -> Callable[[list[dict[str, Any] | None]], None]:
-    """The check `answer_all` runs on the first responses; raises StageError (exit 3) to stop."""
+def canary_check(task: Task, max_tokens: int, min_usable: float, log: Callable[[str], None],
+                 reasoning: Reasoning | None = None) -> Callable[[list[dict[str, Any] | None]], None]:
+    """The check `answer_all` runs on the first responses; raises StageError (exit 3) to stop.
+    With teacher.reasoning, an answer is the one extracted after the rationale."""
 
     def check(responses: list[dict[str, Any] | None]) -> None:
-        rows = [answer_row({"id": i, "text": ""}, CallResult(r, False), task) for i, r in enumerate(responses) if r]
+        rows = [answer_row({"id": i, "text": ""}, CallResult(r, False), task, reasoning)
+                for i, r in enumerate(responses) if r]
         if not rows:
             return  # every call failed: the run's own error handling says why
         reasons = Counter(reason for row in rows if (reason := unusable_reason(row, task)) is not None)

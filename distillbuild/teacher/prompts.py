@@ -10,19 +10,25 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from distillbuild.spec.inputs import Example
-from distillbuild.spec.model import Task
+from distillbuild.spec.model import Reasoning, Task
 
 
-def system_prompt(task: Task) -> str:
+def system_prompt(task: Task, reasoning: Reasoning | None = None) -> str:
+    """The task's instruction (and labels); with teacher.reasoning in prompt mode, the request for
+    reasoning first and the answer on a last line after the marker (the teacher's prompt only)."""
     instruction = task.instruction.strip()
     if task.type == "classification":
-        return f"{instruction}\n\nCategories: {', '.join(task.labels)}"
+        instruction = f"{instruction}\n\nCategories: {', '.join(task.labels)}"
+    if reasoning is not None and reasoning.mode == "prompt":
+        instruction += (f"\n\n{reasoning.instruction.strip()} Then write the answer alone on a last line that "
+                        f"starts with `{reasoning.marker}`.")
     return instruction
 
 
-def messages_for(task: Task, text: str, examples: Sequence[Example] = ()) -> list[dict[str, str]]:
+def messages_for(task: Task, text: str, examples: Sequence[Example] = (),
+                 reasoning: Reasoning | None = None) -> list[dict[str, str]]:
     turns = [m for e in examples for m in ({"role": "user", "content": e.text}, {"role": "assistant", "content": e.answer})]
-    return [{"role": "system", "content": system_prompt(task)}, *turns, {"role": "user", "content": text}]
+    return [{"role": "system", "content": system_prompt(task, reasoning)}, *turns, {"role": "user", "content": text}]
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

@@ -1,0 +1,131 @@
+"""teacher.reasoning: the teacher's rationale recorded beside its answer, in the prompt (a last
+line after a marker) or from a reasoning model's own field; the answer read at its own tokens;
+the filter drops rows with no rationale, no answer line, or an answer line that disagrees with
+the soft label. Through the stand-in teacher over real HTTP, and the stages."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from conftest import RepoShell, base_spec, write_rows
+from distillbuild.curate.filters import FilterConfig, curate
+from distillbuild.runner import run_stage
+from distillbuild.spec import load_spec
+from distillbuild.spec.model import Reasoning
+from distillbuild.teacher.prompts import system_prompt
+from distillbuild.teacher.reasoning import split_reply
+
+PROMPT = Reasoning(mode="prompt", marker="Answer:", instruction="Think step by step.")
+FIELD = Reasoning(mode="field", marker="Answer:", instruction="unused")
+
+
+def _lp(*pairs):
+    return {"content": [{"token": t, "logprob": math.log(p), "top_logprobs": []} for t, p in pairs]}
+
+
+def test_a_reply_splits_into_rationale_and_the_answer_read_at_its_own_tokens():
+    content = "The card never came.\nSo: answer: not this one.\nAnswer: billing"
+    logprobs = _lp(("The card never came.\nSo: answer: not this one.\nAnswer:", 0.9), (" ", 0.99), ("billing", 0.7))
+    split = split_reply({"content": content}, logprobs, PROMPT)
+    assert split.rationale == "The card never came.\nSo: answer: not this one."  # the marker's last occurrence
+    assert split.answer == "billing" and [t["token"] for t in split.logprobs["content"]] == ["billing"]
+    assert split_reply({"content": "I think it is billing."}, None, PROMPT).answer is None
+    field = split_reply({"content": "refund", "reasoning_content": " Money back. "}, None, FIELD)
+    assert (field.rationale, field.answer) == ("Money back.", "refund")
+    assert split_reply({"content": "refund", "reasoning": "Ollama's name for it"}, None, FIELD).rationale == "Ollama's name for it"
+    prompt = system_prompt(base_task(), PROMPT)
+    assert prompt.endswith("Think step by step. Then write the answer alone on a last line that starts with `Answer:`.")
+    assert "Answer:" not in system_prompt(base_task())  # the student's prompt never asks for reasoning
+
+
+def base_task():
+    from distillbuild.spec.model import Task
+
+    return Task(type="classification", instruction="Classify the ticket.", labels=("billing", "refund"), output_schema=None)
+
+
+def test_the_filter_drops_rows_without_reasoning_or_answer_or_whose_answer_disagrees():
+    cfg = FilterConfig(labels=("billing", "refund"))
+    rows = [{"id": "ok", "text": "a", "answer": "billing", "rationale": "why", "label_probs": {"billing": 0.8, "refund": 0.2}},
+            {"id": "no-why", "text": "b", "answer": "billing", "rationale": "", "label_probs": {"billing": 0.9}},
+            {"id": "no-line", "text": "c", "answer": None, "rationale": "it could be refund", "raw_answer": "it could be"},
+            {"id": "disagrees", "text": "d", "answer": "refund", "rationale": "why", "label_probs": {"billing": 0.6, "refund": 0.4}},
+            {"id": "cut", "text": "e", "answer": None, "rationale": "long", "finish_reason": "length"},
+            {"id": "plain", "text": "f", "answer": "refund"}]  # no teacher.reasoning: no reasoning checks
+    kept, rejected, report = curate(rows, cfg)
+    assert [r["id"] for r in kept] == ["ok", "plain"] and kept[0]["rationale"] == "why"
+    assert {r["id"]: r["reason"] for r in rejected} == {"no-why": "no_rationale", "no-line": "no_final_answer",
+                                                        "disagrees": "rationale_disagrees", "cut": "truncated"}
+
+
+def _project(project, reasoning: dict, simulated_reasoning: bool = False):
+    root = project.root
+    labels = base_spec()["task"]["labels"]
+    rows = [{"id": f"r{i}", "text": f"ticket {i}: a customer writes about {labels[i % 4]} matters, case {i * 7}"}
+            for i in range(120)]
+    write_rows(root / "data/inputs.jsonl", rows)
+    write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": labels[i % 4]} for i, r in enumerate(rows)]
+               + [{"text": "held out", "label": "bug"}])
+    spec = base_spec()
+    spec["teacher"].update(top_logprobs=4, max_tokens=256, reasoning=reasoning)
+    spec["teacher"]["simulated"]["reasoning"] = simulated_reasoning
+    spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}}
+    return project(spec)
+
+
+def test_the_teacher_stage_records_rationales_in_prompt_mode(project, monkeypatch, tmp_path):
+    path = _project(project, {"mode": "prompt"})
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    loaded = load_spec(path)
+    assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
+    rows = [json.loads(line) for line in (project.root / "build/teacher/answers.jsonl").open()]
+    answered = [r for r in rows if r["answer"] is not None]
+    assert len(answered) >= 110 and all(r["answer"] in base_spec()["task"]["labels"] for r in answered)
+    assert all(r["raw_answer"].endswith(f"Answer: {r['answer']}") for r in answered)
+    assert sum(bool(r["rationale"]) for r in rows) >= 110
+    assert all(r["confidence"] is not None and r["label_probs"] for r in answered)  # read at the answer's token
+    report = json.loads((project.root / "build/filter/report.json").read_text())["by_reason"]
+    assert report["no_rationale"] == sum(not r["rationale"] and r["answer"] is not None for r in rows) > 0
+    assert report["no_final_answer"] == sum(r["answer"] is None for r in rows) > 0
+    kept = [json.loads(line) for line in (project.root / "build/filter/kept.jsonl").open()]
+    assert kept and all(r["rationale"] for r in kept)
+
+
+def test_a_reasoning_models_separate_field_and_a_cache_that_tells_modes_apart(project, monkeypatch, tmp_path):
+    path = _project(project, {"mode": "field"}, simulated_reasoning=True)
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    assert run_stage("teacher", load_spec(path)) == 0
+    rows = [json.loads(line) for line in (project.root / "build/teacher/answers.jsonl").open()]
+    assert all(r["answer"] in base_spec()["task"]["labels"] for r in rows)  # the content is the answer
+    assert sum(r["rationale"].startswith("The message reads") for r in rows) >= 110
+    # The same inputs asked in prompt mode are new requests (the system prompt differs): no cache hit.
+    path = _project(project, {"mode": "prompt"}, simulated_reasoning=True)
+    assert run_stage("teacher", load_spec(path)) == 0
+    calls = json.loads((project.root / "build/teacher/report.json").read_text())["calls"]
+    assert calls["billed"] == 121 and calls["from_cache"] == 0
+
+
+def test_changing_teacher_reasoning_rebuilds_from_the_teacher_on(tmp_path):
+    import yaml
+
+    sh = RepoShell(tmp_path / "repo", DISTILL_CACHE_DIR=str(tmp_path / "cache"))
+    sh.root.mkdir()
+    write_rows(sh.root / "data/inputs.jsonl", [{"id": f"r{i}", "text": f"ticket {i} about billing"} for i in range(12)])
+    write_rows(sh.root / "data/heldout.jsonl", [{"id": "h1", "text": "held out", "label": "bug"}])
+    write_rows(sh.root / "data/key.jsonl", [{"text": f"ticket {i} about billing", "label": "billing"} for i in range(12)])
+    spec = base_spec()
+    (sh.root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (sh.root / ".gitignore").write_text(".distill/\n")
+    sh.init_repo()
+    sh("distill", "compile")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "v1")
+    sh("dvc", "repro", "filter")
+    assert json.loads(sh("dvc", "status", "--json").stdout).keys().isdisjoint({"teacher", "filter"})
+    spec["teacher"].update(reasoning={"mode": "prompt"}, max_tokens=256)
+    (sh.root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    stale = json.loads(sh("dvc", "status", "--json").stdout)
+    assert "teacher" in stale and any("teacher" in str(change) for change in stale["teacher"]), stale
