@@ -129,3 +129,89 @@ def test_changing_teacher_reasoning_rebuilds_from_the_teacher_on(tmp_path):
     (sh.root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     stale = json.loads(sh("dvc", "status", "--json").stdout)
     assert "teacher" in stale and any("teacher" in str(change) for change in stale["teacher"]), stale
+
+
+def _reasoning_spec(student_reasoning: str) -> dict:
+    spec = base_spec()
+    spec["teacher"].update(top_logprobs=4, max_tokens=256, reasoning={"mode": "prompt"})
+    spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}}
+    spec["student"] = {"kind": "causal-lm", "base_model": "models/tiny", "trainer": "axolotl",
+                       "reasoning": student_reasoning}
+    return spec
+
+
+def test_the_dataset_trains_on_traces_or_on_two_step_by_step_tasks(project, monkeypatch, tmp_path):
+    (project.root / "models/tiny").mkdir(parents=True)
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    loaded = load_spec(project(_reasoning_spec("trace")))
+    for stage in ("teacher", "filter", "dataset"):
+        assert run_stage(stage, loaded) == 0
+    kept = {r["id"]: r for r in map(json.loads, (project.root / "build/filter/kept.jsonl").open())}
+    train = [json.loads(line) for line in (project.root / "build/dataset/train.jsonl").open()]
+    assert train
+    for row in train:
+        answer = row["messages"][-1]["content"]
+        assert answer == f"{kept[row['id']]['rationale']}\nAnswer: {row['label']}"
+        assert "Answer:" not in row["messages"][0]["content"]  # the student is asked the bare prompt
+
+    loaded = load_spec(project(_reasoning_spec("step_by_step")))
+    assert run_stage("dataset", loaded) == 0
+    rows = [json.loads(line) for line in (project.root / "build/dataset/train.jsonl").open()]
+    rows += [json.loads(line) for line in (project.root / "build/dataset/val.jsonl").open()]
+    by_task = {}
+    for row in rows:
+        base, task = row["id"].split("#")
+        by_task.setdefault(base, {})[task] = row
+    assert set(by_task) == set(kept) and all(set(t) == {"label", "rationale"} for t in by_task.values())
+    one = next(iter(by_task.values()))
+    assert one["label"]["messages"][-2]["content"].startswith("[label] ")
+    assert one["rationale"]["messages"][-2]["content"].startswith("[rationale] ")
+    assert one["rationale"]["messages"][-1]["content"] == kept[one["label"]["id"].split("#")[0]]["rationale"]
+
+
+def test_reasoning_students_need_a_causal_lm_and_a_reasoning_teacher(project):
+    from distillbuild.errors import SpecError
+
+    for change, key in (({"student": {"kind": "encoder-classifier"}}, "student.reasoning"),
+                        ({"teacher": {"reasoning": None}}, "student.reasoning"),
+                        ({"export": {"format": "gguf"}}, "export")):
+        spec = _reasoning_spec("trace")
+        for section, values in change.items():
+            if section == "export":
+                spec["export"] = values
+            else:
+                spec[section].update(values)
+                spec[section] = {k: v for k, v in spec[section].items() if v is not None}
+        (project.root / "models/tiny").mkdir(parents=True, exist_ok=True)
+        try:
+            load_spec(project(spec))
+        except SpecError as err:
+            assert key in [i.path for i in err.issues], err.issues
+        else:
+            raise AssertionError(f"{change} was accepted")
+
+
+class _Scripted:
+    """A causal student's replies, as generate_scored returns them (text, logprobs)."""
+
+    def __init__(self, replies):
+        self.replies, self.asked = replies, []
+
+    def generate_scored(self, conversations):
+        self.asked += conversations
+        return [(text, _lp((text[: text.rfind(":") + 1], 0.9), (text[text.rfind(":") + 1:], 0.8)) if ":" in text
+                 else None) for text in self.replies[: len(conversations)]]
+
+
+def test_a_trace_student_is_read_at_its_answer_line_and_a_step_by_step_one_asked_for_its_label():
+    from distillbuild.evaluate.causal_student import CausalClassifier
+
+    task = base_task()
+    student = _Scripted(["It asks for money back.\nAnswer: refund", "It is about an invoice, so billing."])
+    classifier = CausalClassifier(student, task, "trace", "Answer:")
+    assert classifier.predict(["a", "b"]) == ["refund", None]  # no answer line: unparsable, not "billing"
+    assert classifier.last_answers[0].startswith("It asks") and abs(classifier.last_confidence[0] - 0.8) < 1e-6
+    step = _Scripted(["billing"])
+    CausalClassifier(step, task, "step_by_step").predict(["my invoice"])
+    assert step.asked[0][-1]["content"] == "[label] my invoice"

@@ -21,9 +21,10 @@ from typing import Any
 
 from distillbuild.console import Progress, eta_text, rate_text
 from distillbuild.curate.normalize import normalize_label
-from distillbuild.spec.model import StudentEndpoint, Task
-from distillbuild.teacher.prompts import messages_for
+from distillbuild.spec.model import Reasoning, StudentEndpoint, Task
 from distillbuild.teacher.answers import answer_label_confidence
+from distillbuild.teacher.prompts import student_messages
+from distillbuild.teacher.reasoning import split_reply
 
 ADAPTER_CONFIG = "adapter_config.json"
 TOP_LOGPROBS = 10  # alternatives kept per generated token, as a teacher's top_logprobs
@@ -149,25 +150,33 @@ class EndpointStudent:
 
 class CausalClassifier:
     """Classification by a causal student: its answer text normalised to a label (or None), and
-    that label's probability as the teacher's confidence is read (None when the answer is no label)."""
+    that label's probability as the teacher's confidence is read (None when the answer is no label).
 
-    def __init__(self, student: Any, task: Task):
-        self.student, self.task = student, task
+    `reasoning` is student.reasoning: a trace student writes its rationale first and the answer on
+    a line after `marker` (read there, as a reasoning teacher's is; no such line: no label); a
+    step-by-step student is asked for its label task."""
+
+    def __init__(self, student: Any, task: Task, reasoning: str = "answer", marker: str = "Answer:"):
+        self.student, self.task, self.reasoning = student, task, reasoning
+        self.split = Reasoning(mode="prompt", marker=marker, instruction="") if reasoning == "trace" else None
         self.last_answers: list[str] = []
         self.last_confidence: list[float | None] = []
         self.last_logprobs: list[dict[str, Any] | None] = []
         tokenizer = getattr(student, "tokenizer", None)
-        if tokenizer is not None:  # a label, a leading space or quote, and the end of the turn: no more is read
+        if tokenizer is not None and self.split is None:  # a label, a leading space or quote, the end of the turn
             longest = max(len(tokenizer.encode(f" {label}", add_special_tokens=False)) for label in task.labels)
             student.max_new_tokens = min(student.max_new_tokens, longest + 2)
 
     def predict(self, texts: list[str]) -> list[str | None]:
-        labels = list(self.task.labels)
-        scored = self.student.generate_scored([messages_for(self.task, t) for t in texts])
+        labels = tuple(self.task.labels)
+        scored = self.student.generate_scored([student_messages(self.task, t, self.reasoning) for t in texts])
         self.last_answers = [text for text, _ in scored]  # the text behind each label, for predictions.json
+        if self.split is not None:  # the answer line after the rationale, and its own tokens
+            parts = [split_reply({"content": text}, lp, self.split) for text, lp in scored]
+            scored = [(p.answer or "", p.logprobs) for p in parts]
         self.last_logprobs = [lp for _, lp in scored]
-        predicted = [normalize_label(text, labels) for text in self.last_answers]
-        self.last_confidence = [answer_label_confidence(text, lp, tuple(labels)) if label else None
+        predicted = [normalize_label(text, list(labels)) if text else None for text, _ in scored]
+        self.last_confidence = [answer_label_confidence(text, lp, labels) if label else None
                                 for label, (text, lp) in zip(predicted, scored)]
         return predicted
 

@@ -89,7 +89,8 @@ def exported_gguf(spec: Spec) -> Path | None:
 
 
 def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
-    from distillbuild.evaluate.causal_student import CausalClassifier, EndpointStudent
+    from distillbuild.evaluate.causal_student import EndpointStudent
+    from distillbuild.stages.evaluate import causal_classifier, load_causal_student  # lazy: the evaluation stack
 
     if spec.task.type != "classification":
         raise StageError(f"distill serve answers classification tasks; a causal student of a {spec.task.type} task "
@@ -105,11 +106,10 @@ def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
                                                     timeout_hint="check the machine's memory and the file"))
         student = EndpointStudent(server.base_url, spec.registry_name, None,
                                   max_new_tokens=spec.evaluation.max_new_tokens)
-        return CausalAnswerer(CausalClassifier(student, spec.task)), f"llama.cpp ({gguf.name})"
+        return CausalAnswerer(causal_classifier(spec, student)), f"llama.cpp ({gguf.name})"
     if spec.student.endpoint is None:
         _require_model(spec)
-    from distillbuild.stages.evaluate import load_causal_student  # lazy: imports the evaluation stack
 
     student = load_causal_student(spec, spec.dir / layout.MODEL_DIR, spec.evaluation.threads)
     runtime = "endpoint" if spec.student.endpoint is not None else "transformers"
-    return CausalAnswerer(CausalClassifier(student, spec.task)), runtime
+    return CausalAnswerer(causal_classifier(spec, student)), runtime

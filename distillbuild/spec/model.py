@@ -339,6 +339,7 @@ class Student:
     learning_rate: float
     head_learning_rate: float
     seed: int
+    reasoning: str  # answer | trace | step_by_step: what a causal-LM student learns
     kd: Kd
     lora: Lora
     chat_template: str | None

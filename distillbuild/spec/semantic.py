@@ -65,7 +65,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_writ
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
-             *_human_issues(data), *_seed_issues(data, spec_dir)]
+             *_human_issues(data), *_seed_issues(data, spec_dir), *_reasoning_issues(data)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -216,6 +216,24 @@ def _seed_issues(data: Any, spec_dir: Path) -> Issues:
             yield f"seed.generator.{name}", f"settings of {what}, but the generator's provider is {provider}"
     if provider == "llamacpp":
         yield from _model_file_issues(data, "seed.generator.llamacpp.model", spec_dir)
+
+
+def _reasoning_issues(data: Any) -> Issues:
+    """student.reasoning trains on the teacher's rationales: a causal LM, a teacher that gives
+    them, a label to extract (classification, for now)."""
+    mode = get_path(data, "student.reasoning")
+    if mode in (None, "answer"):
+        return
+    if get_path(data, "student.kind") != "causal-lm":
+        yield "student.reasoning", f"{mode} trains a causal LM to write; student.kind is {get_path(data, 'student.kind')}"
+    elif get_path(data, "teacher.reasoning") is None:
+        yield "student.reasoning", f"{mode} trains on the teacher's rationales: set teacher.reasoning (mode: prompt or field)"
+    elif get_path(data, "task.type") != "classification":
+        yield "student.reasoning", "reasoning students are evaluated on classification tasks for now"
+    elif get_path(data, "student.kd.mode") == "logits":
+        yield "student.reasoning", "logit distillation trains on the teacher's answer tokens, not on a rationale"
+    elif get_path(data, "export") is not None:
+        yield "export", f"exporting a student.reasoning: {mode} student is not supported yet (serve it from build/model)"
 
 
 def _export_issues(data: Any) -> Issues:

@@ -20,15 +20,17 @@ from distillbuild.spec import Spec
 from distillbuild.spec.model import Task
 from distillbuild.stages.contract import Out
 from distillbuild.stages.student_base import student_base
-from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.prompts import STEP_PREFIXES, messages_for
 
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
 # The prompt lists the labels; KD rows need the student's tokenizer.
 READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_share", "data.train_on",
-         "student.kd.mode", "student.base_model")
-READS_WHEN = {"data.human_share": lambda spec: spec.data_files.human_share is not None,
+         "student.kd.mode", "student.base_model", "student.reasoning", "teacher.reasoning")
+READS_WHEN = {"student.reasoning": lambda spec: spec.student.reasoning != "answer",
+              "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",
+              "data.human_share": lambda spec: spec.data_files.human_share is not None,
               "data.train_on": lambda spec: "train_on" in (spec.raw.get("data") or {})}  # as written: DVC reads the file
 
 
@@ -52,6 +54,26 @@ def chat_row(task: Task, row: dict[str, Any]) -> dict[str, Any]:
     if row.get("source") == "human":  # a person's label: no soft labels
         out["source"] = "human"
     return out
+
+
+def reasoning_rows(task: Task, row: dict[str, Any], mode: str, marker: str) -> list[dict[str, Any]]:
+    """A kept row as a reasoning student's chat rows: trace, the rationale then the answer line;
+    step_by_step, the label task and the rationale task (both in the row's split). None for a
+    row without a rationale (a person's label): the caller counts it."""
+    rationale = (row.get("rationale") or "").strip()
+    if not rationale:
+        return []
+    base = chat_row(task, row)
+    if mode == "trace":
+        base["messages"][-1]["content"] = f"{rationale}\n{marker} {row['label']}"
+        return [base]
+    label_task = {**base, "id": f"{row['id']}#label",
+                  "messages": messages_for(task, STEP_PREFIXES["label"] + row["text"])
+                  + [{"role": "assistant", "content": row["label"]}]}
+    rationale_task = {"id": f"{row['id']}#rationale", "label": row["label"], "label_probs": None, "task": "rationale",
+                      "messages": messages_for(task, STEP_PREFIXES["rationale"] + row["text"])
+                      + [{"role": "assistant", "content": rationale}]}
+    return [label_task, rationale_task]
 
 
 def oversample_human(train: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -154,12 +176,19 @@ def run(spec: Spec) -> int:
         if not rows:
             raise StageError(f"no row carries the teacher's token ids for logit distillation ({dropped}); "
                              f"check teacher.token_ids and that the teacher serves the student's tokenizer")
-        make = lambda row: row  # noqa: E731  (already in KD format)
+        make = lambda row: [row]  # noqa: E731  (already in KD format)
+    elif spec.student.reasoning != "answer":
+        marker = spec.teacher.reasoning.marker if spec.teacher.reasoning else "Answer:"
+        make = lambda row: reasoning_rows(task, row, spec.student.reasoning, marker)  # noqa: E731
+        report.update(format=f"chat_template (messages), reasoning {spec.student.reasoning}",
+                      no_rationale=sum(not (r.get("rationale") or "").strip() for r in rows))
     else:
-        make = lambda row: chat_row(task, row)  # noqa: E731
+        make = lambda row: [chat_row(task, row)]  # noqa: E731
     train, val = [], []
-    for row in rows:
-        (val if in_validation(row["id"], split.seed, split.val_fraction) else train).append(make(row))
+    for row in rows:  # the split by the kept row's id: a row's step-by-step tasks stay together
+        (val if in_validation(row["id"], split.seed, split.val_fraction) else train).extend(make(row))
+    if not train:
+        raise StageError("no training rows: every kept row lacks what student.reasoning trains on (a rationale)")
     if spec.data_files.human_share is not None:  # copies after the split: a row never sits in both
         train, mix = oversample_human(train, spec.data_files.human_share)
         report["human"] = mix

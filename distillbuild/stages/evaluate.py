@@ -38,8 +38,11 @@ from distillbuild.teacher.prompts import messages_for
 # A causal student is prompted, and loaded over its base model.
 READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
          "teacher.provider", "teacher.price",
-         "student.kind", "student.base_model", "student.endpoint", "evaluation", "data.heldout_sets")
-READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets)}
+         "student.kind", "student.base_model", "student.endpoint", "student.reasoning", "teacher.reasoning", "evaluation",
+         "data.heldout_sets")
+READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
+              "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
+              "teacher.reasoning": lambda spec: spec.student.reasoning == "trace"}  # the answer line's marker
 
 
 def deps(spec: Spec) -> list[str]:
@@ -90,10 +93,16 @@ def load_classifier(spec: Spec):
     causal LM (local adapter, or an OpenAI-compatible endpoint) whose answers are normalised."""
     threads = spec.evaluation.threads
     if spec.student.kind == "causal-lm":
-        return causal_student.CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec.task)
+        return causal_classifier(spec, load_causal_student(spec, Path(layout.MODEL_DIR), threads))
     from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
 
     return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
+
+
+def causal_classifier(spec: Spec, student) -> "causal_student.CausalClassifier":
+    """A causal student as a classifier, asked and read as student.reasoning says (evaluate, serve)."""
+    marker = spec.teacher.reasoning.marker if spec.teacher.reasoning else "Answer:"
+    return causal_student.CausalClassifier(student, spec.task, spec.student.reasoning, marker)
 
 
 def load_causal_student(spec: Spec, model_dir: Path, threads: int):

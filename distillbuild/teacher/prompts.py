@@ -40,3 +40,13 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
                 return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
             return str(content or "")
     return ""
+
+
+# "Distilling step-by-step" (Hsieh et al., 2023): one input, two tasks, told apart by a prefix.
+STEP_PREFIXES = {"label": "[label] ", "rationale": "[rationale] "}
+
+
+def student_messages(task: Task, text: str, reasoning: str = "answer") -> list[dict[str, str]]:
+    """What a causal-LM student is asked, in training, evaluation and serving alike: the bare
+    prompt; a step-by-step student is asked for its label task."""
+    return messages_for(task, STEP_PREFIXES["label"] + text if reasoning == "step_by_step" else text)
