@@ -117,6 +117,44 @@ def _big_model_project(root: Path) -> Path:
     return root
 
 
+@pytest.mark.axolotl
+@needs_training_axolotl
+def test_a_trace_student_trains_on_the_teachers_reasoning_and_is_read_at_its_answer_line(tmp_path):
+    """teacher.reasoning (prompt mode) -> rows whose assistant turn is rationale + answer line ->
+    the emitted config, unchanged in shape, trains the tiny Llama on CPU; the adapter loads;
+    evaluation generates past the label and reads the answer line (or counts it unparseable)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from conftest import LABELS
+    from distillbuild.standin.teacher import rationale
+
+    words = [rationale(f"ticket number {i} about {l}", l, LABELS[(i + 1) % 4], __import__("random").Random(i))
+             for i, l in enumerate(LABELS * 3)] + ["Answer:"]
+    root = make_causal_project(tmp_path / "proj", rows=32, texts=words,
+                               student=causal_student(reasoning="trace", max_length=192),
+                               teacher={"reasoning": {"mode": "prompt"}, "max_tokens": 256, "top_logprobs": 4})
+    spec = yaml.safe_load((root / "distill.yaml").read_text())
+    spec["evaluation"] = {"max_new_tokens": 48, "latency_samples": 2, "threads": 1}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate"], AXOLOTL)
+    train = [json.loads(line) for line in (root / "build/dataset/train.jsonl").open()]
+    assert train and all(r["messages"][-1]["content"].endswith(f"Answer: {r['label']}") for r in train)
+    assert all(len(r["messages"][-1]["content"]) > 40 for r in train)  # a rationale before the answer line
+    losses = [h["loss"] for h in json.loads((root / "build/train/history.json").read_text())]
+    assert losses and all(math.isfinite(x) for x in losses)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(root / "models/tiny-llama"),
+                                      str(root / "build/model"))
+    assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
+    said = [p.get("student_text") or "" for p in predictions]
+    assert metrics["student_unparseable"] == sum(p["predicted"] == "(unparseable)" for p in predictions)
+    assert max(len(t) for t in said) > max(len(l) for l in LABELS) + 2  # it wrote past a bare label
+    assert torch.isfinite(torch.tensor(metrics["latency_p50_ms"]))
+
+
 @pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
                                                             "(`make test` makes it)")
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: nothing to refuse")

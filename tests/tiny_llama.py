@@ -180,9 +180,11 @@ def causal_student(**extra) -> dict:
             "batch_size": 4, "epochs": 2, "learning_rate": 0.002, **extra}
 
 
-def make_causal_project(root: Path, rows: int = 48, weights: bool = True, student: dict | None = None) -> Path:
+def make_causal_project(root: Path, rows: int = 48, weights: bool = True, student: dict | None = None,
+                        teacher: dict | None = None, texts: Iterable[str] = ()) -> Path:
     """A git repository with `rows` tickets, the tiny Llama under models/ and a distill.yaml
-    whose student is the tiny Llama; returns its root."""
+    whose student is the tiny Llama; returns its root. `teacher`: keys added to the teacher
+    section; `texts`: more text the tiny tokenizer is trained on (what the student will write)."""
     import subprocess
 
     import yaml
@@ -197,8 +199,9 @@ def make_causal_project(root: Path, rows: int = 48, weights: bool = True, studen
                                               "label": LABELS[i % 4]} for i in range(8)])
     write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": LABELS[i % 4]} for i, r in enumerate(inputs)]
                + [{"text": f"held out ticket {i} about {LABELS[i % 4]}", "label": LABELS[i % 4]} for i in range(8)])
-    build_tiny_llama(root / MODEL_DIR, weights=weights, texts=[r["text"] for r in inputs] + LABELS)
+    build_tiny_llama(root / MODEL_DIR, weights=weights, texts=[r["text"] for r in inputs] + LABELS + list(texts))
     spec = base_spec()
+    spec["teacher"].update(teacher or {})
     spec["student"] = student or causal_student()
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return root
