@@ -30,6 +30,14 @@ MODEL_DIR = f"{BUILD}/model"
 TRAIN_HISTORY = f"{BUILD}/train/history.json"
 TRAIN_REPORT = f"{BUILD}/train/report.json"
 
+PREFERENCE_DIR = f"{BUILD}/preference"
+PAIRS = f"{PREFERENCE_DIR}/pairs.jsonl"  # (prompt, chosen: the teacher's answer, rejected: the SFT student's)
+PAIRS_REPORT = f"{PREFERENCE_DIR}/pairs_report.json"
+PREFERENCE_BASE = f"{PREFERENCE_DIR}/sft"  # the SFT adapter merged into its base: DPO's start and reference
+PREFERENCE_CONFIG = f"{PREFERENCE_DIR}/config"  # axolotl.yaml (rl: dpo) and its plan
+PREFERENCE_MODEL = f"{PREFERENCE_DIR}/model"  # the DPO adapter over PREFERENCE_BASE
+PREFERENCE_REPORT = f"{PREFERENCE_DIR}/train_report.json"
+
 METRICS = f"{BUILD}/evaluate/metrics.json"
 PREDICTIONS = f"{BUILD}/evaluate/predictions.json"
 

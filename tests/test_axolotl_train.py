@@ -155,6 +155,49 @@ def test_a_trace_student_trains_on_the_teachers_reasoning_and_is_read_at_its_ans
     assert torch.isfinite(torch.tensor(metrics["latency_p50_ms"]))
 
 
+@pytest.mark.axolotl
+@needs_training_axolotl
+def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preference_step(tmp_path):
+    """SFT, then the SFT student's disagreements as DPO pairs, then `rl: dpo` over the merged SFT
+    model, all by `dvc repro` with the real Axolotl on CPU; the DPO adapter loads over the merged
+    model and is what evaluate answers with; changing only beta leaves every earlier stage alone."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from conftest import RepoShell
+
+    sh = RepoShell(tmp_path / "proj", DISTILL_AXOLOTL=AXOLOTL, DISTILL_CACHE_DIR=str(tmp_path / "cache"))
+    root = make_causal_project(sh.root, rows=32, student=causal_student(epochs=1, preference={"beta": 0.1}))
+    spec = yaml.safe_load((root / "distill.yaml").read_text())
+    spec["evaluation"] = {"max_new_tokens": 8, "latency_samples": 2, "threads": 1}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (root / ".gitignore").write_text(".distill/\n")
+    sh("git", "config", "user.email", "test@example.com")
+    sh("git", "config", "user.name", "test")
+    sh("dvc", "init", "-q")
+    sh("distill", "compile")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "v1")
+    done = sh("dvc", "repro", check=False)  # the tiny model fails its gate: every stage before it must have run
+    assert done.returncode == 0 or "failed to reproduce 'gate'" in done.stdout + done.stderr, done.stderr[-3000:]
+    pairs = json.loads((root / "build/preference/pairs_report.json").read_text())
+    assert pairs["pairs"] > 0 and pairs["asked"] >= pairs["pairs"]
+    report = json.loads((root / "build/preference/train_report.json").read_text())
+    losses = [s["loss"] for s in report.get("steps", [])] or [report.get("train_loss")]
+    assert losses and all(x is not None and math.isfinite(x) for x in losses), report
+    cfg = yaml.safe_load((root / "build/preference/config/axolotl.yaml").read_text())
+    assert cfg["rl"] == "dpo" and cfg["rl_beta"] == 0.1
+    merged = AutoModelForCausalLM.from_pretrained(root / "build/preference/sft")
+    dpo = PeftModel.from_pretrained(merged, str(root / "build/preference/model"))
+    assert any(p.abs().sum() > 0 for n, p in dpo.named_parameters() if "lora_B" in n)
+    assert json.loads((root / "build/evaluate/metrics.json").read_text())["heldout_rows"] == 8
+    assert set(json.loads(sh("dvc", "status", "--json").stdout)) <= {"gate"}  # built, but for the failed gate
+    spec["student"]["preference"]["beta"] = 0.3
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    stale = set(json.loads(sh("dvc", "status", "--json").stdout))
+    assert "preference" in stale and not stale & {"teacher", "filter", "dataset", "configure", "train", "pairs"}, stale
+
+
 @pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
                                                             "(`make test` makes it)")
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: nothing to refuse")

@@ -64,7 +64,7 @@ def test_committed_dvc_yaml_is_current():
 def test_every_stage_runs_distill_stage_and_lists_exactly_its_keys(project):
     spec = load_spec(project())
     pipeline = yaml.safe_load(render(spec))
-    assert list(pipeline["stages"]) == [n for n in names() if n not in ("seed", "route", "export")]  # those: when asked for
+    assert list(pipeline["stages"]) == [n for n in names() if n not in ("seed", "pairs", "preference", "route", "export")]  # when asked for
     for name, stage in pipeline["stages"].items():
         assert stage["cmd"] == f"distill stage {name}"
         listed = stage.get("params", [{}])[0].get("distill.yaml", [])

@@ -215,3 +215,35 @@ def test_a_trace_student_is_read_at_its_answer_line_and_a_step_by_step_one_asked
     step = _Scripted(["billing"])
     CausalClassifier(step, task, "step_by_step").predict(["my invoice"])
     assert step.asked[0][-1]["content"] == "[label] my invoice"
+
+
+def test_the_answer_line_is_found_in_any_script_and_in_the_tokens_own_text():
+    # Casefolding before searching would move offsets: ß becomes ss.
+    split = split_reply({"content": "Die Straße heißt Große Gasse; kein Spaß.\nAnswer: refund"}, None, PROMPT)
+    assert (split.rationale, split.answer) == ("Die Straße heißt Große Gasse; kein Spaß.", "refund")
+    # A student's text is stripped; its tokens are not: the answer's tokens are found in the tokens.
+    tokens = _lp(("\n", 0.9), ("Because", 0.9), (" x", 0.9), ("\n", 0.9), ("Answer", 0.9), (":", 0.9), (" refund", 0.6))
+    split = split_reply({"content": "Because x\nAnswer: refund"}, tokens, PROMPT)
+    assert [t["token"] for t in split.logprobs["content"]] == [" refund"]
+
+
+def test_reasoning_specs_are_checked(project):
+    from distillbuild.errors import SpecError
+
+    def issues(spec):
+        try:
+            load_spec(project(spec))
+        except SpecError as err:
+            return {i.path for i in err.issues}
+        return set()
+
+    spec = base_spec()
+    spec["teacher"]["reasoning"] = {"mode": "prompt"}  # max_tokens left at 16
+    assert "teacher.max_tokens" in issues(spec)
+    spec["teacher"].update(max_tokens=128, reasoning={"mode": "field"})  # a stand-in that does not reason
+    assert "teacher.simulated.reasoning" in issues(spec)
+    spec = _reasoning_spec("trace")
+    (project.root / "models/tiny").mkdir(parents=True, exist_ok=True)
+    write_rows(project.root / "data/human.jsonl", [{"id": "p1", "text": "a person's ticket", "label": "bug"}])
+    spec["data"]["human"] = "data/human.jsonl"
+    assert "data.human" in issues(spec)

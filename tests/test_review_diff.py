@@ -220,7 +220,7 @@ def test_spec_absent_at_base_is_a_new_pipeline(repo):
     path.write_text(yaml.safe_dump(base_spec(), sort_keys=False))
     report = diff_report(path, "HEAD")
     assert report["spec"] == "pipelines/two/distill.yaml" and report["new_pipeline"]
-    assert rebuilding(report) == [n for n in names() if n not in ("seed", "route", "export")]  # every stage the spec has
+    assert rebuilding(report) == [n for n in names() if n not in ("seed", "pairs", "preference", "route", "export")]  # every stage the spec has
     assert {c["status"] for c in report["changes"]} == {"added"}
     assert report["dvc_yaml"]["missing"] and report["dvc_yaml"]["stale"]
     assert report["teacher"]["new_calls"] == 13

@@ -65,6 +65,16 @@ def test_a_request_reads_back_as_what_it_asked_for_and_rounds_send_new_requests(
     assert read_request(one).count == 1 and "Reply with the new input only" in one[-1]["content"]
 
 
+def test_no_examples_and_scarce_pools_still_plan():
+    assert all(r.examples == () for r in plan(TASK, _seed(per_label=4, examples=0), {Cell("bug"): 4}, 1,
+                                               [("a bug report", "bug"), ("other", None)]))
+
+
+def test_a_reply_cut_off_keeps_its_complete_inputs():
+    assert read_reply('["one here", "two here", "thr', 3, cut_off=True) == ["one here", "two here"]
+    assert read_reply('["a", 5, null]', 3) == ["a", "", ""]  # no text: kept empty, for the selection to count
+
+
 @pytest.mark.parametrize("reply,asked,expected", [
     ('["first one here", "second one here"]', 2, ["first one here", "second one here"]),
     ('Sure! Here they are:\n```json\n["a ticket", {"text": "b ticket"}]\n```', 2, ["a ticket", "b ticket"]),
@@ -172,6 +182,36 @@ def _estimate(path) -> dict:
     return json.loads(result.output)
 
 
+def test_one_budget_for_every_round_and_inputs_with_a_seed_field_are_not_generated(project, monkeypatch, tmp_path):
+    import re
+
+    from distillbuild.errors import StageError
+
+    path, _, _ = _seed_project(project, max_tokens=16)  # a small per-call estimate: the first round runs
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    assert run_stage("seed", load_spec(path)) == 0
+    report = json.loads((project.root / "build/seed/report.json").read_text())
+    assert report["rounds"] > 1
+    spec = __import__("yaml").safe_load(path.read_text())
+    budget = report["calls"]["cost_usd"] * 0.8  # less than all the rounds cost
+    spec["teacher"]["budget_usd"] = budget
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache2"))
+    with pytest.raises(StageError, match="budget") as stopped:
+        run_stage("seed", load_spec(project(spec)))
+    spent = float(re.search(r"\$([0-9.]+) spent", str(stopped.value)).group(1))
+    # The first round ran, and the later ones stopped: each round alone fits the budget, so a budget
+    # per round would have let every round run. (Calls in flight may pass it by one call's cost.)
+    assert 0 < spent < report["calls"]["cost_usd"]
+    # An input row that happens to carry a `seed` field is an input, not a generated one.
+    rows = [json.loads(line) for line in (project.root / "data/inputs.jsonl").open()]
+    write_rows(project.root / "data/inputs.jsonl", [{**r, "seed": 42} for r in rows])
+    plain = base_spec()
+    assert run_stage("teacher", load_spec(project(plain))) == 0
+    answers = [json.loads(line) for line in (project.root / "build/teacher/answers.jsonl").open()]
+    assert answers and not any(a.get("source") == "seed" for a in answers)
+
+
 def test_a_generator_endpoint_of_its_own_and_a_failing_one(project, monkeypatch, tmp_path):
     path, _, _ = _seed_project(project, generator={"model": "writer", "simulated": {"answers": "data/key.jsonl", "seed": 9}})
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
@@ -187,8 +227,12 @@ def test_seed_specs_are_checked(project):
     from distillbuild.errors import SpecError
 
     spec = base_spec()
+    load_spec(project({**spec, "seed": {"per_label": 2, "generator": {"provider": "simulated"}}}))  # inherits the key
     for section, key in (({"per_request": 2}, "seed"), ({"per_label": 2, "count": 3}, "seed.count"),
                          ({"per_label": 2, "min_chars": 50, "max_chars": 10}, "seed.min_chars"),
+                         ({"per_label": 2, "min_chars": 5000}, "seed.min_chars"),  # above the default max_chars
+                         ({"per_label": 2, "generator": {"provider": "openai", "base_url": "https://other.example/v1",
+                                                          "model": "m"}}, "seed.generator"),
                          ({"per_label": 2, "generator": {"provider": "llamacpp"}}, "seed.generator"),
                          ({"per_label": 2, "generator": {"provider": "openai", "simulated": {"answers": "data/key.jsonl"}}},
                           "seed.generator.simulated")):

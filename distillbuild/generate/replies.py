@@ -39,12 +39,11 @@ def _from_json(text: str) -> list[str] | None:
     if not isinstance(items, list):
         return None
     out = []
-    for item in items:
+    for item in items:  # an item that is no text stays, empty, for the selection to count
         if isinstance(item, dict):
             item = next((item[k] for k in ("text", "input", "content") if isinstance(item.get(k), str)), None)
-        if isinstance(item, str):
-            out.append(item.strip())
-    return out if out or not items else None
+        out.append(item.strip() if isinstance(item, str) else "")
+    return out or None
 
 
 def _from_list(text: str) -> list[str] | None:
@@ -58,10 +57,24 @@ def _from_list(text: str) -> list[str] | None:
     return items or None
 
 
-def read_reply(content: str | None, asked: int) -> list[str] | None:
-    """The candidate inputs in a reply, in order; None when it cannot be read."""
+def content_text(content) -> str | None:
+    """A message's content as text: a string, or the text of its content parts."""
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict)) or None
+    return content if isinstance(content, str) else None
+
+
+def read_reply(content: str | None, asked: int, cut_off: bool = False) -> list[str] | None:
+    """The candidate inputs in a reply, in order; None when it cannot be read. A reply cut off at
+    max_tokens: its complete items (a JSON array's, salvaged up to its last complete string)."""
     if content is None or not content.strip():
         return None
+    if cut_off and asked > 1:
+        text = _unwrap(content)
+        start = text.find("[")
+        if start >= 0 and "]" not in text[start:]:  # an array that never closed: close it after its last item
+            last = text.rfind('",')
+            return _from_json(text[start : last + 1] + "]") if last > start else None
     if asked == 1:
         return [_unwrap(content)]
     text = _unwrap(content)

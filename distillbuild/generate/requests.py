@@ -93,10 +93,12 @@ def plan(task: Task, seed: Seed, shortfall: Mapping[Cell, int], round_no: int, p
 def _examples(pool: Sequence[tuple[str, str | None]], label: str | None, k: int, rng: random.Random) -> tuple[str, ...]:
     """k example inputs: of the cell's label where labelled ones exist (all but one of them, so
     that requests differ even when a label has only a few), then any others."""
+    if k <= 0:
+        return ()
     own = [t for t, l in pool if label is not None and l == label]
     rest = [t for t, l in pool if not (label is not None and l == label)]
     chosen = rng.sample(own, min(max(1, k - 1) if rest else k, len(own)))
-    chosen += rng.sample(rest, min(k - len(chosen), len(rest)))
+    chosen += rng.sample(rest, max(0, min(k - len(chosen), len(rest))))
     return tuple(_cut(t) for t in chosen)
 
 

@@ -90,7 +90,7 @@ def exported_gguf(spec: Spec) -> Path | None:
 
 def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
     from distillbuild.evaluate.causal_student import EndpointStudent
-    from distillbuild.stages.evaluate import causal_classifier, load_causal_student  # lazy: the evaluation stack
+    from distillbuild.stages.evaluate import causal_classifier, load_final_student  # lazy: the evaluation stack
 
     if spec.task.type != "classification":
         raise StageError(f"distill serve answers classification tasks; a causal student of a {spec.task.type} task "
@@ -110,6 +110,6 @@ def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
     if spec.student.endpoint is None:
         _require_model(spec)
 
-    student = load_causal_student(spec, spec.dir / layout.MODEL_DIR, spec.evaluation.threads)
+    student = load_final_student(spec, spec.evaluation.threads, spec.dir)
     runtime = "endpoint" if spec.student.endpoint is not None else "transformers"
     return CausalAnswerer(causal_classifier(spec, student)), runtime

@@ -302,6 +302,16 @@ class Kd:
 
 
 @dataclass(frozen=True)
+class Preference:
+    """student.preference: DPO after SFT on (teacher, student) answer pairs."""
+
+    beta: float
+    learning_rate: float
+    epochs: int
+    max_pairs: int | None
+
+
+@dataclass(frozen=True)
 class Lora:
     r: int
     alpha: int
@@ -340,6 +350,7 @@ class Student:
     head_learning_rate: float
     seed: int
     reasoning: str  # answer | trace | step_by_step: what a causal-LM student learns
+    preference: Preference | None  # DPO after SFT: the pairs and preference stages run when set
     kd: Kd
     lora: Lora
     chat_template: str | None

@@ -65,7 +65,8 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_writ
              *_filter_rule_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
-             *_human_issues(data), *_seed_issues(data, spec_dir), *_reasoning_issues(data)]
+             *_human_issues(data), *_seed_issues(data, spec_dir), *_reasoning_issues(data),
+             *_preference_issues(data)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -200,16 +201,20 @@ def _seed_issues(data: Any, spec_dir: Path) -> Issues:
         yield "seed", "how many new inputs? Set seed.per_label (classification) or seed.count"
     elif seed.get("per_label") is not None and seed.get("count") is not None:
         yield "seed.count", "set one quota: seed.per_label or seed.count, not both"
-    if seed.get("min_chars", 0) > seed.get("max_chars", 1 << 62):
-        yield "seed.min_chars", f"{seed['min_chars']} is more than seed.max_chars ({seed['max_chars']})"
+    low, high = seed.get("min_chars", 8), seed.get("max_chars", 4000)  # the schema's defaults
+    if low > high:
+        yield "seed.min_chars", f"{low} is more than seed.max_chars ({high})"
     generator = seed.get("generator") or {}
     provider = generator.get("provider", get_path(data, "teacher.provider"))
+    if generator.get("base_url") not in (None, get_path(data, "teacher.base_url")) and "api_key_env" not in generator:
+        yield "seed.generator", ("another endpoint than the teacher's: name its key (seed.generator.api_key_env), "
+                                 "so the teacher's is never sent to it")
     if provider == "pipeline":
         yield "seed.generator", ("the teacher is another pipeline's student, which answers but cannot write "
                                  "inputs: name a generator (seed.generator.provider, model, ...)")
     for name, (what, needs) in _PROVIDER_SECTIONS.items():
         own = generator.get(name) is not None
-        inherited = "provider" not in generator and get_path(data, f"teacher.{name}") is not None
+        inherited = provider == get_path(data, "teacher.provider") and get_path(data, f"teacher.{name}") is not None
         if provider == name and name != "pipeline" and not (own or inherited):
             yield "seed.generator", f"provider: {name} needs a seed.generator.{name} section {needs}"
         if provider != name and own:
@@ -218,9 +223,44 @@ def _seed_issues(data: Any, spec_dir: Path) -> Issues:
         yield from _model_file_issues(data, "seed.generator.llamacpp.model", spec_dir)
 
 
+def _preference_issues(data: Any) -> Issues:
+    """student.preference: DPO by Axolotl on a causal LM's classification answers."""
+    if get_path(data, "student.preference") is None:
+        return
+    if get_path(data, "student.kind") != "causal-lm" or get_path(data, "student.trainer") != "axolotl":
+        yield "student.preference", "DPO trains a causal-LM student with Axolotl (student.kind: causal-lm, trainer: axolotl)"
+    elif get_path(data, "task.type") != "classification":
+        yield "student.preference", "preference pairs are built for classification tasks for now"
+    elif get_path(data, "student.kd.mode") == "logits":
+        yield "student.preference", "DPO after logit distillation is not supported: use kd.mode labels"
+    elif get_path(data, "export") is not None:
+        yield "export", "exporting a DPO student is not supported yet (serve it from build/preference)"
+
+
+REASONING_MIN_TOKENS = 64  # a rationale of a few sentences and the answer line
+
+
+def _teacher_reasoning_issues(data: Any) -> Issues:
+    """teacher.reasoning: room for the rationale, a label to read off the answer line, and a
+    stand-in that reasons when field mode expects it."""
+    reasoning = get_path(data, "teacher.reasoning")
+    if not isinstance(reasoning, dict):
+        return
+    if get_path(data, "task.type") != "classification":
+        yield "teacher.reasoning", "reasoning is recorded for classification tasks for now (an answer line holds a label)"
+    tokens = get_path(data, "teacher.max_tokens")
+    if not isinstance(tokens, int) or tokens < REASONING_MIN_TOKENS:
+        yield "teacher.max_tokens", (f"{tokens if tokens is not None else 'the default, 16,'} leaves no room for reasoning: "
+                                     f"at least {REASONING_MIN_TOKENS} with teacher.reasoning")
+    if reasoning.get("mode") == "field" and get_path(data, "teacher.provider") == "simulated" \
+            and not get_path(data, "teacher.simulated.reasoning"):
+        yield "teacher.simulated.reasoning", "field mode reads a reasoning model's field: set it true for the stand-in"
+
+
 def _reasoning_issues(data: Any) -> Issues:
     """student.reasoning trains on the teacher's rationales: a causal LM, a teacher that gives
     them, a label to extract (classification, for now)."""
+    yield from _teacher_reasoning_issues(data)
     mode = get_path(data, "student.reasoning")
     if mode in (None, "answer"):
         return
@@ -232,6 +272,8 @@ def _reasoning_issues(data: Any) -> Issues:
         yield "student.reasoning", "reasoning students are evaluated on classification tasks for now"
     elif get_path(data, "student.kd.mode") == "logits":
         yield "student.reasoning", "logit distillation trains on the teacher's answer tokens, not on a rationale"
+    elif get_path(data, "data.human") is not None:
+        yield "data.human", f"people's labels carry no rationale for a {mode} student to learn (and win dedup)"
     elif get_path(data, "export") is not None:
         yield "export", f"exporting a student.reasoning: {mode} student is not supported yet (serve it from build/model)"
 

@@ -9,7 +9,8 @@ endpoint opened for a stage), `lineage` and `model_card` (what the gate records)
 
 from __future__ import annotations
 
-from distillbuild.stages import configure, dataset, evaluate, export, filter, gate, route, seed, teacher, train
+from distillbuild.stages import (configure, dataset, evaluate, export, filter, gate, pairs, preference, route, seed,
+                                 teacher, train)
 from distillbuild.stages.contract import Stage
 
 PIPELINE: list[Stage] = [
@@ -19,6 +20,8 @@ PIPELINE: list[Stage] = [
     Stage.of(dataset),
     Stage.of(configure),
     Stage.of(train),
+    Stage.of(pairs),  # only when the spec has student.preference: DPO pairs from the SFT student
+    Stage.of(preference),  # and DPO on them
     Stage.of(evaluate),
     Stage.of(route),  # only when the spec has a `route` section
     Stage.of(gate),

@@ -9,7 +9,7 @@ DeepSpeed JSON it names when `student.distributed.strategy` is deepspeed, and
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from distillbuild import layout
@@ -33,8 +33,10 @@ from distillbuild.train.axolotl_config import (
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
-READS = ("name", "task.type", "task.labels", "task.instruction", "task.output_schema", "student",
-         "teacher.temperature")
+# Every student key but the preference step's (its own stage reads those): a new DPO beta
+# must not rebuild the SFT config.
+READS = ("name", "task.type", "task.labels", "task.instruction", "task.output_schema",
+         *(f"student.{f.name}" for f in fields(Student) if f.name != "preference"), "teacher.temperature")
 # Declared only when read, so that a new teacher temperature does not rebuild `configure` for a
 # student that never reads it: Axolotl's KD rescales the teacher's logprobs from it.
 READS_WHEN = {"teacher.temperature": lambda spec: spec.student.kd.mode == "logits"}

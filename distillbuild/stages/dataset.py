@@ -187,7 +187,7 @@ def run(spec: Spec) -> int:
     train, val = [], []
     for row in rows:  # the split by the kept row's id: a row's step-by-step tasks stay together
         (val if in_validation(row["id"], split.seed, split.val_fraction) else train).extend(make(row))
-    if not train:
+    if not train and spec.student.reasoning != "answer":
         raise StageError("no training rows: every kept row lacks what student.reasoning trains on (a rationale)")
     if spec.data_files.human_share is not None:  # copies after the split: a row never sits in both
         train, mix = oversample_human(train, spec.data_files.human_share)

@@ -46,7 +46,8 @@ READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_set
 
 
 def deps(spec: Spec) -> list[str]:
-    files = [layout.MODEL_DIR, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
+    model = [layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE] if spec.student.preference else [layout.MODEL_DIR]
+    files = [*model, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
              *(posix(path) for path in spec.data_files.heldout_sets.values())]
     judge = spec.evaluation.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
@@ -93,7 +94,7 @@ def load_classifier(spec: Spec):
     causal LM (local adapter, or an OpenAI-compatible endpoint) whose answers are normalised."""
     threads = spec.evaluation.threads
     if spec.student.kind == "causal-lm":
-        return causal_classifier(spec, load_causal_student(spec, Path(layout.MODEL_DIR), threads))
+        return causal_classifier(spec, load_final_student(spec, threads))
     from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
 
     return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
@@ -102,14 +103,24 @@ def load_classifier(spec: Spec):
 def causal_classifier(spec: Spec, student) -> "causal_student.CausalClassifier":
     """A causal student as a classifier, asked and read as student.reasoning says (evaluate, serve)."""
     marker = spec.teacher.reasoning.marker if spec.teacher.reasoning else "Answer:"
+    if spec.student.reasoning == "trace":  # room for a rationale as long as the teacher's
+        student.max_new_tokens = max(student.max_new_tokens, spec.teacher.max_tokens)
     return causal_student.CausalClassifier(student, spec.task, spec.student.reasoning, marker)
 
 
-def load_causal_student(spec: Spec, model_dir: Path, threads: int):
+def load_final_student(spec: Spec, threads: int, root: Path = Path(".")):
+    """The student the build ends with: the DPO adapter over the merged SFT model when
+    student.preference is set, else the trained model (`root`: the spec's directory)."""
+    if spec.student.preference is not None and spec.student.endpoint is None:
+        return load_causal_student(spec, root / layout.PREFERENCE_MODEL, threads, base=str(root / layout.PREFERENCE_BASE))
+    return load_causal_student(spec, root / layout.MODEL_DIR, threads)
+
+
+def load_causal_student(spec: Spec, model_dir: Path, threads: int, base: str | None = None):
     """The causal student: behind student.endpoint when set, else the model in model_dir over
-    student.base_model (a directory beside the spec, or a hub id)."""
+    `base`, or student.base_model (a directory beside the spec, or a hub id)."""
     endpoint = spec.student.endpoint
-    base_model = student_base_path(spec) if endpoint is None else None
+    base_model = (base or student_base_path(spec)) if endpoint is None else None
     return causal_student.load_causal_student(model_dir, threads, endpoint=endpoint, base_model=base_model,
                                               max_new_tokens=spec.evaluation.max_new_tokens)
 
@@ -145,7 +156,7 @@ def run_generation(spec: Spec) -> int:
 
     heldout = read_heldout(spec)
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
-    model = _Generator(load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads), spec.task)
+    model = _Generator(load_final_student(spec, spec.evaluation.threads), spec.task)
     texts = [r["text"] for r in heldout]
     student = model.predict(texts)
     teacher_out = [teacher.get(str(r["id"]), {}).get("answer") for r in heldout]

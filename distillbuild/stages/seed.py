@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.generate.diversity import diversity
-from distillbuild.generate.replies import read_reply
+from distillbuild.generate.replies import content_text, read_reply
 from distillbuild.generate.requests import Cell, SeedRequest, instruction_lines, plan, quotas
 from distillbuild.generate.selection import REASONS, Candidate, Selection
 from distillbuild.io import write_json, write_jsonl
@@ -37,11 +38,21 @@ from distillbuild.teacher.settings import TeacherSettings
 
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
+# The teacher's keys a generator inherits (spec/model.py Generator.over): not its answer settings.
+_INHERITED = tuple(f"teacher.{k}" for k in ("provider", "model", "base_url", "api_key_env", "concurrency", "timeout_s",
+                                             "max_retries", "rate_limit", "price", "budget_usd", "llamacpp", "simulated"))
 READS = ("seed", "task.type", "task.instruction", "task.labels", "task.examples", "task.input_template",
-         "data.inputs", "data.heldout", "data.heldout_sets", "data.human", "filters.decontaminate",
-         "filters.decontaminate_threshold", "teacher")
+         "data.inputs", "data.human", "filters.decontaminate", "data.heldout", "data.heldout_sets",
+         "filters.decontaminate_threshold", *_INHERITED)
+
+
+def _decontaminates(spec: Spec) -> bool:
+    return spec.filters.decontaminate
+
+
 READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None,
-              "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets)}
+              "data.heldout": _decontaminates, "filters.decontaminate_threshold": _decontaminates,
+              "data.heldout_sets": lambda spec: _decontaminates(spec) and bool(spec.data_files.heldout_sets)}
 
 
 def applies(spec: Spec) -> bool:
@@ -55,7 +66,9 @@ def generator(spec: Spec) -> Teacher:
 
 def deps(spec: Spec) -> list[str]:
     data = spec.data_files
-    files = [posix(data.inputs), posix(data.heldout), *(posix(p) for p in data.heldout_sets.values())]
+    files = [posix(data.inputs)]
+    if spec.filters.decontaminate:  # generated inputs that copy a held-out one are dropped
+        files += [posix(data.heldout), *(posix(p) for p in data.heldout_sets.values())]
     if data.human:
         files.append(posix(data.human))
     if isinstance(spec.task.examples, str):
@@ -109,25 +122,32 @@ def generator_settings(section: Teacher):
 
 
 def _candidates(request: SeedRequest, result: CallResult | None, selection: Selection) -> list[Candidate]:
-    """The request's reply as candidates; a failed call or an unreadable reply dropped whole."""
+    """The request's reply as candidates; a failed call or an unreadable reply dropped whole, and
+    of a reply cut off at seed.max_tokens, the last (unfinished) input."""
     meta = {"label": request.cell.label, "attributes": dict(request.cell.attributes), "topic": request.topic,
             "round": request.round}
     echo = instruction_lines(request)
-    blank = Candidate("", request.cell, request.examples, meta)
+
+    def candidate(text: str) -> Candidate:
+        return Candidate(text, request.cell, request.examples, meta, echo)
+
     if result is None or result.response is None:
-        selection.drop(blank, "generator_error", (result.error if result else "not asked: the budget stopped the run") or "")
+        selection.drop(candidate(""), "generator_error", (result.error if result else "not asked: the budget stopped the run") or "")
         return []
-    choice = (result.response.get("choices") or [{}])[0]
-    content = (choice.get("message") or {}).get("content")
-    texts = read_reply(content, request.asked)
+    choice = (result.response.get("choices") or [None])[0] or {}
+    content = content_text((choice.get("message") or {}).get("content"))
+    cut = choice.get("finish_reason") == "length"
+    texts = read_reply(content, request.asked, cut_off=cut)
     if texts is None:
-        selection.drop(Candidate(content or "", request.cell, request.examples, meta), "unparsable_reply", f"asked for {request.asked}; the reply is neither a JSON array nor a list")
+        reason = "cut_off" if cut else "unparsable_reply"
+        selection.drop(candidate(content or ""), reason, f"asked for {request.asked}; the reply "
+                       + ("stopped at seed.max_tokens" if cut else "is neither a JSON array nor a list"))
         return []
-    if request.asked == 1 and choice.get("finish_reason") == "length":
-        selection.drop(Candidate(texts[0], request.cell, request.examples, meta), "cut_off",
-                       "the reply stopped at seed.max_tokens")
-        return []
-    return [Candidate(t, request.cell, request.examples, meta, echo) for t in texts]
+    if cut:  # the last input is unfinished (a salvaged JSON array's complete items are all kept)
+        salvaged = request.asked > 1 and "[" in content and not content.rstrip().endswith("]")
+        unfinished = "(the unfinished rest of a JSON array)" if salvaged else texts.pop()
+        selection.drop(candidate(unfinished), "cut_off", "the reply stopped at seed.max_tokens")
+    return [candidate(t) for t in texts]
 
 
 def generate(spec: Spec, settings: TeacherSettings, cache, selection: Selection,
@@ -148,6 +168,8 @@ def generate(spec: Spec, settings: TeacherSettings, cache, selection: Selection,
         asked_so_far += len(requests)
         log(f"seed: round {round_no}: {sum(short.values())} inputs short in {len(short)} cell(s), {len(requests)} requests")
         messages, seeds = [r.messages for r in requests], [r.sampling_seed for r in requests]
+        if settings.budget_usd is not None:  # one budget for the whole stage, not one a round
+            settings = replace(settings, budget_usd=max(settings.budget_usd - total.cost_usd, 0.0))
         results, stats = answer_all(messages, settings, cache, log=seed_log, seeds=seeds)
         total.add(stats)
         responses.update((e["key"], e) for e in recorded_responses(messages, settings, cache, seeds))

@@ -118,7 +118,8 @@ def estimate_for(spec: Spec):
     keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
     cached = cached_keys(spec.repo_root, keys)
     t = spec.teacher
-    return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=spec.task.labels,
+    labels = None if t.reasoning else spec.task.labels  # a rationale is longer than a label
+    return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=labels,
                     price_in=t.price.input_per_mtok if t.price else None,
                     price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
 
@@ -164,11 +165,12 @@ def run(spec: Spec) -> int:
     results, stats, responses = ask(spec, requests)
 
     rows = [answer_row(r, res, spec.task, t.reasoning) for r, res in zip(inputs + heldout, results)]
-    for row, source in zip(rows, inputs):
+    generated = len(seed_rows(spec))  # the last of the inputs (load_requests)
+    for n, (row, source) in enumerate(zip(rows, inputs)):
         if source.get("label") is not None:  # an input's gold label: never asked about, audited by the filter
             row["gold_label"] = source["label"]
-        if "seed" in source:  # generated: the filter checks the teacher's label against the one asked for
-            row.update(source="seed", seed_label=source["seed"].get("label"))
+        if n >= len(inputs) - generated:  # generated: the filter checks the teacher's label against the one asked for
+            row.update(source="seed", seed_label=(source.get("seed") or {}).get("label"))
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None)

@@ -10,6 +10,7 @@ the content is the answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,32 +24,46 @@ class Split:
     logprobs: dict[str, Any] | None  # the answer's tokens only
 
 
+def _last_marker(text: str, marker: str) -> re.Match | None:
+    """The marker's last occurrence in `text`, case aside (matched on the text itself: casefolding
+    first would move offsets, `ß` becoming `ss`)."""
+    found = None
+    for found in re.finditer(re.escape(marker), text, re.IGNORECASE):
+        pass
+    return found
+
+
 def split_reply(message: dict[str, Any], logprobs: dict[str, Any] | None, reasoning: Reasoning) -> Split:
     content = message.get("content")
     if reasoning.mode == "field":
         rationale = message.get("reasoning_content") or message.get("reasoning") or ""
         return Split(str(rationale).strip(), content, logprobs)
     content = content or ""
-    at = content.casefold().rfind(reasoning.marker.casefold())
-    if at < 0:
+    at = _last_marker(content, reasoning.marker)
+    if at is None:
         return Split(content.strip(), None, None)
-    end = at + len(reasoning.marker)
-    lines = content[end:].strip().splitlines()
+    lines = content[at.end():].strip().splitlines()
     answer = lines[0].strip() if lines else ""
-    return Split(content[:at].strip(), answer or None, _tokens_from(logprobs, end))
+    return Split(content[: at.start()].strip(), answer or None, _answer_tokens(logprobs, reasoning.marker))
 
 
-def _tokens_from(logprobs: dict[str, Any] | None, offset: int) -> dict[str, Any] | None:
-    """The logprobs of the tokens that begin at or after character `offset` (leading blanks skipped)."""
+def _answer_tokens(logprobs: dict[str, Any] | None, marker: str) -> dict[str, Any] | None:
+    """The logprobs of the tokens after the marker's last occurrence, found in the tokens' own
+    text (which may differ from the reply's: stripped, or spaces a tokenizer drops), leading
+    blanks skipped; a token that straddles the marker's end is not the answer's."""
     tokens = (logprobs or {}).get("content")
     if not tokens:
         return None
+    pieces = [str(t.get("token", "")) for t in tokens]
+    at = _last_marker("".join(pieces), marker)
+    if at is None:
+        return None
     position = 0
-    for i, token in enumerate(tokens):
-        if position >= offset:
-            rest = tokens[i:]
+    for i, piece in enumerate(pieces):
+        if position >= at.end():
+            rest = [t for t in tokens[i:]]
             while rest and not str(rest[0].get("token", "")).strip():
                 rest = rest[1:]
             return {**logprobs, "content": rest} if rest else None
-        position += len(token.get("token", ""))
+        position += len(piece)
     return None

@@ -1,0 +1,101 @@
+"""student.preference: DPO after SFT. The `pairs` stage turns the SFT student's disagreements with
+the teacher into (prompt, chosen, rejected) rows; the `preference` stage's config is the SFT one
+with `rl: dpo` over the merged SFT model, and Axolotl's own validator accepts it with no key
+dropped. Changing only beta re-runs only the preference step (tests/test_axolotl_train.py trains
+it and checks that through `dvc status`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from conftest import LABELS
+from distillbuild import layout
+from distillbuild.compile import render
+from distillbuild.runner import run_stage
+from distillbuild.spec import load_spec
+from distillbuild.stages.pairs import make_pairs, prompts_to_ask
+from distillbuild.stages.preference import write_config
+from test_axolotl_configs import MODEL, causal_spec, make_project, needs_axolotl_venv, run_validator
+
+
+def _row(i: int, label: str, answer: str | None = None) -> dict:
+    return {"id": f"r{i}", "label": label, "messages": [{"role": "system", "content": "Classify."},
+                                                      {"role": "user", "content": f"ticket {i}"},
+                                                      {"role": "assistant", "content": answer or label}]}
+
+
+def test_pairs_are_the_rows_where_the_sft_student_and_the_teacher_disagree():
+    rows = prompts_to_ask([_row(1, "bug"), {**_row(1, "bug"), "id": "r1#2"}, _row(2, "refund"), _row(3, "login")],
+                          "answer")
+    assert [r["id"] for r in rows] == ["r1", "r2", "r3"]  # an oversampled copy is asked once
+    pairs, report = make_pairs(rows, ["bug", "billing", None], ["bug", "billing", "I am not sure"], None)
+    assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [("r2", "refund", "billing"),
+                                                                      ("r3", "login", "I am not sure")]
+    assert pairs[0]["messages"] == rows[1]["messages"][:-1]  # the prompt, without the teacher's turn
+    assert report == {"asked": 3, "pairs": 2, "capped": 0, "student_agrees": 1, "other_label": 1, "no_label": 1,
+                      "student_agreement": 0.333333}
+    capped, report = make_pairs(rows, [None, None, None], ["x", "y", "z"], 2)
+    assert len(capped) == 2 and report["capped"] == 1
+    step = prompts_to_ask([{**_row(4, "bug"), "id": "r4#label",
+                            "messages": [{"role": "user", "content": "[label] ticket 4"}, {"role": "assistant", "content": "bug"}]},
+                           {"id": "r4#rationale", "task": "rationale", "label": "bug", "messages": []}], "step_by_step")
+    assert [(r["id"], r["text"]) for r in step] == [("r4", "ticket 4")]
+
+
+def _spec(**preference) -> dict:
+    return causal_spec({"preference": {"beta": 0.1, **preference}})
+
+
+def test_the_preference_stages_sit_between_train_and_evaluate_and_beta_is_read_by_preference_alone(tmp_path):
+    root = make_project(tmp_path / "p")
+    (root / "distill.yaml").write_text(yaml.safe_dump(_spec(max_pairs=50), sort_keys=False))
+    stages = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]
+    assert list(stages)[list(stages).index("train"):][:4] == ["train", "pairs", "preference", "evaluate"]
+    pairs_params = stages["pairs"]["params"][0]["distill.yaml"]
+    assert "student.preference.max_pairs" in pairs_params and not any("beta" in k or k == "student" for k in pairs_params)
+    assert stages["preference"]["params"][0]["distill.yaml"] == ["name", "task.type", "student"]
+    assert layout.PREFERENCE_MODEL in stages["evaluate"]["deps"] and layout.MODEL_DIR not in stages["evaluate"]["deps"]
+
+
+@needs_axolotl_venv
+def test_the_dpo_config_passes_axolotls_validator_with_no_key_dropped(tmp_path):
+    root = make_project(tmp_path / "p")
+    (root / "distill.yaml").write_text(yaml.safe_dump(_spec(epochs=2), sort_keys=False))
+    spec = load_spec(root / "distill.yaml")
+    shutil.copytree(root / MODEL, root / layout.PREFERENCE_BASE)  # what the merge writes: a model directory
+    (root / layout.PAIRS).write_text("")
+    cwd = os.getcwd()
+    try:
+        assert run_stage("configure", spec) == 0  # the SFT config and its device plan, which DPO follows
+        Path(layout.PREFERENCE_CONFIG).mkdir(parents=True)
+        plan = write_config(spec, Path(layout.PREFERENCE_CONFIG))
+    finally:
+        os.chdir(cwd)
+    cfg = yaml.safe_load((root / layout.PREFERENCE_CONFIG / "axolotl.yaml").read_text())
+    assert (cfg["rl"], cfg["rl_beta"], cfg["num_epochs"], cfg["base_model"]) == ("dpo", 0.1, 2, layout.PREFERENCE_BASE)
+    assert cfg["datasets"][0]["type"] == "chat_template.default" and cfg["datasets"][0]["path"] == layout.PAIRS
+    assert cfg["output_dir"] == layout.PREFERENCE_MODEL and "test_datasets" not in cfg and plan["device"]
+    assert cfg["learning_rate"] == 5.0e-6 and cfg["adapter"] == "lora"  # the schema's default; a LoRA over the merge
+    report = run_validator("--cwd", str(root), str(root / layout.PREFERENCE_CONFIG / "axolotl.yaml"), cwd=tmp_path)
+    result = report["configs"][0]
+    assert result["ok"] and not result["dropped"] and not result["errors"], result
+
+
+def test_preference_needs_an_axolotl_causal_student(tmp_path):
+    from distillbuild.errors import SpecError
+
+    root = make_project(tmp_path / "p")
+    spec = _spec()
+    spec["student"]["trainer"] = "local"
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        load_spec(root / "distill.yaml")
+    except SpecError as err:
+        assert "student.preference" in {i.path for i in err.issues}
+    else:
+        raise AssertionError("a local trainer with student.preference was accepted")
+    assert LABELS  # the project's labels are the classification task's
