@@ -11,6 +11,12 @@ WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy",
 # Written for each of data.heldout_sets as NAME@SET (accuracy@recent, with its interval).
 HELDOUT_SET_METRICS = ("accuracy", "macro_f1", "heldout_rows")
 
+# Written by evaluate when the spec has student.preference: the SFT student before DPO, scored on
+# the same held-out rows, the gain DPO brought and the exact McNemar p-value of that paired
+# difference; `preference_gain: {min: 0}` with `preference_gain_p: {max: 0.05}` promotes only a
+# DPO step that measurably helped.
+PREFERENCE_METRICS = ("sft_accuracy", "preference_gain", "preference_gain_p")
+
 # Written by the route stage (build/route/report.json) when the spec has a `route` section; gates
 # may name them then.
 ROUTE_METRICS = ("routed_accuracy", "teacher_share", "routed_cost_per_1k_usd")
@@ -82,6 +88,8 @@ def metric_range(name: str) -> tuple[float, float]:
     name = name.split("@", 1)[0]  # accuracy@recent is an accuracy
     if name in _RATIO or name in _NON_NEGATIVE:
         return 0.0, float("inf")
+    if name == "preference_gain":  # a difference of accuracies
+        return -1.0, 1.0
     return 0.0, 1.0
 
 

@@ -28,3 +28,13 @@ def bootstrap_mean_interval(values: Sequence[float], resamples: int, seed: int =
                             for s in range(0, resamples, 256)])
     low, high = np.percentile(means, [2.5, 97.5])
     return {"ci_low": round(float(low), 6), "ci_high": round(float(high), 6)}
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value for paired right/wrong outcomes: `only_a` rows right for A
+    alone, `only_b` for B alone (a binomial test of the discordant pairs at 1/2)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)

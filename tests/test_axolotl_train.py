@@ -190,7 +190,10 @@ def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preferenc
     merged = AutoModelForCausalLM.from_pretrained(root / "build/preference/sft")
     dpo = PeftModel.from_pretrained(merged, str(root / "build/preference/model"))
     assert any(p.abs().sum() > 0 for n, p in dpo.named_parameters() if "lora_B" in n)
-    assert json.loads((root / "build/evaluate/metrics.json").read_text())["heldout_rows"] == 8
+    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    assert metrics["heldout_rows"] == 8
+    assert abs(metrics["accuracy"] - metrics["sft_accuracy"] - metrics["preference_gain"]) < 1e-6
+    assert 0 <= metrics["preference_gain_p"] <= 1
     assert set(json.loads(sh("dvc", "status", "--json").stdout)) <= {"gate"}  # built, but for the failed gate
     spec["student"]["preference"]["beta"] = 0.3
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

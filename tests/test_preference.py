@@ -58,7 +58,7 @@ def test_the_preference_stages_sit_between_train_and_evaluate_and_beta_is_read_b
     pairs_params = stages["pairs"]["params"][0]["distill.yaml"]
     assert "student.preference.max_pairs" in pairs_params and not any("beta" in k or k == "student" for k in pairs_params)
     assert stages["preference"]["params"][0]["distill.yaml"] == ["name", "task.type", "student"]
-    assert layout.PREFERENCE_MODEL in stages["evaluate"]["deps"] and layout.MODEL_DIR not in stages["evaluate"]["deps"]
+    assert {layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE, layout.MODEL_DIR} <= set(stages["evaluate"]["deps"])  # DPO vs SFT
 
 
 @needs_axolotl_venv
@@ -99,3 +99,24 @@ def test_preference_needs_an_axolotl_causal_student(tmp_path):
     else:
         raise AssertionError("a local trainer with student.preference was accepted")
     assert LABELS  # the project's labels are the classification task's
+
+
+def test_the_paired_test_and_the_gates_on_dpos_gain(tmp_path):
+    from distillbuild.errors import SpecError
+    from distillbuild.stats import mcnemar_p
+
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
+    assert abs(mcnemar_p(10, 0) - 2 / 2**10) < 1e-12 and mcnemar_p(3, 10) == mcnemar_p(10, 3) < 0.1
+    root = make_project(tmp_path / "p")
+    spec = _spec()
+    spec["gates"] = {"preference_gain": {"min": 0.0}, "preference_gain_p": {"max": 0.05}}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    load_spec(root / "distill.yaml")  # computed when student.preference is set
+    del spec["student"]["preference"]
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        load_spec(root / "distill.yaml")
+    except SpecError as err:
+        assert {"gates.preference_gain", "gates.preference_gain_p"} <= {i.path for i in err.issues}
+    else:
+        raise AssertionError("a gate on DPO's gain without student.preference was accepted")

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
 from distillbuild.metric_names import (GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, HELDOUT_SET_METRICS, METRICS_BY_TASK,
-                                      ROUTE_METRICS, WITH_INTERVALS, gate_figure, metric_range)
+                                      PREFERENCE_METRICS, ROUTE_METRICS, WITH_INTERVALS, gate_figure, metric_range)
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
@@ -413,6 +413,7 @@ def _gate_issues(data: Any) -> Issues:
     computed = list(METRICS_BY_TASK[task_type]) + (list(ROUTE_METRICS) if get_path(data, "route") is not None else [])
     sets = get_path(data, "data.heldout_sets")
     computed += [f"{m}@{name}" for name in (sets if isinstance(sets, dict) else {}) for m in HELDOUT_SET_METRICS]
+    computed += list(PREFERENCE_METRICS) if get_path(data, "student.preference") is not None else []
     for name, bound in gates.items():
         gate_path = join_path("gates", name)
         if name not in computed:

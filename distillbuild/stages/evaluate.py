@@ -16,7 +16,7 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.stats import bootstrap_mean_interval
+from distillbuild.stats import bootstrap_mean_interval, mcnemar_p
 from distillbuild.evaluate import causal_student, costs
 from distillbuild.evaluate.classification import ClassificationResult, accuracy, evaluate_classification, macro_f1
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
@@ -46,7 +46,8 @@ READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_set
 
 
 def deps(spec: Spec) -> list[str]:
-    model = [layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE] if spec.student.preference else [layout.MODEL_DIR]
+    model = [layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE, layout.MODEL_DIR] if spec.student.preference \
+        else [layout.MODEL_DIR]  # with DPO, the SFT student too: the gain is measured against it
     files = [*model, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
              *(posix(path) for path in spec.data_files.heldout_sets.values())]
     judge = spec.evaluation.judge
@@ -207,9 +208,29 @@ def run_classification(spec: Spec) -> int:
                                      teacher_simulated=_teacher_simulated(spec))
     for name, path in spec.data_files.heldout_sets.items():  # each gated apart as METRIC@NAME
         result.metrics.update(_heldout_set_metrics(spec, model, name, path, labels))
+    if spec.student.preference is not None:  # did DPO help? the SFT student on the same rows, paired
+        result.metrics.update(_preference_comparison(spec, texts, [r["label"] for r in heldout], student))
     _write_outputs(result.metrics, result.predictions)
     _log_classification(result)
     return 0
+
+
+def _preference_comparison(spec: Spec, texts: list[str], gold: list[str], after: list[str | None]) -> dict[str, Any]:
+    """The SFT student (before DPO) on the same held-out rows: its accuracy, DPO's gain and the
+    exact McNemar p-value of the paired difference."""
+    sft = causal_classifier(spec, load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads))
+    before = sft.predict(texts)
+    right_before = [p == g for p, g in zip(before, gold)]
+    right_after = [p == g for p, g in zip(after, gold)]
+    only_after = sum(a and not b for a, b in zip(right_after, right_before))
+    only_before = sum(b and not a for a, b in zip(right_after, right_before))
+    figures = {"sft_accuracy": round(accuracy(gold, before), 6),
+               "preference_gain": round(accuracy(gold, after) - accuracy(gold, before), 6),
+               "preference_gain_p": round(mcnemar_p(only_after, only_before), 6)}
+    log(f"evaluate: DPO vs SFT on the same {len(gold)} rows: accuracy {figures['sft_accuracy']} -> "
+        f"{round(accuracy(gold, after), 6)} ({only_after} rows right only after, {only_before} only before; "
+        f"McNemar p={figures['preference_gain_p']})")
+    return figures
 
 
 def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:
