@@ -52,9 +52,10 @@ def test_the_filter_drops_rows_without_reasoning_or_answer_or_whose_answer_disag
             {"id": "no-line", "text": "c", "answer": None, "rationale": "it could be refund", "raw_answer": "it could be"},
             {"id": "disagrees", "text": "d", "answer": "refund", "rationale": "why", "label_probs": {"billing": 0.6, "refund": 0.4}},
             {"id": "cut", "text": "e", "answer": None, "rationale": "long", "finish_reason": "length"},
+            {"id": "tie", "text": "g", "answer": "refund", "rationale": "why", "label_probs": {"billing": 0.5, "refund": 0.5}},
             {"id": "plain", "text": "f", "answer": "refund"}]  # no teacher.reasoning: no reasoning checks
     kept, rejected, report = curate(rows, cfg)
-    assert [r["id"] for r in kept] == ["ok", "plain"] and kept[0]["rationale"] == "why"
+    assert [r["id"] for r in kept] == ["ok", "tie", "plain"] and kept[0]["rationale"] == "why"
     assert {r["id"]: r["reason"] for r in rejected} == {"no-why": "no_rationale", "no-line": "no_final_answer",
                                                         "disagrees": "rationale_disagrees", "cut": "truncated"}
 

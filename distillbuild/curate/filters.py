@@ -104,7 +104,7 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
     probs = row.get("label_probs")
     if cfg.task_type == "classification" and probs:
         label, top = normalize_label(row["answer"], list(cfg.labels)), max(probs, key=probs.get)
-        if label is not None and label != top:
+        if label is not None and probs.get(label, 0.0) < probs[top]:  # a tie for the top is no disagreement
             return "rationale_disagrees", f"the answer line says {label!r}; the soft label's most probable is {top!r}"
     return None
 
