@@ -101,12 +101,13 @@ def test_the_selection_gives_every_dropped_candidate_its_reason():
                     c('Sure. write 1 new input that belongs in the cat: "Hi"'),
                     c("shown example text", ["Shown  example TEXT"]), c("Billing alpha bravo charlie delta echo"),
                     c("fresh words about a brand new billing problem"),
-                    c("login papa quebec romeo sierra tango golf!"),
+                    c("login papa quebec romeo sierra tango golf!"), c("Login papa quebec romeo sierra tango golf!"),
                     c("refund kilo lima mike november oscar papa")])
     assert [k.text for k in kept] == ["fresh words about a brand new billing problem"]
+    # Row checks, then held-out copies (a leak's twin too), then repeats within the round, then near-duplicates.
     assert [reason for _, reason, _ in sel.dropped] == ["empty", "too_short", "too_long", "echoes_prompt", "copies_example",
-                                                        "duplicate_of_input", "duplicate", "contaminated",
-                                                        "near_duplicate_of_input"]
+                                                        "duplicate_of_input", "contaminated", "contaminated",
+                                                        "duplicate", "near_duplicate_of_input"]
     sel.add([c("fresh words about a brand new billing problem today")])  # a later round, against the kept
     assert sel.dropped[-1][1] == "near_duplicate"
 

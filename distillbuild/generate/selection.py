@@ -1,13 +1,14 @@
 """Which generated inputs are kept, and why each other one is not.
 
 Before these, a failed call is dropped whole (generator_error), and so is a reply that cannot be
-read (unparsable_reply) or, asked for one input, one cut off at seed.max_tokens (cut_off).
+read (unparsable_reply); of a reply cut off at seed.max_tokens, its unfinished input (cut_off).
 Checked in this order, a candidate getting the first reason that applies: empty, too_short,
 too_long, echoes_prompt (holds the opening words of a line of its request's own wording),
 copies_example (equal to an example its request showed), duplicate_of_input (equal
-to an existing input), duplicate (equal to a generated input kept before it), contaminated
-(near-duplicates a held-out input), near_duplicate_of_input, near_duplicate (MinHash over word
-3-grams, as the filter's dedup). Equality is after normalize_text (NFKC, case, whitespace).
+to an existing input), duplicate (equal to a generated input kept in an earlier round),
+contaminated (near-duplicates a held-out input), duplicate (equal to one earlier in the same
+round), near_duplicate_of_input, near_duplicate (MinHash over word 3-grams, as the filter's
+dedup). Equality is after normalize_text (NFKC, case, whitespace).
 The state carries over rounds: a later round's inputs are checked against the earlier ones.
 """
 
@@ -59,9 +60,9 @@ class Selection:
 
     def add(self, candidates: Sequence[Candidate]) -> list[Candidate]:
         """Check a round's candidates; those kept are appended to `kept` and returned."""
-        this_round: set[str] = set()
-        survivors = [c for c in candidates if not self._row_reason(c, this_round)]
-        survivors = self._decontaminated(survivors)
+        survivors = [c for c in candidates if not self._row_reason(c)]
+        survivors = self._decontaminated(survivors)  # before repeats: a leak's twin is a leak too
+        survivors = self._first_of_round(survivors)
         survivors = self._not_near_duplicates(survivors)
         for c in survivors:
             self._kept_keys[normalize_text(c.text)] = len(self.kept)
@@ -71,7 +72,20 @@ class Selection:
     def drop(self, candidate: Candidate, reason: str, detail: str) -> None:
         self.dropped.append((candidate, reason, detail))
 
-    def _row_reason(self, c: Candidate, this_round: set[str]) -> bool:
+    def _first_of_round(self, rows: list[Candidate]) -> list[Candidate]:
+        """Each text once within the round: a later equal one is a duplicate."""
+        seen: set[str] = set()
+        first = []
+        for c in rows:
+            key = normalize_text(c.text)
+            if key in seen:
+                self.drop(c, "duplicate", "equals an input generated earlier in this round")
+            else:
+                seen.add(key)
+                first.append(c)
+        return first
+
+    def _row_reason(self, c: Candidate) -> bool:
         """Drop `c` for the first row-level reason that applies; True if dropped."""
         key = normalize_text(c.text)
         examples = {normalize_text(e) for e in c.examples}
@@ -82,10 +96,8 @@ class Selection:
             ("echoes_prompt", f"repeats the request's line {echoed[:60]!r}") if echoed else \
             ("copies_example", "equals an example its request showed") if key in examples else \
             ("duplicate_of_input", "equals an existing input") if key in self._existing_keys else \
-            ("duplicate", f"equals generated input #{self._kept_keys[key]}") if key in self._kept_keys else \
-            ("duplicate", "equals an input generated earlier in this round") if key in this_round else None
+            ("duplicate", f"equals generated input #{self._kept_keys[key]}") if key in self._kept_keys else None
         if reason is None:
-            this_round.add(key)
             return False
         self.drop(c, *reason)
         return True
