@@ -16,6 +16,7 @@ from typing import Any
 
 from distillbuild import layout
 from distillbuild.console import log
+from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.stages.contract import Out
@@ -80,7 +81,6 @@ def make_pairs(rows: list[dict[str, Any]], predicted: list[str | None], said: li
 
 
 def run(spec: Spec) -> int:
-    from distillbuild.errors import StageError
     from distillbuild.stages.evaluate import causal_classifier, load_causal_student  # lazy: the evaluation stack
 
     rows = prompts_to_ask(read_jsonl(Path(layout.DATASET_TRAIN)), spec.student.reasoning)

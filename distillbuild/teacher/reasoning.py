@@ -61,7 +61,7 @@ def _answer_tokens(logprobs: dict[str, Any] | None, marker: str) -> dict[str, An
     position = 0
     for i, piece in enumerate(pieces):
         if position >= at.end():
-            rest = [t for t in tokens[i:]]
+            rest = list(tokens[i:])
             while rest and not str(rest[0].get("token", "")).strip():
                 rest = rest[1:]
             return {**logprobs, "content": rest} if rest else None
