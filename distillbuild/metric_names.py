@@ -14,7 +14,8 @@ HELDOUT_SET_METRICS = ("accuracy", "macro_f1", "heldout_rows")
 # Written by evaluate when the spec has student.preference: the SFT student before DPO, scored on
 # the same held-out rows, the gain DPO brought and the exact McNemar p-value of that paired
 # difference; `preference_gain: {min: 0}` with `preference_gain_p: {max: 0.05}` promotes only a
-# DPO step that measurably helped.
+# DPO step that measurably helped. Beside them, for reports: sft_accuracy's interval and the SFT
+# student's latency (sft_latency_p50_ms, sft_latency_p95_ms), and each row's sft_predicted.
 PREFERENCE_METRICS = ("sft_accuracy", "preference_gain", "preference_gain_p")
 
 # Written by the route stage (build/route/report.json) when the spec has a `route` section; gates

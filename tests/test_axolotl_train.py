@@ -194,6 +194,10 @@ def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preferenc
     assert metrics["heldout_rows"] == 8
     assert abs(metrics["accuracy"] - metrics["sft_accuracy"] - metrics["preference_gain"]) < 1e-6
     assert 0 <= metrics["preference_gain_p"] <= 1
+    predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
+    gold = {r["id"]: r["label"] for r in map(json.loads, (root / "data/heldout.jsonl").read_text().splitlines())}
+    assert sum(p["sft_predicted"] == gold[p["id"]] for p in predictions) / 8 == pytest.approx(metrics["sft_accuracy"])
+    assert metrics["sft_latency_p50_ms"] > 0
     assert set(json.loads(sh("dvc", "status", "--json").stdout)) <= {"gate"}  # built, but for the failed gate
     spec["student"]["preference"]["beta"] = 0.3
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

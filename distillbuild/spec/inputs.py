@@ -27,6 +27,7 @@ from distillbuild.io import read_jsonl
 class Example:
     text: str  # the input, as the teacher sees it
     answer: str  # the assistant turn that follows it
+    rationale: str = ""  # with teacher.reasoning in prompt mode: the reasoning shown before the answer line
 
 
 def template_fields(template: str) -> list[str]:
@@ -89,11 +90,14 @@ def _answer_text(answer: Any) -> str:
 def load_examples(examples: Sequence[Mapping[str, Any]] | str | None, template: str | None,
                   base_dir: Path) -> tuple[Example, ...]:
     """The few-shot pairs of task.examples: inline `{input, answer}` items, or a file of
-    held-out-format rows (`text` or the template's fields, and `label`) relative to `base_dir`."""
+    held-out-format rows (`text` or the template's fields, and `label`) relative to `base_dir`;
+    either may carry a `rationale`."""
     if not examples:
         return ()
     if isinstance(examples, str):
         path = base_dir / examples
-        return tuple(Example(render(r, template, f"{path}: row {n}"), _answer_text(r.get("label")))
+        return tuple(Example(render(r, template, f"{path}: row {n}"), _answer_text(r.get("label")),
+                             str(r.get("rationale") or "").strip())
                      for n, r in enumerate(read_jsonl(path), 1))
-    return tuple(Example(str(e["input"]), _answer_text(e["answer"])) for e in examples)
+    return tuple(Example(str(e["input"]), _answer_text(e["answer"]), str(e.get("rationale") or "").strip())
+                 for e in examples)

@@ -209,28 +209,36 @@ def run_classification(spec: Spec) -> int:
     for name, path in spec.data_files.heldout_sets.items():  # each gated apart as METRIC@NAME
         result.metrics.update(_heldout_set_metrics(spec, model, name, path, labels))
     if spec.student.preference is not None:  # did DPO help? the SFT student on the same rows, paired
-        result.metrics.update(_preference_comparison(spec, texts, [r["label"] for r in heldout], student))
+        figures, before = _preference_comparison(spec, texts, [r["label"] for r in heldout], student)
+        result.metrics.update(figures)
+        for row, label in zip(result.predictions, before):
+            row["sft_predicted"] = label
     _write_outputs(result.metrics, result.predictions)
     _log_classification(result)
     return 0
 
 
-def _preference_comparison(spec: Spec, texts: list[str], gold: list[str], after: list[str | None]) -> dict[str, Any]:
-    """The SFT student (before DPO) on the same held-out rows: its accuracy, DPO's gain and the
-    exact McNemar p-value of the paired difference."""
+def _preference_comparison(spec: Spec, texts: list[str], gold: list[str],
+                           after: list[str | None]) -> tuple[dict[str, Any], list[str | None]]:
+    """The SFT student (before DPO) on the same held-out rows: its accuracy (with its interval),
+    its latency, DPO's gain and the exact McNemar p-value of the paired difference; and its labels."""
     sft = causal_classifier(spec, load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads))
     before = sft.predict(texts)
+    lat = _latency(spec, sft, texts)
     right_before = [p == g for p, g in zip(before, gold)]
     right_after = [p == g for p, g in zip(after, gold)]
     only_after = sum(a and not b for a, b in zip(right_after, right_before))
     only_before = sum(b and not a for a, b in zip(right_after, right_before))
+    interval = bootstrap_mean_interval(right_before, spec.evaluation.bootstrap)
     figures = {"sft_accuracy": round(accuracy(gold, before), 6),
+               **{f"sft_accuracy_{k}": v for k, v in interval.items()},
+               "sft_latency_p50_ms": lat.p50_ms, "sft_latency_p95_ms": lat.p95_ms,
                "preference_gain": round(accuracy(gold, after) - accuracy(gold, before), 6),
                "preference_gain_p": round(mcnemar_p(only_after, only_before), 6)}
     log(f"evaluate: DPO vs SFT on the same {len(gold)} rows: accuracy {figures['sft_accuracy']} -> "
         f"{round(accuracy(gold, after), 6)} ({only_after} rows right only after, {only_before} only before; "
         f"McNemar p={figures['preference_gain_p']})")
-    return figures
+    return figures, before
 
 
 def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:

@@ -25,9 +25,18 @@ def system_prompt(task: Task, reasoning: Reasoning | None = None) -> str:
     return instruction
 
 
+def example_answer(example: Example, reasoning: Reasoning | None = None) -> str:
+    """An example's assistant turn; in prompt mode its rationale, then the answer line, which is
+    what the teacher is asked to write (a model shown bare labels answers with a bare label)."""
+    if reasoning is not None and reasoning.mode == "prompt":
+        return f"{example.rationale}\n{reasoning.marker} {example.answer}"
+    return example.answer
+
+
 def messages_for(task: Task, text: str, examples: Sequence[Example] = (),
                  reasoning: Reasoning | None = None) -> list[dict[str, str]]:
-    turns = [m for e in examples for m in ({"role": "user", "content": e.text}, {"role": "assistant", "content": e.answer})]
+    turns = [m for e in examples for m in ({"role": "user", "content": e.text},
+                                            {"role": "assistant", "content": example_answer(e, reasoning)})]
     return [{"role": "system", "content": system_prompt(task, reasoning)}, *turns, {"role": "user", "content": text}]
 
 

@@ -3,7 +3,7 @@
 inputs.jsonl: 500 training-split e-mails the teacher labels, each with its gold label (never shown
 to the teacher nor trained on: the filter's report audits the teacher with it). heldout.jsonl:
 400 test-split e-mails with gold labels. examples.jsonl: the teacher's few-shot examples, from the
-training split, none of them an input. inputs-more.jsonl: 2,000 more training-split e-mails (none
+training split, none of them an input (examples-reasoning.jsonl: the same with a rationale each). inputs-more.jsonl: 2,000 more training-split e-mails (none
 of the above) for progressive/, where the MiniLM student is the teacher: a cheap teacher can label
 four times as many. Labels are `spam` and `legit` (the corpus's ham). Each sample is stratified by the corpus's groups (easy ham,
 hard ham, spam), so the shares of spam and of look-alike ham are the corpus's. Deterministic:
@@ -26,6 +26,18 @@ TURNS = (1, 0, 3, 2)  # ...and shown ham, spam, spam, ham: SmolLM2 leans to the 
 # The teacher answers with these words: SmolLM2 says `legit` for legitimate mail far more
 # reliably than the corpus's `ham` (README.md has the figures, from training-split rows).
 LABELS = {"spam": "spam", "ham": "legit"}
+# examples-reasoning.jsonl: the same examples with the reasoning a teacher asked to reason is
+# shown before each answer line (reasoning/, teacher.reasoning in prompt mode). Written by hand.
+RATIONALES = {
+    "easy-ham-1/00486": "It quotes another writer and argues back about a topic of discussion; it sells nothing and "
+                        "asks for no money, so it is legit.",
+    "spam-2/00760": "It is written to anyone with debts, offers a free consultation and pushes the reader to contact "
+                    "them now: an unsolicited offer about money, so it is spam.",
+    "spam-2/00189": "The greeting has a placeholder instead of a name and it advertises free minutes of a calling "
+                    "product: a mass mailing that sells a service, so it is spam.",
+    "easy-ham-2/01306": "A list member replies to another by name about filtering spam for their users and asks the "
+                        "list a question: a discussion, nothing offered, so it is legit.",
+}
 BODY_CHARS = 1500  # the template reads less; the rest leaves room to change it
 FIELDS = ("id", "group", "label", "subject", "body")
 
@@ -53,10 +65,11 @@ def slim(row: dict) -> dict:
     return {**out, "label": LABELS[row["label"]]}
 
 
-def write(name: str, rows: list[dict]) -> None:
+def write(name: str, rows: list[dict], rationale: bool = False) -> None:
     (HERE / "data").mkdir(exist_ok=True)
     with open(HERE / "data" / name, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(slim(r), ensure_ascii=False) + "\n" for r in rows)
+        f.writelines(json.dumps({**slim(r), **({"rationale": RATIONALES[r["id"]]} if rationale else {})},
+                                ensure_ascii=False) + "\n" for r in rows)
 
 
 def main() -> int:
@@ -78,6 +91,7 @@ def main() -> int:
     write("inputs.jsonl", inputs)
     write("heldout.jsonl", stratified(test, HELDOUT, rng))
     write("examples.jsonl", examples)
+    write("examples-reasoning.jsonl", examples, rationale=True)
     used = taken | {r["id"] for r in examples}  # drawn last: the files above stay as they were
     write("inputs-more.jsonl", stratified([r for r in train if r["id"] not in used], MORE, rng))
     return 0
