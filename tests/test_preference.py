@@ -12,12 +12,14 @@ from pathlib import Path
 
 import yaml
 
-from conftest import LABELS
+from conftest import LABELS, base_spec, write_rows
 from distillbuild import layout
 from distillbuild.compile import render
+from distillbuild.errors import SpecError
 from distillbuild.runner import run_stage
 from distillbuild.spec import load_spec
-from distillbuild.stages.pairs import make_pairs, prompts_to_ask
+from distillbuild.spec.model import PairJudge
+from distillbuild.stages.pairs import cap, judge_pairs, make_pairs, prompts_to_ask
 from distillbuild.stages.preference import write_config
 from test_axolotl_configs import MODEL, causal_spec, make_project, needs_axolotl_venv, run_validator
 
@@ -32,14 +34,14 @@ def test_pairs_are_the_rows_where_the_sft_student_and_the_teacher_disagree():
     rows = prompts_to_ask([_row(1, "bug"), {**_row(1, "bug"), "id": "r1#2"}, _row(2, "refund"), _row(3, "login")],
                           "answer")
     assert [r["id"] for r in rows] == ["r1", "r2", "r3"]  # an oversampled copy is asked once
-    pairs, report = make_pairs(rows, ["bug", "billing", None], ["bug", "billing", "I am not sure"], None)
+    pairs, reasons = make_pairs(rows, ["bug", "billing", None], ["bug", "billing", "I am not sure"])
     assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [("r2", "refund", "billing"),
                                                                       ("r3", "login", "I am not sure")]
     assert pairs[0]["messages"] == rows[1]["messages"][:-1]  # the prompt, without the teacher's turn
-    assert report == {"asked": 3, "pairs": 2, "capped": 0, "student_agrees": 1, "other_label": 1, "no_label": 1,
-                      "student_agreement": 0.333333}
-    capped, report = make_pairs(rows, [None, None, None], ["x", "y", "z"], 2)
-    assert len(capped) == 2 and report["capped"] == 1
+    assert reasons == {"student_agrees": 1, "other_label": 1, "no_label": 1}
+    every, _ = make_pairs(rows, [None, None, None], ["x", "y", "z"])
+    capped = cap(every, 2)
+    assert len(capped) == 2 and capped == cap(list(reversed(every)), 2)[::-1]  # chosen by id, not by order
     step = prompts_to_ask([{**_row(4, "bug"), "id": "r4#label",
                             "messages": [{"role": "user", "content": "[label] ticket 4"}, {"role": "assistant", "content": "bug"}]},
                            {"id": "r4#rationale", "task": "rationale", "label": "bug", "messages": []}], "step_by_step")
@@ -120,3 +122,45 @@ def test_the_paired_test_and_the_gates_on_dpos_gain(tmp_path):
         assert {"gates.preference_gain", "gates.preference_gain_p"} <= {i.path for i in err.issues}
     else:
         raise AssertionError("a gate on DPO's gain without student.preference was accepted")
+
+
+def test_the_judge_keeps_only_pairs_where_the_teachers_answer_wins(project, monkeypatch, tmp_path):
+    """filters.judge (the stand-in, over real HTTP, through DeepEval's G-Eval) scores both answers;
+    a pair where the teacher is the one that is wrong is dropped, the rest carry both scores."""
+    from distillbuild.stages.endpoints import open_judge
+
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    write_rows(project.root / "data/key.jsonl", [{"text": "ticket 1", "label": "bug"}, {"text": "ticket 2", "label": "refund"},
+                                                 {"text": "ticket 3", "label": "login"}])
+    spec = base_spec()
+    spec["filters"]["judge"] = {"provider": "simulated", "model": "sim-judge", "min_score": 0.5,
+                                "evaluation_steps": ["Check that the Actual Output is the ticket's category."],
+                                "simulated": {"answers": "data/key.jsonl", "accuracy": 1.0, "seed": 5, "latency_ms": 0}}
+    loaded = load_spec(project(spec))
+    rows = [{**_row(i, label), "text": f"ticket {i}"} for i, label in ((1, "bug"), (2, "billing"), (3, "login"))]
+    pairs, _ = make_pairs(rows, ["billing", "refund", None], ["billing", "refund", "no idea"])
+    rule = PairJudge(min_margin=0.1)
+    with open_judge(loaded.filters.judge, loaded.dir, loaded.repo_root, "filters.judge", print) as (settings, cache):
+        kept, report = judge_pairs(pairs, rows, loaded.filters.judge, rule, settings, cache)
+    assert [p["id"] for p in kept] == ["r1", "r3"]  # r2: the teacher said billing, the key says refund
+    assert all(p["chosen_score"] - p["rejected_score"] >= 0.1 for p in kept)
+    assert report["pairs_judged"] == 3 and report["unconfirmed"] == 1 and report["simulated"] is True
+    assert report["calls"]["billed"] > 0
+
+
+def test_judged_pairs_need_the_filters_judge_and_the_pairs_stage_reads_it(tmp_path):
+    root = make_project(tmp_path / "p")
+    (root / "distill.yaml").write_text(yaml.safe_dump(_spec(judge={"min_margin": 0.2}), sort_keys=False))
+    try:
+        load_spec(root / "distill.yaml")
+    except SpecError as err:
+        assert "student.preference.judge" in {i.path for i in err.issues}
+    else:
+        raise AssertionError("a judge with no filters.judge was accepted")
+    spec = _spec(judge={"min_margin": 0.2})
+    spec["filters"]["judge"] = {"provider": "simulated", "model": "sim-judge", "evaluation_steps": ["Check it."],
+                                "simulated": {"answers": spec["teacher"]["simulated"]["answers"]}}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    pairs_stage = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]["pairs"]
+    assert {"student.preference.judge", "filters.judge"} <= set(pairs_stage["params"][0]["distill.yaml"])
+    assert spec["teacher"]["simulated"]["answers"] in pairs_stage["deps"]

@@ -302,6 +302,13 @@ class Kd:
 
 
 @dataclass(frozen=True)
+class PairJudge:
+    """student.preference.judge: filters.judge scores both answers of a pair."""
+
+    min_margin: float  # the chosen answer's score must beat the rejected one's by this much
+
+
+@dataclass(frozen=True)
 class Preference:
     """student.preference: DPO after SFT on (teacher, student) answer pairs."""
 
@@ -309,6 +316,7 @@ class Preference:
     learning_rate: float
     epochs: int
     max_pairs: int | None
+    judge: PairJudge | None = None
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,8 @@ def _preference_issues(data: Any) -> Issues:
         yield "student.preference", "DPO after logit distillation is not supported: use kd.mode labels"
     elif get_path(data, "export") is not None:
         yield "export", "exporting a DPO student is not supported yet (serve it from build/preference)"
+    if get_path(data, "student.preference.judge") is not None and get_path(data, "filters.judge") is None:
+        yield "student.preference.judge", "pairs are scored by filters.judge: set it (its endpoint and criteria)"
 
 
 REASONING_MIN_TOKENS = 64  # a rationale of a few sentences and the answer line
