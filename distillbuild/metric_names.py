@@ -18,6 +18,11 @@ HELDOUT_SET_METRICS = ("accuracy", "macro_f1", "heldout_rows")
 # student's latency (sft_latency_p50_ms, sft_latency_p95_ms), and each row's sft_predicted.
 PREFERENCE_METRICS = ("sft_accuracy", "preference_gain", "preference_gain_p")
 
+# Written by evaluate when evaluation.compare_with names another variant's predictions on the same
+# held-out rows (classification): that variant's accuracy, this one's gain over it and the exact
+# McNemar p-value; `compared_gain: {min: 0}` with `compared_gain_p: {max: 0.05}` promotes the better one.
+COMPARED_METRICS = ("compared_accuracy", "compared_gain", "compared_gain_p")
+
 # Written by the route stage (build/route/report.json) when the spec has a `route` section; gates
 # may name them then.
 ROUTE_METRICS = ("routed_accuracy", "teacher_share", "routed_cost_per_1k_usd")
@@ -89,7 +94,7 @@ def metric_range(name: str) -> tuple[float, float]:
     name = name.split("@", 1)[0]  # accuracy@recent is an accuracy
     if name in _RATIO or name in _NON_NEGATIVE:
         return 0.0, float("inf")
-    if name == "preference_gain":  # a difference of accuracies
+    if name in ("preference_gain", "compared_gain"):  # a difference of accuracies
         return -1.0, 1.0
     return 0.0, 1.0
 

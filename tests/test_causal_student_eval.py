@@ -146,3 +146,55 @@ def test_a_causal_students_logprobs_map_to_labels_as_the_teachers_do(tmp_path):
     assert label and text == label
     expected = math.exp(sum(p["logprob"] for p in content))  # its probability is the product
     assert answer_label_confidence(text, logprobs, (label, "other")) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the_better(project, monkeypatch, tmp_path):
+    """evaluation.compare_with: this student against another variant's predictions on the same
+    held-out rows (two endpoint students here, right 60% and 95% of the time)."""
+    import shutil
+
+    from distillbuild.errors import SpecError, StageError
+
+    root = project.root
+    heldout = _heldout(root)
+    key = load_answer_key(root / "data/key.jsonl")
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STUDENT_KEY", "student-secret-value")
+    monkeypatch.chdir(root)
+
+    def evaluate(accuracy: float, compare_with: str | None = None, gates: dict | None = None):
+        with SimulatedTeacherServer(SimulatedTeacher(key, LABELS, accuracy=accuracy, seed=5),
+                                    api_key="student-secret-value") as srv:
+            spec = base_spec()
+            spec["teacher"]["simulated"]["accuracy"] = 1.0
+            spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+                               "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0},
+                               "endpoint": {"base_url": srv.base_url, "model": "v", "api_key_env": "STUDENT_KEY"}}
+            spec["evaluation"] = {"latency_samples": 2, "latency_rounds": 1, "bootstrap": 0,
+                                  **({"compare_with": compare_with} if compare_with else {})}
+            spec["gates"] = gates or {"accuracy": {"min": 0.1}}
+            loaded = load_spec(project(spec))
+            assert run_stage("teacher", loaded) == 0
+            assert run_stage("evaluate", loaded) == 0
+        return json.loads((root / "build/evaluate/metrics.json").read_text())
+
+    weak = evaluate(0.6)
+    shutil.copy(root / "build/evaluate/predictions.json", root / "weak.json")
+    gates = {"compared_gain": {"min": 0.0}, "compared_gain_p": {"max": 0.05}}
+    strong = evaluate(0.95, "weak.json", gates)
+    assert strong["compared_accuracy"] == pytest.approx(weak["accuracy"], abs=1e-6)
+    assert strong["compared_gain"] == pytest.approx(strong["accuracy"] - weak["accuracy"], abs=1e-6)
+    assert strong["compared_gain"] > 0.2 and strong["compared_gain_p"] < 0.05
+    from distillbuild.compile import render
+
+    assert "weak.json" in render(load_spec(root / "distill.yaml"))  # a dependency: DVC builds it first
+    assert run_stage("gate", load_spec(root / "distill.yaml")) == 0  # the better variant is promoted
+
+    (root / "weak.json").write_text(json.dumps(json.loads((root / "build/evaluate/predictions.json").read_text())[:-1]))
+    with pytest.raises(StageError, match="other held-out rows"):
+        evaluate(0.95, "weak.json", gates)
+    spec = base_spec()
+    spec["gates"] = gates  # a gate on a comparison nothing computes
+    with pytest.raises(SpecError) as err:
+        load_spec(project(spec))
+    assert {"gates.compared_gain", "gates.compared_gain_p"} <= {i.path for i in err.value.issues}

@@ -59,9 +59,10 @@ def test_the_reasoning_specs_share_a_teacher_and_differ_from_smollm2_in_what_rea
     trace = _relative_to(yaml.safe_load((PIPELINE / "reasoning/trace/distill.yaml").read_text()), "../")
     # The trace student reads the same teacher answers: the cache pays for them once.
     assert {k for k in answer.keys() | trace.keys() if answer.get(k) != trace.get(k)} == \
-        {"name", "promote", "student", "gates"}
+        {"name", "promote", "student", "evaluation", "gates"}
     assert {k for k in answer["student"].keys() | trace["student"].keys()
             if answer["student"].get(k) != trace["student"].get(k)} == {"reasoning", "preference"}
+    assert trace["evaluation"] == {**answer["evaluation"], "compare_with": "build/evaluate/predictions.json"}
     # Against smollm2/, the teacher reasons (with reasoning examples and room for it), and nothing else moves.
     assert {k for k in answer["teacher"].keys() | smollm2["teacher"].keys()
             if answer["teacher"].get(k) != smollm2["teacher"].get(k)} == {"reasoning", "max_tokens"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from distillbuild.evaluate.latency import Serving
-from distillbuild.stats import percentile  # noqa: F401 - part of this module's API
+from distillbuild.stats import mcnemar_p, percentile  # noqa: F401 - percentile: part of this module's API
 
 
 def accuracy(gold: Sequence[str], pred: Sequence[str | None]) -> float:
@@ -29,6 +29,27 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[s
     present = [l for l in labels if l in set(gold)]  # classes absent from the held-out set would score 0 unfairly
     scores = per_class_f1(gold, pred, present)
     return sum(scores.values()) / len(scores) if scores else float("nan")
+
+
+@dataclass(frozen=True)
+class PairedGain:
+    """One student against another on the same rows: the other's accuracy, this one's gain over
+    it, the rows right for one of them only, and the exact McNemar p-value of the difference."""
+
+    other_accuracy: float
+    gain: float
+    only_this: int
+    only_other: int
+    p: float
+
+
+def paired_gain(gold: Sequence[str], this: Sequence[str | None], other: Sequence[str | None]) -> PairedGain:
+    right_this = [p == g for p, g in zip(this, gold)]
+    right_other = [p == g for p, g in zip(other, gold)]
+    only_this = sum(a and not b for a, b in zip(right_this, right_other))
+    only_other = sum(b and not a for a, b in zip(right_this, right_other))
+    return PairedGain(accuracy(gold, other), accuracy(gold, this) - accuracy(gold, other), only_this, only_other,
+                      mcnemar_p(only_this, only_other))
 
 
 def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequence[bool], resamples: int,

@@ -383,6 +383,7 @@ class Evaluation:
     max_new_tokens: int
     student_usd_per_hour: float
     judge: Judge | None
+    compare_with: str | None = None  # another variant's predictions.json on the same held-out rows
 
 
 @dataclass(frozen=True)

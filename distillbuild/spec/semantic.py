@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.metric_names import (GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, HELDOUT_SET_METRICS, METRICS_BY_TASK,
-                                      PREFERENCE_METRICS, ROUTE_METRICS, WITH_INTERVALS, gate_figure, metric_range)
+from distillbuild.metric_names import (COMPARED_METRICS, GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, HELDOUT_SET_METRICS,
+                                      METRICS_BY_TASK, PREFERENCE_METRICS, ROUTE_METRICS, WITH_INTERVALS, gate_figure,
+                                      metric_range)
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
@@ -66,7 +67,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_writ
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
              *_human_issues(data), *_seed_issues(data, spec_dir), *_reasoning_issues(data),
-             *_preference_issues(data)]
+             *_preference_issues(data), *_compare_with_issues(data, spec_dir, repo_root)]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -237,6 +238,20 @@ def _preference_issues(data: Any) -> Issues:
         yield "export", "exporting a DPO student is not supported yet (serve it from build/preference)"
     if get_path(data, "student.preference.judge") is not None and get_path(data, "filters.judge") is None:
         yield "student.preference.judge", "pairs are scored by filters.judge: set it (its endpoint and criteria)"
+
+
+def _compare_with_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
+    """evaluation.compare_with: a classification variant's predictions inside the repository (it
+    may not be built yet: `dvc repro` builds it first, as a dependency)."""
+    value = get_path(data, "evaluation.compare_with")
+    if not isinstance(value, str) or not value:
+        return
+    if get_path(data, "task.type") != "classification":
+        yield "evaluation.compare_with", "variants are compared row by row on classification tasks for now"
+    elif Path(value).is_absolute() or not (spec_dir / value).resolve().is_relative_to(repo_root):
+        yield "evaluation.compare_with", f"'{value}' must be relative to the spec and inside the repository (a DVC dependency)"
+    elif (spec_dir / value).resolve() == (spec_dir / "build/evaluate/predictions.json").resolve():
+        yield "evaluation.compare_with", "names this build's own predictions: name another variant's"
 
 
 REASONING_MIN_TOKENS = 64  # a rationale of a few sentences and the answer line
@@ -416,6 +431,7 @@ def _gate_issues(data: Any) -> Issues:
     sets = get_path(data, "data.heldout_sets")
     computed += [f"{m}@{name}" for name in (sets if isinstance(sets, dict) else {}) for m in HELDOUT_SET_METRICS]
     computed += list(PREFERENCE_METRICS) if get_path(data, "student.preference") is not None else []
+    computed += list(COMPARED_METRICS) if get_path(data, "evaluation.compare_with") is not None else []
     for name, bound in gates.items():
         gate_path = join_path("gates", name)
         if name not in computed:

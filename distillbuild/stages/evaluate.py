@@ -16,9 +16,10 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.stats import bootstrap_mean_interval, mcnemar_p
+from distillbuild.stats import bootstrap_mean_interval
 from distillbuild.evaluate import causal_student, costs
-from distillbuild.evaluate.classification import ClassificationResult, accuracy, evaluate_classification, macro_f1
+from distillbuild.evaluate.classification import (ClassificationResult, accuracy, evaluate_classification, macro_f1,
+                                                 paired_gain)
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving, measure as measure_latency
@@ -50,6 +51,8 @@ def deps(spec: Spec) -> list[str]:
         else [layout.MODEL_DIR]  # with DPO, the SFT student too: the gain is measured against it
     files = [*model, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
              *(posix(path) for path in spec.data_files.heldout_sets.values())]
+    if spec.evaluation.compare_with:  # another variant's predictions: DVC builds it first
+        files.append(posix(spec.evaluation.compare_with))
     judge = spec.evaluation.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
@@ -213,6 +216,8 @@ def run_classification(spec: Spec) -> int:
         result.metrics.update(figures)
         for row, label in zip(result.predictions, before):
             row["sft_predicted"] = label
+    if spec.evaluation.compare_with:  # another variant (trace against answers alone): the better one is promoted
+        result.metrics.update(_variant_comparison(spec, heldout, student))
     _write_outputs(result.metrics, result.predictions)
     _log_classification(result)
     return 0
@@ -225,20 +230,37 @@ def _preference_comparison(spec: Spec, texts: list[str], gold: list[str],
     sft = causal_classifier(spec, load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads))
     before = sft.predict(texts)
     lat = _latency(spec, sft, texts)
-    right_before = [p == g for p, g in zip(before, gold)]
-    right_after = [p == g for p, g in zip(after, gold)]
-    only_after = sum(a and not b for a, b in zip(right_after, right_before))
-    only_before = sum(b and not a for a, b in zip(right_after, right_before))
-    interval = bootstrap_mean_interval(right_before, spec.evaluation.bootstrap)
-    figures = {"sft_accuracy": round(accuracy(gold, before), 6),
+    gain = paired_gain(gold, after, before)
+    interval = bootstrap_mean_interval([p == g for p, g in zip(before, gold)], spec.evaluation.bootstrap)
+    figures = {"sft_accuracy": round(gain.other_accuracy, 6),
                **{f"sft_accuracy_{k}": v for k, v in interval.items()},
                "sft_latency_p50_ms": lat.p50_ms, "sft_latency_p95_ms": lat.p95_ms,
-               "preference_gain": round(accuracy(gold, after) - accuracy(gold, before), 6),
-               "preference_gain_p": round(mcnemar_p(only_after, only_before), 6)}
+               "preference_gain": round(gain.gain, 6), "preference_gain_p": round(gain.p, 6)}
     log(f"evaluate: DPO vs SFT on the same {len(gold)} rows: accuracy {figures['sft_accuracy']} -> "
-        f"{round(accuracy(gold, after), 6)} ({only_after} rows right only after, {only_before} only before; "
+        f"{round(accuracy(gold, after), 6)} ({gain.only_this} rows right only after, {gain.only_other} only before; "
         f"McNemar p={figures['preference_gain_p']})")
     return figures, before
+
+
+def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | None]) -> dict[str, Any]:
+    """This student against evaluation.compare_with (another variant's predictions), row by row."""
+    path = spec.resolve(spec.evaluation.compare_with)
+    if not path.exists():
+        raise StageError(f"evaluation.compare_with: {path} does not exist: build that variant first (`dvc repro` "
+                         "there, or here, which builds it as a dependency)")
+    theirs = {str(r["id"]): r.get("predicted") for r in read_json(path)}
+    ids = [str(r["id"]) for r in heldout]
+    if set(theirs) != set(ids):
+        raise StageError(f"evaluation.compare_with: {path} scores other held-out rows ({len(set(ids) - set(theirs))} "
+                         f"of this build's {len(ids)} missing, {len(set(theirs) - set(ids))} extra): variants are "
+                         "compared on the same rows")
+    gold = [r["label"] for r in heldout]
+    gain = paired_gain(gold, predicted, [theirs[i] for i in ids])
+    log(f"evaluate: against {spec.evaluation.compare_with} on the same {len(ids)} rows: accuracy "
+        f"{gain.other_accuracy:.4f} -> {gain.other_accuracy + gain.gain:.4f} ({gain.only_this} rows right only here, "
+        f"{gain.only_other} only there; McNemar p={gain.p:.4g})")
+    return {"compared_accuracy": round(gain.other_accuracy, 6), "compared_gain": round(gain.gain, 6),
+            "compared_gain_p": round(gain.p, 6)}
 
 
 def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:
