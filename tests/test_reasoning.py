@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 
+import yaml
+
 from conftest import RepoShell, base_spec, write_rows
 from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.runner import run_stage
@@ -60,7 +62,7 @@ def test_the_filter_drops_rows_without_reasoning_or_answer_or_whose_answer_disag
                                                         "disagrees": "rationale_disagrees", "cut": "truncated"}
 
 
-def _project(project, reasoning: dict, simulated_reasoning: bool = False):
+def _project(project, reasoning: dict | None, simulated_reasoning: bool = False):
     root = project.root
     labels = base_spec()["task"]["labels"]
     rows = [{"id": f"r{i}", "text": f"ticket {i}: a customer writes about {labels[i % 4]} matters, case {i * 7}"}
@@ -69,7 +71,7 @@ def _project(project, reasoning: dict, simulated_reasoning: bool = False):
     write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": labels[i % 4]} for i, r in enumerate(rows)]
                + [{"text": "held out", "label": "bug"}])
     spec = base_spec()
-    spec["teacher"].update(top_logprobs=4, max_tokens=256, reasoning=reasoning)
+    spec["teacher"].update(top_logprobs=4, max_tokens=256, **({"reasoning": reasoning} if reasoning else {}))
     spec["teacher"]["simulated"]["reasoning"] = simulated_reasoning
     spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}}
     return project(spec)
@@ -176,7 +178,7 @@ def test_reasoning_students_need_a_causal_lm_and_a_reasoning_teacher(project):
 
     for change, key in (({"student": {"kind": "encoder-classifier"}}, "student.reasoning"),
                         ({"teacher": {"reasoning": None}}, "student.reasoning"),
-                        ({"export": {"format": "gguf"}}, "export")):
+                        ({"export": {"format": "gguf"}, "student": {"reasoning": "step_by_step"}}, "export")):
         spec = _reasoning_spec("trace")
         for section, values in change.items():
             if section == "export":
@@ -283,3 +285,69 @@ def test_examples_show_their_reasoning_to_a_reasoning_teacher_and_must_have_some
     spec["teacher"] = {k: v for k, v in spec["teacher"].items() if v is not None}
     write_rows(project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug"}])
     assert issues(spec) == {}  # no reasoning asked: no rationale needed
+
+
+def test_a_trace_student_exports_and_its_export_reads_the_answer_line_settings(project):
+    from distillbuild.compile import render
+
+    (project.root / "models/tiny").mkdir(parents=True, exist_ok=True)
+    spec = _reasoning_spec("trace")
+    spec["export"] = {"format": "gguf"}
+    export = yaml.safe_load(render(load_spec(project(spec))))["stages"]["export"]
+    assert {"student.reasoning", "teacher.reasoning", "teacher.max_tokens"} <= set(export["params"][0]["distill.yaml"])
+    spec["student"]["reasoning"] = "answer"  # an answer-only student's export reads neither
+    export = yaml.safe_load(render(load_spec(project(spec))))["stages"]["export"]
+    assert not {"student.reasoning", "teacher.reasoning", "teacher.max_tokens"} & set(export["params"][0]["distill.yaml"])
+
+
+def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache(project, monkeypatch, tmp_path):
+    """Rationalization: the plain requests (a plain run's answers are reused), then each labelled
+    training input's conversation continued with its answer and the question why."""
+    from click.testing import CliRunner
+
+    from distillbuild.cli import main
+
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(project.root)
+    plain = _project(project, None)
+    assert run_stage("teacher", load_spec(plain)) == 0
+    before = [json.loads(line) for line in (project.root / "build/teacher/answers.jsonl").open()]
+    path = _project(project, {"mode": "explain", "max_tokens": 64})
+    estimate = json.loads(CliRunner().invoke(main, ["estimate", str(path), "--json"]).output)
+    assert estimate["to_call"] == 0 and estimate["explanations"]["to_call"] == 120  # the answers are cached
+    assert run_stage("teacher", load_spec(path)) == 0 and run_stage("filter", load_spec(path)) == 0
+    calls = json.loads((project.root / "build/teacher/report.json").read_text())["calls"]
+    labelled = [r for r in before if r["answer"] in base_spec()["task"]["labels"]]
+    assert calls["billed"] == len(labelled) and calls["from_cache"] == 121  # 120 inputs and the held-out row
+    rows = [json.loads(line) for line in (project.root / "build/teacher/answers.jsonl").open()]
+    assert [(r["answer"], r["label_probs"]) for r in rows] == [(r["answer"], r["label_probs"]) for r in before]
+    for row in rows[:5]:  # the stand-in explains the answer it was given, quoting the input
+        assert row["text"].split()[0] in row["rationale"] and f"So the category is {row['answer']}." in row["rationale"]
+    heldout = json.loads((project.root / "build/teacher/heldout_answers.jsonl").read_text().splitlines()[0])
+    assert "rationale" not in heldout  # held-out rows measure the answers: never explained
+    responses = [json.loads(line) for line in (project.root / "build/teacher/responses.jsonl").open()]
+    assert len(responses) == 121 + len(labelled)  # a fresh clone reproduces both kinds of call
+    kept = [json.loads(line) for line in (project.root / "build/filter/kept.jsonl").open()]
+    assert kept and all(r["rationale"] for r in kept)
+    by_reason = json.loads((project.root / "build/filter/report.json").read_text())["by_reason"]
+    assert by_reason.get("no_rationale", 0) == sum(r.get("rationale") == "" for r in rows)  # empty ones dropped
+
+
+def test_an_explanation_is_the_conversation_continued_and_a_cut_one_is_truncated():
+    from distillbuild.spec.inputs import Example
+    from distillbuild.teacher.prompts import explain_messages
+
+    explain = Reasoning(mode="explain", marker="Answer:", instruction=None, max_tokens=64)
+    shown = Example("my invoice is wrong", "billing", "It is about a charge.")
+    messages = explain_messages(base_task(), "refund me", "refund", [shown], explain)
+    why = "Explain in a few sentences why that is the answer."
+    assert [(m["role"], m["content"]) for m in messages[1:]] == [
+        ("user", "my invoice is wrong"), ("assistant", "billing"), ("user", why), ("assistant", "It is about a charge."),
+        ("user", "refund me"), ("assistant", "refund"), ("user", why)]
+    assert "Answer:" not in messages[0]["content"]  # the answers were plain: so is the system prompt
+    cfg = FilterConfig(labels=("billing", "refund"))
+    rows = [{"id": "cut", "text": "a", "answer": "billing", "rationale": "It is about", "rationale_truncated": True},
+            {"id": "failed", "text": "b", "answer": "refund", "rationale": "", "rationale_error": "timeout"}]
+    _, rejected, _ = curate(rows, cfg)
+    assert {r["id"]: r["reason"] for r in rejected} == {"cut": "truncated", "failed": "no_rationale"}
+    assert "timeout" in rejected[1]["detail"]

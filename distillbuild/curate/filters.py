@@ -97,8 +97,11 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
         return None
     if row.get("finish_reason") == "length":
         return "truncated", "finish_reason: length (the reasoning hit max_tokens)"
+    if row.get("rationale_truncated"):  # explain mode: the explanation, asked apart, was cut
+        return "truncated", "finish_reason: length (the explanation hit teacher.reasoning.max_tokens)"
     if not (row.get("rationale") or "").strip():
-        return "no_rationale", "the teacher gave no reasoning"
+        why = f": {row['rationale_error']}" if row.get("rationale_error") else ""
+        return "no_rationale", f"the teacher gave no reasoning{why}"
     if row.get("answer") is None:
         return "no_final_answer", f"no answer line after the reasoning: {(row.get('raw_answer') or '')[-80:]!r}"
     probs = row.get("label_probs")

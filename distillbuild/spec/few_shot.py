@@ -33,7 +33,7 @@ def few_shot_issues(data: Any, spec_dir: Path) -> Issues:
         yield from _answer_issues(data, examples)
     if examples:
         yield from _heldout_overlap(data, examples, template if isinstance(template, str) else None, spec_dir)
-        if get_path(data, "teacher.reasoning.mode") == "prompt":
+        if get_path(data, "teacher.reasoning.mode") in ("prompt", "explain"):
             yield from _rationale_issues(examples, template if isinstance(template, str) else None, spec_dir)
 
 
@@ -50,8 +50,8 @@ def _answer_issues(data: Any, examples: list[Any]) -> Issues:
 
 
 def _rationale_issues(examples: Any, template: str | None, spec_dir: Path) -> Issues:
-    """A teacher asked to reason is shown examples that reason: shown bare labels, SmolLM2-135M
-    answered with bare labels and no answer line, so every row would be dropped."""
+    """A teacher asked to reason (or to explain) is shown examples that do: shown bare labels,
+    SmolLM2-135M answered with bare labels and no answer line, so every row would be dropped."""
     try:
         pairs = load_examples(examples, template, spec_dir)
     except (StageError, OSError, ValueError, KeyError, TypeError):
@@ -61,10 +61,10 @@ def _rationale_issues(examples: Any, template: str | None, spec_dir: Path) -> Is
         return
     if isinstance(examples, list):
         for i in missing:
-            yield f"task.examples[{i}].rationale", "teacher.reasoning (prompt mode) shows each example's reasoning before its answer line: give it one"
+            yield f"task.examples[{i}].rationale", "teacher.reasoning (prompt or explain mode) shows each example's reasoning: give it one"
     else:
         yield "task.examples", (f"example {', '.join(str(i + 1) for i in missing)} of {examples} lack a \"rationale\": "
-                                "teacher.reasoning (prompt mode) shows each example's reasoning before its answer line")
+                                "teacher.reasoning (prompt or explain mode) shows each example's reasoning")
 
 
 def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: Path) -> Issues:

@@ -162,9 +162,10 @@ class Canary:
 class Reasoning:
     """teacher.reasoning: the teacher's reasoning recorded beside its answer."""
 
-    mode: str  # prompt | field
-    marker: str  # prompt mode: what opens the answer's line
-    instruction: str  # prompt mode: how the teacher is asked to reason
+    mode: str  # prompt | field | explain
+    marker: str  # prompt mode: what opens the answer's line (and a trace student's)
+    instruction: str | None  # prompt and explain modes: how the teacher is asked (None: the mode's default)
+    max_tokens: int = 256  # explain mode: the rationale's length limit
 
 
 @dataclass(frozen=True)

@@ -234,8 +234,6 @@ def _preference_issues(data: Any) -> Issues:
         yield "student.preference", "preference pairs are built for classification tasks for now"
     elif get_path(data, "student.kd.mode") == "logits":
         yield "student.preference", "DPO after logit distillation is not supported: use kd.mode labels"
-    elif get_path(data, "export") is not None:
-        yield "export", "exporting a DPO student is not supported yet (serve it from build/preference)"
     if get_path(data, "student.preference.judge") is not None and get_path(data, "filters.judge") is None:
         yield "student.preference.judge", "pairs are scored by filters.judge: set it (its endpoint and criteria)"
 
@@ -266,9 +264,17 @@ def _teacher_reasoning_issues(data: Any) -> Issues:
     if get_path(data, "task.type") != "classification":
         yield "teacher.reasoning", "reasoning is recorded for classification tasks for now (an answer line holds a label)"
     tokens = get_path(data, "teacher.max_tokens")
-    if not isinstance(tokens, int) or tokens < REASONING_MIN_TOKENS:
+    mode = reasoning.get("mode")
+    if mode == "explain":  # the answers are plain ones; the explanations have their own limit
+        if isinstance(reasoning.get("max_tokens"), int) and reasoning["max_tokens"] < REASONING_MIN_TOKENS:
+            yield "teacher.reasoning.max_tokens", f"leaves no room for an explanation: at least {REASONING_MIN_TOKENS}"
+    elif not isinstance(tokens, int) or tokens < REASONING_MIN_TOKENS:
         yield "teacher.max_tokens", (f"{tokens if tokens is not None else 'the default, 16,'} leaves no room for reasoning: "
                                      f"at least {REASONING_MIN_TOKENS} with teacher.reasoning")
+    elif "max_tokens" in reasoning:
+        yield "teacher.reasoning.max_tokens", f"explain mode's limit: in {mode} mode teacher.max_tokens holds the reasoning"
+    if reasoning.get("instruction") is not None and mode == "field":
+        yield "teacher.reasoning.instruction", "field mode asks nothing: a reasoning model reasons on its own"
     if reasoning.get("mode") == "field" and get_path(data, "teacher.provider") == "simulated" \
             and not get_path(data, "teacher.simulated.reasoning"):
         yield "teacher.simulated.reasoning", "field mode reads a reasoning model's field: set it true for the stand-in"
@@ -291,8 +297,9 @@ def _reasoning_issues(data: Any) -> Issues:
         yield "student.reasoning", "logit distillation trains on the teacher's answer tokens, not on a rationale"
     elif get_path(data, "data.human") is not None:
         yield "data.human", f"people's labels carry no rationale for a {mode} student to learn (and win dedup)"
-    elif get_path(data, "export") is not None:
-        yield "export", f"exporting a student.reasoning: {mode} student is not supported yet (serve it from build/model)"
+    elif mode == "step_by_step" and get_path(data, "export") is not None:
+        yield "export", ("a step_by_step student is asked with a `[label] ` prefix the exported file's chat template "
+                         "does not add: serve it with `distill serve`, or train it with reasoning: answer or trace")
 
 
 def _export_issues(data: Any) -> Issues:

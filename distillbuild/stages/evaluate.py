@@ -39,11 +39,12 @@ from distillbuild.teacher.prompts import messages_for
 # A causal student is prompted, and loaded over its base model.
 READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
          "teacher.provider", "teacher.price",
-         "student.kind", "student.base_model", "student.endpoint", "student.reasoning", "teacher.reasoning", "evaluation",
-         "data.heldout_sets")
+         "student.kind", "student.base_model", "student.endpoint", "student.reasoning", "teacher.reasoning",
+         "teacher.max_tokens", "evaluation", "data.heldout_sets")
 READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
               "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
-              "teacher.reasoning": lambda spec: spec.student.reasoning == "trace"}  # the answer line's marker
+              "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",  # the answer line's marker
+              "teacher.max_tokens": lambda spec: spec.student.reasoning == "trace"}  # a trace's room to reason
 
 
 def deps(spec: Spec) -> list[str]:
@@ -104,11 +105,16 @@ def load_classifier(spec: Spec):
     return EncoderClassifier.load(Path(layout.MODEL_DIR), threads=threads)
 
 
+ANSWER_LINE_TOKENS = 16  # explain mode: the marker and a label after the explanation
+
+
 def causal_classifier(spec: Spec, student) -> "causal_student.CausalClassifier":
     """A causal student as a classifier, asked and read as student.reasoning says (evaluate, serve)."""
-    marker = spec.teacher.reasoning.marker if spec.teacher.reasoning else "Answer:"
-    if spec.student.reasoning == "trace":  # room for a rationale as long as the teacher's
-        student.max_new_tokens = max(student.max_new_tokens, spec.teacher.max_tokens)
+    reasoning = spec.teacher.reasoning
+    marker = reasoning.marker if reasoning else "Answer:"
+    if spec.student.reasoning == "trace":  # room for a rationale as long as the teacher's (and the answer line)
+        room = reasoning.max_tokens + ANSWER_LINE_TOKENS if reasoning.mode == "explain" else spec.teacher.max_tokens
+        student.max_new_tokens = max(student.max_new_tokens, room)
     return causal_student.CausalClassifier(student, spec.task, spec.student.reasoning, marker)
 
 

@@ -38,8 +38,8 @@ GGUF_CONTEXT = 2048  # tokens llama.cpp and Ollama hold: the instruction, an inp
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
 READS = ("task.labels", "task.instruction", "task.input_template", "student.kind", "student.base_model",
-         "student.chat_template", "export", "evaluation.latency_samples", "evaluation.threads",
-         "evaluation.max_new_tokens")
+         "student.chat_template", "student.reasoning", "teacher.reasoning", "teacher.max_tokens", "export",
+         "evaluation.latency_samples", "evaluation.threads", "evaluation.max_new_tokens")
 
 
 def _gguf(spec: Spec) -> bool:
@@ -49,6 +49,16 @@ def _gguf(spec: Spec) -> bool:
 # A GGUF export's prompt (the Modelfile's system prompt), base and decoding; an ONNX one reads none of them.
 READS_WHEN = {key: _gguf for key in ("task.instruction", "student.base_model", "student.chat_template",
                                       "evaluation.max_new_tokens")}
+# A trace student is read at its answer line (the marker) and given room for its rationale.
+READS_WHEN.update({key: (lambda spec: _gguf(spec) and spec.student.reasoning == "trace")
+                   for key in ("student.reasoning", "teacher.reasoning", "teacher.max_tokens")})
+
+
+def _student_dirs(spec: Spec) -> tuple[Path, str]:
+    """(the adapter, its base): the DPO adapter over the merged SFT model with student.preference."""
+    if spec.student.preference is not None:
+        return Path(layout.PREFERENCE_MODEL), layout.PREFERENCE_BASE
+    return Path(layout.MODEL_DIR), student_base_path(spec)
 
 
 def applies(spec: Spec) -> bool:
@@ -59,7 +69,8 @@ def deps(spec: Spec) -> list[str]:
     # The gate's decision: only a student that passed is exported. A causal student's held-out
     # answers are read from evaluate's predictions (minutes of generation not paid twice).
     causal = [layout.PREDICTIONS] if _gguf(spec) else []
-    return [layout.MODEL_DIR, posix(spec.data_files.heldout), layout.DECISION, *causal]
+    model = [layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE] if spec.student.preference else [layout.MODEL_DIR]
+    return [*model, posix(spec.data_files.heldout), layout.DECISION, *causal]
 
 
 def outs(spec: Spec) -> list[Out]:
@@ -130,21 +141,23 @@ def compared(heldout: list[dict], ours: list, theirs: list, slow: list[float], f
 def export_gguf_student(spec: Spec) -> dict:
     """The merged student as f16 and quantized GGUF with an Ollama Modelfile; each file served by
     llama.cpp answers the held-out set and is timed beside the unexported student."""
-    from distillbuild.evaluate.causal_student import CausalClassifier, EndpointStudent
+    from distillbuild.evaluate.causal_student import EndpointStudent
     from distillbuild.export import gguf_causal
     from distillbuild.servers.llamacpp import LlamaCppServer, server_version
-    from distillbuild.stages.evaluate import load_causal_student  # lazy: the stage modules import each other
+    from distillbuild.stages.evaluate import causal_classifier, load_final_student  # lazy: the stages import each other
 
     settings, threads, samples = spec.export, spec.evaluation.threads, spec.evaluation.latency_samples
     base = spec.student.base_model
     base_gguf = resolve_model_file(base, spec.dir) if is_gguf(base) else None
     tmp = fresh_tmp_dir(Path(layout.EXPORT_DIR))
     with tempfile.TemporaryDirectory(prefix="distill-export-") as work:
-        files = gguf_causal.export_gguf(Path(layout.MODEL_DIR), student_base_path(spec), base_gguf, tmp, spec.name,
-                                        settings.quantize, threads, Path(work), log)
+        model_dir, model_base = _student_dirs(spec)
+        files = gguf_causal.export_gguf(model_dir, model_base, base_gguf, tmp, spec.name, settings.quantize, threads,
+                                        Path(work), log)
     shipped = files[settings.quantize]
+    student = causal_classifier(spec, load_final_student(spec, threads))  # as evaluate asked it
     (tmp / "Modelfile").write_text(gguf_causal.modelfile(shipped.name, spec.student.chat_template,
-                                                         system_prompt(spec.task), spec.evaluation.max_new_tokens,
+                                                         system_prompt(spec.task), student.student.max_new_tokens,
                                                          GGUF_CONTEXT), encoding="utf-8")
     replace_dir(tmp, Path(layout.EXPORT_DIR))
     files = {kind: Path(layout.EXPORT_DIR) / path.name for kind, path in files.items()}
@@ -155,7 +168,6 @@ def export_gguf_student(spec: Spec) -> dict:
     by_id = {str(p["id"]): p.get("predicted") if p.get("predicted") in labels else None
              for p in read_json(Path(layout.PREDICTIONS))}
     ours = [by_id.get(str(r["id"])) for r in heldout]
-    student = CausalClassifier(load_causal_student(spec, Path(layout.MODEL_DIR), threads), spec.task)
     slow = latencies_ms(student, texts, samples)
     del student
     report: dict = {"files": {}, "shipped": settings.quantize, "llama_cpp_python": server_version(),
@@ -165,8 +177,8 @@ def export_gguf_student(spec: Spec) -> dict:
         with LlamaCppServer(path, spec.name, n_ctx=GGUF_CONTEXT, threads=threads, startup_timeout_s=120,
                             endpoint_id=f"export:{path.name}",
                             timeout_hint="a larger GGUF needs longer to load: check the machine's memory") as server:
-            exported = CausalClassifier(EndpointStudent(server.base_url, spec.name, None,
-                                                        max_new_tokens=spec.evaluation.max_new_tokens), spec.task)
+            exported = causal_classifier(spec, EndpointStudent(server.base_url, spec.name, None,
+                                                               max_new_tokens=spec.evaluation.max_new_tokens))
             theirs = exported.predict(texts)
             figures = compared(heldout, ours, theirs, slow, latencies_ms(exported, texts, samples))
         figures.update(file=path.name, bytes=path.stat().st_size, unparseable=sum(p is None for p in theirs))

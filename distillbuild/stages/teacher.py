@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.console import log
@@ -29,6 +29,7 @@ from distillbuild.teacher.cache import cached_keys, request_key
 from distillbuild.teacher.canary import canary_check
 from distillbuild.teacher.engine import Canary, answer_all, recorded_responses
 from distillbuild.teacher.estimate import estimate
+from distillbuild.teacher.explain import attach_rationales, explain_requests, explain_settings, in_reply
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.teacher.report import report, summary
 from distillbuild.teacher.results import CallResult, RunStats
@@ -118,9 +119,25 @@ def estimate_for(spec: Spec):
     keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
     cached = cached_keys(spec.repo_root, keys)
     t = spec.teacher
-    labels = None if t.reasoning else spec.task.labels  # a rationale is longer than a label
+    labels = None if in_reply(t.reasoning) else spec.task.labels  # a rationale is longer than a label
     return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=labels,
                     price_in=t.price.input_per_mtok if t.price else None,
+                    price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
+
+
+def explanations_estimate_for(spec: Spec):
+    """`distill estimate` in explain mode: one explanation per training input, at most, priced as
+    if each answer were the first label (the answers are not known before the run)."""
+    t = spec.teacher
+    inputs, _, _ = load_requests(spec)
+    examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
+    placeholder = [{**r, "answer": spec.task.labels[0], "error": None} for r in inputs]
+    requests = [m for _, m in explain_requests(spec.task, placeholder, examples, t.reasoning)]
+    base = teacher_settings(spec)(None, endpoint_id(t, spec.dir, "teacher"), "")
+    settings = explain_settings(base, t.reasoning, 0.0)
+    keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
+    return estimate(requests, keys, cached_keys(spec.repo_root, keys), model=t.model, max_tokens=settings.max_tokens,
+                    labels=None, price_in=t.price.input_per_mtok if t.price else None,
                     price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
 
 
@@ -132,22 +149,36 @@ def run_canary(spec: Spec) -> None:
         raise StageError("teacher.canary.requests is 0: there is no canary to run")
     _, _, requests = load_requests(spec)
     first = list({json.dumps(m, sort_keys=True): m for m in requests}.values())[: canary.requests]
-    ask(spec, first)
+    ask(spec, first)  # the answers alone: explain mode's rationales follow a whole run
 
 
-def ask(spec: Spec, requests: list[list[dict[str, str]]]) -> tuple[list[CallResult | None], RunStats, list[dict]]:
+FollowUp = Callable[[list["CallResult | None"]], list[list[dict[str, str]]]]
+
+
+def ask(spec: Spec, requests: list[list[dict[str, str]]], follow_up: FollowUp | None = None
+        ) -> tuple[list[CallResult | None], RunStats, list[dict], list[CallResult | None]]:
     """Every request answered (or not) through the spec's teacher endpoint and the repository's
     cache; the first ones checked by the canary before the rest is asked. Also the cache's
     entries for them ({key, endpoint, model, response}): build/teacher/responses.jsonl, which
-    DVC pushes with the build, so `distill reproduce` in a fresh clone asks the teacher nothing."""
+    DVC pushes with the build, so `distill reproduce` in a fresh clone asks the teacher nothing.
+    `follow_up` (explain mode) turns the answers into more requests, asked with the rationale's
+    settings while the endpoint is still open; their results come last."""
     t = spec.teacher
-    canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log, t.reasoning)) \
-        if t.canary else None
+    canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log,
+                                                    in_reply(t.reasoning))) if t.canary else None
     with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
                        settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
         entries = recorded_responses(requests, settings, cache)
-    return results, stats, entries
+        more = follow_up(results) if follow_up is not None and not stats.budget_stopped else []
+        followed: list[CallResult | None] = []
+        if more:
+            log(f"teacher: explaining {len(more)} answers (teacher.reasoning: explain)")
+            explaining = explain_settings(settings, t.reasoning, stats.cost_usd)
+            followed, more_stats = answer_all(more, explaining, cache, log=log)
+            stats.add(more_stats)
+            entries += recorded_responses(more, explaining, cache)
+    return results, stats, entries, followed
 
 
 def soft_label_counts(rows: list[dict]) -> dict[str, int]:
@@ -162,9 +193,22 @@ def soft_label_counts(rows: list[dict]) -> dict[str, int]:
 def run(spec: Spec) -> int:
     t = spec.teacher
     inputs, heldout, requests = load_requests(spec)
-    results, stats, responses = ask(spec, requests)
+    rows: list[dict] = []
+    explained: list[int] = []
 
-    rows = [answer_row(r, res, spec.task, t.reasoning) for r, res in zip(inputs + heldout, results)]
+    def answered(results: list[CallResult | None]) -> list[list[dict[str, str]]]:
+        rows[:] = [answer_row(r, res, spec.task, in_reply(t.reasoning)) for r, res in zip(inputs + heldout, results)]
+        if t.reasoning is None or t.reasoning.mode != "explain":
+            return []
+        examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
+        asked = explain_requests(spec.task, rows[: len(inputs)], examples, t.reasoning)  # training inputs only
+        explained[:] = [i for i, _ in asked]
+        return [m for _, m in asked]
+
+    results, stats, responses, explanations = ask(spec, requests, answered)
+    if not rows:  # the follow-up is skipped when the budget stopped the answers
+        rows = [answer_row(r, res, spec.task, in_reply(t.reasoning)) for r, res in zip(inputs + heldout, results)]
+    attach_rationales(rows, explained, explanations)
     generated = len(seed_rows(spec))  # the last of the inputs (load_requests)
     for n, (row, source) in enumerate(zip(rows, inputs)):
         if source.get("label") is not None:  # an input's gold label: never asked about, audited by the filter
@@ -173,7 +217,7 @@ def run(spec: Spec) -> int:
             row.update(source="seed", seed_label=(source.get("seed") or {}).get("label"))
     ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
-        missing = sum(1 for r in results if r is None)
+        missing = sum(1 for r in results if r is None) + sum(1 for r in explanations if r is None)
         raise StageError(
             f"budget reached: ${stats.cost_usd:.4f} of teacher.budget_usd ${t.budget_usd} spent; "
             f"{stats.billed_calls} answers kept in the cache, {missing} not asked. "

@@ -147,9 +147,34 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(4 + len(str(m.get("content", ""))) // 4 for m in messages) + 3
 
 
+def explained(teacher: SimulatedTeacher, messages: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(input, answer) when the conversation ends with an input, its answer and a user turn that is
+    no input of the key: teacher.reasoning in explain mode asking why (prompts.explain_messages).
+    A few-shot request ends the same way, with an input of the key last."""
+    roles = [m.get("role") for m in messages[-3:]]
+    if roles != ["user", "assistant", "user"] or not teacher.labels:
+        return None
+    last, text = (str(messages[i].get("content") or "") for i in (-1, -3))
+    if norm(last) in teacher.key or norm(text) not in teacher.key:
+        return None
+    return text, str(messages[-2].get("content") or "")
+
+
+def explanation_body(teacher: SimulatedTeacher, text: str, answer: str, model: str, counter: int,
+                     prompt_tokens: int) -> dict[str, Any]:
+    """The stand-in's explanation of an answer it was given (empty now and then, as real ones can be)."""
+    why = rationale(text, answer, None, teacher._rng(text, 3000))
+    choice = {"index": 0, "message": {"role": "assistant", "content": why, "refusal": None},
+              "finish_reason": "stop", "logprobs": None}
+    return chat_completion("sim", counter, model, teacher.seed, [choice], prompt_tokens, 1 + len(why) // 4)
+
+
 def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any]:
     """A Chat Completions response for one (non G-Eval) request body."""
     messages = request.get("messages") or []
+    asked_why = explained(teacher, messages)
+    if asked_why is not None:
+        return explanation_body(teacher, *asked_why, model, counter, estimate_prompt_tokens(messages))
     text = prompt_text(messages)
     n = int(request.get("n") or 1)
     temperature = float(request.get("temperature") if request.get("temperature") is not None else 1.0)

@@ -13,6 +13,15 @@ from distillbuild.spec.inputs import Example
 from distillbuild.spec.model import Reasoning, Task
 
 
+DEFAULT_INSTRUCTIONS = {"prompt": "Think it through step by step: first write your reasoning in a few sentences.",
+                        "explain": "Explain in a few sentences why that is the answer."}
+
+
+def reasoning_instruction(reasoning: Reasoning) -> str:
+    """What the teacher is asked: teacher.reasoning.instruction, or its mode's default."""
+    return (reasoning.instruction or DEFAULT_INSTRUCTIONS.get(reasoning.mode, "")).strip()
+
+
 def system_prompt(task: Task, reasoning: Reasoning | None = None) -> str:
     """The task's instruction (and labels); with teacher.reasoning in prompt mode, the request for
     reasoning first and the answer on a last line after the marker (the teacher's prompt only)."""
@@ -20,7 +29,7 @@ def system_prompt(task: Task, reasoning: Reasoning | None = None) -> str:
     if task.type == "classification":
         instruction = f"{instruction}\n\nCategories: {', '.join(task.labels)}"
     if reasoning is not None and reasoning.mode == "prompt":
-        instruction += (f"\n\n{reasoning.instruction.strip()} Then write the answer alone on a last line that "
+        instruction += (f"\n\n{reasoning_instruction(reasoning)} Then write the answer alone on a last line that "
                         f"starts with `{reasoning.marker}`.")
     return instruction
 
@@ -38,6 +47,20 @@ def messages_for(task: Task, text: str, examples: Sequence[Example] = (),
     turns = [m for e in examples for m in ({"role": "user", "content": e.text},
                                             {"role": "assistant", "content": example_answer(e, reasoning)})]
     return [{"role": "system", "content": system_prompt(task, reasoning)}, *turns, {"role": "user", "content": text}]
+
+
+def explain_messages(task: Task, text: str, answer: str, examples: Sequence[Example],
+                     reasoning: Reasoning) -> list[dict[str, str]]:
+    """teacher.reasoning in explain mode: the plain request's conversation continued, its answer
+    given and the teacher asked why; each example shown the same way, its rationale the reply."""
+    why = reasoning_instruction(reasoning)
+
+    def asked(question: str, given: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": given},
+                {"role": "user", "content": why}]
+
+    turns = [m for e in examples for m in (*asked(e.text, e.answer), {"role": "assistant", "content": e.rationale})]
+    return [{"role": "system", "content": system_prompt(task)}, *turns, *asked(text, answer)]
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import random
 import sys
-from math import comb
 from pathlib import Path
+
+from distillbuild.stats import mcnemar_p
 
 HERE = Path(__file__).resolve().parent
 RUNS = {"MiniLM, filtered": HERE, "MiniLM, all rows": HERE / "all-rows", "SmolLM2 LoRA, filtered": HERE / "smollm2"}
@@ -25,7 +26,10 @@ def interval(m: dict, name: str) -> str:
     return f"{m[name]:.3f} ({low:.3f}-{high:.3f})" if low is not None else f"{m[name]:.3f}"
 
 
-def paired(a: list[dict], b: list[dict], resamples: int = 5000) -> str:
+def paired(a: list[dict], b: list[dict], names: tuple[str, str] = ("when filtered", "on all rows"),
+           resamples: int = 5000) -> str:
+    """a's accuracy minus b's on the same held-out rows: a paired bootstrap interval, the rows right
+    for one of them only, and McNemar's exact test."""
     assert [r["id"] for r in a] == [r["id"] for r in b], "different held-out rows"
     ra = [r["predicted"] == r["actual"] for r in a]
     rb = [r["predicted"] == r["actual"] for r in b]
@@ -34,11 +38,19 @@ def paired(a: list[dict], b: list[dict], resamples: int = 5000) -> str:
                    for idx in ([rng.randrange(n) for _ in range(n)] for _ in range(resamples)))
     only_a = sum(x and not y for x, y in zip(ra, rb))
     only_b = sum(y and not x for x, y in zip(ra, rb))
-    m, k = only_a + only_b, min(only_a, only_b)
-    p = min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
     return (f"{(sum(ra) - sum(rb)) / n:+.4f} (paired 95% interval {diffs[int(0.025 * resamples)]:+.4f} to "
-            f"{diffs[int(0.975 * resamples)]:+.4f}); right only when filtered {only_a}, only on all rows {only_b}; "
-            f"McNemar exact p = {p:.2g}")
+            f"{diffs[int(0.975 * resamples)]:+.4f}); right only {names[0]} {only_a}, only {names[1]} {only_b}; "
+            f"McNemar exact p = {mcnemar_p(only_a, only_b):.2g}")
+
+
+def teacher_calls(report: dict) -> str:
+    """The teacher stage's calls and time; a run answered from the cache paid for none."""
+    calls, lat = report["calls"], report["latency_s"]
+    if not calls["billed"]:
+        return f"all {calls['requested']} answers from the cache (the paying run's figures are in README.md)"
+    return (f"{calls['billed']} calls in {report['seconds']:.0f} s ({calls['billed'] / report['seconds']:.2f}/s), "
+            f"latency p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s; {report['tokens']['prompt']:,} prompt and "
+            f"{report['tokens']['completion']:,} completion tokens")
 
 
 def main() -> int:
@@ -46,10 +58,7 @@ def main() -> int:
     if teacher is None:
         print("run `dvc repro` here first", file=sys.stderr)
         return 2
-    calls, lat = teacher["calls"], teacher["latency_s"]
-    print(f"teacher: {teacher['provider']}:{teacher['model']}, {calls['billed']} calls in {teacher['seconds']:.0f} s "
-          f"({calls['billed'] / teacher['seconds']:.2f}/s), latency p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s; "
-          f"{teacher['tokens']['prompt']:,} prompt and {teacher['tokens']['completion']:,} completion tokens")
+    print(f"teacher: {teacher['provider']}:{teacher['model']}, {teacher_calls(teacher)}")
     for name, run in RUNS.items():
         audit = (read(run, "build/filter/report.json") or {}).get("gold_audit")
         m = read(run, "build/evaluate/metrics.json")

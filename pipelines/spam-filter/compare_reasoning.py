@@ -7,14 +7,13 @@ McNemar's exact test)."""
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 
-from compare import read
+from compare import paired, read, teacher_calls
 
 from distillbuild.evaluate.classification import macro_f1
-from distillbuild.stats import bootstrap_mean_interval, mcnemar_p
+from distillbuild.stats import bootstrap_mean_interval
 
 HERE = Path(__file__).resolve().parent
 REASONING, TRACE, PLAIN = HERE / "reasoning", HERE / "reasoning/trace", HERE / "smollm2"
@@ -43,28 +42,12 @@ def right(rows: list[dict]) -> list[bool]:
     return [r["predicted"] == r["actual"] for r in rows]
 
 
-def paired(a: list[dict], b: list[dict], resamples: int = 5000) -> str:
-    assert [r["id"] for r in a] == [r["id"] for r in b], "different held-out rows"
-    ra, rb = right(a), right(b)
-    n, rng = len(ra), random.Random(0)
-    diffs = sorted(sum(ra[i] - rb[i] for i in idx) / n
-                   for idx in ([rng.randrange(n) for _ in range(n)] for _ in range(resamples)))
-    only_a = sum(x and not y for x, y in zip(ra, rb))
-    only_b = sum(y and not x for x, y in zip(ra, rb))
-    return (f"{(sum(ra) - sum(rb)) / n:+.4f} (paired 95% interval {diffs[int(0.025 * resamples)]:+.4f} to "
-            f"{diffs[int(0.975 * resamples)]:+.4f}); right only in the first {only_a}, only in the second {only_b}; "
-            f"McNemar exact p = {mcnemar_p(only_a, only_b):.2g}")
-
-
 def main() -> int:
     teacher = read(REASONING, "build/teacher/report.json")
     if teacher is None:
         print("run `dvc repro` in reasoning/ first", file=sys.stderr)
         return 2
-    calls, lat = teacher["calls"], teacher["latency_s"]
-    print(f"reasoning teacher: {calls['billed']} calls in {teacher['seconds']:.0f} s, latency p50 {lat['p50']:.3f} s, "
-          f"p95 {lat['p95']:.3f} s; {teacher['tokens']['prompt']:,} prompt and {teacher['tokens']['completion']:,} "
-          "completion tokens")
+    print(f"reasoning teacher: {teacher_calls(teacher)}")
     kept = read(REASONING, "build/filter/report.json") or {}
     audit = kept.get("gold_audit") or {}
     print(f"filter: kept {kept.get('kept')} of {kept.get('rows')}; dropped {kept.get('by_reason')}; teacher right "
@@ -88,7 +71,7 @@ def main() -> int:
     for first, second in (("rationale + answer (trace)", "answers (SFT)"), ("answers, then DPO", "answers (SFT)"),
                           ("answers (SFT)", "answers, from the answer-only teacher (smollm2/)")):
         if first in built and second in built:
-            print(f"{first} minus {second}: {paired(built[first][0], built[second][0])}")
+            print(f"{first} minus {second}: {paired(built[first][0], built[second][0], ('in the first', 'in the second'))}")
     return 0
 
 
