@@ -393,7 +393,8 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
     with _runtime_errors("distill estimate"):
         est = estimate_for(loaded)
         seeding = seed_stage.estimate_for(loaded) if loaded.seed is not None else None
-        explaining = explanations_estimate_for(loaded) if reasoning is not None and reasoning.mode == "explain" else None
+        explaining = explanations_estimate_for(loaded, est.cost_usd_max) \
+            if reasoning is not None and reasoning.mode == "explain" else None
         if canary:
             run_canary(loaded)
     generated = loaded.seed is not None and loaded.resolve(layout.SEED_INPUTS).exists()

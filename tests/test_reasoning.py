@@ -329,6 +329,8 @@ def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache
     assert len(responses) == 121 + len(labelled)  # a fresh clone reproduces both kinds of call
     kept = [json.loads(line) for line in (project.root / "build/filter/kept.jsonl").open()]
     assert kept and all(r["rationale"] for r in kept)
+    again = json.loads(CliRunner().invoke(main, ["estimate", str(path), "--json"]).output)
+    assert again["explanations"]["to_call"] == 0  # read with the real answers: every explanation is cached
     by_reason = json.loads((project.root / "build/filter/report.json").read_text())["by_reason"]
     assert by_reason.get("no_rationale", 0) == sum(r.get("rationale") == "" for r in rows)  # empty ones dropped
 
@@ -351,3 +353,17 @@ def test_an_explanation_is_the_conversation_continued_and_a_cut_one_is_truncated
     _, rejected, _ = curate(rows, cfg)
     assert {r["id"]: r["reason"] for r in rejected} == {"cut": "truncated", "failed": "no_rationale"}
     assert "timeout" in rejected[1]["detail"]
+
+
+def test_the_stand_in_explains_only_when_asked_its_explain_instruction():
+    from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher, completion_body
+
+    why = "Explain in a few sentences why that is the answer."
+    key = {"my invoice is wrong": KeyEntry("billing", ())}
+    teacher = SimulatedTeacher(key, ["billing", "refund"], 1.0, 1, explain_instruction=why)
+    few_shot = [{"role": "user", "content": "my invoice is wrong"}, {"role": "assistant", "content": "billing"},
+                {"role": "user", "content": "an input the key does not know"}]
+    plain = completion_body(teacher, {"messages": few_shot}, "sim", 1)["choices"][0]["message"]["content"]
+    assert plain in ("billing", "refund")  # a few-shot request is answered, not explained
+    asked = completion_body(teacher, {"messages": few_shot[:2] + [{"role": "user", "content": why}]}, "sim", 2)
+    assert "So the category is billing." in asked["choices"][0]["message"]["content"]

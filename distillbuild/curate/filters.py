@@ -96,7 +96,7 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
     if "rationale" not in row:
         return None
     if row.get("finish_reason") == "length":
-        return "truncated", "finish_reason: length (the reasoning hit max_tokens)"
+        return "truncated", "finish_reason: length (the reply hit teacher.max_tokens)"
     if row.get("rationale_truncated"):  # explain mode: the explanation, asked apart, was cut
         return "truncated", "finish_reason: length (the explanation hit teacher.reasoning.max_tokens)"
     if not (row.get("rationale") or "").strip():

@@ -11,6 +11,9 @@ from distillbuild.evaluate.latency import Serving
 from distillbuild.stats import mcnemar_p, percentile  # noqa: F401 - percentile: part of this module's API
 
 
+UNPARSEABLE = "(unparseable)"  # predictions.json's label for an answer that names no label
+
+
 def accuracy(gold: Sequence[str], pred: Sequence[str | None]) -> float:
     return sum(g == p for g, p in zip(gold, pred)) / len(gold) if gold else float("nan")
 
@@ -123,7 +126,7 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
         "batch_throughput_rows_per_s": serving.throughput(len(heldout)),
     }
     predictions = [
-        {"id": r["id"], "actual": g, "predicted": s or "(unparseable)", "teacher": t or "(unparseable)",
+        {"id": r["id"], "actual": g, "predicted": s or UNPARSEABLE, "teacher": t or UNPARSEABLE,
          **({"student_text": st} if st is not None else {}),
          **({"student_confidence": round(c, 6)} if c is not None else {})}
         for r, g, s, t, st, c in zip(heldout, gold, student, teacher, student_text, confidence)

@@ -27,7 +27,7 @@ from distillbuild.io import read_jsonl
 class Example:
     text: str  # the input, as the teacher sees it
     answer: str  # the assistant turn that follows it
-    rationale: str = ""  # with teacher.reasoning in prompt mode: the reasoning shown before the answer line
+    rationale: str = ""  # with teacher.reasoning in prompt or explain mode: the reasoning the teacher is shown
 
 
 def template_fields(template: str) -> list[str]:

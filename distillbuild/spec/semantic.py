@@ -290,7 +290,7 @@ def _reasoning_issues(data: Any) -> Issues:
     if get_path(data, "student.kind") != "causal-lm":
         yield "student.reasoning", f"{mode} trains a causal LM to write; student.kind is {get_path(data, 'student.kind')}"
     elif get_path(data, "teacher.reasoning") is None:
-        yield "student.reasoning", f"{mode} trains on the teacher's rationales: set teacher.reasoning (mode: prompt or field)"
+        yield "student.reasoning", f"{mode} trains on the teacher's rationales: set teacher.reasoning (mode: prompt, field or explain)"
     elif get_path(data, "task.type") != "classification":
         yield "student.reasoning", "reasoning students are evaluated on classification tasks for now"
     elif get_path(data, "student.kd.mode") == "logits":

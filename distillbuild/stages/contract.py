@@ -78,6 +78,13 @@ class Stage:
         return tuple(k for k in self.reads if self.reads_when.get(k, lambda _spec: True)(spec))
 
 
+def trace_reads_teacher_max_tokens(spec) -> bool:
+    """A trace student is given room for a rationale as long as the teacher's: teacher.max_tokens
+    in prompt and field modes (explain mode's is teacher.reasoning.max_tokens, read with it)."""
+    reasoning = spec.teacher.reasoning
+    return spec.student.reasoning == "trace" and reasoning is not None and reasoning.mode != "explain"
+
+
 def posix(path: str) -> str:
     """A data path from the spec as DVC wants it: relative to dvc.yaml, POSIX separators."""
     return Path(path).as_posix()

@@ -18,8 +18,8 @@ from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
 from distillbuild.stats import bootstrap_mean_interval
 from distillbuild.evaluate import causal_student, costs
-from distillbuild.evaluate.classification import (ClassificationResult, accuracy, evaluate_classification, macro_f1,
-                                                 paired_gain)
+from distillbuild.evaluate.classification import (UNPARSEABLE, ClassificationResult, accuracy, evaluate_classification,
+                                                 macro_f1, paired_gain)
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving, measure as measure_latency
@@ -28,7 +28,7 @@ from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows, with_texts
 from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
-from distillbuild.stages.contract import Out, posix, uncached
+from distillbuild.stages.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.stages.endpoints import open_judge
 from distillbuild.stages.student_base import student_base_path
 from distillbuild.teacher.prompts import messages_for
@@ -44,7 +44,7 @@ READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "
 READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
               "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
               "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",  # the answer line's marker
-              "teacher.max_tokens": lambda spec: spec.student.reasoning == "trace"}  # a trace's room to reason
+              "teacher.max_tokens": trace_reads_teacher_max_tokens}  # a trace's room to reason
 
 
 def deps(spec: Spec) -> list[str]:
@@ -221,7 +221,7 @@ def run_classification(spec: Spec) -> int:
         figures, before = _preference_comparison(spec, texts, [r["label"] for r in heldout], student)
         result.metrics.update(figures)
         for row, label in zip(result.predictions, before):
-            row["sft_predicted"] = label
+            row["sft_predicted"] = label if label is not None else UNPARSEABLE  # as `predicted` writes it
     if spec.evaluation.compare_with:  # another variant (trace against answers alone): the better one is promoted
         result.metrics.update(_variant_comparison(spec, heldout, student))
     _write_outputs(result.metrics, result.predictions)
@@ -254,13 +254,15 @@ def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | N
     if not path.exists():
         raise StageError(f"evaluation.compare_with: {path} does not exist: build that variant first (`dvc repro` "
                          "there, or here, which builds it as a dependency)")
-    theirs = {str(r["id"]): r.get("predicted") for r in read_json(path)}
+    other = {str(r["id"]): r for r in read_json(path)}
+    theirs = {i: r.get("predicted") for i, r in other.items()}
     ids = [str(r["id"]) for r in heldout]
-    if set(theirs) != set(ids):
-        raise StageError(f"evaluation.compare_with: {path} scores other held-out rows ({len(set(ids) - set(theirs))} "
-                         f"of this build's {len(ids)} missing, {len(set(theirs) - set(ids))} extra): variants are "
-                         "compared on the same rows")
     gold = [r["label"] for r in heldout]
+    relabelled = sum(other[i].get("actual") != g for i, g in zip(ids, gold) if i in other)
+    if set(theirs) != set(ids) or relabelled:
+        raise StageError(f"evaluation.compare_with: {path} scores other held-out rows ({len(set(ids) - set(theirs))} "
+                         f"of this build's {len(ids)} missing, {len(set(theirs) - set(ids))} extra, {relabelled} with "
+                         "another gold label): variants are compared on the same rows")
     gain = paired_gain(gold, predicted, [theirs[i] for i in ids])
     log(f"evaluate: against {spec.evaluation.compare_with} on the same {len(ids)} rows: accuracy "
         f"{gain.other_accuracy:.4f} -> {gain.other_accuracy + gain.gain:.4f} ({gain.only_this} rows right only here, "

@@ -28,7 +28,7 @@ from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.stages.student_base import student_base_path
 from distillbuild.teacher.prompts import system_prompt
 from distillbuild.train.gguf_base import is_gguf
-from distillbuild.stages.contract import Out, posix, uncached
+from distillbuild.stages.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.stats import percentile
 
 
@@ -51,7 +51,8 @@ READS_WHEN = {key: _gguf for key in ("task.instruction", "student.base_model", "
                                       "evaluation.max_new_tokens")}
 # A trace student is read at its answer line (the marker) and given room for its rationale.
 READS_WHEN.update({key: (lambda spec: _gguf(spec) and spec.student.reasoning == "trace")
-                   for key in ("student.reasoning", "teacher.reasoning", "teacher.max_tokens")})
+                   for key in ("student.reasoning", "teacher.reasoning")})
+READS_WHEN["teacher.max_tokens"] = lambda spec: _gguf(spec) and trace_reads_teacher_max_tokens(spec)
 
 
 def _student_dirs(spec: Spec) -> tuple[Path, str]:

@@ -23,14 +23,15 @@ from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.model import Judge, PairJudge
-from distillbuild.stages.contract import Out, posix
+from distillbuild.stages.contract import Out, posix, trace_reads_teacher_max_tokens
 from distillbuild.teacher.prompts import STEP_PREFIXES
 
 READS = ("task.type", "task.labels", "task.instruction", "student.base_model", "student.endpoint", "student.reasoning",
          "student.preference.max_pairs", "student.preference.judge", "filters.judge", "teacher.reasoning",
-         "evaluation.max_new_tokens", "evaluation.threads")
+         "teacher.max_tokens", "evaluation.max_new_tokens", "evaluation.threads")
 READS_WHEN = {"student.reasoning": lambda spec: spec.student.reasoning != "answer",
               "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",
+              "teacher.max_tokens": trace_reads_teacher_max_tokens,
               "student.preference.judge": lambda spec: spec.student.preference.judge is not None,
               "filters.judge": lambda spec: spec.student.preference.judge is not None}
 
@@ -97,11 +98,13 @@ def judge_pairs(pairs: list[dict[str, Any]], rows: list[dict[str, Any]], judge: 
         if chosen - rejected >= rule.min_margin - 1e-9:
             kept.append({**pair, "chosen_score": round(chosen, 6), "rejected_score": round(rejected, 6)})
     scores = [(v.score, w.score) for v, w in zip(verdicts[::2], verdicts[1::2])]
+    calls = stats.as_dict()
+    calls["answers_judged"], calls["distinct_answers"] = calls.pop("pairs"), calls.pop("distinct_pairs")  # G-Eval's pairs
     return kept, {"provider": judge.provider, "model": judge.model, "simulated": judge.provider == "simulated",
                   "min_margin": rule.min_margin, "pairs_judged": len(pairs), "unconfirmed": len(pairs) - len(kept),
                   "mean_chosen_score": round(sum(c for c, _ in scores) / len(scores), 6) if scores else None,
                   "mean_rejected_score": round(sum(r for _, r in scores) / len(scores), 6) if scores else None,
-                  **stats.as_dict()}
+                  **calls}
 
 
 def cap(pairs: list[dict[str, Any]], max_pairs: int | None) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from distillbuild.spec.model_files import PACKAGE_PREFIX
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.teacher.answers import answer_row
-from distillbuild.teacher.cache import cached_keys, request_key
+from distillbuild.teacher.cache import TeacherCache, cached_keys, request_key
 from distillbuild.teacher.canary import canary_check
 from distillbuild.teacher.engine import Canary, answer_all, recorded_responses
 from distillbuild.teacher.estimate import estimate
@@ -125,20 +125,29 @@ def estimate_for(spec: Spec):
                     price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
 
 
-def explanations_estimate_for(spec: Spec):
-    """`distill estimate` in explain mode: one explanation per training input, at most, priced as
-    if each answer were the first label (the answers are not known before the run)."""
+def explanations_estimate_for(spec: Spec, answers_usd: float | None):
+    """`distill estimate` in explain mode: one explanation per training input whose answer is a
+    label. Answers already in the cache are read from it (their explanations may be cached too);
+    one not asked yet is priced as if it were the first label. The budget left is what the
+    answers (`answers_usd`, at most) leave of teacher.budget_usd, as the run gives it."""
     t = spec.teacher
-    inputs, _, _ = load_requests(spec)
-    examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
-    placeholder = [{**r, "answer": spec.task.labels[0], "error": None} for r in inputs]
-    requests = [m for _, m in explain_requests(spec.task, placeholder, examples, t.reasoning)]
+    inputs, _, requests = load_requests(spec)
     base = teacher_settings(spec)(None, endpoint_id(t, spec.dir, "teacher"), "")
-    settings = explain_settings(base, t.reasoning, 0.0)
+    answer_keys = [request_key(base.endpoint_id, base.body(m)) for m in requests[: len(inputs)]]
+    cache = TeacherCache.for_repo(spec.repo_root)
+    try:
+        cached = cache.get_many(list(dict.fromkeys(answer_keys)))
+    finally:
+        cache.close()
+    rows = [answer_row(r, CallResult(cached[k], True), spec.task, in_reply(t.reasoning)) if k in cached
+            else {**r, "answer": spec.task.labels[0], "error": None} for r, k in zip(inputs, answer_keys)]
+    examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
+    requests = [m for _, m in explain_requests(spec.task, rows, examples, t.reasoning)]
+    settings = explain_settings(base, t.reasoning, answers_usd or 0.0)
     keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
     return estimate(requests, keys, cached_keys(spec.repo_root, keys), model=t.model, max_tokens=settings.max_tokens,
                     labels=None, price_in=t.price.input_per_mtok if t.price else None,
-                    price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
+                    price_out=t.price.output_per_mtok if t.price else None, budget_usd=settings.budget_usd)
 
 
 def run_canary(spec: Spec) -> None:
@@ -233,6 +242,6 @@ def run(spec: Spec) -> int:
     log(summary(rep))
     if "soft_labels" in rep:
         log("  soft labels " + ", ".join(f"{k} {v}" for k, v in rep["soft_labels"].items()))
-    if sum(stats.errors.values()) == len(rows):
+    if all(r.get("error") is not None for r in rows):  # the answers (explain mode's explanations aside)
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0

@@ -16,6 +16,7 @@ from distillbuild.spec.model import Judge, Teacher
 from distillbuild.standin.judge import JUDGE_BEHAVIOUR_VERSION, SimulatedJudge
 from distillbuild.standin.server import SimulatedTeacherServer
 from distillbuild.standin.teacher import BEHAVIOUR_VERSION, SimulatedTeacher, load_answer_key
+from distillbuild.teacher.prompts import reasoning_instruction
 
 
 def _mapping(section: Any) -> dict[str, Any] | None:
@@ -62,7 +63,10 @@ def teacher_server(section: Teacher, base_dir: Path, labels: Sequence[str] = (),
     tokenizer = section.tokenizer
     if tokenizer and (base_dir / tokenizer).resolve().is_dir():  # a local tokenizer: by absolute path
         tokenizer = str((base_dir / tokenizer).resolve())
-    teacher = SimulatedTeacher(key, list(labels), sim.accuracy, sim.seed, tokenizer=tokenizer, reasoning=bool(sim.reasoning))
+    reasoning = section.reasoning
+    explain = reasoning_instruction(reasoning) if reasoning is not None and reasoning.mode == "explain" else None
+    teacher = SimulatedTeacher(key, list(labels), sim.accuracy, sim.seed, tokenizer=tokenizer, reasoning=bool(sim.reasoning),
+                               explain_instruction=explain)
     # The server takes its limits and faults as mappings.
     kwargs: dict[str, Any] = dict(latency_ms=sim.latency_ms or 0.0, port=port, model=section.model,
                                   latency_sigma=sim.latency_sigma or 0.0, limits=_mapping(sim.limits),

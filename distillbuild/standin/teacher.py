@@ -64,11 +64,12 @@ class SimulatedTeacher:
     """The answering logic, apart from HTTP."""
 
     def __init__(self, key: dict[str, KeyEntry], labels: list[str], accuracy: float, seed: int,
-                 tokenizer: str | None = None, reasoning: bool = False):
+                 tokenizer: str | None = None, reasoning: bool = False, explain_instruction: str | None = None):
         self.key = {norm(text): entry for text, entry in key.items()}  # looked up by normalised prompt
         self.labels, self.accuracy, self.seed = list(labels), accuracy, seed
         self.tokenizer = tokenizer  # the teacher's tokenizer (a local path): token ids in logprobs
         self.reasoning = reasoning  # a reasoning model: reasoning_content beside every answer
+        self.explain_instruction = explain_instruction  # teacher.reasoning explain mode: "why?" after an answer
 
     def _rng(self, text: str, sample: int) -> random.Random:
         digest = hashlib.sha256(f"{self.seed}\0{sample}\0{norm(text)}".encode()).digest()
@@ -148,16 +149,15 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 def explained(teacher: SimulatedTeacher, messages: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """(input, answer) when the conversation ends with an input, its answer and a user turn that is
-    no input of the key: teacher.reasoning in explain mode asking why (prompts.explain_messages).
-    A few-shot request ends the same way, with an input of the key last."""
+    """(input, answer) when the conversation ends with an input, its answer and the explain
+    instruction (teacher.reasoning in explain mode; teacher/prompts.py explain_messages). Known by
+    that instruction, never by shape alone: a few-shot request ends with user, assistant, user too,
+    so no plain request is answered differently than before explain mode existed."""
+    why = teacher.explain_instruction
     roles = [m.get("role") for m in messages[-3:]]
-    if roles != ["user", "assistant", "user"] or not teacher.labels:
+    if not why or roles != ["user", "assistant", "user"] or str(messages[-1].get("content") or "").strip() != why:
         return None
-    last, text = (str(messages[i].get("content") or "") for i in (-1, -3))
-    if norm(last) in teacher.key or norm(text) not in teacher.key:
-        return None
-    return text, str(messages[-2].get("content") or "")
+    return str(messages[-3].get("content") or ""), str(messages[-2].get("content") or "")
 
 
 def explanation_body(teacher: SimulatedTeacher, text: str, answer: str, model: str, counter: int,

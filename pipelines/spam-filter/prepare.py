@@ -26,8 +26,8 @@ TURNS = (1, 0, 3, 2)  # ...and shown ham, spam, spam, ham: SmolLM2 leans to the 
 # The teacher answers with these words: SmolLM2 says `legit` for legitimate mail far more
 # reliably than the corpus's `ham` (README.md has the figures, from training-split rows).
 LABELS = {"spam": "spam", "ham": "legit"}
-# examples-reasoning.jsonl: the same examples with the reasoning a teacher asked to reason is
-# shown before each answer line (reasoning/, teacher.reasoning in prompt mode). Written by hand.
+# examples-reasoning.jsonl: the same examples with the reasoning a teacher asked to reason (or to
+# explain its answer) is shown (reasoning/, teacher.reasoning in explain mode). Written by hand.
 RATIONALES = {
     "easy-ham-1/00486": "It quotes another writer and argues back about a topic of discussion; it sells nothing and "
                         "asks for no money, so it is legit.",
