@@ -349,9 +349,10 @@ def test_an_explanation_is_the_conversation_continued_and_a_cut_one_is_truncated
     assert "Answer:" not in messages[0]["content"]  # the answers were plain: so is the system prompt
     cfg = FilterConfig(labels=("billing", "refund"))
     rows = [{"id": "cut", "text": "a", "answer": "billing", "rationale": "It is about", "rationale_truncated": True},
-            {"id": "failed", "text": "b", "answer": "refund", "rationale": "", "rationale_error": "timeout"}]
+            {"id": "failed", "text": "b", "answer": "refund", "rationale": "", "rationale_error": "timeout"},
+            {"id": "sorry", "text": "c", "answer": "refund", "rationale": "I'm sorry, but I can't help with that."}]
     _, rejected, _ = curate(rows, cfg)
-    assert {r["id"]: r["reason"] for r in rejected} == {"cut": "truncated", "failed": "no_rationale"}
+    assert {r["id"]: r["reason"] for r in rejected} == {"cut": "truncated", "failed": "no_rationale", "sorry": "refusal"}
     assert "timeout" in rejected[1]["detail"]
 
 

@@ -102,6 +102,8 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
     if not (row.get("rationale") or "").strip():
         why = f": {row['rationale_error']}" if row.get("rationale_error") else ""
         return "no_rationale", f"the teacher gave no reasoning{why}"
+    if _REFUSAL.match(row["rationale"].strip()):  # a refusal is no reasoning to learn from
+        return "refusal", f"the reasoning reads as a refusal: {row['rationale'].strip()[:80]!r}"
     if row.get("answer") is None:
         return "no_final_answer", f"no answer line after the reasoning: {(row.get('raw_answer') or '')[-80:]!r}"
     probs = row.get("label_probs")
