@@ -50,7 +50,7 @@ def main() -> int:
     print(f"reasoning teacher: {teacher_calls(teacher)}")
     kept = read(REASONING, "build/filter/report.json") or {}
     audit = kept.get("gold_audit") or {}
-    print(f"filter: kept {kept.get('kept')} of {kept.get('rows')}; dropped {kept.get('by_reason')}; teacher right "
+    print(f"filter: kept {kept.get('kept')} of {kept.get('rows')}; dropped {({k: v for k, v in (kept.get('by_reason') or {}).items() if v})}; teacher right "
           f"{audit.get('teacher_accuracy_all')} of all, {audit.get('teacher_accuracy_kept')} of the kept")
     pairs = read(REASONING, "build/preference/pairs_report.json")
     if pairs:
