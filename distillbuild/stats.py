@@ -38,3 +38,8 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def round_p(p: float) -> float:
+    """A p-value to 4 significant figures: rounding to decimal places would write 1.7e-07 as 0.0."""
+    return float(f"{p:.4g}")

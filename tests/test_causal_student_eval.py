@@ -162,7 +162,7 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
     monkeypatch.setenv("STUDENT_KEY", "student-secret-value")
     monkeypatch.chdir(root)
 
-    def evaluate(accuracy: float, compare_with: str | None = None, gates: dict | None = None):
+    def evaluate(accuracy: float, compare_with: str | dict | None = None, gates: dict | None = None):
         with SimulatedTeacherServer(SimulatedTeacher(key, LABELS, accuracy=accuracy, seed=5),
                                     api_key="student-secret-value") as srv:
             spec = base_spec()
@@ -189,6 +189,27 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
 
     assert "weak.json" in render(load_spec(root / "distill.yaml"))  # a dependency: DVC builds it first
     assert run_stage("gate", load_spec(root / "distill.yaml")) == 0  # the better variant is promoted
+
+    # {predictions, student: sft}: another build's SFT student before DPO (its sft_predicted column)
+    rows = json.loads((root / "weak.json").read_text())
+    (root / "dpo.json").write_text(json.dumps([{**r, "predicted": r["actual"], "sft_predicted": r["predicted"]}
+                                               for r in rows]))
+    against_sft = evaluate(0.95, {"predictions": "dpo.json", "student": "sft"}, gates)
+    assert against_sft["compared_accuracy"] == pytest.approx(weak["accuracy"], abs=1e-6)
+    against_final = evaluate(0.95, {"predictions": "dpo.json"}, gates)  # student: final, the default
+    assert against_final["compared_accuracy"] == 1.0 and against_final["compared_gain"] < 0
+    with pytest.raises(StageError, match="no `sft_predicted` column"):  # weak.json's build had no DPO step
+        evaluate(0.95, {"predictions": "weak.json", "student": "sft"}, gates)
+    for bad, where, message in [({"predictions": "dpo.json", "student": "base"}, "evaluation.compare_with.student",
+                                 "not one of: final, sft"),
+                                ({"student": "sft"}, "evaluation.compare_with", "missing required key 'predictions'"),
+                                ({"predictions": "/tmp/x.json"}, "evaluation.compare_with.predictions",
+                                 "inside the repository")]:
+        spec = base_spec()
+        spec["evaluation"] = {"compare_with": bad}
+        with pytest.raises(SpecError) as err:
+            load_spec(project(spec))
+        assert any(i.path == where and message in i.message for i in err.value.issues), err.value.issues
 
     (root / "weak.json").write_text(json.dumps(json.loads((root / "build/evaluate/predictions.json").read_text())[:-1]))
     with pytest.raises(StageError, match="other held-out rows"):

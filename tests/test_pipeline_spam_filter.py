@@ -62,7 +62,8 @@ def test_the_reasoning_specs_share_a_teacher_and_differ_from_smollm2_in_what_rea
         {"name", "promote", "student", "evaluation", "gates"}
     assert {k for k in answer["student"].keys() | trace["student"].keys()
             if answer["student"].get(k) != trace["student"].get(k)} == {"reasoning", "preference"}
-    assert trace["evaluation"] == {**answer["evaluation"], "compare_with": "build/evaluate/predictions.json"}
+    assert trace["evaluation"] == {**answer["evaluation"],  # against its SFT student, before DPO
+                                   "compare_with": {"predictions": "build/evaluate/predictions.json", "student": "sft"}}
     # Against smollm2/, the teacher explains its answers (with examples that do), and nothing else
     # moves: its answers are smollm2/'s cached ones.
     assert {k for k in answer["teacher"].keys() | smollm2["teacher"].keys()

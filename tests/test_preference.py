@@ -105,10 +105,12 @@ def test_preference_needs_an_axolotl_causal_student(tmp_path):
 
 def test_the_paired_test_and_the_gates_on_dpos_gain(tmp_path):
     from distillbuild.errors import SpecError
-    from distillbuild.stats import mcnemar_p
+    from distillbuild.stats import mcnemar_p, round_p
 
     assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
     assert abs(mcnemar_p(10, 0) - 2 / 2**10) < 1e-12 and mcnemar_p(3, 10) == mcnemar_p(10, 3) < 0.1
+    # 41 vs 104 discordant rows: p = 1.7e-07, which six decimal places would write as 0.0
+    assert round_p(mcnemar_p(41, 104)) == float(f"{mcnemar_p(41, 104):.4g}") and 1e-7 < round_p(mcnemar_p(41, 104)) < 1e-6
     root = make_project(tmp_path / "p")
     spec = _spec()
     spec["gates"] = {"preference_gain": {"min": 0.0}, "preference_gain_p": {"max": 0.05}}

@@ -123,6 +123,9 @@ MUTATIONS = [
     ("confidence without logprobs", lambda s: (s["teacher"].update(top_logprobs=0), s["student"].update(kd={"alpha": 0})), "min_confidence:", "filters.min_confidence", "top_logprobs"),
     ("NaN threshold", lambda s: s["filters"].update(min_confidence=float("nan")), "min_confidence:", "filters.min_confidence", "finite"),
     ("duplicate labels", lambda s: s["task"].update(labels=["a", "b", "a"]), "labels:", "task.labels", "unique"),
+    # a key that takes a string or a mapping: the type expected, or what is wrong inside the mapping
+    ("neither a path nor examples", lambda s: s["task"].update(examples=3), "examples:", "task.examples", "expected a list or a string, got 3"),
+    ("inside one of two forms", lambda s: s["task"].update(examples=[{"input": "x"}]), "- input:", "task.examples[0]", "missing required key 'answer'"),
     ("causal student with an encoder's length", lambda s: s["student"].update(kind="causal-lm", trainer="axolotl", max_length=64),
      "max_length:", "student.max_length", "whole conversation"),
 ]

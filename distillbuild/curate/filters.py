@@ -110,7 +110,7 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
     if cfg.task_type == "classification" and probs:
         label, top = normalize_label(row["answer"], list(cfg.labels)), max(probs, key=probs.get)
         if label is not None and probs.get(label, 0.0) < probs[top]:  # a tie for the top is no disagreement
-            return "rationale_disagrees", f"the answer line says {label!r}; the soft label's most probable is {top!r}"
+            return "rationale_disagrees", f"the answer after the reasoning is {label!r}; the soft label's most probable is {top!r}"
     return None
 
 

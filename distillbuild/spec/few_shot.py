@@ -41,8 +41,9 @@ def _answer_issues(data: Any, examples: list[Any]) -> Issues:
     """Each inline example answers the way the teacher is asked to: a label, or a JSON object."""
     task_type, labels = get_path(data, "task.type"), get_path(data, "task.labels")
     for i, example in enumerate(examples):
-        answer = example.get("answer") if isinstance(example, dict) else None
-        where = f"task.examples[{i}].answer"
+        if not isinstance(example, dict) or "answer" not in example:
+            continue  # the schema says it is missing
+        answer, where = example["answer"], f"task.examples[{i}].answer"
         if task_type == "classification" and isinstance(labels, list) and answer not in labels:
             yield where, f"{json.dumps(answer)} is not one of task.labels"
         elif task_type != "extraction" and isinstance(answer, dict):

@@ -384,7 +384,21 @@ class Evaluation:
     max_new_tokens: int
     student_usd_per_hour: float
     judge: Judge | None
-    compare_with: str | None = None  # another variant's predictions.json on the same held-out rows
+    # another variant's predictions.json on the same held-out rows: a path, or {predictions, student}
+    compare_with: str | Mapping[str, Any] | None = None
+
+    @property
+    def compared_predictions(self) -> str | None:
+        """The other variant's predictions.json (relative to the spec), or None."""
+        cw = self.compare_with
+        return cw if cw is None or isinstance(cw, str) else cw["predictions"]
+
+    @property
+    def compared_column(self) -> str:
+        """The predictions' column holding the compared student's labels: `predicted` (the
+        student that build gated) or `sft_predicted` (its SFT student before DPO)."""
+        cw = self.compare_with
+        return "sft_predicted" if isinstance(cw, Mapping) and cw.get("student") == "sft" else "predicted"
 
 
 @dataclass(frozen=True)

@@ -113,10 +113,37 @@ def _messages(error) -> Iterator[tuple[str, str]]:
         for key in val:
             if key not in inst:
                 yield path, f"missing required key '{key}'"
+    elif v in ("oneOf", "anyOf"):
+        yield from _alternatives_messages(error, path)
     elif v in _MESSAGE:
         yield path, _MESSAGE[v](inst, val)
     else:
         yield path, error.message
+
+
+def _alternatives_messages(error, path: str) -> Iterator[tuple[str, str]]:
+    """A oneOf/anyOf of types (a path, or a mapping): what is wrong inside the branch the value's
+    type picks, or which types are taken; not "is not valid under any of the given schemas"."""
+    branch = _branch_of_type(error)
+    inside = [m for sub in error.context if branch is not None and sub.schema_path and sub.schema_path[0] == branch
+              for m in _messages(sub)]
+    if inside:
+        yield from inside
+    elif branch is None and all("type" in b for b in error.validator_value):
+        types = [t for b in error.validator_value for t in (b["type"] if isinstance(b["type"], list) else [b["type"]])]
+        yield path, f"expected {_expected_type(list(dict.fromkeys(types)))}, got {_describe(error.instance)}"
+    else:
+        yield path, error.message
+
+
+def _branch_of_type(error) -> int | None:
+    """The one oneOf/anyOf branch whose `type` the value has (None: no single such branch)."""
+    def has_type(branch: dict[str, Any]) -> bool:
+        types = branch.get("type", [])
+        return any(_validator().is_type(error.instance, t) for t in ([types] if isinstance(types, str) else types))
+
+    matching = [i for i, branch in enumerate(error.validator_value) if has_type(branch)]
+    return matching[0] if len(matching) == 1 else None
 
 
 def schema_issues(doc: LoadedYaml) -> list[SpecIssue]:

@@ -242,14 +242,17 @@ def _compare_with_issues(data: Any, spec_dir: Path, repo_root: Path) -> Issues:
     """evaluation.compare_with: a classification variant's predictions inside the repository (it
     may not be built yet: `dvc repro` builds it first, as a dependency)."""
     value = get_path(data, "evaluation.compare_with")
+    key = "evaluation.compare_with"
+    if isinstance(value, dict):  # {predictions, student}
+        value, key = value.get("predictions"), "evaluation.compare_with.predictions"
     if not isinstance(value, str) or not value:
         return
     if get_path(data, "task.type") != "classification":
-        yield "evaluation.compare_with", "variants are compared row by row on classification tasks for now"
+        yield key, "variants are compared row by row on classification tasks for now"
     elif Path(value).is_absolute() or not (spec_dir / value).resolve().is_relative_to(repo_root):
-        yield "evaluation.compare_with", f"'{value}' must be relative to the spec and inside the repository (a DVC dependency)"
+        yield key, f"'{value}' must be relative to the spec and inside the repository (a DVC dependency)"
     elif (spec_dir / value).resolve() == (spec_dir / "build/evaluate/predictions.json").resolve():
-        yield "evaluation.compare_with", "names this build's own predictions: name another variant's"
+        yield key, "names this build's own predictions: name another variant's"
 
 
 REASONING_MIN_TOKENS = 64  # a rationale of a few sentences and the answer line

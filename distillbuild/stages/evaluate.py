@@ -16,7 +16,7 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.stats import bootstrap_mean_interval
+from distillbuild.stats import bootstrap_mean_interval, round_p
 from distillbuild.evaluate import causal_student, costs
 from distillbuild.evaluate.classification import (UNPARSEABLE, ClassificationResult, accuracy, evaluate_classification,
                                                  macro_f1, paired_gain)
@@ -52,8 +52,8 @@ def deps(spec: Spec) -> list[str]:
         else [layout.MODEL_DIR]  # with DPO, the SFT student too: the gain is measured against it
     files = [*model, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
              *(posix(path) for path in spec.data_files.heldout_sets.values())]
-    if spec.evaluation.compare_with:  # another variant's predictions: DVC builds it first
-        files.append(posix(spec.evaluation.compare_with))
+    if spec.evaluation.compared_predictions:  # another variant's predictions: DVC builds it first
+        files.append(posix(spec.evaluation.compared_predictions))
     judge = spec.evaluation.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
@@ -241,7 +241,7 @@ def _preference_comparison(spec: Spec, texts: list[str], gold: list[str],
     figures = {"sft_accuracy": round(gain.other_accuracy, 6),
                **{f"sft_accuracy_{k}": v for k, v in interval.items()},
                "sft_latency_p50_ms": lat.p50_ms, "sft_latency_p95_ms": lat.p95_ms,
-               "preference_gain": round(gain.gain, 6), "preference_gain_p": round(gain.p, 6)}
+               "preference_gain": round(gain.gain, 6), "preference_gain_p": round_p(gain.p)}
     log(f"evaluate: DPO vs SFT on the same {len(gold)} rows: accuracy {figures['sft_accuracy']} -> "
         f"{round(accuracy(gold, after), 6)} ({gain.only_this} rows right only after, {gain.only_other} only before; "
         f"McNemar p={figures['preference_gain_p']})")
@@ -250,12 +250,16 @@ def _preference_comparison(spec: Spec, texts: list[str], gold: list[str],
 
 def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | None]) -> dict[str, Any]:
     """This student against evaluation.compare_with (another variant's predictions), row by row."""
-    path = spec.resolve(spec.evaluation.compare_with)
+    named, column = spec.evaluation.compared_predictions, spec.evaluation.compared_column
+    path = spec.resolve(named)
     if not path.exists():
         raise StageError(f"evaluation.compare_with: {path} does not exist: build that variant first (`dvc repro` "
                          "there, or here, which builds it as a dependency)")
     other = {str(r["id"]): r for r in read_json(path)}
-    theirs = {i: r.get("predicted") for i, r in other.items()}
+    if other and not all(column in r for r in other.values()):
+        raise StageError(f"evaluation.compare_with: {path} has no `{column}` column: its build evaluated no SFT "
+                         "student before DPO (student.preference); compare with its final student")
+    theirs = {i: r.get(column) for i, r in other.items()}
     ids = [str(r["id"]) for r in heldout]
     gold = [r["label"] for r in heldout]
     relabelled = sum(other[i].get("actual") != g for i, g in zip(ids, gold) if i in other)
@@ -264,11 +268,12 @@ def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | N
                          f"of this build's {len(ids)} missing, {len(set(theirs) - set(ids))} extra, {relabelled} with "
                          "another gold label): variants are compared on the same rows")
     gain = paired_gain(gold, predicted, [theirs[i] for i in ids])
-    log(f"evaluate: against {spec.evaluation.compare_with} on the same {len(ids)} rows: accuracy "
+    which = " (its SFT student)" if column == "sft_predicted" else ""
+    log(f"evaluate: against {named}{which} on the same {len(ids)} rows: accuracy "
         f"{gain.other_accuracy:.4f} -> {gain.other_accuracy + gain.gain:.4f} ({gain.only_this} rows right only here, "
         f"{gain.only_other} only there; McNemar p={gain.p:.4g})")
     return {"compared_accuracy": round(gain.other_accuracy, 6), "compared_gain": round(gain.gain, 6),
-            "compared_gain_p": round(gain.p, 6)}
+            "compared_gain_p": round_p(gain.p)}
 
 
 def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:
