@@ -386,24 +386,20 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
     """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
     from distillbuild import layout
     from distillbuild.stages import seed as seed_stage
-    from distillbuild.stages.teacher import estimate_for, explanations_estimate_for, run_canary
+    from distillbuild.stages.spend import spend_for
+    from distillbuild.stages.teacher import run_canary
 
     loaded = _load(spec)
-    reasoning = loaded.teacher.reasoning
     with _runtime_errors("distill estimate"):
-        est = estimate_for(loaded)
-        seeding = seed_stage.estimate_for(loaded) if loaded.seed is not None else None
-        explaining = explanations_estimate_for(loaded, est.cost_usd_max) \
-            if reasoning is not None and reasoning.mode == "explain" else None
+        spend = spend_for(loaded)
         if canary:
             run_canary(loaded)
+    est, seeding, explaining = spend.answers, spend.seed, spend.explanations
     generated = loaded.seed is not None and loaded.resolve(layout.SEED_INPUTS).exists()
     if as_json:
-        body = est.as_dict()
+        body = spend.as_dict()
         if seeding is not None:
-            body["seed"] = {**seeding.as_dict(), "max_rounds": loaded.seed.max_rounds, "generated_inputs_counted": generated}
-        if explaining is not None:
-            body["explanations"] = explaining.as_dict()
+            body["seed"].update(max_rounds=loaded.seed.max_rounds, generated_inputs_counted=generated)
         click.echo(json.dumps(body, indent=2))
         return
     if seeding is not None:

@@ -418,3 +418,25 @@ def test_workflow_runs_distill_diff_on_spec_changes_and_comments():
     assert "gh pr comment" in scripts and "-X PATCH" in scripts  # one comment, updated on each push
     assert scripts.count("<!-- distill-diff -->") >= 2  # written with the report, searched for when updating
     assert "${{ github.base_ref }}" not in scripts  # passed through the environment, never pasted into a script
+
+
+def test_explanations_and_seed_generation_are_counted_with_the_teacher_calls(repo):
+    """Explain mode's explanations are teacher calls too; a seed stage's first round is the
+    generator's. A reviewer sees what `distill estimate` would print."""
+    repo(edited(teacher__reasoning={"mode": "explain", "max_tokens": 64}))
+    report = diff_report(repo.path, "HEAD")
+    teacher = report["teacher"]
+    assert teacher["estimate"]["to_call"] == 13  # 12 inputs and the held-out row, none cached
+    assert teacher["explanations"]["to_call"] == 12  # one per training input: held-out rows are not explained
+    assert teacher["new_calls"] == 25 and teacher["seed"] is None
+    md = render_markdown(report)
+    assert "· 25 new teacher calls ·" in md and "**13 new teacher calls** of 13" in md and "Then its explanations" in md and "**12 new calls** of 12" in md
+
+    repo(edited(seed={"per_label": 6, "per_request": 4, "examples": 2, "max_rounds": 6}))
+    report = diff_report(repo.path, "HEAD")
+    assert by_stage(report)["seed"]["rebuilds"]
+    seeding = report["teacher"]["seed"]
+    assert (seeding["requests"], seeding["to_call"]) == (8, 8)  # 6 inputs a label, 4 asked for a request
+    assert report["teacher"]["explanations"] is None
+    md = render_markdown(report)
+    assert "8 seed generator calls" in md and "`seed` rebuilds: **8 generator calls** of 8 requests" in md

@@ -9,8 +9,9 @@ Computed from git, the spec and the compiler; no stage runs and no teacher is ca
    blob at BASE_REV, or the md5 in a `.dvc` file there, against the working tree), or a stage
    upstream rebuilds ("after `teacher`": then only if that stage's outputs change, since DVC
    skips a stage whose dependencies hash the same); plus whether dvc.yaml is stale;
-3. the teacher calls and dollars the change costs: `estimate_for(spec)` when `teacher`
-   rebuilds (net of the teacher cache on this machine), else none;
+3. the teacher calls and dollars the change costs: `spend_for(spec)` when `teacher` rebuilds
+   (its answers, and its explanations in explain mode) or `seed` does (the generator's first
+   round), net of the teacher cache on this machine; else none;
 4. the metrics diff when both sides are built (`dvc metrics diff BASE_REV`).
 
     report = diff_report(Path("distill.yaml"), "origin/main")   # JSON-able
@@ -39,7 +40,7 @@ from distillbuild.errors import SpecError, StageError
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import MAX_SPEC_BYTES, join_path, load_yaml_text
-from distillbuild.stages.teacher import estimate_for
+from distillbuild.stages.spend import spend_for
 
 GIT_TIMEOUT_S = 120
 DVC_TIMEOUT_S = 300
@@ -349,21 +350,24 @@ def _keys_reason(keys: list[str], changes: list[dict[str, Any]]) -> str:
 # 3. teacher cost
 
 
-def _teacher_cost(spec: Any, rebuilds: bool) -> dict[str, Any]:
+def _teacher_cost(spec: Any, rebuilds: bool, seed_rebuilds: bool = False) -> dict[str, Any]:
+    """The calls the rebuilt stages will make, net of the cache: the teacher's answers and, in
+    explain mode, its explanations (`new_calls` counts both); the seed generator's first round."""
     simulated = spec.teacher.provider == "simulated"
     out: dict[str, Any] = {"rebuilds": rebuilds, "provider": spec.teacher.provider,
                            "model": spec.teacher.model, "simulated": simulated,
-                           "new_calls": 0, "estimate": None, "error": None}
-    if not rebuilds:
+                           "new_calls": 0, "estimate": None, "explanations": None, "seed": None, "error": None}
+    if not (rebuilds or seed_rebuilds):
         return out
     try:
-        est = estimate_for(spec)
+        spend = spend_for(spec, teacher=rebuilds, seed=seed_rebuilds)
     except (StageError, OSError, ValueError) as exc:
         out["error"] = " ".join(str(exc).split())[:300]
         out["new_calls"] = None
         return out
-    out["estimate"] = est.as_dict()
-    out["new_calls"] = est.to_call
+    for key, est in (("estimate", spend.answers), ("explanations", spend.explanations), ("seed", spend.seed)):
+        out[key] = est.as_dict() if est is not None else None
+    out["new_calls"] = spend.teacher_calls
     return out
 
 
@@ -482,7 +486,8 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
         "data_files": files,
         "stages": records,
         "dvc_yaml": _dvc_yaml_state(spec, root),
-        "teacher": _teacher_cost(spec, teacher_rec["rebuilds"]),
+        "teacher": _teacher_cost(spec, teacher_rec["rebuilds"],
+                                 any(s["rebuilds"] for s in records if s["stage"] == "seed")),
         "metrics": _metrics_diff(spec, commit, base_rev),
         "notes": notes,
     }
@@ -600,6 +605,8 @@ def _md_header(report: dict[str, Any]) -> list[str]:
         f"{len(changes)} spec change{'s' if len(changes) != 1 else ''}",
         f"{sum(s['rebuilds'] for s in stage_records)} of {len(stage_records)} stages rebuild",
         ("teacher calls unknown" if calls is None else f"{calls:,} new teacher call{'s' if calls != 1 else ''}"),
+        *([f"{seeding['to_call']:,} seed generator call{'s' if seeding['to_call'] != 1 else ''}"]
+          if (seeding := report["teacher"]["seed"]) is not None else []),
         ("metrics compared" if report["metrics"]["available"] else "metrics not built on both sides"),
     ]
     lines += ["**" + " · ".join(summary) + "**", ""]
@@ -643,20 +650,29 @@ def _md_teacher(teacher: dict[str, Any]) -> list[str]:
     who = f"{_code(str(teacher['provider']) + ':' + str(teacher['model']))}"
     sim = (" The teacher is the **simulated stand-in**: nothing is billed; the dollars are what the same calls "
            "would cost at `teacher.price`.") if teacher["simulated"] else ""
+    if teacher["error"] is not None:
+        return lines + ["The rebuilt stages' calls could not be estimated: "
+                        f"{_code(str(teacher['error']))}.{sim}", ""]
+    if teacher["seed"] is not None:
+        lines += [f"{_code('seed')} rebuilds: {_calls(teacher['seed'], 'generator call')} in its first round "
+                  "(later rounds ask only for what the filters dropped).", ""]
     if not teacher["rebuilds"]:
         return lines + [f"0 new teacher calls ($0): {_code('teacher')} does not rebuild.{sim}", ""]
-    if teacher["estimate"] is None:
-        return lines + [f"{_code('teacher')} rebuilds, but its cost could not be estimated: "
-                        f"{_code(str(teacher['error']))}.{sim}", ""]
     e = teacher["estimate"]
     budget = f" (budget ${e['budget_usd']:,.2f})" if e.get("budget_usd") is not None else ""
-    return lines + [
-        f"{_code('teacher')} rebuilds ({who}): **{e['to_call']:,} new teacher call{'s' if e['to_call'] != 1 else ''}** "
-        f"of {e['requests']:,} requests ({e['cached']:,} already in the teacher cache on this machine), "
-        f"{e['prompt_tokens']:,} prompt tokens, ~{e['completion_tokens_expected']:,} completion tokens; "
-        f"~{_money(e['cost_usd_expected'])} expected, at most {_money(e['cost_usd_max'])}{budget}.{sim}",
-        "",
-    ]
+    lines.append(f"{_code('teacher')} rebuilds ({who}): {_calls(e, 'new teacher call')}{budget}.{sim}")
+    if teacher["explanations"] is not None:
+        lines += ["", f"Then its explanations (`teacher.reasoning` explain mode): "
+                     f"{_calls(teacher['explanations'], 'new call')}."]
+    return lines + [""]
+
+
+def _calls(e: dict[str, Any], what: str) -> str:
+    """One estimate as a sentence: calls of requests, tokens, dollars."""
+    return (f"**{e['to_call']:,} {what}{'s' if e['to_call'] != 1 else ''}** of {e['requests']:,} requests "
+            f"({e['cached']:,} already in the teacher cache on this machine), {e['prompt_tokens']:,} prompt tokens, "
+            f"~{e['completion_tokens_expected']:,} completion tokens; ~{_money(e['cost_usd_expected'])} expected, "
+            f"at most {_money(e['cost_usd_max'])}")
 
 
 def _md_metrics(metrics: dict[str, Any]) -> list[str]:
