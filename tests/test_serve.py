@@ -167,3 +167,32 @@ def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_se
             assert err.value.status_code == 500 and "student could not answer" in str(err.value)
         assert _get(server.base_url, "/health")["status"] == "ok"
         assert _get(server.base_url, "/metrics")["requests"] == 2
+
+
+def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_its_answer_line(
+        project, student, monkeypatch):
+    """teacher.reasoning in prompt mode: the fallback sends the teacher stage's request (the
+    reasoning system prompt) and reads the label off the reply's answer line."""
+    import distillbuild.standin.server as standin
+    from distillbuild.serving.app import serve
+    from distillbuild.teacher.prompts import system_prompt
+
+    asked, respond = [], standin.respond
+    monkeypatch.setattr(standin, "respond", lambda teacher, request, *rest: (asked.append(request["messages"]),
+                                                                            respond(teacher, request, *rest))[1])
+    texts, _, _, teacher = _routing_case(project.root, student)
+    with SimulatedTeacherServer(teacher, api_key=KEY) as upstream:
+        spec = _spec(project, student, monkeypatch, upstream.base_url, 1.01)  # every request is routed
+        raw = dict(spec.raw)
+        raw["teacher"] = {**raw["teacher"], "max_tokens": 256, "reasoning": {"mode": "prompt"}}
+        spec = load_spec(project(raw))
+        with serve(spec) as server:
+            client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}])
+                       for t in texts]
+            metrics = _get(server.base_url, "/metrics")
+    assert len(asked) == len(texts) and all(m[0]["content"] == system_prompt(spec.task, spec.teacher.reasoning)
+                                            for m in asked)
+    from_teacher = [a for a in answers if a.model == "gpt-4o-mini"]
+    assert metrics["teacher"] == len(from_teacher) >= 0.9 * len(texts)  # the stand-in now and then writes no answer line
+    assert all(a.choices[0].message.content in LABELS for a in from_teacher)

@@ -22,7 +22,9 @@ from distillbuild.io import read_json
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import load_examples
 from distillbuild.stats import percentile
+from distillbuild.teacher.explain import in_reply
 from distillbuild.teacher.prompts import messages_for
+from distillbuild.teacher.reasoning import split_reply
 from distillbuild.teacher.settings import TeacherSettings
 
 
@@ -55,6 +57,7 @@ class Router:
     def __init__(self, spec: Spec, student, student_name: str, threshold: float | None,
                  teacher: TeacherSettings | None):
         self.task, self.labels = spec.task, list(spec.task.labels)
+        self.reasoning = spec.teacher.reasoning  # asked as the teacher stage asks: prompt mode reasons first
         self.student, self.student_name, self.threshold = student, student_name, threshold
         self.examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
         self.teacher = teacher
@@ -89,13 +92,16 @@ class Router:
             raise TeacherUnavailable("the route sends this request to the teacher, but no teacher is open")
         try:
             response = self._client.chat.completions.create(
-                model=self.teacher.model, messages=messages_for(self.task, text, self.examples),
+                model=self.teacher.model, messages=messages_for(self.task, text, self.examples, self.reasoning),
                 temperature=self.teacher.temperature, max_tokens=self.teacher.max_tokens)
         except Exception as exc:  # the SDK's connection, timeout and status errors alike
             self._count("teacher_errors")
             raise TeacherUnavailable(f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
                                      f"{type(exc).__name__}: {exc}") from None
-        return normalize_label(response.choices[0].message.content, self.labels)
+        message = response.choices[0].message
+        reasoning = in_reply(self.reasoning)
+        answer = split_reply(message.model_dump(), None, reasoning).answer if reasoning else message.content
+        return normalize_label(answer, self.labels)  # a reply with no answer line has no label
 
     def _count(self, key: str) -> None:
         with self._lock:
