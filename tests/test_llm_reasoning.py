@@ -75,7 +75,7 @@ def test_smollm2_trains_on_rationale_and_answer_and_reasons_before_its_answer_li
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(config["base_model"])
+    base = AutoModelForCausalLM.from_pretrained(root / config["base_model"])  # relative to the project
     adapter = PeftModel.from_pretrained(base, str(root / "build/model"))
     assert any(p.abs().sum() > 0 for n, p in adapter.named_parameters() if "lora_B" in n)
     metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
