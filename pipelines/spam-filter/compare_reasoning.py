@@ -1,5 +1,5 @@
 """Print the reasoning and preference figures README.md quotes (run after `dvc repro` in
-reasoning/ and reasoning/trace/, and in smollm2/ for the answer-only teacher's student): the
+reasoning/, reasoning/trace/ and reasoning/step-by-step/, and in smollm2/ for the answer-only teacher's student): the
 reasoning teacher, what its filter kept, each SmolLM2 student on the same 400 held-out e-mails
 with its 95% interval, macro-F1, unparseable answers and latency, and the variants against each
 other, paired on those rows (the accuracy difference with a paired bootstrap interval, and
@@ -16,7 +16,8 @@ from distillbuild.evaluate.classification import macro_f1
 from distillbuild.stats import bootstrap_mean_interval
 
 HERE = Path(__file__).resolve().parent
-REASONING, TRACE, PLAIN = HERE / "reasoning", HERE / "reasoning/trace", HERE / "smollm2"
+REASONING, PLAIN = HERE / "reasoning", HERE / "smollm2"
+TRACE, STEPS = REASONING / "trace", REASONING / "step-by-step"
 LABELS = ["spam", "legit"]
 
 
@@ -35,6 +36,9 @@ def variants() -> dict[str, tuple[list[dict], dict, str]]:
     trace = read(TRACE, "build/evaluate/predictions.json")
     if trace:
         out["rationale + answer (trace)"] = (trace, read(TRACE, "build/evaluate/metrics.json"), "")
+    steps = read(STEPS, "build/evaluate/predictions.json")
+    if steps:
+        out["label and rationale as two tasks (step by step)"] = (steps, read(STEPS, "build/evaluate/metrics.json"), "")
     return out
 
 
@@ -69,6 +73,7 @@ def main() -> int:
             print(f"  teacher on the same rows: accuracy {metrics['teacher_accuracy']:.4f}, macro-F1 "
                   f"{metrics['teacher_macro_f1']:.3f}")
     for first, second in (("rationale + answer (trace)", "answers (SFT)"), ("answers, then DPO", "answers (SFT)"),
+                          ("label and rationale as two tasks (step by step)", "answers (SFT)"),
                           ("answers (SFT)", "answers, from the answer-only teacher (smollm2/)")):
         if first in built and second in built:
             print(f"{first} minus {second}: {paired(built[first][0], built[second][0], ('in the first', 'in the second'))}")
