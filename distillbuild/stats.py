@@ -41,5 +41,9 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
 
 
 def round_p(p: float) -> float:
-    """A p-value to 4 significant figures: rounding to decimal places would write 1.7e-07 as 0.0."""
-    return float(f"{p:.4g}")
+    """A p-value to 4 significant figures, rounded up: a gate `max: 0.05` must not pass a p of
+    0.0500004 (rounding to decimal places would also write 1.7e-07 as 0.0)."""
+    if p <= 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(p)) - 3)
+    return min(1.0, float(f"{math.ceil(p / step - 1e-9) * step:.4g}"))  # 1e-9: p already on the grid stays

@@ -200,6 +200,9 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
     assert against_final["compared_accuracy"] == 1.0 and against_final["compared_gain"] < 0
     with pytest.raises(StageError, match="no `sft_predicted` column"):  # weak.json's build had no DPO step
         evaluate(0.95, {"predictions": "weak.json", "student": "sft"}, gates)
+    (root / "ids.json").write_text(json.dumps([{"id": r["id"], "actual": r["actual"]} for r in rows]))
+    with pytest.raises(StageError, match="no `predicted` column: it is no build/evaluate/predictions.json"):
+        evaluate(0.95, "ids.json", gates)
     for bad, where, message in [({"predictions": "dpo.json", "student": "base"}, "evaluation.compare_with.student",
                                  "not one of: final, sft"),
                                 ({"student": "sft"}, "evaluation.compare_with", "missing required key 'predictions'"),

@@ -109,8 +109,10 @@ def test_the_paired_test_and_the_gates_on_dpos_gain(tmp_path):
 
     assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
     assert abs(mcnemar_p(10, 0) - 2 / 2**10) < 1e-12 and mcnemar_p(3, 10) == mcnemar_p(10, 3) < 0.1
-    # 41 vs 104 discordant rows: p = 1.7e-07, which six decimal places would write as 0.0
-    assert round_p(mcnemar_p(41, 104)) == float(f"{mcnemar_p(41, 104):.4g}") and 1e-7 < round_p(mcnemar_p(41, 104)) < 1e-6
+    # 41 vs 104 discordant rows: p = 1.6968e-07, which six decimal places would write as 0.0;
+    # rounded up, so that a gate `max: 0.05` fails closed just above it
+    assert round_p(mcnemar_p(41, 104)) == 1.697e-07 and round_p(6.335276789855397e-16) == 6.336e-16
+    assert round_p(0.0500004) == 0.05001 and round_p(0.05) == 0.05 and round_p(1.0) == 1.0 and round_p(0.0) == 0.0
     root = make_project(tmp_path / "p")
     spec = _spec()
     spec["gates"] = {"preference_gain": {"min": 0.0}, "preference_gain_p": {"max": 0.05}}

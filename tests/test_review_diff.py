@@ -440,3 +440,4 @@ def test_explanations_and_seed_generation_are_counted_with_the_teacher_calls(rep
     assert report["teacher"]["explanations"] is None
     md = render_markdown(report)
     assert "8 seed generator calls" in md and "`seed` rebuilds: **8 generator calls** of 8 requests" in md
+    assert "it will also answer the ones it keeps" in md  # as `distill estimate` says it

@@ -352,22 +352,26 @@ def _keys_reason(keys: list[str], changes: list[dict[str, Any]]) -> str:
 
 def _teacher_cost(spec: Any, rebuilds: bool, seed_rebuilds: bool = False) -> dict[str, Any]:
     """The calls the rebuilt stages will make, net of the cache: the teacher's answers and, in
-    explain mode, its explanations (`new_calls` counts both); the seed generator's first round."""
+    explain mode, its explanations (`new_calls` counts both); the seed generator's first round.
+    Each is estimated apart: one that cannot be does not hide the other."""
     simulated = spec.teacher.provider == "simulated"
     out: dict[str, Any] = {"rebuilds": rebuilds, "provider": spec.teacher.provider,
-                           "model": spec.teacher.model, "simulated": simulated,
-                           "new_calls": 0, "estimate": None, "explanations": None, "seed": None, "error": None}
-    if not (rebuilds or seed_rebuilds):
-        return out
-    try:
-        spend = spend_for(spec, teacher=rebuilds, seed=seed_rebuilds)
-    except (StageError, OSError, ValueError) as exc:
-        out["error"] = " ".join(str(exc).split())[:300]
+                           "model": spec.teacher.model, "simulated": simulated, "new_calls": 0, "estimate": None,
+                           "explanations": None, "seed": None, "error": None, "seed_error": None}
+    for wanted, error_key in ((rebuilds, "error"), (seed_rebuilds, "seed_error")):
+        if not wanted:
+            continue
+        try:
+            spend = spend_for(spec, teacher=error_key == "error", seed=error_key == "seed_error")
+        except (StageError, OSError, ValueError) as exc:
+            out[error_key] = " ".join(str(exc).split())[:300]
+            continue
+        for key, est in (("estimate", spend.answers), ("explanations", spend.explanations), ("seed", spend.seed)):
+            if est is not None:
+                out[key] = est.as_dict()
+        out["new_calls"] += spend.teacher_calls
+    if out["error"] is not None:
         out["new_calls"] = None
-        return out
-    for key, est in (("estimate", spend.answers), ("explanations", spend.explanations), ("seed", spend.seed)):
-        out[key] = est.as_dict() if est is not None else None
-    out["new_calls"] = spend.teacher_calls
     return out
 
 
@@ -650,20 +654,24 @@ def _md_teacher(teacher: dict[str, Any]) -> list[str]:
     who = f"{_code(str(teacher['provider']) + ':' + str(teacher['model']))}"
     sim = (" The teacher is the **simulated stand-in**: nothing is billed; the dollars are what the same calls "
            "would cost at `teacher.price`.") if teacher["simulated"] else ""
-    if teacher["error"] is not None:
-        return lines + ["The rebuilt stages' calls could not be estimated: "
-                        f"{_code(str(teacher['error']))}.{sim}", ""]
-    if teacher["seed"] is not None:
+    if teacher["seed_error"] is not None:
+        lines += [f"{_code('seed')} rebuilds, but its calls could not be estimated: {_code(teacher['seed_error'])}.", ""]
+    elif teacher["seed"] is not None:
         lines += [f"{_code('seed')} rebuilds: {_calls(teacher['seed'], 'generator call')} in its first round "
-                  "(later rounds ask only for what the filters dropped).", ""]
+                  "(later rounds ask only for what the filters dropped). The teacher's count below holds the "
+                  "generated inputs already on disk, not those the seed stage is about to write: it will also "
+                  "answer the ones it keeps.", ""]
     if not teacher["rebuilds"]:
         return lines + [f"0 new teacher calls ($0): {_code('teacher')} does not rebuild.{sim}", ""]
+    if teacher["error"] is not None:
+        return lines + [f"{_code('teacher')} rebuilds, but its cost could not be estimated: "
+                        f"{_code(str(teacher['error']))}.{sim}", ""]
     e = teacher["estimate"]
     budget = f" (budget ${e['budget_usd']:,.2f})" if e.get("budget_usd") is not None else ""
     lines.append(f"{_code('teacher')} rebuilds ({who}): {_calls(e, 'new teacher call')}{budget}.{sim}")
     if teacher["explanations"] is not None:
         lines += ["", f"Then its explanations (`teacher.reasoning` explain mode): "
-                     f"{_calls(teacher['explanations'], 'new call')}."]
+                      f"{_calls(teacher['explanations'], 'new call')}."]
     return lines + [""]
 
 

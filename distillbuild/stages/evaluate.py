@@ -257,8 +257,9 @@ def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | N
                          "there, or here, which builds it as a dependency)")
     other = {str(r["id"]): r for r in read_json(path)}
     if other and not all(column in r for r in other.values()):
-        raise StageError(f"evaluation.compare_with: {path} has no `{column}` column: its build evaluated no SFT "
-                         "student before DPO (student.preference); compare with its final student")
+        why = ("its build evaluated no SFT student before DPO (student.preference): compare with its final student"
+               if column == "sft_predicted" else "it is no build/evaluate/predictions.json of a classification task")
+        raise StageError(f"evaluation.compare_with: {path} has no `{column}` column: {why}")
     theirs = {i: r.get(column) for i, r in other.items()}
     ids = [str(r["id"]) for r in heldout]
     gold = [r["label"] for r in heldout]
