@@ -382,7 +382,9 @@ def promote(spec: Path, version: str | None, bump: str) -> None:
 @click.option("--canary", is_flag=True,
               help="Also ask the teacher the canary's first prompts (teacher.canary) and check their answers: "
                    "exit 3 when the teacher does not do the task. Those answers are cached for the run.")
-def estimate(spec: Path, as_json: bool, canary: bool) -> None:
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="With --canary: also show the share of the canary's answers this min_confidence would keep.")
+def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -> None:
     """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
     from distillbuild import layout
     from distillbuild.stages import seed as seed_stage
@@ -390,14 +392,17 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
     from distillbuild.stages.teacher import run_canary
 
     loaded = _load(spec)
+    canary_rows = None
     with _runtime_errors("distill estimate"):
         spend = spend_for(loaded)
         if canary:
-            run_canary(loaded)
+            canary_rows = run_canary(loaded)
     est, seeding, explaining = spend.answers, spend.seed, spend.explanations
     generated = loaded.seed is not None and loaded.resolve(layout.SEED_INPUTS).exists()
     if as_json:
         body = spend.as_dict()
+        if canary_rows is not None and loaded.task.labels:
+            body["canary_confidence"] = _canary_confidence(loaded, canary_rows, threshold)
         if seeding is not None:
             body["seed"].update(max_rounds=loaded.seed.max_rounds, generated_inputs_counted=generated)
         click.echo(json.dumps(body, indent=2))
@@ -413,6 +418,33 @@ def estimate(spec: Path, as_json: bool, canary: bool) -> None:
                    f"up to {sum(seed_stage.quotas(loaded.task, loaded.seed).values()):,} more requests)")
     if loaded.teacher.provider == "simulated":
         click.echo("  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)")
+    if canary_rows is not None and loaded.task.labels:
+        _echo_canary_confidence(loaded, canary_rows, threshold)
+
+
+def _canary_confidence(loaded, rows: list[dict], threshold: float | None) -> dict:
+    """The canary's answers as the filter will read them: their confidence, and what a threshold keeps."""
+    from distillbuild.curate.confidence import distribution
+
+    f = loaded.filters
+    thresholds = sorted({t for t in (threshold, _spec_threshold(loaded), 0.5, 0.7, 0.9) if t is not None})
+    return distribution(rows, loaded.task.labels, f.confidence, f.min_label_mass, thresholds)
+
+
+def _spec_threshold(loaded) -> float | None:
+    t = loaded.filters.min_confidence
+    return t if isinstance(t, (int, float)) and t > 0 else None
+
+
+def _echo_canary_confidence(loaded, rows: list[dict], threshold: float | None) -> None:
+    d, spec_threshold = _canary_confidence(loaded, rows, threshold), _spec_threshold(loaded)
+    if not d["answers"]:
+        click.echo("canary: no answer carries a confidence (are logprobs on? teacher.top_logprobs)")
+        return
+    click.echo(f"canary confidence ({d['measure']}, {d['answers']} answers): min {d['min']}, p25 {d['p25']}, "
+               f"median {d['median']}, p75 {d['p75']}, max {d['max']}")
+    click.echo("  a threshold of " + ", ".join(f"{t} keeps {share:.0%}" for t, share in d["kept_share"].items())
+               + (f" (filters.min_confidence is {spec_threshold})" if spec_threshold is not None else ""))
 
 
 def _echo_estimate(what: str, est) -> None:

@@ -11,11 +11,13 @@ SEED_REPORT = f"{BUILD}/seed/report.json"
 TEACHER_ANSWERS = f"{BUILD}/teacher/answers.jsonl"
 TEACHER_HELDOUT = f"{BUILD}/teacher/heldout_answers.jsonl"
 TEACHER_REPORT = f"{BUILD}/teacher/report.json"
+TEACHER_CONTENT_FREE = f"{BUILD}/teacher/content_free.jsonl"  # contextual calibration's content-free answers
 TEACHER_RESPONSES = f"{BUILD}/teacher/responses.jsonl"  # the raw answers by cache key: a clone reproduces without asking
 
 FILTER_KEPT = f"{BUILD}/filter/kept.jsonl"
 FILTER_REJECTED = f"{BUILD}/filter/rejected.jsonl"
 FILTER_REPORT = f"{BUILD}/filter/report.json"
+FILTER_THRESHOLD_CURVE = f"{BUILD}/filter/threshold_curve.json"  # precision/kept by threshold, on labelled rows
 
 DATASET_DIR = f"{BUILD}/dataset"
 DATASET_TRAIN = f"{DATASET_DIR}/train.jsonl"

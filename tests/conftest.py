@@ -40,7 +40,8 @@ def base_spec() -> dict:
             "price": {"input_per_mtok": 2.5, "output_per_mtok": 10},
             "simulated": {"answers": "data/key.jsonl", "accuracy": 0.9, "latency_ms": 0, "seed": 1},
         },
-        "filters": {"min_confidence": 0.5, "dedup": {"exact": True}},
+        # A dozen rows over four labels: below the default floor of rows per label, on purpose.
+        "filters": {"min_confidence": 0.5, "dedup": {"exact": True}, "min_rows_per_label": 0},
         "split": {"val_fraction": 0.2, "seed": 3},
         "student": {"kind": "encoder-classifier", "base_model": "sentence-transformers/all-MiniLM-L6-v2", "trainer": "local"},
         "gates": {"accuracy": {"min": 0.5}},

@@ -15,7 +15,8 @@ from distillbuild.spec import load_spec
 
 def _cfg(**extra) -> FilterConfig:
     spec = base_spec()
-    spec["filters"] = {"min_confidence": 0.9, "dedup": {"exact": True}, "decontaminate": True, **extra}
+    spec["filters"] = {"min_confidence": 0.9, "dedup": {"exact": True}, "decontaminate": True,
+                       "min_rows_per_label": 0, **extra}
     return spec
 
 

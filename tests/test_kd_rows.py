@@ -35,7 +35,7 @@ def kd_spec(**teacher: object) -> dict:
     spec = base_spec()
     spec["teacher"].update(top_logprobs=5, token_ids=True, tokenizer="./tok", **teacher)
     spec["student"] = {"kind": "causal-lm", "base_model": "./tok", "trainer": "axolotl", "max_length": 256, "kd": {"mode": "logits"}}
-    spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}}
+    spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}, "min_rows_per_label": 0}
     return spec
 
 

@@ -124,7 +124,7 @@ def test_no_planted_pii_reaches_the_teacher_the_cache_or_a_build_file(project, t
         spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "api_key_env": "LOG_TEACHER_KEY",
                            "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1", "max_retries": 0,
                            "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}
-        spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}}
+        spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}, "min_rows_per_label": 0}
         spec["data"]["scrub"] = {"patterns": [{"name": "order", "regex": r"BN-\d{6}"}]}
         path = project(spec)
         (root / "data/inputs.jsonl").unlink()

@@ -37,6 +37,7 @@ def repo(tmp_path_factory):
     spec["student"].update(epochs=2, batch_size=16)
     spec["evaluation"] = {"latency_samples": 20, "threads": 1}
     spec["gates"] = {"accuracy": {"min": 0.2}, "latency_p95_ms": {"max": 10000}}
+    spec["filters"]["min_rows_per_label"] = 3  # 160 rows over 12 labels
     with (ROOT / "data/tickets/teacher_key.jsonl").open() as key:
         first = build_reduced_pipeline(sh, spec, _take(ROOT / "data/tickets/inputs.jsonl", N_INPUTS),
                                        _take(ROOT / "data/tickets/heldout.jsonl", N_HELDOUT), map(json.loads, key))

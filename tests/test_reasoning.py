@@ -73,7 +73,7 @@ def _project(project, reasoning: dict | None, simulated_reasoning: bool = False)
     spec = base_spec()
     spec["teacher"].update(top_logprobs=4, max_tokens=256, **({"reasoning": reasoning} if reasoning else {}))
     spec["teacher"]["simulated"]["reasoning"] = simulated_reasoning
-    spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}}
+    spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}, "min_rows_per_label": 0}
     return project(spec)
 
 

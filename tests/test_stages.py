@@ -149,7 +149,7 @@ def test_gold_labels_in_the_inputs_reach_the_filters_audit_and_nothing_else(proj
     monkeypatch.setenv("DISTILL_TEST_KEY", SECRET)
     monkeypatch.chdir(root)
     spec = openai_spec(server.base_url)
-    spec["filters"] = {"min_confidence": 0}
+    spec["filters"] = {"min_confidence": 0, "min_rows_per_label": 0}
     loaded = load_spec(project(spec))
     assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0 and run_stage("dataset", loaded) == 0
     answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from distillbuild.curate.confidence import Calibrator, row_label, score
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Filters, Task, thaw
 
@@ -47,19 +48,29 @@ class FilterConfig:
     max_per_class: int | None = None
     judge_min_score: float | None = None  # filters.judge: None when no judge is configured
     seed_label_match: bool = True  # a generated input the teacher files under another label is dropped
+    confidence: str = "raw"  # raw | renormalised | calibrated (curate/confidence.py)
+    min_label_mass: float = 0.0
+    label_from: tuple[str, ...] = ("text", "constrained", "prefix", "probabilities", "calibration")
+    calibrator: Calibrator = Calibrator()
 
     @classmethod
-    def from_spec(cls, task: Task, filters: Filters) -> "FilterConfig":
+    def from_spec(cls, task: Task, filters: Filters, min_confidence: float | None = None,
+                  calibrator: Calibrator = Calibrator()) -> "FilterConfig":
+        """The filter's settings; `min_confidence` is the threshold fitted for a target when the
+        spec gives one (filters.min_confidence as a mapping), else the spec's number."""
         dedup, rules = filters.dedup, filters.rules
+        if min_confidence is None:
+            min_confidence = filters.min_confidence if isinstance(filters.min_confidence, (int, float)) else 0.0
         return cls(
             task_type=task.type, labels=tuple(task.labels or ()), output_schema=thaw(task.output_schema),
-            min_confidence=filters.min_confidence, min_agreement=filters.min_agreement,
+            min_confidence=min_confidence, min_agreement=filters.min_agreement,
             exact_dedup=dedup.exact, near_threshold=dedup.near_threshold,
             decontaminate=filters.decontaminate, decontaminate_threshold=filters.decontaminate_threshold,
             min_chars=rules.min_chars, max_chars=rules.max_chars,
             must_match=rules.must_match, must_not_match=rules.must_not_match, max_per_class=rules.max_per_class,
             judge_min_score=filters.judge.min_score if filters.judge else None,
-            seed_label_match=filters.seed_label_match,
+            seed_label_match=filters.seed_label_match, confidence=filters.confidence,
+            min_label_mass=filters.min_label_mass, label_from=tuple(filters.label_from), calibrator=calibrator,
         )
 
 
@@ -86,7 +97,9 @@ def _empty(row: Row, cfg: FilterConfig) -> Verdict:
 
 
 def _truncated(row: Row, cfg: FilterConfig) -> Verdict:
-    return ("truncated", "finish_reason: length (the answer hit max_tokens)") if row.get("finish_reason") == "length" else None
+    if row.get("finish_reason") != "length" or row.get("_label_from") == "prefix":
+        return None  # a whole label, then words cut at max_tokens: the label is complete
+    return "truncated", "finish_reason: length (the answer hit max_tokens)"
 
 
 def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
@@ -115,9 +128,20 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
 
 
 def _invalid_label(row: Row, cfg: FilterConfig) -> Verdict:
-    if cfg.task_type == "classification" and normalize_label(row["answer"], list(cfg.labels)) is None:
+    if cfg.task_type != "classification":
+        return None
+    if _label(row, cfg) is None:
         return "invalid_label", f"answer {row['answer'][:80]!r} is not one of the labels"
+    source = row.get("_label_from")
+    if source is not None and source not in cfg.label_from:
+        return "invalid_label", (f"answer {row['answer'][:60]!r} names no label; {_label(row, cfg)!r} was read from "
+                                 f"{source}, which filters.label_from does not allow")
     return None
+
+
+def _label(row: Row, cfg: FilterConfig) -> str | None:
+    """The row's label as the filter reads it (scored by _scored; a person's label as written)."""
+    return row["_label"] if "_label" in row else row_label(row, cfg.labels)
 
 
 def _invalid_json(row: Row, cfg: FilterConfig) -> Verdict:
@@ -140,11 +164,11 @@ def _invalid_json(row: Row, cfg: FilterConfig) -> Verdict:
 def _low_confidence(row: Row, cfg: FilterConfig) -> Verdict:
     if cfg.min_confidence <= 0:
         return None
-    confidence = row.get("confidence")
+    confidence = row.get("_confidence", row.get("confidence"))
     if confidence is None:
         return "low_confidence", "no logprobs to measure confidence"
     if confidence < cfg.min_confidence:
-        return "low_confidence", f"p={confidence:.3f} < {cfg.min_confidence}"
+        return "low_confidence", f"p={confidence:.3f} < {cfg.min_confidence:.4g} ({cfg.confidence})"
     return None
 
 
@@ -162,7 +186,7 @@ def _seed_label_mismatch(row: Row, cfg: FilterConfig) -> Verdict:
     wanted = row.get("seed_label")
     if not cfg.seed_label_match or row.get("source") != "seed" or wanted is None or cfg.task_type != "classification":
         return None
-    label = normalize_label(row.get("answer"), list(cfg.labels))
+    label = _label(row, cfg)
     if label != wanted:
         return "seed_label_mismatch", f"written as {wanted!r}; the teacher says {label!r}"
     return None
@@ -229,9 +253,11 @@ def row_verdict(row: Row, cfg: FilterConfig) -> Verdict:
 
 
 def _kept_row(row: Row, cfg: FilterConfig) -> Row:
-    label = normalize_label(row["answer"], list(cfg.labels)) if cfg.task_type == "classification" else row["answer"]
+    label = _label(row, cfg) if cfg.task_type == "classification" else row["answer"]
     kept = {"id": row["id"], "text": row["text"], "label": label,
-            "label_probs": row.get("label_probs"), "confidence": row.get("confidence")}
+            "label_probs": row.get("_probs", row.get("label_probs")), "confidence": row.get("_confidence", row.get("confidence"))}
+    if row.get("_label_from") not in (None, "text", "constrained"):  # read otherwise than from the answer's text
+        kept["label_from"] = row["_label_from"]
     if row.get("kd"):  # logit distillation trains on the teacher's own tokens, not the normalised label
         kept.update(kd=row["kd"], teacher_text=row["answer"])
     if "gold_label" in row:  # for the audit only: the dataset trains on the teacher's label
@@ -252,12 +278,15 @@ def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None =
     passes over the set, in this order: exact dedup, decontamination, near dedup, class cap.
     `human` rows (human_rows()) go first, so a person's label wins over the teacher's answer to
     the same input; the report counts how often the two disagree there."""
+    rows = [_scored(r, cfg) for r in rows]
     teacher_rows, rows = rows, list(human or []) + rows
     rejected: list[Row] = []
 
     def reject(row: Row, reason: str, detail: str) -> None:
         rejected.append({"id": row["id"], "text": row["text"], "answer": row.get("answer"), "reason": reason, "detail": detail,
-                         **({"gold_label": row["gold_label"]} if "gold_label" in row else {})})
+                         **({"gold_label": row["gold_label"]} if "gold_label" in row else {}),
+                         # the label and confidence as the filter read them: what min_rows_per_label's advice reads
+                         **({"label": row["_label"], "confidence": row["_confidence"]} if "_label" in row else {})})
 
     survivors = _row_checks(rows, cfg, reject)
     if cfg.exact_dedup:
@@ -280,6 +309,15 @@ def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None =
     return kept, rejected, report
 
 
+def _scored(row: Row, cfg: FilterConfig) -> Row:
+    """The row with the label and confidence the checks read (curate/confidence.py), under
+    underscored keys that no written row copies."""
+    if cfg.task_type != "classification":
+        return row
+    s = score(row, cfg.labels, cfg.confidence, cfg.min_label_mass, cfg.calibrator)
+    return {**row, "_label": s.label, "_label_from": s.label_from, "_confidence": s.confidence, "_probs": s.probs}
+
+
 def seed_report(teacher_rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
     """The generated inputs as the teacher saw them: how many it answered, how often it filed
     them under the category they were written for, and the label balance of its answers."""
@@ -287,7 +325,7 @@ def seed_report(teacher_rows: list[Row], kept: list[Row], cfg: FilterConfig) -> 
     out: dict[str, Any] = {"rows": sum(r.get("source") == "seed" for r in teacher_rows), "answered": len(seeded),
                            "kept": sum(r.get("source") == "seed" for r in kept)}
     if cfg.task_type == "classification":
-        labels = [normalize_label(r["answer"], list(cfg.labels)) for r in seeded]
+        labels = [_label(r, cfg) for r in seeded]
         asked = [(label, r["seed_label"]) for label, r in zip(labels, seeded) if r.get("seed_label") is not None]
         agree = sum(a == b for a, b in asked)
         out.update(teacher_agrees_with_asked=agree, teacher_agreement_rate=round(agree / len(asked), 6) if asked else None,
@@ -300,7 +338,7 @@ def human_report(human: list[Row], teacher_rows: list[Row], kept: list[Row], cfg
     disagreed with the person (a measure of the teacher, on your own data)."""
     labels = list(cfg.labels)
     by_text = {normalize_text(r["text"]): normalize_label(r["answer"], labels) for r in human}
-    pairs = [(by_text[key], normalize_label(r.get("answer"), labels)) for r in teacher_rows
+    pairs = [(by_text[key], _label(r, cfg)) for r in teacher_rows
              if (key := normalize_text(r["text"])) in by_text and r.get("answer") is not None]
     disagree = sum(h != t for h, t in pairs)
     return {"rows": len(human), "kept": sum(r.get("source") == "human" for r in kept),
@@ -380,8 +418,18 @@ def _report(rows: list[Row], kept: list[Row], rejected: list[Row], balance_befor
         "by_reason": {reason: reasons.get(reason, 0) for reason in REASONS},
         "class_balance": dict(sorted(Counter(r["label"] for r in kept).items())) if classification else None,
         "class_balance_before_cap": dict(sorted(balance_before.items())) if cfg.max_per_class and classification else None,
+        **({"label_from": _label_sources(rows, kept)} if classification and any("_label_from" in r for r in rows) else {}),
         **({"gold_audit": gold_audit(rows, kept, cfg)} if classification and any("gold_label" in r for r in rows) else {}),
     }
+
+
+def _label_sources(rows: list[Row], kept: list[Row]) -> dict[str, dict[str, int]]:
+    """How the teacher's answers were read as labels (text, constrained, prefix, probabilities,
+    calibration), over every answered row and over the kept ones."""
+    answered = Counter(r["_label_from"] for r in rows if r.get("_label_from"))
+    kept_ids = {r["id"] for r in kept}
+    kept_from = Counter(r["_label_from"] for r in rows if r.get("_label_from") and r["id"] in kept_ids)
+    return {"answered": dict(sorted(answered.items())), "kept": dict(sorted(kept_from.items()))}
 
 
 def gold_audit(rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
@@ -391,13 +439,18 @@ def gold_audit(rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
         return round(sum(t == g for t, g in pairs) / len(pairs), 6) if pairs else None
 
     audited = [r for r in rows if "gold_label" in r]
-    before = [(normalize_label(r.get("answer"), list(cfg.labels)), r["gold_label"]) for r in audited]
+    before = [(_label(r, cfg) if r.get("answer") is not None else None, r["gold_label"]) for r in audited]
     after = [(r["label"], r["gold_label"]) for r in kept if "gold_label" in r]
     # What each min_confidence would keep of the labelled answers, and how many of those are right:
     # the threshold for this teacher, read off your own data.
-    scored = [(label, r["gold_label"], r.get("confidence")) for (label, _), r in zip(before, audited)
-              if label is not None and r.get("confidence") is not None]
+    scored = [(label, r["gold_label"], c) for (label, _), r in zip(before, audited)
+              if label is not None and (c := r.get("_confidence", r.get("confidence"))) is not None]
     sweep = [{"min_confidence": t / 10, "kept": len(pairs), "teacher_accuracy": accuracy(pairs)}
              for t in range(1, 10) for pairs in [[(l, g) for l, g, c in scored if c >= t / 10]]]
+    by_source = Counter(r.get("_label_from") for r in audited if r.get("_label_from"))
+    by_label_from = {source: {"rows": n, "teacher_accuracy": accuracy(
+        [(l, g) for (l, g), r in zip(before, audited) if r.get("_label_from") == source])}
+        for source, n in sorted(by_source.items())}
     return {"rows_with_gold": len(before), "teacher_accuracy_all": accuracy(before),
+            **({"teacher_accuracy_by_label_from": by_label_from} if by_label_from else {}),
             "kept_with_gold": len(after), "teacher_accuracy_kept": accuracy(after), "by_min_confidence": sweep}

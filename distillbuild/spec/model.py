@@ -139,6 +139,7 @@ class LlamaCpp:
     n_ctx: int
     threads: int
     startup_timeout_s: float
+    chat_format: str | None = None  # llama-cpp-python's --chat_format, for a GGUF without a chat template
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,9 @@ class Reasoning:
 @dataclass(frozen=True)
 class Teacher(Endpoint):
     top_logprobs: int
+    answer_format: str  # auto | choice | text: classification answers held to the labels or read from text
+    choice_constraint: str | None  # grammar | guided_choice | json_schema; None: by provider
+    api: str  # chat | completions
     token_ids: bool
     tokenizer: str | None
     samples: int
@@ -267,8 +271,22 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """filters.calibration: how calibrated confidence and a fitted threshold learn from labelled rows."""
+
+    method: str  # temperature | contextual
+    fit_on: str  # auto | inputs | human | heldout
+    content_free: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Filters:
-    min_confidence: float
+    min_confidence: float | Mapping[str, float]  # a threshold, or {target_precision} / {keep_share} to fit one
+    confidence: str  # raw | renormalised | calibrated
+    min_label_mass: float
+    calibration: Calibration
+    label_from: tuple[str, ...]
+    min_rows_per_label: int
     dedup: Dedup
     min_agreement: float
     decontaminate: bool

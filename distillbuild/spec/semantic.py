@@ -12,6 +12,7 @@ from distillbuild.metric_names import (COMPARED_METRICS, GATE_FIGURE_KEY, GATE_F
                                       METRICS_BY_TASK, PREFERENCE_METRICS, ROUTE_METRICS, WITH_INTERVALS, gate_figure,
                                       metric_range)
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
+from distillbuild.spec.answer_checks import answer_issues
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, get_path, join_path
 from distillbuild.spec.model import QUANTIZE_BY_FORMAT
@@ -63,7 +64,7 @@ def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_writ
     data = doc.data
     found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root, to_be_written),
              *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data, spec_dir),
-             *_filter_rule_issues(data),
+             *_filter_rule_issues(data), *answer_issues(data),
              *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
              *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
              *_human_issues(data), *_seed_issues(data, spec_dir), *_reasoning_issues(data),

@@ -15,7 +15,8 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
-from distillbuild.io import fresh_tmp_dir, read_jsonl, replace_dir, write_json, write_jsonl
+from distillbuild.curate.shortfall import shortfall
+from distillbuild.io import fresh_tmp_dir, read_json, read_jsonl, replace_dir, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.model import Task
 from distillbuild.stages.contract import Out
@@ -27,7 +28,7 @@ from distillbuild.teacher.prompts import STEP_PREFIXES, messages_for
 
 # The prompt lists the labels; KD rows need the student's tokenizer.
 READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_share", "data.train_on",
-         "student.kd.mode", "student.base_model", "student.reasoning", "teacher.reasoning")
+         "student.kd.mode", "student.base_model", "student.reasoning", "teacher.reasoning", "filters.min_rows_per_label")
 READS_WHEN = {"student.reasoning": lambda spec: spec.student.reasoning != "answer",
               "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",
               "data.human_share": lambda spec: spec.data_files.human_share is not None,
@@ -35,7 +36,25 @@ READS_WHEN = {"student.reasoning": lambda spec: spec.student.reasoning != "answe
 
 
 def deps(spec: Spec) -> list[str]:
+    if guards_rows_per_label(spec):  # what was dropped, and why: the advice when a label has too few rows
+        return [layout.FILTER_KEPT, layout.FILTER_REJECTED, layout.FILTER_REPORT]
     return [layout.FILTER_KEPT]
+
+
+def guards_rows_per_label(spec: Spec) -> bool:
+    return spec.task.type == "classification" and spec.filters.min_rows_per_label > 0
+
+
+def check_rows_per_label(spec: Spec, rows: list[dict[str, Any]]) -> None:
+    """StageError (exit 3) when a label keeps fewer than filters.min_rows_per_label rows."""
+    if not guards_rows_per_label(spec):
+        return
+    report = read_json(Path(layout.FILTER_REPORT))
+    threshold = (report.get("confidence") or {}).get("min_confidence")
+    message = shortfall(rows, read_jsonl(Path(layout.FILTER_REJECTED)), spec.task.labels,
+                        spec.filters.min_rows_per_label, threshold if threshold is not None else 0.0)
+    if message:
+        raise StageError(message)
 
 
 def outs(spec: Spec) -> list[Out]:
@@ -169,6 +188,7 @@ def run(spec: Spec) -> int:
     if not rows:
         raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers"
                          + (f" (data.train_on: {train_on})" if train_on != "both" else ""))
+    check_rows_per_label(spec, rows)
     report: dict[str, Any] = {"format": "chat_template (messages)"}
     if spec.student.kd.mode == "logits":
         rows, dropped = kd_rows(spec, rows)

@@ -35,7 +35,7 @@ def endpoint_id(section: Endpoint, base_dir: Path, kind: str) -> str:
     if section.provider == "simulated":
         return standin.endpoint_id(section, base_dir, kind=kind)
     if section.provider == "llamacpp":
-        return llamacpp.endpoint_id(_model_file(section, base_dir))
+        return llamacpp.endpoint_id(_model_file(section, base_dir), section.llamacpp.chat_format)
     if section.provider == "pipeline":
         upstream = upstream_spec(section, base_dir)
         return pipeline.endpoint_id(upstream.registry_name, upstream.dir)
@@ -74,10 +74,17 @@ def _start_llamacpp(section: Endpoint, base_dir: Path, stack: ExitStack, log: Ca
     """The local llama.cpp server for the section's GGUF, stopped when `stack` closes; if it dies
     while the stage uses it, the stage stops with exit 3 (what was answered is cached)."""
     model_file, local = _model_file(section, base_dir), section.llamacpp
-    log(f"teacher: starting llama.cpp for {model_file.name} (n_ctx {local.n_ctx}, {local.threads} threads)")
+    log(f"teacher: starting llama.cpp for {model_file.name} (n_ctx {local.n_ctx}, {local.threads} threads"
+        + (f", chat format {local.chat_format})" if local.chat_format else ")"))
+    if local.chat_format is None and getattr(section, "api", "chat") == "chat" \
+            and llamacpp.has_chat_template(model_file) is False:
+        log(f"teacher: WARNING: {model_file.name} carries no chat template: llama.cpp will wrap the messages in the "
+            "Llama-2 `[INST] <<SYS>>` format, which a model of another family was never trained on. Set "
+            "teacher.llamacpp.chat_format (chatml, gemma, ...) or teacher.api: completions")
     server = stack.enter_context(llamacpp.LlamaCppServer(
         model_file, section.model, n_ctx=local.n_ctx, threads=local.threads,
-        startup_timeout_s=local.startup_timeout_s, endpoint_id=llamacpp.endpoint_id(model_file)))
+        startup_timeout_s=local.startup_timeout_s, chat_format=local.chat_format,
+        endpoint_id=llamacpp.endpoint_id(model_file, local.chat_format)))
     log(f"teacher: llama.cpp ({section.model}) on {server.base_url}")
     return server
 

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.console import log
-from distillbuild.curate.normalize import normalize_label
+from distillbuild.curate.confidence import row_label
+from distillbuild.curate.fitting import calibration_half, fits_on_heldout
 from distillbuild.errors import StageError
 from distillbuild.stats import bootstrap_mean_interval, round_p
 from distillbuild.evaluate import causal_student, costs
@@ -40,8 +41,9 @@ from distillbuild.teacher.prompts import messages_for
 READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
          "teacher.provider", "teacher.price",
          "student.kind", "student.base_model", "student.endpoint", "student.reasoning", "teacher.reasoning",
-         "teacher.max_tokens", "evaluation", "data.heldout_sets")
+         "teacher.max_tokens", "evaluation", "data.heldout_sets", "filters.calibration.fit_on")
 READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
+              "filters.calibration.fit_on": lambda spec: spec.task.type == "classification",  # heldout: half scored
               "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
               "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",  # the answer line's marker
               "teacher.max_tokens": trace_reads_teacher_max_tokens}  # a trace's room to reason
@@ -210,7 +212,7 @@ def run_classification(spec: Spec) -> int:
     student, batch_s = _timed(model.predict, texts)
     student_text = list(getattr(model, "last_answers", None) or [None] * len(texts))  # a causal student's words
     confidence = list(getattr(model, "last_confidence", None) or [None] * len(texts))  # each label's probability
-    teacher = [normalize_label(r.get("answer"), labels) for r in teacher_rows]
+    teacher = [row_label(r, labels) for r in teacher_rows]  # as the teacher stage read it (label_from)
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
     result = evaluate_classification(heldout, labels, student, teacher, serving, spec.evaluation.bootstrap,
                                      student_text=student_text, student_confidence=confidence,
@@ -312,8 +314,13 @@ def run_extraction(spec: Spec) -> int:
 
 
 def read_heldout(spec: Spec) -> list[dict]:
-    """The held-out rows, their text rendered by task.input_template when the spec has one."""
-    return read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
+    """The held-out rows, their text rendered by task.input_template when the spec has one; less
+    the calibration half when the filter fitted on it (filters.calibration.fit_on: heldout),
+    so the student is never scored on rows that chose its training data."""
+    rows = read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
+    if spec.task.type == "classification" and fits_on_heldout(spec.task, spec.filters):
+        rows = [r for r in rows if not calibration_half(r["id"])]
+    return rows
 
 
 def _teacher_rows(heldout: list[dict]) -> list[dict]:

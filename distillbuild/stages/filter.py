@@ -15,11 +15,12 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.filters import FilterConfig, Row, curate, human_rows
+from distillbuild.curate.fitting import FitResult, fit_confidence, fits_on_heldout
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
-from distillbuild.stages.contract import Out, posix
+from distillbuild.stages.contract import Out, posix, uncached
 from distillbuild.stages.endpoints import open_judge
 
 
@@ -36,6 +37,10 @@ def deps(spec: Spec) -> list[str]:
     if spec.data_files.human:  # people's labels, trained on beside the teacher's
         files.append(posix(spec.data_files.human))
     files += [posix(path) for path in spec.data_files.heldout_sets.values()]  # decontaminated against too
+    if contextual(spec):
+        files.append(layout.TEACHER_CONTENT_FREE)
+    if fits_on_heldout(spec.task, spec.filters):  # the calibration half of the held-out set: the teacher's answers there
+        files.append(layout.TEACHER_HELDOUT)
     judge = spec.filters.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
@@ -44,6 +49,28 @@ def deps(spec: Spec) -> list[str]:
 
 def outs(spec: Spec) -> list[Out]:
     return [layout.FILTER_KEPT, layout.FILTER_REJECTED, layout.FILTER_REPORT]
+
+
+def plots(spec: Spec) -> list[Out]:
+    return [uncached(layout.FILTER_THRESHOLD_CURVE)] if fitted_threshold(spec) else []
+
+
+def views(spec: Spec) -> list[dict]:
+    if not fitted_threshold(spec):
+        return []
+    return [{layout.FILTER_THRESHOLD_CURVE: {"x": "kept_share", "y": "precision", "template": "linear",
+                                             "title": "The teacher's precision on labelled rows by the share the filter keeps"}}]
+
+
+def fitted_threshold(spec: Spec) -> bool:
+    """filters.min_confidence is a target ({target_precision} or {keep_share}), fitted on labelled rows."""
+    return not isinstance(spec.filters.min_confidence, (int, float))
+
+
+def contextual(spec: Spec) -> bool:
+    """Calibrated confidence by contextual calibration: the teacher answers content-free inputs."""
+    f = spec.filters
+    return spec.task.type == "classification" and f.confidence == "calibrated" and f.calibration.method == "contextual"
 
 
 def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
@@ -55,16 +82,33 @@ def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
         return judge_rows(rows, todo, judge_section, settings, cache, log)
 
 
+def fit(spec: Spec, rows: list[Row], human: list[Row] | None) -> FitResult:
+    """The calibrator and the fitted threshold (curate/fitting.py) from the spec's labelled rows."""
+    heldout = None
+    if fits_on_heldout(spec.task, spec.filters):
+        gold = {r["id"]: r["label"] for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template,
+                                                        need_label=True)}
+        heldout = [{**r, "gold_label": gold.get(r["id"])} for r in read_jsonl(Path(layout.TEACHER_HELDOUT))]
+    content_free = read_jsonl(Path(layout.TEACHER_CONTENT_FREE)) if contextual(spec) else None
+    return fit_confidence(spec.task, spec.filters, rows, human=human, heldout=heldout, content_free=content_free)
+
+
 def run(spec: Spec) -> int:
-    cfg = FilterConfig.from_spec(spec.task, spec.filters)
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
+    human = human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True)) \
+        if spec.data_files.human else None
+    fitted = fit(spec, rows, human) if spec.task.type == "classification" else FitResult()
+    cfg = FilterConfig.from_spec(spec.task, spec.filters, fitted.min_confidence, fitted.calibrator)
     sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
     heldout = [r["text"] for path in sets for r in read_rows(spec.resolve(path), spec.task.input_template,
                                                                 need_label=False)] if cfg.decontaminate else None
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
-    human = human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True)) \
-        if spec.data_files.human else None
     kept, rejected, report = curate(rows, cfg, heldout, human)
+    report["confidence"] = {"measure": cfg.confidence, "min_confidence": cfg.min_confidence, **fitted.report}
+    if fitted.curve:
+        write_json(Path(layout.FILTER_THRESHOLD_CURVE), fitted.curve)
+    for line in fitted.log_lines():
+        log(line)
     if verdicts is not None:
         report["judge"] = verdicts
         log(summary(verdicts))

@@ -21,12 +21,14 @@ from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
 from distillbuild.spec.model import Task, thaw
-from distillbuild.spec.model_files import PACKAGE_PREFIX
+from distillbuild.servers.llamacpp import has_chat_template
+from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
 from distillbuild.stages.contract import Out, posix
 from distillbuild.stages.endpoints import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.teacher.answers import answer_row
 from distillbuild.teacher.cache import TeacherCache, cached_keys, request_key
-from distillbuild.teacher.canary import canary_check
+from distillbuild.teacher.canary import CanaryContext, canary_check, canary_context
+from distillbuild.teacher.choice import body_fields, form_for
 from distillbuild.teacher.engine import Canary, answer_all, recorded_responses
 from distillbuild.teacher.estimate import estimate
 from distillbuild.teacher.explain import attach_rationales, explain_requests, explain_settings, in_reply
@@ -39,7 +41,11 @@ from distillbuild.teacher.settings import TeacherSettings
 # --- contract: what compile.py declares in dvc.yaml for this stage (see stages/contract.py) ---
 
 READS = ("data.inputs", "data.heldout", "task.type", "task.instruction", "task.labels", "task.output_schema", "task.examples",
-         "task.input_template", "teacher")
+         "task.input_template", "teacher", "filters.confidence", "filters.calibration.method",
+         "filters.calibration.content_free")
+# Contextual calibration asks the teacher about content-free inputs too.
+READS_WHEN = {key: lambda spec: contextual(spec) for key in ("filters.confidence", "filters.calibration.method",
+                                          "filters.calibration.content_free")}
 
 
 def deps(spec: Spec) -> list[str]:
@@ -61,15 +67,29 @@ def deps(spec: Spec) -> list[str]:
 
 
 def outs(spec: Spec) -> list[Out]:
-    return [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_RESPONSES, layout.TEACHER_REPORT]
+    files: list[Out] = [layout.TEACHER_ANSWERS, layout.TEACHER_HELDOUT, layout.TEACHER_RESPONSES, layout.TEACHER_REPORT]
+    return files + [layout.TEACHER_CONTENT_FREE] if contextual(spec) else files
+
+
+def contextual(spec: Spec) -> bool:
+    """Contextual calibration (filters.calibration): the teacher also answers content-free inputs."""
+    f = spec.filters
+    return spec.task.type == "classification" and f.confidence == "calibrated" and f.calibration.method == "contextual"
+
+
+def choice(spec: Spec) -> str | None:
+    """The label constraint's form this teacher's answers are asked with (teacher/choice.py)."""
+    return form_for(spec.teacher, spec.task.type, in_reply(spec.teacher.reasoning) is not None)
 
 
 def teacher_settings(spec: Spec) -> SettingsFor:
     """The teacher's settings once its endpoint is known: (base_url, endpoint_id, api_key) -> settings."""
-    t, structured = spec.teacher, response_format(spec.task)
+    t, structured, form = spec.teacher, response_format(spec.task), choice(spec)
+    constraint = body_fields(form, spec.task.labels) if form else None
     return lambda base_url, endpoint_id, api_key: TeacherSettings.from_section(
         t, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key, top_logprobs=t.top_logprobs,
-        seed=t.seed, response_format=structured, batch=t.batch, samples=t.samples, token_ids=t.token_ids)
+        seed=t.seed, response_format=structured, batch=t.batch, samples=t.samples, token_ids=t.token_ids,
+        constraint=constraint, api=t.api)
 
 
 def response_format(task: Task) -> dict[str, Any] | None:
@@ -83,14 +103,23 @@ def response_format(task: Task) -> dict[str, Any] | None:
 def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
     """Input rows (less those that are few-shot examples; then the seed stage's generated ones,
     once it has run), held-out rows, and the messages for each (inputs first), the examples'
-    turns before every input."""
+    turns before every input; with contextual calibration, the content-free inputs' messages
+    last (content_free_rows)."""
     template = spec.task.input_template
     examples = load_examples(spec.task.examples, template, spec.dir)
     inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
     inputs = _without_examples(inputs, examples) + seed_rows(spec)
     heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True)
     reasoning = spec.teacher.reasoning  # prompt mode asks for the rationale in the system prompt
-    return inputs, heldout, [messages_for(spec.task, r["text"], examples, reasoning) for r in inputs + heldout]
+    every = inputs + heldout + content_free_rows(spec)
+    return inputs, heldout, [messages_for(spec.task, r["text"], examples, reasoning) for r in every]
+
+
+def content_free_rows(spec: Spec) -> list[dict]:
+    """Contextual calibration's content-free inputs ("N/A", "", "[MASK]"), asked as any input is."""
+    if not contextual(spec):
+        return []
+    return [{"id": f"content_free:{i}", "text": text} for i, text in enumerate(spec.filters.calibration.content_free)]
 
 
 def seed_rows(spec: Spec) -> list[dict]:
@@ -139,7 +168,7 @@ def explanations_estimate_for(spec: Spec, answers_usd: float | None):
         cached = cache.get_many(list(dict.fromkeys(answer_keys)))
     finally:
         cache.close()
-    rows = [answer_row(r, CallResult(cached[k], True), spec.task, in_reply(t.reasoning)) if k in cached
+    rows = [answer_row(r, CallResult(cached[k], True), spec.task, in_reply(t.reasoning), choice(spec)) if k in cached
             else {**r, "answer": spec.task.labels[0], "error": None} for r, k in zip(inputs, answer_keys)]
     examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
     requests = [m for _, m in explain_requests(spec.task, rows, examples, t.reasoning)]
@@ -150,15 +179,29 @@ def explanations_estimate_for(spec: Spec, answers_usd: float | None):
                     price_out=t.price.output_per_mtok if t.price else None, budget_usd=settings.budget_usd)
 
 
-def run_canary(spec: Spec) -> None:
+def run_canary(spec: Spec) -> list[dict]:
     """The canary alone (`distill estimate --canary`): the first teacher.canary.requests prompts
-    asked and checked, nothing else; StageError (exit 3) when the teacher fails it."""
+    asked and checked, nothing else; StageError (exit 3) when the teacher fails it. Returns
+    their answer rows, for the confidence figures `distill estimate` prints."""
     canary = spec.teacher.canary
     if canary is None or canary.requests == 0:
         raise StageError("teacher.canary.requests is 0: there is no canary to run")
     _, _, requests = load_requests(spec)
     first = list({json.dumps(m, sort_keys=True): m for m in requests}.values())[: canary.requests]
-    ask(spec, first)  # the answers alone: explain mode's rationales follow a whole run
+    results, *_ = ask(spec, first)  # the answers alone: explain mode's rationales follow a whole run
+    return [answer_row({"id": i, "text": ""}, res, spec.task, in_reply(spec.teacher.reasoning), choice(spec))
+            for i, res in enumerate(results)]
+
+
+def _canary_context(spec: Spec) -> CanaryContext:
+    """The held-out set's label spread (what a reader of the inputs expects the answers to look
+    like) and whether a llama.cpp teacher's model file goes without a chat template."""
+    labels = spec.task.labels
+    heldout = read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True) if labels else []
+    local, t = spec.teacher.llamacpp, spec.teacher
+    bare = (t.provider == "llamacpp" and local is not None and local.chat_format is None and t.api == "chat"
+            and has_chat_template(resolve_model_file(local.model, spec.dir)) is False)
+    return canary_context(labels, [str(r["label"]) for r in heldout], bare)
 
 
 FollowUp = Callable[[list["CallResult | None"]], list[list[dict[str, str]]]]
@@ -174,7 +217,8 @@ def ask(spec: Spec, requests: list[list[dict[str, str]]], follow_up: FollowUp | 
     settings while the endpoint is still open; their results come last."""
     t = spec.teacher
     canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log,
-                                                    in_reply(t.reasoning))) if t.canary else None
+                                                    in_reply(t.reasoning), choice=choice(spec),
+                                                    context=_canary_context(spec))) if t.canary else None
     with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
                        settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
@@ -206,7 +250,8 @@ def run(spec: Spec) -> int:
     explained: list[int] = []
 
     def answered(results: list[CallResult | None]) -> list[list[dict[str, str]]]:
-        rows[:] = [answer_row(r, res, spec.task, in_reply(t.reasoning)) for r, res in zip(inputs + heldout, results)]
+        rows[:] = [answer_row(r, res, spec.task, in_reply(t.reasoning), choice(spec))
+                   for r, res in zip(inputs + heldout, results)]
         if t.reasoning is None or t.reasoning.mode != "explain":
             return []
         examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
@@ -216,7 +261,8 @@ def run(spec: Spec) -> int:
 
     results, stats, responses, explanations = ask(spec, requests, answered)
     if not rows:  # the follow-up is skipped when the budget stopped the answers
-        rows = [answer_row(r, res, spec.task, in_reply(t.reasoning)) for r, res in zip(inputs + heldout, results)]
+        rows = [answer_row(r, res, spec.task, in_reply(t.reasoning), choice(spec))
+                for r, res in zip(inputs + heldout, results)]
     attach_rationales(rows, explained, explanations)
     generated = len(seed_rows(spec))  # the last of the inputs (load_requests)
     for n, (row, source) in enumerate(zip(rows, inputs)):
@@ -234,6 +280,11 @@ def run(spec: Spec) -> int:
         )
     write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
     write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
+    free = content_free_rows(spec)
+    if free:
+        offset = len(inputs) + len(heldout)
+        write_jsonl(Path(layout.TEACHER_CONTENT_FREE),
+                    [answer_row(r, res, spec.task, None, choice(spec)) for r, res in zip(free, results[offset:])])
     write_jsonl(Path(layout.TEACHER_RESPONSES), responses)
     rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
     if spec.task.labels:

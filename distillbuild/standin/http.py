@@ -126,6 +126,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.endswith("/chat/completions"):  # the hot path
             self.server.owner._chat(self, raw)
             return
+        if self.path.endswith("/v1/completions") and hasattr(self.server.owner, "_completions"):
+            self.server.owner._completions(self, raw)
+            return
         parts, _ = self._route()
         store = self.server.owner.batches
         if parts == ("files",):

@@ -15,7 +15,7 @@ import json
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from statistics import NormalDist
 from typing import Any, Mapping, NamedTuple
 
@@ -24,6 +24,10 @@ from distillbuild.standin.generator import seed_completion
 from distillbuild.standin.http import Handler, HTTPServer, error_body, reset
 from distillbuild.standin.judge import judge_completion
 from distillbuild.standin.teacher import SimulatedTeacher, completion_body, estimate_prompt_tokens
+from distillbuild.teacher.choice import labels_of
+from distillbuild.teacher.completions import input_of, text_completion
+
+TEXT_COMPLETION = "_text_completion"  # a request that came in on /v1/completions
 
 
 def respond(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any]:
@@ -226,6 +230,7 @@ class SimulatedTeacherServer:
         self._attempts: dict[bytes, int] = {}
         self._seen = 0
         self._stats = dict.fromkeys(OUTCOMES, 0)
+        self.constraint_forms: Counter = Counter()  # label constraints received, by form (teacher/choice.py)
         self.batches = BatchStore(self._batch_answer, self.seed, batch_rows_per_s, self._closing,
                                   failed=lambda: self._count("batch_error"))
         self.httpd = self._open_httpd(port, api_key)
@@ -307,8 +312,30 @@ class SimulatedTeacherServer:
 
     def _chat(self, h: Handler, raw: bytes) -> None:
         request = self._parse_chat(h, raw)
-        if request is None:
+        if request is not None:
+            self._serve(h, request, raw)
+
+    def _completions(self, h: Handler, raw: bytes) -> None:
+        """/v1/completions: the prompt's last input answered as a chat request, written back as a
+        `text_completion` (teacher.api: completions)."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            self._count("bad_request")
+            h._write(400, error_body("prompt must be a string", "invalid_request_error", param="prompt"))
             return
+        request = {**body, "messages": [{"role": "user", "content": input_of(body["prompt"])}],
+                   "logprobs": bool(body.get("logprobs")), "top_logprobs": int(body.get("logprobs") or 0),
+                   TEXT_COMPLETION: True}
+        self._serve(h, request, raw)
+
+    def _serve(self, h: Handler, request: dict[str, Any], raw: bytes) -> None:
+        constrained = labels_of(request)
+        if constrained is not None:
+            with self._lock:
+                self.constraint_forms[constrained[0]] += 1
         limiter = self._limiter
         cost = estimate_prompt_tokens(request["messages"]) + _max_tokens(request) \
             if limiter is not None and limiter.tokens else 0
@@ -403,6 +430,8 @@ class SimulatedTeacherServer:
         body = respond(self.teacher, request, request.get("model") or self.model, counter)
         if outcome == "truncated":
             _truncate(body)
+        if request.get(TEXT_COMPLETION):
+            body = text_completion(body)
         payload = json.dumps(body).encode()
         if outcome == "malformed":
             payload = payload[: len(payload) // 2]  # cut-off JSON

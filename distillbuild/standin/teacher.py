@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.standin.tokens import load_tokenizer, token_logprobs
+from distillbuild.teacher.choice import labels_of
 from distillbuild.teacher.prompts import prompt_text
 
 # Part of the simulated endpoint's identity in cache keys: bump it whenever answers change for
@@ -39,6 +40,7 @@ def norm(text: str) -> str:
 class KeyEntry:
     label: Any  # a class name, or for extraction a JSON object, or for generation a text
     alternatives: tuple[Any, ...] = ()
+    says: str | None = None  # free text only: a word of its own for the label ("economy" for business)
 
 
 def load_answer_key(path: Path) -> dict[str, KeyEntry]:
@@ -49,7 +51,8 @@ def load_answer_key(path: Path) -> dict[str, KeyEntry]:
                 continue
             row = json.loads(line)
             alternatives = row.get("alternatives") or ()
-            key[norm(row["text"])] = KeyEntry(row["label"], tuple(alternatives) if isinstance(alternatives, list) else ())
+            key[norm(row["text"])] = KeyEntry(row["label"], tuple(alternatives) if isinstance(alternatives, list) else (),
+                                              row.get("says"))
     return key
 
 
@@ -183,8 +186,11 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
     choices = []
     system = str((messages[0].get("content") if messages and messages[0].get("role") == "system" else "") or "")
     asked = _ASKS_REASONING.search(system)
+    constrained = labels_of(request) if teacher.labels else None
     for i in range(n):
         ans = teacher.answer(text, sample=i if temperature > 0 else 0)
+        if constrained is not None:
+            ans = held_to(ans, constrained[1])
         choice: dict[str, Any] = {
             "index": i,
             "message": {"role": "assistant", "content": ans.label, "refusal": None},
@@ -202,14 +208,52 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
             entry = token_entry(ans.label, ans.prob)
             entry["top_logprobs"] = [token_entry(l, p) for l, p in ans.top[:k]]
             choice["logprobs"] = {"content": [entry], "refusal": None}
+        entry = teacher.key.get(norm(text))
+        if constrained is None and entry is not None and entry.says and not (asked or teacher.reasoning):
+            _in_own_words(choice, entry.says, ans, k if want_logprobs else 0)
         if asked or teacher.reasoning:
             _reason(choice, teacher, text, ans, i, asked.group(1) if asked else None, k if want_logprobs else 0)
+        if constrained is not None and constrained[0] == "json_schema":
+            _as_json_answer(choice)
         choices.append(choice)
     reasoned = bool(asked or teacher.reasoning)
     completion_tokens = n if teacher.labels and not reasoned else sum(
         1 + len(c["message"]["content"] + c["message"].get("reasoning_content", "")) // 4 for c in choices)
     return chat_completion("sim", counter, model, teacher.seed, choices, estimate_prompt_tokens(messages),
                            completion_tokens)
+
+
+def held_to(ans: SimAnswer, allowed: list[str]) -> SimAnswer:
+    """An answer as constrained decoding gives it: the most probable allowed label, and the
+    probabilities of the allowed labels only (a grammar masks every other token)."""
+    top = [(l, p) for l, p in ans.top if l in allowed] or [(allowed[0], 1.0)]
+    total = sum(p for _, p in top)
+    top = [(l, p / total) for l, p in top]
+    return SimAnswer(top[0][0], top[0][1], tuple(top))
+
+
+OWN_WORD_SHARE = 0.6  # the probability of the teacher's own word; the labels share the rest
+
+
+def _in_own_words(choice: dict[str, Any], word: str, ans: SimAnswer, k: int) -> None:
+    """The answer as a small model asked for free text gives it: its own word for the category,
+    while its probabilities still lean to the labels (the answer key's `says`)."""
+    choice["message"]["content"] = word
+    if k:
+        top = [(word, OWN_WORD_SHARE)] + [(l, p * (1 - OWN_WORD_SHARE)) for l, p in ans.top]
+        entry = token_entry(word, OWN_WORD_SHARE)
+        entry["top_logprobs"] = [token_entry(l, p) for l, p in top[:k]]
+        choice["logprobs"] = {"content": [entry], "refusal": None}
+
+
+def _as_json_answer(choice: dict[str, Any]) -> None:
+    """The choice as OpenAI's structured outputs writes it: {"label": "..."}, the label's own
+    token (and its alternatives) between the JSON's."""
+    label = choice["message"]["content"]
+    choice["message"]["content"] = json.dumps({"label": label})
+    if choice["logprobs"]:
+        entry = choice["logprobs"]["content"][0]
+        choice["logprobs"]["content"] = [token_entry('{"label": "', 1.0), entry, token_entry('"}', 1.0)]
 
 
 def _reason(choice: dict[str, Any], teacher: SimulatedTeacher, text: str, ans: SimAnswer, sample: int,

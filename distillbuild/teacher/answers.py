@@ -4,11 +4,13 @@ label, the majority answer of several samples, logit-distillation targets, parse
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
 from distillbuild.curate.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Reasoning, Task
+from distillbuild.teacher.choice import unwrap_json_choice
 from distillbuild.teacher.reasoning import split_reply
 from distillbuild.teacher.results import CallResult
 from distillbuild.teacher.softlabels import answer_confidence, label_distribution, label_masses
@@ -30,15 +32,19 @@ def _comparable(answer: str | None, task: Task) -> Any:
 
 
 def answer_row(row: dict[str, Any], result: CallResult | None, task: Task,
-               reasoning: Reasoning | None = None) -> dict[str, Any]:
+               reasoning: Reasoning | None = None, choice: str | None = None) -> dict[str, Any]:
     """The row for one reply. With teacher.reasoning, each choice is split into rationale and
     answer first (teacher/reasoning.py): `answer` is the extracted answer, read at its own
-    tokens; `rationale` and the whole reply (`raw_answer`) are kept beside it."""
+    tokens; `rationale` and the whole reply (`raw_answer`) are kept beside it. `choice` is the
+    label constraint's form the request carried (teacher/choice.py), None for free text.
+    Classification rows carry `label` and `label_from` (read_label)."""
     out: dict[str, Any] = {"id": row["id"], "text": row["text"]}
     if result is None or result.response is None:
         out.update(answer=None, error=result.error if result else "not asked: the budget stopped the run")
         return out
     choices = [_answer_choice(c, reasoning) for c in result.response.get("choices") or [{}]]
+    if choice == "json_schema":
+        choices = [unwrap_json_choice(c) for c in choices]
     contents = [(c.get("message") or {}).get("content") for c in choices]
     chosen, agreement = 0, None
     if len(choices) > 1:  # self-consistency: keep the majority answer
@@ -49,19 +55,21 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task,
             chosen, agreement = keys.index(top), count / len(choices)
         else:
             agreement = 0.0
-    choice = choices[chosen]
-    message = choice.get("message") or {}
-    logprobs = choice.get("logprobs")
+    choice_form, chosen_choice = choice, choices[chosen]
+    message = chosen_choice.get("message") or {}
+    logprobs = chosen_choice.get("logprobs")
     labels = task.labels or ()
     probs, ambiguous = _mean_distribution([c.get("logprobs") for c in choices], labels) if labels else (None, False)
     first = ((logprobs or {}).get("content") or [{}])[0]
     if reasoning is not None:
-        out.update(rationale=choice["rationale"], raw_answer=choice["raw_answer"])
+        out.update(rationale=chosen_choice["rationale"], raw_answer=chosen_choice["raw_answer"])
+    label, label_from = read_label(message.get("content"), probs, labels, constrained=choice_form is not None) \
+        if labels else (None, None)
     out.update(
         answer=message.get("content"),
         refusal=message.get("refusal"),
-        finish_reason=choice.get("finish_reason"),
-        confidence=answer_label_confidence(message.get("content"), logprobs, labels),
+        finish_reason=chosen_choice.get("finish_reason"),
+        confidence=answer_label_confidence(message.get("content"), logprobs, labels, label),
         label_probs=probs,
         soft_label_ambiguous=ambiguous,
         top_logprobs=[[a.get("token"), a.get("logprob")] for a in first.get("top_logprobs") or []],
@@ -69,6 +77,8 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task,
         system_fingerprint=result.response.get("system_fingerprint"),
         error=None,
     )
+    if labels:
+        out.update(label=label, label_from=label_from)
     if labels and logprobs:
         masses, _, bounded = label_masses(logprobs, labels)
         out["label_mass"] = round(sum(masses.values()), 6)  # how much of the answer's probability names a label
@@ -98,12 +108,53 @@ def _answer_choice(choice: dict[str, Any], reasoning: Reasoning | None) -> dict[
             "rationale": split.rationale, "raw_answer": message.get("content")}
 
 
-def answer_label_confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...]) -> float | None:
+def answer_label_confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...],
+                            label: str | None = None) -> float | None:
     """The probability of the answer's label (its full token sequence, trailing tokens aside) when
-    it is one; else of the whole answer. A causal student's answers are scored by this too."""
-    label = normalize_label(answer, labels) if labels and answer else None
+    it is one (or `label`, the one read_label took); else of the whole answer. A causal
+    student's answers are scored by this too."""
+    label = label or (normalize_label(answer, labels) if labels and answer else None)
     masses = label_masses(logprobs, labels)[0] if label else {}
     return masses[label] if label in masses else answer_confidence(logprobs)
+
+
+def read_label(answer: str | None, probs: dict[str, float] | None, labels: tuple[str, ...], *,
+               constrained: bool = False) -> tuple[str | None, str | None]:
+    """(label, how it was read) for a classification answer:
+
+    - `constrained`: the request held the answer to the labels, and it is one;
+    - `text`: the answer is a label (case, quotes, a "Category:" prefix and punctuation aside);
+    - `prefix`: free text that begins with exactly one label, as a word, and goes on with words
+      that name no label (a base model rambling past its answer: "sports deportiva subtree");
+    - `probabilities`: the answer names no label; the most probable label among its label
+      probabilities (a 135M model answering "economy" while its probabilities say `business`);
+    - (None, None): nothing names a label."""
+    label = normalize_label(answer, list(labels))
+    if label is not None:
+        return label, "constrained" if constrained else "text"
+    if not constrained:
+        lead = leading_label(answer, labels)
+        if lead is not None:
+            return lead, "prefix"
+    if probs:
+        return max(probs, key=lambda l: (probs[l], -labels.index(l))), "probabilities"
+    return None, None
+
+
+_WORD = re.compile(r"[\w'-]+", re.UNICODE)
+
+
+def leading_label(answer: str | None, labels: tuple[str, ...]) -> str | None:
+    """The one label the answer starts with, when the words after it name none."""
+    words = _WORD.findall(answer or "")
+    for n in range(len(words) - 1, 0, -1):  # the longest head of words that is a label
+        label = normalize_label(" ".join(words[:n]), list(labels))
+        if label is not None:
+            rest = words[n:]
+            if any(normalize_label(w, list(labels)) for w in rest):
+                return None  # "spam or legit": more than one label named
+            return label
+    return None
 
 
 def _mean_distribution(logprobs_per_choice: list[Any], labels: tuple[str, ...]) -> tuple[dict[str, float] | None, bool]:

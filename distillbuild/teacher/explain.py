@@ -32,7 +32,7 @@ def explain_settings(settings: TeacherSettings, reasoning: Reasoning, spent_usd:
     rationale's own length limit, and what is left of the budget."""
     budget = None if settings.budget_usd is None else max(settings.budget_usd - spent_usd, 0.0)
     return replace(settings, max_tokens=reasoning.max_tokens, top_logprobs=0, token_ids=False, samples=1,
-                   budget_usd=budget)
+                   budget_usd=budget, constraint=None)  # an explanation is free text
 
 
 def explain_requests(task: Task, rows: Sequence[dict[str, Any]], examples: Sequence[Example],

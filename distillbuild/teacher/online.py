@@ -24,6 +24,7 @@ from distillbuild.console import Progress, eta_text, rate_text
 from distillbuild.errors import StageError
 from distillbuild.secrets import redact
 from distillbuild.teacher.cache import TeacherCache
+from distillbuild.teacher.completions import as_chat_completion
 from distillbuild.teacher.ratelimit import RateLimiter, retry_after
 from distillbuild.teacher.results import CallResult, RunStats, estimated_tokens, record_answer
 from distillbuild.teacher.settings import TeacherSettings
@@ -55,10 +56,11 @@ def _transport_kind(exc: BaseException) -> str:
 
 
 def _parse_completion(text: str) -> dict[str, Any]:
+    """A 200's body as a Chat Completions response (a Completions one converted, teacher/completions.py)."""
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
         raise ValueError("a 200 without choices")
-    return data
+    return as_chat_completion(data)
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ class _OnlineRun:
         self.in_flight += 1
         t0 = time.monotonic()
         try:
-            raw = await self.client.post("/chat/completions", body=body, cast_to=self.response_type)
+            path = "/completions" if self.settings.api == "completions" else "/chat/completions"
+            raw = await self.client.post(path, body=body, cast_to=self.response_type)
             text, headers = raw.text, raw.headers
         except openai.APIStatusError as exc:
             return self.status_error(key, exc, attempt)

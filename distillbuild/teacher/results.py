@@ -70,5 +70,7 @@ def record_answer(key: str, response: dict[str, Any], settings: TeacherSettings,
 
 def estimated_tokens(body: dict[str, Any]) -> int:
     """Prompt + completion tokens for rate limiting (about 4 characters a token)."""
+    if "prompt" in body:  # a Completions body (teacher.api: completions)
+        return len(str(body["prompt"])) // 4 + int(body.get("max_tokens") or 0)
     chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
     return chars // 4 + 4 * len(body["messages"]) + int(body.get("max_tokens") or 0)

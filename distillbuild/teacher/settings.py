@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillbuild.spec.model import Endpoint
+from distillbuild.teacher.completions import completions_body
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,18 @@ class TeacherSettings:
     samples: int = 1  # choices per prompt (`n`), for self-consistency
     response_format: dict[str, Any] | None = None  # structured output for extraction tasks
     token_ids: bool = False  # vLLM's return_tokens_as_token_ids, for logit distillation
+    constraint: dict[str, Any] | None = None  # the label constraint's body keys (teacher/choice.py)
+    api: str = "chat"  # chat | completions (teacher/completions.py rewrites the body for the latter)
     api_key: str = field(default="", repr=False)  # held in memory only
 
     @classmethod
     def from_section(cls, section: Endpoint, *, base_url: str | None, endpoint_id: str, api_key: str,
                      top_logprobs: int, seed: int | None, response_format: dict[str, Any] | None = None,
-                     batch: bool = False, samples: int = 1, token_ids: bool = False) -> "TeacherSettings":
+                     batch: bool = False, samples: int = 1, token_ids: bool = False,
+                     constraint: dict[str, Any] | None = None, api: str = "chat") -> "TeacherSettings":
         """Settings of a spec section (teacher, filters.judge, evaluation.judge; defaults applied).
         What differs between a teacher and a judge comes as arguments: top_logprobs, seed and
-        response_format; batch, samples and token_ids are a teacher's only."""
+        response_format; batch, samples, token_ids, constraint and api are a teacher's only."""
         price, limits = section.price, section.rate_limit
         return cls(
             endpoint_id=endpoint_id, base_url=base_url, model=section.model, temperature=section.temperature,
@@ -46,7 +50,8 @@ class TeacherSettings:
             price_in_per_mtok=price.input_per_mtok if price else None,
             price_out_per_mtok=price.output_per_mtok if price else None,
             budget_usd=section.budget_usd, rpm=limits.rpm if limits else None, tpm=limits.tpm if limits else None,
-            batch=batch, samples=samples, response_format=response_format, token_ids=token_ids, api_key=api_key,
+            batch=batch, samples=samples, response_format=response_format, token_ids=token_ids, constraint=constraint,
+            api=api, api_key=api_key,
         )
 
     def body(self, messages: list[dict[str, str]], seed: int | None = None) -> dict[str, Any]:
@@ -68,7 +73,9 @@ class TeacherSettings:
             body["n"] = self.samples
         if self.response_format is not None:
             body["response_format"] = self.response_format
-        return body
+        if self.constraint:
+            body.update(self.constraint)
+        return completions_body(body) if self.api == "completions" else body
 
     def cost(self, usage: dict[str, Any] | None) -> float:
         if not usage or self.price_in_per_mtok is None:

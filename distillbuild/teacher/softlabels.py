@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 
-def _clean(token: str) -> str:
-    # As normalize_label compares: no case, and spaces, dashes and underscores alike
-    # (`feature request` spells the label feature_request).
+def fold(token: str) -> str:
+    """A token or label as labels compare: no case, and spaces, dashes and underscores alike
+    (`feature request` spells the label feature_request), quotes aside."""
     return re.sub(r"[\s_\-]+", "_", token.strip().strip("\"'`").casefold()).strip("_")
 
 
@@ -61,7 +61,7 @@ def _walk(content: list[dict[str, Any]], folded: dict[str, str]) -> _Walk:
         generated, last = position.get("token", ""), i == len(content) - 1
         for rank, alt in enumerate(position.get("top_logprobs") or []):
             token = alt.get("token", "")
-            text = _clean(prefix + token)
+            text = fold(prefix + token)
             if token == generated or not text:
                 continue  # the generated path is counted once, below
             matches, exact = _match(text, folded)
@@ -72,7 +72,7 @@ def _walk(content: list[dict[str, Any]], folded: dict[str, str]) -> _Walk:
                 walk.ambiguous = True
         prefix += generated
         path_logprob += position.get("logprob", -math.inf)
-        matches, exact = _match(_clean(prefix), folded)
+        matches, exact = _match(fold(prefix), folded)
         if exact or (last and len(matches) == 1 and walk.path_label is None):
             walk.path_label, walk.path_at, walk.path_logprob = matches[0], i, path_logprob
             walk.bounded |= not exact
@@ -86,7 +86,7 @@ def _walk(content: list[dict[str, Any]], folded: dict[str, str]) -> _Walk:
 def label_masses(logprobs: dict[str, Any] | None, labels: Sequence[str]) -> tuple[dict[str, float], bool, bool]:
     """(probability of each label's full token sequence, ambiguous?, bounded?); the masses sum to at most 1."""
     content = (logprobs or {}).get("content") or []
-    walk = _walk(content, {label: _clean(label) for label in labels})
+    walk = _walk(content, {label: fold(label) for label in labels})
     events = list(walk.events)
     if walk.path_label is not None:
         # The path's mass holds every continuation; those counted for other labels come off it.
