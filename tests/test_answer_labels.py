@@ -10,8 +10,10 @@ import math
 import random
 
 import pytest
+import yaml
 
 from conftest import LABELS, base_spec, write_rows
+from distillbuild.compile import render
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit
 from distillbuild.errors import StageError
@@ -207,8 +209,6 @@ def test_a_fitted_threshold_filters_and_plots(labelled_project, env, monkeypatch
     assert report["gold_audit"]["teacher_accuracy_kept"] >= 0.9 > report["gold_audit"]["teacher_accuracy_all"]
     curve = json.loads((root / "build/filter/threshold_curve.json").read_text())
     assert curve[0]["kept_share"] == 1.0 and all(0 <= p["precision"] <= 1 for p in curve)
-    from distillbuild.compile import render
-
     assert "build/filter/threshold_curve.json" in render(load_spec(labelled_project(spec)))
 
 
@@ -312,3 +312,46 @@ def test_estimate_canary_prints_the_confidence_and_what_a_threshold_keeps(labell
     as_json = CliRunner().invoke(main, ["estimate", "--canary", "--json", str(path)])
     figures = json.loads(as_json.stdout)["canary_confidence"]
     assert figures["answers"] == 12 and 0 <= figures["median"] <= 1 and set(figures["kept_share"]) >= {"0.5", "0.9"}
+
+
+def test_a_fit_on_the_heldout_calibration_half_leaves_the_other_half_to_score_the_student(labelled_project, env,
+                                                                                          monkeypatch):
+    from distillbuild.curate.fitting import calibration_half
+    from distillbuild.stages.evaluate import read_heldout
+
+    root = labelled_project.root
+    monkeypatch.chdir(root)
+    spec = base_spec()
+    spec["filters"] = {"confidence": "calibrated", "min_confidence": {"target_precision": 0.9}, "min_rows_per_label": 0,
+                       "calibration": {"method": "temperature", "fit_on": "heldout"}}
+    loaded = load_spec(labelled_project(spec))
+    assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
+    report = json.loads((root / "build/filter/report.json").read_text())["confidence"]
+    half = [f"h{i}" for i in range(40) if calibration_half(f"h{i}")]
+    assert 5 < len(half) < 35
+    assert report["calibration"]["fit_on"] == "heldout" and report["calibration"]["labelled_rows"] == len(half)
+    assert report["fitted_threshold"]["labelled_rows"] == len(half)
+    scored = [r["id"] for r in read_heldout(loaded)]
+    assert len(scored) == 40 - len(half) and not set(scored) & set(half)  # never the rows that chose the data
+    stages = yaml.safe_load(render(loaded))["stages"]
+    assert "filters.calibration.fit_on" in stages["evaluate"]["params"][0]["distill.yaml"]  # rescored when it moves
+    assert "build/teacher/heldout_answers.jsonl" in stages["filter"]["deps"]
+
+
+def test_people_s_labels_calibrate_the_teacher_where_it_answered_the_same_inputs(labelled_project, env, monkeypatch):
+    root = labelled_project.root
+    monkeypatch.chdir(root)
+    inputs = [json.loads(line) for line in (root / "data/inputs.jsonl").read_text().splitlines()]
+    write_rows(root / "data/inputs.jsonl", [{"id": r["id"], "text": r["text"]} for r in inputs])  # no gold on inputs
+    write_rows(root / "data/human.jsonl", [{"id": f"p{i}", "text": r["text"], "label": r["label"]}
+                                           for i, r in enumerate(inputs[:60])])
+    spec = base_spec()
+    spec["data"]["human"] = "data/human.jsonl"
+    spec["filters"] = {"confidence": "calibrated", "min_confidence": 0.5, "min_rows_per_label": 0}
+    loaded = load_spec(labelled_project(spec))
+    assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
+    cal = json.loads((root / "build/filter/report.json").read_text())["confidence"]["calibration"]
+    assert cal["fit_on"] == "human" and cal["labelled_rows"] == 60 and cal["calibrator"]["temperature"] > 0
+    spec["data"].pop("human")
+    with pytest.raises(StageError, match="labelled rows"):  # nothing to fit on: said, with what would do
+        run_stage("filter", load_spec(labelled_project(spec)))

@@ -68,12 +68,19 @@ def test_the_reasoning_specs_share_a_teacher_and_differ_from_smollm2_in_what_rea
         assert other["evaluation"] == {**answer["evaluation"],  # against its SFT student, before DPO
                                        "compare_with": {"predictions": "build/evaluate/predictions.json", "student": "sft"}}
     # Against smollm2/, the teacher explains its answers (with examples that do), and nothing else
-    # moves: its answers are smollm2/'s cached ones.
+    # moves but the reading these specs were built with, pinned: free-text answers (smollm2/ now
+    # holds its teacher to the labels) and the filter's raw confidence on answers that are labels.
     assert {k for k in answer["teacher"].keys() | smollm2["teacher"].keys()
-            if answer["teacher"].get(k) != smollm2["teacher"].get(k)} == {"reasoning"}
+            if answer["teacher"].get(k) != smollm2["teacher"].get(k)} == {"reasoning", "answer_format"}
+    assert answer["teacher"]["answer_format"] == "text"
     assert {**answer["task"], "examples": None} == {**smollm2["task"], "examples": None}
     assert answer["task"]["examples"] == "../data/examples-reasoning.jsonl"
-    assert (answer["data"], answer["filters"], answer["split"]) == (smollm2["data"], smollm2["filters"], smollm2["split"])
+    assert (answer["data"], answer["split"]) == (smollm2["data"], smollm2["split"])
+    reading = ("min_confidence", "confidence", "calibration", "label_from")
+    assert {k: v for k, v in answer["filters"].items() if k not in reading} == \
+        {k: v for k, v in smollm2["filters"].items() if k not in reading}
+    assert {k: answer["filters"][k] for k in ("min_confidence", "confidence", "label_from")} == \
+        {"min_confidence": 0.35, "confidence": "raw", "label_from": ["text"]}
 
 
 def test_the_committed_data_is_what_prepare_writes(tmp_path):

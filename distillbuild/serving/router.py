@@ -25,6 +25,7 @@ from distillbuild.stats import percentile
 from distillbuild.teacher.explain import in_reply
 from distillbuild.teacher.prompts import messages_for
 from distillbuild.teacher.reasoning import split_reply
+from distillbuild.teacher.choice import labels_of, unwrap_json_choice
 from distillbuild.teacher.settings import TeacherSettings
 
 
@@ -91,9 +92,10 @@ class Router:
         if self._client is None:
             raise TeacherUnavailable("the route sends this request to the teacher, but no teacher is open")
         try:
-            response = self._client.chat.completions.create(
+            response = self._client.chat.completions.create(  # held to the labels as the teacher stage asks
                 model=self.teacher.model, messages=messages_for(self.task, text, self.examples, self.reasoning),
-                temperature=self.teacher.temperature, max_tokens=self.teacher.max_tokens)
+                temperature=self.teacher.temperature, max_tokens=self.teacher.max_tokens,
+                extra_body=self.teacher.constraint or None)
         except Exception as exc:  # the SDK's connection, timeout and status errors alike
             self._count("teacher_errors")
             raise TeacherUnavailable(f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
@@ -101,6 +103,8 @@ class Router:
         message = response.choices[0].message
         reasoning = in_reply(self.reasoning)
         answer = split_reply(message.model_dump(), None, reasoning).answer if reasoning else message.content
+        if labels_of(self.teacher.constraint or {}) and labels_of(self.teacher.constraint)[0] == "json_schema":
+            answer = unwrap_json_choice({"message": {"content": answer}})["message"]["content"]
         return normalize_label(answer, self.labels)  # a reply with no answer line has no label
 
     def _count(self, key: str) -> None:
