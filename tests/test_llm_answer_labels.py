@@ -82,3 +82,26 @@ def test_constrained_smollm2_answers_only_labels_with_probabilities_that_sum_to_
     assert run_stage("filter", loaded) == 0
     fitted = json.loads((root / "build/filter/report.json").read_text())["confidence"]["fitted_threshold"]
     assert fitted["labelled_rows"] == N and fitted["precision_ci_high"] >= TARGET
+
+
+def test_smollm2_asked_through_completions_answers_labels_read_from_its_legacy_logprobs(project, monkeypatch, tmp_path):
+    """teacher.api: completions (for a model without a usable chat template): the few-shot
+    examples as one text prompt to llama.cpp's /v1/completions, its legacy logprobs read as the
+    chat ones are."""
+    root = project.root
+    every = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").read_text().splitlines()]
+    rows = [r for r in every if r["label"] == "spam"][:4] + [r for r in every if r["label"] == "legit"][:4]
+    write_rows(root / "data/inputs.jsonl", rows)
+    write_rows(root / "data/heldout.jsonl", rows[:2])
+    (root / "data/examples.jsonl").write_bytes((PIPELINE / "data/examples.jsonl").read_bytes())
+    pipeline = yaml.safe_load((PIPELINE / "distill.yaml").read_text())
+    spec = base_spec()
+    spec["task"] = pipeline["task"]
+    spec["teacher"] = {**pipeline["teacher"], "api": "completions", "canary": {"requests": 0}}
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(root)
+    assert run_stage("teacher", load_spec(project(spec))) == 0
+    answers = [json.loads(line) for line in (root / "build/teacher/answers.jsonl").read_text().splitlines()]
+    print("\ncompletions answers:", [(a["answer"], round(a["label_mass"], 3)) for a in answers])
+    assert all(a["answer"] in ("spam", "legit") and a["label_from"] == "constrained" for a in answers)
+    assert all(0 < a["label_mass"] <= 1 + 1e-9 and abs(sum(a["label_probs"].values()) - 1) < 1e-9 for a in answers)

@@ -116,6 +116,7 @@ def _teacher_yaml(c: Choices) -> str:
     model: {c.gguf}
     n_ctx: 2048
     threads: 2
+    # chat_format: chatml   # a GGUF without a chat template (a base model): its family's format
   temperature: 0
   max_tokens: 4
   top_logprobs: 10
@@ -234,7 +235,9 @@ data:
 
 {_teacher_yaml(c)}
 filters:
-  min_confidence: 0.6      # drop answers the teacher itself doubts
+  min_confidence: 0.6      # drop answers the teacher itself doubts; or {{target_precision: 0.9}} fitted on labelled rows
+  confidence: renormalised # the label's share of the probability that names a label (or raw, calibrated)
+  min_rows_per_label: 10   # stop before training when a label keeps fewer rows, saying why
   dedup:
     exact: true
     near_threshold: 0.9    # MinHash Jaccard of word 3-grams
