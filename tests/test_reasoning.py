@@ -137,7 +137,7 @@ def test_changing_teacher_reasoning_rebuilds_from_the_teacher_on(tmp_path):
 def _reasoning_spec(student_reasoning: str) -> dict:
     spec = base_spec()
     spec["teacher"].update(top_logprobs=4, max_tokens=256, reasoning={"mode": "prompt"})
-    spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}}
+    spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}, "min_rows_per_label": 0}
     spec["student"] = {"kind": "causal-lm", "base_model": "models/tiny", "trainer": "axolotl",
                        "reasoning": student_reasoning}
     return spec
