@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import base_spec, write_rows
-from distillbuild.curate.confidence import Calibrator, mean_distribution, score
+from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit, half, wilson
 from distillbuild.runner import run_stage
 from distillbuild.spec import load_spec
@@ -62,8 +62,10 @@ def test_constrained_smollm2_answers_only_labels_with_probabilities_that_sum_to_
     assert all(abs(sum(a["label_probs"].values()) - 1) < 1e-9 for a in answers)
 
     # A threshold fitted for a target precision on one half holds on the other, within its interval.
-    free = [json.loads(line) for line in (root / "build/teacher/content_free.jsonl").read_text().splitlines()]
-    calibrator = Calibrator("contextual", prior=mean_distribution([r["label_probs"] for r in free], labels))
+    # The pipeline's measure: a temperature fitted on labelled rows, here those of the fitting half only.
+    fitting = [a for a in answers if half(a["id"]) == 0]
+    calibrator = Calibrator("temperature", temperature=fit_temperature(
+        [a["label_probs"] for a in fitting], [a["gold_label"] for a in fitting], labels))
     scored = [Labelled(a["id"], s.confidence, s.label == a["gold_label"]) for a in answers
               if (s := score(a, labels, "calibrated", 0.1, calibrator)).confidence is not None]
     fit_half = [r for r in scored if half(r.id) == 0]
