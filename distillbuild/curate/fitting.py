@@ -58,6 +58,12 @@ def labelled_rows(fit_on: str, rows: list[Row], human: list[Row] | None, heldout
     return fit_on, []
 
 
+def contextual_calibration(task: Task, filters: Filters) -> bool:
+    """Calibrated confidence by contextual calibration: the teacher also answers content-free inputs."""
+    return (task.type == "classification" and filters.confidence == "calibrated"
+            and filters.calibration.method == "contextual")
+
+
 def fits_on_heldout(task: Task, filters: Filters) -> bool:
     """Does the filter fit on the held-out set's calibration half (so the student is scored on the other)?"""
     fits = (filters.confidence == "calibrated" and filters.calibration.method == "temperature"

@@ -15,7 +15,7 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.filters import FilterConfig, Row, curate, human_rows
-from distillbuild.curate.fitting import FitResult, fit_confidence, fits_on_heldout
+from distillbuild.curate.fitting import FitResult, contextual_calibration, fit_confidence, fits_on_heldout
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
@@ -69,8 +69,7 @@ def fitted_threshold(spec: Spec) -> bool:
 
 def contextual(spec: Spec) -> bool:
     """Calibrated confidence by contextual calibration: the teacher answers content-free inputs."""
-    f = spec.filters
-    return spec.task.type == "classification" and f.confidence == "calibrated" and f.calibration.method == "contextual"
+    return contextual_calibration(spec.task, spec.filters)
 
 
 def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.console import log
+from distillbuild.curate.fitting import contextual_calibration
 from distillbuild.curate.normalize import normalize_text
 from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_json, write_jsonl
@@ -73,8 +74,7 @@ def outs(spec: Spec) -> list[Out]:
 
 def contextual(spec: Spec) -> bool:
     """Contextual calibration (filters.calibration): the teacher also answers content-free inputs."""
-    f = spec.filters
-    return spec.task.type == "classification" and f.confidence == "calibrated" and f.calibration.method == "contextual"
+    return contextual_calibration(spec.task, spec.filters)
 
 
 def choice(spec: Spec) -> str | None:
