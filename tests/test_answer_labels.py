@@ -11,8 +11,8 @@ import random
 
 import pytest
 import yaml
-
 from conftest import LABELS, base_spec, write_rows
+
 from distillbuild.compile import render
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit
@@ -33,14 +33,22 @@ def labelled_project(project):
     root = project.root
     rng = random.Random(7)
     words = ["invoice", "charge", "password", "crash", "money back", "screen", "card", "sign in"]
-    inputs = [{"id": f"r{i}", "text": f"ticket {i}: {rng.choice(words)} {rng.choice(words)}", "label": LABELS[i % 4]}
-              for i in range(N_INPUTS)]
-    heldout = [{"id": f"h{i}", "text": f"held out ticket {i} {rng.choice(words)}", "label": LABELS[i % 4]} for i in range(40)]
+    inputs = [
+        {"id": f"r{i}", "text": f"ticket {i}: {rng.choice(words)} {rng.choice(words)}", "label": LABELS[i % 4]}
+        for i in range(N_INPUTS)
+    ]
+    heldout = [
+        {"id": f"h{i}", "text": f"held out ticket {i} {rng.choice(words)}", "label": LABELS[i % 4]} for i in range(40)
+    ]
     write_rows(root / "data/inputs.jsonl", inputs)
     write_rows(root / "data/heldout.jsonl", heldout)
-    write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": r["label"],
-                                           "alternatives": [LABELS[(LABELS.index(r["label"]) + 1) % 4]]}
-                                          for r in inputs + heldout])
+    write_rows(
+        root / "data/key.jsonl",
+        [
+            {"text": r["text"], "label": r["label"], "alternatives": [LABELS[(LABELS.index(r["label"]) + 1) % 4]]}
+            for r in inputs + heldout
+        ],
+    )
     return project
 
 
@@ -56,8 +64,16 @@ def served(root, key="data/key.jsonl", accuracy=0.85):
 
 def endpoint_spec(base_url: str, **teacher) -> dict:
     spec = base_spec()
-    spec["teacher"] = {"provider": "openai", "model": "m", "base_url": base_url, "api_key_env": "DISTILL_TEST_KEY",
-                       "concurrency": 4, "top_logprobs": 5, "canary": {"requests": 0}, **teacher}
+    spec["teacher"] = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": base_url,
+        "api_key_env": "DISTILL_TEST_KEY",
+        "concurrency": 4,
+        "top_logprobs": 5,
+        "canary": {"requests": 0},
+        **teacher,
+    }
     spec["filters"].update(min_rows_per_label=0)
     return spec
 
@@ -71,7 +87,9 @@ def test_each_constraint_form_is_sent_and_its_answers_read_as_labels(labelled_pr
     root = labelled_project.root
     monkeypatch.chdir(root)
     with served(root) as server:
-        spec = load_spec(labelled_project(endpoint_spec(server.base_url, answer_format="choice", choice_constraint=form)))
+        spec = load_spec(
+            labelled_project(endpoint_spec(server.base_url, answer_format="choice", choice_constraint=form))
+        )
         assert run_stage("teacher", spec) == 0
         assert dict(server.constraint_forms) == {form: N_INPUTS + 40}  # every request carried it, in that form
     answered = rows(root) + rows(root, "heldout_answers")
@@ -98,8 +116,10 @@ def test_auto_holds_answers_to_the_labels_where_the_endpoint_is_known(project):
 
     assert form_for(teacher(), "classification", False) == "json_schema"  # OpenAI's own API
     assert form_for(teacher(base_url="http://127.0.0.1:1/v1"), "classification", False) is None  # unknown kind
-    assert form_for(teacher(base_url="http://127.0.0.1:1/v1", choice_constraint="guided_choice"),
-                    "classification", False) == "guided_choice"
+    assert (
+        form_for(teacher(base_url="http://127.0.0.1:1/v1", choice_constraint="guided_choice"), "classification", False)
+        == "guided_choice"
+    )
     assert form_for(teacher(answer_format="text"), "classification", False) is None
     assert form_for(teacher(), "classification", True) is None  # reasoning before the label
     assert form_for(teacher(), "extraction", False) is None
@@ -152,12 +172,19 @@ def test_answers_in_the_teachers_own_words_take_their_most_probable_label(labell
 
 
 def test_renormalised_confidence_is_the_labels_share_floored_by_label_mass():
-    row = {"label": "spam", "label_from": "text", "confidence": 0.2, "label_mass": 0.25,
-           "label_probs": {"spam": 0.8, "legit": 0.2}}
+    row = {
+        "label": "spam",
+        "label_from": "text",
+        "confidence": 0.2,
+        "label_mass": 0.25,
+        "label_probs": {"spam": 0.8, "legit": 0.2},
+    }
     assert score(row, ("spam", "legit"), "raw", 0.1).confidence == 0.2
     assert score(row, ("spam", "legit"), "renormalised", 0.1).confidence == 0.8
     assert score(row, ("spam", "legit"), "renormalised", 0.5).confidence == pytest.approx(0.4)  # 0.8 x 0.25 / 0.5
-    moved = score(row, ("spam", "legit"), "calibrated", 0.0, Calibrator("contextual", prior={"spam": 0.9, "legit": 0.1}))
+    moved = score(
+        row, ("spam", "legit"), "calibrated", 0.0, Calibrator("contextual", prior={"spam": 0.9, "legit": 0.1})
+    )
     assert moved.label == "legit" and moved.label_from == "calibration"  # the prompt's bias toward spam removed
     assert moved.confidence == pytest.approx((0.2 / 0.1) / (0.2 / 0.1 + 0.8 / 0.9))
 
@@ -216,8 +243,12 @@ def test_contextual_calibration_asks_content_free_inputs_and_fits_a_prior(labell
     root = labelled_project.root
     monkeypatch.chdir(root)
     spec = base_spec()
-    spec["filters"] = {"min_confidence": 0.5, "confidence": "calibrated", "min_rows_per_label": 0,
-                       "calibration": {"method": "contextual", "content_free": ["N/A", "[MASK]"]}}
+    spec["filters"] = {
+        "min_confidence": 0.5,
+        "confidence": "calibrated",
+        "min_rows_per_label": 0,
+        "calibration": {"method": "contextual", "content_free": ["N/A", "[MASK]"]},
+    }
     loaded = load_spec(labelled_project(spec))
     assert run_stage("teacher", loaded) == 0
     free = rows(root, "content_free")
@@ -242,6 +273,7 @@ def test_too_few_rows_of_a_label_stop_the_dataset_stage_with_the_reasons_and_a_f
     message = str(err.value)
     assert "too few rows to train on" in message and "filters.min_rows_per_label (25)" in message
     assert "low_confidence" in message and "filters.min_confidence: 0." in message
+    assert "or filters.confidence: renormalised" in message  # the measure is raw here: the other scale is named
     assert not (root / "build/dataset").exists()
     kept = [json.loads(line) for line in (root / "build/filter/kept.jsonl").read_text().splitlines()]
     short = [l for l in LABELS if sum(r["label"] == l for r in kept) < 25]
@@ -251,8 +283,10 @@ def test_too_few_rows_of_a_label_stop_the_dataset_stage_with_the_reasons_and_a_f
 def test_the_canary_stops_a_teacher_that_answers_one_label_whatever_the_input(labelled_project, env, monkeypatch):
     root = labelled_project.root
     monkeypatch.chdir(root)
-    key = [{**json.loads(line), "label": "bug", "alternatives": []}
-           for line in (root / "data/key.jsonl").read_text().splitlines()]
+    key = [
+        {**json.loads(line), "label": "bug", "alternatives": []}
+        for line in (root / "data/key.jsonl").read_text().splitlines()
+    ]
     write_rows(root / "data/collapsed.jsonl", key)
     with served(root, "data/collapsed.jsonl", accuracy=1.0) as server:
         spec = endpoint_spec(server.base_url, canary={"requests": 20})
@@ -287,13 +321,22 @@ def test_a_base_model_is_asked_through_completions(labelled_project, env, monkey
         assert run_stage("teacher", load_spec(labelled_project(spec))) == 0
         assert server.constraint_forms["grammar"] == N_INPUTS + 40
     answers = rows(root)
-    truth = {json.loads(line)["id"]: json.loads(line)["label"] for line in (root / "data/inputs.jsonl").read_text().splitlines()}
+    truth = {
+        json.loads(line)["id"]: json.loads(line)["label"]
+        for line in (root / "data/inputs.jsonl").read_text().splitlines()
+    }
     assert all(r["label"] == truth[r["id"]] and r["label_from"] == "constrained" for r in answers)
     assert all(r["label_probs"] and sum(r["label_probs"].values()) <= 1.000001 for r in answers)
     from distillbuild.teacher.completions import prompt_from_messages
 
-    prompt = prompt_from_messages([{"role": "system", "content": "Classify."}, {"role": "user", "content": "a"},
-                                   {"role": "assistant", "content": "billing"}, {"role": "user", "content": "b"}])
+    prompt = prompt_from_messages(
+        [
+            {"role": "system", "content": "Classify."},
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "billing"},
+            {"role": "user", "content": "b"},
+        ]
+    )
     assert prompt == "Classify.\n\nInput: a\nAnswer: billing\n\nInput: b\nAnswer:"
 
 
@@ -314,16 +357,21 @@ def test_estimate_canary_prints_the_confidence_and_what_a_threshold_keeps(labell
     assert figures["answers"] == 12 and 0 <= figures["median"] <= 1 and set(figures["kept_share"]) >= {"0.5", "0.9"}
 
 
-def test_a_fit_on_the_heldout_calibration_half_leaves_the_other_half_to_score_the_student(labelled_project, env,
-                                                                                          monkeypatch):
+def test_a_fit_on_the_heldout_calibration_half_leaves_the_other_half_to_score_the_student(
+    labelled_project, env, monkeypatch
+):
     from distillbuild.curate.fitting import calibration_half
     from distillbuild.stages.evaluate import read_heldout
 
     root = labelled_project.root
     monkeypatch.chdir(root)
     spec = base_spec()
-    spec["filters"] = {"confidence": "calibrated", "min_confidence": {"target_precision": 0.9}, "min_rows_per_label": 0,
-                       "calibration": {"method": "temperature", "fit_on": "heldout"}}
+    spec["filters"] = {
+        "confidence": "calibrated",
+        "min_confidence": {"target_precision": 0.9},
+        "min_rows_per_label": 0,
+        "calibration": {"method": "temperature", "fit_on": "heldout"},
+    }
     loaded = load_spec(labelled_project(spec))
     assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
     report = json.loads((root / "build/filter/report.json").read_text())["confidence"]
@@ -343,8 +391,10 @@ def test_people_s_labels_calibrate_the_teacher_where_it_answered_the_same_inputs
     monkeypatch.chdir(root)
     inputs = [json.loads(line) for line in (root / "data/inputs.jsonl").read_text().splitlines()]
     write_rows(root / "data/inputs.jsonl", [{"id": r["id"], "text": r["text"]} for r in inputs])  # no gold on inputs
-    write_rows(root / "data/human.jsonl", [{"id": f"p{i}", "text": r["text"], "label": r["label"]}
-                                           for i, r in enumerate(inputs[:60])])
+    write_rows(
+        root / "data/human.jsonl",
+        [{"id": f"p{i}", "text": r["text"], "label": r["label"]} for i, r in enumerate(inputs[:60])],
+    )
     spec = base_spec()
     spec["data"]["human"] = "data/human.jsonl"
     spec["filters"] = {"confidence": "calibrated", "min_confidence": 0.5, "min_rows_per_label": 0}

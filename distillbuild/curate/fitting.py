@@ -33,18 +33,24 @@ class FitResult:
         lines = []
         cal = self.report.get("calibration")
         if cal:
-            lines.append(f"filter: calibration {cal['calibrator']['method']} on {cal.get('labelled_rows', 0)} labelled "
-                         f"rows ({cal.get('fit_on')}): teacher accuracy {cal.get('accuracy_before')} -> "
-                         f"{cal.get('accuracy_after')}")
+            lines.append(
+                f"filter: calibration {cal['calibrator']['method']} on {cal.get('labelled_rows', 0)} labelled "
+                f"rows ({cal.get('fit_on')}): teacher accuracy {cal.get('accuracy_before')} -> "
+                f"{cal.get('accuracy_after')}"
+            )
         th = self.report.get("fitted_threshold")
         if th:
-            lines.append(f"filter: min_confidence {th['threshold']} fitted for {th['target']} on {th['labelled_rows']} "
-                         f"labelled rows: precision {th['precision']} (95% {th['precision_ci_low']}-"
-                         f"{th['precision_ci_high']}, cross-fitted), keeps {th['kept_share']:.1%} of the answers")
+            lines.append(
+                f"filter: min_confidence {th['threshold']} fitted for {th['target']} on {th['labelled_rows']} "
+                f"labelled rows: precision {th['precision']} (95% {th['precision_ci_low']}-"
+                f"{th['precision_ci_high']}, cross-fitted), keeps {th['kept_share']:.1%} of the answers"
+            )
         return lines
 
 
-def labelled_rows(fit_on: str, rows: list[Row], human: list[Row] | None, heldout: list[Row] | None) -> tuple[str, list[Row]]:
+def labelled_rows(
+    fit_on: str, rows: list[Row], human: list[Row] | None, heldout: list[Row] | None
+) -> tuple[str, list[Row]]:
     """(where they came from, teacher answer rows with a `gold_label`)."""
     if fit_on in ("auto", "human") and human:
         by_text = {normalize_text(h["text"]): h["answer"] for h in human}
@@ -60,14 +66,20 @@ def labelled_rows(fit_on: str, rows: list[Row], human: list[Row] | None, heldout
 
 def contextual_calibration(task: Task, filters: Filters) -> bool:
     """Calibrated confidence by contextual calibration: the teacher also answers content-free inputs."""
-    return (task.type == "classification" and filters.confidence == "calibrated"
-            and filters.calibration.method == "contextual")
+    return (
+        task.type == "classification"
+        and filters.confidence == "calibrated"
+        and filters.calibration.method == "contextual"
+    )
 
 
 def fits_on_heldout(task: Task, filters: Filters) -> bool:
     """Does the filter fit on the held-out set's calibration half (so the student is scored on the other)?"""
-    fits = (filters.confidence == "calibrated" and filters.calibration.method == "temperature"
-            or not isinstance(filters.min_confidence, (int, float)))
+    fits = (
+        filters.confidence == "calibrated"
+        and filters.calibration.method == "temperature"
+        or not isinstance(filters.min_confidence, (int, float))
+    )
     return task.type == "classification" and fits and filters.calibration.fit_on == "heldout"
 
 
@@ -82,27 +94,39 @@ def _accuracy(rows: list[Row], labels: tuple[str, ...], measure: str, calibrator
     return round(sum(s == g for s, g in pairs) / len(pairs), 6) if pairs else None
 
 
-def _calibrator(filters: Filters, labels: tuple[str, ...], labelled: list[Row],
-                content_free: list[Row] | None) -> Calibrator:
+def _calibrator(
+    filters: Filters, labels: tuple[str, ...], labelled: list[Row], content_free: list[Row] | None
+) -> Calibrator:
     if filters.calibration.method == "contextual":
         dists = [r.get("label_probs") for r in content_free or []]
         prior = mean_distribution([d for d in dists if d], labels)
         if not prior:
-            raise StageError("contextual calibration needs the teacher's label probabilities for the content-free "
-                             "inputs, and none came back: set teacher.top_logprobs >= 1, or filters.calibration.method: "
-                             "temperature")
+            raise StageError(
+                "contextual calibration needs the teacher's label probabilities for the content-free "
+                "inputs, and none came back: set teacher.top_logprobs >= 1, or filters.calibration.method: "
+                "temperature"
+            )
         return Calibrator("contextual", prior=prior)
     with_probs = [r for r in labelled if r.get("label_probs")]
     if not with_probs:
-        raise StageError("calibrated confidence by temperature needs labelled rows with the teacher's label "
-                         "probabilities (filters.calibration.fit_on): give some inputs a `label`, add data.human, "
-                         "or use filters.calibration.method: contextual, which needs no labels")
+        raise StageError(
+            "calibrated confidence by temperature needs labelled rows with the teacher's label "
+            "probabilities (filters.calibration.fit_on): give some inputs a `label`, add data.human, "
+            "or use filters.calibration.method: contextual, which needs no labels"
+        )
     temperature = fit_temperature([r["label_probs"] for r in with_probs], [r["gold_label"] for r in with_probs], labels)
     return Calibrator("temperature", temperature=temperature)
 
 
-def fit_confidence(task: Task, filters: Filters, rows: list[Row], *, human: list[Row] | None = None,
-                   heldout: list[Row] | None = None, content_free: list[Row] | None = None) -> FitResult:
+def fit_confidence(
+    task: Task,
+    filters: Filters,
+    rows: list[Row],
+    *,
+    human: list[Row] | None = None,
+    heldout: list[Row] | None = None,
+    content_free: list[Row] | None = None,
+) -> FitResult:
     labels = tuple(task.labels or ())
     calibrated = filters.confidence == "calibrated"
     target = None if isinstance(filters.min_confidence, (int, float)) else dict(filters.min_confidence)
@@ -114,17 +138,22 @@ def fit_confidence(task: Task, filters: Filters, rows: list[Row], *, human: list
     if calibrated:
         calibrator = _calibrator(filters, labels, labelled, content_free)
         report["calibration"] = {
-            "calibrator": calibrator.describe(), "fit_on": source, "labelled_rows": len(labelled),
+            "calibrator": calibrator.describe(),
+            "fit_on": source,
+            "labelled_rows": len(labelled),
             "accuracy_before": _accuracy(labelled, labels, "renormalised", calibrator),
-            "accuracy_after": _accuracy(labelled, labels, "calibrated", calibrator)}
+            "accuracy_after": _accuracy(labelled, labels, "calibrated", calibrator),
+        }
         if calibrator.method == "contextual":
             report["calibration"]["content_free_inputs"] = len(content_free or [])
     if target is None:
         return FitResult(calibrator=calibrator, report=report)
     if "target_precision" in target and not labelled:
-        raise StageError(f"filters.min_confidence {target} is fitted on labelled rows, and there are none "
-                         f"(filters.calibration.fit_on: {filters.calibration.fit_on}): give some inputs a `label`, "
-                         "add data.human, or set fit_on: heldout")
+        raise StageError(
+            f"filters.min_confidence {target} is fitted on labelled rows, and there are none "
+            f"(filters.calibration.fit_on: {filters.calibration.fit_on}): give some inputs a `label`, "
+            "add data.human, or set fit_on: heldout"
+        )
     scored = [(r, score(r, labels, filters.confidence, filters.min_label_mass, calibrator)) for r in rows]
     every = [s.confidence for r, s in scored if s.confidence is not None and r.get("error") is None]
     labelled_scores = []
@@ -135,6 +164,9 @@ def fit_confidence(task: Task, filters: Filters, rows: list[Row], *, human: list
     threshold, fitted = fit(target, labelled_scores, every)
     fitted["fit_on"] = source
     report["fitted_threshold"] = fitted
-    return FitResult(min_confidence=threshold, calibrator=calibrator, report=report,
-                     curve=curve(labelled_scores) if labelled_scores else [])
-
+    return FitResult(
+        min_confidence=threshold,
+        calibrator=calibrator,
+        report=report,
+        curve=curve(labelled_scores) if labelled_scores else [],
+    )

@@ -79,15 +79,23 @@ def curve(rows: Sequence[Labelled], points: int = 50) -> list[dict[str, Any]]:
     out = []
     for t in thresholds:
         right, n = _precision_at(rows, t)
-        out.append({"threshold": round(t, 6), "kept_share": round(n / len(rows), 6), "precision": round(right / n, 6) if n else None})
+        out.append(
+            {
+                "threshold": round(t, 6),
+                "kept_share": round(n / len(rows), 6),
+                "precision": round(right / n, 6) if n else None,
+            }
+        )
     return out
 
 
-def fit(target: Mapping[str, float], labelled: Sequence[Labelled],
-        all_confidences: Sequence[float]) -> tuple[float, dict[str, Any]]:
+def fit(
+    target: Mapping[str, float], labelled: Sequence[Labelled], all_confidences: Sequence[float]
+) -> tuple[float, dict[str, Any]]:
     """The threshold for `target` (exact, as the filter applies it), and a report of what it
     achieves: {threshold, target, precision (cross-fitted, with a 95% interval), kept_share,
     labelled_rows, target_met}."""
+
     def choose(rows: Sequence[Labelled]) -> float:
         if "target_precision" in target:
             return for_precision(rows, target["target_precision"]) if rows else math.inf
@@ -101,10 +109,15 @@ def fit(target: Mapping[str, float], labelled: Sequence[Labelled],
     precision = round(right / len(out_of_fold), 6) if out_of_fold else None
     kept_share = sum(c >= threshold for c in all_confidences) / len(all_confidences) if all_confidences else 0.0
     report: dict[str, Any] = {
-        "target": dict(target), "threshold": None if math.isinf(threshold) else round(threshold, 6),
-        "labelled_rows": len(labelled), "precision": precision, "precision_ci_low": low, "precision_ci_high": high,
+        "target": dict(target),
+        "threshold": None if math.isinf(threshold) else round(threshold, 6),
+        "labelled_rows": len(labelled),
+        "precision": precision,
+        "precision_ci_low": low,
+        "precision_ci_high": high,
         "precision_method": "cross-fitted: thresholds fitted on each half of the labelled rows, scored on the other",
-        "kept_labelled_out_of_fold": len(out_of_fold), "kept_share": round(kept_share, 6),
+        "kept_labelled_out_of_fold": len(out_of_fold),
+        "kept_share": round(kept_share, 6),
     }
     if "target_precision" in target:
         report["target_met"] = precision is not None and high is not None and high >= target["target_precision"]

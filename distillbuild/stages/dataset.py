@@ -52,7 +52,8 @@ def check_rows_per_label(spec: Spec, rows: list[dict[str, Any]]) -> None:
     report = read_json(Path(layout.FILTER_REPORT))
     threshold = (report.get("confidence") or {}).get("min_confidence")
     message = shortfall(rows, read_jsonl(Path(layout.FILTER_REJECTED)), spec.task.labels,
-                        spec.filters.min_rows_per_label, threshold if threshold is not None else 0.0)
+                        spec.filters.min_rows_per_label, threshold if threshold is not None else 0.0,
+                        spec.filters.confidence)
     if message:
         raise StageError(message)
 

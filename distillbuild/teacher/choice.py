@@ -50,14 +50,20 @@ def _default_form(teacher: Teacher) -> str | None:
 
 def gbnf(labels: Sequence[str]) -> str:
     """A GBNF grammar whose only sentences are the labels."""
+
     def literal(label: str) -> str:
         return '"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
     return "root ::= " + " | ".join(literal(label) for label in labels)
 
 
 def json_schema(labels: Sequence[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": {JSON_FIELD: {"type": "string", "enum": list(labels)}},
-            "required": [JSON_FIELD], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {JSON_FIELD: {"type": "string", "enum": list(labels)}},
+        "required": [JSON_FIELD],
+        "additionalProperties": False,
+    }
 
 
 def body_fields(form: str, labels: Sequence[str]) -> dict[str, Any]:
@@ -67,8 +73,12 @@ def body_fields(form: str, labels: Sequence[str]) -> dict[str, Any]:
     if form == "guided_choice":
         return {"guided_choice": list(labels)}
     if form == "json_schema":
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": "answer", "strict": True, "schema": json_schema(labels)}}}
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "strict": True, "schema": json_schema(labels)},
+            }
+        }
     raise ValueError(f"unknown constraint form {form!r}")
 
 
@@ -79,7 +89,7 @@ def labels_of(body: dict[str, Any]) -> tuple[str, list[str]] | None:
         return "guided_choice", [str(x) for x in body["guided_choice"]]
     grammar = body.get("grammar")
     if isinstance(grammar, str) and grammar.startswith("root ::= "):
-        parts = [p.strip() for p in grammar[len("root ::= "):].split(" | ")]
+        parts = [p.strip() for p in grammar[len("root ::= ") :].split(" | ")]
         if all(len(p) >= 2 and p[0] == p[-1] == '"' for p in parts):
             return "grammar", [p[1:-1].replace('\\"', '"').replace("\\\\", "\\") for p in parts]
     fmt = body.get("response_format") or {}
@@ -104,8 +114,11 @@ def unwrap_json_choice(choice: dict[str, Any]) -> dict[str, Any]:
         return choice
     start = content.find(json.dumps(label, ensure_ascii=False))  # the value's opening quote
     logprobs = choice.get("logprobs")
-    return {**choice, "message": {**message, "content": label},
-            "logprobs": _from_offset(logprobs, start + 1) if logprobs and start >= 0 else logprobs}
+    return {
+        **choice,
+        "message": {**message, "content": label},
+        "logprobs": _from_offset(logprobs, start + 1) if logprobs and start >= 0 else logprobs,
+    }
 
 
 def _from_offset(logprobs: dict[str, Any], offset: int) -> dict[str, Any]:
@@ -119,9 +132,15 @@ def _from_offset(logprobs: dict[str, Any], offset: int) -> dict[str, Any]:
             cut = max(offset - at, 0)
             if cut:
                 head = token[:cut]
-                position = {**position, "token": token[cut:], "top_logprobs": [
-                    {**alt, "token": alt.get("token", "")[cut:]} for alt in position.get("top_logprobs") or []
-                    if alt.get("token", "").startswith(head)]}
+                position = {
+                    **position,
+                    "token": token[cut:],
+                    "top_logprobs": [
+                        {**alt, "token": alt.get("token", "")[cut:]}
+                        for alt in position.get("top_logprobs") or []
+                        if alt.get("token", "").startswith(head)
+                    ],
+                }
             if '"' in position["token"]:  # the value's closing quote: the label ends here
                 position = {**position, "token": position["token"].split('"')[0]}
                 if position["token"]:

@@ -72,12 +72,19 @@ def _chat_choice(choice: dict[str, Any]) -> dict[str, Any]:
     for i, token in enumerate(tokens):
         logprob = (legacy.get("token_logprobs") or [None] * len(tokens))[i]
         top = (legacy.get("top_logprobs") or [None] * len(tokens))[i] or {}
-        content.append({"token": token, "logprob": logprob if logprob is not None else -math.inf,
-                        "top_logprobs": [{"token": t, "logprob": lp} for t, lp in
-                                         sorted(top.items(), key=lambda kv: -kv[1])]})
-    return {"index": choice.get("index", 0), "finish_reason": choice.get("finish_reason"),
-            "message": {"role": "assistant", "content": text.strip(), "refusal": None},
-            "logprobs": {"content": content, "refusal": None} if tokens else None}
+        content.append(
+            {
+                "token": token,
+                "logprob": logprob if logprob is not None else -math.inf,
+                "top_logprobs": [{"token": t, "logprob": lp} for t, lp in sorted(top.items(), key=lambda kv: -kv[1])],
+            }
+        )
+    return {
+        "index": choice.get("index", 0),
+        "finish_reason": choice.get("finish_reason"),
+        "message": {"role": "assistant", "content": text.strip(), "refusal": None},
+        "logprobs": {"content": content, "refusal": None} if tokens else None,
+    }
 
 
 def text_completion(chat: dict[str, Any]) -> dict[str, Any]:
@@ -88,9 +95,13 @@ def text_completion(chat: dict[str, Any]) -> dict[str, Any]:
         entries = (c.get("logprobs") or {}).get("content") or []
         legacy = None
         if entries:
-            legacy = {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
-                      "top_logprobs": [{a["token"]: a["logprob"] for a in e.get("top_logprobs") or []} for e in entries],
-                      "text_offset": [0] * len(entries)}
-        choices.append({"index": c.get("index", 0), "text": content, "logprobs": legacy,
-                        "finish_reason": c.get("finish_reason")})
+            legacy = {
+                "tokens": [e["token"] for e in entries],
+                "token_logprobs": [e["logprob"] for e in entries],
+                "top_logprobs": [{a["token"]: a["logprob"] for a in e.get("top_logprobs") or []} for e in entries],
+                "text_offset": [0] * len(entries),
+            }
+        choices.append(
+            {"index": c.get("index", 0), "text": content, "logprobs": legacy, "finish_reason": c.get("finish_reason")}
+        )
     return {**chat, "object": "text_completion", "choices": choices}
