@@ -35,13 +35,13 @@ N = 160  # training-split e-mails with gold labels: about two minutes of SmolLM2
 TARGET = 0.8
 
 
-def test_constrained_smollm2_answers_labels_whose_probabilities_sum_to_at_most_one_and_a_fitted_threshold_holds(
-    project, monkeypatch, tmp_path
-):
-    """Only labels; label masses at most 1; a threshold fitted for a precision on one half holds on the other."""
-    root = project.root
+def pipeline_spec(root: Path, per_label: int) -> dict:
+    """pipelines/spam-filter's task, teacher and filters over `per_label` of its training e-mails
+    of each label (with their gold labels), written under `root`; no canary."""
     every = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").read_text().splitlines()]
-    rows = [r for r in every if r["label"] == "spam"][: N // 2] + [r for r in every if r["label"] == "legit"][: N // 2]
+    rows = [r for r in every if r["label"] == "spam"][:per_label] + [r for r in every if r["label"] == "legit"][
+        :per_label
+    ]
     write_rows(root / "data/inputs.jsonl", rows)
     write_rows(root / "data/heldout.jsonl", rows[:2])
     (root / "data/examples.jsonl").write_bytes((PIPELINE / "data/examples.jsonl").read_bytes())
@@ -50,6 +50,15 @@ def test_constrained_smollm2_answers_labels_whose_probabilities_sum_to_at_most_o
     spec["task"] = pipeline["task"]
     spec["teacher"] = {**pipeline["teacher"], "canary": {"requests": 0}}
     spec["filters"] = {**pipeline["filters"], "decontaminate": False, "min_rows_per_label": 0}
+    return spec
+
+
+def test_constrained_smollm2_answers_labels_whose_probabilities_sum_to_at_most_one_and_a_fitted_threshold_holds(
+    project, monkeypatch, tmp_path
+):
+    """Only labels; label masses at most 1; a threshold fitted for a precision on one half holds on the other."""
+    root = project.root
+    spec = pipeline_spec(root, N // 2)
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(root)
     loaded = load_spec(project(spec))
@@ -102,15 +111,8 @@ def test_smollm2_asked_through_completions_answers_labels_read_from_its_legacy_l
     examples as one text prompt to llama.cpp's /v1/completions, its legacy logprobs read as the
     chat ones are."""
     root = project.root
-    every = [json.loads(line) for line in (PIPELINE / "data/inputs.jsonl").read_text().splitlines()]
-    rows = [r for r in every if r["label"] == "spam"][:4] + [r for r in every if r["label"] == "legit"][:4]
-    write_rows(root / "data/inputs.jsonl", rows)
-    write_rows(root / "data/heldout.jsonl", rows[:2])
-    (root / "data/examples.jsonl").write_bytes((PIPELINE / "data/examples.jsonl").read_bytes())
-    pipeline = yaml.safe_load((PIPELINE / "distill.yaml").read_text())
-    spec = base_spec()
-    spec["task"] = pipeline["task"]
-    spec["teacher"] = {**pipeline["teacher"], "api": "completions", "canary": {"requests": 0}}
+    spec = pipeline_spec(root, 4)
+    spec["teacher"]["api"] = "completions"
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(root)
     assert run_stage("teacher", load_spec(project(spec))) == 0
