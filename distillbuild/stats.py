@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Sequence
 
@@ -47,3 +48,9 @@ def round_p(p: float) -> float:
         return 0.0
     step = 10.0 ** (math.floor(math.log10(p)) - 3)
     return min(1.0, float(f"{math.ceil(p / step - 1e-9) * step:.4g}"))  # 1e-9: p already on the grid stays
+
+
+def half(row_id: str) -> int:
+    """0 or 1: which half of a cross-fit a row is in, by a hash of its id (stable across runs):
+    what a threshold is fitted on, the other half is scored on (routing, the filter's fits)."""
+    return hashlib.sha256(row_id.encode("utf-8")).digest()[0] & 1

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillbuild.curate.confidence import Calibrator, fit_temperature, mean_distribution, score
-from distillbuild.curate.threshold import Labelled, curve, fit, half
+from distillbuild.curate.threshold import Labelled, curve, fit
 from distillbuild.errors import StageError
 from distillbuild.spec.model import Filters, Task
+from distillbuild.stats import half
 from distillbuild.text import normalize_text
 
 Row = dict[str, Any]

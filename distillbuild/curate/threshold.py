@@ -13,10 +13,11 @@ threshold the filter applies is fitted on all labelled rows.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
+
+from distillbuild.stats import half
 
 Z95 = 1.959964
 
@@ -34,8 +35,8 @@ def wilson(right: int, n: int) -> tuple[float | None, float | None]:
         return None, None
     p = right / n
     centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return round(max(centre - half, 0.0), 6), round(min(centre + half, 1.0), 6)
+    width = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return round(max(centre - width, 0.0), 6), round(min(centre + width, 1.0), 6)
 
 
 def _precision_at(rows: Sequence[Labelled], t: float) -> tuple[int, int]:
@@ -63,11 +64,6 @@ def for_share(confidences: Sequence[float], share: float) -> float:
     if not ordered:
         return math.inf
     return ordered[max(min(math.ceil(share * len(ordered)), len(ordered)), 1) - 1]
-
-
-def half(row_id: str) -> int:
-    """0 or 1: which half of a cross-fit a row is in, by a hash of its id."""
-    return hashlib.sha256(row_id.encode("utf-8")).digest()[0] & 1
 
 
 def curve(rows: Sequence[Labelled], points: int = 50) -> list[dict[str, Any]]:

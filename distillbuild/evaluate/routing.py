@@ -15,10 +15,11 @@ comes from a threshold that never saw it. The threshold to deploy is fitted on a
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
+
+from distillbuild.stats import half
 
 NEVER = math.inf  # a threshold no confidence reaches: everything goes to the teacher
 
@@ -72,17 +73,13 @@ def choose(rows: Sequence[Row], target: Target) -> float:
     return max(allowed, key=lambda s: (s[1], -s[2]))[0]  # best accuracy; on a tie, the fewest to the teacher
 
 
-def _half(row_id: str) -> int:
-    return hashlib.sha256(row_id.encode("utf-8")).digest()[0] & 1
-
-
 def cross_fit(rows: Sequence[Row], target: Target) -> tuple[list[bool], list[bool], list[float]]:
     """Out-of-fold routing: (right?, sent to the teacher?) per row, and the two halves' thresholds."""
-    halves = [[r for r in rows if _half(r.id) == h] for h in (0, 1)]
+    halves = [[r for r in rows if half(r.id) == h] for h in (0, 1)]
     fitted = [choose(h, target) if h else NEVER for h in halves]
     right, to_teacher = [], []
     for r in rows:
-        t = fitted[1 - _half(r.id)]  # the other half's threshold
+        t = fitted[1 - half(r.id)]  # the other half's threshold
         student = r.confidence is not None and r.confidence >= t
         right.append(r.student_right if student else r.teacher_right)
         to_teacher.append(not student)
