@@ -60,7 +60,7 @@ class FilterConfig:
         spec gives one (filters.min_confidence as a mapping), else the spec's number."""
         dedup, rules = filters.dedup, filters.rules
         if min_confidence is None:
-            min_confidence = filters.min_confidence if isinstance(filters.min_confidence, (int, float)) else 0.0
+            min_confidence = 0.0 if filters.threshold_target else filters.min_confidence
         return cls(
             task_type=task.type, labels=tuple(task.labels or ()), output_schema=thaw(task.output_schema),
             min_confidence=min_confidence, min_agreement=filters.min_agreement,

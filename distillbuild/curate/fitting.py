@@ -79,7 +79,7 @@ def fits_on_heldout(task: Task, filters: Filters) -> bool:
     fits = (
         filters.confidence == "calibrated"
         and filters.calibration.method == "temperature"
-        or not isinstance(filters.min_confidence, (int, float))
+        or filters.threshold_target is not None
     )
     return task.type == "classification" and fits and filters.calibration.fit_on == "heldout"
 
@@ -130,7 +130,7 @@ def fit_confidence(
 ) -> FitResult:
     labels = tuple(task.labels or ())
     calibrated = filters.confidence == "calibrated"
-    target = None if isinstance(filters.min_confidence, (int, float)) else dict(filters.min_confidence)
+    target = filters.threshold_target
     if not calibrated and target is None:
         return FitResult()
     source, labelled = labelled_rows(filters.calibration.fit_on, rows, human, heldout)

@@ -295,6 +295,11 @@ class Filters:
     rules: Rules
     judge: Judge | None
 
+    @property
+    def threshold_target(self) -> dict[str, float] | None:
+        """min_confidence as a target to fit ({target_precision} or {keep_share}); None for a number."""
+        return None if isinstance(self.min_confidence, (int, float)) else dict(self.min_confidence)
+
 
 @dataclass(frozen=True)
 class Split:

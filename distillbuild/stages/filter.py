@@ -64,7 +64,7 @@ def views(spec: Spec) -> list[dict]:
 
 def fitted_threshold(spec: Spec) -> bool:
     """filters.min_confidence is a target ({target_precision} or {keep_share}), fitted on labelled rows."""
-    return not isinstance(spec.filters.min_confidence, (int, float))
+    return spec.filters.threshold_target is not None
 
 
 def contextual(spec: Spec) -> bool:
