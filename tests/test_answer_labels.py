@@ -405,3 +405,13 @@ def test_people_s_labels_calibrate_the_teacher_where_it_answered_the_same_inputs
     spec["data"].pop("human")
     with pytest.raises(StageError, match="labelled rows"):  # nothing to fit on: said, with what would do
         run_stage("filter", load_spec(labelled_project(spec)))
+
+
+def test_inputs_sorted_by_label_are_no_collapse_when_their_gold_labels_say_so(labelled_project, env, monkeypatch):
+    root = labelled_project.root
+    monkeypatch.chdir(root)
+    inputs = [json.loads(line) for line in (root / "data/inputs.jsonl").read_text().splitlines()]
+    write_rows(root / "data/inputs.jsonl", sorted(inputs, key=lambda r: r["label"]))  # 30 `billing` first
+    with served(root, accuracy=1.0) as server:
+        spec = endpoint_spec(server.base_url, canary={"requests": 20})
+        assert run_stage("teacher", load_spec(labelled_project(spec))) == 0  # 20 of 20 `billing`, as labelled

@@ -196,12 +196,20 @@ def run_canary(spec: Spec) -> list[dict]:
 def _canary_context(spec: Spec) -> CanaryContext:
     """The held-out set's label spread (what a reader of the inputs expects the answers to look
     like) and whether a llama.cpp teacher's model file goes without a chat template."""
-    labels = spec.task.labels
-    heldout = read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True) if labels else []
-    local, t = spec.teacher.llamacpp, spec.teacher
+    labels, t = spec.task.labels, spec.teacher
+    template = spec.task.input_template
+    heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True) if labels else []
+    expected = [str(r["label"]) for r in heldout]
+    # The canary asks the first inputs: when they carry gold labels, theirs is the spread to expect
+    # (an input file sorted by label shows the canary one label, rightly).
+    first = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)[: t.canary.requests] \
+        if labels and t.canary else []
+    if first and all(r.get("label") in labels for r in first):
+        expected = [str(r["label"]) for r in first]
+    local = t.llamacpp
     bare = (t.provider == "llamacpp" and local is not None and local.chat_format is None and t.api == "chat"
             and has_chat_template(resolve_model_file(local.model, spec.dir)) is False)
-    return canary_context(labels, [str(r["label"]) for r in heldout], bare)
+    return canary_context(labels, expected, bare)
 
 
 FollowUp = Callable[[list["CallResult | None"]], list[list[dict[str, str]]]]

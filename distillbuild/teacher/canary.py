@@ -195,7 +195,7 @@ def _check_spread(
     )
     raise StageError(
         f"teacher canary: label collapse: {count} of the first {len(usable)} usable answers are {label!r}, where "
-        f"a reader of the inputs would expect about {share:.0%} (the held-out set's share): the teacher does not read "
+        f"a reader of the inputs would expect about {share:.0%} (the gold labels' share): the teacher does not read "
         f"its input; {why}. A student trained on these answers would learn one label. Try an instruction-tuned model, "
         f"more varied task.examples (one per label, in varied order), or teacher.llamacpp.chat_format for a model "
         f"served without its template. Nothing more was asked; {stop}"
