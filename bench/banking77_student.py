@@ -58,16 +58,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 from curation_banking77 import confusable  # noqa: E402  (the MiniLM-nearest intents)
 
 from distillbuild.curate.filters import FilterConfig, curate  # noqa: E402
-from distillbuild.curate.normalize import normalize_label  # noqa: E402
+from distillbuild.protocol.normalize import normalize_label  # noqa: E402
 from distillbuild.evaluate.classification import accuracy, bootstrap_intervals, macro_f1  # noqa: E402
 from distillbuild.spec.model import Task, build  # noqa: E402
-from distillbuild.teacher.answers import answer_row  # noqa: E402
-from distillbuild.teacher.cache import TeacherCache  # noqa: E402
-from distillbuild.teacher.engine import answer_all  # noqa: E402
-from distillbuild.teacher.settings import TeacherSettings  # noqa: E402
-from distillbuild.teacher.prompts import messages_for  # noqa: E402
-from distillbuild.standin.server import SimulatedTeacherServer  # noqa: E402
-from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher  # noqa: E402
+from distillbuild.protocol.answers import answer_row  # noqa: E402
+from distillbuild.llm.cache import TeacherCache  # noqa: E402
+from distillbuild.llm.engine import answer_all  # noqa: E402
+from distillbuild.llm.settings import TeacherSettings  # noqa: E402
+from distillbuild.protocol.prompts import messages_for  # noqa: E402
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer  # noqa: E402
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/banking77"
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

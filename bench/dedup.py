@@ -49,7 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distillbuild.curate.neardup import near_duplicate_representatives, shingles  # noqa: E402
-from distillbuild.curate.normalize import normalize_text  # noqa: E402
+from distillbuild.protocol.normalize import normalize_text  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77"
 PLANTED_FRACTION = 0.05

@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distillbuild.stages.train import _trainer_rows  # noqa: E402
+from distillbuild.pipeline.stages.train import _trainer_rows  # noqa: E402
 from distillbuild.train.encoder import EncoderTrainConfig, fit_encoder_classifier  # noqa: E402
 
 

@@ -125,7 +125,7 @@ def main() -> int:
         log(f"needs {DATA}")
         return 2
 
-    from distillbuild.runner import run_stage
+    from distillbuild.pipeline.runner import run_stage
     from distillbuild.spec import load_spec
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.spec.model import Task, build
-from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.engine import answer_all
-from distillbuild.teacher.settings import TeacherSettings
-from distillbuild.teacher.prompts import messages_for
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.llm.cache import TeacherCache
+from distillbuild.llm.engine import answer_all
+from distillbuild.llm.settings import TeacherSettings
+from distillbuild.protocol.prompts import messages_for
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 
 HERE = Path(__file__).resolve().parent
 LATENCY_MS = 100

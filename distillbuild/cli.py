@@ -121,7 +121,7 @@ def init(directory: Path, name: str | None, task_type: str | None, labels: tuple
     """Start a distillation project in DIRECTORY: distill.yaml (commented), data/ with sample rows,
     .gitignore, a README, git and DVC initialised, dvc.yaml compiled. `dvc repro` then builds it.
     Writes over nothing."""
-    from distillbuild.compile import dvc_yaml_path, render
+    from distillbuild.pipeline.compile import dvc_yaml_path, render
     from distillbuild.scaffold.project import EXTRACTION_INSTRUCTION, SAMPLE_INSTRUCTION, Choices, create
 
     ask = not no_input and sys.stdin.isatty()
@@ -256,7 +256,7 @@ def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the dvc.yaml next to SPEC is stale.")
 def compile_cmd(spec: Path, check: bool) -> None:
     """Compile SPEC into the dvc.yaml beside it (byte-identical on every rerun)."""
-    from distillbuild.compile import dvc_yaml_path, pipeline, render
+    from distillbuild.pipeline.compile import dvc_yaml_path, pipeline, render
 
     loaded = _load(spec)
     text = render(loaded)
@@ -279,10 +279,10 @@ def compile_cmd(spec: Path, check: bool) -> None:
 
 
 def _stage_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from distillbuild import stages
+    from distillbuild.pipeline import stage_list
 
-    if value not in stages.names():
-        raise click.BadParameter(f"{value!r} is not a stage; the stages are {', '.join(stages.names())}")
+    if value not in stage_list.names():
+        raise click.BadParameter(f"{value!r} is not a stage; the stages are {', '.join(stage_list.names())}")
     return value
 
 
@@ -291,7 +291,7 @@ def _stage_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
 def stage(name: str, spec_path: Path) -> None:
     """Run one pipeline stage, NAME (dvc.yaml calls this; you rarely need to)."""
-    from distillbuild.runner import run_stage
+    from distillbuild.pipeline.runner import run_stage
 
     loaded = _load(spec_path)
     with _runtime_errors(f"distill stage {name}"):
@@ -307,7 +307,7 @@ def stage(name: str, spec_path: Path) -> None:
 @SPEC_ARG
 def summary(spec: Path) -> None:
     """One screen on the last build of SPEC: teacher calls, rows kept, accuracy, retention, verdict."""
-    from distillbuild.report import summary_text
+    from distillbuild.reports.summary import summary_text
 
     loaded = _load(spec)
     click.echo(summary_text(loaded))
@@ -321,7 +321,7 @@ def report(spec: Path, output: Path | None) -> None:
     """The last build of SPEC as one self-contained HTML page: summary, teacher, filter with
     rejected examples, class balance, training curves, confusion matrix, per-class F1, latency,
     gates, route curve, export, lineage and model card. Inline SVG; the page makes no request."""
-    from distillbuild.build_report.page import write
+    from distillbuild.reports.page import write
 
     loaded = _load(spec)
     target = write(loaded, output)
@@ -387,9 +387,9 @@ def promote(spec: Path, version: str | None, bump: str) -> None:
 def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -> None:
     """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
     from distillbuild import layout
-    from distillbuild.stages import seed as seed_stage
-    from distillbuild.stages.spend import spend_for
-    from distillbuild.stages.teacher import run_canary
+    from distillbuild.pipeline.stages import seed as seed_stage
+    from distillbuild.pipeline.spend import spend_for
+    from distillbuild.pipeline.stages.teacher import run_canary
 
     loaded = _load(spec)
     canary_rows = None
@@ -465,7 +465,7 @@ def cache() -> None:
 
 
 def _open_cache():
-    from distillbuild.teacher.cache import TeacherCache
+    from distillbuild.llm.cache import TeacherCache
 
     return TeacherCache.for_repo(find_repo_root(Path.cwd()))
 
@@ -506,7 +506,7 @@ def cache_prune(older_than_days: float | None, model: str | None, endpoint: str 
 
 
 def _fault(ctx, param, values):
-    from distillbuild.standin.server import FAULT_KINDS
+    from distillbuild.endpoints.standin.server import FAULT_KINDS
 
     faults = {}
     for value in values:
@@ -535,7 +535,7 @@ def serve(spec: Path, port: int, no_route: bool) -> None:
     import signal
     import threading
 
-    from distillbuild.serving.app import serve as serving  # lazy: loads the student's runtime
+    from distillbuild.serve.app import serve as serving  # lazy: loads the student's runtime
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM (a teacher stage closing its pipeline teacher) unwinds like Ctrl-C
@@ -566,7 +566,7 @@ def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | No
     Chat Completions with logprobs and usage, the Files and Batches endpoints, rate limits
     answered with real 429s, and injectable faults: for testing clients, this one included.
     """
-    from distillbuild.standin import start_endpoint
+    from distillbuild.endpoints.standin import start_endpoint
 
     loaded = _load(spec)
     if loaded.teacher.provider != "simulated":

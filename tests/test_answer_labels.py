@@ -13,16 +13,16 @@ import pytest
 import yaml
 from conftest import LABELS, base_spec, write_rows
 
-from distillbuild.compile import render
+from distillbuild.pipeline.compile import render
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit
 from distillbuild.errors import StageError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
-from distillbuild.teacher.answers import read_label
-from distillbuild.teacher.choice import form_for, gbnf, labels_of
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.protocol.answers import read_label
+from distillbuild.protocol.choice import form_for, gbnf, labels_of
 
 N_INPUTS = 120
 
@@ -102,7 +102,7 @@ def test_each_constraint_form_is_sent_and_its_answers_read_as_labels(labelled_pr
 def test_the_constraint_lists_exactly_the_labels_in_each_form():
     labels = ["spam", 'say "hi"', "legit"]
     assert gbnf(labels) == 'root ::= "spam" | "say \\"hi\\"" | "legit"'
-    from distillbuild.teacher.choice import body_fields
+    from distillbuild.protocol.choice import body_fields
 
     for form in ("grammar", "guided_choice", "json_schema"):
         assert labels_of(body_fields(form, labels)) == (form, labels)
@@ -327,7 +327,7 @@ def test_a_base_model_is_asked_through_completions(labelled_project, env, monkey
     }
     assert all(r["label"] == truth[r["id"]] and r["label_from"] == "constrained" for r in answers)
     assert all(r["label_probs"] and sum(r["label_probs"].values()) <= 1.000001 for r in answers)
-    from distillbuild.teacher.completions import prompt_from_messages
+    from distillbuild.llm.completions import prompt_from_messages
 
     prompt = prompt_from_messages(
         [
@@ -361,7 +361,7 @@ def test_a_fit_on_the_heldout_calibration_half_leaves_the_other_half_to_score_th
     labelled_project, env, monkeypatch
 ):
     from distillbuild.curate.fitting import calibration_half
-    from distillbuild.stages.evaluate import read_heldout
+    from distillbuild.pipeline.stages.evaluate import read_heldout
 
     root = labelled_project.root
     monkeypatch.chdir(root)

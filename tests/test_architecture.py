@@ -1,31 +1,34 @@
 """The package's layers hold, and a stage is one module plus one list entry.
 
-Layers, top to bottom (ARCHITECTURE.md): cli -> review -> compile, runner and stages -> engines
-(teacher, generate, curate, train, evaluate, standin) -> base modules (spec, io, layout, errors, ...).
-A module may import only from its own layer or below, and no import cycle may form, counting
-the imports inside functions too (a lazy import is still a dependency).
+Layers, top to bottom (ARCHITECTURE.md): cli -> review, reports, serve -> pipeline (the contract,
+the stage list, compile, the runner and the stages) -> endpoints -> engines (curate, seed, train,
+evaluate, export) -> protocol -> llm -> base modules (spec, io, layout, errors, ...). A module
+may import only from its own layer or below, and no import cycle may form, between modules or
+between packages, counting the imports inside functions too (a lazy import is still a dependency).
 """
 
 from __future__ import annotations
 
 import ast
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
 
-from distillbuild import stages
 from distillbuild.cli import main
-from distillbuild.stages.contract import Stage
+from distillbuild.pipeline import stage_list
+from distillbuild.pipeline.contract import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "distillbuild"
 
-ENGINES = {"teacher", "generate", "curate", "train", "evaluate", "export", "standin", "servers"}
+ENGINES = {"curate", "seed", "train", "evaluate", "export"}
 # Each layer's rank: a module imports only from its own rank or below. Unlisted modules are base (0).
-RANK = {**{e: 1 for e in ENGINES}, "stages": 2, "compile": 2, "runner": 2, "review": 3, "report": 3, "build_report": 3, "serving": 3, "cli": 4, "__main__": 4}
-UPPER = {name for name, rank in RANK.items() if rank >= 2}  # what engines and base modules never import
+RANK = {"llm": 1, "protocol": 2, **{e: 3 for e in ENGINES}, "endpoints": 4, "pipeline": 5,
+        "review": 6, "reports": 6, "serve": 6, "cli": 7, "__main__": 7}
+UPPER = {name for name, rank in RANK.items() if rank >= 5}  # what engines and base modules never import
 
 
 def module_name(path: Path) -> str:
@@ -61,6 +64,16 @@ def import_graph() -> dict[str, set[str]]:
 
 def layer(module: str) -> str:
     return module.split(".")[1] if "." in module else module
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded into distillbuild's top-level packages (a module outside any package
+    is its own node): a cycle here is one that the module graph can hide, such as a.x -> b.y and
+    b.z -> a.w."""
+    packages: dict[str, set[str]] = defaultdict(set)
+    for module, targets in graph.items():
+        packages[layer(module)] |= {layer(t) for t in targets if layer(t) != layer(module)}
+    return dict(packages)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -100,8 +113,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_imports_at_every_depth():
     graph = import_graph()
-    assert "distillbuild.stages" in graph["distillbuild.compile"]  # a top-level import
-    assert "distillbuild.runner" in graph["distillbuild.cli"]  # an import inside a command function
+    assert "distillbuild.pipeline.stage_list" in graph["distillbuild.pipeline.compile"]  # a top-level import
+    assert "distillbuild.pipeline.runner" in graph["distillbuild.cli"]  # an import inside a command function
 
 
 def test_no_engine_or_base_module_reaches_up():
@@ -125,22 +138,33 @@ def test_every_import_points_down_or_level():
 
 
 def test_base_modules_import_no_engine():
-    base = {m: t for m, t in import_graph().items() if layer(m) not in UPPER | ENGINES}
-    assert sorted(f"{m} imports {t}" for m, ts in base.items() for t in ts if layer(t) in ENGINES) == []
+    base = {m: t for m, t in import_graph().items() if rank(m) == 0}
+    assert sorted(f"{m} imports {t}" for m, ts in base.items() for t in ts if rank(t) > 0) == []
 
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
+def test_no_cycles_between_packages():
+    assert cycles(package_graph(import_graph())) == []
+
+
 def test_the_cycle_finder_finds_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_a_package_cycle_that_no_module_cycle_shows_is_found():
+    modules = {"distillbuild.a.x": {"distillbuild.b.y"}, "distillbuild.b.y": set(),
+               "distillbuild.b.z": {"distillbuild.a.w"}, "distillbuild.a.w": set()}
+    assert cycles(modules) == []
+    assert cycles(package_graph(modules)) == [["a", "b"]]
 
 
 TOY_STAGE = '''
 from distillbuild import layout
 from distillbuild.io import write_json
-from distillbuild.stages.contract import uncached
+from distillbuild.pipeline.contract import uncached
 
 READS = ("task.labels", "split", "no.such.key")
 
@@ -168,7 +192,7 @@ def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeyp
     monkeypatch.syspath_prepend(str(tmp_path))
     import toy_stage
 
-    monkeypatch.setattr(stages, "PIPELINE", [*stages.PIPELINE, Stage.of(toy_stage)])  # the list entry
+    monkeypatch.setattr(stage_list, "PIPELINE", [*stage_list.PIPELINE, Stage.of(toy_stage)])  # the list entry
     spec_path = project()
     runner = CliRunner()
     compiled = runner.invoke(main, ["compile", str(spec_path)])
@@ -189,10 +213,9 @@ def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeyp
     assert unknown.exit_code == 2 and "toy_stage" in unknown.output  # the choice lists the new stage
 
 
-def test_only_stages_tests_serving_and_the_cli_start_a_server():
+def test_only_the_pipeline_serve_and_the_cli_start_a_server():
     """Engines get settings for an endpoint someone else opened; they never start a server.
     `distill serve` may: it starts llama.cpp for an exported GGUF student."""
-    for package in ("standin", "servers"):
-        starters = sorted(m for m, ts in import_graph().items() if any(layer(t) == package for t in ts)
-                          and layer(m) != package)
-        assert starters and all(layer(m) in ("stages", "cli", "serving") for m in starters), (package, starters)
+    starters = sorted(m for m, ts in import_graph().items() if any(layer(t) == "endpoints" for t in ts)
+                      and layer(m) != "endpoints")
+    assert starters and all(layer(m) in ("pipeline", "cli", "serve") for m in starters), starters

@@ -24,7 +24,7 @@ import yaml
 from conftest import LABELS, ROOT, base_spec, write_rows
 from distillbuild.errors import SpecError
 from distillbuild.spec import load_spec
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.train.axolotl_config import CPU_MAX_PARAMETERS, estimate_parameters, plan_device
 from tiny_llama import build_tiny_llama, model_config, parameter_count
 

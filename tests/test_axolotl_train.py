@@ -128,7 +128,7 @@ def test_a_trace_student_trains_on_the_teachers_reasoning_and_is_read_at_its_ans
     from transformers import AutoModelForCausalLM
 
     from conftest import LABELS
-    from distillbuild.standin.teacher import rationale
+    from distillbuild.endpoints.standin.teacher import rationale
 
     words = [rationale(f"ticket number {i} about {l}", l, LABELS[(i + 1) % 4], __import__("random").Random(i))
              for i, l in enumerate(LABELS * 3)] + ["Answer:"]

@@ -9,10 +9,10 @@ import pytest
 
 from conftest import LABELS, base_spec, write_rows
 from distillbuild.errors import StageError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
 
 @pytest.fixture

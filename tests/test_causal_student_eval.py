@@ -10,9 +10,9 @@ import pytest
 
 from conftest import LABELS, base_spec, write_rows
 from distillbuild.spec import load_spec
-from distillbuild.runner import run_stage
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
 
 def _random_llama(tok_dir: Path, chat_template: str, *, seed: int, hidden: int, layers: int):
@@ -98,9 +98,9 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     assert run_stage("teacher", loaded) == 0
     assert run_stage("evaluate", loaded) == 0
 
-    from distillbuild.curate.normalize import normalize_label
+    from distillbuild.protocol.normalize import normalize_label
     from distillbuild.evaluate.causal_student import CausalClassifier, LocalCausalStudent
-    from distillbuild.teacher.prompts import messages_for
+    from distillbuild.protocol.prompts import messages_for
 
     heldout = [json.loads(l) for l in (root / "data/heldout.jsonl").open()]
     texts = [r["text"] for r in heldout]
@@ -129,7 +129,7 @@ def test_a_causal_students_logprobs_map_to_labels_as_the_teachers_do(tmp_path):
     import math
 
     from distillbuild.evaluate.causal_student import LocalCausalStudent
-    from distillbuild.teacher.answers import answer_label_confidence
+    from distillbuild.protocol.answers import answer_label_confidence
     from test_kd_rows import make_tokenizer
 
     tok_dir = make_tokenizer(tmp_path / "base")
@@ -185,7 +185,7 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
     assert strong["compared_accuracy"] == pytest.approx(weak["accuracy"], abs=1e-6)
     assert strong["compared_gain"] == pytest.approx(strong["accuracy"] - weak["accuracy"], abs=1e-6)
     assert strong["compared_gain"] > 0.2 and strong["compared_gain_p"] < 0.05
-    from distillbuild.compile import render
+    from distillbuild.pipeline.compile import render
 
     assert "weak.json" in render(load_spec(root / "distill.yaml"))  # a dependency: DVC builds it first
     assert run_stage("gate", load_spec(root / "distill.yaml")) == 0  # the better variant is promoted

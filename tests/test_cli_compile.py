@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from conftest import ROOT, base_spec
 from distillbuild.cli import main
-from distillbuild.compile import render
-from distillbuild.stages import by_name, names
+from distillbuild.pipeline.compile import render
+from distillbuild.pipeline.stage_list import by_name, names
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import has_path
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from conftest import LABELS, base_spec, write_rows
-from distillbuild.compile import render
+from distillbuild.pipeline.compile import render
 from distillbuild.errors import StageError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
 TEXTS = [f"ticket number {i}: my {w} does not work since the update" for i, w in
@@ -41,7 +41,7 @@ def test_the_onnx_graph_answers_as_the_pytorch_student(student, tmp_path):
 
 
 def test_compare_counts_agreement_accuracy_and_times_both(student):
-    from distillbuild.stages.export import compare
+    from distillbuild.pipeline.stages.export import compare
 
     import time
 
@@ -91,7 +91,7 @@ def test_the_stage_exports_a_passed_student_and_reports_both_models(project, stu
     assert report["accuracy"] == report["student_accuracy"]
     assert report["speedup_p50"] == pytest.approx(report["student_latency_p50_ms"] / report["latency_p50_ms"], rel=1e-2)
     assert (project.root / "build/export/model/model.onnx").is_file()
-    from distillbuild.report import summary_text
+    from distillbuild.reports.summary import summary_text
 
     assert "export     onnx (none), agreement 1.0000" in summary_text(spec)
 

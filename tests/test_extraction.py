@@ -17,7 +17,7 @@ from conftest import ROOT, RepoShell, build_reduced_pipeline
 from distillbuild.errors import SpecError
 from distillbuild.evaluate.extraction import agreement, constant_baseline, summarize
 from distillbuild.evaluate.extraction_metrics import score_answers
-from distillbuild.evaluate.field_match import RowScore, values_match
+from distillbuild.protocol.field_match import RowScore, values_match
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import load_yaml_file
 from distillbuild.spec.output_schema import UnsupportedSchema, pydantic_model, schema_fields
@@ -223,7 +223,7 @@ def _generator():
 
 
 def test_the_pipeline_spec_is_valid_compiled_and_matches_its_data():
-    from distillbuild.compile import render
+    from distillbuild.pipeline.compile import render
 
     spec = load_spec(PIPELINE / "distill.yaml")
     assert spec.get("student.kind") == "encoder-extractor" and spec.get("task.type") == "extraction"

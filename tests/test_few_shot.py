@@ -13,9 +13,9 @@ import pytest
 
 from conftest import base_spec, write_rows
 from distillbuild.errors import SpecError, StageError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
-from distillbuild.stages.teacher import estimate_for, load_requests
+from distillbuild.pipeline.stages.teacher import estimate_for, load_requests
 
 EXAMPLES = [{"input": "ticket number 0 about billing", "answer": "billing"},  # also input r0
             {"input": "my password stopped working", "answer": "login"}]

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.protocol.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Task, build
-from distillbuild.stages.dataset import chat_row, in_validation
+from distillbuild.pipeline.stages.dataset import chat_row, in_validation
 from distillbuild.curate.filters import FilterConfig, curate
-from distillbuild.stages.gate import check, table
+from distillbuild.pipeline.stages.gate import check, table
 from distillbuild.evaluate.classification import accuracy, macro_f1, percentile
 
 LABELS = ["billing", "refund", "login", "feature_request"]

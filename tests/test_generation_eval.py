@@ -13,9 +13,9 @@ import yaml
 from conftest import write_rows
 from distillbuild.metric_names import METRICS_BY_TASK
 from distillbuild.spec import load_spec
-from distillbuild.runner import run_stage
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from test_judge import CAPITALS, gen_spec, question
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import LABELS, base_spec, write_rows
 from distillbuild.errors import SpecError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
 

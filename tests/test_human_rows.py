@@ -9,7 +9,7 @@ import json
 
 from conftest import LABELS, base_spec, write_rows
 from distillbuild.curate.filters import FilterConfig, curate, human_rows
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
 
@@ -69,7 +69,7 @@ def test_the_dataset_oversamples_human_rows_to_their_share_of_training(project, 
 def test_train_on_picks_the_teacher_rows_the_human_rows_or_both(project, monkeypatch, tmp_path):
     import yaml
 
-    from distillbuild.compile import render
+    from distillbuild.pipeline.compile import render
 
     root = project.root
     write_rows(root / "data/human.jsonl", [{"id": f"p{i}", "text": f"customer {i} writes about {LABELS[i % 4]} by hand",

@@ -17,10 +17,10 @@ from conftest import write_rows
 from distillbuild.cli import main
 from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
-from distillbuild.runner import run_stage
-from distillbuild.standin.teacher import KeyEntry, load_answer_key
-from distillbuild.standin.judge import SimulatedJudge, answer_is_right, geval_kind, verdict
-from distillbuild.standin.sections import judge_server_from_section
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.endpoints.standin.teacher import KeyEntry, load_answer_key
+from distillbuild.endpoints.standin.judge import SimulatedJudge, answer_is_right, geval_kind, verdict
+from distillbuild.endpoints.standin.sections import judge_server_from_section
 
 CAPITALS = [("France", "Paris", "Lyon"), ("Japan", "Tokyo", "Osaka"), ("Italy", "Rome", "Milan"),
             ("Spain", "Madrid", "Barcelona"), ("Canada", "Ottawa", "Toronto"), ("Australia", "Canberra", "Sydney"),
@@ -194,7 +194,7 @@ def test_judge_spec_defaults_and_dvc_dependency(gen_project):
     judge = spec.get("filters.judge")
     assert (judge["logprobs"], judge["temperature"], judge["max_retries"], judge["base_url"]) == (True, 0, 5, None)
     assert spec.get("evaluation.judge.min_score") == 0.5
-    from distillbuild.compile import pipeline
+    from distillbuild.pipeline.compile import pipeline
 
     assert "data/key.jsonl" in pipeline(spec)["stages"]["filter"]["deps"]
     no_judge = gen_spec()
@@ -256,16 +256,16 @@ def test_deepeval_model_routes_each_request_through_the_cache(tmp_path, monkeypa
     """CachedJudgeModel as a plain DeepEval model: GEval.measure answers through answer_all and the cache."""
     monkeypatch.chdir(tmp_path)
     write_rows(tmp_path / "data/key.jsonl", [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS])
-    from distillbuild.teacher.cache import TeacherCache
+    from distillbuild.llm.cache import TeacherCache
     from distillbuild.deepeval_env import quiet_deepeval
-    from distillbuild.teacher.judge import judge_settings as settings_for_judge, with_defaults
-    from distillbuild.standin.sections import judge_endpoint_id
+    from distillbuild.llm.judge import judge_settings as settings_for_judge, with_defaults
+    from distillbuild.endpoints.standin.sections import judge_endpoint_id
 
     quiet_deepeval()
     from deepeval.metrics import GEval
     from deepeval.test_case import LLMTestCase, SingleTurnParams
 
-    from distillbuild.teacher.judge_model import CachedJudgeModel
+    from distillbuild.llm.judge_model import CachedJudgeModel
 
     section = with_defaults(judge_section())
     cache = TeacherCache(tmp_path / "cache/teacher.sqlite")
@@ -302,7 +302,7 @@ def test_generation_metrics_on_hand_made_outputs(gen_project):
     alt = [a for _, _, a in CAPITALS]
     student = gold[:8] + alt[8:12] + [None, "  "]   # 8 right, 4 wrong, 2 without an answer
     teacher = gold[:13] + alt[13:]                  # 13 right, 1 wrong
-    from distillbuild.stages.evaluate import evaluate_generation_for_spec
+    from distillbuild.pipeline.stages.evaluate import evaluate_generation_for_spec
 
     details: list = []
     logs: list[str] = []

@@ -10,9 +10,9 @@ import pytest
 from conftest import LABELS, base_spec
 from distillbuild.errors import SpecError
 from distillbuild.spec import load_spec
-from distillbuild.runner import run_stage
-from distillbuild.stages.dataset import kd_rows
-from distillbuild.teacher.token_logprobs import kd_targets
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.pipeline.stages.dataset import kd_rows
+from distillbuild.protocol.token_logprobs import kd_targets
 from tiny_llama import train_bpe_tokenizer
 
 

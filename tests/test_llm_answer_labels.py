@@ -18,7 +18,7 @@ from conftest import base_spec, write_rows
 
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit, wilson
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.stats import half
 

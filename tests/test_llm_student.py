@@ -90,7 +90,7 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     # Served: `distill serve` starts llama.cpp with the shipped file; the openai SDK gets its labels.
     from openai import OpenAI
 
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
     from distillbuild.spec import load_spec
 
     cwd = os.getcwd()

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import base_spec, write_rows
-from distillbuild.curate.normalize import normalize_label
+from distillbuild.protocol.normalize import normalize_label
 from distillbuild.errors import StageError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
 SPAM = Path(__file__).resolve().parents[2] / "shared/datasets/spamassassin"  # shared/ beside the repository
@@ -203,7 +203,7 @@ def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, 
     import yaml
     from openai import OpenAI
 
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
     from distillbuild.train.common import load_encoder, resolve_base_model
     from distillbuild.train.encoder import EncoderClassifier, _EncoderHeadModel, save_encoder_classifier
 

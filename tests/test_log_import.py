@@ -110,7 +110,7 @@ def _forms(value: str) -> list[str]:
 
 
 def test_no_planted_pii_reaches_the_teacher_the_cache_or_a_build_file(project, tmp_path_factory, monkeypatch):
-    from distillbuild.runner import run_stage
+    from distillbuild.pipeline.runner import run_stage
     from distillbuild.spec import load_spec
 
     root = project.root

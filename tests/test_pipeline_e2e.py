@@ -181,8 +181,8 @@ def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
 
 def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):
     """provider: openai through `dvc repro`: the key from the environment lands nowhere."""
-    from distillbuild.standin.server import SimulatedTeacherServer
-    from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+    from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+    from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
     secret = "sk-proj-" + "S3cr3t" * 8
     root = tmp_path / "repo"

@@ -19,8 +19,8 @@ import yaml
 
 from conftest import ROOT, RepoShell
 from distillbuild.spec.loader import load_yaml_file
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
 PIPELINE = ROOT / "pipelines/ticket-triage-llama"
 LABELS_KEY = "data/tickets/teacher_key.jsonl"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distillbuild.compile import render
+from distillbuild.pipeline.compile import render
 from distillbuild.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from conftest import LABELS, base_spec
-from distillbuild.compile import render
+from distillbuild.pipeline.compile import render
 from distillbuild.errors import SpecError, StageError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
 
@@ -28,7 +28,7 @@ def _git(root: Path, *args: str) -> None:
 
 def _upstream(root: Path, student: Path) -> Path:
     """A built pipeline in root/upstream: its spec, its student, and the gate's record of it."""
-    from distillbuild.stages.lineage import lineage
+    from distillbuild.pipeline.lineage import lineage
 
     up = root / "upstream"
     spec = base_spec()
@@ -79,7 +79,7 @@ def test_a_pipelines_student_teaches_the_next_one_with_its_own_probabilities(pro
     assert run_stage("teacher", spec) == 0  # the same served model: answered from the cache
     assert json.loads((root / "build/teacher/report.json").read_text())["calls"]["billed"] == 0
 
-    from distillbuild.stages.lineage import lineage, teacher_chain
+    from distillbuild.pipeline.lineage import lineage, teacher_chain
 
     chain = teacher_chain(lineage(spec)["teacher"])
     assert chain == ["simulated:sim", "mid (encoder-classifier sentence-transformers/all-MiniLM-L6-v2)"]

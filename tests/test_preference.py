@@ -14,13 +14,13 @@ import yaml
 
 from conftest import LABELS, base_spec, write_rows
 from distillbuild import layout
-from distillbuild.compile import render
+from distillbuild.pipeline.compile import render
 from distillbuild.errors import SpecError
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.spec.model import PairJudge
-from distillbuild.stages.pairs import cap, judge_pairs, make_pairs, prompts_to_ask
-from distillbuild.stages.preference import write_config
+from distillbuild.pipeline.stages.pairs import cap, judge_pairs, make_pairs, prompts_to_ask
+from distillbuild.pipeline.stages.preference import write_config
 from test_axolotl_configs import MODEL, causal_spec, make_project, needs_axolotl_venv, run_validator
 
 
@@ -131,7 +131,7 @@ def test_the_paired_test_and_the_gates_on_dpos_gain(tmp_path):
 def test_the_judge_keeps_only_pairs_where_the_teachers_answer_wins(project, monkeypatch, tmp_path):
     """filters.judge (the stand-in, over real HTTP, through DeepEval's G-Eval) scores both answers;
     a pair where the teacher is the one that is wrong is dropped, the rest carry both scores."""
-    from distillbuild.stages.endpoints import open_judge
+    from distillbuild.endpoints.open import open_judge
 
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     write_rows(project.root / "data/key.jsonl", [{"text": "ticket 1", "label": "bug"}, {"text": "ticket 2", "label": "refund"},

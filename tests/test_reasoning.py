@@ -12,11 +12,11 @@ import yaml
 
 from conftest import RepoShell, base_spec, write_rows
 from distillbuild.curate.filters import FilterConfig, curate
-from distillbuild.runner import run_stage
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.spec.model import Reasoning
-from distillbuild.teacher.prompts import system_prompt
-from distillbuild.teacher.reasoning import split_reply
+from distillbuild.protocol.prompts import system_prompt
+from distillbuild.protocol.reasoning import split_reply
 
 PROMPT = Reasoning(mode="prompt", marker="Answer:", instruction="Think step by step.")
 FIELD = Reasoning(mode="field", marker="Answer:", instruction="unused")
@@ -254,7 +254,7 @@ def test_reasoning_specs_are_checked(project):
 
 def test_examples_show_their_reasoning_to_a_reasoning_teacher_and_must_have_some(project):
     from distillbuild.spec.inputs import Example
-    from distillbuild.teacher.prompts import messages_for
+    from distillbuild.protocol.prompts import messages_for
 
     shown = Example("my invoice is wrong", "billing", "It is about a charge.")
     turns = messages_for(base_task(), "new ticket", [shown], PROMPT)
@@ -288,7 +288,7 @@ def test_examples_show_their_reasoning_to_a_reasoning_teacher_and_must_have_some
 
 
 def test_a_trace_student_exports_and_its_export_reads_the_answer_line_settings(project):
-    from distillbuild.compile import render
+    from distillbuild.pipeline.compile import render
 
     (project.root / "models/tiny").mkdir(parents=True, exist_ok=True)
     spec = _reasoning_spec("trace")
@@ -337,7 +337,7 @@ def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache
 
 def test_an_explanation_is_the_conversation_continued_and_a_cut_one_is_truncated():
     from distillbuild.spec.inputs import Example
-    from distillbuild.teacher.prompts import explain_messages
+    from distillbuild.protocol.prompts import explain_messages
 
     explain = Reasoning(mode="explain", marker="Answer:", instruction=None, max_tokens=64)
     shown = Example("my invoice is wrong", "billing", "It is about a charge.")
@@ -357,7 +357,7 @@ def test_an_explanation_is_the_conversation_continued_and_a_cut_one_is_truncated
 
 
 def test_the_stand_in_explains_only_when_asked_its_explain_instruction():
-    from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher, completion_body
+    from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher, completion_body
 
     why = "Explain in a few sentences why that is the answer."
     key = {"my invoice is wrong": KeyEntry("billing", ())}

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from conftest import LABELS, ROOT, base_spec, write_rows
-from distillbuild.compile import render
-from distillbuild.stages import names
+from distillbuild.pipeline.compile import render
+from distillbuild.pipeline.stage_list import names
 from distillbuild.errors import StageError
 from distillbuild.review import diff_report, render_markdown
 from distillbuild.review.diff import ABSENT, reads, semantic_diff

@@ -76,8 +76,8 @@ def test_the_route_stage_reports_the_cross_fitted_system_and_its_cost(project, m
     import yaml
 
     from conftest import base_spec
-    from distillbuild.compile import render
-    from distillbuild.runner import run_stage
+    from distillbuild.pipeline.compile import render
+    from distillbuild.pipeline.runner import run_stage
     from distillbuild.spec import load_spec
 
     rows = planted()
@@ -111,7 +111,7 @@ def test_no_route_section_no_stage_and_routing_is_for_classification(project):
     import yaml
 
     from conftest import base_spec
-    from distillbuild.compile import render
+    from distillbuild.pipeline.compile import render
     from distillbuild.errors import SpecError
     from distillbuild.spec import load_spec
 
@@ -131,10 +131,10 @@ def test_gates_may_bound_the_routed_system_when_the_spec_routes(project, monkeyp
     import yaml
 
     from conftest import base_spec
-    from distillbuild.compile import render
+    from distillbuild.pipeline.compile import render
     from distillbuild.errors import SpecError
     from distillbuild.spec import load_spec
-    from distillbuild.stages.gate import _with_route, check
+    from distillbuild.pipeline.stages.gate import _with_route, check
 
     spec = base_spec()
     spec["gates"] = {"routed_accuracy": {"min": 0.9, "bound": "ci_low"}, "teacher_share": {"max": 0.3}}

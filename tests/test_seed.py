@@ -11,10 +11,10 @@ import random
 import pytest
 
 from conftest import LABELS, RepoShell, base_spec, write_rows
-from distillbuild.generate.replies import read_reply
-from distillbuild.generate.requests import Cell, messages_for, plan, quotas, read_request
-from distillbuild.generate.selection import Candidate, Selection
-from distillbuild.runner import run_stage
+from distillbuild.seed.replies import read_reply
+from distillbuild.seed.requests import Cell, messages_for, plan, quotas, read_request
+from distillbuild.seed.selection import Candidate, Selection
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.spec.model import Seed, Task
 

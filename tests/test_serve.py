@@ -13,8 +13,8 @@ from openai import APIStatusError, OpenAI
 
 from conftest import LABELS, base_spec
 from distillbuild.spec import load_spec
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
 KEY = "sk-serve-test-" + "x" * 20
 
@@ -52,7 +52,7 @@ def _get(base_url: str, path: str) -> dict:
 
 
 def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(project, student, monkeypatch):
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
 
     texts, confidence, threshold, teacher = _routing_case(project.root, student)
     with SimulatedTeacherServer(teacher, api_key=KEY) as upstream:
@@ -77,7 +77,7 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
 
 def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_student_answers_on(
         project, student, monkeypatch):
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
 
     texts, confidence, threshold, teacher = _routing_case(project.root, student)
     upstream = SimulatedTeacherServer(teacher, api_key=KEY).__enter__()
@@ -101,7 +101,7 @@ def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_studen
 
 
 def test_without_a_route_the_student_answers_everything(project, student, monkeypatch):
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
 
     spec = _spec(project, student, monkeypatch, "http://127.0.0.1:9/v1", None)  # no teacher is ever asked
     with serve(spec) as server:
@@ -115,7 +115,7 @@ def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_l
     """A causal-LM student (here behind student.endpoint, as vLLM would serve its adapter; the
     llm tier serves a real exported GGUF through llama.cpp): its words are mapped to a label and
     its confidence read by the sequence walk, as in evaluation; the unconfident go to the teacher."""
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
 
     root = project.root
     texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()][:40]
@@ -154,7 +154,7 @@ def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_l
 
 def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_serving(project):
     """A causal student behind student.endpoint whose server is not there (as when its llama.cpp died)."""
-    from distillbuild.serving.app import serve
+    from distillbuild.serve.app import serve
 
     spec = base_spec()
     spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
@@ -173,9 +173,9 @@ def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_i
         project, student, monkeypatch):
     """teacher.reasoning in prompt mode: the fallback sends the teacher stage's request (the
     reasoning system prompt) and reads the label off the reply's answer line."""
-    import distillbuild.standin.server as standin
-    from distillbuild.serving.app import serve
-    from distillbuild.teacher.prompts import system_prompt
+    import distillbuild.endpoints.standin.server as standin
+    from distillbuild.serve.app import serve
+    from distillbuild.protocol.prompts import system_prompt
 
     asked, respond = [], standin.respond
     monkeypatch.setattr(standin, "respond", lambda teacher, request, *rest: (asked.append(request["messages"]),

@@ -21,9 +21,9 @@ import openai
 import pytest
 
 from distillbuild.spec.model import Teacher, build
-from distillbuild.standin.sections import teacher_server
-from distillbuild.standin.server import FAULT_KINDS, SimulatedTeacherServer, format_duration
-from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
+from distillbuild.endpoints.standin.sections import teacher_server
+from distillbuild.endpoints.standin.server import FAULT_KINDS, SimulatedTeacherServer, format_duration
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,9 +9,9 @@ import random
 import pytest
 
 from distillbuild.spec.model import Task, build
-from distillbuild.teacher.answers import answer_row
-from distillbuild.teacher.results import CallResult
-from distillbuild.teacher.softlabels import label_distribution, label_masses
+from distillbuild.protocol.answers import answer_row
+from distillbuild.llm.results import CallResult
+from distillbuild.protocol.softlabels import label_distribution, label_masses
 
 
 def position(token: str, alternatives: dict[str, float]) -> dict:

@@ -213,7 +213,7 @@ def test_the_old_gate_key_on_is_read_with_a_deprecation_message(project, capsys)
     line = text.splitlines().index("  accuracy: {min: 0.5, on: ci_low}") + 1
     err = capsys.readouterr().err
     assert f"distill.yaml:{line}: gates.accuracy.on is deprecated" in err and "bound: ci_low" in err
-    from distillbuild.stages.gate import check
+    from distillbuild.pipeline.stages.gate import check
 
     assert check("accuracy", {"min": 0.5, "on": "ci_low"}, {"accuracy": 0.9, "accuracy_ci_low": 0.4})["pass"] is False
     both = text.replace("{min: 0.5, on: ci_low}", "{min: 0.5, on: ci_low, bound: ci_low}")

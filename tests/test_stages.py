@@ -12,10 +12,10 @@ import yaml
 from conftest import LABELS, base_spec
 from distillbuild.errors import SpecError, StageError
 from distillbuild.spec import load_spec
-from distillbuild.runner import run_stage
-from distillbuild.stages.teacher import response_format
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.pipeline.stages.teacher import response_format
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
 SECRET = "sk-live-" + "Q7w" * 12
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from distillbuild.errors import StageError
-from distillbuild.teacher.cache import TeacherCache, request_key
-from distillbuild.teacher.engine import answer_all
-from distillbuild.teacher.settings import TeacherSettings
+from distillbuild.llm.cache import TeacherCache, request_key
+from distillbuild.llm.engine import answer_all
+from distillbuild.llm.settings import TeacherSettings
 from distillbuild.spec.model import Task, build
-from distillbuild.teacher.prompts import messages_for
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
-from distillbuild.teacher.softlabels import answer_confidence, label_distribution
+from distillbuild.protocol.prompts import messages_for
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.protocol.softlabels import answer_confidence, label_distribution
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.engine import answer_all
-from distillbuild.teacher.settings import TeacherSettings
+from distillbuild.llm.cache import TeacherCache
+from distillbuild.llm.engine import answer_all
+from distillbuild.llm.settings import TeacherSettings
 from distillbuild.spec.model import Task, build
-from distillbuild.teacher.prompts import messages_for
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.protocol.prompts import messages_for
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})

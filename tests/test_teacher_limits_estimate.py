@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from distillbuild.cli import main
-from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.estimate import count_prompt_tokens, encoder_for, encoding_name, estimate
-from distillbuild.teacher.ratelimit import RateLimiter, parse_reset, retry_after
+from distillbuild.llm.cache import TeacherCache
+from distillbuild.llm.estimate import count_prompt_tokens, encoder_for, encoding_name, estimate
+from distillbuild.llm.ratelimit import RateLimiter, parse_reset, retry_after
 
 
 @pytest.mark.parametrize("text, seconds", [

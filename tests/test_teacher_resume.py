@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from conftest import LABELS, base_spec, write_rows
-from distillbuild.standin.server import SimulatedTeacherServer
-from distillbuild.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 
 N = 400
 CONCURRENCY = 8

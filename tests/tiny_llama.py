@@ -230,7 +230,7 @@ def run_stages(root: Path, stages: Iterable[str], axolotl: str | None = None) ->
     import os
 
     from distillbuild.spec import load_spec
-    from distillbuild.runner import run_stage
+    from distillbuild.pipeline.runner import run_stage
 
     saved = {k: os.environ.get(k) for k in ("DISTILL_AXOLOTL", "DISTILL_CACHE_DIR")}
     cwd = os.getcwd()

@@ -23,14 +23,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from distillbuild.curate.normalize import normalize_label
+from distillbuild.protocol.normalize import normalize_label
 
 Row = dict[str, Any]
 PROB_FLOOR = 1e-6  # a label never seen among the alternatives still has some probability
 
 
 def row_label(row: Row, labels: Sequence[str]) -> str | None:
-    """The label a row's answer names: the one the teacher stage read (teacher/answers.py
+    """The label a row's answer names: the one the teacher stage read (protocol/answers.py
     read_label), or for rows that carry none (a person's label), the answer's text read as one."""
     if "label" in row:
         return row["label"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from distillbuild.curate.confidence import Calibrator, row_label, score
-from distillbuild.curate.normalize import normalize_label, normalize_text
+from distillbuild.protocol.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Filters, Task, thaw
 
 Row = dict[str, Any]

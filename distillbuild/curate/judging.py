@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from distillbuild.curate.filters import FilterConfig, Row, row_verdict
 from distillbuild.spec.model import Judge
-from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.judge import judge_all
-from distillbuild.teacher.settings import TeacherSettings
+from distillbuild.llm.cache import TeacherCache
+from distillbuild.llm.judge import judge_all
+from distillbuild.llm.settings import TeacherSettings
 
 
 def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:

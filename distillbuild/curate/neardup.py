@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-from distillbuild.curate.normalize import normalize_text
+from distillbuild.protocol.normalize import normalize_text
 
 _PUNCT = re.compile(r"[^\w\s]+")
 

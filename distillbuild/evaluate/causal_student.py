@@ -8,7 +8,7 @@ one request at a time, as a user would call it, so latency is per request.
 Both return each answer with its logprobs in the OpenAI response's shape (`content[i].token`,
 `logprob`, `top_logprobs`), so a classification student's answer is mapped to a label and a
 confidence exactly as the teacher's is (normalize_label, then the sequence walk of
-teacher/softlabels.py). Locally, a list of prompts is answered in left-padded batches; a
+protocol/softlabels.py). Locally, a list of prompts is answered in left-padded batches; a
 single prompt (the latency loop) is one unpadded call.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.console import Progress, eta_text, rate_text
-from distillbuild.curate.normalize import normalize_label
+from distillbuild.protocol.normalize import normalize_label
 from distillbuild.spec.model import Reasoning, StudentEndpoint, Task
-from distillbuild.teacher.answers import answer_label_confidence
-from distillbuild.teacher.prompts import student_messages
-from distillbuild.teacher.reasoning import split_reply
+from distillbuild.protocol.answers import answer_label_confidence
+from distillbuild.protocol.prompts import student_messages
+from distillbuild.protocol.reasoning import split_reply
 
 ADAPTER_CONFIG = "adapter_config.json"
 TOP_LOGPROBS = 10  # alternatives kept per generated token, as a teacher's top_logprobs

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import bootstrap_intervals
 from distillbuild.evaluate.extraction_metrics import deepeval_version, score_answers
-from distillbuild.evaluate.field_match import MISSING, RowScore, field_value, parse_answer, values_match
+from distillbuild.protocol.field_match import MISSING, RowScore, field_value, parse_answer, values_match
 from distillbuild.evaluate.latency import Serving
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
 from distillbuild.text import normalize_text

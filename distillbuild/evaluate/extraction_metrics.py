@@ -21,7 +21,7 @@ from importlib.metadata import version
 from typing import Any, Sequence
 
 from distillbuild.deepeval_env import quiet_deepeval
-from distillbuild.evaluate.field_match import MISSING, RowScore, field_matches, field_value, parse_answer, values_match
+from distillbuild.protocol.field_match import MISSING, RowScore, field_matches, field_value, parse_answer, values_match
 from distillbuild.spec.output_schema import FieldSpec, pydantic_model, schema_fields
 
 

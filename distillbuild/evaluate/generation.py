@@ -19,9 +19,9 @@ from typing import Any, Callable, Sequence
 
 from distillbuild.errors import StageError
 from distillbuild.spec.model import Judge
-from distillbuild.teacher.cache import TeacherCache
-from distillbuild.teacher.judge import judge_all
-from distillbuild.teacher.settings import TeacherSettings
+from distillbuild.llm.cache import TeacherCache
+from distillbuild.llm.judge import judge_all
+from distillbuild.llm.settings import TeacherSettings
 
 
 def _mean(values: Sequence[float]) -> float | None:

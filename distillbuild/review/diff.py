@@ -34,13 +34,13 @@ from typing import Any
 
 import yaml
 
-from distillbuild import stages
-from distillbuild.compile import dvc_yaml_path, pipeline, render
+from distillbuild.pipeline import stage_list
+from distillbuild.pipeline.compile import dvc_yaml_path, pipeline, render
 from distillbuild.errors import SpecError, StageError
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import MAX_SPEC_BYTES, join_path, load_yaml_text
-from distillbuild.stages.spend import spend_for
+from distillbuild.pipeline.spend import spend_for
 
 GIT_TIMEOUT_S = 120
 DVC_TIMEOUT_S = 300
@@ -275,14 +275,14 @@ class _DataFiles:
 def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
                     new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One record per stage, in pipeline order: does it rebuild, and why; and the data files seen."""
-    order = [stage.name for stage in stages.of_spec(spec)]
+    order = [stage.name for stage in stage_list.of_spec(spec)]
     bodies = pipeline(spec)["stages"]
     producers = {out: name for name, body in bodies.items() for out in _outputs(body)}
     files = _DataFiles(spec, root, commit, new_pipeline)
     records: dict[str, dict[str, Any]] = {}
     for name in order:
         upstream, changed_files = _stage_inputs(name, bodies.get(name, {}), producers, files)
-        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in stages.by_name(name).keys_read(spec))]
+        keys = [c["key"] for c in changes if any(reads(c["key"], k) for k in stage_list.by_name(name).keys_read(spec))]
         roots = _rebuilding_roots(upstream, records, order)
         records[name] = _stage_record(name, keys, changed_files, upstream, roots, changes, new_pipeline)
     return [records[s] for s in order], list(files.records.values())
@@ -518,7 +518,7 @@ def _base_spec(root: Path, commit: str, rel: str, base_rev: str) -> tuple[dict[s
 
 
 def _unread_keys_note(changes: list[dict[str, Any]]) -> list[str]:
-    unread = [c["key"] for c in changes if not any(reads(c["key"], k) for st in stages.PIPELINE for k in st.reads)]
+    unread = [c["key"] for c in changes if not any(reads(c["key"], k) for st in stage_list.PIPELINE for k in st.reads)]
     if not unread:
         return []
     one = len(unread) == 1

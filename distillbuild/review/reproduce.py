@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.errors import StageError
-from distillbuild.teacher.cache import TeacherCache, cache_dir
+from distillbuild.llm.cache import TeacherCache, cache_dir
 
 TIMING = ("latency_p50_ms", "latency_p95_ms", "batch_throughput_rows_per_s", "student_cost_per_1k_usd")
 COMPARED = ("spec_sha256", "data_sha256", "teacher.answers_sha256", "teacher.heldout_answers_sha256",

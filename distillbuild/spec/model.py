@@ -230,7 +230,7 @@ class Generator:
 
 @dataclass(frozen=True)
 class Seed:
-    """The `seed` stage: new inputs written by a generator (distillbuild/generate/)."""
+    """The `seed` stage: new inputs written by a generator (distillbuild/seed/)."""
 
     per_label: int | None
     count: int | None

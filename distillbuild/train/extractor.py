@@ -50,7 +50,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from distillbuild.errors import StageError
-from distillbuild.evaluate.field_match import values_match
+from distillbuild.protocol.field_match import values_match
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
 from distillbuild.train.common import (STUDENT_FILE, TrainConfigChecks, TrainingRun, adamw_with_warmup, fit_and_save,
                                        inference, load_base_model, load_saved_student, mean_pool, resolve_base_model,

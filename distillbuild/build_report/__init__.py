@@ -1,1 +1,0 @@
-"""`distill report`: a build as one self-contained HTML page (inline SVG charts, no network)."""

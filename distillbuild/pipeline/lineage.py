@@ -1,0 +1,96 @@
+"""What a build was made of: content hashes of the spec, data, teacher answers, dataset, model
+and metrics, plus the git revision. The gate records it; `promote` tags it; an auditor (or
+`distill reproduce`) compares it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from distillbuild import io, layout
+from distillbuild.io import tree_sha256
+from distillbuild.spec import Spec
+
+
+def file_sha256(path: Path) -> str | None:
+    return io.file_sha256(path) if path.is_file() else None
+
+
+def git_revision(cwd: Path) -> tuple[str | None, bool]:
+    """(HEAD's commit, whether tracked files differ from it)."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip() != ""
+        return rev, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return None, False
+
+
+def lineage(spec: Spec) -> dict[str, Any]:
+    base = spec.dir
+    answers = base / layout.TEACHER_ANSWERS
+    fingerprints = set()
+    if answers.exists():  # from the answers, not the run report: a rerun from cache must not change lineage
+        with answers.open(encoding="utf-8") as fh:
+            fingerprints = {json.loads(line).get("system_fingerprint") for line in fh if line.strip()}
+    rev, dirty = git_revision(base)
+    teacher = spec.teacher
+    data = {"inputs": spec.data_files.inputs, "heldout": spec.data_files.heldout}
+    return {
+        "spec": spec.path.name,
+        "spec_sha256": spec.sha256,
+        "git_revision": rev,
+        "git_dirty": dirty,
+        "data_sha256": {k: file_sha256(spec.resolve(v)) for k, v in data.items()},
+        "teacher": {
+            "provider": teacher.provider,
+            "model": teacher.model,
+            "base_url": teacher.base_url,
+            "simulated": teacher.provider == "simulated",
+            "system_fingerprints": sorted(f for f in fingerprints if f),
+            "terms": teacher.terms,
+            "answers_sha256": file_sha256(base / layout.TEACHER_ANSWERS),
+            "heldout_answers_sha256": file_sha256(base / layout.TEACHER_HELDOUT),
+            **({"pipeline": pipeline_teacher(spec)} if teacher.pipeline is not None else {}),
+        },
+        "dataset_sha256": tree_sha256(base / layout.DATASET_DIR),
+        "model_sha256": tree_sha256(base / layout.MODEL_DIR),
+        "metrics_sha256": file_sha256(base / layout.METRICS),
+    }
+
+
+def pipeline_teacher(spec: Spec) -> dict[str, Any]:
+    """The teacher pipeline (progressive distillation): which student taught this one, and, from
+    its own gate's record, who taught it (the chain, nested)."""
+    from distillbuild.endpoints.open import upstream_spec  # lazy: opens nothing, but imports the servers
+
+    upstream = upstream_spec(spec.teacher, spec.dir)
+    decision = upstream.dir / layout.DECISION
+    recorded = (io.read_json(decision).get("lineage") or {}) if decision.is_file() else {}
+    return {
+        "name": upstream.registry_name,
+        "spec": Path(os.path.relpath(upstream.path, spec.dir)).as_posix(),
+        "version": spec.teacher.pipeline.version,
+        "student_kind": upstream.student.kind,
+        "base_model": upstream.student.base_model,
+        "model_sha256": tree_sha256(upstream.dir / layout.MODEL_DIR),
+        "teacher": recorded.get("teacher"),
+    }
+
+
+def teacher_chain(teacher: dict[str, Any]) -> list[str]:
+    """The teachers from the first to this build's, as `provider:model` or a pipeline's name."""
+    chain: list[str] = []
+    while teacher:
+        upstream = teacher.get("pipeline")
+        if not upstream:
+            chain.append(f"{teacher.get('provider')}:{teacher.get('model')}")
+            break
+        chain.append(f"{upstream['name']}" + (f"@{upstream['version'].split('@')[-1]}" if upstream.get("version") else "")
+                     + f" ({upstream.get('student_kind')} {upstream.get('base_model')})")
+        teacher = upstream.get("teacher")
+    return list(reversed(chain))

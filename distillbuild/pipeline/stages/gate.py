@@ -1,0 +1,116 @@
+"""`gate`: promotion is refused unless every gate in `gates` holds.
+
+Fails closed: a metric that is missing, not a number, or NaN fails its gate, and so does a
+held-out set smaller than evaluation.min_heldout_rows. Prints the table of gate, required,
+observed and verdict on stderr, like every stage; writes decision.json with the build's lineage (hashes of the spec, data,
+teacher answers, dataset, model files and metrics); on a pass writes the model card; exits 1 on
+failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from distillbuild import layout
+from distillbuild.console import log
+from distillbuild.errors import EXIT_GATE_FAILED
+from distillbuild.io import write_json, write_text
+from distillbuild.metric_names import ROUTE_METRICS, gate_figure
+from distillbuild.spec import Spec
+from distillbuild.pipeline.contract import Out, posix, uncached
+from distillbuild.pipeline.lineage import lineage
+from distillbuild.pipeline.model_card import model_card
+
+
+# --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
+
+READS = ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
+         "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",
+         "gates", "promote")
+
+
+def deps(spec: Spec) -> list[str]:
+    routed = [layout.ROUTE_REPORT] if spec.route is not None else []  # gates may bound the routed system
+    return [layout.METRICS, *routed, layout.MODEL_DIR, layout.DATASET_DIR, layout.TEACHER_ANSWERS,
+            layout.TEACHER_HELDOUT, posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
+
+
+def outs(spec: Spec) -> list[Out]:
+    return [uncached(layout.DECISION), uncached(layout.MODEL_CARD)]
+
+
+def check(name: str, bound: Mapping[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """One gate's row; `bound` is {min, max, bound} as written (the order of min and max shows)."""
+    on = gate_figure(bound)
+    observed = metrics.get(name if on == "value" else f"{name}_{on}")
+    required = " and ".join(f"{'>=' if k == 'min' else '<='} {v:g}" for k, v in bound.items() if k in ("min", "max"))
+    gate = name if on == "value" else f"{name} ({on.replace('_', ' ')})"
+    row = {"gate": gate, "required": required, "observed": observed, "pass": False, "reason": ""}
+    if not isinstance(observed, (int, float)) or isinstance(observed, bool) or math.isnan(observed):
+        row["reason"] = "metric missing or not a number"
+        return row
+    low, high = bound.get("min"), bound.get("max")
+    if low is not None and observed < low:
+        row["reason"] = f"below {low:g}"
+    elif high is not None and observed > high:
+        row["reason"] = f"above {high:g}"
+    else:
+        row["pass"] = True
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else ("missing" if v is None else str(v))
+
+    cells = [("gate", "required", "observed", "verdict")] + [
+        (r["gate"], r["required"], fmt(r["observed"]), "pass" if r["pass"] else f"FAIL ({r['reason']})") for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(4)).rstrip() for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _metrics(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (FileNotFoundError, ValueError):
+        return {}  # fails every gate below: closed, not open
+
+
+def _with_route(spec: Spec, metrics: dict[str, Any]) -> dict[str, Any]:
+    """evaluate's metrics, and the route stage's when the spec routes (their names never clash)."""
+    if spec.route is None:
+        return metrics
+    routed = _metrics(Path(layout.ROUTE_REPORT))
+    names = [*ROUTE_METRICS, *(f"{n}_{end}" for n in ROUTE_METRICS for end in ("ci_low", "ci_high"))]
+    return {**metrics, **{k: routed[k] for k in names if k in routed}}
+
+
+def run(spec: Spec) -> int:
+    metrics = _with_route(spec, _metrics(Path(layout.METRICS)))
+    rows = [check(name, bound, metrics) for name, bound in spec.gates.items()]
+    if "heldout_rows" not in spec.gates:  # too few rows prove nothing
+        rows.append(check("heldout_rows", {"min": spec.evaluation.min_heldout_rows}, metrics))
+    passed = all(r["pass"] for r in rows)
+    promote = spec.registry_name
+    record = lineage(spec)
+    write_json(Path(layout.DECISION), {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows,
+                                      "lineage": record})
+    card = Path(layout.MODEL_CARD)
+    if passed:
+        write_text(card, model_card(spec, metrics, rows, record))
+    elif card.exists():
+        card.unlink()  # no card for a model that failed its gates
+    log(table(rows))
+    if passed:
+        log(f"gate: PASS: {promote} may be promoted (`distill promote`)")
+        return 0
+    failed = ", ".join(r["gate"] for r in rows if not r["pass"])
+    log(f"gate: FAIL ({failed}): {promote} is not promoted")
+    return EXIT_GATE_FAILED
