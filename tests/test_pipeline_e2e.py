@@ -157,6 +157,51 @@ def test_diff_of_a_committed_filter_change(repo):
     sh("git", "commit", "-qam", "back to 0.6")
 
 
+def _edit(root: Path, spec: dict, change) -> dict:
+    edited = json.loads(json.dumps(spec))
+    change(edited)
+    (root / "distill.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    return edited
+
+
+def _stages_to_rerun(sh) -> list[str]:
+    sh("distill", "compile")  # a key the file did not set before is a new param
+    return sorted(json.loads(sh("dvc", "status", "--json").stdout))
+
+
+def test_an_edit_that_no_stage_reads_leaves_the_build_current(repo):
+    """The gate's record holds the spec as the stages see it, so `distill promote` agrees with
+    `dvc status`: an unread key changes neither; a key only the teacher reads reruns the teacher
+    (its answers the same) and the gate, which records the new value."""
+    root, sh, _, spec = repo
+    _edit(root, spec, lambda s: s.update(drift={"max_ood_share": 0.2}))  # read by `distill drift` alone
+    assert _stages_to_rerun(sh) == []
+    sh("git", "commit", "-qam", "a drift threshold")
+    assert "ticket-triage@v1.2.0" in sh("distill", "promote").stdout
+    _edit(root, spec, lambda s: s["teacher"].update(concurrency=4))
+    assert _stages_to_rerun(sh) == ["gate", "teacher"]
+    rebuilt = sh("dvc", "repro")
+    assert "Running stage 'gate'" in rebuilt.stdout and "Running stage 'filter'" not in rebuilt.stdout
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "teacher concurrency 4")
+    assert "ticket-triage@v1.3.0" in sh("distill", "promote").stdout
+    (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))  # as the other tests expect it
+    sh("dvc", "repro")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "back to the first spec")
+
+
+def test_a_gates_key_or_min_heldout_rows_reruns_the_gate_alone(repo):
+    root, sh, _, spec = repo
+    current = yaml.safe_load((root / "distill.yaml").read_text())
+    _edit(root, current, lambda s: s.setdefault("evaluation", {}).update(min_heldout_rows=40))
+    assert _stages_to_rerun(sh) == ["gate"]
+    _edit(root, current, lambda s: s["gates"]["latency_p95_ms"].update(max=20000))
+    assert _stages_to_rerun(sh) == ["gate"]
+    (root / "distill.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
+    assert _stages_to_rerun(sh) == []
+
+
 def test_raising_a_gate_reruns_gate_alone_and_fails(repo):
     root, sh, _, spec = repo
     spec = json.loads(json.dumps(spec))

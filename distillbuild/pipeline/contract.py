@@ -21,7 +21,7 @@ and `run(spec) -> int | None`, called with the spec's directory as the working d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Union
@@ -59,6 +59,7 @@ class Stage:
     views: Callable[[Spec], list[dict[str, Any]]] = _nothing
     reads_when: Mapping[str, Condition] = field(default_factory=dict)
     applies: Condition = _always
+    records_every_key: bool = False  # READS_EVERY_STAGE: also reads what every other stage declares
 
     @classmethod
     def of(cls, module: ModuleType) -> "Stage":
@@ -66,16 +67,32 @@ class Stage:
         declared = {k: getattr(module, k) for k in ("deps", "outs", "metrics", "plots", "views", "applies")
                     if hasattr(module, k)}
         return cls(name=module.__name__.rpartition(".")[2], reads=tuple(module.READS), run=module.run,
-                   reads_when=dict(getattr(module, "READS_WHEN", {})), **declared)
+                   reads_when=dict(getattr(module, "READS_WHEN", {})),
+                   records_every_key=getattr(module, "READS_EVERY_STAGE", False), **declared)
 
     def params(self, spec: Spec) -> tuple[str, ...]:
         """The spec keys this stage reads for this spec, as DVC params: conditional keys only when
-        their condition holds, and only keys the spec file has (DVC refuses a missing params key;
-        the stage then uses the schema default)."""
-        return tuple(k for k in self.keys_read(spec) if has_path(spec.raw, k))
+        their condition holds, only keys the spec file has (DVC refuses a missing params key;
+        the stage then uses the schema default), and no key inside another one listed."""
+        keys = [k for k in self.keys_read(spec) if has_path(spec.raw, k)]
+        return tuple(k for k in keys if not any(k.startswith(other + ".") for other in keys))
 
     def keys_read(self, spec: Spec) -> tuple[str, ...]:
-        return tuple(k for k in self.reads if self.reads_when.get(k, lambda _spec: True)(spec))
+        return tuple(k for k in self.reads if self.reads_when.get(k, _always)(spec))
+
+    def reading_every_key(self, stages: list["Stage"]) -> "Stage":
+        """This stage, declaring as well every key the other stages declare, each when one of them
+        reads it, and run with those keys: `run(spec, keys)`. The gate is such a stage: its
+        lineage records the spec as the stages see it, so it reruns when any of that changes."""
+        others = [s for s in stages if s.name != self.name]
+        keys = tuple(dict.fromkeys([*self.reads, *(k for s in others for k in s.reads)]))
+
+        def condition(key: str) -> Condition:
+            readers = [s for s in (self, *others) if key in s.reads]
+            return lambda spec: any(s.applies(spec) and s.reads_when.get(key, _always)(spec) for s in readers)
+
+        wide = replace(self, reads=keys, reads_when={k: condition(k) for k in keys}, records_every_key=False)
+        return replace(wide, run=lambda spec: self.run(spec, wide.params(spec)))
 
 
 def trace_reads_teacher_max_tokens(spec) -> bool:

@@ -4,6 +4,7 @@ and metrics, plus the git revision. The gate records it; `promote` tags it; an a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -30,7 +31,19 @@ def git_revision(cwd: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-def lineage(spec: Spec) -> dict[str, Any]:
+def spec_params(spec: Spec, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The spec as the stages see it: each declared key's value (defaults filled in)."""
+    return {key: spec.get(key) for key in keys}
+
+
+def params_sha256(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def lineage(spec: Spec, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`keys`: the spec keys the pipeline's stages declare (the gate's params). Their values are
+    what `distill promote` compares: an edit that no stage reads leaves the record current, as
+    it leaves `dvc status` clean."""
     base = spec.dir
     answers = base / layout.TEACHER_ANSWERS
     fingerprints = set()
@@ -43,6 +56,7 @@ def lineage(spec: Spec) -> dict[str, Any]:
     return {
         "spec": spec.path.name,
         "spec_sha256": spec.sha256,
+        "spec_params_sha256": params_sha256(spec_params(spec, keys)),
         "git_revision": rev,
         "git_dirty": dirty,
         "data_sha256": {k: file_sha256(spec.resolve(v)) for k, v in data.items()},

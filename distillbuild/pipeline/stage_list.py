@@ -11,7 +11,7 @@ from distillbuild.pipeline.stages import (configure, dataset, evaluate, export, 
                                  teacher, train)
 from distillbuild.pipeline.contract import Stage
 
-PIPELINE: list[Stage] = [
+_STAGES: list[Stage] = [
     Stage.of(seed),  # only when the spec has a `seed` section
     Stage.of(teacher),
     Stage.of(filter),
@@ -25,6 +25,8 @@ PIPELINE: list[Stage] = [
     Stage.of(gate),
     Stage.of(export),  # only when the spec has an `export` section
 ]
+# The gate records the spec as all of them see it (its lineage), so it declares their keys too.
+PIPELINE: list[Stage] = [stage.reading_every_key(_STAGES) if stage.records_every_key else stage for stage in _STAGES]
 
 
 def names() -> list[str]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from distillbuild import layout
 from distillbuild.errors import StageError
+from distillbuild.pipeline import stage_list
+from distillbuild.pipeline.lineage import params_sha256, spec_params
 from distillbuild.spec import Spec
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
@@ -50,6 +52,15 @@ def next_version(versions: list[tuple[int, int, int]], bump: str) -> str:
     return f"v{major}.{minor}.{patch + 1}"
 
 
+def _current(spec: Spec, lineage: dict) -> bool:
+    """Whether the gate saw the spec as it is: the values of every key a stage declares (what
+    `dvc status` compares), or, in a record from before those were kept, the file's bytes."""
+    if "spec_params_sha256" not in lineage:
+        return lineage.get("spec_sha256") == spec.sha256
+    gate = stage_list.by_name("gate")
+    return lineage["spec_params_sha256"] == params_sha256(spec_params(spec, gate.params(spec)))
+
+
 def promote(spec: Spec, version: str | None = None, bump: str = "minor") -> str:
     """Create the tag; returns its name."""
     decision_path = spec.dir / layout.DECISION
@@ -60,7 +71,7 @@ def promote(spec: Spec, version: str | None = None, bump: str = "minor") -> str:
         failed = ", ".join(g["gate"] for g in decision.get("gates", []) if not g.get("pass"))
         raise PromotionRefused(f"the gate failed ({failed}): nothing is promoted")
     lineage = decision.get("lineage") or {}
-    if lineage.get("spec_sha256") != spec.sha256:
+    if not _current(spec, lineage):
         raise PromotionRefused(f"{spec.path.name} changed since the gate ran: run `dvc repro`, then promote")
     record = [p for p in ("dvc.lock", layout.DECISION) if (spec.dir / p).exists()]
     pending = _git(spec.dir, "status", "--porcelain", "--", *record).strip()

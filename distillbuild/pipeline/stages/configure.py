@@ -35,11 +35,31 @@ from distillbuild.train.axolotl_config import (
 
 # Every student key but the preference step's (its own stage reads those): a new DPO beta
 # must not rebuild the SFT config.
-READS = ("name", "task.type", "task.labels", "task.instruction", "task.output_schema",
+READS = ("name", "task.labels", "task.output_schema",
          *(f"student.{f.name}" for f in fields(Student) if f.name != "preference"), "teacher.temperature")
-# Declared only when read, so that a new teacher temperature does not rebuild `configure` for a
-# student that never reads it: Axolotl's KD rescales the teacher's logprobs from it.
-READS_WHEN = {"teacher.temperature": lambda spec: spec.student.kd.mode == "logits"}
+# What each local trainer's config holds (local_trainer_config); an Axolotl config reads all of
+# `student` but its kind, and no task key (the dataset's rows carry the instruction).
+_ENCODER = ("name", "task.labels", *(f"student.{k}" for k in (
+    "trainer", "kind", "base_model", "max_length", "epochs", "batch_size", "learning_rate", "head_learning_rate", "kd",
+    "seed", "class_weights", "early_stopping_patience", "finetune")))
+_EXTRACTOR = ("name", "task.output_schema", *(f"student.{k}" for k in (
+    "trainer", "kind", "base_model", "max_length", "epochs", "batch_size", "learning_rate", "head_learning_rate", "seed",
+    "threads")))
+
+
+def _reads(key: str):
+    def condition(spec: Spec) -> bool:
+        s = spec.student
+        if s.trainer != "local":
+            if key == "teacher.temperature":  # Axolotl's KD rescales the teacher's logprobs by it
+                return s.kd.mode == "logits"
+            return key == "name" or key.startswith("student.") and key != "student.kind"
+        return key in (_EXTRACTOR if s.kind == "encoder-extractor" else _ENCODER)
+    return condition
+
+
+# Declared only when read, so that (say) a new LoRA rank does not rebuild an encoder's config.
+READS_WHEN = {key: _reads(key) for key in READS if key != "student.trainer"}
 
 
 def outs(spec: Spec) -> list[Out]:

@@ -32,7 +32,8 @@ READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_sh
 READS_WHEN = {"student.reasoning": lambda spec: spec.student.reasoning != "answer",
               "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",
               "data.human_share": lambda spec: spec.data_files.human_share is not None,
-              "data.train_on": lambda spec: "train_on" in (spec.raw.get("data") or {})}  # as written: DVC reads the file
+              "data.train_on": lambda spec: "train_on" in (spec.raw.get("data") or {}),  # as written: DVC reads the file
+              "student.base_model": lambda spec: spec.student.kd.mode == "logits"}  # its tokenizer checks each KD row
 
 
 def deps(spec: Spec) -> list[str]:

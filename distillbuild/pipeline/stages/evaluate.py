@@ -38,12 +38,30 @@ from distillbuild.protocol.prompts import messages_for
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 # A causal student is prompted, and loaded over its base model.
+# Whether the filter fitted on half the held-out set, and so the student is scored on the other
+# half only (curate.fitting.fits_on_heldout reads these).
+_FITS_ON_HELDOUT = ("filters.calibration.fit_on", "filters.confidence", "filters.calibration.method", "filters.min_confidence")
+
+
+def _classification(spec: Spec) -> bool:
+    return spec.task.type == "classification"
+
+
+def _causal(spec: Spec) -> bool:  # a causal LM is asked with the instruction, loaded over its base or through its endpoint
+    return spec.student.kind == "causal-lm"
+
+
+# `evaluation` but min_heldout_rows, which only the gate reads.
+_EVALUATION = tuple(f"evaluation.{k}" for k in ("latency_samples", "latency_rounds", "threads", "bootstrap",
+                                                "max_new_tokens", "student_usd_per_hour", "judge", "compare_with"))
+
 READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
          "teacher.provider", "teacher.price",
          "student.kind", "student.base_model", "student.endpoint", "student.reasoning", "teacher.reasoning",
-         "teacher.max_tokens", "evaluation", "data.heldout_sets", "filters.calibration.fit_on")
+         "teacher.max_tokens", *_EVALUATION, "data.heldout_sets", "student.preference", *_FITS_ON_HELDOUT)
 READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
-              "filters.calibration.fit_on": lambda spec: spec.task.type == "classification",  # heldout: half scored
+              **{key: _classification for key in _FITS_ON_HELDOUT},
+              "student.base_model": _causal, "student.endpoint": _causal, "task.instruction": _causal,
               "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
               "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",  # the answer line's marker
               "teacher.max_tokens": trace_reads_teacher_max_tokens}  # a trace's room to reason

@@ -47,8 +47,8 @@ def _gguf(spec: Spec) -> bool:
 
 
 # A GGUF export's prompt (the Modelfile's system prompt), base and decoding; an ONNX one reads none of them.
-READS_WHEN = {key: _gguf for key in ("task.instruction", "student.base_model", "student.chat_template",
-                                      "evaluation.max_new_tokens")}
+READS_WHEN = {key: _gguf for key in ("task.instruction", "task.labels", "student.kind", "student.base_model",
+                                      "student.chat_template", "evaluation.max_new_tokens")}
 # A trace student is read at its answer line (the marker) and given room for its rationale.
 READS_WHEN.update({key: (lambda spec: _gguf(spec) and spec.student.reasoning == "trace")
                    for key in ("student.reasoning", "teacher.reasoning")})

@@ -28,8 +28,11 @@ from distillbuild.pipeline.model_card import model_card
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 READS = ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
-         "teacher.base_url", "teacher.terms", "student.kind", "student.base_model", "evaluation.min_heldout_rows",
-         "gates", "promote")
+         "teacher.base_url", "teacher.terms", "teacher.pipeline", "student.kind", "student.base_model",
+         "evaluation.min_heldout_rows", "gates", "promote", "route")
+# Its lineage records the spec as every stage sees it (the values of their declared keys), so it
+# declares their keys as well (pipeline/stage_list.py), and run() is given them.
+READS_EVERY_STAGE = True
 
 
 def deps(spec: Spec) -> list[str]:
@@ -92,14 +95,14 @@ def _with_route(spec: Spec, metrics: dict[str, Any]) -> dict[str, Any]:
     return {**metrics, **{k: routed[k] for k in names if k in routed}}
 
 
-def run(spec: Spec) -> int:
+def run(spec: Spec, keys: tuple[str, ...] = ()) -> int:
     metrics = _with_route(spec, _metrics(Path(layout.METRICS)))
     rows = [check(name, bound, metrics) for name, bound in spec.gates.items()]
     if "heldout_rows" not in spec.gates:  # too few rows prove nothing
         rows.append(check("heldout_rows", {"min": spec.evaluation.min_heldout_rows}, metrics))
     passed = all(r["pass"] for r in rows)
     promote = spec.registry_name
-    record = lineage(spec)
+    record = lineage(spec, keys)
     write_json(Path(layout.DECISION), {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows,
                                       "lineage": record})
     card = Path(layout.MODEL_CARD)

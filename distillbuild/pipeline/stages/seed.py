@@ -40,7 +40,8 @@ from distillbuild.llm.settings import TeacherSettings
 
 # The teacher's keys a generator inherits (spec/model.py Generator.over): not its answer settings.
 _INHERITED = tuple(f"teacher.{k}" for k in ("provider", "model", "base_url", "api_key_env", "concurrency", "timeout_s",
-                                             "max_retries", "rate_limit", "price", "budget_usd", "llamacpp", "simulated"))
+                                             "max_retries", "rate_limit", "price", "budget_usd", "llamacpp", "simulated",
+                                             "tokenizer", "reasoning"))
 READS = ("seed", "task.type", "task.instruction", "task.labels", "task.examples", "task.input_template",
          "data.inputs", "data.human", "filters.decontaminate", "data.heldout", "data.heldout_sets",
          "filters.decontaminate_threshold", *_INHERITED)
@@ -52,7 +53,9 @@ def _decontaminates(spec: Spec) -> bool:
 
 READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None,
               "data.heldout": _decontaminates, "filters.decontaminate_threshold": _decontaminates,
-              "data.heldout_sets": lambda spec: _decontaminates(spec) and bool(spec.data_files.heldout_sets)}
+              "data.heldout_sets": lambda spec: _decontaminates(spec) and bool(spec.data_files.heldout_sets),
+              # the stand-in needs no key
+              "teacher.api_key_env": lambda spec: generator(spec).provider != "simulated"}
 
 
 def applies(spec: Spec) -> bool:
