@@ -21,6 +21,7 @@ and `run(spec) -> int | None`, called with the spec's directory as the working d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,7 @@ from typing import Any, Callable, Mapping, Union
 
 from distillbuild.spec import Spec
 from distillbuild.spec.loader import has_path
+from distillbuild.spec.model import spec_key
 
 # An output as dvc.yaml writes it: a path, or {path: {"cache": False, ...}}.
 Out = Union[str, dict[str, dict[str, Any]]]
@@ -93,6 +95,12 @@ class Stage:
 
         wide = replace(self, reads=keys, reads_when={k: condition(k) for k in keys}, records_every_key=False)
         return replace(wide, run=lambda spec: self.run(spec, wide.params(spec)))
+
+
+def keys_of(section: str, cls: type, but: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every key of a section (its typed model `cls`) but some: what a stage declares that reads
+    nearly all of it."""
+    return tuple(f"{section}.{spec_key(f)}" for f in dataclasses.fields(cls) if spec_key(f) not in but)
 
 
 def trace_reads_teacher_max_tokens(spec) -> bool:

@@ -20,14 +20,15 @@ from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
-from distillbuild.pipeline.contract import Out, posix, uncached
+from distillbuild.pipeline.contract import Out, keys_of, posix, uncached
+from distillbuild.spec.model import Filters
 from distillbuild.endpoints.open import open_judge
 
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 READS = ("data.heldout", "data.heldout_sets", "data.human", "task.type", "task.labels", "task.output_schema", "task.input_template",
-         "filters")
+         *keys_of("filters", Filters, but=("min_rows_per_label",)))  # that one is the dataset stage's
 READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None,  # DVC refuses a param the file lacks
               "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets)}
 

@@ -21,10 +21,10 @@ from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_json, write_jsonl
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
-from distillbuild.spec.model import Task, thaw
+from distillbuild.spec.model import Task, Teacher, thaw
 from distillbuild.endpoints.llamacpp import has_chat_template
 from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
-from distillbuild.pipeline.contract import Out, posix
+from distillbuild.pipeline.contract import Out, keys_of, posix
 from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.protocol.answers import answer_row
 from distillbuild.llm.cache import TeacherCache, cached_keys, request_key
@@ -42,7 +42,7 @@ from distillbuild.llm.settings import TeacherSettings
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 READS = ("data.inputs", "data.heldout", "task.type", "task.instruction", "task.labels", "task.output_schema", "task.examples",
-         "task.input_template", "teacher", "filters.confidence", "filters.calibration.method",
+         "task.input_template", *keys_of("teacher", Teacher, but=("terms",)), "filters.confidence", "filters.calibration.method",
          "filters.calibration.content_free")
 # Contextual calibration asks the teacher about content-free inputs too.
 READS_WHEN = {key: lambda spec: contextual(spec) for key in ("filters.confidence", "filters.calibration.method",
