@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test install install-llm clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
+.PHONY: repro test lint install install-llm clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ repro: $(VENV)/.installed
 	dvc repro
 	@distill summary distill.yaml
 
-test: $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate
+test: lint $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate
 	$(BIN)/python -m pytest -q
+
+# Style: ruff's lint rules and formatter (pyproject.toml), checked, never rewritten, by `make test`.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Axolotl 0.19 pins torch/transformers/peft releases the main venv does not use, so it lives in
 # its own venv. The validation-only install (Axolotl's config validator, no training: 1.2 GB,

@@ -28,19 +28,21 @@ GENERATION = {"temperature": 0, "max_tokens": 8, "logprobs": True, "top_logprobs
 
 def offline_environment(workdir: str) -> None:
     """Must run before anything from Curator, litellm or datasets is imported."""
-    os.environ.update({
-        "HOME": workdir,  # Curator writes its telemetry id to ~/.cache/.curator_config at import
-        "TELEMETRY_ENABLED": "false",  # bespokelabs.curator.telemetry.client (PostHog)
-        "CURATOR_CACHE_DIR": os.path.join(workdir, "curator-cache"),
-        "CURATOR_DISABLE_RICH_DISPLAY": "1",  # plain logging instead of a live progress display
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # else litellm fetches its cost map at import
-        "HF_HOME": os.path.join(workdir, "hf"),
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1",
-        "OPENAI_API_KEY": "sk-bench-unused",
-    })
+    os.environ.update(
+        {
+            "HOME": workdir,  # Curator writes its telemetry id to ~/.cache/.curator_config at import
+            "TELEMETRY_ENABLED": "false",  # bespokelabs.curator.telemetry.client (PostHog)
+            "CURATOR_CACHE_DIR": os.path.join(workdir, "curator-cache"),
+            "CURATOR_DISABLE_RICH_DISPLAY": "1",  # plain logging instead of a live progress display
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # else litellm fetches its cost map at import
+            "HF_HOME": os.path.join(workdir, "hf"),
+            "HF_DATASETS_OFFLINE": "1",
+            "HF_HUB_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "DO_NOT_TRACK": "1",
+            "OPENAI_API_KEY": "sk-bench-unused",
+        }
+    )
     for name in ("CURATOR_VIEWER", "BESPOKE_API_KEY", "OPENAI_BASE_URL", "CURATOR_DISABLE_CACHE"):
         os.environ.pop(name, None)
 
@@ -101,10 +103,18 @@ def main() -> None:
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     dataset = result.dataset
     ok = sum(1 for row in dataset if row.get("label"))
-    print(json.dumps({
-        "version": version("bespokelabs-curator"), "n": len(rows), "ok": ok, "failed": len(rows) - ok,
-        "wall_s": wall, "cpu_s": cpu,
-    }))
+    print(
+        json.dumps(
+            {
+                "version": version("bespokelabs-curator"),
+                "n": len(rows),
+                "ok": ok,
+                "failed": len(rows) - ok,
+                "wall_s": wall,
+                "cpu_s": cpu,
+            }
+        )
+    )
     sys.stdout.flush()
 
 

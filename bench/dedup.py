@@ -60,22 +60,61 @@ SEED = 77
 # ---------------------------------------------------------------- rewrites
 
 SYNONYMS = {
-    "want": ["need", "would like"], "need": ["want", "require"], "money": ["funds", "cash"],
-    "funds": ["money"], "cash": ["money"], "card": ["bank card", "debit card"], "account": ["bank account"],
-    "get": ["receive", "obtain"], "received": ["gotten", "got"], "receive": ["get"], "why": ["how come"],
-    "can": ["could"], "could": ["can"], "help": ["assist"], "charged": ["billed"], "fee": ["charge"],
-    "charge": ["fee"], "wrong": ["incorrect"], "check": ["verify"], "use": ["utilize"], "buy": ["purchase"],
-    "cancel": ["stop"], "problem": ["issue"], "issue": ["problem"], "phone": ["mobile"], "app": ["application"],
-    "tell": ["let me know"], "show": ["display"], "payment": ["transaction"], "transfer": ["transaction"],
-    "how": ["in what way"], "where": ["in which place"], "is": ["seems"], "my": ["the"], "do": ["should"],
-    "still": ["yet"], "arrived": ["come"], "arrive": ["come"], "change": ["update"], "find": ["locate"],
+    "want": ["need", "would like"],
+    "need": ["want", "require"],
+    "money": ["funds", "cash"],
+    "funds": ["money"],
+    "cash": ["money"],
+    "card": ["bank card", "debit card"],
+    "account": ["bank account"],
+    "get": ["receive", "obtain"],
+    "received": ["gotten", "got"],
+    "receive": ["get"],
+    "why": ["how come"],
+    "can": ["could"],
+    "could": ["can"],
+    "help": ["assist"],
+    "charged": ["billed"],
+    "fee": ["charge"],
+    "charge": ["fee"],
+    "wrong": ["incorrect"],
+    "check": ["verify"],
+    "use": ["utilize"],
+    "buy": ["purchase"],
+    "cancel": ["stop"],
+    "problem": ["issue"],
+    "issue": ["problem"],
+    "phone": ["mobile"],
+    "app": ["application"],
+    "tell": ["let me know"],
+    "show": ["display"],
+    "payment": ["transaction"],
+    "transfer": ["transaction"],
+    "how": ["in what way"],
+    "where": ["in which place"],
+    "is": ["seems"],
+    "my": ["the"],
+    "do": ["should"],
+    "still": ["yet"],
+    "arrived": ["come"],
+    "arrive": ["come"],
+    "change": ["update"],
+    "find": ["locate"],
 }
 START = ["hi,", "hello,", "hey,", "good morning,", "excuse me,", "quick question:", "hi there,"]
 END = ["please", "thanks", "thank you", "thanks in advance", "asap", "please help"]
 MID = ["please", "actually", "really", "just", "exactly", "currently", "maybe"]
 REMOVABLE = {"please", "just", "really", "still", "actually", "the", "a", "my", "so", "now"}
-CONTRACTIONS = [("i have", "i've"), ("do not", "don't"), ("cannot", "can't"), ("i am", "i'm"),
-                ("it is", "it's"), ("did not", "didn't"), ("is not", "isn't"), ("what is", "what's")]
+CONTRACTIONS = [
+    ("i have", "i've"),
+    ("do not", "don't"),
+    ("cannot", "can't"),
+    ("i am", "i'm"),
+    ("it is", "it's"),
+    ("did not", "didn't"),
+    ("is not", "isn't"),
+    ("what is", "what's"),
+]
 SPLITS = [", ", " and ", " but ", " because ", " so ", "? "]
 
 
@@ -85,9 +124,9 @@ def typo(word: str, rng: random.Random) -> str:
     i = rng.randrange(1, len(word) - 2)
     kind = rng.randrange(3)
     if kind == 0:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]  # swap two letters
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # swap two letters
     if kind == 1:
-        return word[:i] + word[i + 1:]  # drop a letter
+        return word[:i] + word[i + 1 :]  # drop a letter
     return word[:i] + word[i] + word[i:]  # double a letter
 
 
@@ -135,14 +174,14 @@ def op_contraction(text: str, rng: random.Random) -> str | None:
         return None
     a, b = rng.choice(pairs)
     at = low.index(a)
-    return text[:at] + b + text[at + len(a):]
+    return text[:at] + b + text[at + len(a) :]
 
 
 def op_reorder(text: str, rng: random.Random) -> str | None:
     for sep in rng.sample(SPLITS, len(SPLITS)):
         at = text.find(sep)
         if 0 < at < len(text) - len(sep):
-            head, tail = text[:at].strip(), text[at + len(sep):].strip().rstrip("?.!")
+            head, tail = text[:at].strip(), text[at + len(sep) :].strip().rstrip("?.!")
             return f"{tail}{sep.rstrip()} {head[0].lower()}{head[1:]}?"
     return None
 
@@ -170,6 +209,7 @@ def rewrite(text: str, rng: random.Random) -> str:
 
 def light_copy(text: str, rng: random.Random) -> tuple[str, str]:
     """A planted near-duplicate: one or two small edits that leave the wording in place."""
+
     def case(t: str) -> str:
         return rng.choice([t.lower(), t.upper(), t.title(), t.capitalize(), t.swapcase()])
 
@@ -250,8 +290,10 @@ def clean_pool(queries: list[str], need: int, threshold: float, say) -> tuple[li
                 seen.add(key)
                 pool.append(row)
     random.Random(SEED).shuffle(pool)
-    say(f"    pool: {len(queries):,} real queries + rewrites = {len(pool):,} distinct rows; exact join at "
-        f"{threshold - CLEAN_MARGIN:.2f}")
+    say(
+        f"    pool: {len(queries):,} real queries + rewrites = {len(pool):,} distinct rows; exact join at "
+        f"{threshold - CLEAN_MARGIN:.2f}"
+    )
     pairs = exact_pairs([frozenset(shingles(t)) for t in pool], threshold - CLEAN_MARGIN)
     neighbours: dict[int, list[int]] = defaultdict(list)
     for i, j in pairs:
@@ -312,8 +354,14 @@ def near_threshold_probe(clean: list[str], skip: int, threshold: float, per_band
     rng = random.Random(f"{SEED}:probe")
     edges = [round(threshold - 0.1 + 0.05 * k, 2) for k in range(6)]  # e.g. 0.70 ... 0.95
     bins: dict[int, list[tuple[str, str]]] = {k: [] for k in range(len(edges) - 1)}
-    ops = [lambda t, r: f"{r.choice(START)} {t}", lambda t, r: f"{t} {r.choice(END)}", op_typo, op_mid_filler,
-           op_synonym, lambda t, r: " ".join([typo(t.split()[0], r), *t.split()[1:]])]
+    ops = [
+        lambda t, r: f"{r.choice(START)} {t}",
+        lambda t, r: f"{t} {r.choice(END)}",
+        op_typo,
+        op_mid_filler,
+        op_synonym,
+        lambda t, r: " ".join([typo(t.split()[0], r), *t.split()[1:]]),
+    ]
     for src in clean[skip:]:
         if all(len(b) >= per_band for b in bins.values()):
             break
@@ -342,8 +390,13 @@ def reported_pairs(reps: list[int]) -> set[tuple[int, int]]:
     clusters: dict[int, list[int]] = defaultdict(list)
     for i, r in enumerate(reps):
         clusters[r].append(i)
-    return {(a, b) for members in clusters.values() if len(members) > 1
-            for x, a in enumerate(members) for b in members[x + 1:]}
+    return {
+        (a, b)
+        for members in clusters.values()
+        if len(members) > 1
+        for x, a in enumerate(members)
+        for b in members[x + 1 :]
+    }
 
 
 def timed(texts: list[str], threshold: float, repeats: int) -> tuple[list[int], list[float], list[float]]:
@@ -375,8 +428,13 @@ def measure(ds: Dataset, threshold: float, repeats: int, say) -> dict[str, Any]:
     by_band = []
     for lo, hi in BANDS:
         in_band = [p for p, j in truth_all.items() if lo <= j < hi]
-        by_band.append({"jaccard": f"{lo:.2f}-{min(hi, 1.0):.2f}" if hi <= 1.0 else "1.00",
-                        "pairs": len(in_band), "reported": sum(p in reported for p in in_band)})
+        by_band.append(
+            {
+                "jaccard": f"{lo:.2f}-{min(hi, 1.0):.2f}" if hi <= 1.0 else "1.00",
+                "pairs": len(in_band),
+                "reported": sum(p in reported for p in in_band),
+            }
+        )
     kinds = defaultdict(lambda: [0, 0])
     for pair, kind in ds.planted.items():
         kinds[kind][0] += 1
@@ -384,29 +442,40 @@ def measure(ds: Dataset, threshold: float, repeats: int, say) -> dict[str, Any]:
     negatives_max = max((j for p, j in truth_all.items() if j < threshold), default=0.0)
     best = min(walls)
     return {
-        "n": n, "planted": len(ds.planted), "positives": len(positives),
+        "n": n,
+        "planted": len(ds.planted),
+        "positives": len(positives),
         "positives_not_planted": len(positives - set(ds.planted)),
         "planted_min_jaccard": min(ds.planted_jaccard.values()),
         "closest_negative_jaccard": negatives_max,
-        "reported": len(reported), "true_positives": len(hits),
+        "reported": len(reported),
+        "true_positives": len(hits),
         "precision": len(hits) / len(reported) if reported else 1.0,
         "recall": len(hits) / len(positives) if positives else 1.0,
         "planted_found": sum(p in reported for p in ds.planted) / len(ds.planted),
         "false_positive_below_0.5": len(reported - set(truth_all)),
         "largest_cluster": max(Counter(reps).values()),
-        "wall_s": walls, "cpu_s": cpus, "best_s": best, "rows_per_s": n / best,
-        "by_band": by_band, "by_edit": {k: {"planted": v[0], "found": v[1]} for k, v in sorted(kinds.items())},
+        "wall_s": walls,
+        "cpu_s": cpus,
+        "best_s": best,
+        "rows_per_s": n / best,
+        "by_band": by_band,
+        "by_edit": {k: {"planted": v[0], "found": v[1]} for k, v in sorted(kinds.items())},
     }
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = [f"{'rows':>8} {'best s':>7} {'runs s':>17} {'cpu s':>6} {'rows/s':>7} {'planted':>7} "
-             f"{'positives':>9} {'reported':>8} {'precision':>9} {'recall':>6} {'max clu':>7}"]
+    lines = [
+        f"{'rows':>8} {'best s':>7} {'runs s':>17} {'cpu s':>6} {'rows/s':>7} {'planted':>7} "
+        f"{'positives':>9} {'reported':>8} {'precision':>9} {'recall':>6} {'max clu':>7}"
+    ]
     for r in results:
         runs = "/".join(f"{w:.2f}" for w in r["wall_s"])
-        lines.append(f"{r['n']:>8,} {r['best_s']:>7.2f} {runs:>17} {min(r['cpu_s']):>6.2f} {r['rows_per_s']:>7,.0f} "
-                     f"{r['planted']:>7,} {r['positives']:>9,} {r['reported']:>8,} {r['precision']:>9.4f} "
-                     f"{r['recall']:>6.4f} {r['largest_cluster']:>7}")
+        lines.append(
+            f"{r['n']:>8,} {r['best_s']:>7.2f} {runs:>17} {min(r['cpu_s']):>6.2f} {r['rows_per_s']:>7,.0f} "
+            f"{r['planted']:>7,} {r['positives']:>9,} {r['reported']:>8,} {r['precision']:>9.4f} "
+            f"{r['recall']:>6.4f} {r['largest_cluster']:>7}"
+        )
     return "\n".join(lines)
 
 
@@ -450,25 +519,46 @@ def main() -> int:
     ratio = big["best_s"] / small["best_s"]
     size_ratio = big["n"] / small["n"]
     checks = [
-        {"check": f"time {big['n'] // 1000}k / {small['n'] // 1000}k (size ratio {size_ratio:.0f})", "value": ratio,
-         "target": f"<= {size_ratio * 1.25:.1f}", "pass": ratio <= size_ratio * 1.25},
-        {"check": f"precision at {args.threshold} ({big['n'] // 1000}k)", "value": big["precision"],
-         "target": ">= 0.95", "pass": big["precision"] >= 0.95},
-        {"check": f"recall at {args.threshold} ({big['n'] // 1000}k)", "value": big["recall"],
-         "target": ">= 0.90", "pass": big["recall"] >= 0.90},
+        {
+            "check": f"time {big['n'] // 1000}k / {small['n'] // 1000}k (size ratio {size_ratio:.0f})",
+            "value": ratio,
+            "target": f"<= {size_ratio * 1.25:.1f}",
+            "pass": ratio <= size_ratio * 1.25,
+        },
+        {
+            "check": f"precision at {args.threshold} ({big['n'] // 1000}k)",
+            "value": big["precision"],
+            "target": ">= 0.95",
+            "pass": big["precision"] >= 0.95,
+        },
+        {
+            "check": f"recall at {args.threshold} ({big['n'] // 1000}k)",
+            "value": big["recall"],
+            "target": ">= 0.90",
+            "pass": big["recall"] >= 0.90,
+        },
     ]
     if big["n"] == 100_000:
-        checks.append({"check": "100k rows time (s)", "value": big["best_s"], "target": "<= 60",
-                       "pass": big["best_s"] <= 60})
+        checks.append(
+            {"check": "100k rows time (s)", "value": big["best_s"], "target": "<= 60", "pass": big["best_s"] <= 60}
+        )
 
     result = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "datasketch": version("datasketch"), "numpy": version("numpy")},
-        "threshold": args.threshold, "pool": pool_info, "seconds": round(time.perf_counter() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "datasketch": version("datasketch"),
+            "numpy": version("numpy"),
+        },
+        "threshold": args.threshold,
+        "pool": pool_info,
+        "seconds": round(time.perf_counter() - started, 1),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "results": results, "near_threshold_probe": probe, "checks": checks,
+        "results": results,
+        "near_threshold_probe": probe,
+        "checks": checks,
     }
     print(table(results))
     print()
@@ -477,11 +567,18 @@ def main() -> int:
     for r in results:
         edits = ", ".join(f"{k} {v['found']}/{v['planted']}" for k, v in r["by_edit"].items())
         print(f"{r['n']:,} rows: planted found by edit: {edits}")
-        print(f"{r['n']:,} rows: positives not planted {r['positives_not_planted']}, min planted J "
-              f"{r['planted_min_jaccard']:.3f}, closest negative J {r['closest_negative_jaccard']:.3f}, "
-              f"reported pairs below J 0.5: {r['false_positive_below_0.5']}")
-    print("near-threshold probe (not in precision/recall): reported / pairs by exact J: " + ", ".join(
-        f"{band} {v['reported']}/{v['pairs']} ({v['reported'] / max(v['pairs'], 1):.0%})" for band, v in probe.items()))
+        print(
+            f"{r['n']:,} rows: positives not planted {r['positives_not_planted']}, min planted J "
+            f"{r['planted_min_jaccard']:.3f}, closest negative J {r['closest_negative_jaccard']:.3f}, "
+            f"reported pairs below J 0.5: {r['false_positive_below_0.5']}"
+        )
+    print(
+        "near-threshold probe (not in precision/recall): reported / pairs by exact J: "
+        + ", ".join(
+            f"{band} {v['reported']}/{v['pairs']} ({v['reported'] / max(v['pairs'], 1):.0%})"
+            for band, v in probe.items()
+        )
+    )
     print()
     for c in checks:
         print(f"{c['check']:<40} {c['value']:>8.3f}  (target {c['target']}: {'PASS' if c['pass'] else 'FAIL'})")

@@ -29,8 +29,15 @@ def main() -> None:
     val = _trainer_rows(ROOT / "build/dataset/val.jsonl")
     heldout = [json.loads(line) for line in (ROOT / "data/tickets/heldout.jsonl").open()]
     labels = json.loads((ROOT / "build/configure/trainer.json").read_text())["labels"]
-    cfg = EncoderTrainConfig(base_model="sentence-transformers/all-MiniLM-L6-v2", labels=tuple(labels), finetune="head",
-                             epochs=30, batch_size=32, head_learning_rate=0.01, threads=2)
+    cfg = EncoderTrainConfig(
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        labels=tuple(labels),
+        finetune="head",
+        epochs=30,
+        batch_size=32,
+        head_learning_rate=0.01,
+        threads=2,
+    )
     cache = Path(tempfile.mkdtemp()) / "embeddings.sqlite"
     times = []
     for run in ("first run (encodes)", "retrain (cached)"):

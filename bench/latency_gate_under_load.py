@@ -30,7 +30,11 @@ def _spin() -> None:
 
 
 def one_run() -> dict:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     for command in (["dvc", "repro", "-f", "-s", "evaluate"], ["dvc", "repro", "-s", "gate"]):
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode not in (0, 1):  # 1: a failed gate, a result here
@@ -39,9 +43,15 @@ def one_run() -> dict:
     decision = json.loads((ROOT / "build/gate/decision.json").read_text())
     gate = next(g for g in decision["gates"] if g["gate"] == "latency_p95_ms")
     lat = metrics.get("latency") or {}
-    return {"p50": metrics["latency_p50_ms"], "p95": metrics["latency_p95_ms"], "rounds_p95": lat.get("rounds_p95_ms"),
-            "load": (lat.get("machine") or {}).get("load_average_after"), "latency_gate": gate["pass"],
-            "required": gate["required"], "verdict": decision["verdict"]}
+    return {
+        "p50": metrics["latency_p50_ms"],
+        "p95": metrics["latency_p95_ms"],
+        "rounds_p95": lat.get("rounds_p95_ms"),
+        "load": (lat.get("machine") or {}).get("load_average_after"),
+        "latency_gate": gate["pass"],
+        "required": gate["required"],
+        "verdict": decision["verdict"],
+    }
 
 
 def main() -> int:
@@ -57,9 +67,12 @@ def main() -> int:
             for i in range(args.runs):
                 results[condition].append(one_run())
                 r = results[condition][-1]
-                print(f"{condition:14s} run {i + 1}: p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms  rounds p95 "
-                      f"{r['rounds_p95']}  load {r['load']}  latency gate {'pass' if r['latency_gate'] else 'FAIL'} "
-                      f"({r['required']})  verdict {r['verdict']}", file=sys.stderr)
+                print(
+                    f"{condition:14s} run {i + 1}: p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms  rounds p95 "
+                    f"{r['rounds_p95']}  load {r['load']}  latency gate {'pass' if r['latency_gate'] else 'FAIL'} "
+                    f"({r['required']})  verdict {r['verdict']}",
+                    file=sys.stderr,
+                )
         finally:
             if spinner:
                 spinner.terminate()
@@ -67,8 +80,10 @@ def main() -> int:
     medians = {}
     for condition, runs in results.items():
         medians[condition] = (statistics.median(r["p50"] for r in runs), statistics.median(r["p95"] for r in runs))
-        print(f"{condition:14s} {medians[condition][0]:9.1f} ms {medians[condition][1]:9.1f} ms "
-              f"{max(r['p95'] for r in runs):6.1f} ms {sum(r['latency_gate'] for r in runs):>12d} of {len(runs)}")
+        print(
+            f"{condition:14s} {medians[condition][0]:9.1f} ms {medians[condition][1]:9.1f} ms "
+            f"{max(r['p95'] for r in runs):6.1f} ms {sum(r['latency_gate'] for r in runs):>12d} of {len(runs)}"
+        )
     idle, busy = medians["idle"], medians["one core busy"]
     print(f"loaded / idle, same run: p50 {busy[0] / idle[0]:.2f}x, p95 {busy[1] / idle[1]:.2f}x")
     print(json.dumps({"results": results}))

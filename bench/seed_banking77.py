@@ -51,14 +51,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import yaml  # noqa: E402
+from curation_banking77 import confusable  # noqa: E402
 
 from distillbuild.stats import mcnemar_p  # noqa: E402
 
-from curation_banking77 import confusable  # noqa: E402
-
 DATA = ROOT.parent / "shared/datasets/banking77"
-VARIANTS = (("human", {"train_on": "human"}), ("teacher (seed)", {"train_on": "teacher"}),
-            ("both", {"train_on": "both"}), ("both, human 30%", {"train_on": "both", "human_share": 0.3}))
+VARIANTS = (
+    ("human", {"train_on": "human"}),
+    ("teacher (seed)", {"train_on": "teacher"}),
+    ("both", {"train_on": "both"}),
+    ("both, human 30%", {"train_on": "both", "human_share": 0.3}),
+)
 
 
 def log(msg: str) -> None:
@@ -86,24 +89,50 @@ def project(root: Path, args) -> dict:
     write_rows(root / "data/human.jsonl", [{"id": f"p{i}", **r} for i, r in enumerate(human)])
     write_rows(root / "data/inputs.jsonl", [{"id": f"p{i}", "text": r["text"]} for i, r in enumerate(human)])
     write_rows(root / "data/heldout.jsonl", [{"id": f"t{i}", **r} for i, r in enumerate(heldout)])
-    write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": r["label"], "alternatives": near[r["label"]]}
-                                         for r in train + test])
+    write_rows(
+        root / "data/key.jsonl",
+        [{"text": r["text"], "label": r["label"], "alternatives": near[r["label"]]} for r in train + test],
+    )
     return {
-        "version": 1, "name": "banking77-seed",
-        "task": {"type": "classification", "labels": labels,
-                 "instruction": "Classify the banking customer's message into one intent: the intent name only."},
+        "version": 1,
+        "name": "banking77-seed",
+        "task": {
+            "type": "classification",
+            "labels": labels,
+            "instruction": "Classify the banking customer's message into one intent: the intent name only.",
+        },
         "data": {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl", "human": "data/human.jsonl"},
-        "seed": {"per_label": args.per_label, "per_request": 5, "examples": 3, "seed": args.seed,
-                 "instruction": "Write as a customer of a mobile-first bank, in one or two sentences."},
-        "teacher": {"provider": "simulated", "model": "gpt-4o-sim", "max_tokens": 16, "top_logprobs": 5,
-                    "concurrency": 32, "price": {"input_per_mtok": 2.5, "output_per_mtok": 10},
-                    "simulated": {"answers": "data/key.jsonl", "accuracy": 0.94, "latency_ms": 0, "seed": 77}},
+        "seed": {
+            "per_label": args.per_label,
+            "per_request": 5,
+            "examples": 3,
+            "seed": args.seed,
+            "instruction": "Write as a customer of a mobile-first bank, in one or two sentences.",
+        },
+        "teacher": {
+            "provider": "simulated",
+            "model": "gpt-4o-sim",
+            "max_tokens": 16,
+            "top_logprobs": 5,
+            "concurrency": 32,
+            "price": {"input_per_mtok": 2.5, "output_per_mtok": 10},
+            "simulated": {"answers": "data/key.jsonl", "accuracy": 0.94, "latency_ms": 0, "seed": 77},
+        },
         "filters": {"min_confidence": 0.5, "dedup": {"exact": True, "near_threshold": 0.9}, "decontaminate": True},
         "split": {"val_fraction": 0.1, "seed": 13},
-        "student": {"kind": "encoder-classifier", "base_model": "sentence-transformers/all-MiniLM-L6-v2",
-                    "trainer": "local", "max_length": 64, "epochs": args.epochs, "batch_size": 16,
-                    "learning_rate": 5.0e-5, "head_learning_rate": 2.0e-3, "seed": 13, "threads": 2,
-                    "kd": {"alpha": 0.5, "temperature": 2.0}},
+        "student": {
+            "kind": "encoder-classifier",
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "trainer": "local",
+            "max_length": 64,
+            "epochs": args.epochs,
+            "batch_size": 16,
+            "learning_rate": 5.0e-5,
+            "head_learning_rate": 2.0e-3,
+            "seed": 13,
+            "threads": 2,
+            "kd": {"alpha": 0.5, "temperature": 2.0},
+        },
         "evaluation": {"latency_samples": 20, "threads": 2},
         "gates": {"accuracy": {"min": 0.0}},
     }
@@ -157,15 +186,29 @@ def main() -> int:
             dataset = json.loads((root / "build/dataset/report.json").read_text())
             preds = json.loads((root / "build/evaluate/predictions.json").read_text())
             predictions[name] = preds
-            results.append({"variant": name, "train_rows": dataset["train"],
-                            "accuracy": metrics["accuracy"], "ci": [metrics["accuracy_ci_low"], metrics["accuracy_ci_high"]],
-                            "macro_f1": metrics["macro_f1"], "teacher_accuracy": metrics["teacher_accuracy"]})
+            results.append(
+                {
+                    "variant": name,
+                    "train_rows": dataset["train"],
+                    "accuracy": metrics["accuracy"],
+                    "ci": [metrics["accuracy_ci_low"], metrics["accuracy_ci_high"]],
+                    "macro_f1": metrics["macro_f1"],
+                    "teacher_accuracy": metrics["teacher_accuracy"],
+                }
+            )
     paired = pairwise(predictions)
-    out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "args": vars(args) | {"out": None},
-           "seed": {k: seed_report[k] for k in ("quota", "rounds", "requests", "written", "usable", "kept", "by_reason",
-                                                "diversity", "calls")},
-           "filter_seed": filter_report.get("seed"), "human_filter": filter_report.get("human"),
-           "variants": results, "paired": paired}
+    out = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "args": vars(args) | {"out": None},
+        "seed": {
+            k: seed_report[k]
+            for k in ("quota", "rounds", "requests", "written", "usable", "kept", "by_reason", "diversity", "calls")
+        },
+        "filter_seed": filter_report.get("seed"),
+        "human_filter": filter_report.get("human"),
+        "variants": results,
+        "paired": paired,
+    }
     print_table(out)
     if args.out:
         args.out.write_text(json.dumps(out, indent=2))
@@ -174,38 +217,59 @@ def main() -> int:
 
 def pairwise(predictions: dict[str, list]) -> list[dict]:
     """McNemar on the same held-out rows, each pair of variants."""
+
     def right(rows):
         return [r.get("predicted") == r.get("actual") for r in rows]
 
     names, out = list(predictions), []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             ra, rb = right(predictions[a]), right(predictions[b])
             only_a = sum(x and not y for x, y in zip(ra, rb))
             only_b = sum(y and not x for x, y in zip(ra, rb))
-            out.append({"a": a, "b": b, "only_a_right": only_a, "only_b_right": only_b, "p": round(mcnemar_p(only_a, only_b), 6)})
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "only_a_right": only_a,
+                    "only_b_right": only_b,
+                    "p": round(mcnemar_p(only_a, only_b), 6),
+                }
+            )
     return out
 
 
 def print_table(out: dict) -> None:
     s = out["seed"]
     print(f"BANKING77 seed comparison on {out['machine']} (stand-in generator and teacher)")
-    print(f"seed: quota {s['quota']}, {s['requests']} requests in {s['rounds']} rounds; {s['written']} written, "
-          f"{s['usable']} usable, {s['kept']} kept")
+    print(
+        f"seed: quota {s['quota']}, {s['requests']} requests in {s['rounds']} rounds; {s['written']} written, "
+        f"{s['usable']} usable, {s['kept']} kept"
+    )
     print("  dropped: " + ", ".join(f"{k} {v}" for k, v in s["by_reason"].items() if v))
     d = s["diversity"]
-    print(f"  diversity (generated vs existing, {d['sample_rows']}): distinct-1 {d['distinct_1']}, distinct-2 {d['distinct_2']}, "
-          f"embedding spread {d.get('embedding_spread')}, novelty {d.get('novelty_nearest_similarity_median')}")
+    print(
+        f"  diversity (generated vs existing, {d['sample_rows']}): distinct-1 {d['distinct_1']}, distinct-2 "
+        f"{d['distinct_2']}, "
+        f"embedding spread {d.get('embedding_spread')}, novelty {d.get('novelty_nearest_similarity_median')}"
+    )
     f = out["filter_seed"] or {}
-    print(f"filter: {f.get('kept')} of {f.get('rows')} generated kept; teacher agreed with the asked intent on "
-          f"{f.get('teacher_agrees_with_asked')} ({f.get('teacher_agreement_rate')})")
+    print(
+        f"filter: {f.get('kept')} of {f.get('rows')} generated kept; teacher agreed with the asked intent on "
+        f"{f.get('teacher_agrees_with_asked')} ({f.get('teacher_agreement_rate')})"
+    )
     print(f"{'variant':<18} {'train rows':>10} {'accuracy':>9} {'95% interval':>16} {'macro-F1':>9}")
     for r in out["variants"]:
-        print(f"{r['variant']:<18} {str(r['train_rows']):>10} {r['accuracy']:>9.4f} "
-              f"{'[%.4f, %.4f]' % tuple(r['ci']):>16} {r['macro_f1']:>9.4f}")
+        print(
+            f"{r['variant']:<18} {str(r['train_rows']):>10} {r['accuracy']:>9.4f} "
+            f"{'[%.4f, %.4f]' % tuple(r['ci']):>16} {r['macro_f1']:>9.4f}"
+        )
     print(f"teacher on the same rows: {out['variants'][0]['teacher_accuracy']:.4f}")
     for p in out["paired"]:
-        print(f"  {p['a']} vs {p['b']}: {p['only_a_right']} vs {p['only_b_right']} rows right for one only, McNemar p={p['p']}")
+        print(
+            f"  {p['a']} vs {p['b']}: {p['only_a_right']} vs {p['only_b_right']} rows right for one only, "
+            f"McNemar p={p['p']}"
+        )
 
 
 if __name__ == "__main__":

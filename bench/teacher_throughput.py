@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distillbuild.spec.model import Task, build
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.engine import answer_all
 from distillbuild.llm.settings import TeacherSettings
 from distillbuild.protocol.prompts import messages_for
-from distillbuild.endpoints.standin.server import SimulatedTeacherServer
-from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.spec.model import Task, build
 
 HERE = Path(__file__).resolve().parent
 LATENCY_MS = 100
@@ -48,11 +48,30 @@ BUSY = 0.75  # a process using this much of a core over the whole run (ramp and 
 
 # --- the workload: N short synthetic support tickets over 10 labels, the same on every run -------
 
-LABELS = ["billing", "refund", "login", "bug", "feature_request", "shipping", "cancellation",
-          "account_update", "security", "performance"]
-CONFUSION = {"billing": "refund", "refund": "billing", "login": "security", "bug": "performance",
-             "feature_request": "bug", "shipping": "cancellation", "cancellation": "refund",
-             "account_update": "login", "security": "login", "performance": "bug"}
+LABELS = [
+    "billing",
+    "refund",
+    "login",
+    "bug",
+    "feature_request",
+    "shipping",
+    "cancellation",
+    "account_update",
+    "security",
+    "performance",
+]
+CONFUSION = {
+    "billing": "refund",
+    "refund": "billing",
+    "login": "security",
+    "bug": "performance",
+    "feature_request": "bug",
+    "shipping": "cancellation",
+    "cancellation": "refund",
+    "account_update": "login",
+    "security": "login",
+    "performance": "bug",
+}
 PHRASES = {
     "billing": ("I was charged twice for {p} this month", "the invoice for {p} shows the wrong amount"),
     "refund": ("please refund my last payment for {p}", "I want my money back for {p}"),
@@ -65,14 +84,24 @@ PHRASES = {
     "security": ("someone else logged in to {p} from abroad", "I think my key for {p} leaked"),
     "performance": ("{p} takes a minute to load every page", "searching in {p} is very slow today"),
 }
-PRODUCTS = ("the Pro plan", "the mobile app", "the API", "my team workspace", "the desktop client",
-            "the starter plan", "the analytics add-on")
-TASK = build(Task, {
-    "type": "classification",
-    "instruction": "You triage customer-support tickets for a software company. Answer with the single "
-                   "category that fits the ticket best: the category name only.",
-    "labels": LABELS,
-})
+PRODUCTS = (
+    "the Pro plan",
+    "the mobile app",
+    "the API",
+    "my team workspace",
+    "the desktop client",
+    "the starter plan",
+    "the analytics add-on",
+)
+TASK = build(
+    Task,
+    {
+        "type": "classification",
+        "instruction": "You triage customer-support tickets for a software company. Answer with the single "
+        "category that fits the ticket best: the category name only.",
+        "labels": LABELS,
+    },
+)
 
 
 def tickets(n: int) -> list[tuple[str, str]]:
@@ -97,9 +126,18 @@ def make_teacher(n: int) -> SimulatedTeacher:
 
 def teacher_settings(base_url: str, concurrency: int) -> TeacherSettings:
     """The quickstart's generation settings (distill.yaml): 8 tokens, top-5 logprobs, temperature 0."""
-    return TeacherSettings(endpoint_id="bench:simulated", base_url=base_url, model="gpt-4o-sim", temperature=0,
-                           max_tokens=8, top_logprobs=5, seed=None, concurrency=concurrency, timeout_s=60,
-                           max_retries=2)
+    return TeacherSettings(
+        endpoint_id="bench:simulated",
+        base_url=base_url,
+        model="gpt-4o-sim",
+        temperature=0,
+        max_tokens=8,
+        top_logprobs=5,
+        seed=None,
+        concurrency=concurrency,
+        timeout_s=60,
+        max_retries=2,
+    )
 
 
 def settings_rpm(settings: TeacherSettings) -> float | None:
@@ -119,6 +157,7 @@ def ceiling(concurrency: int, latency_ms: float, rpm: float | None) -> float | N
 
 
 # --- client side: these run in the spawned worker process, never in the server's process ----------
+
 
 def _client_warm_up() -> str:
     import openai  # noqa: F401 - imports paid before any timing
@@ -153,11 +192,19 @@ def _client_answer_all(base_url: str, n: int, concurrency: int) -> dict[str, Any
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         cache.close()
     ok = sum(1 for r in results if r is not None and r.response is not None)
-    return {"n": n, "ok": ok, "wall_s": wall, "cpu_s": cpu, "errors": dict(stats.errors),
-            "cache_hits": stats.cache_hits, "rpm": settings_rpm(settings)}
+    return {
+        "n": n,
+        "ok": ok,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "errors": dict(stats.errors),
+        "cache_hits": stats.cache_hits,
+        "rpm": settings_rpm(settings),
+    }
 
 
 # --- parent side: one small function per measurement ----------------------------------------------
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -196,8 +243,18 @@ def measure_curator(curator_python: str, server, n: int, concurrency: int) -> di
     with tempfile.TemporaryDirectory(prefix="bench-curator-") as work:
         prompt_file = Path(work) / "prompts.json"
         prompt_file.write_text(json.dumps(prompts(n)), encoding="utf-8")
-        command = [curator_python, str(HERE / "_curator_child.py"), "--base-url", server.base_url,
-                   "--prompts", str(prompt_file), "--concurrency", str(concurrency), "--workdir", work]
+        command = [
+            curator_python,
+            str(HERE / "_curator_child.py"),
+            "--base-url",
+            server.base_url,
+            "--prompts",
+            str(prompt_file),
+            "--concurrency",
+            str(concurrency),
+            "--workdir",
+            work,
+        ]
         served0, cpu0 = server.requests_served, time.process_time()
         try:
             proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -216,11 +273,22 @@ def finish_row(r: dict[str, Any], name: str, client: str, concurrency: int, late
     ok, wall = r["ok"], r["wall_s"]
     cap = ceiling(concurrency, latency_ms, r.get("rpm"))
     row = {
-        "name": name, "client": client, "n": r["n"], "ok": ok, "served": r["served"], "errors": r.get("errors") or {},
-        "concurrency": concurrency, "latency_ms": latency_ms, "wall_s": round(wall, 3),
-        "req_per_s": ok / wall, "ceiling_req_per_s": cap, "vs_ceiling": ok / wall / cap if cap else None,
-        "client_cpu_per_wall": r["cpu_s"] / wall, "client_cpu_ms_per_req": 1000 * r["cpu_s"] / max(ok, 1),
-        "server_cpu_per_wall": r["server_cpu_s"] / wall, "server_cpu_ms_per_req": 1000 * r["server_cpu_s"] / max(ok, 1),
+        "name": name,
+        "client": client,
+        "n": r["n"],
+        "ok": ok,
+        "served": r["served"],
+        "errors": r.get("errors") or {},
+        "concurrency": concurrency,
+        "latency_ms": latency_ms,
+        "wall_s": round(wall, 3),
+        "req_per_s": ok / wall,
+        "ceiling_req_per_s": cap,
+        "vs_ceiling": ok / wall / cap if cap else None,
+        "client_cpu_per_wall": r["cpu_s"] / wall,
+        "client_cpu_ms_per_req": 1000 * r["cpu_s"] / max(ok, 1),
+        "server_cpu_per_wall": r["server_cpu_s"] / wall,
+        "server_cpu_ms_per_req": 1000 * r["server_cpu_s"] / max(ok, 1),
     }
     row["bound"] = bound(row)
     return row
@@ -244,13 +312,16 @@ def bound(row: dict[str, Any]) -> str:
 
 # --- report -----------------------------------------------------------------------------------------
 
+
 def _f(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
 def table(rows: list[dict[str, Any]], sequential_rps: float) -> str:
-    head = (f"{'measurement':<38} {'n':>5} {'conc':>4} {'lat':>5} {'req/s':>6} {'ceil':>5} {'vs ceil':>7} "
-            f"{'vs seq':>6} {'cli cpu':>7} {'cli ms/req':>10} {'srv cpu':>7} {'srv ms/req':>10}  bound")
+    head = (
+        f"{'measurement':<38} {'n':>5} {'conc':>4} {'lat':>5} {'req/s':>6} {'ceil':>5} {'vs ceil':>7} "
+        f"{'vs seq':>6} {'cli cpu':>7} {'cli ms/req':>10} {'srv cpu':>7} {'srv ms/req':>10}  bound"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         if "error" in r:
@@ -259,9 +330,11 @@ def table(rows: list[dict[str, Any]], sequential_rps: float) -> str:
         lines.append(
             f"{r['name']:<38} {r['n']:>5} {r['concurrency']:>4} {r['latency_ms']:>3.0f}ms {r['req_per_s']:>6.0f} "
             f"{_f(r['ceiling_req_per_s'], '5.0f'):>5} {_f(r['vs_ceiling'], '.2f'):>7} "
-            f"{r['req_per_s'] / sequential_rps:>6.2f} {r['client_cpu_per_wall']:>7.2f} {r['client_cpu_ms_per_req']:>10.2f} "
+            f"{r['req_per_s'] / sequential_rps:>6.2f} {r['client_cpu_per_wall']:>7.2f} "
+            f"{r['client_cpu_ms_per_req']:>10.2f} "
             f"{r['server_cpu_per_wall']:>7.2f} {r['server_cpu_ms_per_req']:>10.2f}  {r['bound']}"
-            + (f"  ERRORS {r['errors']} ok={r['ok']}" if r["ok"] < r["n"] or r["errors"] else ""))
+            + (f"  ERRORS {r['errors']} ok={r['ok']}" if r["ok"] < r["n"] or r["errors"] else "")
+        )
     return "\n".join(lines)
 
 
@@ -273,8 +346,13 @@ def checks(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
     peer, ours = rows.get("curator"), rows.get("c16_peer")
     if peer and ours and "error" not in peer:
-        out.append({"check": "distillbuild / Curator (c16, same requests)", "value": ours["req_per_s"] / peer["req_per_s"],
-                    "target": 1.0})
+        out.append(
+            {
+                "check": "distillbuild / Curator (c16, same requests)",
+                "value": ours["req_per_s"] / peer["req_per_s"],
+                "target": 1.0,
+            }
+        )
     for c in out:
         c["pass"] = c["value"] >= c["target"]
     return out
@@ -286,22 +364,36 @@ def notes(rows: dict[str, dict[str, Any]]) -> list[str]:
     z64, z128 = rows["zero64"], rows.get("zero128")
     client_core = 1000 / z64["client_cpu_ms_per_req"]
     server_core = 1000 / z64["server_cpu_ms_per_req"]
-    out.append(f"zero latency: the client costs {z64['client_cpu_ms_per_req']:.2f} ms CPU per request (one core: "
-               f"~{client_core:.0f} req/s), the server {z64['server_cpu_ms_per_req']:.2f} ms (~{server_core:.0f} req/s); "
-               f"measured {z64['req_per_s']:.0f} req/s at 64 in flight"
-               + (f", {z128['req_per_s']:.0f} at 128" if z128 else "") + ".")
+    out.append(
+        f"zero latency: the client costs {z64['client_cpu_ms_per_req']:.2f} ms CPU per request (one core: "
+        f"~{client_core:.0f} req/s), the server {z64['server_cpu_ms_per_req']:.2f} ms (~{server_core:.0f} req/s); "
+        f"measured {z64['req_per_s']:.0f} req/s at 64 in flight"
+        + (f", {z128['req_per_s']:.0f} at 128" if z128 else "")
+        + "."
+    )
     if z128 and z128["req_per_s"] < 1.1 * z64["req_per_s"]:
-        out.append("zero latency: doubling the concurrency does not help (the CPU per request grows with it): "
-                   "the limit is the client's CPU, not the number in flight.")
+        out.append(
+            "zero latency: doubling the concurrency does not help (the CPU per request grows with it): "
+            "the limit is the client's CPU, not the number in flight."
+        )
     for key in ("c64", "c256"):
         r = rows[key]
-        out.append(f"{r['concurrency']} in flight: {r['vs_ceiling']:.2f} of the latency ceiling, "
-                   f"{r['req_per_s'] / z64['req_per_s']:.2f} of the zero-latency rate; client CPU {r['client_cpu_per_wall']:.2f}, "
-                   f"server CPU {r['server_cpu_per_wall']:.2f} of a core: {r['bound']}.")
+        out.append(
+            f"{r['concurrency']} in flight: {r['vs_ceiling']:.2f} of the latency ceiling, "
+            f"{r['req_per_s'] / z64['req_per_s']:.2f} of the zero-latency rate; client CPU "
+            f"{r['client_cpu_per_wall']:.2f}, "
+            f"server CPU {r['server_cpu_per_wall']:.2f} of a core: {r['bound']}."
+        )
     saturated = [r["name"] for r in rows.values() if "error" not in r and r["server_cpu_per_wall"] >= BUSY]
-    out.append("server: " + (f"its threads (one GIL) are saturated in: {', '.join(saturated)}; there the server, "
-                             "not the client, sets the pace." if saturated else
-                             f"never above {BUSY:.2f} of a core: the server is not the bottleneck in any run."))
+    out.append(
+        "server: "
+        + (
+            f"its threads (one GIL) are saturated in: {', '.join(saturated)}; there the server, "
+            "not the client, sets the pace."
+            if saturated
+            else f"never above {BUSY:.2f} of a core: the server is not the bottleneck in any run."
+        )
+    )
     served_wrong = [r["name"] for r in rows.values() if "error" not in r and r["served"] < r["ok"]]
     if served_wrong:
         out.append(f"WARNING: fewer requests reached the server than answers came back in: {', '.join(served_wrong)}.")
@@ -347,7 +439,9 @@ def main() -> int:
         if args.curator_python:
             with SimulatedTeacherServer(teacher, latency_ms=LATENCY_MS) as server:
                 say(f"[5] peer: answer_all and Curator, 16 in flight, the same {plan.peer} requests")
-                rows["c16_peer"] = measure_answer_all(pool, server, plan.peer, 16, LATENCY_MS, "answer_all, same requests")
+                rows["c16_peer"] = measure_answer_all(
+                    pool, server, plan.peer, 16, LATENCY_MS, "answer_all, same requests"
+                )
                 rows["curator"] = measure_curator(args.curator_python, server, plan.peer, 16)
         else:
             say("[5] peer: skipped (no --curator-python)")
@@ -358,16 +452,22 @@ def main() -> int:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "openai": openai_version},
-        "plan": plan.__dict__, "seconds": round(time.perf_counter() - started, 1),
-        "rows": ordered, "checks": checks(rows), "notes": notes(rows),
+        "plan": plan.__dict__,
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": ordered,
+        "checks": checks(rows),
+        "notes": notes(rows),
     }
     print(table(ordered, rows["sequential"]["req_per_s"]))
     print()
     for c in result["checks"]:
         print(f"{c['check']:<45} {c['value']:>6.2f}  (target >= {c['target']:.2f}: {'PASS' if c['pass'] else 'FAIL'})")
     if "curator" in rows and "error" in rows["curator"]:
-        print("distillbuild / Curator: not measured, Curator failed: "
-              + rows["curator"]["error"].strip().splitlines()[-1] + " (the full error is in the JSON)")
+        print(
+            "distillbuild / Curator: not measured, Curator failed: "
+            + rows["curator"]["error"].strip().splitlines()[-1]
+            + " (the full error is in the JSON)"
+        )
     print()
     for note in result["notes"]:
         print("- " + note)

@@ -27,7 +27,9 @@ from distillbuild.io import write_text
 from distillbuild.spec import load_spec
 from distillbuild.spec.semantic import find_repo_root
 
-SPEC_ARG = click.argument("spec", required=False, default="distill.yaml", type=click.Path(dir_okay=False, path_type=Path))
+SPEC_ARG = click.argument(
+    "spec", required=False, default="distill.yaml", type=click.Path(dir_okay=False, path_type=Path)
+)
 
 
 def _load(spec_path: Path, to_be_written: tuple[str, ...] = ()):
@@ -40,8 +42,11 @@ def _load(spec_path: Path, to_be_written: tuple[str, ...] = ()):
         click.echo(f"{n} error{'s' if n != 1 else ''} in {exc.issues[0].file}", err=True)
         sys.exit(EXIT_BAD_SPEC)
     except Exception as exc:  # noqa: BLE001 - a spec must never produce a traceback
-        click.echo(f"{spec_path}:1: (root): could not be validated ({type(exc).__name__}: {str(exc)[:200]}); "
-                   "this is a bug in distillbuild, please report it with the spec", err=True)
+        click.echo(
+            f"{spec_path}:1: (root): could not be validated ({type(exc).__name__}: {str(exc)[:200]}); "
+            "this is a bug in distillbuild, please report it with the spec",
+            err=True,
+        )
         sys.exit(EXIT_BAD_SPEC)
 
 
@@ -69,7 +74,9 @@ def main() -> None:
 def validate(spec: Path) -> None:
     """Check SPEC (default distill.yaml): exit 0, or 2 listing every error as FILE:LINE: key: message."""
     loaded = _load(spec)
-    click.echo(f"{spec}: ok ({loaded.name}, {loaded.task.type}, teacher {loaded.teacher.provider}:{loaded.teacher.model})")
+    click.echo(
+        f"{spec}: ok ({loaded.name}, {loaded.task.type}, teacher {loaded.teacher.provider}:{loaded.teacher.model})"
+    )
 
 
 def _comma_list(value: str) -> tuple[str, ...]:
@@ -98,26 +105,58 @@ def _fields(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="The model's name (lower-case letters, digits, dashes). Default: the directory's.")
-@click.option("--task", "task_type", type=click.Choice(["classification", "extraction"]),
-              help="classification (one label per input, the default) or extraction (a JSON object per input).")
-@click.option("--labels", callback=_labels, help="Classification: the labels, comma-separated. Default: four "
-              "ticket categories, with a sample of real-looking tickets to build from.")
-@click.option("--fields", callback=_fields, help="Extraction: the output schema's fields, comma-separated (strings, "
-              "null when absent). Default: customer_name,order_id.")
+@click.option(
+    "--task",
+    "task_type",
+    type=click.Choice(["classification", "extraction"]),
+    help="classification (one label per input, the default) or extraction (a JSON object per input).",
+)
+@click.option(
+    "--labels",
+    callback=_labels,
+    help="Classification: the labels, comma-separated. Default: four "
+    "ticket categories, with a sample of real-looking tickets to build from.",
+)
+@click.option(
+    "--fields",
+    callback=_fields,
+    help="Extraction: the output schema's fields, comma-separated (strings, "
+    "null when absent). Default: customer_name,order_id.",
+)
 @click.option("--instruction", help="The task's instruction (the teacher's system prompt).")
-@click.option("--teacher", type=click.Choice(["simulated", "openai", "llamacpp"]), help="simulated (offline "
-              "stand-in, the default), openai (any OpenAI-compatible endpoint), llamacpp (a local GGUF).")
+@click.option(
+    "--teacher",
+    type=click.Choice(["simulated", "openai", "llamacpp"]),
+    help="simulated (offline stand-in, the default), openai (any OpenAI-compatible endpoint), llamacpp (a local GGUF).",
+)
 @click.option("--model", "teacher_model", help="The teacher's model name (openai). Default: gpt-4o-mini.")
 @click.option("--base-url", help="The teacher's endpoint (openai). Default: OpenAI's.")
 @click.option("--gguf", help="The teacher's GGUF file (llamacpp): a path, or package:NAME/FILE.")
-@click.option("--student", type=click.Choice(["encoder", "causal"]), help="encoder (MiniLM classifier on CPU, "
-              "the default) or causal (a causal LM fine-tuned by Axolotl with QLoRA, on a GPU).")
-@click.option("--base-model", help="The student's base model. Default: MiniLM (encoder), Llama-3.2-1B-Instruct (causal).")
+@click.option(
+    "--student",
+    type=click.Choice(["encoder", "causal"]),
+    help="encoder (MiniLM classifier on CPU, "
+    "the default) or causal (a causal LM fine-tuned by Axolotl with QLoRA, on a GPU).",
+)
+@click.option(
+    "--base-model", help="The student's base model. Default: MiniLM (encoder), Llama-3.2-1B-Instruct (causal)."
+)
 @click.option("--no-input", is_flag=True, help="Ask nothing: flags and defaults only (always so without a terminal).")
-def init(directory: Path, name: str | None, task_type: str | None, labels: tuple[str, ...] | None,
-         fields: tuple[str, ...] | None, instruction: str | None,
-         teacher: str | None, teacher_model: str | None, base_url: str | None, gguf: str | None,
-         student: str | None, base_model: str | None, no_input: bool) -> None:
+def init(
+    directory: Path,
+    name: str | None,
+    task_type: str | None,
+    labels: tuple[str, ...] | None,
+    fields: tuple[str, ...] | None,
+    instruction: str | None,
+    teacher: str | None,
+    teacher_model: str | None,
+    base_url: str | None,
+    gguf: str | None,
+    student: str | None,
+    base_model: str | None,
+    no_input: bool,
+) -> None:
     """Start a distillation project in DIRECTORY: distill.yaml (commented), data/ with sample rows,
     .gitignore, a README, git and DVC initialised, dvc.yaml compiled. `dvc repro` then builds it.
     Writes over nothing."""
@@ -128,17 +167,20 @@ def init(directory: Path, name: str | None, task_type: str | None, labels: tuple
     default_name = re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-") or "my-model"
     if ask:
         name = name or click.prompt("Model name", default=default_name)
-        task_type = task_type or click.prompt("Task", type=click.Choice(["classification", "extraction"]),
-                                              default="classification")
+        task_type = task_type or click.prompt(
+            "Task", type=click.Choice(["classification", "extraction"]), default="classification"
+        )
         if task_type == "extraction" and fields is None:
             typed = click.prompt("Fields, comma-separated", default="customer_name,order_id")
             fields = _fields(click.get_current_context(), None, typed)
         if task_type == "classification" and labels is None:
-            typed = click.prompt("Labels, comma-separated (empty: the sample's four ticket categories)", default="",
-                                 show_default=False)
+            typed = click.prompt(
+                "Labels, comma-separated (empty: the sample's four ticket categories)", default="", show_default=False
+            )
             labels = _labels(click.get_current_context(), None, typed) if typed else None
-        teacher = teacher or click.prompt("Teacher", type=click.Choice(["simulated", "openai", "llamacpp"]),
-                                          default="simulated")
+        teacher = teacher or click.prompt(
+            "Teacher", type=click.Choice(["simulated", "openai", "llamacpp"]), default="simulated"
+        )
         if teacher == "llamacpp" and not gguf:
             gguf = click.prompt("GGUF file (a path, or package:NAME/FILE)")
         student = student or click.prompt("Student", type=click.Choice(["encoder", "causal"]), default="encoder")
@@ -154,24 +196,43 @@ def init(directory: Path, name: str | None, task_type: str | None, labels: tuple
     if task_type == "extraction" and instruction is None:
         instruction = EXTRACTION_INSTRUCTION.format(fields=", ".join(fields))
     if labels and instruction is None:
-        instruction = (f"Classify the input into one of these categories: {', '.join(labels)}. "
-                       "Answer with the category name only.")
-    choices = Choices(name=name or default_name, task=task_type, fields=fields, labels=labels or Choices.labels,
-                      instruction=instruction or SAMPLE_INSTRUCTION, teacher=teacher, model=teacher_model,
-                      base_url=base_url, gguf=gguf, student=student, base_model=base_model)
+        instruction = (
+            f"Classify the input into one of these categories: {', '.join(labels)}. Answer with the category name only."
+        )
+    choices = Choices(
+        name=name or default_name,
+        task=task_type,
+        fields=fields,
+        labels=labels or Choices.labels,
+        instruction=instruction or SAMPLE_INSTRUCTION,
+        teacher=teacher,
+        model=teacher_model,
+        base_url=base_url,
+        gguf=gguf,
+        student=student,
+        base_model=base_model,
+    )
     with _runtime_errors("init"):
         written = create(directory, choices, log=lambda line: click.echo(line, err=True))
         loaded = _load(directory / "distill.yaml")
         write_text(dvc_yaml_path(loaded), render(loaded))
     click.echo(f"{directory}: wrote {', '.join(written)}, dvc.yaml")
-    click.echo(f"next: cd {directory} && dvc repro" + ("   (export OPENAI_API_KEY first)" if teacher == "openai" else ""))
+    click.echo(
+        f"next: cd {directory} && dvc repro" + ("   (export OPENAI_API_KEY first)" if teacher == "openai" else "")
+    )
 
 
 @main.command("import-logs")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="The inputs file to write (default: the spec's data.inputs). Refused if it exists, unless --force.")
+@click.option(
+    "--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The inputs file to write (default: the spec's data.inputs). Refused if it exists, unless --force.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing inputs file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None, force: bool, as_json: bool) -> None:
@@ -200,14 +261,18 @@ def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None
         click.echo(json.dumps(report, indent=2))
         return
     masked = ", ".join(f"{k.lower()} {v}" for k, v in report["scrub"]["masked"].items())
-    click.echo(f"{target}: {report['inputs']} inputs from {report['records']} records; masked {masked} "
-               f"in {report['scrub']['rows_changed']} rows; skipped {report['skipped'] or 'none'} "
-               f"(report: {report_path.name})")
+    click.echo(
+        f"{target}: {report['inputs']} inputs from {report['records']} records; masked {masked} "
+        f"in {report['scrub']['rows_changed']} rows; skipped {report['skipped'] or 'none'} "
+        f"(report: {report_path.name})"
+    )
 
 
 @main.command()
 @click.argument("new_inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
     """Compare NEW_INPUTS (JSON Lines like data.inputs, e.g. from `distill import-logs`) with the
@@ -234,20 +299,34 @@ def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
         predict = EncoderClassifier.load(loaded.dir / layout.MODEL_DIR, threads=loaded.evaluation.threads).predict
     with _runtime_errors("drift"):
         try:
-            report = drift_report(texts(loaded.resolve(loaded.data_files.inputs)), texts(new_inputs),
-                                  minilm_embedder(loaded.evaluation.threads), settings.max_ood_share,
-                                  settings.max_label_shift, predict)
+            report = drift_report(
+                texts(loaded.resolve(loaded.data_files.inputs)),
+                texts(new_inputs),
+                minilm_embedder(loaded.evaluation.threads),
+                settings.max_ood_share,
+                settings.max_label_shift,
+                predict,
+            )
         except ValueError as exc:
             raise StageError(str(exc)) from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
-        shift = "not measured (no encoder-classifier student built)" if report["label_shift"] is None else \
-            f"{report['label_shift']:.3f} (max {report['max_label_shift']})"
-        click.echo(f"drift: {report['new_inputs']} new inputs against {report['training_inputs']} training inputs; "
-                   f"out of distribution {report['ood_share']:.1%} (about {report['ood_share_expected_without_drift']:.0%} "
-                   f"without drift, max {report['max_ood_share']:.0%}); label shift {shift}")
-        click.echo("drift: RE-DISTIL: " + "; ".join(report["reasons"]) if report["drift"] else "drift: none beyond the thresholds")
+        shift = (
+            "not measured (no encoder-classifier student built)"
+            if report["label_shift"] is None
+            else f"{report['label_shift']:.3f} (max {report['max_label_shift']})"
+        )
+        click.echo(
+            f"drift: {report['new_inputs']} new inputs against {report['training_inputs']} training inputs; "
+            f"out of distribution {report['ood_share']:.1%} (about {report['ood_share_expected_without_drift']:.0%} "
+            f"without drift, max {report['max_ood_share']:.0%}); label shift {shift}"
+        )
+        click.echo(
+            "drift: RE-DISTIL: " + "; ".join(report["reasons"])
+            if report["drift"]
+            else "drift: none beyond the thresholds"
+        )
     sys.exit(1 if report["drift"] else 0)
 
 
@@ -267,7 +346,9 @@ def compile_cmd(spec: Path, check: bool) -> None:
             click.echo(f"{target.name}: up to date with {spec}")
             return
         click.echo(f"{target.name} is stale: run `distill compile {spec}` and commit it", err=True)
-        diff = difflib.unified_diff((current or "").splitlines(), text.splitlines(), "committed", "compiled", lineterm="", n=1)
+        diff = difflib.unified_diff(
+            (current or "").splitlines(), text.splitlines(), "committed", "compiled", lineterm="", n=1
+        )
         for line in list(diff)[:40]:
             click.echo(line, err=True)
         sys.exit(1)
@@ -288,7 +369,9 @@ def _stage_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @main.command()
 @click.argument("name", callback=_stage_name)
-@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
 def stage(name: str, spec_path: Path) -> None:
     """Run one pipeline stage, NAME (dvc.yaml calls this; you rarely need to)."""
     from distillbuild.pipeline.runner import run_stage
@@ -298,7 +381,9 @@ def stage(name: str, spec_path: Path) -> None:
         try:
             code = run_stage(name, loaded)
         except KeyboardInterrupt:
-            click.echo(f"distill stage {name}: interrupted; rerun to resume (cached teacher answers are kept)", err=True)
+            click.echo(
+                f"distill stage {name}: interrupted; rerun to resume (cached teacher answers are kept)", err=True
+            )
             sys.exit(130)
     sys.exit(code)
 
@@ -315,8 +400,12 @@ def summary(spec: Path) -> None:
 
 @main.command()
 @SPEC_ARG
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the page (default: build/report.html beside the spec).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the page (default: build/report.html beside the spec).",
+)
 def report(spec: Path, output: Path | None) -> None:
     """The last build of SPEC as one self-contained HTML page: summary, teacher, filter with
     rejected examples, class balance, training curves, confusion matrix, per-class F1, latency,
@@ -330,7 +419,9 @@ def report(spec: Path, output: Path | None) -> None:
 
 @main.command()
 @click.argument("base_rev", required=False, default="HEAD")
-@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
 def diff(base_rev: str, spec_path: Path, as_json: bool) -> None:
     """What the change to SPEC since BASE_REV (default HEAD) does, as Markdown for a pull request:
@@ -346,12 +437,15 @@ def diff(base_rev: str, spec_path: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("rev")
-@click.option("--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def reproduce(rev: str, spec_path: Path, as_json: bool) -> None:
     """Rebuild REV (a commit or a NAME@vX.Y.Z tag) in a temporary worktree and compare the rebuilt
     model, data and metrics with its record: exit 0 when identical, 1 listing what differs."""
-    from distillbuild.review.reproduce import render, reproduce as rebuild
+    from distillbuild.review.reproduce import render
+    from distillbuild.review.reproduce import reproduce as rebuild
 
     root = find_repo_root(spec_path.absolute().parent)
     spec_rel = spec_path.absolute().relative_to(root).as_posix()
@@ -364,8 +458,13 @@ def reproduce(rev: str, spec_path: Path, as_json: bool) -> None:
 @main.command()
 @SPEC_ARG
 @click.option("--version", help="The version to tag, X.Y.Z (default: the next one).")
-@click.option("--bump", type=click.Choice(["major", "minor", "patch"]), default="minor", show_default=True,
-              help="Which part of the last version to raise.")
+@click.option(
+    "--bump",
+    type=click.Choice(["major", "minor", "patch"]),
+    default="minor",
+    show_default=True,
+    help="Which part of the last version to raise.",
+)
 def promote(spec: Path, version: str | None, bump: str) -> None:
     """Tag the last build of SPEC as NAME@vX.Y.Z, if its gates passed and its record is committed."""
     from distillbuild.review.promote import promote as promote_build
@@ -379,16 +478,23 @@ def promote(spec: Path, version: str | None, bump: str) -> None:
 @main.command()
 @SPEC_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--canary", is_flag=True,
-              help="Also ask the teacher the canary's first prompts (teacher.canary) and check their answers: "
-                   "exit 3 when the teacher does not do the task. Those answers are cached for the run.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="With --canary: also show the share of the canary's answers this min_confidence would keep.")
+@click.option(
+    "--canary",
+    is_flag=True,
+    help="Also ask the teacher the canary's first prompts (teacher.canary) and check their answers: "
+    "exit 3 when the teacher does not do the task. Those answers are cached for the run.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="With --canary: also show the share of the canary's answers this min_confidence would keep.",
+)
 def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -> None:
     """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
     from distillbuild import layout
-    from distillbuild.pipeline.stages import seed as seed_stage
     from distillbuild.pipeline.spend import spend_for
+    from distillbuild.pipeline.stages import seed as seed_stage
     from distillbuild.pipeline.stages.teacher import run_canary
 
     loaded = _load(spec)
@@ -414,10 +520,14 @@ def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -
     if explaining is not None:
         _echo_estimate("  then its explanations (at most one per training input)", explaining)
     if seeding is not None and not generated:
-        click.echo("  (the seed stage has not run: the teacher will also answer the inputs it keeps, "
-                   f"up to {sum(seed_stage.quotas(loaded.task, loaded.seed).values()):,} more requests)")
+        click.echo(
+            "  (the seed stage has not run: the teacher will also answer the inputs it keeps, "
+            f"up to {sum(seed_stage.quotas(loaded.task, loaded.seed).values()):,} more requests)"
+        )
     if loaded.teacher.provider == "simulated":
-        click.echo("  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)")
+        click.echo(
+            "  (the teacher is the simulated stand-in: nothing is billed; prices show what the same calls would cost)"
+        )
     if canary_rows is not None and loaded.task.labels:
         _echo_canary_confidence(loaded, canary_rows, threshold)
 
@@ -441,22 +551,33 @@ def _echo_canary_confidence(loaded, rows: list[dict], threshold: float | None) -
     if not d["answers"]:
         click.echo("canary: no answer carries a confidence (are logprobs on? teacher.top_logprobs)")
         return
-    click.echo(f"canary confidence ({d['measure']}, {d['answers']} answers): min {d['min']}, p25 {d['p25']}, "
-               f"median {d['median']}, p75 {d['p75']}, max {d['max']}")
-    click.echo("  a threshold of " + ", ".join(f"{t} keeps {share:.0%}" for t, share in d["kept_share"].items())
-               + (f" (filters.min_confidence is {spec_threshold})" if spec_threshold is not None else ""))
+    click.echo(
+        f"canary confidence ({d['measure']}, {d['answers']} answers): min {d['min']}, p25 {d['p25']}, "
+        f"median {d['median']}, p75 {d['p75']}, max {d['max']}"
+    )
+    click.echo(
+        "  a threshold of "
+        + ", ".join(f"{t} keeps {share:.0%}" for t, share in d["kept_share"].items())
+        + (f" (filters.min_confidence is {spec_threshold})" if spec_threshold is not None else "")
+    )
 
 
 def _echo_estimate(what: str, est) -> None:
     money = lambda v: "n/a (no price)" if v is None else f"${v:,.4f}"  # noqa: E731
-    click.echo(f"{what}: {est.requests:,} requests, {est.unique:,} unique, "
-               f"{est.cached:,} already cached, {est.to_call:,} to call")
+    click.echo(
+        f"{what}: {est.requests:,} requests, {est.unique:,} unique, "
+        f"{est.cached:,} already cached, {est.to_call:,} to call"
+    )
     click.echo(f"  prompt tokens      {est.prompt_tokens:,}  [{est.token_method}]")
-    click.echo(f"  completion tokens  ~{est.completion_tokens_expected:,} expected, at most {est.completion_tokens_max:,}")
+    click.echo(
+        f"  completion tokens  ~{est.completion_tokens_expected:,} expected, at most {est.completion_tokens_max:,}"
+    )
     click.echo(f"  cost               ~{money(est.cost_usd_expected)} expected, at most {money(est.cost_usd_max)}")
     if est.budget_usd is not None:
         fits = est.cost_usd_max is not None and est.cost_usd_max <= est.budget_usd
-        click.echo(f"  budget             ${est.budget_usd:,.2f} ({'fits' if fits else 'the run may stop at the budget'})")
+        click.echo(
+            f"  budget             ${est.budget_usd:,.2f} ({'fits' if fits else 'the run may stop at the budget'})"
+        )
 
 
 @main.group()
@@ -481,8 +602,10 @@ def cache_stats(as_json: bool) -> None:
         click.echo(json.dumps(stats, indent=2))
         return
     when = lambda t: datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
-    click.echo(f"{stats['path']}: {stats['entries']:,} answers, {stats['bytes'] / 1e6:.1f} MB, "
-               f"{when(stats['first'])} .. {when(stats['last'])}")
+    click.echo(
+        f"{stats['path']}: {stats['entries']:,} answers, {stats['bytes'] / 1e6:.1f} MB, "
+        f"{when(stats['first'])} .. {when(stats['last'])}"
+    )
     for model, n in stats["by_model"].items():
         click.echo(f"  model {model}: {n:,}")
     for endpoint, n in stats["by_endpoint"].items():
@@ -495,7 +618,9 @@ def cache_stats(as_json: bool) -> None:
 @click.option("--endpoint", help="Only entries of this endpoint.")
 @click.option("--all", "everything", is_flag=True, help="Every entry (needed when no other condition is given).")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
-def cache_prune(older_than_days: float | None, model: str | None, endpoint: str | None, everything: bool, dry_run: bool) -> None:
+def cache_prune(
+    older_than_days: float | None, model: str | None, endpoint: str | None, everything: bool, dry_run: bool
+) -> None:
     """Delete cached answers. Deleted answers are paid for again when next needed."""
     if older_than_days is None and model is None and endpoint is None and not everything:
         raise click.UsageError("say what to prune: --older-than DAYS, --model, --endpoint, or --all")
@@ -516,7 +641,9 @@ def _fault(ctx, param, values):
         except ValueError:
             prob = -1.0
         if kind not in FAULT_KINDS or not 0 <= prob <= 1:
-            raise click.BadParameter(f"{value!r}: expected KIND=P with KIND one of {', '.join(FAULT_KINDS)} and 0 <= P <= 1")
+            raise click.BadParameter(
+                f"{value!r}: expected KIND=P with KIND one of {', '.join(FAULT_KINDS)} and 0 <= P <= 1"
+            )
         faults[kind] = prob
     return faults
 
@@ -524,8 +651,11 @@ def _fault(ctx, param, values):
 @main.command()
 @SPEC_ARG
 @click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
-@click.option("--no-route", is_flag=True, help="The student answers everything, even with a `route` section "
-              "(how a pipeline teacher serves it).")
+@click.option(
+    "--no-route",
+    is_flag=True,
+    help="The student answers everything, even with a `route` section (how a pipeline teacher serves it).",
+)
 def serve(spec: Path, port: int, no_route: bool) -> None:
     """Serve SPEC's built student as an OpenAI-compatible endpoint on 127.0.0.1 (the ONNX export when
     there is one); with a `route` section, requests below the route's threshold go to the teacher.
@@ -556,11 +686,25 @@ def serve(spec: Path, port: int, no_route: bool) -> None:
 @click.option("--latency-ms", type=click.FloatRange(min=0), help="Mean latency (default: the spec's).")
 @click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute before answering 429.")
 @click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute before answering 429.")
-@click.option("--fault", "faults", multiple=True, callback=_fault, metavar="KIND=P",
-              help="Inject a fault with probability P: rate_limit, server_error, timeout, connection_reset, malformed, truncated.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    callback=_fault,
+    metavar="KIND=P",
+    help="Inject a fault with probability P: "
+    "rate_limit, server_error, timeout, connection_reset, malformed, truncated.",
+)
 @click.option("--api-key-env", help="Require the bearer token held in this environment variable.")
-def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | None, tpm: int | None,
-                  faults: dict, api_key_env: str | None) -> None:
+def serve_teacher(
+    spec: Path,
+    port: int,
+    latency_ms: float | None,
+    rpm: int | None,
+    tpm: int | None,
+    faults: dict,
+    api_key_env: str | None,
+) -> None:
     """Serve SPEC's simulated teacher as an OpenAI-compatible endpoint on 127.0.0.1.
 
     Chat Completions with logprobs and usage, the Files and Batches endpoints, rate limits
@@ -582,8 +726,7 @@ def serve_teacher(spec: Path, port: int, latency_ms: float | None, rpm: int | No
     if api_key_env:
         overrides["api_key"] = os.environ.get(api_key_env) or None
     try:
-        server = start_endpoint(loaded.teacher, loaded.dir, labels=loaded.task.labels or [], port=port,
-                                **overrides)
+        server = start_endpoint(loaded.teacher, loaded.dir, labels=loaded.task.labels or [], port=port, **overrides)
     except OSError as exc:
         click.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
         sys.exit(EXIT_RUNTIME)

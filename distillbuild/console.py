@@ -34,8 +34,14 @@ class Progress:
     each caller keeps its own wording: "teacher: 40/100 answered, 12/s, ETA 5s, $0.0100".
     """
 
-    def __init__(self, what: str, total: int, line: Callable[[int, int, float, float | None], str],
-                 log: Callable[[str], None] = log, bar: bool | None = None):
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        line: Callable[[int, int, float, float | None], str],
+        log: Callable[[str], None] = log,
+        bar: bool | None = None,
+    ):
         self.what, self.total, self.line, self.log = what, total, line, log
         self.done = 0
         self.started = self._last = time.monotonic()
@@ -48,8 +54,15 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
 
-        self._bar = Bar(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeRemainingColumn(),
-                        TextColumn("{task.fields[figures]}"), console=Console(stderr=True), transient=True)
+        self._bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[figures]}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task(self.what, total=self.total, figures="")
 

@@ -12,7 +12,9 @@ TEACHER_ANSWERS = f"{BUILD}/teacher/answers.jsonl"
 TEACHER_HELDOUT = f"{BUILD}/teacher/heldout_answers.jsonl"
 TEACHER_REPORT = f"{BUILD}/teacher/report.json"
 TEACHER_CONTENT_FREE = f"{BUILD}/teacher/content_free.jsonl"  # contextual calibration's content-free answers
-TEACHER_RESPONSES = f"{BUILD}/teacher/responses.jsonl"  # the raw answers by cache key: a clone reproduces without asking
+TEACHER_RESPONSES = (
+    f"{BUILD}/teacher/responses.jsonl"  # the raw answers by cache key: a clone reproduces without asking
+)
 
 FILTER_KEPT = f"{BUILD}/filter/kept.jsonl"
 FILTER_REJECTED = f"{BUILD}/filter/rejected.jsonl"

@@ -48,7 +48,8 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "baseline_accuracy",
         "macro_f1",
         "teacher_macro_f1",
-    ) + _STUDENT_VS_TEACHER,
+    )
+    + _STUDENT_VS_TEACHER,
     # distillbuild/evaluate/extraction.py (DeepEval JsonCorrectnessMetric + field-match metrics):
     # field_accuracy is the mean over fields of per-field exact match; retention is
     # field_accuracy / teacher_field_accuracy; exact_match is the whole object.
@@ -62,7 +63,8 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
         "teacher_json_valid_rate",
         "schema_valid_rate",
         "teacher_schema_valid_rate",
-    ) + _STUDENT_VS_TEACHER,
+    )
+    + _STUDENT_VS_TEACHER,
     # G-Eval with evaluation.judge (distillbuild/evaluate/generation.py): scores in 0..1;
     # retention = geval_mean / teacher_geval_mean, with a bootstrap interval.
     "generation": (
@@ -85,8 +87,15 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
 # holds), so the validator refuses it before a build is paid for. Shares, rates and scores lie in
 # [0, 1]; retention is a ratio (a student may beat its teacher); times, costs and counts are >= 0.
 _RATIO = ("retention",)
-_NON_NEGATIVE = ("latency_p50_ms", "latency_p95_ms", "heldout_rows", "teacher_cost_per_1k_usd",
-                 "student_cost_per_1k_usd", "routed_cost_per_1k_usd", "judge_cost_usd")
+_NON_NEGATIVE = (
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "heldout_rows",
+    "teacher_cost_per_1k_usd",
+    "student_cost_per_1k_usd",
+    "routed_cost_per_1k_usd",
+    "judge_cost_usd",
+)
 
 
 def metric_range(name: str) -> tuple[float, float]:

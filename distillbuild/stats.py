@@ -25,8 +25,12 @@ def bootstrap_mean_interval(values: Sequence[float], resamples: int, seed: int =
 
     v = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
-    means = np.concatenate([v[rng.integers(0, len(v), size=(min(256, resamples - s), len(v)))].mean(axis=1)
-                            for s in range(0, resamples, 256)])
+    means = np.concatenate(
+        [
+            v[rng.integers(0, len(v), size=(min(256, resamples - s), len(v)))].mean(axis=1)
+            for s in range(0, resamples, 256)
+        ]
+    )
     low, high = np.percentile(means, [2.5, 97.5])
     return {"ci_low": round(float(low), 6), "ci_high": round(float(high), 6)}
 

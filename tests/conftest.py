@@ -43,7 +43,11 @@ def base_spec() -> dict:
         # A dozen rows over four labels: below the default floor of rows per label, on purpose.
         "filters": {"min_confidence": 0.5, "dedup": {"exact": True}, "min_rows_per_label": 0},
         "split": {"val_fraction": 0.2, "seed": 3},
-        "student": {"kind": "encoder-classifier", "base_model": "sentence-transformers/all-MiniLM-L6-v2", "trainer": "local"},
+        "student": {
+            "kind": "encoder-classifier",
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "trainer": "local",
+        },
         "gates": {"accuracy": {"min": 0.5}},
         "promote": {"name": "mini"},
     }
@@ -65,7 +69,11 @@ def project(tmp_path: Path):
 
     def write(spec: dict | str | None = None, name: str = "distill.yaml") -> Path:
         path = tmp_path / name
-        text = spec if isinstance(spec, str) else yaml.safe_dump(spec if spec is not None else base_spec(), sort_keys=False)
+        text = (
+            spec
+            if isinstance(spec, str)
+            else yaml.safe_dump(spec if spec is not None else base_spec(), sort_keys=False)
+        )
         path.write_text(text, encoding="utf-8")
         return path
 
@@ -95,8 +103,9 @@ class RepoShell:
                 self.env[name] = value
 
     def __call__(self, *cmd: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        done = subprocess.run(cmd, cwd=cwd or self.root, env=self.env, capture_output=True, text=True,
-                              timeout=self.timeout)
+        done = subprocess.run(
+            cmd, cwd=cwd or self.root, env=self.env, capture_output=True, text=True, timeout=self.timeout
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
         return done
@@ -110,8 +119,9 @@ class RepoShell:
         self("dvc", "config", "core.analytics", "false")
 
 
-def build_reduced_pipeline(sh: RepoShell, spec: dict, inputs: list[dict], heldout: list[dict],
-                           key_rows) -> subprocess.CompletedProcess:
+def build_reduced_pipeline(
+    sh: RepoShell, spec: dict, inputs: list[dict], heldout: list[dict], key_rows
+) -> subprocess.CompletedProcess:
     """A reduced copy of a pipeline in ``sh.root``, built: the rows under data/ (the simulated
     teacher's answer key cut to their texts), ``spec`` pointed at them with no teacher latency
     (``spec`` is changed in place) as distill.yaml, the repository initialised, dvc.yaml compiled

@@ -99,8 +99,11 @@ def recording(spec: Spec) -> Iterator[Recorder]:
 
     original_get, original_getitem = Spec.get, Spec.__getitem__
     # Modules that imported `replace` by name hold their own reference to it.
-    holders = [m for m in list(sys.modules.values())
-               if getattr(m, "__name__", "").startswith("distillbuild") and getattr(m, "replace", None) is original_replace]
+    holders = [
+        m
+        for m in list(sys.modules.values())
+        if getattr(m, "__name__", "").startswith("distillbuild") and getattr(m, "replace", None) is original_replace
+    ]
     saved = {cls: cls.__dict__.get("__getattribute__") for cls in classes}
     try:
         for cls in classes:
@@ -133,4 +136,6 @@ def covered(read: str, declared: tuple[str, ...]) -> bool:
 def unused(declared: tuple[str, ...], reads: set[str]) -> list[str]:
     """Declared keys that nothing read: neither the key, nor anything inside it, nor whether it is there."""
     keys = {r.rstrip("?") for r in reads}
-    return sorted(d for d in declared if not any(k == d or k.startswith(d + ".") or d.startswith(k + ".") for k in keys))
+    return sorted(
+        d for d in declared if not any(k == d or k.startswith(d + ".") or d.startswith(k + ".") for k in keys)
+    )

@@ -13,16 +13,16 @@ import pytest
 import yaml
 from conftest import LABELS, base_spec, write_rows
 
-from distillbuild.pipeline.compile import render
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit
-from distillbuild.errors import StageError
-from distillbuild.pipeline.runner import run_stage
-from distillbuild.spec import load_spec
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.errors import StageError
+from distillbuild.pipeline.compile import render
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.protocol.answers import read_label
 from distillbuild.protocol.choice import form_for, gbnf, labels_of
+from distillbuild.spec import load_spec
 
 N_INPUTS = 120
 

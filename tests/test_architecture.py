@@ -26,8 +26,18 @@ PACKAGE = ROOT / "distillbuild"
 
 ENGINES = {"curate", "seed", "train", "evaluate", "export"}
 # Each layer's rank: a module imports only from its own rank or below. Unlisted modules are base (0).
-RANK = {"llm": 1, "protocol": 2, **{e: 3 for e in ENGINES}, "endpoints": 4, "pipeline": 5,
-        "review": 6, "reports": 6, "serve": 6, "cli": 7, "__main__": 7}
+RANK = {
+    "llm": 1,
+    "protocol": 2,
+    **{e: 3 for e in ENGINES},
+    "endpoints": 4,
+    "pipeline": 5,
+    "review": 6,
+    "reports": 6,
+    "serve": 6,
+    "cli": 7,
+    "__main__": 7,
+}
 UPPER = {name for name, rank in RANK.items() if rank >= 5}  # what engines and base modules never import
 
 
@@ -155,13 +165,17 @@ def test_the_cycle_finder_finds_one():
 
 
 def test_a_package_cycle_that_no_module_cycle_shows_is_found():
-    modules = {"distillbuild.a.x": {"distillbuild.b.y"}, "distillbuild.b.y": set(),
-               "distillbuild.b.z": {"distillbuild.a.w"}, "distillbuild.a.w": set()}
+    modules = {
+        "distillbuild.a.x": {"distillbuild.b.y"},
+        "distillbuild.b.y": set(),
+        "distillbuild.b.z": {"distillbuild.a.w"},
+        "distillbuild.a.w": set(),
+    }
     assert cycles(modules) == []
     assert cycles(package_graph(modules)) == [["a", "b"]]
 
 
-TOY_STAGE = '''
+TOY_STAGE = """
 from distillbuild import layout
 from distillbuild.io import write_json
 from distillbuild.pipeline.contract import uncached
@@ -184,7 +198,7 @@ def metrics(spec):
 def run(spec):
     write_json(__import__("pathlib").Path("build/toy/summary.json"), {"labels": len(spec.get("task.labels"))})
     return 0
-'''
+"""
 
 
 def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeypatch):
@@ -216,6 +230,7 @@ def test_a_new_stage_is_one_module_and_one_list_entry(project, tmp_path, monkeyp
 def test_only_the_pipeline_serve_and_the_cli_start_a_server():
     """Engines get settings for an endpoint someone else opened; they never start a server.
     `distill serve` may: it starts llama.cpp for an exported GGUF student."""
-    starters = sorted(m for m, ts in import_graph().items() if any(layer(t) == "endpoints" for t in ts)
-                      and layer(m) != "endpoints")
+    starters = sorted(
+        m for m, ts in import_graph().items() if any(layer(t) == "endpoints" for t in ts) and layer(m) != "endpoints"
+    )
     assert starters and all(layer(m) in ("pipeline", "cli", "serve") for m in starters), starters

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import LABELS, ROOT, base_spec, write_rows
-from distillbuild.errors import SpecError
-from distillbuild.spec import load_spec
-from distillbuild.pipeline.runner import run_stage
-from distillbuild.train.axolotl_config import CPU_MAX_PARAMETERS, estimate_parameters, plan_device
 from tiny_llama import build_tiny_llama, model_config, parameter_count
+
+from distillbuild.errors import SpecError
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.spec import load_spec
+from distillbuild.train.axolotl_config import CPU_MAX_PARAMETERS, estimate_parameters, plan_device
 
 GOLDEN = ROOT / "tests/golden/axolotl"
 UPDATE = os.environ.get("DISTILL_UPDATE_GOLDEN") == "1"
@@ -37,32 +37,79 @@ MODEL = "./models/tiny-llama"
 # name -> (student keys over the causal-lm defaults, teacher keys over base_spec's)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "qlora": ({"device": "gpu"}, {}),
-    "lora": ({"device": "gpu", "adapter": "lora", "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-              "gpu": {"precision": "bf16", "attention": "sdpa"}}, {}),
-    "full": ({"device": "gpu", "adapter": "full", "learning_rate": 1e-5,
-              "gpu": {"sample_packing": False, "optimizer": "adamw_torch_fused"}}, {}),
-    "kd_logits": ({"device": "gpu", "kd": {"mode": "logits", "alpha": 0.8, "temperature": 1.5}},
-                  {"top_logprobs": 5, "token_ids": True, "tokenizer": MODEL, "temperature": 0.7}),
+    "lora": (
+        {
+            "device": "gpu",
+            "adapter": "lora",
+            "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+            "gpu": {"precision": "bf16", "attention": "sdpa"},
+        },
+        {},
+    ),
+    "full": (
+        {
+            "device": "gpu",
+            "adapter": "full",
+            "learning_rate": 1e-5,
+            "gpu": {"sample_packing": False, "optimizer": "adamw_torch_fused"},
+        },
+        {},
+    ),
+    "kd_logits": (
+        {"device": "gpu", "kd": {"mode": "logits", "alpha": 0.8, "temperature": 1.5}},
+        {"top_logprobs": 5, "token_ids": True, "tokenizer": MODEL, "temperature": 0.7},
+    ),
     "deepspeed_zero2": ({"device": "gpu", "distributed": {"strategy": "deepspeed", "zero_stage": 2}}, {}),
-    "deepspeed_zero3_offload": ({"device": "gpu", "adapter": "lora",
-                                 "distributed": {"strategy": "deepspeed", "zero_stage": 3, "offload": True}}, {}),
+    "deepspeed_zero3_offload": (
+        {
+            "device": "gpu",
+            "adapter": "lora",
+            "distributed": {"strategy": "deepspeed", "zero_stage": 3, "offload": True},
+        },
+        {},
+    ),
     "fsdp2": ({"device": "gpu", "adapter": "lora", "distributed": {"strategy": "fsdp"}}, {}),
-    "fsdp2_qlora_offload": ({"device": "gpu", "distributed": {"strategy": "fsdp", "offload": True},
-                             "gpu": {"gradient_checkpointing": False}}, {}),
-    "ray_zero1": ({"device": "gpu", "distributed": {"strategy": "deepspeed", "zero_stage": 1, "launcher": "ray",
-                                                    "workers": 4}}, {}),
+    "fsdp2_qlora_offload": (
+        {
+            "device": "gpu",
+            "distributed": {"strategy": "fsdp", "offload": True},
+            "gpu": {"gradient_checkpointing": False},
+        },
+        {},
+    ),
+    "ray_zero1": (
+        {"device": "gpu", "distributed": {"strategy": "deepspeed", "zero_stage": 1, "launcher": "ray", "workers": 4}},
+        {},
+    ),
     "cpu_tiny": ({}, {}),  # device auto: the tiny model is CPU-sized
-    "overrides": ({"device": "gpu", "adapter": "lora", "distributed": {"strategy": "fsdp"},
-                   "axolotl": {"lr_scheduler": "linear", "eval_strategy": None, "save_strategy": "epoch",
-                               "save_total_limit": 1,
-                               "fsdp_config": {"transformer_layer_cls_to_wrap": "LlamaDecoderLayer"}}}, {}),
+    "overrides": (
+        {
+            "device": "gpu",
+            "adapter": "lora",
+            "distributed": {"strategy": "fsdp"},
+            "axolotl": {
+                "lr_scheduler": "linear",
+                "eval_strategy": None,
+                "save_strategy": "epoch",
+                "save_total_limit": 1,
+                "fsdp_config": {"transformer_layer_cls_to_wrap": "LlamaDecoderLayer"},
+            },
+        },
+        {},
+    ),
 }
 
 
 def causal_spec(student: dict, teacher: dict | None = None) -> dict:
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": MODEL, "trainer": "axolotl", "max_length": 128,
-                       "batch_size": 4, **student}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": MODEL,
+        "trainer": "axolotl",
+        "max_length": 128,
+        "batch_size": 4,
+        **student,
+    }
     spec["teacher"].update(teacher or {})
     return spec
 
@@ -115,7 +162,8 @@ def test_emitted_files_match_the_golden_files(emitted, name):
     assert sorted(p.name for p in golden.iterdir()) == sorted(files)
     for fname, text in files.items():
         assert text == (golden / fname).read_text(encoding="utf-8"), (
-            f"{name}/{fname} differs from its golden file; if intended: DISTILL_UPDATE_GOLDEN=1 pytest {__file__}")
+            f"{name}/{fname} differs from its golden file; if intended: DISTILL_UPDATE_GOLDEN=1 pytest {__file__}"
+        )
 
 
 def test_same_spec_same_bytes_wherever_it_runs(tmp_path):
@@ -139,7 +187,11 @@ def test_variants_say_what_they_promise(emitted):
     assert "flash_attention" not in qlora  # Axolotl refuses it next to attn_implementation
     ds = qlora["datasets"][0]
     assert (ds["type"], ds["field_messages"], ds["roles_to_train"], ds["train_on_eos"]) == (
-        "chat_template", "messages", ["assistant"], "turn")
+        "chat_template",
+        "messages",
+        ["assistant"],
+        "turn",
+    )
     assert qlora["chat_template"] == "tokenizer_default"
     assert qlora["output_dir"] == "build/model" and qlora["base_model"] == MODEL
     header = emitted["qlora"][1]["axolotl.yaml"].splitlines()[0]
@@ -182,7 +234,12 @@ def test_variants_say_what_they_promise(emitted):
     assert ray["deepspeed"] == "build/configure/deepspeed_zero1.json"
 
     cpu = _cfg(emitted, "cpu_tiny")
-    assert (cpu["bf16"], cpu["fp16"], cpu["attn_implementation"], cpu["sample_packing"]) == (False, False, "sdpa", False)
+    assert (cpu["bf16"], cpu["fp16"], cpu["attn_implementation"], cpu["sample_packing"]) == (
+        False,
+        False,
+        "sdpa",
+        False,
+    )
     assert cpu["lora_mlp_kernel"] is cpu["lora_qkv_kernel"] is cpu["lora_o_kernel"] is False
     assert cpu["optimizer"] == "adamw_torch"
     plan = json.loads(emitted["cpu_tiny"][1]["axolotl_plan.json"])
@@ -198,8 +255,15 @@ def test_variants_say_what_they_promise(emitted):
 
 def test_parameter_estimates():
     assert estimate_parameters(model_config(400)) == parameter_count(400)
-    llama_8b = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": False}
+    llama_8b = {
+        "vocab_size": 128256,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "tie_word_embeddings": False,
+    }
     assert estimate_parameters(llama_8b) == 8_030_261_248  # Llama 3.1 8B, exactly
     assert estimate_parameters({"model_type": "llama"}) is None
     assert plan_device("auto", 8_030_261_248)["device"] == "gpu"
@@ -208,20 +272,29 @@ def test_parameter_estimates():
     assert plan_device("cpu", 8_030_261_248)["device"] == "cpu"
 
 
-@pytest.mark.parametrize("student, path, words", [
-    ({"distributed": {"zero_stage": 3}}, "student.distributed.zero_stage", "strategy: deepspeed"),
-    ({"distributed": {"strategy": "deepspeed", "zero_stage": 1, "offload": True}}, "student.distributed.offload",
-     "ZeRO-2"),
-    ({"distributed": {"offload": True}}, "student.distributed.offload", "strategy: deepspeed"),
-    ({"distributed": {"workers": 4}}, "student.distributed.workers", "launcher: ray"),
-    ({"device": "cpu", "distributed": {"strategy": "fsdp"}}, "student.device", "needs GPUs"),
-    ({"distributed": {"strategy": "fsdp"}, "gpu": {"optimizer": "adamw_bnb_8bit"}}, "student.gpu.optimizer",
-     "FSDP2"),
-    ({"adapter": "full", "lora": {"r": 8}}, "student.lora", "adapter is full"),
-    ({"distributed": {"strategy": "deepspeed", "zero_stage": 4}}, "student.distributed.zero_stage", "not one of"),
-    ({"gpu": {"attention": "flash_attention"}}, "student.gpu.attention", "did you mean 'flash_attention_2'"),
-    ({"adapter": "qlora4"}, "student.adapter", "not one of"),
-])
+@pytest.mark.parametrize(
+    "student, path, words",
+    [
+        ({"distributed": {"zero_stage": 3}}, "student.distributed.zero_stage", "strategy: deepspeed"),
+        (
+            {"distributed": {"strategy": "deepspeed", "zero_stage": 1, "offload": True}},
+            "student.distributed.offload",
+            "ZeRO-2",
+        ),
+        ({"distributed": {"offload": True}}, "student.distributed.offload", "strategy: deepspeed"),
+        ({"distributed": {"workers": 4}}, "student.distributed.workers", "launcher: ray"),
+        ({"device": "cpu", "distributed": {"strategy": "fsdp"}}, "student.device", "needs GPUs"),
+        (
+            {"distributed": {"strategy": "fsdp"}, "gpu": {"optimizer": "adamw_bnb_8bit"}},
+            "student.gpu.optimizer",
+            "FSDP2",
+        ),
+        ({"adapter": "full", "lora": {"r": 8}}, "student.lora", "adapter is full"),
+        ({"distributed": {"strategy": "deepspeed", "zero_stage": 4}}, "student.distributed.zero_stage", "not one of"),
+        ({"gpu": {"attention": "flash_attention"}}, "student.gpu.attention", "did you mean 'flash_attention_2'"),
+        ({"adapter": "qlora4"}, "student.adapter", "not one of"),
+    ],
+)
 def test_impossible_combinations_are_refused(project, student, path, words):
     with pytest.raises(SpecError) as info:
         load_spec(project(causal_spec(student)))
@@ -240,13 +313,20 @@ def test_axolotl_keys_are_refused_for_the_local_trainer(project):
 needs_axolotl_venv = pytest.mark.skipif(
     not AXOLOTL_PYTHON.exists(),
     reason=f"Axolotl's validator lives in its own venv ({AXOLOTL_VENV} is absent): run `make axolotl-venv` "
-           "(`make test` makes it)")
+    "(`make test` makes it)",
+)
 
 
 def run_validator(*args: str, cwd: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([str(AXOLOTL_PYTHON), "-m", "distillbuild.train.axolotl_validate", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(AXOLOTL_PYTHON), "-m", "distillbuild.train.axolotl_validate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.stdout.strip(), done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert done.returncode == (0 if all(c["ok"] for c in report["configs"]) else 1)
@@ -289,10 +369,20 @@ def test_axolotl_validator_reports_dropped_keys_and_refusals(emitted, tmp_path):
 def test_dropped_keys_walks_mappings_and_lists():
     from distillbuild.train.axolotl_validate import dropped_keys
 
-    emitted = {"a": 1, "typo": 2, "datasets": [{"path": "x", "feild": 1}], "fsdp_config": {"ok": 1, "bad": 2},
-               "plugins": ["p"]}
-    validated = {"a": "1", "datasets": [{"path": "x", "extra_default": 0}], "fsdp_config": {"ok": True},
-                 "plugins": ["p"], "added": 3}
+    emitted = {
+        "a": 1,
+        "typo": 2,
+        "datasets": [{"path": "x", "feild": 1}],
+        "fsdp_config": {"ok": 1, "bad": 2},
+        "plugins": ["p"],
+    }
+    validated = {
+        "a": "1",
+        "datasets": [{"path": "x", "extra_default": 0}],
+        "fsdp_config": {"ok": True},
+        "plugins": ["p"],
+        "added": 3,
+    }
     assert dropped_keys(emitted, validated) == ["typo", "datasets[0].feild", "fsdp_config.bad"]
 
 
@@ -300,7 +390,11 @@ def test_trainer_log_lines_become_metrics():
     from distillbuild.train.axolotl_run import _parse_log_dict
 
     line = "{'loss': '5.958', 'grad_norm': '0.9035', 'memory/max_active (GiB)': '0', 'epoch': '0.1111'}"
-    assert _parse_log_dict(line) == {"loss": 5.958, "grad_norm": 0.9035, "memory/max_active (GiB)": 0.0,
-                                     "epoch": 0.1111}
+    assert _parse_log_dict(line) == {
+        "loss": 5.958,
+        "grad_norm": 0.9035,
+        "memory/max_active (GiB)": 0.0,
+        "epoch": 0.1111,
+    }
     assert _parse_log_dict("{'train_runtime': '1.1', 'train_loss': '5.5'}")["train_loss"] == 5.5
     assert _parse_log_dict("[INFO] loading {'path': 'x'}") is None  # no loss: not a metric line

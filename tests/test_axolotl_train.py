@@ -20,11 +20,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
+from tiny_llama import (
+    NO_AXOLOTL_REASON,
+    axolotl_executable,
+    causal_student,
+    make_causal_project,
+    run_stages,
+    train_tiny_student,
+)
+
 from distillbuild.errors import EXIT_RUNTIME, StageError
-from tiny_llama import (NO_AXOLOTL_REASON, axolotl_executable, build_tiny_llama, causal_student,
-                        make_causal_project, run_stages, train_tiny_student)
 
 AXOLOTL = axolotl_executable()
 needs_training_axolotl = pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON)
@@ -71,8 +77,9 @@ def test_the_trained_adapter_loads_over_its_base_with_peft(trained):
     lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # B starts at zero: non-zero means it trained
     tok = AutoTokenizer.from_pretrained(trained / "build/model")
-    prompt = tok.apply_chat_template([{"role": "user", "content": "ticket number 3 about bug"}], tokenize=False,
-                                     add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "ticket number 3 about bug"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=4, do_sample=False)
@@ -111,8 +118,14 @@ def _big_model_project(root: Path) -> Path:
     """A project whose base model is Llama-3.1-8B-sized (config.json only, no weights)."""
     make_causal_project(root, rows=8, weights=False)
     config = json.loads((root / "models/tiny-llama/config.json").read_text())
-    config.update(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                  num_key_value_heads=8, vocab_size=128256)
+    config.update(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+    )
     (root / "models/tiny-llama/config.json").write_text(json.dumps(config))
     return root
 
@@ -124,17 +137,23 @@ def test_a_trace_student_trains_on_the_teachers_reasoning_and_is_read_at_its_ans
     the emitted config, unchanged in shape, trains the tiny Llama on CPU; the adapter loads;
     evaluation generates past the label and reads the answer line (or counts it unparseable)."""
     import torch
+    from conftest import LABELS
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from conftest import LABELS
     from distillbuild.endpoints.standin.teacher import rationale
 
-    words = [rationale(f"ticket number {i} about {l}", l, LABELS[(i + 1) % 4], __import__("random").Random(i))
-             for i, l in enumerate(LABELS * 3)] + ["Answer:"]
-    root = make_causal_project(tmp_path / "proj", rows=32, texts=words,
-                               student=causal_student(reasoning="trace", max_length=192),
-                               teacher={"reasoning": {"mode": "prompt"}, "max_tokens": 256, "top_logprobs": 4})
+    words = [
+        rationale(f"ticket number {i} about {l}", l, LABELS[(i + 1) % 4], __import__("random").Random(i))
+        for i, l in enumerate(LABELS * 3)
+    ] + ["Answer:"]
+    root = make_causal_project(
+        tmp_path / "proj",
+        rows=32,
+        texts=words,
+        student=causal_student(reasoning="trace", max_length=192),
+        teacher={"reasoning": {"mode": "prompt"}, "max_tokens": 256, "top_logprobs": 4},
+    )
     spec = yaml.safe_load((root / "distill.yaml").read_text())
     spec["evaluation"] = {"max_new_tokens": 48, "latency_samples": 2, "threads": 1}
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -144,8 +163,9 @@ def test_a_trace_student_trains_on_the_teachers_reasoning_and_is_read_at_its_ans
     assert all(len(r["messages"][-1]["content"]) > 40 for r in train)  # a rationale before the answer line
     losses = [h["loss"] for h in json.loads((root / "build/train/history.json").read_text())]
     assert losses and all(math.isfinite(x) for x in losses)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(root / "models/tiny-llama"),
-                                      str(root / "build/model"))
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(root / "models/tiny-llama"), str(root / "build/model")
+    )
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
     metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
@@ -161,10 +181,9 @@ def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preferenc
     """SFT, then the SFT student's disagreements as DPO pairs, then `rl: dpo` over the merged SFT
     model, all by `dvc repro` with the real Axolotl on CPU; the DPO adapter loads over the merged
     model and is what evaluate answers with; changing only beta leaves every earlier stage alone."""
+    from conftest import RepoShell
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from conftest import RepoShell
 
     sh = RepoShell(tmp_path / "proj", DISTILL_AXOLOTL=AXOLOTL, DISTILL_CACHE_DIR=str(tmp_path / "cache"))
     root = make_causal_project(sh.root, rows=32, student=causal_student(epochs=1, preference={"beta": 0.1}))
@@ -205,8 +224,9 @@ def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preferenc
     assert "preference" in stale and not stale & {"teacher", "filter", "dataset", "configure", "train", "pairs"}, stale
 
 
-@pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
-                                                            "(`make test` makes it)")
+@pytest.mark.skipif(
+    not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` (`make test` makes it)"
+)
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: nothing to refuse")
 def test_a_gpu_sized_model_without_a_gpu_exits_3_with_a_clear_message(tmp_path):
     root = _big_model_project(tmp_path / "big")
@@ -215,8 +235,9 @@ def test_a_gpu_sized_model_without_a_gpu_exits_3_with_a_clear_message(tmp_path):
     assert plan["device"] == "gpu" and plan["parameters"] == 8_030_261_248
     env = {**os.environ, "DISTILL_AXOLOTL": str(VALIDATION_AXOLOTL), "DISTILL_CACHE_DIR": str(root / ".distill/cache")}
     distill = Path(sys.executable).parent / "distill"
-    done = subprocess.run([str(distill), "stage", "train"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(distill), "stage", "train"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == EXIT_RUNTIME, done.stderr[-2000:]
     assert "no GPU found" in done.stderr and "8 B parameters" in done.stderr and "limit is 200 M" in done.stderr
     assert "Traceback" not in done.stderr
@@ -236,11 +257,11 @@ def test_without_axolotl_the_train_stage_says_how_to_get_it(tmp_path, monkeypatc
         run_stages(root, ["train"])
 
 
-@pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
-                                                            "(`make test` makes it)")
+@pytest.mark.skipif(
+    not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` (`make test` makes it)"
+)
 def test_the_train_stage_refuses_keys_axolotl_would_drop(tmp_path):
-    root = make_causal_project(tmp_path / "p", rows=8, weights=False,
-                               student=causal_student(axolotl={"lora_rr": 8}))
+    root = make_causal_project(tmp_path / "p", rows=8, weights=False, student=causal_student(axolotl={"lora_rr": 8}))
     run_stages(root, ["teacher", "filter", "dataset", "configure"])
     with pytest.raises(StageError, match="key lora_rr is not one Axolotl reads"):
         run_stages(root, ["train"], str(VALIDATION_AXOLOTL))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import LABELS, base_spec, write_rows
+
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from distillbuild.errors import StageError
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
-from distillbuild.endpoints.standin.server import SimulatedTeacherServer
-from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 
 
 @pytest.fixture
@@ -23,15 +23,23 @@ def chatty_teacher(project):
     answers = {t: (LABELS[i % 4] if i % 6 == 5 else "This is a ticket about something") for i, t in enumerate(texts)}
     answers["held out"] = "bug"
     write_rows(root / "data/chatty.jsonl", [{"text": t, "label": a} for t, a in answers.items()])
-    teacher = SimulatedTeacher(load_answer_key(root / "data/chatty.jsonl"), [], accuracy=1.0, seed=1)  # answers verbatim
+    teacher = SimulatedTeacher(
+        load_answer_key(root / "data/chatty.jsonl"), [], accuracy=1.0, seed=1
+    )  # answers verbatim
     with SimulatedTeacherServer(teacher) as server:
         yield server
 
 
 def spec_for(base_url: str, **canary) -> dict:
     spec = base_spec()
-    spec["teacher"] = {"provider": "openai", "model": "chatty", "base_url": base_url, "api_key_env": "DISTILL_TEST_KEY",
-                       "concurrency": 2, "canary": canary}
+    spec["teacher"] = {
+        "provider": "openai",
+        "model": "chatty",
+        "base_url": base_url,
+        "api_key_env": "DISTILL_TEST_KEY",
+        "concurrency": 2,
+        "canary": canary,
+    }
     return spec
 
 

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import LABELS, base_spec, write_rows
-from distillbuild.spec import load_spec
-from distillbuild.pipeline.runner import run_stage
+
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.spec import load_spec
 
 
 def _random_llama(tok_dir: Path, chat_template: str, *, seed: int, hidden: int, layers: int):
@@ -25,15 +25,26 @@ def _random_llama(tok_dir: Path, chat_template: str, *, seed: int, hidden: int, 
     tok.chat_template = chat_template
     tok.save_pretrained(str(tok_dir))
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=hidden // 16, num_key_value_heads=hidden // 32,
-                         max_position_embeddings=256, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 16,
+        num_key_value_heads=hidden // 32,
+        max_position_embeddings=256,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(str(tok_dir))
     return tok
 
 
 def _heldout(root: Path, n: int = 40) -> list[dict]:
-    rows = [{"id": f"h{i}", "text": f"held-out ticket {i} regarding {LABELS[i % 4]}", "label": LABELS[i % 4]} for i in range(n)]
+    rows = [
+        {"id": f"h{i}", "text": f"held-out ticket {i} regarding {LABELS[i % 4]}", "label": LABELS[i % 4]}
+        for i in range(n)
+    ]
     write_rows(root / "data/heldout.jsonl", rows)
     inputs = [json.loads(l) for l in (root / "data/inputs.jsonl").open()]
     key = [{"text": r["text"], "label": LABELS[i % 4]} for i, r in enumerate(inputs)]
@@ -52,9 +63,14 @@ def test_causal_student_behind_an_endpoint_is_evaluated_like_any_student(project
     with SimulatedTeacherServer(student, api_key="student-secret-value") as srv:
         spec = base_spec()
         spec["teacher"]["simulated"]["accuracy"] = 1.0
-        spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl", "max_length": 256,
-                           "kd": {"alpha": 0}, "endpoint": {"base_url": srv.base_url, "model": "ticket-lora",
-                                                            "api_key_env": "STUDENT_KEY"}}
+        spec["student"] = {
+            "kind": "causal-lm",
+            "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+            "trainer": "axolotl",
+            "max_length": 256,
+            "kd": {"alpha": 0},
+            "endpoint": {"base_url": srv.base_url, "model": "ticket-lora", "api_key_env": "STUDENT_KEY"},
+        }
         spec["evaluation"] = {"latency_samples": 10, "bootstrap": 200}
         loaded = load_spec(project(spec))
         assert run_stage("teacher", loaded) == 0
@@ -75,37 +91,52 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     """A two-layer Llama with a LoRA adapter whose weights are not zero: evaluate's answers are the
     adapted model's, not the base model's."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     from test_kd_rows import make_tokenizer
+    from transformers import AutoModelForCausalLM
 
     root = project.root
     _heldout(root, n=8)
     tok_dir = make_tokenizer(root / "base")
-    tok = _random_llama(tok_dir, "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>{% endfor %}"
-                                 "{% if add_generation_prompt %}<assistant>{% endif %}", seed=0, hidden=64, layers=2)
-    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tok_dir)),
-                             LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False))
+    tok = _random_llama(
+        tok_dir,
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}",
+        seed=0,
+        hidden=64,
+        layers=2,
+    )
+    adapted = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tok_dir)),
+        LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False),
+    )
     adapted.save_pretrained(str(root / "build/model"))
     tok.save_pretrained(str(root / "build/model"))
 
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(root)
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": "./base", "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0}}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "./base",
+        "trainer": "axolotl",
+        "max_length": 256,
+        "kd": {"alpha": 0},
+    }
     spec["evaluation"] = {"latency_samples": 3, "bootstrap": 0, "max_new_tokens": 4}
     loaded = load_spec(project(spec))
     assert run_stage("teacher", loaded) == 0
     assert run_stage("evaluate", loaded) == 0
 
-    from distillbuild.protocol.normalize import normalize_label
     from distillbuild.evaluate.causal_student import CausalClassifier, LocalCausalStudent
+    from distillbuild.protocol.normalize import normalize_label
     from distillbuild.protocol.prompts import messages_for
 
     heldout = [json.loads(l) for l in (root / "data/heldout.jsonl").open()]
     texts = [r["text"] for r in heldout]
     conversations = [messages_for(loaded.task, t) for t in texts]
-    classifier = CausalClassifier(LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4), loaded.task)
+    classifier = CausalClassifier(
+        LocalCausalStudent.load(root / "build/model", str(tok_dir), max_new_tokens=4), loaded.task
+    )
     labels = classifier.predict(texts)
     with_adapter = classifier.last_answers
     base_only = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=4).generate(conversations)
@@ -119,8 +150,9 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     assert metrics["student_unparseable"] == sum(normalize_label(a, LABELS) is None for a in with_adapter)
     assert [p["student_text"] for p in predictions] == with_adapter
     assert [p["predicted"] for p in predictions] == [label or "(unparseable)" for label in labels]
-    assert [p.get("student_confidence") for p in predictions] == \
-        [None if c is None else round(c, 6) for c in classifier.last_confidence]
+    assert [p.get("student_confidence") for p in predictions] == [
+        None if c is None else round(c, 6) for c in classifier.last_confidence
+    ]
 
 
 def test_a_causal_students_logprobs_map_to_labels_as_the_teachers_do(tmp_path):
@@ -128,14 +160,15 @@ def test_a_causal_students_logprobs_map_to_labels_as_the_teachers_do(tmp_path):
     logprobs add up to the sequence's, and a label spread over two tokens gets P(t1) x P(t2 | t1)."""
     import math
 
+    from test_kd_rows import make_tokenizer
+
     from distillbuild.evaluate.causal_student import LocalCausalStudent
     from distillbuild.protocol.answers import answer_label_confidence
-    from test_kd_rows import make_tokenizer
 
     tok_dir = make_tokenizer(tmp_path / "base")
     _random_llama(tok_dir, "{% for m in messages %}{{ m['content'] }}{% endfor %}", seed=1, hidden=32, layers=1)
     student = LocalCausalStudent.load(tok_dir, str(tok_dir), max_new_tokens=2)
-    (text, logprobs), = student.generate_scored([[{"role": "user", "content": "billing login"}]])
+    ((text, logprobs),) = student.generate_scored([[{"role": "user", "content": "billing login"}]])
     content = logprobs["content"]
     assert 1 <= len(content) <= 2
     for position in content:  # each generated token is the top alternative under greedy decoding
@@ -156,22 +189,32 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
     from distillbuild.errors import SpecError, StageError
 
     root = project.root
-    heldout = _heldout(root)
+    _heldout(root)
     key = load_answer_key(root / "data/key.jsonl")
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STUDENT_KEY", "student-secret-value")
     monkeypatch.chdir(root)
 
     def evaluate(accuracy: float, compare_with: str | dict | None = None, gates: dict | None = None):
-        with SimulatedTeacherServer(SimulatedTeacher(key, LABELS, accuracy=accuracy, seed=5),
-                                    api_key="student-secret-value") as srv:
+        with SimulatedTeacherServer(
+            SimulatedTeacher(key, LABELS, accuracy=accuracy, seed=5), api_key="student-secret-value"
+        ) as srv:
             spec = base_spec()
             spec["teacher"]["simulated"]["accuracy"] = 1.0
-            spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct",
-                               "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0},
-                               "endpoint": {"base_url": srv.base_url, "model": "v", "api_key_env": "STUDENT_KEY"}}
-            spec["evaluation"] = {"latency_samples": 2, "latency_rounds": 1, "bootstrap": 0,
-                                  **({"compare_with": compare_with} if compare_with else {})}
+            spec["student"] = {
+                "kind": "causal-lm",
+                "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+                "trainer": "axolotl",
+                "max_length": 256,
+                "kd": {"alpha": 0},
+                "endpoint": {"base_url": srv.base_url, "model": "v", "api_key_env": "STUDENT_KEY"},
+            }
+            spec["evaluation"] = {
+                "latency_samples": 2,
+                "latency_rounds": 1,
+                "bootstrap": 0,
+                **({"compare_with": compare_with} if compare_with else {}),
+            }
             spec["gates"] = gates or {"accuracy": {"min": 0.1}}
             loaded = load_spec(project(spec))
             assert run_stage("teacher", loaded) == 0
@@ -192,8 +235,9 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
 
     # {predictions, student: sft}: another build's SFT student before DPO (its sft_predicted column)
     rows = json.loads((root / "weak.json").read_text())
-    (root / "dpo.json").write_text(json.dumps([{**r, "predicted": r["actual"], "sft_predicted": r["predicted"]}
-                                               for r in rows]))
+    (root / "dpo.json").write_text(
+        json.dumps([{**r, "predicted": r["actual"], "sft_predicted": r["predicted"]} for r in rows])
+    )
     against_sft = evaluate(0.95, {"predictions": "dpo.json", "student": "sft"}, gates)
     assert against_sft["compared_accuracy"] == pytest.approx(weak["accuracy"], abs=1e-6)
     against_final = evaluate(0.95, {"predictions": "dpo.json"}, gates)  # student: final, the default
@@ -203,11 +247,11 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
     (root / "ids.json").write_text(json.dumps([{"id": r["id"], "actual": r["actual"]} for r in rows]))
     with pytest.raises(StageError, match="no `predicted` column: it is no build/evaluate/predictions.json"):
         evaluate(0.95, "ids.json", gates)
-    for bad, where, message in [({"predictions": "dpo.json", "student": "base"}, "evaluation.compare_with.student",
-                                 "not one of: final, sft"),
-                                ({"student": "sft"}, "evaluation.compare_with", "missing required key 'predictions'"),
-                                ({"predictions": "/tmp/x.json"}, "evaluation.compare_with.predictions",
-                                 "inside the repository")]:
+    for bad, where, message in [
+        ({"predictions": "dpo.json", "student": "base"}, "evaluation.compare_with.student", "not one of: final, sft"),
+        ({"student": "sft"}, "evaluation.compare_with", "missing required key 'predictions'"),
+        ({"predictions": "/tmp/x.json"}, "evaluation.compare_with.predictions", "inside the repository"),
+    ]:
         spec = base_spec()
         spec["evaluation"] = {"compare_with": bad}
         with pytest.raises(SpecError) as err:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 from click.testing import CliRunner
-
 from conftest import ROOT, base_spec
+
 from distillbuild.cli import main
 from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.stage_list import by_name, names
@@ -64,18 +64,21 @@ def test_committed_dvc_yaml_is_current():
 def test_every_stage_runs_distill_stage_and_lists_exactly_its_keys(project):
     spec = load_spec(project())
     pipeline = yaml.safe_load(render(spec))
-    assert list(pipeline["stages"]) == [n for n in names() if n not in ("seed", "pairs", "preference", "route", "export")]  # when asked for
+    assert list(pipeline["stages"]) == [
+        n for n in names() if n not in ("seed", "pairs", "preference", "route", "export")
+    ]  # when asked for
     for name, stage in pipeline["stages"].items():
         assert stage["cmd"] == f"distill stage {name}"
         listed = stage.get("params", [{}])[0].get("distill.yaml", [])
         declared = [k for k in by_name(name).keys_read(spec) if has_path(spec.raw, k)]
         assert listed == [k for k in declared if not any(k.startswith(other + ".") for other in declared)]
     # Only `gate` reads `gates`: raising a threshold re-runs nothing else.
-    readers = [n for n, st in pipeline["stages"].items() if "gates" in st.get("params", [{}])[0].get("distill.yaml", [])]
+    readers = [
+        n for n, st in pipeline["stages"].items() if "gates" in st.get("params", [{}])[0].get("distill.yaml", [])
+    ]
     assert readers == ["gate"]
     # Sections the spec omits are not listed (DVC refuses a missing params key).
     assert "evaluation" not in pipeline["stages"]["evaluate"]["params"][0]["distill.yaml"]
-
 
 
 def test_no_spec_value_reaches_a_command_line(project):

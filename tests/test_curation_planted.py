@@ -34,18 +34,34 @@ def test_planted_classification_faults_give_exact_counts():
     heldout = [r["text"] for r in _rows("planted_heldout.jsonl")]
     cfg = FilterConfig(labels=LABELS, min_confidence=0.6, near_threshold=0.8, decontaminate=True)
     kept, rejected, report = curate(rows, cfg, heldout)
-    _check(rows, kept, rejected, report, {
-        "teacher_error": 2, "refusal": 2, "empty": 1, "truncated": 2, "invalid_label": 2,
-        "low_confidence": 4, "duplicate": 3, "near_duplicate": 3, "contaminated": 2,
-    })
+    _check(
+        rows,
+        kept,
+        rejected,
+        report,
+        {
+            "teacher_error": 2,
+            "refusal": 2,
+            "empty": 1,
+            "truncated": 2,
+            "invalid_label": 2,
+            "low_confidence": 4,
+            "duplicate": 3,
+            "near_duplicate": 3,
+            "contaminated": 2,
+        },
+    )
     assert report["kept"] == 20 and report["rows"] == 41
     assert sum(report["class_balance"].values()) == 20
 
 
 def test_planted_extraction_faults_give_exact_counts():
     rows = _rows("planted_extraction.jsonl")
-    schema = {"type": "object", "required": ["invoice", "total", "currency"],
-              "properties": {"invoice": {"type": "string"}, "total": {"type": "number"}, "currency": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "required": ["invoice", "total", "currency"],
+        "properties": {"invoice": {"type": "string"}, "total": {"type": "number"}, "currency": {"type": "string"}},
+    }
     cfg = FilterConfig(task_type="extraction", output_schema=schema, decontaminate=False)
     kept, rejected, report = curate(rows, cfg)
     _check(rows, kept, rejected, report, {"invalid_json": 2, "schema_mismatch": 1, "truncated": 1})
@@ -61,10 +77,13 @@ def test_filters_off_keep_what_they_would_have_dropped():
 
 
 def test_rules_and_class_cap():
-    rows = [{"id": i, "text": f"text number {i}", "answer": a, "confidence": 0.9, "finish_reason": "stop"}
-            for i, a in enumerate(["billing", "billing", "billing", "refund", "login", "bug"])]
-    kept, rejected, report = curate(rows, FilterConfig(labels=LABELS, max_per_class=2, must_not_match="^bug$",
-                                                       decontaminate=False))
+    rows = [
+        {"id": i, "text": f"text number {i}", "answer": a, "confidence": 0.9, "finish_reason": "stop"}
+        for i, a in enumerate(["billing", "billing", "billing", "refund", "login", "bug"])
+    ]
+    kept, rejected, report = curate(
+        rows, FilterConfig(labels=LABELS, max_per_class=2, must_not_match="^bug$", decontaminate=False)
+    )
     assert [r["label"] for r in kept] == ["billing", "billing", "refund", "login"]
     assert {r["id"]: r["reason"] for r in rejected} == {2: "class_cap", 5: "pattern"}
     assert report["class_balance_before_cap"]["billing"] == 3 and report["class_balance"]["billing"] == 2

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import base_spec, write_rows
+
 from distillbuild.cli import main
 from distillbuild.evaluate.drift import label_shift
 

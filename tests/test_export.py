@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import LABELS, base_spec, write_rows
-from distillbuild.pipeline.compile import render
+
 from distillbuild.errors import StageError
+from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
-TEXTS = [f"ticket number {i}: my {w} does not work since the update" for i, w in
-         enumerate(["invoice", "password", "refund", "export button", "login page", "card"] * 4)]
+TEXTS = [
+    f"ticket number {i}: my {w} does not work since the update"
+    for i, w in enumerate(["invoice", "password", "refund", "export button", "login page", "card"] * 4)
+]
 
 
 def test_the_onnx_graph_answers_as_the_pytorch_student(student, tmp_path):
@@ -41,9 +43,9 @@ def test_the_onnx_graph_answers_as_the_pytorch_student(student, tmp_path):
 
 
 def test_compare_counts_agreement_accuracy_and_times_both(student):
-    from distillbuild.pipeline.stages.export import compare
-
     import time
+
+    from distillbuild.pipeline.stages.export import compare
 
     class Fixed:  # answers from a table after a set delay, as a model whose labels and speed are known
         def __init__(self, answers, delay_s):
@@ -55,8 +57,13 @@ def test_compare_counts_agreement_accuracy_and_times_both(student):
 
     heldout = [{"text": t, "label": LABELS[i % 4]} for i, t in enumerate(TEXTS[:8])]
     right = Fixed({r["text"]: r["label"] for r in heldout}, 0.02)
-    two_wrong = Fixed({r["text"]: (r["label"] if i >= 2 else "refund" if r["label"] != "refund" else "login")
-                       for i, r in enumerate(heldout)}, 0.005)
+    two_wrong = Fixed(
+        {
+            r["text"]: (r["label"] if i >= 2 else "refund" if r["label"] != "refund" else "login")
+            for i, r in enumerate(heldout)
+        },
+        0.005,
+    )
     report = compare(right, two_wrong, heldout, samples=5)
     assert report["agreement"] == 0.75 and report["student_accuracy"] == 1.0 and report["accuracy"] == 0.75
     assert report["student_latency_p50_ms"] >= 20 and report["latency_p50_ms"] >= 5
@@ -68,7 +75,9 @@ def _project_with_student(project, student: Path, verdict: str, export: dict | N
 
     root = project.root
     shutil.copytree(student, root / "build/model")
-    write_rows(root / "data/heldout.jsonl", [{"id": f"h{i}", "text": t, "label": LABELS[i % 4]} for i, t in enumerate(TEXTS)])
+    write_rows(
+        root / "data/heldout.jsonl", [{"id": f"h{i}", "text": t, "label": LABELS[i % 4]} for i, t in enumerate(TEXTS)]
+    )
     (root / "build/gate").mkdir(parents=True)
     (root / "build/gate/decision.json").write_text(json.dumps({"verdict": verdict, "gates": []}))
     spec = base_spec()
@@ -115,8 +124,12 @@ def test_onnx_export_of_a_causal_student_is_refused_at_validation(project):
     from distillbuild.errors import SpecError
 
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
-                       "max_length": 256}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+        "trainer": "axolotl",
+        "max_length": 256,
+    }
     spec["export"] = {"format": "onnx"}
     with pytest.raises(SpecError) as err:
         load_spec(project(spec))
@@ -125,8 +138,13 @@ def test_onnx_export_of_a_causal_student_is_refused_at_validation(project):
 
 def _causal_spec(**export):
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
-                       "max_length": 256, "chat_template": "chatml"}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+        "trainer": "axolotl",
+        "max_length": 256,
+        "chat_template": "chatml",
+    }
     spec["export"] = {"format": "gguf", **export}
     return spec
 
@@ -168,8 +186,14 @@ def test_gguf_export_of_a_generation_student_and_human_rows_under_logit_kd_are_r
 
     spec = _causal_spec()
     spec["task"] = {"type": "generation", "instruction": "Answer the ticket."}
-    spec["evaluation"] = {"judge": {"provider": "simulated", "model": "judge", "criteria": "helpful",
-                                    "simulated": {"answers": "data/key.jsonl"}}}
+    spec["evaluation"] = {
+        "judge": {
+            "provider": "simulated",
+            "model": "judge",
+            "criteria": "helpful",
+            "simulated": {"answers": "data/key.jsonl"},
+        }
+    }
     with pytest.raises(SpecError, match="classification only for now"):
         load_spec(project(spec))
     spec = _causal_spec()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, RepoShell, build_reduced_pipeline
 from jsonschema import Draft202012Validator
 
-from conftest import ROOT, RepoShell, build_reduced_pipeline
 from distillbuild.errors import SpecError
 from distillbuild.evaluate.extraction import agreement, constant_baseline, summarize
 from distillbuild.evaluate.extraction_metrics import score_answers
@@ -24,8 +24,14 @@ from distillbuild.spec.output_schema import UnsupportedSchema, pydantic_model, s
 
 PIPELINE = ROOT / "pipelines/support-email-extraction"
 SCHEMA = load_yaml_file(PIPELINE / "distill.yaml").data["task"]["output_schema"]
-GOLD = {"intent": "refund_request", "order_id": "BN-123456", "product": "aria_earbuds", "urgency": "high",
-        "customer_name": "Maria Lopez", "amount": 49.99}
+GOLD = {
+    "intent": "refund_request",
+    "order_id": "BN-123456",
+    "product": "aria_earbuds",
+    "urgency": "high",
+    "customer_name": "Maria Lopez",
+    "amount": 49.99,
+}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -46,15 +52,21 @@ def test_schema_fields_reads_the_pipeline_schema():
     assert (flag.kind, flag.values) == ("enum", (True, False))
 
 
-@pytest.mark.parametrize("schema, needle", [
-    ({"type": "array"}, "type: object"),
-    ({"type": "object", "properties": {}}, "at least one property"),
-    ({"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}, "property 'tags' is array"),
-    ({"type": "object", "properties": {"who": {"type": "object"}}}, "property 'who' is object"),
-    ({"type": "object", "properties": {"x": {"type": ["string", "number"]}}}, "property 'x' is string/number"),
-    ({"type": "object", "properties": {"x": {"enum": []}}}, "empty enum"),
-    ({"type": "object", "required": ["y"], "properties": {"x": {"type": "string"}}}, "required must list"),
-])
+@pytest.mark.parametrize(
+    "schema, needle",
+    [
+        ({"type": "array"}, "type: object"),
+        ({"type": "object", "properties": {}}, "at least one property"),
+        (
+            {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}},
+            "property 'tags' is array",
+        ),
+        ({"type": "object", "properties": {"who": {"type": "object"}}}, "property 'who' is object"),
+        ({"type": "object", "properties": {"x": {"type": ["string", "number"]}}}, "property 'x' is string/number"),
+        ({"type": "object", "properties": {"x": {"enum": []}}}, "empty enum"),
+        ({"type": "object", "required": ["y"], "properties": {"x": {"type": "string"}}}, "required must list"),
+    ],
+)
 def test_unsupported_schemas_are_refused_with_the_reason(schema, needle):
     with pytest.raises(UnsupportedSchema, match=needle):
         schema_fields(schema)
@@ -71,10 +83,19 @@ def test_values_match_rules():
 
 
 def test_summarize_agreement_and_baseline_give_exact_values():
-    rows = [RowScore(True, True, {"a": True, "b": True}), RowScore(True, False, {"a": True, "b": False}),
-            RowScore(False, False, {"a": False, "b": False}), RowScore(True, True, {"a": False, "b": True})]
-    fields = schema_fields({"type": "object", "required": ["a", "b"],
-                            "properties": {"a": {"type": "string"}, "b": {"type": ["number", "null"]}}})
+    rows = [
+        RowScore(True, True, {"a": True, "b": True}),
+        RowScore(True, False, {"a": True, "b": False}),
+        RowScore(False, False, {"a": False, "b": False}),
+        RowScore(True, True, {"a": False, "b": True}),
+    ]
+    fields = schema_fields(
+        {
+            "type": "object",
+            "required": ["a", "b"],
+            "properties": {"a": {"type": "string"}, "b": {"type": ["number", "null"]}},
+        }
+    )
     s = summarize(rows, fields)
     assert s["json_valid_rate"] == 0.75 and s["schema_valid_rate"] == 0.5
     assert s["per_field_accuracy"] == {"a": 0.5, "b": 0.5} and s["field_accuracy"] == 0.5
@@ -89,13 +110,13 @@ def test_summarize_agreement_and_baseline_give_exact_values():
 
 def test_deepeval_scores_hand_made_answers():
     answers = [
-        json.dumps(GOLD),                                                  # all right
-        json.dumps(dict(GOLD, customer_name="maria  lopez", amount=49)),   # name folds; 49 != 49.99
-        '{"intent": "refund_request", "order_id": ',                       # cut-off JSON
-        json.dumps(dict(GOLD, amount="49.99")),                            # JSON, wrong type: schema-invalid
-        json.dumps({k: v for k, v in GOLD.items() if k != "urgency"}),    # a required field missing
-        json.dumps(dict(GOLD, urgency="urgent", note="x")),                # not in the enum, extra key
-        None,                                                              # the teacher gave no answer
+        json.dumps(GOLD),  # all right
+        json.dumps(dict(GOLD, customer_name="maria  lopez", amount=49)),  # name folds; 49 != 49.99
+        '{"intent": "refund_request", "order_id": ',  # cut-off JSON
+        json.dumps(dict(GOLD, amount="49.99")),  # JSON, wrong type: schema-invalid
+        json.dumps({k: v for k, v in GOLD.items() if k != "urgency"}),  # a required field missing
+        json.dumps(dict(GOLD, urgency="urgent", note="x")),  # not in the enum, extra key
+        None,  # the teacher gave no answer
     ]
     rows = score_answers(SCHEMA, ["an e-mail"] * len(answers), answers, [GOLD] * len(answers))
     assert [r.json_valid for r in rows] == [True, True, False, True, True, True, False]
@@ -119,12 +140,25 @@ def test_deepeval_scores_hand_made_answers():
 
 
 def test_pydantic_model_is_strict_and_handles_awkward_names():
-    model = pydantic_model({"type": "object", "additionalProperties": False, "required": ["model_config", "n"],
-                            "properties": {"model_config": {"type": "string", "pattern": "^BN-"},
-                                           "n": {"type": "integer", "minimum": 0}}})
+    model = pydantic_model(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["model_config", "n"],
+            "properties": {
+                "model_config": {"type": "string", "pattern": "^BN-"},
+                "n": {"type": "integer", "minimum": 0},
+            },
+        }
+    )
     assert model.model_validate_json('{"model_config": "BN-1", "n": 3}')
-    for bad in ('{"model_config": "X-1", "n": 3}', '{"model_config": "BN-1", "n": "3"}',
-                '{"model_config": "BN-1", "n": -1}', '{"model_config": "BN-1"}', '{"model_config": "BN-1", "n": 1, "z": 0}'):
+    for bad in (
+        '{"model_config": "X-1", "n": 3}',
+        '{"model_config": "BN-1", "n": "3"}',
+        '{"model_config": "BN-1", "n": -1}',
+        '{"model_config": "BN-1"}',
+        '{"model_config": "BN-1", "n": 1, "z": 0}',
+    ):
         with pytest.raises(ValueError):
             model.model_validate_json(bad)
 
@@ -155,9 +189,17 @@ def trained(tmp_path_factory):
     inputs = _rows(PIPELINE / "data/inputs.jsonl")[:160]
     train = [{"text": r["text"], "label": json.dumps(key[" ".join(r["text"].split())])} for r in inputs]
     heldout = _rows(PIPELINE / "data/heldout.jsonl")[:60]
-    cfg = ExtractorTrainConfig(base_model="sentence-transformers/all-MiniLM-L6-v2", output_schema=SCHEMA,
-                               max_length=96, epochs=4, batch_size=16, learning_rate=1e-4, head_learning_rate=3e-3,
-                               seed=3, threads=1)
+    cfg = ExtractorTrainConfig(
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        output_schema=SCHEMA,
+        max_length=96,
+        epochs=4,
+        batch_size=16,
+        learning_rate=1e-4,
+        head_learning_rate=3e-3,
+        seed=3,
+        threads=1,
+    )
     out = tmp_path_factory.mktemp("extractor") / "model"
     history = train_encoder_extractor(cfg, train, train[:20], out, log=lambda m: None)
     return out, history, heldout
@@ -175,8 +217,10 @@ def test_the_extractor_learns_and_answers_valid_objects(trained):
     validator = Draft202012Validator(SCHEMA)
     assert all(validator.is_valid(p) and list(p) == list(SCHEMA["properties"]) for p in predicted)
     fields = schema_fields(SCHEMA)
-    rows = [RowScore(True, True, {f.name: values_match(p[f.name], r["label"][f.name]) for f in fields})
-            for p, r in zip(predicted, heldout)]
+    rows = [
+        RowScore(True, True, {f.name: values_match(p[f.name], r["label"][f.name]) for f in fields})
+        for p, r in zip(predicted, heldout)
+    ]
     s = summarize(rows, fields)
     baseline = constant_baseline(fields, [r["label"] for r in heldout])
     assert baseline < 0.45
@@ -207,7 +251,9 @@ def test_the_trainer_config_refuses_bad_settings():
     with pytest.raises(ValueError, match="unknown extractor train config key"):
         ExtractorTrainConfig.from_dict(dict(good, epoch=3))
     with pytest.raises(ValueError, match="property 'tags'"):
-        ExtractorTrainConfig.from_dict(dict(good, output_schema={"type": "object", "properties": {"tags": {"type": "array"}}}))
+        ExtractorTrainConfig.from_dict(
+            dict(good, output_schema={"type": "object", "properties": {"tags": {"type": "array"}}})
+        )
     with pytest.raises(ValueError, match="batch_size"):
         ExtractorTrainConfig.from_dict(dict(good, batch_size=0))
 
@@ -259,11 +305,19 @@ def test_extraction_gates_and_student_rules_are_checked(tmp_path):
     load_spec(_write(tmp_path, base))  # valid as written
 
     bad = copy.deepcopy(base)
-    bad["gates"] = {"accuracy": {"min": 0.9}, "exact_match": {"min": 0.5, "bound": "ci_low"},
-                    "teacher_field_accuracy": {"min": 0.5, "bound": "ci_low"}}
+    bad["gates"] = {
+        "accuracy": {"min": 0.9},
+        "exact_match": {"min": 0.5, "bound": "ci_low"},
+        "teacher_field_accuracy": {"min": 0.5, "bound": "ci_low"},
+    }
     msgs = _messages(tmp_path, bad)
-    assert any(m.startswith("gates.accuracy: gate on 'accuracy', a metric that is never computed for extraction") for m in msgs)
-    assert any(m.startswith("gates.teacher_field_accuracy.bound: teacher_field_accuracy has no bootstrap interval") for m in msgs)
+    assert any(
+        m.startswith("gates.accuracy: gate on 'accuracy', a metric that is never computed for extraction") for m in msgs
+    )
+    assert any(
+        m.startswith("gates.teacher_field_accuracy.bound: teacher_field_accuracy has no bootstrap interval")
+        for m in msgs
+    )
     assert not any(m.startswith("gates.exact_match") for m in msgs)
 
     bad = copy.deepcopy(base)
@@ -279,8 +333,9 @@ def test_extraction_gates_and_student_rules_are_checked(tmp_path):
     bad["task"]["type"] = "classification"
     bad["task"]["labels"] = ["a", "b"]
     bad["gates"] = {"accuracy": {"min": 0.5}}
-    assert ("student.kind: an encoder-extractor student needs task.type extraction, not classification"
-            in _messages(tmp_path, bad))
+    assert "student.kind: an encoder-extractor student needs task.type extraction, not classification" in _messages(
+        tmp_path, bad
+    )
 
 
 # --------------------------------------------------------------------------- end to end
@@ -295,11 +350,18 @@ def repo(tmp_path_factory):
     spec = load_yaml_file(PIPELINE / "distill.yaml").data
     spec["student"].update(epochs=5, max_length=96, threads=1)
     spec["evaluation"] = {"latency_samples": 20, "threads": 1, "bootstrap": 500}
-    spec["gates"] = {"field_accuracy": {"min": 0.7, "bound": "ci_low"}, "schema_valid_rate": {"min": 0.99},
-                     "latency_p95_ms": {"max": 10000}}
-    first = build_reduced_pipeline(sh, spec, _rows(PIPELINE / "data/inputs.jsonl")[:N_INPUTS],
-                                   _rows(PIPELINE / "data/heldout.jsonl")[:N_HELDOUT],
-                                   _rows(PIPELINE / "data/teacher_key.jsonl"))
+    spec["gates"] = {
+        "field_accuracy": {"min": 0.7, "bound": "ci_low"},
+        "schema_valid_rate": {"min": 0.99},
+        "latency_p95_ms": {"max": 10000},
+    }
+    first = build_reduced_pipeline(
+        sh,
+        spec,
+        _rows(PIPELINE / "data/inputs.jsonl")[:N_INPUTS],
+        _rows(PIPELINE / "data/heldout.jsonl")[:N_HELDOUT],
+        _rows(PIPELINE / "data/teacher_key.jsonl"),
+    )
     return root, sh, first
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import base_spec, write_rows
+
 from distillbuild.errors import SpecError, StageError
 from distillbuild.pipeline.runner import run_stage
-from distillbuild.spec import load_spec
 from distillbuild.pipeline.stages.teacher import estimate_for, load_requests
+from distillbuild.spec import load_spec
 
-EXAMPLES = [{"input": "ticket number 0 about billing", "answer": "billing"},  # also input r0
-            {"input": "my password stopped working", "answer": "login"}]
+EXAMPLES = [
+    {"input": "ticket number 0 about billing", "answer": "billing"},  # also input r0
+    {"input": "my password stopped working", "answer": "login"},
+]
 
 
 def spec_with(**task) -> dict:
@@ -39,10 +41,12 @@ def test_examples_are_turns_before_every_input_and_their_inputs_are_left_out(pro
     assert len(requests) == 12 and [r["id"] for r in heldout] == ["h1"]
     for messages, row in zip(requests, inputs + heldout):
         assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
-        assert messages[1:5] == [{"role": "user", "content": "ticket number 0 about billing"},
-                                 {"role": "assistant", "content": "billing"},
-                                 {"role": "user", "content": "my password stopped working"},
-                                 {"role": "assistant", "content": "login"}]
+        assert messages[1:5] == [
+            {"role": "user", "content": "ticket number 0 about billing"},
+            {"role": "assistant", "content": "billing"},
+            {"role": "user", "content": "my password stopped working"},
+            {"role": "assistant", "content": "login"},
+        ]
         assert messages[-1] == {"role": "user", "content": row["text"]}
 
 
@@ -61,8 +65,11 @@ def test_examples_change_the_cache_key_and_the_estimate_and_stay_out_of_student_
     assert run_stage("teacher", shot) == 0
     assert teacher_billed(project.root) == 0  # a rerun pays nothing
     assert run_stage("filter", shot) == 0 and run_stage("dataset", shot) == 0
-    rows = [json.loads(line) for part in ("train", "val")
-            for line in (project.root / f"build/dataset/{part}.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for part in ("train", "val")
+        for line in (project.root / f"build/dataset/{part}.jsonl").read_text().splitlines()
+    ]
     assert rows and all([m["role"] for m in r["messages"]] == ["system", "user", "assistant"] for r in rows)
     assert "r0" not in {r["id"] for r in rows}
 
@@ -84,18 +91,24 @@ def test_example_answers_and_templates_are_checked(project):
     with pytest.raises(SpecError) as err:
         load_spec(project(spec_with(examples=[{"input": "a new ticket", "answer": "refunds please"}])))
     assert [(i.path, i.message) for i in err.value.issues] == [
-        ("task.examples[0].answer", '"refunds please" is not one of task.labels')]
+        ("task.examples[0].answer", '"refunds please" is not one of task.labels')
+    ]
 
 
 def test_rows_with_fields_render_through_the_template_everywhere(project, monkeypatch, tmp_path):
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(project.root)
     root = project.root
-    write_rows(root / "data/mail.jsonl", [{"id": f"m{i}", "subject": f"Order {i}", "body": f"about billing {i}"}
-                                          for i in range(6)])
-    write_rows(root / "data/mail_heldout.jsonl", [{"id": "mh", "subject": "Login", "body": "cannot sign in",
-                                                  "label": "login"}])
-    write_rows(root / "data/mail_examples.jsonl", [{"subject": "Order 0", "body": "about billing 0", "label": "billing"}])
+    write_rows(
+        root / "data/mail.jsonl",
+        [{"id": f"m{i}", "subject": f"Order {i}", "body": f"about billing {i}"} for i in range(6)],
+    )
+    write_rows(
+        root / "data/mail_heldout.jsonl", [{"id": "mh", "subject": "Login", "body": "cannot sign in", "label": "login"}]
+    )
+    write_rows(
+        root / "data/mail_examples.jsonl", [{"subject": "Order 0", "body": "about billing 0", "label": "billing"}]
+    )
     spec = spec_with(input_template="Subject: {subject}\n\n{body}", examples="data/mail_examples.jsonl")
     spec["data"] = {"inputs": "data/mail.jsonl", "heldout": "data/mail_heldout.jsonl"}
     loaded = load_spec(project(spec))

@@ -6,32 +6,35 @@ import math
 
 import pytest
 
+from distillbuild.curate.filters import FilterConfig, curate
+from distillbuild.evaluate.classification import accuracy, macro_f1, percentile
+from distillbuild.pipeline.stages.dataset import chat_row, in_validation
+from distillbuild.pipeline.stages.gate import check, table
 from distillbuild.protocol.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Task, build
-from distillbuild.pipeline.stages.dataset import chat_row, in_validation
-from distillbuild.curate.filters import FilterConfig, curate
-from distillbuild.pipeline.stages.gate import check, table
-from distillbuild.evaluate.classification import accuracy, macro_f1, percentile
 
 LABELS = ["billing", "refund", "login", "feature_request"]
 
 
-@pytest.mark.parametrize("answer, label", [
-    ("billing", "billing"),
-    ("  Billing.\n", "billing"),
-    ('"refund"', "refund"),
-    ("Category: login", "login"),
-    ("**Category: Login**", "login"),
-    ("The category is: refund!", "refund"),
-    ("feature request", "feature_request"),
-    ("Feature-Request", "feature_request"),
-    ("billing and refund", None),
-    ("", None),
-    (None, None),
-    ("shipping", None),
-    ("reverted_card_payment?", "reverted_card_payment?"),
-    ("Category: reverted_card_payment?", "reverted_card_payment?"),
-])
+@pytest.mark.parametrize(
+    "answer, label",
+    [
+        ("billing", "billing"),
+        ("  Billing.\n", "billing"),
+        ('"refund"', "refund"),
+        ("Category: login", "login"),
+        ("**Category: Login**", "login"),
+        ("The category is: refund!", "refund"),
+        ("feature request", "feature_request"),
+        ("Feature-Request", "feature_request"),
+        ("billing and refund", None),
+        ("", None),
+        (None, None),
+        ("shipping", None),
+        ("reverted_card_payment?", "reverted_card_payment?"),
+        ("Category: reverted_card_payment?", "reverted_card_payment?"),
+    ],
+)
 def test_normalize_label(answer, label):
     assert normalize_label(answer, LABELS + ["reverted_card_payment?"]) == label
 
@@ -42,8 +45,16 @@ def test_normalize_text_is_nfkc_casefold_whitespace():
 
 
 def _row(i, answer="billing", conf=0.9, **kw):
-    return {"id": f"r{i}", "text": f"text {i}", "answer": answer, "confidence": conf, "finish_reason": "stop",
-            "label_probs": {answer: 1.0} if answer in LABELS else None, "error": None, **kw}
+    return {
+        "id": f"r{i}",
+        "text": f"text {i}",
+        "answer": answer,
+        "confidence": conf,
+        "finish_reason": "stop",
+        "label_probs": {answer: 1.0} if answer in LABELS else None,
+        "error": None,
+        **kw,
+    }
 
 
 def test_every_rejection_has_a_reason_and_counts_add_up():
@@ -61,8 +72,12 @@ def test_every_rejection_has_a_reason_and_counts_add_up():
     assert [r["id"] for r in kept] == ["r1", "r8"]
     assert kept[1]["label"] == "refund"
     assert {r["id"]: r["reason"] for r in rejected} == {
-        "r2": "teacher_error", "r3": "refusal", "r4": "truncated", "r5": "invalid_label",
-        "r6": "low_confidence", "r7": "duplicate",
+        "r2": "teacher_error",
+        "r3": "refusal",
+        "r4": "truncated",
+        "r5": "invalid_label",
+        "r6": "low_confidence",
+        "r7": "duplicate",
     }
     assert all(r["detail"] for r in rejected)
     assert report["kept"] + report["rejected"] == report["rows"] == 8
@@ -72,16 +87,28 @@ def test_every_rejection_has_a_reason_and_counts_add_up():
 def test_gold_labels_in_the_inputs_audit_the_teacher_before_and_after_the_filter():
     """Inputs that carry a gold label measure the teacher's labels: over every answer, and over
     the rows the filter kept. The gold label rides along; the kept row's label stays the teacher's."""
-    rows = [_row(1, gold_label="billing"), _row(2, answer="refund", gold_label="login", conf=0.3),
-            _row(3, answer="login", gold_label="login"), _row(4, answer="shipping", gold_label="refund"),
-            _row(5, answer="refund")]
+    rows = [
+        _row(1, gold_label="billing"),
+        _row(2, answer="refund", gold_label="login", conf=0.3),
+        _row(3, answer="login", gold_label="login"),
+        _row(4, answer="shipping", gold_label="refund"),
+        _row(5, answer="refund"),
+    ]
     kept, rejected, report = curate(rows, FilterConfig(labels=tuple(LABELS), min_confidence=0.5))
     audit = report["gold_audit"]
     assert {k: v for k, v in audit.items() if k != "by_min_confidence"} == {
-        "rows_with_gold": 4, "teacher_accuracy_all": 0.5, "kept_with_gold": 2, "teacher_accuracy_kept": 1.0}
+        "rows_with_gold": 4,
+        "teacher_accuracy_all": 0.5,
+        "kept_with_gold": 2,
+        "teacher_accuracy_kept": 1.0,
+    }
     sweep = {s["min_confidence"]: (s["kept"], s["teacher_accuracy"]) for s in audit["by_min_confidence"]}
     assert sweep[0.1] == (3, round(2 / 3, 6)) and sweep[0.5] == (2, 1.0) and sweep[0.9] == (2, 1.0)  # r4: no label
-    assert [(r["label"], r.get("gold_label")) for r in kept] == [("billing", "billing"), ("login", "login"), ("refund", None)]
+    assert [(r["label"], r.get("gold_label")) for r in kept] == [
+        ("billing", "billing"),
+        ("login", "login"),
+        ("refund", None),
+    ]
     assert {r["id"]: r["gold_label"] for r in rejected} == {"r2": "login", "r4": "refund"}
     _, _, no_gold = curate([_row(1)], FilterConfig(labels=tuple(LABELS)))
     assert "gold_audit" not in no_gold
@@ -103,8 +130,10 @@ def test_split_is_deterministic_and_stable_when_rows_are_added():
 
 
 def test_chat_rows_are_axolotl_chat_template_shaped():
-    row = chat_row(build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS}),
-                   {"id": "r1", "text": "I was charged twice", "label": "billing", "label_probs": {"billing": 0.9, "refund": 0.1}})
+    row = chat_row(
+        build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS}),
+        {"id": "r1", "text": "I was charged twice", "label": "billing", "label_probs": {"billing": 0.9, "refund": 0.1}},
+    )
     assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
     assert row["messages"][1]["content"] == "I was charged twice"
     assert row["messages"][2]["content"] == "billing"
@@ -142,8 +171,16 @@ def test_a_constant_student_scores_the_baseline_and_is_seen_through():
 
     heldout = [{"id": i, "label": "ham" if i % 10 < 7 else "spam"} for i in range(100)]
     teacher = [r["label"] if i % 3 else ("spam" if r["label"] == "ham" else "ham") for i, r in enumerate(heldout)]
-    result = evaluate_classification(heldout, ["spam", "ham"], ["ham"] * 100, teacher, Serving(Latency([[1.0]], {}), 1.0, None, 0.0),
-                                     0, student_text=[None] * 100, teacher_simulated=False)
+    result = evaluate_classification(
+        heldout,
+        ["spam", "ham"],
+        ["ham"] * 100,
+        teacher,
+        Serving(Latency([[1.0]], {}), 1.0, None, 0.0),
+        0,
+        student_text=[None] * 100,
+        teacher_simulated=False,
+    )
     m = result.metrics
     assert m["baseline_accuracy"] == m["accuracy"] == 0.7 and m["retention"] > 1  # above a 66%-right teacher
     assert m["macro_f1"] < 0.42 < m["teacher_macro_f1"]
@@ -158,7 +195,9 @@ def test_bootstrap_intervals_bracket_the_estimate_and_narrow_with_more_rows():
         assert ci["accuracy_ci_low"] < acc < ci["accuracy_ci_high"]
         assert ci["retention_ci_low"] < ret < ci["retention_ci_high"]
         assert ci["teacher_accuracy_ci_low"] < 0.96 < ci["teacher_accuracy_ci_high"]
-    assert (large["accuracy_ci_high"] - large["accuracy_ci_low"]) < (small["accuracy_ci_high"] - small["accuracy_ci_low"]) / 2
+    assert (large["accuracy_ci_high"] - large["accuracy_ci_low"]) < (
+        small["accuracy_ci_high"] - small["accuracy_ci_low"]
+    ) / 2
     assert bootstrap_intervals([True], [True], 0) == {}
 
 

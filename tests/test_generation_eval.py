@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import write_rows
-from distillbuild.metric_names import METRICS_BY_TASK
-from distillbuild.spec import load_spec
-from distillbuild.pipeline.runner import run_stage
+from test_judge import CAPITALS, gen_spec, question
+
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
-from test_judge import CAPITALS, gen_spec, question
+from distillbuild.metric_names import METRICS_BY_TASK
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.spec import load_spec
 
 
 @pytest.fixture
@@ -24,9 +24,14 @@ def capitals(tmp_path: Path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     key = [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS]
     write_rows(tmp_path / "data/key.jsonl", key)
-    write_rows(tmp_path / "data/inputs.jsonl", [{"id": f"q{i}", "text": question(c)} for i, (c, _, _) in enumerate(CAPITALS[:6])])
-    write_rows(tmp_path / "data/heldout.jsonl", [{"id": f"h{i}", "text": question(c), "label": cap}
-                                                 for i, (c, cap, _) in enumerate(CAPITALS[6:])])
+    write_rows(
+        tmp_path / "data/inputs.jsonl",
+        [{"id": f"q{i}", "text": question(c)} for i, (c, _, _) in enumerate(CAPITALS[:6])],
+    )
+    write_rows(
+        tmp_path / "data/heldout.jsonl",
+        [{"id": f"h{i}", "text": question(c), "label": cap} for i, (c, cap, _) in enumerate(CAPITALS[6:])],
+    )
     return tmp_path
 
 

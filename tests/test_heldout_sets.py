@@ -8,8 +8,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import LABELS, base_spec, write_rows
+
 from distillbuild.errors import SpecError
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
@@ -20,8 +20,10 @@ def _spec(project, gates: dict):
     inputs = [json.loads(line) for line in (root / "data/inputs.jsonl").open()]
     # "recent": two of the inputs' texts (the filter must drop them from training) and new ones.
     recent = [{"id": f"r{i}", "text": r["text"], "label": LABELS[i % 4]} for i, r in enumerate(inputs[:2])]
-    recent += [{"id": f"r{i}", "text": f"a recent ticket {i} about {LABELS[i % 4]}", "label": LABELS[i % 4]}
-               for i in range(2, 12)]
+    recent += [
+        {"id": f"r{i}", "text": f"a recent ticket {i} about {LABELS[i % 4]}", "label": LABELS[i % 4]}
+        for i in range(2, 12)
+    ]
     write_rows(root / "data/recent.jsonl", recent)
     spec = base_spec()
     spec["data"]["heldout_sets"] = {"recent": "data/recent.jsonl"}

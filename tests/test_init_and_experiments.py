@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import ROOT, RepoShell
+
 from distillbuild.cli import main
 
-GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-          "GIT_COMMITTER_EMAIL": "t@example.com"}
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
 
 
 def _changed_lines(before: str, after: str) -> list[tuple[str, str]]:
@@ -45,8 +49,22 @@ def test_the_quickstart_spec_survives_dvcs_parameter_round_trip(tmp_path):
 def test_init_refuses_to_write_over_a_project_and_takes_its_choices_from_flags(tmp_path):
     runner = CliRunner()
     target = tmp_path / "triage"
-    made = runner.invoke(main, ["init", str(target), "--no-input", "--labels", "spam,legit,phishing",
-                                "--teacher", "openai", "--model", "gpt-4o-mini", "--name", "mail-triage"])
+    made = runner.invoke(
+        main,
+        [
+            "init",
+            str(target),
+            "--no-input",
+            "--labels",
+            "spam,legit,phishing",
+            "--teacher",
+            "openai",
+            "--model",
+            "gpt-4o-mini",
+            "--name",
+            "mail-triage",
+        ],
+    )
     assert made.exit_code == 0, made.output
     spec = yaml.safe_load((target / "distill.yaml").read_text())
     assert spec["task"]["labels"] == ["spam", "legit", "phishing"] and spec["name"] == "mail-triage"
@@ -134,8 +152,12 @@ def test_a_build_pushed_to_a_remote_is_up_to_date_in_a_fresh_clone(built, tmp_pa
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PALETTE_RGB = {"blue": (0x2F, 0x6F, 0xDE), "orange": (0xE0, 0x7B, 0x24), "green": (0x2E, 0x9D, 0x5B),
-               "red": (0xC2, 0x3B, 0x3B)}
+PALETTE_RGB = {
+    "blue": (0x2F, 0x6F, 0xDE),
+    "orange": (0xE0, 0x7B, 0x24),
+    "green": (0x2E, 0x9D, 0x5B),
+    "red": (0xC2, 0x3B, 0x3B),
+}
 
 
 def _render(page: Path, out: Path) -> tuple[Path, str, list[str]]:
@@ -143,11 +165,27 @@ def _render(page: Path, out: Path) -> tuple[Path, str, list[str]]:
     import subprocess
 
     shot, netlog = out / "shot.png", out / "net.json"
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--user-data-dir={out / 'profile'}", "--disable-background-networking",
-                           "--window-size=1200,4000", f"--screenshot={shot}", "--enable-logging=stderr", "--v=0",
-                           f"--log-net-log={netlog}", "--net-log-capture-mode=Everything", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={out / 'profile'}",
+            "--disable-background-networking",
+            "--window-size=1200,4000",
+            f"--screenshot={shot}",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--log-net-log={netlog}",
+            "--net-log-capture-mode=Everything",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     log = json.loads(netlog.read_text())
     start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
@@ -172,8 +210,18 @@ def test_the_build_report_is_one_self_contained_page(built):
     assert f"wrote {page}" in out
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
     assert "http://" not in html and "https://" not in html and "<script" not in html  # nothing to fetch or run
-    for section in ("Teacher", "Filter", "Examples of rejected rows", "Training", "Confusion matrix", "Per-class F1",
-                    "Latency and the machine", "Gates", "Lineage", "Model card"):
+    for section in (
+        "Teacher",
+        "Filter",
+        "Examples of rejected rows",
+        "Training",
+        "Confusion matrix",
+        "Per-class F1",
+        "Latency and the machine",
+        "Gates",
+        "Lineage",
+        "Model card",
+    ):
         assert section in html, section
     assert html.count("<svg") >= 6 and "PASS" in html
 
@@ -217,7 +265,12 @@ def test_init_quotes_labels_yaml_would_misread_and_writes_nothing_for_a_spec_tha
     assert made.exit_code == 0, made.output
     assert yaml.safe_load((tmp_path / "odd/distill.yaml").read_text())["task"]["labels"] == ["1", "yes", "on-hold"]
     assert runner.invoke(main, ["validate", str(tmp_path / "odd/distill.yaml")]).exit_code == 0
-    refused = runner.invoke(main, ["init", str(tmp_path / "gone"), "--no-input", "--teacher", "llamacpp",
-                                   "--gguf", "models/missing.gguf"])
-    assert refused.exit_code == 2 and "nothing was written" in refused.output and "teacher.llamacpp.model" in refused.output
+    refused = runner.invoke(
+        main, ["init", str(tmp_path / "gone"), "--no-input", "--teacher", "llamacpp", "--gguf", "models/missing.gguf"]
+    )
+    assert (
+        refused.exit_code == 2
+        and "nothing was written" in refused.output
+        and "teacher.llamacpp.model" in refused.output
+    )
     assert not (tmp_path / "gone").exists()

@@ -12,23 +12,36 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import write_rows
+
 from distillbuild.cli import main
-from distillbuild.errors import SpecError, StageError
-from distillbuild.spec import load_spec
-from distillbuild.pipeline.runner import run_stage
-from distillbuild.endpoints.standin.teacher import KeyEntry, load_answer_key
 from distillbuild.endpoints.standin.judge import SimulatedJudge, answer_is_right, geval_kind, verdict
 from distillbuild.endpoints.standin.sections import judge_server_from_section
+from distillbuild.endpoints.standin.teacher import KeyEntry, load_answer_key
+from distillbuild.errors import SpecError, StageError
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.spec import load_spec
 
-CAPITALS = [("France", "Paris", "Lyon"), ("Japan", "Tokyo", "Osaka"), ("Italy", "Rome", "Milan"),
-            ("Spain", "Madrid", "Barcelona"), ("Canada", "Ottawa", "Toronto"), ("Australia", "Canberra", "Sydney"),
-            ("Brazil", "Brasilia", "Rio de Janeiro"), ("Turkey", "Ankara", "Istanbul"),
-            ("Switzerland", "Bern", "Zurich"), ("Morocco", "Rabat", "Casablanca"), ("Vietnam", "Hanoi", "Ho Chi Minh City"),
-            ("Nigeria", "Abuja", "Lagos"), ("Pakistan", "Islamabad", "Karachi"), ("India", "New Delhi", "Mumbai")]
-STEPS = ["Check that the Actual Output names the capital city the Input asks about.",
-         "Score low when the city named is not the capital."]
+CAPITALS = [
+    ("France", "Paris", "Lyon"),
+    ("Japan", "Tokyo", "Osaka"),
+    ("Italy", "Rome", "Milan"),
+    ("Spain", "Madrid", "Barcelona"),
+    ("Canada", "Ottawa", "Toronto"),
+    ("Australia", "Canberra", "Sydney"),
+    ("Brazil", "Brasilia", "Rio de Janeiro"),
+    ("Turkey", "Ankara", "Istanbul"),
+    ("Switzerland", "Bern", "Zurich"),
+    ("Morocco", "Rabat", "Casablanca"),
+    ("Vietnam", "Hanoi", "Ho Chi Minh City"),
+    ("Nigeria", "Abuja", "Lagos"),
+    ("Pakistan", "Islamabad", "Karachi"),
+    ("India", "New Delhi", "Mumbai"),
+]
+STEPS = [
+    "Check that the Actual Output names the capital city the Input asks about.",
+    "Score low when the city named is not the capital.",
+]
 
 
 def question(country: str) -> str:
@@ -36,9 +49,15 @@ def question(country: str) -> str:
 
 
 def judge_section(**overrides) -> dict:
-    section = {"provider": "simulated", "model": "sim-judge", "evaluation_steps": list(STEPS), "min_score": 0.5,
-               "concurrency": 8, "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
-               "simulated": {"answers": "data/key.jsonl", "accuracy": 1.0, "seed": 5, "latency_ms": 0}}
+    section = {
+        "provider": "simulated",
+        "model": "sim-judge",
+        "evaluation_steps": list(STEPS),
+        "min_score": 0.5,
+        "concurrency": 8,
+        "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+        "simulated": {"answers": "data/key.jsonl", "accuracy": 1.0, "seed": 5, "latency_ms": 0},
+    }
     section.update(overrides)
     return section
 
@@ -49,10 +68,19 @@ def gen_spec(**judge_overrides) -> dict:
         "name": "capitals",
         "task": {"type": "generation", "instruction": "Answer with the capital city only."},
         "data": {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"},
-        "teacher": {"provider": "simulated", "model": "sim-teacher",
-                    "simulated": {"answers": "data/key.jsonl", "accuracy": 0.8, "latency_ms": 0, "seed": 3}},
+        "teacher": {
+            "provider": "simulated",
+            "model": "sim-teacher",
+            "simulated": {"answers": "data/key.jsonl", "accuracy": 0.8, "latency_ms": 0, "seed": 3},
+        },
         "filters": {"min_confidence": 0, "decontaminate": False, "judge": judge_section(**judge_overrides)},
-        "student": {"kind": "causal-lm", "base_model": "tiny/llama", "trainer": "axolotl", "max_length": 256, "kd": {"alpha": 0}},
+        "student": {
+            "kind": "causal-lm",
+            "base_model": "tiny/llama",
+            "trainer": "axolotl",
+            "max_length": 256,
+            "kd": {"alpha": 0},
+        },
         "evaluation": {"judge": judge_section()},
         "gates": {"geval_mean": {"min": 0.5}},
         "promote": {"name": "capitals"},
@@ -62,11 +90,18 @@ def gen_spec(**judge_overrides) -> dict:
 @pytest.fixture
 def gen_project(tmp_path: Path, monkeypatch):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    write_rows(tmp_path / "data/key.jsonl", [{"text": question(c), "label": cap, "alternatives": [alt]}
-                                             for c, cap, alt in CAPITALS])
-    write_rows(tmp_path / "data/inputs.jsonl", [{"id": f"q{i}", "text": question(c)} for i, (c, _, _) in enumerate(CAPITALS[:10])])
-    write_rows(tmp_path / "data/heldout.jsonl", [{"id": f"h{i}", "text": question(c), "label": cap}
-                                                 for i, (c, cap, _) in enumerate(CAPITALS[10:])])
+    write_rows(
+        tmp_path / "data/key.jsonl",
+        [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS],
+    )
+    write_rows(
+        tmp_path / "data/inputs.jsonl",
+        [{"id": f"q{i}", "text": question(c)} for i, (c, _, _) in enumerate(CAPITALS[:10])],
+    )
+    write_rows(
+        tmp_path / "data/heldout.jsonl",
+        [{"id": f"h{i}", "text": question(c), "label": cap} for i, (c, cap, _) in enumerate(CAPITALS[10:])],
+    )
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / ".distill/cache"))
     monkeypatch.chdir(tmp_path)
 
@@ -81,8 +116,15 @@ def gen_project(tmp_path: Path, monkeypatch):
 
 def answer_row(i: int, answer, **extra) -> dict:
     country = CAPITALS[i][0]
-    return {"id": f"q{i}", "text": question(country), "answer": answer, "finish_reason": "stop", "error": None,
-            "confidence": None, **extra}
+    return {
+        "id": f"q{i}",
+        "text": question(country),
+        "answer": answer,
+        "finish_reason": "stop",
+        "error": None,
+        "confidence": None,
+        **extra,
+    }
 
 
 # Planted teacher answers: right ones (one with decoration the judge must see through), wrong ones,
@@ -115,8 +157,10 @@ def test_judge_rejects_exactly_the_wrong_answers_and_a_rerun_pays_nothing(gen_pr
     rejected = read(root, "rejected.jsonl")
     assert report["by_reason"]["judge_low_score"] == len(WRONG) == 3
     assert sorted(r["id"] for r in rejected if r["reason"] == "judge_low_score") == sorted(f"q{i}" for i in WRONG)
-    assert {r["id"]: r["reason"] for r in rejected if r["reason"] != "judge_low_score"} == \
-        {"q8": "teacher_error", "q8b": "refusal"}
+    assert {r["id"]: r["reason"] for r in rejected if r["reason"] != "judge_low_score"} == {
+        "q8": "teacher_error",
+        "q8b": "refusal",
+    }
     assert sorted(r["id"] for r in read(root, "kept.jsonl")) == sorted(f"q{i}" for i in RIGHT)
     for row in rejected:
         if row["reason"] == "judge_low_score":
@@ -172,9 +216,15 @@ def test_an_unreachable_judge_stops_the_stage_with_exit_3(gen_project, monkeypat
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     spec = gen_spec()
-    spec["filters"]["judge"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": f"http://127.0.0.1:{port}/v1",
-                                "api_key_env": "JUDGE_TEST_KEY", "evaluation_steps": STEPS, "max_retries": 1,
-                                "timeout_s": 5}
+    spec["filters"]["judge"] = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "api_key_env": "JUDGE_TEST_KEY",
+        "evaluation_steps": STEPS,
+        "max_retries": 1,
+        "timeout_s": 5,
+    }
     monkeypatch.setenv("JUDGE_TEST_KEY", "test-key-not-secret")
     path = gen_project(spec)
     with pytest.raises(StageError, match=r"the judge \(gpt-4o-mini .*\) failed on 9 of 9 requests \(connection 9\)"):
@@ -206,11 +256,30 @@ def test_judge_spec_defaults_and_dvc_dependency(gen_project):
 BAD = [
     ("min_score above 1", lambda s: s["filters"]["judge"].update(min_score=1.5), "filters.judge.min_score", "<= 1"),
     ("typo", lambda s: s["filters"]["judge"].update(critera="x"), "filters.judge.critera", "did you mean 'criteria'"),
-    ("nothing to judge by", lambda s: s["filters"]["judge"].pop("evaluation_steps"), "filters.judge", "criteria or evaluation_steps"),
-    ("simulated without settings", lambda s: s["evaluation"]["judge"].pop("simulated"), "evaluation.judge", "simulated section"),
-    ("missing key file", lambda s: s["filters"]["judge"]["simulated"].update(answers="data/nope.jsonl"),
-     "filters.judge.simulated.answers", "does not exist"),
-    ("bad provider", lambda s: s["filters"]["judge"].update(provider="openia"), "filters.judge.provider", "did you mean 'openai'"),
+    (
+        "nothing to judge by",
+        lambda s: s["filters"]["judge"].pop("evaluation_steps"),
+        "filters.judge",
+        "criteria or evaluation_steps",
+    ),
+    (
+        "simulated without settings",
+        lambda s: s["evaluation"]["judge"].pop("simulated"),
+        "evaluation.judge",
+        "simulated section",
+    ),
+    (
+        "missing key file",
+        lambda s: s["filters"]["judge"]["simulated"].update(answers="data/nope.jsonl"),
+        "filters.judge.simulated.answers",
+        "does not exist",
+    ),
+    (
+        "bad provider",
+        lambda s: s["filters"]["judge"].update(provider="openia"),
+        "filters.judge.provider",
+        "did you mean 'openai'",
+    ),
     ("generation needs a judge", lambda s: s.pop("evaluation"), "evaluation", "evaluation.judge"),
 ]
 
@@ -222,7 +291,9 @@ def test_bad_judge_specs_are_refused_naming_the_key(gen_project, what, mutate, p
     file = gen_project(spec)
     with pytest.raises(SpecError) as info:
         load_spec(file)
-    assert [(i.path, words in i.message) for i in info.value.issues] == [(path, True)], [str(i) for i in info.value.issues]
+    assert [(i.path, words in i.message) for i in info.value.issues] == [(path, True)], [
+        str(i) for i in info.value.issues
+    ]
     result = CliRunner().invoke(main, ["validate", str(file)])
     assert result.exit_code == 2 and path in result.output
 
@@ -255,11 +326,15 @@ def test_simulated_verdicts_follow_the_key_with_set_accuracy_and_seed():
 def test_deepeval_model_routes_each_request_through_the_cache(tmp_path, monkeypatch):
     """CachedJudgeModel as a plain DeepEval model: GEval.measure answers through answer_all and the cache."""
     monkeypatch.chdir(tmp_path)
-    write_rows(tmp_path / "data/key.jsonl", [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS])
-    from distillbuild.llm.cache import TeacherCache
+    write_rows(
+        tmp_path / "data/key.jsonl",
+        [{"text": question(c), "label": cap, "alternatives": [alt]} for c, cap, alt in CAPITALS],
+    )
     from distillbuild.deepeval_env import quiet_deepeval
-    from distillbuild.llm.judge import judge_settings as settings_for_judge, with_defaults
     from distillbuild.endpoints.standin.sections import judge_endpoint_id
+    from distillbuild.llm.cache import TeacherCache
+    from distillbuild.llm.judge import judge_settings as settings_for_judge
+    from distillbuild.llm.judge import with_defaults
 
     quiet_deepeval()
     from deepeval.metrics import GEval
@@ -274,10 +349,19 @@ def test_deepeval_model_routes_each_request_through_the_cache(tmp_path, monkeypa
         settings = settings_for_judge(section, server.base_url, judge_endpoint_id(section, tmp_path), "k")
         scores = []
         for _ in range(2):
-            metric = GEval(name="capital", evaluation_steps=STEPS, model=CachedJudgeModel(settings, cache),
-                           evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT], async_mode=False)
-            scores.append((metric.measure(LLMTestCase(input=question("Japan"), actual_output="Tokyo"), _show_indicator=False),
-                           metric.measure(LLMTestCase(input=question("Japan"), actual_output="Osaka"), _show_indicator=False)))
+            metric = GEval(
+                name="capital",
+                evaluation_steps=STEPS,
+                model=CachedJudgeModel(settings, cache),
+                evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT],
+                async_mode=False,
+            )
+            scores.append(
+                (
+                    metric.measure(LLMTestCase(input=question("Japan"), actual_output="Tokyo"), _show_indicator=False),
+                    metric.measure(LLMTestCase(input=question("Japan"), actual_output="Osaka"), _show_indicator=False),
+                )
+            )
         assert server.requests_served == 2  # the second metric's model found both answers in the cache
     assert scores[0] == scores[1]
     assert scores[0][0] >= 0.75 and scores[0][1] <= 0.35
@@ -285,23 +369,50 @@ def test_deepeval_model_routes_each_request_through_the_cache(tmp_path, monkeypa
 
 
 def test_simulated_server_recognises_geval_prompts_only():
-    geval = {"messages": [{"role": "user", "content": "You are an evaluator. Given ...\nEvaluation Steps:\n1. x\n\n"
-                                                         "Test Case:\nInput:\nq \n\nActual Output:\na \n\n\n\nParameters:\nInput"}]}
+    geval = {
+        "messages": [
+            {
+                "role": "user",
+                "content": "You are an evaluator. Given ...\nEvaluation Steps:\n1. x\n\n"
+                "Test Case:\nInput:\nq \n\nActual Output:\na \n\n\n\nParameters:\nInput",
+            }
+        ]
+    }
     assert geval_kind(geval) == "results"
-    assert geval_kind({"messages": [{"role": "system", "content": "Classify."},
-                                    {"role": "user", "content": "You are an evaluator of tickets"}]}) is None
-    assert geval_kind({"messages": [{"role": "user", "content": "Given an evaluation criteria which outlines how you "
-                                                                "should judge the Input\n\nEvaluation Criteria:\nx"}]}) == "steps"
+    assert (
+        geval_kind(
+            {
+                "messages": [
+                    {"role": "system", "content": "Classify."},
+                    {"role": "user", "content": "You are an evaluator of tickets"},
+                ]
+            }
+        )
+        is None
+    )
+    assert (
+        geval_kind(
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "Given an evaluation criteria which outlines how you "
+                        "should judge the Input\n\nEvaluation Criteria:\nx",
+                    }
+                ]
+            }
+        )
+        == "steps"
+    )
 
 
 def test_generation_metrics_on_hand_made_outputs(gen_project):
-    root = gen_project.root
     spec = load_spec(gen_project(gen_spec()))
     heldout = [{"id": f"h{i}", "text": question(c), "label": cap} for i, (c, cap, _) in enumerate(CAPITALS)]
     gold = [cap for _, cap, _ in CAPITALS]
     alt = [a for _, _, a in CAPITALS]
-    student = gold[:8] + alt[8:12] + [None, "  "]   # 8 right, 4 wrong, 2 without an answer
-    teacher = gold[:13] + alt[13:]                  # 13 right, 1 wrong
+    student = gold[:8] + alt[8:12] + [None, "  "]  # 8 right, 4 wrong, 2 without an answer
+    teacher = gold[:13] + alt[13:]  # 13 right, 1 wrong
     from distillbuild.pipeline.stages.evaluate import evaluate_generation_for_spec
 
     details: list = []

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import LABELS, base_spec
+from tiny_llama import train_bpe_tokenizer
+
 from distillbuild.errors import SpecError
-from distillbuild.spec import load_spec
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.pipeline.stages.dataset import kd_rows
 from distillbuild.protocol.token_logprobs import kd_targets
-from tiny_llama import train_bpe_tokenizer
+from distillbuild.spec import load_spec
 
 
 def make_tokenizer(path: Path, extra_words: tuple[str, ...] = ()) -> Path:
@@ -25,8 +25,10 @@ def make_tokenizer(path: Path, extra_words: tuple[str, ...] = ()) -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|eot|>", pad_token="<pad>", unk_token="<unk>")
     # Like ChatML, the template writes a newline after the end-of-turn token: a position the
     # teacher never generated, which KD rows must still cover to stay aligned to the end.
-    fast.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>\n{% endfor %}"
-                          "{% if add_generation_prompt %}<assistant>{% endif %}")
+    fast.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|eot|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
     fast.save_pretrained(str(path))
     return path
 
@@ -34,7 +36,13 @@ def make_tokenizer(path: Path, extra_words: tuple[str, ...] = ()) -> Path:
 def kd_spec(**teacher: object) -> dict:
     spec = base_spec()
     spec["teacher"].update(top_logprobs=5, token_ids=True, tokenizer="./tok", **teacher)
-    spec["student"] = {"kind": "causal-lm", "base_model": "./tok", "trainer": "axolotl", "max_length": 256, "kd": {"mode": "logits"}}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "./tok",
+        "trainer": "axolotl",
+        "max_length": 256,
+        "kd": {"mode": "logits"},
+    }
     spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}, "min_rows_per_label": 0}
     return spec
 
@@ -46,16 +54,29 @@ def issue_paths(project, spec: dict) -> dict[str, str]:
 
 
 def test_kd_targets_reads_vllm_token_ids_and_refuses_plain_tokens():
-    ids = {"content": [
-        {"token": "token_id:7", "logprob": -0.1, "top_logprobs": [{"token": "token_id:7", "logprob": -0.1},
-                                                                 {"token": "token_id:9", "logprob": -2.5},
-                                                                 {"token": "token_id:3", "logprob": -4.0}]},
-        {"token": "token_id:1", "logprob": -0.01, "top_logprobs": [{"token": "token_id:1", "logprob": -0.01},
-                                                                  {"token": "token_id:4", "logprob": -5.0}]},
-    ]}
+    ids = {
+        "content": [
+            {
+                "token": "token_id:7",
+                "logprob": -0.1,
+                "top_logprobs": [
+                    {"token": "token_id:7", "logprob": -0.1},
+                    {"token": "token_id:9", "logprob": -2.5},
+                    {"token": "token_id:3", "logprob": -4.0},
+                ],
+            },
+            {
+                "token": "token_id:1",
+                "logprob": -0.01,
+                "top_logprobs": [{"token": "token_id:1", "logprob": -0.01}, {"token": "token_id:4", "logprob": -5.0}],
+            },
+        ]
+    }
     out = kd_targets(ids)
     assert out == {"token_ids": [7, 1], "target_token_ids": [[7, 9], [1, 4]], "logprobs": [[-0.1, -2.5], [-0.01, -5.0]]}
-    plain = {"content": [{"token": "billing", "logprob": -0.1, "top_logprobs": [{"token": "billing", "logprob": -0.1}]}]}
+    plain = {
+        "content": [{"token": "billing", "logprob": -0.1, "top_logprobs": [{"token": "billing", "logprob": -0.1}]}]
+    }
     assert kd_targets(plain) is None
     assert kd_targets(None) is None
 
@@ -70,8 +91,14 @@ def test_gpt4o_teacher_for_logit_kd_is_refused_with_the_reason(project):
 
 def test_teacher_families_decide_the_vocabulary_when_nothing_is_local(project):
     spec = kd_spec()
-    spec["teacher"] = {"provider": "openai", "model": "meta-llama/Llama-3.1-70B-Instruct", "base_url": "http://gpu:8000/v1",
-                       "api_key_env": "VLLM_KEY", "top_logprobs": 5, "token_ids": True}
+    spec["teacher"] = {
+        "provider": "openai",
+        "model": "meta-llama/Llama-3.1-70B-Instruct",
+        "base_url": "http://gpu:8000/v1",
+        "api_key_env": "VLLM_KEY",
+        "top_logprobs": 5,
+        "token_ids": True,
+    }
     spec["student"]["base_model"] = "meta-llama/Llama-3.1-8B-Instruct"
     load_spec(project(spec))  # one vocabulary: accepted
     spec["teacher"]["model"] = "Qwen/Qwen2.5-72B-Instruct"
@@ -135,8 +162,13 @@ def test_rows_whose_tokens_do_not_spell_the_text_are_dropped(project, monkeypatc
     make_tokenizer(root / "tok")
     monkeypatch.chdir(root)
     spec = load_spec(project(kd_spec()))
-    good = {"id": "a", "text": "t", "label": "refund", "teacher_text": "refund",
-            "kd": {"token_ids": None, "target_token_ids": [[1]], "logprobs": [[0.0]]}}
+    good = {
+        "id": "a",
+        "text": "t",
+        "label": "refund",
+        "teacher_text": "refund",
+        "kd": {"token_ids": None, "target_token_ids": [[1]], "logprobs": [[0.0]]},
+    }
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(root / "tok"))

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import base_spec, write_rows
 from tiny_llama import axolotl_executable, run_stages, smollm2_student_marks
 
@@ -49,8 +48,13 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     spec["teacher"]["simulated"]["accuracy"] = 1.0  # the gold labels: this test is about the student
     spec["filters"] = {"min_confidence": 0, "decontaminate": False}
     spec["student"] = {**smollm2["student"], "epochs": 2, "batch_size": 4}
-    spec["evaluation"] = {"latency_samples": 5, "bootstrap": 0, "max_new_tokens": 16, "threads": 2,
-                          "min_heldout_rows": 1}
+    spec["evaluation"] = {
+        "latency_samples": 5,
+        "bootstrap": 0,
+        "max_new_tokens": 16,
+        "threads": 2,
+        "min_heldout_rows": 1,
+    }
     spec["export"] = {"format": "gguf", "quantize": "q8_0", "max_disagreement": 0.25}
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate", "gate", "export"], AXOLOTL)
@@ -61,9 +65,11 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     assert val[-1] < val[0]  # it learned: validation loss fell from before training
     metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
-    print(f"\nSmolLM2 LoRA student on 12 held-out e-mails: accuracy {metrics['accuracy']}, "
-          f"unparseable {metrics['student_unparseable']}, latency p50 {metrics['latency_p50_ms']} ms; "
-          f"validation loss {val[0]:.3f} -> {val[-1]:.3f}")
+    print(
+        f"\nSmolLM2 LoRA student on 12 held-out e-mails: accuracy {metrics['accuracy']}, "
+        f"unparseable {metrics['student_unparseable']}, latency p50 {metrics['latency_p50_ms']} ms; "
+        f"validation loss {val[0]:.3f} -> {val[-1]:.3f}"
+    )
     # Fine-tuned on bare labels, it answers with one: every answer maps, with its label's probability.
     assert metrics["student_unparseable"] == 0
     assert all(0 < p["student_confidence"] <= 1 for p in predictions)
@@ -73,10 +79,14 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     import gguf
 
     exported = json.loads((root / "build/export/report.json").read_text())
-    print("GGUF exports on the same rows: " + "; ".join(
-        f"{kind} {f['bytes'] / 1e6:.0f} MB accuracy {f['accuracy']} agreement {f['agreement']} "
-        f"p50 {f['latency_p50_ms']:.0f} ms (unexported {f['student_latency_p50_ms']:.0f} ms)"
-        for kind, f in exported["files"].items()))
+    print(
+        "GGUF exports on the same rows: "
+        + "; ".join(
+            f"{kind} {f['bytes'] / 1e6:.0f} MB accuracy {f['accuracy']} agreement {f['agreement']} "
+            f"p50 {f['latency_p50_ms']:.0f} ms (unexported {f['student_latency_p50_ms']:.0f} ms)"
+            for kind, f in exported["files"].items()
+        )
+    )
     assert set(exported["files"]) == {"f16", "q8_0"} and exported["shipped"] == "q8_0"
     for kind, figures in exported["files"].items():
         assert figures["unparseable"] == 0, kind  # the end of its turn survived conversion
@@ -99,8 +109,10 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
         with serve(load_spec(root / "distill.yaml")) as server:
             client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
             texts = [template.format(**r) for r in heldout]
-            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}],
-                                                      logprobs=True) for t in texts]
+            answers = [
+                client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}], logprobs=True)
+                for t in texts
+            ]
             with urllib.request.urlopen(server.base_url.removesuffix("/v1") + "/health") as response:
                 health = json.loads(response.read())
     finally:

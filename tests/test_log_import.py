@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import LABELS, base_spec
+
 from distillbuild.cli import main
 from distillbuild.curate.scrub import Scrubber, luhn_ok
 from distillbuild.spec.model import Scrub
@@ -25,16 +25,21 @@ CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]
 KEPT = ["order BN-354162", "W1234567", "on 2026-11-30", "$1,188.00", "at 2pm", "1234 5678 9012 3456"]
 
 
-@pytest.mark.parametrize("text,masked", [
-    ("card 4111 1111 1111 1111 123 (the CVV)", "card [CARD] 123 (the CVV)"),
-    ("4111 1111 1111 1111 12/25", "[CARD] 12/25"),
-    ("Qty 2 4111 1111 1111 1111", "Qty 2 [CARD]"),
-    ("call 5551234567 or +1 5551234567", "call [PHONE] or [PHONE]"),
-    ("07700 900123, +44 7700 900123, 0171 1234567", "[PHONE], [PHONE], [PHONE]"),
-    ("müller@firma.de and josé.garcía@empresa.es", "[EMAIL] and [EMAIL]"),
-    ("sales 2019-2023 grew; ip 10.20.30.40; meet 10.30-11.45; on 2024-01-15 12 items",
-     "sales 2019-2023 grew; ip 10.20.30.40; meet 10.30-11.45; on 2024-01-15 12 items"),
-])
+@pytest.mark.parametrize(
+    "text,masked",
+    [
+        ("card 4111 1111 1111 1111 123 (the CVV)", "card [CARD] 123 (the CVV)"),
+        ("4111 1111 1111 1111 12/25", "[CARD] 12/25"),
+        ("Qty 2 4111 1111 1111 1111", "Qty 2 [CARD]"),
+        ("call 5551234567 or +1 5551234567", "call [PHONE] or [PHONE]"),
+        ("07700 900123, +44 7700 900123, 0171 1234567", "[PHONE], [PHONE], [PHONE]"),
+        ("müller@firma.de and josé.garcía@empresa.es", "[EMAIL] and [EMAIL]"),
+        (
+            "sales 2019-2023 grew; ip 10.20.30.40; meet 10.30-11.45; on 2024-01-15 12 items",
+            "sales 2019-2023 grew; ip 10.20.30.40; meet 10.30-11.45; on 2024-01-15 12 items",
+        ),
+    ],
+)
 def test_cards_beside_other_numbers_every_phone_form_and_numbers_that_are_not_phones(text, masked):
     assert Scrubber()(text) == masked
 
@@ -48,14 +53,19 @@ def test_the_rules_mask_pii_and_leave_order_numbers_dates_and_prices():
     assert all(luhn_ok(c.replace(" ", "").replace("-", "")) for c in CARDS)
     assert not luhn_ok("1234567890123456")  # many digits, not a card: kept
     scrub = Scrubber.from_spec(Scrub(patterns=({"name": "ticket_ref", "regex": r"TCK-\d{5}"},)))
-    text = (f"Hi, I'm at {EMAILS[0]} or {PHONES[0]}, card {CARDS[0]} was charged for {KEPT[0]} "
-            f"({KEPT[1]}) {KEPT[2]}: {KEPT[3]} {KEPT[4]}; ref TCK-12345; not a card: {KEPT[5]}.")
+    text = (
+        f"Hi, I'm at {EMAILS[0]} or {PHONES[0]}, card {CARDS[0]} was charged for {KEPT[0]} "
+        f"({KEPT[1]}) {KEPT[2]}: {KEPT[3]} {KEPT[4]}; ref TCK-12345; not a card: {KEPT[5]}."
+    )
     masked = scrub(text)
-    assert masked == ("Hi, I'm at [EMAIL] or [PHONE], card [CARD] was charged for order BN-354162 (W1234567) on "
-                      "2026-11-30: $1,188.00 at 2pm; ref [TICKET_REF]; not a card: 1234 5678 9012 3456.")
+    assert masked == (
+        "Hi, I'm at [EMAIL] or [PHONE], card [CARD] was charged for order BN-354162 (W1234567) on "
+        "2026-11-30: $1,188.00 at 2pm; ref [TICKET_REF]; not a card: 1234 5678 9012 3456."
+    )
     for planted in EMAILS + PHONES + CARDS:
         assert scrub(f"contact {planted} please") == "contact [{}] please".format(
-            "EMAIL" if planted in EMAILS else "PHONE" if planted in PHONES else "CARD"), planted
+            "EMAIL" if planted in EMAILS else "PHONE" if planted in PHONES else "CARD"
+        ), planted
     assert scrub.report()["masked"]["TICKET_REF"] == 1
     off = Scrubber.from_spec(Scrub(email=False))
     assert off(EMAILS[1]) == EMAILS[1] and "EMAIL" not in off.report()["masked"]
@@ -73,10 +83,23 @@ class _Recorder(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         type(self).bodies.append(body)
         answer = LABELS[len(type(self).bodies) % len(LABELS)]
-        data = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "recorder",
-                           "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                                        "finish_reason": "stop", "logprobs": None}],
-                           "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21}}).encode()
+        data = json.dumps(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "recorder",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -91,11 +114,21 @@ def _logs(path: Path) -> list[str]:
     for i in range(30):
         pii = planted[i % len(planted)]
         user = f"Ticket {i} about {LABELS[i % 4]}: reach me at {pii}, thanks. My name is on the order BN-{354100 + i}."
-        lines.append({"messages": [{"role": "system", "content": f"You are a support bot. Escalate to {EMAILS[2]}."},
-                                   {"role": "user", "content": user},
-                                   {"role": "assistant", "content": f"Noted, we will call {PHONES[1]}."}]})
-    lines.append({"id": "chatcmpl-x", "request": {"messages": [{"role": "user", "content": f"refund to card {CARDS[1]}"}]}})
-    lines.append({"id": "chatcmpl-y", "input": [{"role": "user", "content": [{"type": "text", "text": f"mail {EMAILS[1]}"}]}]})
+        lines.append(
+            {
+                "messages": [
+                    {"role": "system", "content": f"You are a support bot. Escalate to {EMAILS[2]}."},
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": f"Noted, we will call {PHONES[1]}."},
+                ]
+            }
+        )
+    lines.append(
+        {"id": "chatcmpl-x", "request": {"messages": [{"role": "user", "content": f"refund to card {CARDS[1]}"}]}}
+    )
+    lines.append(
+        {"id": "chatcmpl-y", "input": [{"role": "user", "content": [{"type": "text", "text": f"mail {EMAILS[1]}"}]}]}
+    )
     lines.append({"messages": [{"role": "user", "content": "Ticket 0 repeated"}]})
     lines.append({"messages": [{"role": "user", "content": "Ticket 0 repeated"}]})
     lines.append("not json")
@@ -121,9 +154,14 @@ def test_no_planted_pii_reaches_the_teacher_the_cache_or_a_build_file(project, t
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         spec = base_spec()
-        spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "api_key_env": "LOG_TEACHER_KEY",
-                           "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1", "max_retries": 0,
-                           "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}
+        spec["teacher"] = {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "api_key_env": "LOG_TEACHER_KEY",
+            "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "max_retries": 0,
+            "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+        }
         spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}, "min_rows_per_label": 0}
         spec["data"]["scrub"] = {"patterns": [{"name": "order", "regex": r"BN-\d{6}"}]}
         path = project(spec)
@@ -174,8 +212,10 @@ def test_a_stray_byte_or_an_empty_content_part_spoils_a_row_not_the_import(tmp_p
     from distillbuild.curate.log_import import import_logs
 
     raw = tmp_path / "logs.jsonl"
-    raw.write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9 order for bob@example.com"}]}\n'
-                    b'{"messages": [{"role": "user", "content": [{"type": "text", "text": null}]}]}\n')
+    raw.write_bytes(
+        b'{"messages": [{"role": "user", "content": "caf\xe9 order for bob@example.com"}]}\n'
+        b'{"messages": [{"role": "user", "content": [{"type": "text", "text": null}]}]}\n'
+    )
     rows, report = import_logs([raw], Scrubber())
     assert [r["text"] for r in rows] == ["caf\ufffd order for [EMAIL]"]
     assert report["skipped"] == {"no_user_message": 1}

@@ -15,8 +15,10 @@ from distillbuild.curate.neardup import contaminated_by, near_duplicate_represen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-CARD = ("I ordered a new card for my account two weeks ago and it still has not arrived at my home "
-        "address, can you check where it is")
+CARD = (
+    "I ordered a new card for my account two weeks ago and it still has not arrived at my home "
+    "address, can you check where it is"
+)
 TOP_UP = "My top up from my credit card went through but the balance in the app has not changed since yesterday"
 UNRELATED = [
     "How do I change my PIN?",
@@ -96,7 +98,7 @@ def test_exact_duplicates_cluster_and_wordless_texts_match_only_exactly():
 def test_clusters_are_connected_components():
     rng = random.Random(3)
     seq = words(rng, 112)
-    a, b, c = (" ".join(seq[k:k + 102]) for k in (0, 5, 10))  # sliding windows of 100 shingles
+    a, b, c = (" ".join(seq[k : k + 102]) for k in (0, 5, 10))  # sliding windows of 100 shingles
     assert jaccard(a, b) == pytest.approx(95 / 105) and jaccard(a, c) == pytest.approx(90 / 110)
     assert estimate(a, b, 256) >= 0.86 and estimate(b, c, 256) >= 0.86 and estimate(a, c, 256) < 0.86
     texts = [UNRELATED[0], a, UNRELATED[1], c, b]
@@ -154,8 +156,9 @@ def test_every_joined_pair_is_verified_by_the_minhash_estimate():
                 verified += 1
                 parent[max(find(i), find(j))] = min(find(i), find(j))
     brute = [find(i) for i in range(len(texts))]
-    near_misses = sum(0.6 <= sketches[i].jaccard(sketches[j]) < t
-                      for i in range(len(texts)) for j in range(i + 1, len(texts)))
+    near_misses = sum(
+        0.6 <= sketches[i].jaccard(sketches[j]) < t for i in range(len(texts)) for j in range(i + 1, len(texts))
+    )
     assert verified > 50 and near_misses > 50  # the corpus has both sides of the threshold
     # No cluster joins texts that the estimate keeps apart (LSH candidates alone never join)...
     assert all(brute[i] == brute[reps[i]] for i in range(len(texts)))
@@ -167,12 +170,21 @@ def test_representatives_are_deterministic_across_processes_and_hash_seeds():
     texts = _corpus(seed=12)
     here = near_duplicate_representatives(texts, 0.8)
     assert here == near_duplicate_representatives(list(texts), 0.8)
-    script = ("import json, sys; from distillbuild.curate.neardup import near_duplicate_representatives as f; "
-              "print(json.dumps(f(json.load(sys.stdin), 0.8)))")
+    script = (
+        "import json, sys; from distillbuild.curate.neardup import near_duplicate_representatives as f; "
+        "print(json.dumps(f(json.load(sys.stdin), 0.8)))"
+    )
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        out = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True,
-                             text=True, env=env, cwd=ROOT, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=True,
+        ).stdout
         assert json.loads(out) == here
     assert sum(r != i for i, r in enumerate(here)) > 20
 
@@ -182,8 +194,15 @@ def test_representatives_are_deterministic_across_processes_and_hash_seeds():
 
 def test_contaminated_by_finds_heldout_paraphrases_and_ignores_unrelated_rows():
     heldout = [UNRELATED[3], CARD, UNRELATED[5]]
-    train = [UNRELATED[0], "hello, " + CARD.upper() + " thanks!", UNRELATED[1], "  can I get a VIRTUAL card for "
-             "online shopping", TOP_UP, "", "The ATM kept my card"]
+    train = [
+        UNRELATED[0],
+        "hello, " + CARD.upper() + " thanks!",
+        UNRELATED[1],
+        "  can I get a VIRTUAL card for online shopping",
+        TOP_UP,
+        "",
+        "The ATM kept my card",
+    ]
     assert contaminated_by(train, heldout, 0.8) == [None, 1, None, 0, None, None, None]
     assert contaminated_by(train, [], 0.8) == [None] * len(train)
     assert contaminated_by([], heldout, 0.8) == []

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, RepoShell, build_reduced_pipeline, write_rows
+
 from distillbuild.spec.loader import load_yaml_file
 
 N_INPUTS, N_HELDOUT = 160, 48
@@ -39,8 +39,13 @@ def repo(tmp_path_factory):
     spec["gates"] = {"accuracy": {"min": 0.2}, "latency_p95_ms": {"max": 10000}}
     spec["filters"]["min_rows_per_label"] = 3  # 160 rows over 12 labels
     with (ROOT / "data/tickets/teacher_key.jsonl").open() as key:
-        first = build_reduced_pipeline(sh, spec, _take(ROOT / "data/tickets/inputs.jsonl", N_INPUTS),
-                                       _take(ROOT / "data/tickets/heldout.jsonl", N_HELDOUT), map(json.loads, key))
+        first = build_reduced_pipeline(
+            sh,
+            spec,
+            _take(ROOT / "data/tickets/inputs.jsonl", N_INPUTS),
+            _take(ROOT / "data/tickets/heldout.jsonl", N_HELDOUT),
+            map(json.loads, key),
+        )
     return root, sh, first, spec
 
 
@@ -64,7 +69,10 @@ def test_repro_builds_and_the_gate_passes(repo):
     assert all(1 / len(labels) <= p["student_confidence"] <= 1 for p in predictions)
     report = json.loads((root / "build/teacher/report.json").read_text())
     assert report["calls"]["requested"] == N_INPUTS + N_HELDOUT
-    assert report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"] >= N_INPUTS + N_HELDOUT
+    assert (
+        report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"]
+        >= N_INPUTS + N_HELDOUT
+    )
     assert report["simulated"] is True
     summary = sh("distill", "summary").stdout
     assert "SIMULATED" in summary and "retention" in summary and "PASS" in summary
@@ -241,12 +249,21 @@ def test_a_real_provider_key_never_reaches_dvc_lock_cache_or_logs(tmp_path):
     sh = RepoShell(root, timeout=300, PROVIDER_KEY=secret)
     with SimulatedTeacherServer(SimulatedTeacher(key, spec["task"]["labels"], 0.9, 1), api_key=secret) as server:
         spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
-        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
-                           "api_key_env": "PROVIDER_KEY", "concurrency": 4}
+        spec["teacher"] = {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": server.base_url,
+            "api_key_env": "PROVIDER_KEY",
+            "concurrency": 4,
+        }
         (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         logs = ""
-        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["distill", "compile"],
-                    ["dvc", "repro", "teacher", "filter"]):
+        for cmd in (
+            ["git", "init", "-q"],
+            ["dvc", "init", "-q"],
+            ["distill", "compile"],
+            ["dvc", "repro", "teacher", "filter"],
+        ):
             done = sh(*cmd, check=False)
             logs += done.stdout + done.stderr
             assert done.returncode == 0, logs

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, RepoShell
-from distillbuild.spec.loader import load_yaml_file
+
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.spec.loader import load_yaml_file
 
 PIPELINE = ROOT / "pipelines/ticket-triage-llama"
 LABELS_KEY = "data/tickets/teacher_key.jsonl"
@@ -29,8 +29,11 @@ VALIDATION_AXOLOTL = ROOT / ".venv-axolotl/bin/axolotl"
 
 
 def test_the_committed_dvc_yaml_is_current():
-    done = subprocess.run([str(Path(sys.executable).parent / "distill"), "compile", "--check", str(PIPELINE / "distill.yaml")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "distill"), "compile", "--check", str(PIPELINE / "distill.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -43,8 +46,13 @@ def built(tmp_path_factory):
     labels = spec["task"]["labels"]
     teacher = SimulatedTeacher(load_answer_key(root / LABELS_KEY), labels, accuracy=0.93, seed=7)
     axolotl = {"DISTILL_AXOLOTL": str(VALIDATION_AXOLOTL)} if VALIDATION_AXOLOTL.exists() else {}
-    sh = RepoShell(root, OPENAI_API_KEY="sk-test-local-only", DISTILL_CACHE_DIR=str(root / ".distill/cache"),
-                   CUDA_VISIBLE_DEVICES="", **axolotl)
+    sh = RepoShell(
+        root,
+        OPENAI_API_KEY="sk-test-local-only",
+        DISTILL_CACHE_DIR=str(root / ".distill/cache"),
+        CUDA_VISIBLE_DEVICES="",
+        **axolotl,
+    )
     with SimulatedTeacherServer(teacher, model=spec["teacher"]["model"], api_key="sk-test-local-only") as server:
         spec["teacher"]["base_url"] = server.base_url  # the one change: GPT-4o cannot be reached from here
         spec_dir = root / "pipelines/ticket-triage-llama"
@@ -73,8 +81,9 @@ def test_stages_up_to_configure_run_here(built):
     assert cfg["datasets"][0]["type"] == "chat_template"
 
 
-@pytest.mark.skipif(not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` "
-                                                            "(`make test` makes it)")
+@pytest.mark.skipif(
+    not VALIDATION_AXOLOTL.exists(), reason="needs .venv-axolotl: run `make axolotl-venv` (`make test` makes it)"
+)
 def test_train_without_a_gpu_says_so(built):
     _spec_dir, _repro, train, _served = built
     out = train.stdout + train.stderr

@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import LABELS, base_spec
-from distillbuild.pipeline.compile import render
+
 from distillbuild.errors import SpecError, StageError
+from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
 
 def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=root, check=True, capture_output=True
+    )
 
 
 def _upstream(root: Path, student: Path) -> Path:
@@ -48,9 +49,13 @@ def _upstream(root: Path, student: Path) -> Path:
 def _downstream(project, version: str | None = None) -> Path:
     spec = base_spec()
     spec["name"] = "small"
-    spec["teacher"] = {"provider": "pipeline", "model": "mid-student", "top_logprobs": 4,
-                       "price": {"input_per_mtok": 0, "output_per_mtok": 0},
-                       "pipeline": {"path": "upstream", "version": version}}
+    spec["teacher"] = {
+        "provider": "pipeline",
+        "model": "mid-student",
+        "top_logprobs": 4,
+        "price": {"input_per_mtok": 0, "output_per_mtok": 0},
+        "pipeline": {"path": "upstream", "version": version},
+    }
     return project(spec)
 
 
@@ -97,8 +102,11 @@ def test_a_pinned_version_must_be_the_model_that_was_promoted(project, student, 
         run_stage("teacher", load_spec(_downstream(project, "mid@v9.0.0")))
     spec = load_spec(_downstream(project, "mid@v1.0.0"))
     assert run_stage("teacher", spec) == 0
-    head = up / "build/model/head.pt" if (up / "build/model/head.pt").exists() else next(
-        p for p in sorted((up / "build/model").iterdir()) if p.is_file())
+    head = (
+        up / "build/model/head.pt"
+        if (up / "build/model/head.pt").exists()
+        else next(p for p in sorted((up / "build/model").iterdir()) if p.is_file())
+    )
     head.write_bytes(head.read_bytes() + b"\0")  # the upstream rebuilt into another model
     with pytest.raises(StageError, match="is not the one mid@v1.0.0 recorded"):
         run_stage("teacher", spec)

@@ -11,40 +11,57 @@ import shutil
 from pathlib import Path
 
 import yaml
-
 from conftest import LABELS, base_spec, write_rows
+from test_axolotl_configs import MODEL, causal_spec, make_project, needs_axolotl_venv, run_validator
+
 from distillbuild import layout
-from distillbuild.pipeline.compile import render
 from distillbuild.errors import SpecError
+from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.runner import run_stage
-from distillbuild.spec import load_spec
-from distillbuild.spec.model import PairJudge
 from distillbuild.pipeline.stages.pairs import cap, judge_pairs, make_pairs, prompts_to_ask
 from distillbuild.pipeline.stages.preference import write_config
-from test_axolotl_configs import MODEL, causal_spec, make_project, needs_axolotl_venv, run_validator
+from distillbuild.spec import load_spec
+from distillbuild.spec.model import PairJudge
 
 
 def _row(i: int, label: str, answer: str | None = None) -> dict:
-    return {"id": f"r{i}", "label": label, "messages": [{"role": "system", "content": "Classify."},
-                                                      {"role": "user", "content": f"ticket {i}"},
-                                                      {"role": "assistant", "content": answer or label}]}
+    return {
+        "id": f"r{i}",
+        "label": label,
+        "messages": [
+            {"role": "system", "content": "Classify."},
+            {"role": "user", "content": f"ticket {i}"},
+            {"role": "assistant", "content": answer or label},
+        ],
+    }
 
 
 def test_pairs_are_the_rows_where_the_sft_student_and_the_teacher_disagree():
-    rows = prompts_to_ask([_row(1, "bug"), {**_row(1, "bug"), "id": "r1#2"}, _row(2, "refund"), _row(3, "login")],
-                          "answer")
+    rows = prompts_to_ask(
+        [_row(1, "bug"), {**_row(1, "bug"), "id": "r1#2"}, _row(2, "refund"), _row(3, "login")], "answer"
+    )
     assert [r["id"] for r in rows] == ["r1", "r2", "r3"]  # an oversampled copy is asked once
     pairs, reasons = make_pairs(rows, ["bug", "billing", None], ["bug", "billing", "I am not sure"])
-    assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [("r2", "refund", "billing"),
-                                                                      ("r3", "login", "I am not sure")]
+    assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [
+        ("r2", "refund", "billing"),
+        ("r3", "login", "I am not sure"),
+    ]
     assert pairs[0]["messages"] == rows[1]["messages"][:-1]  # the prompt, without the teacher's turn
     assert reasons == {"student_agrees": 1, "other_label": 1, "no_label": 1}
     every, _ = make_pairs(rows, [None, None, None], ["x", "y", "z"])
     capped = cap(every, 2)
     assert len(capped) == 2 and capped == cap(list(reversed(every)), 2)[::-1]  # chosen by id, not by order
-    step = prompts_to_ask([{**_row(4, "bug"), "id": "r4#label",
-                            "messages": [{"role": "user", "content": "[label] ticket 4"}, {"role": "assistant", "content": "bug"}]},
-                           {"id": "r4#rationale", "task": "rationale", "label": "bug", "messages": []}], "step_by_step")
+    step = prompts_to_ask(
+        [
+            {
+                **_row(4, "bug"),
+                "id": "r4#label",
+                "messages": [{"role": "user", "content": "[label] ticket 4"}, {"role": "assistant", "content": "bug"}],
+            },
+            {"id": "r4#rationale", "task": "rationale", "label": "bug", "messages": []},
+        ],
+        "step_by_step",
+    )
     assert [(r["id"], r["text"]) for r in step] == [("r4", "ticket 4")]
 
 
@@ -56,11 +73,15 @@ def test_the_preference_stages_sit_between_train_and_evaluate_and_beta_is_read_b
     root = make_project(tmp_path / "p")
     (root / "distill.yaml").write_text(yaml.safe_dump(_spec(max_pairs=50), sort_keys=False))
     stages = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]
-    assert list(stages)[list(stages).index("train"):][:4] == ["train", "pairs", "preference", "evaluate"]
+    assert list(stages)[list(stages).index("train") :][:4] == ["train", "pairs", "preference", "evaluate"]
     pairs_params = stages["pairs"]["params"][0]["distill.yaml"]
-    assert "student.preference.max_pairs" in pairs_params and not any("beta" in k or k == "student" for k in pairs_params)
+    assert "student.preference.max_pairs" in pairs_params and not any(
+        "beta" in k or k == "student" for k in pairs_params
+    )
     assert stages["preference"]["params"][0]["distill.yaml"] == ["name", "task.type", "student"]
-    assert {layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE, layout.MODEL_DIR} <= set(stages["evaluate"]["deps"])  # DPO vs SFT
+    assert {layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE, layout.MODEL_DIR} <= set(
+        stages["evaluate"]["deps"]
+    )  # DPO vs SFT
 
 
 @needs_axolotl_venv
@@ -134,12 +155,22 @@ def test_the_judge_keeps_only_pairs_where_the_teachers_answer_wins(project, monk
     from distillbuild.endpoints.open import open_judge
 
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
-    write_rows(project.root / "data/key.jsonl", [{"text": "ticket 1", "label": "bug"}, {"text": "ticket 2", "label": "refund"},
-                                                 {"text": "ticket 3", "label": "login"}])
+    write_rows(
+        project.root / "data/key.jsonl",
+        [
+            {"text": "ticket 1", "label": "bug"},
+            {"text": "ticket 2", "label": "refund"},
+            {"text": "ticket 3", "label": "login"},
+        ],
+    )
     spec = base_spec()
-    spec["filters"]["judge"] = {"provider": "simulated", "model": "sim-judge", "min_score": 0.5,
-                                "evaluation_steps": ["Check that the Actual Output is the ticket's category."],
-                                "simulated": {"answers": "data/key.jsonl", "accuracy": 1.0, "seed": 5, "latency_ms": 0}}
+    spec["filters"]["judge"] = {
+        "provider": "simulated",
+        "model": "sim-judge",
+        "min_score": 0.5,
+        "evaluation_steps": ["Check that the Actual Output is the ticket's category."],
+        "simulated": {"answers": "data/key.jsonl", "accuracy": 1.0, "seed": 5, "latency_ms": 0},
+    }
     loaded = load_spec(project(spec))
     rows = [{**_row(i, label), "text": f"ticket {i}"} for i, label in ((1, "bug"), (2, "billing"), (3, "login"))]
     pairs, _ = make_pairs(rows, ["billing", "refund", None], ["billing", "refund", "no idea"])
@@ -162,8 +193,12 @@ def test_judged_pairs_need_the_filters_judge_and_the_pairs_stage_reads_it(tmp_pa
     else:
         raise AssertionError("a judge with no filters.judge was accepted")
     spec = _spec(judge={"min_margin": 0.2})
-    spec["filters"]["judge"] = {"provider": "simulated", "model": "sim-judge", "evaluation_steps": ["Check it."],
-                                "simulated": {"answers": spec["teacher"]["simulated"]["answers"]}}
+    spec["filters"]["judge"] = {
+        "provider": "simulated",
+        "model": "sim-judge",
+        "evaluation_steps": ["Check it."],
+        "simulated": {"answers": spec["teacher"]["simulated"]["answers"]},
+    }
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     pairs_stage = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]["pairs"]
     assert {"student.preference.judge", "filters.judge"} <= set(pairs_stage["params"][0]["distill.yaml"])
@@ -176,4 +211,6 @@ def test_a_dpo_student_is_exported_from_its_dpo_adapter_over_the_merged_sft_mode
     spec["export"] = {"format": "gguf"}
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     export = yaml.safe_load(render(load_spec(root / "distill.yaml")))["stages"]["export"]
-    assert {layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE} <= set(export["deps"]) and layout.MODEL_DIR not in export["deps"]
+    assert {layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE} <= set(export["deps"]) and layout.MODEL_DIR not in export[
+        "deps"
+    ]

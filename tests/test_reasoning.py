@@ -9,14 +9,14 @@ import json
 import math
 
 import yaml
-
 from conftest import RepoShell, base_spec, write_rows
+
 from distillbuild.curate.filters import FilterConfig, curate
 from distillbuild.pipeline.runner import run_stage
-from distillbuild.spec import load_spec
-from distillbuild.spec.model import Reasoning
 from distillbuild.protocol.prompts import system_prompt
 from distillbuild.protocol.reasoning import split_reply
+from distillbuild.spec import load_spec
+from distillbuild.spec.model import Reasoning
 
 PROMPT = Reasoning(mode="prompt", marker="Answer:", instruction="Think step by step.")
 FIELD = Reasoning(mode="field", marker="Answer:", instruction="unused")
@@ -35,7 +35,10 @@ def test_a_reply_splits_into_rationale_and_the_answer_read_at_its_own_tokens():
     assert split_reply({"content": "I think it is billing."}, None, PROMPT).answer is None
     field = split_reply({"content": "refund", "reasoning_content": " Money back. "}, None, FIELD)
     assert (field.rationale, field.answer) == ("Money back.", "refund")
-    assert split_reply({"content": "refund", "reasoning": "Ollama's name for it"}, None, FIELD).rationale == "Ollama's name for it"
+    assert (
+        split_reply({"content": "refund", "reasoning": "Ollama's name for it"}, None, FIELD).rationale
+        == "Ollama's name for it"
+    )
     prompt = system_prompt(base_task(), PROMPT)
     assert prompt.endswith("Think step by step. Then write the answer alone on a last line that starts with `Answer:`.")
     assert "Answer:" not in system_prompt(base_task())  # the student's prompt never asks for reasoning
@@ -44,32 +47,63 @@ def test_a_reply_splits_into_rationale_and_the_answer_read_at_its_own_tokens():
 def base_task():
     from distillbuild.spec.model import Task
 
-    return Task(type="classification", instruction="Classify the ticket.", labels=("billing", "refund"), output_schema=None)
+    return Task(
+        type="classification", instruction="Classify the ticket.", labels=("billing", "refund"), output_schema=None
+    )
 
 
 def test_the_filter_drops_rows_without_reasoning_or_answer_or_whose_answer_disagrees():
     cfg = FilterConfig(labels=("billing", "refund"))
-    rows = [{"id": "ok", "text": "a", "answer": "billing", "rationale": "why", "label_probs": {"billing": 0.8, "refund": 0.2}},
-            {"id": "no-why", "text": "b", "answer": "billing", "rationale": "", "label_probs": {"billing": 0.9}},
-            {"id": "no-line", "text": "c", "answer": None, "rationale": "it could be refund", "raw_answer": "it could be"},
-            {"id": "disagrees", "text": "d", "answer": "refund", "rationale": "why", "label_probs": {"billing": 0.6, "refund": 0.4}},
-            {"id": "cut", "text": "e", "answer": None, "rationale": "long", "finish_reason": "length"},
-            {"id": "tie", "text": "g", "answer": "refund", "rationale": "why", "label_probs": {"billing": 0.5, "refund": 0.5}},
-            {"id": "plain", "text": "f", "answer": "refund"}]  # no teacher.reasoning: no reasoning checks
+    rows = [
+        {
+            "id": "ok",
+            "text": "a",
+            "answer": "billing",
+            "rationale": "why",
+            "label_probs": {"billing": 0.8, "refund": 0.2},
+        },
+        {"id": "no-why", "text": "b", "answer": "billing", "rationale": "", "label_probs": {"billing": 0.9}},
+        {"id": "no-line", "text": "c", "answer": None, "rationale": "it could be refund", "raw_answer": "it could be"},
+        {
+            "id": "disagrees",
+            "text": "d",
+            "answer": "refund",
+            "rationale": "why",
+            "label_probs": {"billing": 0.6, "refund": 0.4},
+        },
+        {"id": "cut", "text": "e", "answer": None, "rationale": "long", "finish_reason": "length"},
+        {
+            "id": "tie",
+            "text": "g",
+            "answer": "refund",
+            "rationale": "why",
+            "label_probs": {"billing": 0.5, "refund": 0.5},
+        },
+        {"id": "plain", "text": "f", "answer": "refund"},
+    ]  # no teacher.reasoning: no reasoning checks
     kept, rejected, report = curate(rows, cfg)
     assert [r["id"] for r in kept] == ["ok", "tie", "plain"] and kept[0]["rationale"] == "why"
-    assert {r["id"]: r["reason"] for r in rejected} == {"no-why": "no_rationale", "no-line": "no_final_answer",
-                                                        "disagrees": "rationale_disagrees", "cut": "truncated"}
+    assert {r["id"]: r["reason"] for r in rejected} == {
+        "no-why": "no_rationale",
+        "no-line": "no_final_answer",
+        "disagrees": "rationale_disagrees",
+        "cut": "truncated",
+    }
 
 
 def _project(project, reasoning: dict | None, simulated_reasoning: bool = False):
     root = project.root
     labels = base_spec()["task"]["labels"]
-    rows = [{"id": f"r{i}", "text": f"ticket {i}: a customer writes about {labels[i % 4]} matters, case {i * 7}"}
-            for i in range(120)]
+    rows = [
+        {"id": f"r{i}", "text": f"ticket {i}: a customer writes about {labels[i % 4]} matters, case {i * 7}"}
+        for i in range(120)
+    ]
     write_rows(root / "data/inputs.jsonl", rows)
-    write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": labels[i % 4]} for i, r in enumerate(rows)]
-               + [{"text": "held out", "label": "bug"}])
+    write_rows(
+        root / "data/key.jsonl",
+        [{"text": r["text"], "label": labels[i % 4]} for i, r in enumerate(rows)]
+        + [{"text": "held out", "label": "bug"}],
+    )
     spec = base_spec()
     spec["teacher"].update(top_logprobs=4, max_tokens=256, **({"reasoning": reasoning} if reasoning else {}))
     spec["teacher"]["simulated"]["reasoning"] = simulated_reasoning
@@ -118,7 +152,9 @@ def test_changing_teacher_reasoning_rebuilds_from_the_teacher_on(tmp_path):
     sh.root.mkdir()
     write_rows(sh.root / "data/inputs.jsonl", [{"id": f"r{i}", "text": f"ticket {i} about billing"} for i in range(12)])
     write_rows(sh.root / "data/heldout.jsonl", [{"id": "h1", "text": "held out", "label": "bug"}])
-    write_rows(sh.root / "data/key.jsonl", [{"text": f"ticket {i} about billing", "label": "billing"} for i in range(12)])
+    write_rows(
+        sh.root / "data/key.jsonl", [{"text": f"ticket {i} about billing", "label": "billing"} for i in range(12)]
+    )
     spec = base_spec()
     (sh.root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (sh.root / ".gitignore").write_text(".distill/\n")
@@ -138,8 +174,12 @@ def _reasoning_spec(student_reasoning: str) -> dict:
     spec = base_spec()
     spec["teacher"].update(top_logprobs=4, max_tokens=256, reasoning={"mode": "prompt"})
     spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True}, "min_rows_per_label": 0}
-    spec["student"] = {"kind": "causal-lm", "base_model": "models/tiny", "trainer": "axolotl",
-                       "reasoning": student_reasoning}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "models/tiny",
+        "trainer": "axolotl",
+        "reasoning": student_reasoning,
+    }
     return spec
 
 
@@ -176,9 +216,11 @@ def test_the_dataset_trains_on_traces_or_on_two_step_by_step_tasks(project, monk
 def test_reasoning_students_need_a_causal_lm_and_a_reasoning_teacher(project):
     from distillbuild.errors import SpecError
 
-    for change, key in (({"student": {"kind": "encoder-classifier"}}, "student.reasoning"),
-                        ({"teacher": {"reasoning": None}}, "student.reasoning"),
-                        ({"export": {"format": "gguf"}, "student": {"reasoning": "step_by_step"}}, "export")):
+    for change, key in (
+        ({"student": {"kind": "encoder-classifier"}}, "student.reasoning"),
+        ({"teacher": {"reasoning": None}}, "student.reasoning"),
+        ({"export": {"format": "gguf"}, "student": {"reasoning": "step_by_step"}}, "export"),
+    ):
         spec = _reasoning_spec("trace")
         for section, values in change.items():
             if section == "export":
@@ -203,8 +245,10 @@ class _Scripted:
 
     def generate_scored(self, conversations):
         self.asked += conversations
-        return [(text, _lp((text[: text.rfind(":") + 1], 0.9), (text[text.rfind(":") + 1:], 0.8)) if ":" in text
-                 else None) for text in self.replies[: len(conversations)]]
+        return [
+            (text, _lp((text[: text.rfind(":") + 1], 0.9), (text[text.rfind(":") + 1 :], 0.8)) if ":" in text else None)
+            for text in self.replies[: len(conversations)]
+        ]
 
 
 def test_a_trace_student_is_read_at_its_answer_line_and_a_step_by_step_one_asked_for_its_label():
@@ -253,8 +297,8 @@ def test_reasoning_specs_are_checked(project):
 
 
 def test_examples_show_their_reasoning_to_a_reasoning_teacher_and_must_have_some(project):
-    from distillbuild.spec.inputs import Example
     from distillbuild.protocol.prompts import messages_for
+    from distillbuild.spec.inputs import Example
 
     shown = Example("my invoice is wrong", "billing", "It is about a charge.")
     turns = messages_for(base_task(), "new ticket", [shown], PROMPT)
@@ -273,13 +317,17 @@ def test_examples_show_their_reasoning_to_a_reasoning_teacher_and_must_have_some
 
     spec = base_spec()
     spec["teacher"].update(max_tokens=128, reasoning={"mode": "prompt"})
-    spec["task"]["examples"] = [{"input": "my invoice is wrong", "answer": "billing", "rationale": "A charge."},
-                                {"input": "the app crashes", "answer": "bug"}]
+    spec["task"]["examples"] = [
+        {"input": "my invoice is wrong", "answer": "billing", "rationale": "A charge."},
+        {"input": "the app crashes", "answer": "bug"},
+    ]
     assert list(issues(spec)) == ["task.examples[1].rationale"]
     write_rows(project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug"}])
     spec["task"]["examples"] = "data/examples.jsonl"
-    assert "lack a \"rationale\"" in issues(spec)["task.examples"]
-    write_rows(project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug", "rationale": "It fails."}])
+    assert 'lack a "rationale"' in issues(spec)["task.examples"]
+    write_rows(
+        project.root / "data/examples.jsonl", [{"text": "the app crashes", "label": "bug", "rationale": "It fails."}]
+    )
     assert issues(spec) == {}
     spec["teacher"]["reasoning"] = None
     spec["teacher"] = {k: v for k, v in spec["teacher"].items() if v is not None}
@@ -297,7 +345,9 @@ def test_a_trace_student_exports_and_its_export_reads_the_answer_line_settings(p
     assert {"student.reasoning", "teacher.reasoning", "teacher.max_tokens"} <= set(export["params"][0]["distill.yaml"])
     spec["student"]["reasoning"] = "answer"  # an answer-only student's export reads neither
     export = yaml.safe_load(render(load_spec(project(spec))))["stages"]["export"]
-    assert not {"student.reasoning", "teacher.reasoning", "teacher.max_tokens"} & set(export["params"][0]["distill.yaml"])
+    assert not {"student.reasoning", "teacher.reasoning", "teacher.max_tokens"} & set(
+        export["params"][0]["distill.yaml"]
+    )
 
 
 def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache(project, monkeypatch, tmp_path):
@@ -336,23 +386,35 @@ def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache
 
 
 def test_an_explanation_is_the_conversation_continued_and_a_cut_one_is_truncated():
-    from distillbuild.spec.inputs import Example
     from distillbuild.protocol.prompts import explain_messages
+    from distillbuild.spec.inputs import Example
 
     explain = Reasoning(mode="explain", marker="Answer:", instruction=None, max_tokens=64)
     shown = Example("my invoice is wrong", "billing", "It is about a charge.")
     messages = explain_messages(base_task(), "refund me", "refund", [shown], explain)
     why = "Explain in a few sentences why that is the answer."
     assert [(m["role"], m["content"]) for m in messages[1:]] == [
-        ("user", "my invoice is wrong"), ("assistant", "billing"), ("user", why), ("assistant", "It is about a charge."),
-        ("user", "refund me"), ("assistant", "refund"), ("user", why)]
+        ("user", "my invoice is wrong"),
+        ("assistant", "billing"),
+        ("user", why),
+        ("assistant", "It is about a charge."),
+        ("user", "refund me"),
+        ("assistant", "refund"),
+        ("user", why),
+    ]
     assert "Answer:" not in messages[0]["content"]  # the answers were plain: so is the system prompt
     cfg = FilterConfig(labels=("billing", "refund"))
-    rows = [{"id": "cut", "text": "a", "answer": "billing", "rationale": "It is about", "rationale_truncated": True},
-            {"id": "failed", "text": "b", "answer": "refund", "rationale": "", "rationale_error": "timeout"},
-            {"id": "sorry", "text": "c", "answer": "refund", "rationale": "I'm sorry, but I can't help with that."}]
+    rows = [
+        {"id": "cut", "text": "a", "answer": "billing", "rationale": "It is about", "rationale_truncated": True},
+        {"id": "failed", "text": "b", "answer": "refund", "rationale": "", "rationale_error": "timeout"},
+        {"id": "sorry", "text": "c", "answer": "refund", "rationale": "I'm sorry, but I can't help with that."},
+    ]
     _, rejected, _ = curate(rows, cfg)
-    assert {r["id"]: r["reason"] for r in rejected} == {"cut": "truncated", "failed": "no_rationale", "sorry": "refusal"}
+    assert {r["id"]: r["reason"] for r in rejected} == {
+        "cut": "truncated",
+        "failed": "no_rationale",
+        "sorry": "refusal",
+    }
     assert "timeout" in rejected[1]["detail"]
 
 
@@ -362,8 +424,11 @@ def test_the_stand_in_explains_only_when_asked_its_explain_instruction():
     why = "Explain in a few sentences why that is the answer."
     key = {"my invoice is wrong": KeyEntry("billing", ())}
     teacher = SimulatedTeacher(key, ["billing", "refund"], 1.0, 1, explain_instruction=why)
-    few_shot = [{"role": "user", "content": "my invoice is wrong"}, {"role": "assistant", "content": "billing"},
-                {"role": "user", "content": "an input the key does not know"}]
+    few_shot = [
+        {"role": "user", "content": "my invoice is wrong"},
+        {"role": "assistant", "content": "billing"},
+        {"role": "user", "content": "an input the key does not know"},
+    ]
     plain = completion_body(teacher, {"messages": few_shot}, "sim", 1)["choices"][0]["message"]["content"]
     assert plain in ("billing", "refund")  # a few-shot request is answered, not explained
     asked = completion_body(teacher, {"messages": few_shot[:2] + [{"role": "user", "content": why}]}, "sim", 2)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import LABELS, ROOT, base_spec, write_rows
+
+from distillbuild.errors import StageError
 from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.stage_list import names
-from distillbuild.errors import StageError
 from distillbuild.review import diff_report, render_markdown
 from distillbuild.review.diff import ABSENT, reads, semantic_diff
 from distillbuild.spec import load_spec
@@ -96,9 +96,11 @@ def test_filter_threshold_rebuilds_filter_and_downstream_not_teacher(repo):
     stages = by_stage(report)
     assert stages["filter"]["keys"] == ["filters.min_confidence"] and not stages["filter"]["conditional"]
     assert "`filters.min_confidence` changed" in stages["filter"]["reasons"]
-    for name in ("dataset", "train", "evaluate", "gate"):
+    for name in ("dataset", "train", "evaluate"):
         assert stages[name]["conditional"] and stages[name]["after"] == ["filter"], name
         assert stages[name]["reasons"] == ["after `filter`"]
+    # The gate records the spec as every stage sees it (its lineage), so it reruns on the key itself.
+    assert stages["gate"]["keys"] == ["filters.min_confidence"] and not stages["gate"]["conditional"]
     assert not stages["teacher"]["rebuilds"] and not stages["configure"]["rebuilds"]
     assert report["teacher"]["rebuilds"] is False and report["teacher"]["new_calls"] == 0
     assert report["dvc_yaml"]["stale"] is False  # a threshold does not change dvc.yaml
@@ -167,7 +169,11 @@ def test_edited_data_file_rebuilds_teacher_naming_the_file_and_costs_only_the_ne
     assert not stages["filter"]["files"]  # filter depends on the held-out file only
     assert not stages["configure"]["rebuilds"]
     statuses = {f["path"]: f["status"] for f in report["data_files"]}
-    assert statuses == {"data/inputs.jsonl": "modified", "data/heldout.jsonl": "unchanged", "data/key.jsonl": "unchanged"}
+    assert statuses == {
+        "data/inputs.jsonl": "modified",
+        "data/heldout.jsonl": "unchanged",
+        "data/key.jsonl": "unchanged",
+    }
     assert report["teacher"]["new_calls"] == 1  # net of the cache: one new prompt, one call
     assert report["teacher"]["estimate"]["cached"] == 13
 
@@ -191,7 +197,7 @@ def test_comments_and_key_order_are_not_changes(repo):
     text = "# a comment at the top\n" + yaml.safe_dump(reordered, sort_keys=False, default_flow_style=True, width=60)
     text = text.replace("\n", "  # trailing comment\n", 1)
     repo(text)
-    assert (repo.path.read_text() != git(repo.root, "show", "HEAD:distill.yaml"))  # the text did change
+    assert repo.path.read_text() != git(repo.root, "show", "HEAD:distill.yaml")  # the text did change
     report = diff_report(repo.path, "HEAD")
     assert report["changes"] == [] and rebuilding(report) == []
     assert report["teacher"]["new_calls"] == 0
@@ -220,7 +226,9 @@ def test_spec_absent_at_base_is_a_new_pipeline(repo):
     path.write_text(yaml.safe_dump(base_spec(), sort_keys=False))
     report = diff_report(path, "HEAD")
     assert report["spec"] == "pipelines/two/distill.yaml" and report["new_pipeline"]
-    assert rebuilding(report) == [n for n in names() if n not in ("seed", "pairs", "preference", "route", "export")]  # every stage the spec has
+    assert rebuilding(report) == [
+        n for n in names() if n not in ("seed", "pairs", "preference", "route", "export")
+    ]  # every stage the spec has
     assert {c["status"] for c in report["changes"]} == {"added"}
     assert report["dvc_yaml"]["missing"] and report["dvc_yaml"]["stale"]
     assert report["teacher"]["new_calls"] == 13
@@ -329,16 +337,34 @@ def test_metrics_diff_when_both_sides_are_built(repo):
     assert "build/evaluate/metrics.json" in (root / "dvc.yaml").read_text()  # declared as a metric
     metrics = root / "build/evaluate/metrics.json"
     metrics.parent.mkdir(parents=True)
-    metrics.write_text(json.dumps({"accuracy": 0.8, "retention": 0.9, "latency_p95_ms": 20.0,
-                                   "per_class_f1": {"bug": 0.5}, "teacher_model": "sim"}))
+    metrics.write_text(
+        json.dumps(
+            {
+                "accuracy": 0.8,
+                "retention": 0.9,
+                "latency_p95_ms": 20.0,
+                "per_class_f1": {"bug": 0.5},
+                "teacher_model": "sim",
+            }
+        )
+    )
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "built")
 
     before = diff_report(repo.path, "HEAD")["metrics"]
     assert before["available"] and before["rows"] == [] and "accuracy" in before["unchanged"]
 
-    metrics.write_text(json.dumps({"accuracy": 0.85, "retention": 0.9, "latency_p95_ms": 18.5,
-                                   "per_class_f1": {"bug": 0.75}, "teacher_model": "sim2"}))
+    metrics.write_text(
+        json.dumps(
+            {
+                "accuracy": 0.85,
+                "retention": 0.9,
+                "latency_p95_ms": 18.5,
+                "per_class_f1": {"bug": 0.75},
+                "teacher_model": "sim2",
+            }
+        )
+    )
     report = diff_report(repo.path, "HEAD")
     m = report["metrics"]
     assert m["available"]
@@ -368,11 +394,11 @@ def test_semantic_diff_compares_data_not_text():
     old = {"a": 1, "b": {"c": [1, 2, 3], "d": True}, "gone": None, "labels": ["x", "y"]}
     new = {"labels": ["x", "z"], "b": {"d": 1, "c": [1, 2]}, "a": 1.0, "e": {"f": 1}}
     assert semantic_diff(old, new) == [
-        ("labels[1]", "y", "z"),           # same length: element-wise
-        ("b.d", True, 1),                  # a bool is not a number
-        ("b.c", [1, 2, 3], [1, 2]),        # other length: the whole list
-        ("e", ABSENT, {"f": 1}),           # added
-        ("gone", None, ABSENT),            # removed (an explicit null is not absence)
+        ("labels[1]", "y", "z"),  # same length: element-wise
+        ("b.d", True, 1),  # a bool is not a number
+        ("b.c", [1, 2, 3], [1, 2]),  # other length: the whole list
+        ("e", ABSENT, {"f": 1}),  # added
+        ("gone", None, ABSENT),  # removed (an explicit null is not absence)
     ]
     assert semantic_diff({"a": [{"x": 1}]}, {"a": [{"x": 2}]}) == [("a[0].x", 1, 2)]
 
@@ -430,7 +456,12 @@ def test_explanations_and_seed_generation_are_counted_with_the_teacher_calls(rep
     assert teacher["explanations"]["to_call"] == 12  # one per training input: held-out rows are not explained
     assert teacher["new_calls"] == 25 and teacher["seed"] is None
     md = render_markdown(report)
-    assert "· 25 new teacher calls ·" in md and "**13 new teacher calls** of 13" in md and "Then its explanations" in md and "**12 new calls** of 12" in md
+    assert (
+        "· 25 new teacher calls ·" in md
+        and "**13 new teacher calls** of 13" in md
+        and "Then its explanations" in md
+        and "**12 new calls** of 12" in md
+    )
 
     repo(edited(seed={"per_label": 6, "per_request": 4, "examples": 2, "max_rounds": 6}))
     report = diff_report(repo.path, "HEAD")

@@ -63,19 +63,22 @@ def test_cross_fitting_scores_each_half_with_the_other_halfs_threshold():
     from distillbuild.stats import half as _half  # the cross-fit halves, shared with the filter
 
     first = rows[0]
-    rewritten = [Row(r.id, r.confidence, not r.student_right, r.teacher_right) if _half(r.id) == _half(first.id)
-                 else r for r in rows]
+    rewritten = [
+        Row(r.id, r.confidence, not r.student_right, r.teacher_right) if _half(r.id) == _half(first.id) else r
+        for r in rows
+    ]
     again = cross_fit(rewritten, Target(min_accuracy=0.9))[1]
-    assert [t for r, t in zip(rows, again) if _half(r.id) == _half(first.id)] == \
-        [t for r, t in zip(rows, to_teacher) if _half(r.id) == _half(first.id)]
+    assert [t for r, t in zip(rows, again) if _half(r.id) == _half(first.id)] == [
+        t for r, t in zip(rows, to_teacher) if _half(r.id) == _half(first.id)
+    ]
 
 
 def test_the_route_stage_reports_the_cross_fitted_system_and_its_cost(project, monkeypatch):
     import json
 
     import yaml
-
     from conftest import base_spec
+
     from distillbuild.pipeline.compile import render
     from distillbuild.pipeline.runner import run_stage
     from distillbuild.spec import load_spec
@@ -83,12 +86,20 @@ def test_the_route_stage_reports_the_cross_fitted_system_and_its_cost(project, m
     rows = planted()
     root = project.root
     (root / "build/evaluate").mkdir(parents=True)
-    predictions = [{"id": r.id, "actual": "billing", "predicted": "billing" if r.student_right else "refund",
-                    "teacher": "billing" if r.teacher_right else "login", "student_confidence": r.confidence}
-                   for r in rows]
+    predictions = [
+        {
+            "id": r.id,
+            "actual": "billing",
+            "predicted": "billing" if r.student_right else "refund",
+            "teacher": "billing" if r.teacher_right else "login",
+            "student_confidence": r.confidence,
+        }
+        for r in rows
+    ]
     (root / "build/evaluate/predictions.json").write_text(json.dumps(predictions))
-    (root / "build/evaluate/metrics.json").write_text(json.dumps({"student_cost_per_1k_usd": 0.001,
-                                                                   "teacher_cost_per_1k_usd": 0.5}))
+    (root / "build/evaluate/metrics.json").write_text(
+        json.dumps({"student_cost_per_1k_usd": 0.001, "teacher_cost_per_1k_usd": 0.5})
+    )
     spec = base_spec()
     spec["route"] = {"max_teacher_share": 0.3}
     monkeypatch.chdir(root)
@@ -109,10 +120,10 @@ def test_the_route_stage_reports_the_cross_fitted_system_and_its_cost(project, m
 
 def test_no_route_section_no_stage_and_routing_is_for_classification(project):
     import yaml
-
     from conftest import base_spec
-    from distillbuild.pipeline.compile import render
+
     from distillbuild.errors import SpecError
+    from distillbuild.pipeline.compile import render
     from distillbuild.spec import load_spec
 
     assert "route" not in yaml.safe_load(render(load_spec(project())))["stages"]
@@ -129,12 +140,12 @@ def test_gates_may_bound_the_routed_system_when_the_spec_routes(project, monkeyp
     import json
 
     import yaml
-
     from conftest import base_spec
-    from distillbuild.pipeline.compile import render
+
     from distillbuild.errors import SpecError
-    from distillbuild.spec import load_spec
+    from distillbuild.pipeline.compile import render
     from distillbuild.pipeline.stages.gate import _with_route, check
+    from distillbuild.spec import load_spec
 
     spec = base_spec()
     spec["gates"] = {"routed_accuracy": {"min": 0.9, "bound": "ci_low"}, "teacher_share": {"max": 0.3}}
@@ -145,8 +156,9 @@ def test_gates_may_bound_the_routed_system_when_the_spec_routes(project, monkeyp
     gate = yaml.safe_load(render(loaded))["stages"]["gate"]
     assert "build/route/report.json" in gate["deps"]  # the gate runs after route, on what it measured
     (project.root / "build/route").mkdir(parents=True)
-    (project.root / "build/route/report.json").write_text(json.dumps(
-        {"routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35, "threshold": 0.8}))
+    (project.root / "build/route/report.json").write_text(
+        json.dumps({"routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35, "threshold": 0.8})
+    )
     monkeypatch.chdir(project.root)
     metrics = _with_route(loaded, {"accuracy": 0.8})
     assert metrics == {"accuracy": 0.8, "routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35}

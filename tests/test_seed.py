@@ -9,17 +9,23 @@ import json
 import random
 
 import pytest
-
 from conftest import LABELS, RepoShell, base_spec, write_rows
+
+from distillbuild.pipeline.runner import run_stage
 from distillbuild.seed.replies import read_reply
 from distillbuild.seed.requests import Cell, messages_for, plan, quotas, read_request
 from distillbuild.seed.selection import Candidate, Selection
-from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.spec.model import Seed, Task
 
-VOCAB = {label: [f"{label}{w}" for w in "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
-                                          "november oscar papa quebec romeo sierra tango".split()] for label in LABELS}
+VOCAB = {
+    label: [
+        f"{label}{w}"
+        for w in "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+        "november oscar papa quebec romeo sierra tango".split()
+    ]
+    for label in LABELS
+}
 
 
 def _text(label: str, rng: random.Random) -> str:
@@ -27,9 +33,23 @@ def _text(label: str, rng: random.Random) -> str:
 
 
 def _seed(**values) -> Seed:
-    defaults = dict(per_label=None, count=None, attributes=None, topics=None, instruction=None, per_request=5,
-                    examples=3, temperature=1.0, max_tokens=1024, max_rounds=3, min_chars=8, max_chars=4000,
-                    near_threshold=0.8, seed=13, generator=None)
+    defaults = dict(
+        per_label=None,
+        count=None,
+        attributes=None,
+        topics=None,
+        instruction=None,
+        per_request=5,
+        examples=3,
+        temperature=1.0,
+        max_tokens=1024,
+        max_rounds=3,
+        min_chars=8,
+        max_chars=4000,
+        near_threshold=0.8,
+        seed=13,
+        generator=None,
+    )
     return Seed(**{**defaults, **values})
 
 
@@ -60,14 +80,20 @@ def test_a_request_reads_back_as_what_it_asked_for_and_rounds_send_new_requests(
     # Few examples to draw from: prompts may repeat, but each request is sampled with its own seed.
     scarce = plan(TASK, _seed(per_label=12, per_request=1, examples=2), {Cell("billing"): 12}, 1, pool[:2])
     assert len({json.dumps(r.messages) for r in scarce}) < 12 == len({r.sampling_seed for r in scarce})
-    assert read_request([{"role": "system", "content": "You triage tickets."}, {"role": "user", "content": "x"}]) is None
+    assert (
+        read_request([{"role": "system", "content": "You triage tickets."}, {"role": "user", "content": "x"}]) is None
+    )
     one = messages_for(TASK, seed, Cell("bug"), 1, None, ())
     assert read_request(one).count == 1 and "Reply with the new input only" in one[-1]["content"]
 
 
 def test_no_examples_and_scarce_pools_still_plan():
-    assert all(r.examples == () for r in plan(TASK, _seed(per_label=4, examples=0), {Cell("bug"): 4}, 1,
-                                               [("a bug report", "bug"), ("other", None)]))
+    assert all(
+        r.examples == ()
+        for r in plan(
+            TASK, _seed(per_label=4, examples=0), {Cell("bug"): 4}, 1, [("a bug report", "bug"), ("other", None)]
+        )
+    )
 
 
 def test_a_reply_cut_off_keeps_its_complete_inputs():
@@ -75,15 +101,21 @@ def test_a_reply_cut_off_keeps_its_complete_inputs():
     assert read_reply('["a", 5, null]', 3) == ["a", "", ""]  # no text: kept empty, for the selection to count
 
 
-@pytest.mark.parametrize("reply,asked,expected", [
-    ('["first one here", "second one here"]', 2, ["first one here", "second one here"]),
-    ('Sure! Here they are:\n```json\n["a ticket", {"text": "b ticket"}]\n```', 2, ["a ticket", "b ticket"]),
-    ("1. my card is blocked\n2) refund please\n   it has been a week\n- where is my parcel", 3,
-     ["my card is blocked", "refund please\nit has been a week", "where is my parcel"]),
-    ('"Input: my card was charged twice"', 1, ["my card was charged twice"]),
-    ("I cannot help with that request.", 3, None),
-    ("", 1, None),
-])
+@pytest.mark.parametrize(
+    "reply,asked,expected",
+    [
+        ('["first one here", "second one here"]', 2, ["first one here", "second one here"]),
+        ('Sure! Here they are:\n```json\n["a ticket", {"text": "b ticket"}]\n```', 2, ["a ticket", "b ticket"]),
+        (
+            "1. my card is blocked\n2) refund please\n   it has been a week\n- where is my parcel",
+            3,
+            ["my card is blocked", "refund please\nit has been a week", "where is my parcel"],
+        ),
+        ('"Input: my card was charged twice"', 1, ["my card was charged twice"]),
+        ("I cannot help with that request.", 3, None),
+        ("", 1, None),
+    ],
+)
 def test_replies_are_read_as_json_arrays_lists_or_the_input_itself(reply, asked, expected):
     assert read_reply(reply, asked) == expected
 
@@ -97,17 +129,35 @@ def test_the_selection_gives_every_dropped_candidate_its_reason():
     def c(text, examples=()):
         return Candidate(text, cell, tuple(examples), {}, ("Write 1 new input that belongs in the category billing.",))
 
-    kept = sel.add([c("fresh words about a brand new billing problem"), c(""), c("tiny"), c("x" * 81),
-                    c('Sure. write 1 new input that belongs in the cat: "Hi"'),
-                    c("shown example text", ["Shown  example TEXT"]), c("Billing alpha bravo charlie delta echo"),
-                    c("fresh words about a brand new billing problem"),
-                    c("login papa quebec romeo sierra tango golf!"), c("Login papa quebec romeo sierra tango golf!"),
-                    c("refund kilo lima mike november oscar papa")])
+    kept = sel.add(
+        [
+            c("fresh words about a brand new billing problem"),
+            c(""),
+            c("tiny"),
+            c("x" * 81),
+            c('Sure. write 1 new input that belongs in the cat: "Hi"'),
+            c("shown example text", ["Shown  example TEXT"]),
+            c("Billing alpha bravo charlie delta echo"),
+            c("fresh words about a brand new billing problem"),
+            c("login papa quebec romeo sierra tango golf!"),
+            c("Login papa quebec romeo sierra tango golf!"),
+            c("refund kilo lima mike november oscar papa"),
+        ]
+    )
     assert [k.text for k in kept] == ["fresh words about a brand new billing problem"]
     # Row checks, then held-out copies (a leak's twin too), then repeats within the round, then near-duplicates.
-    assert [reason for _, reason, _ in sel.dropped] == ["empty", "too_short", "too_long", "echoes_prompt", "copies_example",
-                                                        "duplicate_of_input", "contaminated", "contaminated",
-                                                        "duplicate", "near_duplicate_of_input"]
+    assert [reason for _, reason, _ in sel.dropped] == [
+        "empty",
+        "too_short",
+        "too_long",
+        "echoes_prompt",
+        "copies_example",
+        "duplicate_of_input",
+        "contaminated",
+        "contaminated",
+        "duplicate",
+        "near_duplicate_of_input",
+    ]
     sel.add([c("fresh words about a brand new billing problem today")])  # a later round, against the kept
     assert sel.dropped[-1][1] == "near_duplicate"
 
@@ -122,8 +172,12 @@ def _seed_project(project, **seed_section):
     fresh = [{"text": _text(label, rng), "label": label} for label in LABELS for _ in range(30)]
     write_rows(root / "data/inputs.jsonl", inputs)
     write_rows(root / "data/heldout.jsonl", heldout)
-    write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": LABELS[n % 4]} for n, r in enumerate(inputs)]
-               + [{"text": r["text"], "label": r["label"]} for r in heldout] + fresh)
+    write_rows(
+        root / "data/key.jsonl",
+        [{"text": r["text"], "label": LABELS[n % 4]} for n, r in enumerate(inputs)]
+        + [{"text": r["text"], "label": r["label"]} for r in heldout]
+        + fresh,
+    )
     spec = base_spec()
     spec["filters"] = {"min_confidence": 0.0, "dedup": {"exact": True, "near_threshold": 0.9}, "decontaminate": True}
     spec["seed"] = {"per_label": 6, "per_request": 4, "examples": 2, "max_rounds": 6, **seed_section}
@@ -152,9 +206,12 @@ def test_the_seed_stage_fills_its_quotas_with_new_inputs_the_teacher_then_answer
     assert {"contaminated", "duplicate"} <= reasons and reasons & {"copies_example", "duplicate_of_input"}
     assert report["by_reason"]["contaminated"] == sum(d["reason"] == "contaminated" for d in dropped)
     assert all(d["text"] in old for d in dropped if d["reason"] in ("contaminated", "duplicate_of_input"))
-    assert report["written"] == report["kept"] + sum(v for k, v in report["by_reason"].items()
-                                                      if k not in ("generator_error", "unparsable_reply"))
-    assert report["diversity"]["distinct_1"]["generated"] > 0 and report["diversity"]["embedding_spread"]["generated"] > 0
+    assert report["written"] == report["kept"] + sum(
+        v for k, v in report["by_reason"].items() if k not in ("generator_error", "unparsable_reply")
+    )
+    assert (
+        report["diversity"]["distinct_1"]["generated"] > 0 and report["diversity"]["embedding_spread"]["generated"] > 0
+    )
     assert report["calls"]["billed"] > 0
 
     assert run_stage("seed", loaded) == 0  # a rerun pays for nothing and writes the same inputs
@@ -214,7 +271,9 @@ def test_one_budget_for_every_round_and_inputs_with_a_seed_field_are_not_generat
 
 
 def test_a_generator_endpoint_of_its_own_and_a_failing_one(project, monkeypatch, tmp_path):
-    path, _, _ = _seed_project(project, generator={"model": "writer", "simulated": {"answers": "data/key.jsonl", "seed": 9}})
+    path, _, _ = _seed_project(
+        project, generator={"model": "writer", "simulated": {"answers": "data/key.jsonl", "seed": 9}}
+    )
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(project.root)
     loaded = load_spec(path)
@@ -229,14 +288,21 @@ def test_seed_specs_are_checked(project):
 
     spec = base_spec()
     load_spec(project({**spec, "seed": {"per_label": 2, "generator": {"provider": "simulated"}}}))  # inherits the key
-    for section, key in (({"per_request": 2}, "seed"), ({"per_label": 2, "count": 3}, "seed.count"),
-                         ({"per_label": 2, "min_chars": 50, "max_chars": 10}, "seed.min_chars"),
-                         ({"per_label": 2, "min_chars": 5000}, "seed.min_chars"),  # above the default max_chars
-                         ({"per_label": 2, "generator": {"provider": "openai", "base_url": "https://other.example/v1",
-                                                          "model": "m"}}, "seed.generator"),
-                         ({"per_label": 2, "generator": {"provider": "llamacpp"}}, "seed.generator"),
-                         ({"per_label": 2, "generator": {"provider": "openai", "simulated": {"answers": "data/key.jsonl"}}},
-                          "seed.generator.simulated")):
+    for section, key in (
+        ({"per_request": 2}, "seed"),
+        ({"per_label": 2, "count": 3}, "seed.count"),
+        ({"per_label": 2, "min_chars": 50, "max_chars": 10}, "seed.min_chars"),
+        ({"per_label": 2, "min_chars": 5000}, "seed.min_chars"),  # above the default max_chars
+        (
+            {"per_label": 2, "generator": {"provider": "openai", "base_url": "https://other.example/v1", "model": "m"}},
+            "seed.generator",
+        ),
+        ({"per_label": 2, "generator": {"provider": "llamacpp"}}, "seed.generator"),
+        (
+            {"per_label": 2, "generator": {"provider": "openai", "simulated": {"answers": "data/key.jsonl"}}},
+            "seed.generator.simulated",
+        ),
+    ):
         spec["seed"] = section
         with pytest.raises(SpecError) as err:
             load_spec(project(spec))
@@ -262,8 +328,13 @@ def test_the_seed_stage_is_compiled_before_the_teacher_and_a_human_share_change_
             return sh.root / "distill.yaml"
 
     _, _, _ = _seed_project(_Project())
-    write_rows(sh.root / "data/human.jsonl", [{"id": f"p{n}", "text": f"a person writes ticket {n} about {LABELS[n % 4]}",
-                                                "label": LABELS[n % 4]} for n in range(8)])
+    write_rows(
+        sh.root / "data/human.jsonl",
+        [
+            {"id": f"p{n}", "text": f"a person writes ticket {n} about {LABELS[n % 4]}", "label": LABELS[n % 4]}
+            for n in range(8)
+        ],
+    )
     spec = yaml.safe_load((sh.root / "distill.yaml").read_text())
     spec["data"].update(human="data/human.jsonl", human_share=0.3)
     write(spec)

@@ -9,12 +9,12 @@ import shutil
 import urllib.request
 
 import pytest
+from conftest import LABELS, base_spec
 from openai import APIStatusError, OpenAI
 
-from conftest import LABELS, base_spec
-from distillbuild.spec import load_spec
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.spec import load_spec
 
 KEY = "sk-serve-test-" + "x" * 20
 
@@ -23,8 +23,14 @@ def _spec(project, student, monkeypatch, teacher_url: str, threshold: float | No
     root = project.root
     shutil.copytree(student, root / "build/model")
     spec = base_spec()
-    spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": teacher_url,
-                       "api_key_env": "SERVE_TEACHER_KEY", "max_retries": 0, "timeout_s": 5}
+    spec["teacher"] = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": teacher_url,
+        "api_key_env": "SERVE_TEACHER_KEY",
+        "max_retries": 0,
+        "timeout_s": 5,
+    }
     if threshold is not None:
         spec["route"] = {"min_accuracy": 0.9}
         (root / "build/route").mkdir(parents=True)
@@ -42,8 +48,12 @@ def _routing_case(root, student) -> tuple[list[str], dict[str, float], float, Si
     confidence = dict(zip(texts, EncoderClassifier.load(student).predict_proba(texts).max(axis=1)))
     ranked = sorted(confidence.values())
     threshold = float(ranked[len(texts) // 2 - 1] + ranked[len(texts) // 2]) / 2
-    return texts, confidence, threshold, SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS,
-                                                          accuracy=1.0, seed=1)
+    return (
+        texts,
+        confidence,
+        threshold,
+        SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1),
+    )
 
 
 def _get(base_url: str, path: str) -> dict:
@@ -60,8 +70,9 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
         with serve(spec) as server:
             client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
             sent = [texts[i % len(texts)] for i in range(200)]
-            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}])
-                       for t in sent]
+            answers = [
+                client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}]) for t in sent
+            ]
             metrics, health = _get(server.base_url, "/metrics"), _get(server.base_url, "/health")
         served_by_teacher = upstream.requests_served
     routed = [confidence[t] < threshold for t in sent]
@@ -76,7 +87,8 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
 
 
 def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_student_answers_on(
-        project, student, monkeypatch):
+    project, student, monkeypatch
+):
     from distillbuild.serve.app import serve
 
     texts, confidence, threshold, teacher = _routing_case(project.root, student)
@@ -124,19 +136,31 @@ def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_l
     causal = SimulatedTeacher(key, LABELS, accuracy=0.6, seed=3)  # an unsure student: some answers below 0.9
     with SimulatedTeacherServer(teacher, api_key=KEY) as upstream, SimulatedTeacherServer(causal) as student_srv:
         spec = base_spec()
-        spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": upstream.base_url,
-                           "api_key_env": "SERVE_TEACHER_KEY", "max_retries": 0, "timeout_s": 5}
-        spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct",
-                           "trainer": "axolotl", "max_length": 256,
-                           "endpoint": {"base_url": student_srv.base_url, "model": "ticket-lora"}}
+        spec["teacher"] = {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": upstream.base_url,
+            "api_key_env": "SERVE_TEACHER_KEY",
+            "max_retries": 0,
+            "timeout_s": 5,
+        }
+        spec["student"] = {
+            "kind": "causal-lm",
+            "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+            "trainer": "axolotl",
+            "max_length": 256,
+            "endpoint": {"base_url": student_srv.base_url, "model": "ticket-lora"},
+        }
         spec["route"] = {"min_accuracy": 0.9}
         (root / "build/route").mkdir(parents=True)
         (root / "build/route/report.json").write_text(json.dumps({"threshold": 0.9}))
         monkeypatch.setenv("SERVE_TEACHER_KEY", KEY)
         with serve(load_spec(project(spec))) as server:
             client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}],
-                                                      logprobs=True) for t in texts]
+            answers = [
+                client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}], logprobs=True)
+                for t in texts
+            ]
             metrics, health = _get(server.base_url, "/metrics"), _get(server.base_url, "/health")
     assert health["runtime"] == "endpoint"
     by_model = {m: [a for a in answers if a.model == m] for m in ("mini-student", "gpt-4o-mini")}
@@ -157,8 +181,13 @@ def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_se
     from distillbuild.serve.app import serve
 
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
-                       "max_length": 256, "endpoint": {"base_url": "http://127.0.0.1:9/v1", "model": "ticket-lora"}}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+        "trainer": "axolotl",
+        "max_length": 256,
+        "endpoint": {"base_url": "http://127.0.0.1:9/v1", "model": "ticket-lora"},
+    }
     with serve(load_spec(project(spec))) as server:
         client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=60)
         for _ in range(2):
@@ -170,16 +199,20 @@ def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_se
 
 
 def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_its_answer_line(
-        project, student, monkeypatch):
+    project, student, monkeypatch
+):
     """teacher.reasoning in prompt mode: the fallback sends the teacher stage's request (the
     reasoning system prompt) and reads the label off the reply's answer line."""
     import distillbuild.endpoints.standin.server as standin
-    from distillbuild.serve.app import serve
     from distillbuild.protocol.prompts import system_prompt
+    from distillbuild.serve.app import serve
 
     asked, respond = [], standin.respond
-    monkeypatch.setattr(standin, "respond", lambda teacher, request, *rest: (asked.append(request["messages"]),
-                                                                            respond(teacher, request, *rest))[1])
+    monkeypatch.setattr(
+        standin,
+        "respond",
+        lambda teacher, request, *rest: (asked.append(request["messages"]), respond(teacher, request, *rest))[1],
+    )
     texts, _, _, teacher = _routing_case(project.root, student)
     with SimulatedTeacherServer(teacher, api_key=KEY) as upstream:
         spec = _spec(project, student, monkeypatch, upstream.base_url, 1.01)  # every request is routed
@@ -188,11 +221,15 @@ def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_i
         spec = load_spec(project(raw))
         with serve(spec) as server:
             client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-            answers = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}])
-                       for t in texts]
+            answers = [
+                client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}]) for t in texts
+            ]
             metrics = _get(server.base_url, "/metrics")
-    assert len(asked) == len(texts) and all(m[0]["content"] == system_prompt(spec.task, spec.teacher.reasoning)
-                                            for m in asked)
+    assert len(asked) == len(texts) and all(
+        m[0]["content"] == system_prompt(spec.task, spec.teacher.reasoning) for m in asked
+    )
     from_teacher = [a for a in answers if a.model == "gpt-4o-mini"]
-    assert metrics["teacher"] == len(from_teacher) >= 0.9 * len(texts)  # the stand-in now and then writes no answer line
+    assert (
+        metrics["teacher"] == len(from_teacher) >= 0.9 * len(texts)
+    )  # the stand-in now and then writes no answer line
     assert all(a.choices[0].message.content in LABELS for a in from_teacher)

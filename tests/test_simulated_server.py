@@ -20,10 +20,10 @@ from pathlib import Path
 import openai
 import pytest
 
-from distillbuild.spec.model import Teacher, build
 from distillbuild.endpoints.standin.sections import teacher_server
 from distillbuild.endpoints.standin.server import FAULT_KINDS, SimulatedTeacherServer, format_duration
 from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
+from distillbuild.spec.model import Teacher, build
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,8 +65,11 @@ def outcome(c: openai.OpenAI, i: int) -> str:
 
 
 def raw_post(srv: SimulatedTeacherServer, body: dict) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(srv.base_url + "/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Authorization": "Bearer x", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        srv.base_url + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
@@ -75,6 +78,7 @@ def raw_post(srv: SimulatedTeacherServer, body: dict) -> tuple[int, dict[str, st
 
 
 # --- latency ---------------------------------------------------------------------------------------
+
 
 def test_latency_is_lognormal_with_the_set_mean_and_does_not_serialize():
     with SimulatedTeacherServer(TEACHER, latency_ms=40, latency_sigma=0.5) as srv:
@@ -106,14 +110,21 @@ def test_constant_latency_with_sigma_zero_and_concurrent_sleeps():
         c = client(srv)
         with ThreadPoolExecutor(32) as pool:
             t0 = time.perf_counter()
-            heads = list(pool.map(lambda i: c.chat.completions.with_raw_response.create(
-                model="sim", messages=msgs(i), max_tokens=4).headers["openai-processing-ms"], range(32)))
+            heads = list(
+                pool.map(
+                    lambda i: c.chat.completions.with_raw_response.create(
+                        model="sim", messages=msgs(i), max_tokens=4
+                    ).headers["openai-processing-ms"],
+                    range(32),
+                )
+            )
             wall = time.perf_counter() - t0
     assert set(heads) == {"300"}
     assert 0.3 <= wall < 2.5  # 32 x 0.3 s serialized would be 9.6 s
 
 
 # --- rate limits -----------------------------------------------------------------------------------
+
 
 def test_rpm_limit_answers_429_with_retry_after_and_ratelimit_headers():
     with SimulatedTeacherServer(TEACHER, limits={"rpm": 3}) as srv:
@@ -168,8 +179,9 @@ def test_sliding_window_frees_slots_and_sdk_retries_honour_retry_after():
     with SimulatedTeacherServer(TEACHER, limits={"rpm": 2}, limit_window_s=0.4) as srv:
         c = client(srv, max_retries=4)
         t0 = time.perf_counter()
-        results = [c.chat.completions.with_raw_response.create(model="sim", messages=msgs(i), max_tokens=4)
-                   for i in range(6)]
+        results = [
+            c.chat.completions.with_raw_response.create(model="sim", messages=msgs(i), max_tokens=4) for i in range(6)
+        ]
         elapsed = time.perf_counter() - t0
     assert all(r.parse().choices[0].message.content in LABELS for r in results)
     assert sum(r.retries_taken for r in results) == srv.stats["limited_requests"] >= 2
@@ -178,14 +190,28 @@ def test_sliding_window_frees_slots_and_sdk_retries_honour_retry_after():
 
 
 def test_format_duration_matches_openai_style():
-    assert [format_duration(s) for s in (0, 0.02, 0.3504, 1.2, 59.5, 60, 360, 61.25)] == \
-        ["0s", "20ms", "350ms", "1.2s", "59.5s", "1m0s", "6m0s", "1m1.25s"]
+    assert [format_duration(s) for s in (0, 0.02, 0.3504, 1.2, 59.5, 60, 360, 61.25)] == [
+        "0s",
+        "20ms",
+        "350ms",
+        "1.2s",
+        "59.5s",
+        "1m0s",
+        "6m0s",
+        "1m1.25s",
+    ]
 
 
 # --- faults ----------------------------------------------------------------------------------------
 
-RATES = {"rate_limit": 0.08, "server_error": 0.08, "timeout": 0.02, "connection_reset": 0.08,
-         "malformed": 0.08, "truncated": 0.08}
+RATES = {
+    "rate_limit": 0.08,
+    "server_error": 0.08,
+    "timeout": 0.02,
+    "connection_reset": 0.08,
+    "malformed": 0.08,
+    "truncated": 0.08,
+}
 
 
 def test_each_fault_kind_at_roughly_its_rate_and_billing_is_exact():
@@ -211,8 +237,14 @@ def test_sdk_retries_recover_from_rate_limit_server_error_and_reset():
     with SimulatedTeacherServer(TEACHER, faults=faults) as srv:
         c = client(srv, max_retries=6)
         with ThreadPoolExecutor(40) as pool:
-            results = list(pool.map(lambda i: c.chat.completions.with_raw_response.create(
-                model="sim", messages=msgs(i), max_tokens=4, temperature=0), range(40)))
+            results = list(
+                pool.map(
+                    lambda i: c.chat.completions.with_raw_response.create(
+                        model="sim", messages=msgs(i), max_tokens=4, temperature=0
+                    ),
+                    range(40),
+                )
+            )
         stats = srv.stats
     answers = [r.parse().choices[0].message.content for r in results]
     assert answers == [TEACHER.answer(TEXTS[i]).label for i in range(40)]
@@ -274,8 +306,10 @@ def test_timeout_holds_without_answer_and_reset_is_a_real_rst():
     with SimulatedTeacherServer(TEACHER, faults={"connection_reset": 1.0}) as srv:
         body = json.dumps({"model": "sim", "messages": msgs(0)}).encode()
         with socket.create_connection(srv.httpd.server_address[:2], timeout=5) as s:
-            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n"
-                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            s.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body
+            )
             with pytest.raises(ConnectionResetError):
                 s.recv(100)
         with pytest.raises(openai.APIConnectionError):
@@ -310,9 +344,17 @@ def test_bad_fault_or_limit_settings_are_refused():
 
 # --- Files and Batches -----------------------------------------------------------------------------
 
+
 def batch_file(path: Path, n: int, extra: list[dict] | None = None) -> Path:
-    rows = [{"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
-             "body": {"model": "sim", "messages": msgs(i), "max_tokens": 4, "temperature": 0}} for i in range(n)]
+    rows = [
+        {
+            "custom_id": f"req-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "sim", "messages": msgs(i), "max_tokens": 4, "temperature": 0},
+        }
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows + (extra or [])), encoding="utf-8")
     return path
 
@@ -380,13 +422,17 @@ def test_batch_cancel_keeps_partial_results_and_bills_only_them(tmp_path):
 
 
 def test_batch_validation_failures_and_bad_requests(tmp_path):
-    dup = batch_file(tmp_path / "dup.jsonl", 3, extra=[{"custom_id": "req-0", "method": "POST",
-                                                        "url": "/v1/chat/completions", "body": {}}])
+    dup = batch_file(
+        tmp_path / "dup.jsonl",
+        3,
+        extra=[{"custom_id": "req-0", "method": "POST", "url": "/v1/chat/completions", "body": {}}],
+    )
     with SimulatedTeacherServer(TEACHER) as srv:
         c = client(srv)
         fid = c.files.create(file=open(dup, "rb"), purpose="batch").id
-        batch = wait_for(c, c.batches.create(input_file_id=fid, endpoint="/v1/chat/completions",
-                                             completion_window="24h").id)
+        batch = wait_for(
+            c, c.batches.create(input_file_id=fid, endpoint="/v1/chat/completions", completion_window="24h").id
+        )
         assert batch.status == "failed" and batch.errors.data[0].code == "duplicate_custom_id"
         assert batch.errors.data[0].line == 4
         with pytest.raises(openai.NotFoundError):
@@ -402,6 +448,7 @@ def test_batch_validation_failures_and_bad_requests(tmp_path):
 
 # --- from a spec -----------------------------------------------------------------------------------
 
+
 def server_from_section(sim: dict, base_dir: Path, **overrides):
     """The teacher stand-in of a teacher section, as the teacher stage starts it."""
     return teacher_server(build(Teacher, {"model": "sim-model", "simulated": sim}), base_dir, LABELS, **overrides)
@@ -410,8 +457,15 @@ def server_from_section(sim: dict, base_dir: Path, **overrides):
 def test_server_from_spec_honours_latency_limits_and_faults(tmp_path):
     key = tmp_path / "key.jsonl"
     key.write_text("".join(json.dumps({"text": t, "label": LABELS[i % 5]}) + "\n" for i, t in enumerate(TEXTS[:20])))
-    sim = {"answers": "key.jsonl", "accuracy": 1.0, "latency_ms": 5, "seed": 3, "latency_sigma": 0.25,
-           "limits": {"rpm": 50, "tpm": None}, "faults": {"truncated": 1.0, "rate_limit": 0, "timeout": 0}}
+    sim = {
+        "answers": "key.jsonl",
+        "accuracy": 1.0,
+        "latency_ms": 5,
+        "seed": 3,
+        "latency_sigma": 0.25,
+        "limits": {"rpm": 50, "tpm": None},
+        "faults": {"truncated": 1.0, "rate_limit": 0, "timeout": 0},
+    }
     with server_from_section(sim, tmp_path, hang_s=1.0) as srv:
         assert (srv.latency_s, srv.latency_sigma, srv.seed, srv.hang_s) == (0.005, 0.25, 3, 1.0)
         r = client(srv).chat.completions.with_raw_response.create(model="sim-model", messages=msgs(0), max_tokens=4)

@@ -8,19 +8,21 @@ import random
 
 import pytest
 
-from distillbuild.spec.model import Task, build
-from distillbuild.protocol.answers import answer_row
 from distillbuild.llm.results import CallResult
+from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.softlabels import label_distribution, label_masses
+from distillbuild.spec.model import Task, build
 
 
 def position(token: str, alternatives: dict[str, float]) -> dict:
-    return {"token": token, "logprob": math.log(alternatives[token]),
-            "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives.items()]}
+    return {
+        "token": token,
+        "logprob": math.log(alternatives[token]),
+        "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives.items()],
+    }
 
 
-SPAM = {"content": [position("sp", {"sp": 0.7, "ham": 0.2, "The": 0.05}),
-                    position("am", {"am": 0.9, "ammer": 0.08})]}
+SPAM = {"content": [position("sp", {"sp": 0.7, "ham": 0.2, "The": 0.05}), position("am", {"am": 0.9, "ammer": 0.08})]}
 
 
 def test_a_two_token_label_gets_the_product_of_its_tokens():
@@ -33,15 +35,19 @@ def test_a_two_token_label_gets_the_product_of_its_tokens():
 
 
 def test_labels_sharing_a_first_token_are_told_apart_at_the_next():
-    lp = {"content": [position("ph", {"ph": 0.8, "bug": 0.1}),
-                      position("ishing", {"ishing": 0.6, "one_issue": 0.3})]}
+    lp = {"content": [position("ph", {"ph": 0.8, "bug": 0.1}), position("ishing", {"ishing": 0.6, "one_issue": 0.3})]}
     mass, ambiguous, bounded = label_masses(lp, ["phishing", "phone_issue", "bug"])
     assert mass == pytest.approx({"phishing": 0.8 * 0.6, "phone_issue": 0.8 * 0.3, "bug": 0.1})
     assert not ambiguous and not bounded
 
 
 def test_a_label_with_an_underscore_is_spelled_with_a_space_as_normalize_label_reads_it():
-    lp = {"content": [position("feature", {"feature": 0.7, "bug": 0.2}), position(" request", {" request": 0.9, " flag": 0.1})]}
+    lp = {
+        "content": [
+            position("feature", {"feature": 0.7, "bug": 0.2}),
+            position(" request", {" request": 0.9, " flag": 0.1}),
+        ]
+    }
     mass, ambiguous, bounded = label_masses(lp, ["feature_request", "bug"])
     assert mass == pytest.approx({"feature_request": 0.7 * 0.9, "bug": 0.2}) and not ambiguous and not bounded
 

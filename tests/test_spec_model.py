@@ -10,8 +10,8 @@ import typing
 from types import NoneType, UnionType
 
 import pytest
-
 from conftest import ROOT, base_spec
+
 from distillbuild.spec import Spec, load_spec
 from distillbuild.spec.model import (
     Endpoint,
@@ -47,7 +47,10 @@ def test_quickstart_loads_with_its_values_and_the_schema_defaults(quickstart):
     assert (teacher.model, teacher.max_tokens, teacher.budget_usd) == ("gpt-4o-sim", 8, 2)
     assert (teacher.price.input_per_mtok, teacher.price.output_per_mtok) == (2.5, 10)
     assert (teacher.simulated.answers, teacher.simulated.accuracy, teacher.simulated.latency_ms) == (
-        "data/tickets/teacher_key.jsonl", 0.93, 40)
+        "data/tickets/teacher_key.jsonl",
+        0.93,
+        40,
+    )
     # Defaults from the schema, where the YAML says nothing.
     assert (teacher.timeout_s, teacher.max_retries, teacher.samples, teacher.batch) == (60, 5, 1, False)
     assert teacher.base_url is None and teacher.seed is None and teacher.tokenizer is None
@@ -60,14 +63,25 @@ def test_quickstart_loads_with_its_values_and_the_schema_defaults(quickstart):
     assert (spec.split.val_fraction, spec.split.seed) == (0.1, 13)
     student = spec.student
     assert (student.kind, student.trainer, student.epochs, student.learning_rate) == (
-        "encoder-classifier", "local", 6, 8.0e-5)
+        "encoder-classifier",
+        "local",
+        6,
+        8.0e-5,
+    )
     assert (student.kd.mode, student.kd.alpha, student.kd.temperature) == ("labels", 0.5, 2.0)
     assert (student.lora.r, student.adapter, student.device, student.gpu.attention) == (
-        16, "qlora", "auto", "flash_attention_2")
+        16,
+        "qlora",
+        "auto",
+        "flash_attention_2",
+    )
     assert (student.distributed.strategy, student.distributed.zero_stage) == ("none", 2)
     assert student.class_weights == "none" and student.finetune == "full" and student.threads is None
     assert (spec.evaluation.latency_samples, spec.evaluation.min_heldout_rows, spec.evaluation.bootstrap) == (
-        200, 30, 1000)
+        200,
+        30,
+        1000,
+    )
     assert dict(spec.gates["retention"]) == {"min": 0.9, "bound": "ci_low"}
     assert list(spec.gates) == ["accuracy", "retention", "latency_p95_ms"]
     # Optional sections the spec leaves out.
@@ -110,14 +124,23 @@ def test_the_typed_spec_is_read_only(quickstart):
 
 def _endpoint_identity(endpoint: Endpoint) -> tuple:
     """What a settings constructor reads: any endpoint section will do."""
-    return (endpoint.provider, endpoint.model, endpoint.max_tokens, endpoint.concurrency,
-            endpoint.simulated.answers if endpoint.simulated else None)
+    return (
+        endpoint.provider,
+        endpoint.model,
+        endpoint.max_tokens,
+        endpoint.concurrency,
+        endpoint.simulated.answers if endpoint.simulated else None,
+    )
 
 
 def test_judges_and_the_teacher_share_the_endpoint_shape(project):
     spec = base_spec()
-    judge = {"provider": "simulated", "model": "judge-sim", "criteria": "Is the label right?",
-             "simulated": {"answers": "data/key.jsonl"}}
+    judge = {
+        "provider": "simulated",
+        "model": "judge-sim",
+        "criteria": "Is the label right?",
+        "simulated": {"answers": "data/key.jsonl"},
+    }
     spec["filters"]["judge"] = {**judge, "min_score": 0.7}
     spec["evaluation"] = {"judge": {**judge, "evaluation_steps": ["Compare the answer with the input."]}}
     loaded = load_spec(project(spec))
@@ -134,8 +157,12 @@ def test_judges_and_the_teacher_share_the_endpoint_shape(project):
 def test_the_axolotl_escape_hatch_is_a_read_only_mapping(project):
     spec = base_spec()
     overrides = {"lr_scheduler": "linear", "fsdp_config": {"offload_params": True}, "eval_strategy": None}
-    spec["student"] = {"kind": "causal-lm", "base_model": "HuggingFaceTB/SmolLM2-135M", "trainer": "axolotl",
-                       "axolotl": overrides}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "HuggingFaceTB/SmolLM2-135M",
+        "trainer": "axolotl",
+        "axolotl": overrides,
+    }
     student = load_spec(project(spec)).student
     assert thaw(student.axolotl) == overrides and student.axolotl["fsdp_config"]["offload_params"] is True
     with pytest.raises(TypeError):
@@ -155,8 +182,9 @@ def _missing_fields(cls: type, node: dict, where: str) -> list[str]:
     fields = {spec_key(f): f for f in dataclasses.fields(cls)}
     properties = node.get("properties", {})
     problems = [f"{where}{key}: no field in {cls.__name__}" for key in properties if key not in fields]
-    problems += [f"{where}{key}: field of {cls.__name__} with no key in the schema" for key in fields
-                 if key not in properties]
+    problems += [
+        f"{where}{key}: field of {cls.__name__} with no key in the schema" for key in fields if key not in properties
+    ]
     for key, sub in properties.items():
         if key not in fields:
             continue
@@ -176,9 +204,11 @@ def test_every_schema_key_has_a_field():
     hints = typing.get_type_hints(Teacher)
     assert _section_class(hints["simulated"]) is SimulatedTeacher
     assert _missing_fields(SpecModel, _with_key(schema, ["teacher", "simulated", "faults"], "jitter"), "") == [
-        "teacher.simulated.faults.jitter: no field in Faults"]
+        "teacher.simulated.faults.jitter: no field in Faults"
+    ]
     assert _missing_fields(SpecModel, _with_key(schema, ["student", "kd"], "beta"), "") == [
-        "student.kd.beta: no field in Kd"]
+        "student.kd.beta: no field in Kd"
+    ]
 
 
 def _with_key(schema: dict, path: list[str], key: str) -> dict:

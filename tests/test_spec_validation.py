@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, base_spec
 from jsonschema import Draft202012Validator
 
-from conftest import ROOT, base_spec
 from distillbuild.errors import SpecError
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import MAX_SPEC_BYTES
@@ -106,28 +105,127 @@ def _line_of(text: str, needle: str) -> int:
 
 MUTATIONS = [
     ("unknown top-level key", lambda s: s.update(fliters={}), "fliters:", "fliters", "did you mean 'filters'"),
-    ("unknown nested key", lambda s: s["teacher"].update(temprature=0), "temprature:", "teacher.temprature", "did you mean 'temperature'"),
-    ("wrong type", lambda s: s["teacher"].update(concurrency="many"), "concurrency:", "teacher.concurrency", "expected an integer"),
-    ("negative concurrency", lambda s: s["teacher"].update(concurrency=-1), "concurrency:", "teacher.concurrency", ">= 1"),
-    ("probability above 1", lambda s: s["filters"].update(min_confidence=1.2), "min_confidence:", "filters.min_confidence", "<= 1"),
-    ("enum", lambda s: s["student"].update(trainer="axolotol"), "trainer:", "student.trainer", "did you mean 'axolotl'"),
+    (
+        "unknown nested key",
+        lambda s: s["teacher"].update(temprature=0),
+        "temprature:",
+        "teacher.temprature",
+        "did you mean 'temperature'",
+    ),
+    (
+        "wrong type",
+        lambda s: s["teacher"].update(concurrency="many"),
+        "concurrency:",
+        "teacher.concurrency",
+        "expected an integer",
+    ),
+    (
+        "negative concurrency",
+        lambda s: s["teacher"].update(concurrency=-1),
+        "concurrency:",
+        "teacher.concurrency",
+        ">= 1",
+    ),
+    (
+        "probability above 1",
+        lambda s: s["filters"].update(min_confidence=1.2),
+        "min_confidence:",
+        "filters.min_confidence",
+        "<= 1",
+    ),
+    (
+        "enum",
+        lambda s: s["student"].update(trainer="axolotol"),
+        "trainer:",
+        "student.trainer",
+        "did you mean 'axolotl'",
+    ),
     ("missing required", lambda s: s["teacher"].pop("model"), "teacher:", "teacher", "missing required key 'model'"),
-    ("missing input file", lambda s: s["data"].update(inputs="data/nope.jsonl"), "inputs:", "data.inputs", "does not exist"),
-    ("path leaving the repo", lambda s: s["data"].update(heldout="../../outside.jsonl"), "heldout:", "data.heldout", "leaves the repository"),
+    (
+        "missing input file",
+        lambda s: s["data"].update(inputs="data/nope.jsonl"),
+        "inputs:",
+        "data.inputs",
+        "does not exist",
+    ),
+    (
+        "path leaving the repo",
+        lambda s: s["data"].update(heldout="../../outside.jsonl"),
+        "heldout:",
+        "data.heldout",
+        "leaves the repository",
+    ),
     ("absolute path", lambda s: s["data"].update(heldout="/etc/hosts"), "heldout:", "data.heldout", "absolute"),
-    ("gate on an uncomputed metric", lambda s: s["gates"].update(f1_score={"min": 0.5}), "f1_score:", "gates.f1_score", "never computed"),
-    ("gate typo", lambda s: s["gates"].update(acuracy={"min": 0.5}), "acuracy:", "gates.acuracy", "did you mean 'accuracy'"),
-    ("gate that cannot hold", lambda s: s["gates"].update(retention={"min": 0.9, "max": 0.8}), "retention:", "gates.retention", "can never hold"),
+    (
+        "gate on an uncomputed metric",
+        lambda s: s["gates"].update(f1_score={"min": 0.5}),
+        "f1_score:",
+        "gates.f1_score",
+        "never computed",
+    ),
+    (
+        "gate typo",
+        lambda s: s["gates"].update(acuracy={"min": 0.5}),
+        "acuracy:",
+        "gates.acuracy",
+        "did you mean 'accuracy'",
+    ),
+    (
+        "gate that cannot hold",
+        lambda s: s["gates"].update(retention={"min": 0.9, "max": 0.8}),
+        "retention:",
+        "gates.retention",
+        "can never hold",
+    ),
     ("bad version", lambda s: s.update(version=2), "version:", "version", "must be 1"),
-    ("encoder on extraction", lambda s: (s["task"].update(type="extraction", output_schema={"type": "object"}), s["task"].pop("labels"), s.update(gates={"heldout_rows": {"min": 1}})), "kind:", "student.kind", "needs task.type classification"),
-    ("confidence without logprobs", lambda s: (s["teacher"].update(top_logprobs=0), s["student"].update(kd={"alpha": 0})), "min_confidence:", "filters.min_confidence", "top_logprobs"),
-    ("NaN threshold", lambda s: s["filters"].update(min_confidence=float("nan")), "min_confidence:", "filters.min_confidence", "finite"),
+    (
+        "encoder on extraction",
+        lambda s: (
+            s["task"].update(type="extraction", output_schema={"type": "object"}),
+            s["task"].pop("labels"),
+            s.update(gates={"heldout_rows": {"min": 1}}),
+        ),
+        "kind:",
+        "student.kind",
+        "needs task.type classification",
+    ),
+    (
+        "confidence without logprobs",
+        lambda s: (s["teacher"].update(top_logprobs=0), s["student"].update(kd={"alpha": 0})),
+        "min_confidence:",
+        "filters.min_confidence",
+        "top_logprobs",
+    ),
+    (
+        "NaN threshold",
+        lambda s: s["filters"].update(min_confidence=float("nan")),
+        "min_confidence:",
+        "filters.min_confidence",
+        "finite",
+    ),
     ("duplicate labels", lambda s: s["task"].update(labels=["a", "b", "a"]), "labels:", "task.labels", "unique"),
     # a key that takes a string or a mapping: the type expected, or what is wrong inside the mapping
-    ("neither a path nor examples", lambda s: s["task"].update(examples=3), "examples:", "task.examples", "expected a list or a string, got 3"),
-    ("inside one of two forms", lambda s: s["task"].update(examples=[{"input": "x"}]), "- input:", "task.examples[0]", "missing required key 'answer'"),
-    ("causal student with an encoder's length", lambda s: s["student"].update(kind="causal-lm", trainer="axolotl", max_length=64),
-     "max_length:", "student.max_length", "whole conversation"),
+    (
+        "neither a path nor examples",
+        lambda s: s["task"].update(examples=3),
+        "examples:",
+        "task.examples",
+        "expected a list or a string, got 3",
+    ),
+    (
+        "inside one of two forms",
+        lambda s: s["task"].update(examples=[{"input": "x"}]),
+        "- input:",
+        "task.examples[0]",
+        "missing required key 'answer'",
+    ),
+    (
+        "causal student with an encoder's length",
+        lambda s: s["student"].update(kind="causal-lm", trainer="axolotl", max_length=64),
+        "max_length:",
+        "student.max_length",
+        "whole conversation",
+    ),
 ]
 
 
@@ -161,6 +259,7 @@ def test_every_error_is_reported_at_once(project):
         s["teacher"]["concurrency"] = 0
         s["filters"]["min_confidence"] = 2
         s["gates"]["nonsense"] = {"min": 1}
+
     issues = issues_of(project(_spec_text_with(mutate)))
     assert {i.path for i in issues} == {"teacher.concurrency", "filters.min_confidence", "gates.nonsense"}
 
@@ -192,8 +291,9 @@ def test_non_utf8_spec(project):
 
 def test_merge_keys_and_anchors_are_accepted(project):
     spec = base_spec()
-    text = yaml.safe_dump(spec, sort_keys=False).replace("gates:\n  accuracy:\n    min: 0.5\n",
-                                                          "gates:\n  accuracy: &g\n    min: 0.5\n  macro_f1: *g\n")
+    text = yaml.safe_dump(spec, sort_keys=False).replace(
+        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: &g\n    min: 0.5\n  macro_f1: *g\n"
+    )
     loaded = load_spec(project(text))
     assert loaded["gates"]["macro_f1"] == {"min": 0.5}
 
@@ -207,7 +307,8 @@ def test_gate_on_an_interval_the_metric_does_not_have(project):
 
 def test_the_old_gate_key_on_is_read_with_a_deprecation_message(project, capsys):
     text = yaml.safe_dump(base_spec(), sort_keys=False).replace(
-        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n")
+        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n"
+    )
     path = project(text)
     assert load_spec(path)["gates"]["accuracy"] == {"min": 0.5, "on": "ci_low"}  # still a string key, still read
     line = text.splitlines().index("  accuracy: {min: 0.5, on: ci_low}") + 1
@@ -223,7 +324,8 @@ def test_the_old_gate_key_on_is_read_with_a_deprecation_message(project, capsys)
 def test_a_key_a_yaml_1_1_tool_turned_into_true_is_explained(project):
     """PyYAML loads `on:` as True and saves it back as `true:`: the loader says what happened."""
     text = yaml.safe_dump(base_spec(), sort_keys=False).replace(
-        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n")
+        "gates:\n  accuracy:\n    min: 0.5\n", "gates:\n  accuracy: {min: 0.5, on: ci_low}\n"
+    )
     round_tripped = yaml.safe_dump(yaml.safe_load(text), sort_keys=False)
     assert "true: ci_low" in round_tripped  # the trap, as PyYAML sets it
     issues = issues_of(project(round_tripped))
@@ -232,13 +334,20 @@ def test_a_key_a_yaml_1_1_tool_turned_into_true_is_explained(project):
     assert issues[0].line == round_tripped.splitlines().index("    true: ci_low") + 1
 
 
-@pytest.mark.parametrize("gate,bound,says", [
-    ("accuracy", {"min": 1.5}, "gates.accuracy.min: accuracy is [0, 1]: a min of 1.5 can never hold"),
-    ("macro_f1", {"max": -0.1}, "gates.macro_f1.max: macro_f1 is [0, 1]: a max of -0.1 can never hold"),
-    ("accuracy", {"min": -1}, "gates.accuracy.min: accuracy is [0, 1]: a min of -1 always holds"),
-    ("latency_p95_ms", {"max": -5}, "gates.latency_p95_ms.max: latency_p95_ms is at least 0: a max of -5 can never hold"),
-    ("teacher_cost_per_1k_usd", {"min": -1}, "teacher_cost_per_1k_usd is at least 0: a min of -1 always holds"),
-])
+@pytest.mark.parametrize(
+    "gate,bound,says",
+    [
+        ("accuracy", {"min": 1.5}, "gates.accuracy.min: accuracy is [0, 1]: a min of 1.5 can never hold"),
+        ("macro_f1", {"max": -0.1}, "gates.macro_f1.max: macro_f1 is [0, 1]: a max of -0.1 can never hold"),
+        ("accuracy", {"min": -1}, "gates.accuracy.min: accuracy is [0, 1]: a min of -1 always holds"),
+        (
+            "latency_p95_ms",
+            {"max": -5},
+            "gates.latency_p95_ms.max: latency_p95_ms is at least 0: a max of -5 can never hold",
+        ),
+        ("teacher_cost_per_1k_usd", {"min": -1}, "teacher_cost_per_1k_usd is at least 0: a min of -1 always holds"),
+    ],
+)
 def test_a_gate_bound_outside_what_its_metric_can_take_is_refused_with_exit_2(project, gate, bound, says):
     from click.testing import CliRunner
 

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_reads import covered, recording, unused
 
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from distillbuild.errors import StageError
 from distillbuild.pipeline import stage_list
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import get_path, has_path
-from distillbuild.endpoints.standin.server import SimulatedTeacherServer
-from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
-from spec_reads import covered, recording, unused
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKETS = ROOT / "data/tickets"
@@ -35,7 +35,7 @@ VALIDATION_AXOLOTL = ROOT / ".venv-axolotl/bin/axolotl"
 
 
 def _rows(path: Path, start: int, count: int) -> list[dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()[start:start + count]
+    lines = path.read_text(encoding="utf-8").splitlines()[start : start + count]
     return [json.loads(line) for line in lines]
 
 
@@ -55,17 +55,32 @@ def classification_project(root: Path) -> dict:
     _write(root / "data/human.jsonl", [{**r, "label": key[r["text"]]} for r in _rows(TICKETS / "inputs.jsonl", 80, 16)])
     _write(root / "data/key.jsonl", _rows(TICKETS / "teacher_key.jsonl", 0, 10_000))
     spec = yaml.safe_load((ROOT / "distill.yaml").read_text(encoding="utf-8"))
-    spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl", "human": "data/human.jsonl",
-                    "heldout_sets": {"recent": "data/recent.jsonl"}, "train_on": "both", "human_share": 0.2}
+    spec["data"] = {
+        "inputs": "data/inputs.jsonl",
+        "heldout": "data/heldout.jsonl",
+        "human": "data/human.jsonl",
+        "heldout_sets": {"recent": "data/recent.jsonl"},
+        "train_on": "both",
+        "human_share": 0.2,
+    }
     spec["seed"] = {"per_label": 1, "examples": 2, "generator": {"provider": "simulated"}}
     spec["teacher"]["simulated"] = {"answers": "data/key.jsonl", "accuracy": 0.9, "latency_ms": 0, "seed": 7}
     spec["teacher"]["canary"] = {"requests": 4}
     spec["filters"] = {
-        "min_confidence": 0.3, "confidence": "calibrated", "calibration": {"method": "temperature", "fit_on": "heldout"},
-        "min_rows_per_label": 0, "dedup": {"exact": True, "near_threshold": 0.9}, "decontaminate": True,
+        "min_confidence": 0.3,
+        "confidence": "calibrated",
+        "calibration": {"method": "temperature", "fit_on": "heldout"},
+        "min_rows_per_label": 0,
+        "dedup": {"exact": True, "near_threshold": 0.9},
+        "decontaminate": True,
         "rules": {"min_chars": 1, "max_per_class": 50},
-        "judge": {"provider": "simulated", "model": "judge", "criteria": "The label fits the ticket.", "min_score": 0.1,
-                  "simulated": {"answers": "data/key.jsonl", "accuracy": 0.9, "seed": 5, "latency_ms": 0}},
+        "judge": {
+            "provider": "simulated",
+            "model": "judge",
+            "criteria": "The label fits the ticket.",
+            "min_score": 0.1,
+            "simulated": {"answers": "data/key.jsonl", "accuracy": 0.9, "seed": 5, "latency_ms": 0},
+        },
     }
     spec["student"].update({"epochs": 1, "max_length": 32, "batch_size": 32})
     spec["evaluation"] = {"latency_samples": 5, "latency_rounds": 1, "bootstrap": 50}
@@ -94,8 +109,12 @@ def fitted_threshold_project(root: Path) -> dict:
     for key in ("seed", "route", "export"):
         spec.pop(key)
     spec["data"] = {"inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl"}
-    spec["filters"] = {"min_confidence": {"target_precision": 0.8}, "confidence": "renormalised",
-                       "calibration": {"fit_on": "heldout"}, "min_rows_per_label": 0}
+    spec["filters"] = {
+        "min_confidence": {"target_precision": 0.8},
+        "confidence": "renormalised",
+        "calibration": {"fit_on": "heldout"},
+        "min_rows_per_label": 0,
+    }
     return spec
 
 
@@ -111,13 +130,18 @@ def causal_project(root: Path) -> dict:
     return spec
 
 
-PROJECTS = {"classification": classification_project, "extraction": extraction_project,
-            "fitted-threshold": fitted_threshold_project, "causal": causal_project}
+PROJECTS = {
+    "classification": classification_project,
+    "extraction": extraction_project,
+    "fitted-threshold": fitted_threshold_project,
+    "causal": causal_project,
+}
 STANDIN_URL = "http://127.0.0.1:{port}/v1"
 
 
 def leaves(raw: dict, keys: tuple[str, ...]) -> tuple[str, ...]:
     """The keys the file sets at or below each of `keys`: a section declared whole is checked key by key."""
+
     def below(value, path):
         if isinstance(value, dict) and value:
             return [leaf for k, v in value.items() for leaf in below(v, f"{path}.{k}")]
@@ -141,10 +165,17 @@ def run_recorded(root: Path) -> dict[str, dict]:
             deps = {Path(d).as_posix() for d in stage.deps(spec)}
             for part in (stage.outs, stage.metrics, stage.plots, stage.views, stage.applies, stage.keys_read):
                 part(spec)
-        found[stage.name] = {"reads": recorder.reads, "contract": contract.reads, "declared": stage.keys_read(spec),
-                             "static": stage.reads, "params": leaves(spec.raw, stage.params(spec)), "deps": deps,
-                             "written": {k for k in recorder.reads if has_path(spec.raw, k.rstrip("?"))},
-                             "values": {k: spec.get(k.rstrip("?")) for k in recorder.reads}, "code": code}
+        found[stage.name] = {
+            "reads": recorder.reads,
+            "contract": contract.reads,
+            "declared": stage.keys_read(spec),
+            "static": stage.reads,
+            "params": leaves(spec.raw, stage.params(spec)),
+            "deps": deps,
+            "written": {k for k in recorder.reads if has_path(spec.raw, k.rstrip("?"))},
+            "values": {k: spec.get(k.rstrip("?")) for k in recorder.reads},
+            "code": code,
+        }
         if code != 0:
             break
     return found
@@ -161,8 +192,13 @@ def record_projects(make_dir, projects: dict) -> dict[str, dict[str, dict]]:
     spec = yaml.safe_load((ROOT / "pipelines/ticket-triage-llama/distill.yaml").read_text(encoding="utf-8"))
     teacher = SimulatedTeacher(key, spec["task"]["labels"], accuracy=0.93, seed=7)
     cwd, env = os.getcwd(), dict(os.environ)
-    os.environ.update({"OPENAI_API_KEY": "sk-test-local-only", "CUDA_VISIBLE_DEVICES": "",
-                       **({"DISTILL_AXOLOTL": str(VALIDATION_AXOLOTL)} if VALIDATION_AXOLOTL.exists() else {})})
+    os.environ.update(
+        {
+            "OPENAI_API_KEY": "sk-test-local-only",
+            "CUDA_VISIBLE_DEVICES": "",
+            **({"DISTILL_AXOLOTL": str(VALIDATION_AXOLOTL)} if VALIDATION_AXOLOTL.exists() else {}),
+        }
+    )
     out = {}
     try:
         with SimulatedTeacherServer(teacher, model=spec["teacher"]["model"], api_key="sk-test-local-only") as server:
@@ -185,6 +221,7 @@ def undeclared(stage: dict) -> list[str]:
     a change that matters changes the entry, and DVC reruns the stage); a key the file does not
     set, which the stage declares in some condition (writing it adds the param); a file path
     the stage lists in its deps."""
+
     def by_dep(key: str) -> bool:
         value = stage["values"].get(key)
         values = value.values() if isinstance(value, dict) else [value]
@@ -193,8 +230,14 @@ def undeclared(stage: dict) -> list[str]:
     def unwritten(key: str) -> bool:
         return key not in stage["written"] and covered(key, stage["static"])
 
-    return sorted(k for k in stage["reads"] if not covered(k, stage["declared"]) and not covered(k, tuple(c.rstrip("?") for c in stage["contract"]))
-                  and not unwritten(k) and not by_dep(k))
+    return sorted(
+        k
+        for k in stage["reads"]
+        if not covered(k, stage["declared"])
+        and not covered(k, tuple(c.rstrip("?") for c in stage["contract"]))
+        and not unwritten(k)
+        and not by_dep(k)
+    )
 
 
 def test_every_stage_ran(recorded):
@@ -202,18 +245,36 @@ def test_every_stage_ran(recorded):
     stopped = ran["causal"].pop("train")
     assert stopped.startswith("stopped: train: no GPU found")  # after Axolotl's config and the device plan
     assert ran == {
-        "classification": {name: 0 for name in ("seed", "teacher", "filter", "dataset", "configure", "train",
-                                                 "evaluate", "route", "gate", "export")},
+        "classification": {
+            name: 0
+            for name in (
+                "seed",
+                "teacher",
+                "filter",
+                "dataset",
+                "configure",
+                "train",
+                "evaluate",
+                "route",
+                "gate",
+                "export",
+            )
+        },
         "extraction": {name: 0 for name in ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gate")},
-        "fitted-threshold": {name: 0 for name in ("teacher", "filter", "dataset", "configure", "train", "evaluate",
-                                                   "gate")},
+        "fitted-threshold": {
+            name: 0 for name in ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gate")
+        },
         "causal": {name: 0 for name in ("teacher", "filter", "dataset", "configure")},
     }
 
 
 def test_every_key_a_stage_reads_is_declared(recorded):
-    missing = {f"{project}/{name}": undeclared(stage) for project, stages in recorded.items()
-               for name, stage in stages.items() if undeclared(stage)}
+    missing = {
+        f"{project}/{name}": undeclared(stage)
+        for project, stages in recorded.items()
+        for name, stage in stages.items()
+        if undeclared(stage)
+    }
     assert missing == {}
 
 

@@ -4,18 +4,17 @@ secrets kept out of every file, and the Axolotl config for causal-LM students.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import LABELS, base_spec
-from distillbuild.errors import SpecError, StageError
-from distillbuild.spec import load_spec
-from distillbuild.pipeline.runner import run_stage
-from distillbuild.pipeline.stages.teacher import response_format
+
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.errors import SpecError, StageError
+from distillbuild.pipeline.runner import run_stage
+from distillbuild.pipeline.stages.teacher import response_format
+from distillbuild.spec import load_spec
 
 SECRET = "sk-live-" + "Q7w" * 12
 
@@ -30,8 +29,13 @@ def server(project):
 
 def openai_spec(base_url: str) -> dict:
     spec = base_spec()
-    spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": base_url,
-                       "api_key_env": "DISTILL_TEST_KEY", "concurrency": 4}
+    spec["teacher"] = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": base_url,
+        "api_key_env": "DISTILL_TEST_KEY",
+        "concurrency": 4,
+    }
     return spec
 
 
@@ -61,8 +65,14 @@ def test_openai_provider_without_its_key_fails_clearly(project, server, monkeypa
 def test_configure_emits_an_axolotl_qlora_config_for_causal_lm(project, monkeypatch):
     monkeypatch.chdir(project.root)
     spec = base_spec()
-    spec["student"] = {"kind": "causal-lm", "base_model": "meta-llama/Llama-3.1-8B-Instruct", "trainer": "axolotl",
-                       "max_length": 256, "lora": {"r": 8}, "chat_template": "llama3"}
+    spec["student"] = {
+        "kind": "causal-lm",
+        "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+        "trainer": "axolotl",
+        "max_length": 256,
+        "lora": {"r": 8},
+        "chat_template": "llama3",
+    }
     assert run_stage("configure", load_spec(project(spec))) == 0
     cfg = yaml.safe_load((project.root / "build/configure/axolotl.yaml").read_text())
     assert cfg["adapter"] == "qlora" and cfg["load_in_4bit"] is True
@@ -105,21 +115,37 @@ def test_samples_without_temperature_is_refused(project):
 
 def test_extraction_requests_structured_output_and_records_parse_failures(project, monkeypatch, tmp_path):
     root = project.root
-    schema = {"type": "object", "additionalProperties": False, "required": ["order", "amount"],
-              "properties": {"order": {"type": "string"}, "amount": {"type": "number"}}}
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["order", "amount"],
+        "properties": {"order": {"type": "string"}, "amount": {"type": "number"}},
+    }
     rows = [{"id": f"e{i}", "text": f"Order A-{i} was charged {i}.50 twice"} for i in range(40)]
     key = [{"text": r["text"], "label": {"order": f"A-{i}", "amount": i + 0.5}} for i, r in enumerate(rows)]
     (root / "data/inputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (root / "data/heldout.jsonl").write_text(json.dumps({"id": "h", "text": rows[0]["text"], "label": key[0]["label"]}) + "\n")
+    (root / "data/heldout.jsonl").write_text(
+        json.dumps({"id": "h", "text": rows[0]["text"], "label": key[0]["label"]}) + "\n"
+    )
     (root / "data/key.jsonl").write_text("".join(json.dumps(k) + "\n" for k in key))
     teacher = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), [], accuracy=0.8, seed=2)
     with SimulatedTeacherServer(teacher, faults={"truncated": 0.25}, seed=9) as srv:
         spec = base_spec()
         spec["task"] = {"type": "extraction", "instruction": "Extract the order and amount.", "output_schema": schema}
-        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": srv.base_url,
-                           "api_key_env": "DISTILL_TEST_KEY", "top_logprobs": 0}
+        spec["teacher"] = {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": srv.base_url,
+            "api_key_env": "DISTILL_TEST_KEY",
+            "top_logprobs": 0,
+        }
         spec["filters"] = {}
-        spec["student"] = {"kind": "encoder-extractor", "base_model": "sentence-transformers/all-MiniLM-L6-v2", "trainer": "local", "kd": {"alpha": 0}}
+        spec["student"] = {
+            "kind": "encoder-extractor",
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "trainer": "local",
+            "kd": {"alpha": 0},
+        }
         spec["gates"] = {"heldout_rows": {"min": 1}}
         monkeypatch.setenv("DISTILL_TEST_KEY", "k")
         monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))

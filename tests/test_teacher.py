@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
-from pathlib import Path
 
 import pytest
 
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.errors import StageError
 from distillbuild.llm.cache import TeacherCache, request_key
 from distillbuild.llm.engine import answer_all
 from distillbuild.llm.settings import TeacherSettings
-from distillbuild.spec.model import Task, build
 from distillbuild.protocol.prompts import messages_for
-from distillbuild.endpoints.standin.server import SimulatedTeacherServer
-from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.protocol.softlabels import answer_confidence, label_distribution
+from distillbuild.spec.model import Task, build
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
@@ -31,9 +28,21 @@ def make_teacher(n: int = 400, accuracy: float = 0.8, seed: int = 5) -> tuple[Si
 
 
 def settings(server: SimulatedTeacherServer, **kw) -> TeacherSettings:
-    base = dict(endpoint_id="simulated:test", base_url=server.base_url, model="sim", temperature=0, max_tokens=8,
-                top_logprobs=5, seed=None, concurrency=8, timeout_s=10, max_retries=2,
-                price_in_per_mtok=2.5, price_out_per_mtok=10.0, api_key="sk-test-" + "Z" * 32)
+    base = dict(
+        endpoint_id="simulated:test",
+        base_url=server.base_url,
+        model="sim",
+        temperature=0,
+        max_tokens=8,
+        top_logprobs=5,
+        seed=None,
+        concurrency=8,
+        timeout_s=10,
+        max_retries=2,
+        price_in_per_mtok=2.5,
+        price_out_per_mtok=10.0,
+        api_key="sk-test-" + "Z" * 32,
+    )
     base.update(kw)
     return TeacherSettings(**base)
 
@@ -127,16 +136,34 @@ def test_budget_stops_before_passing_it(tmp_path):
 
 
 def test_soft_labels_first_token_mapping():
-    lp = {"content": [{"token": "bill", "logprob": math.log(0.6), "top_logprobs": [
-        {"token": "bill", "logprob": math.log(0.6)},
-        {"token": " Refund", "logprob": math.log(0.3)},
-        {"token": "xyz", "logprob": math.log(0.05)},
-    ]}]}
+    lp = {
+        "content": [
+            {
+                "token": "bill",
+                "logprob": math.log(0.6),
+                "top_logprobs": [
+                    {"token": "bill", "logprob": math.log(0.6)},
+                    {"token": " Refund", "logprob": math.log(0.3)},
+                    {"token": "xyz", "logprob": math.log(0.05)},
+                ],
+            }
+        ]
+    }
     probs, ambiguous = label_distribution(lp, LABELS)
     assert probs == pytest.approx({"billing": 0.6 / 0.9, "refund": 0.3 / 0.9})
     assert not ambiguous
-    lp_amb = {"content": [{"token": "b", "logprob": 0.0, "top_logprobs": [{"token": "b", "logprob": math.log(0.5)},
-                                                                         {"token": "login", "logprob": math.log(0.5)}]}]}
+    lp_amb = {
+        "content": [
+            {
+                "token": "b",
+                "logprob": 0.0,
+                "top_logprobs": [
+                    {"token": "b", "logprob": math.log(0.5)},
+                    {"token": "login", "logprob": math.log(0.5)},
+                ],
+            }
+        ]
+    }
     probs, ambiguous = label_distribution(lp_amb, LABELS)  # "b" begins billing and bug
     assert ambiguous and probs == {"login": 1.0}
     assert answer_confidence(lp) == pytest.approx(0.6)

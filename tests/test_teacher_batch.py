@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.llm import batch as batch_module
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.engine import answer_all
 from distillbuild.llm.settings import TeacherSettings
-from distillbuild.spec.model import Task, build
 from distillbuild.protocol.prompts import messages_for
-from distillbuild.endpoints.standin.server import SimulatedTeacherServer
-from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.spec.model import Task, build
 
 LABELS = ["billing", "refund", "login", "bug"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
@@ -26,8 +26,20 @@ def _setup(n: int):
 
 
 def _settings(server, **kw) -> TeacherSettings:
-    base = dict(endpoint_id="simulated:batch", base_url=server.base_url, model="sim", temperature=0, max_tokens=8,
-                top_logprobs=3, seed=None, concurrency=4, timeout_s=10, max_retries=2, api_key="k", batch=True)
+    base = dict(
+        endpoint_id="simulated:batch",
+        base_url=server.base_url,
+        model="sim",
+        temperature=0,
+        max_tokens=8,
+        top_logprobs=3,
+        seed=None,
+        concurrency=4,
+        timeout_s=10,
+        max_retries=2,
+        api_key="k",
+        batch=True,
+    )
     base.update(kw)
     return TeacherSettings(**base)
 

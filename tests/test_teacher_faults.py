@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.engine import answer_all
 from distillbuild.llm.settings import TeacherSettings
-from distillbuild.spec.model import Task, build
 from distillbuild.protocol.prompts import messages_for
-from distillbuild.endpoints.standin.server import SimulatedTeacherServer
-from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.spec.model import Task, build
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
@@ -23,8 +22,19 @@ def _teacher(n: int):
 
 
 def _settings(server, **kw) -> TeacherSettings:
-    base = dict(endpoint_id="simulated:faults", base_url=server.base_url, model="sim", temperature=0, max_tokens=8,
-                top_logprobs=3, seed=None, concurrency=16, timeout_s=5, max_retries=10, api_key="k")
+    base = dict(
+        endpoint_id="simulated:faults",
+        base_url=server.base_url,
+        model="sim",
+        temperature=0,
+        max_tokens=8,
+        top_logprobs=3,
+        seed=None,
+        concurrency=16,
+        timeout_s=5,
+        max_retries=10,
+        api_key="k",
+    )
     base.update(kw)
     return TeacherSettings(**base)
 
@@ -35,7 +45,9 @@ def test_every_row_answered_or_recorded_none_lost_none_duplicated(tmp_path: Path
     faults = {"rate_limit": 0.10, "server_error": 0.05, "malformed": 0.02}
     cache = TeacherCache(tmp_path / "cache.sqlite")
     with SimulatedTeacherServer(teacher, faults=faults, seed=11) as server:
-        results, stats = answer_all([messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None)
+        results, stats = answer_all(
+            [messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None
+        )
         served = server.stats
     assert len(results) == n and all(r is not None for r in results)
     answered = [r for r in results if r.response is not None]
@@ -60,8 +72,9 @@ def test_connection_resets_and_timeouts_are_retried(tmp_path: Path):
     teacher, texts = _teacher(n)
     cache = TeacherCache(tmp_path / "cache.sqlite")
     with SimulatedTeacherServer(teacher, faults={"connection_reset": 0.1, "timeout": 0.03}, seed=5, hang_s=3) as server:
-        results, stats = answer_all([messages_for(TASK, t) for t in texts], _settings(server, timeout_s=0.5),
-                                    cache, log=lambda m: None)
+        results, stats = answer_all(
+            [messages_for(TASK, t) for t in texts], _settings(server, timeout_s=0.5), cache, log=lambda m: None
+        )
         served = server.stats
     assert all(r is not None and r.response is not None for r in results)
     assert stats.retries.get("connection", 0) == served["connection_reset"] > 0
@@ -76,7 +89,9 @@ def test_server_rate_limit_is_obeyed_and_recovered(tmp_path: Path):
     cache = TeacherCache(tmp_path / "cache.sqlite")
     # The provider allows 20 requests per 0.5 s window; the client is told nothing and must adapt.
     with SimulatedTeacherServer(teacher, limits={"rpm": 20}, limit_window_s=0.5) as server:
-        results, stats = answer_all([messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None)
+        results, stats = answer_all(
+            [messages_for(TASK, t) for t in texts], _settings(server), cache, log=lambda m: None
+        )
         served = server.stats
     assert all(r.response is not None for r in results)
     assert served["billed"] == n

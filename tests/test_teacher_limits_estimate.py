@@ -14,9 +14,18 @@ from distillbuild.llm.estimate import count_prompt_tokens, encoder_for, encoding
 from distillbuild.llm.ratelimit import RateLimiter, parse_reset, retry_after
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0.5", 0.5), ("", None), ("soon", None),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1h2m3.5s", 3723.5),
+        ("0.5", 0.5),
+        ("", None),
+        ("soon", None),
+    ],
+)
 def test_parse_reset(text, seconds):
     assert parse_reset(text) == (pytest.approx(seconds) if seconds is not None else None)
 
@@ -83,8 +92,17 @@ def test_estimate_counts_only_uncached_unique_requests():
     keys = [f"k{i}" for i in range(10)]
     msgs.append(msgs[0])
     keys.append("k0")  # a repeat
-    est = estimate(msgs, keys, {"k1", "k2"}, model="gpt-4o", max_tokens=8, labels=["billing", "refund"],
-                   price_in=2.5, price_out=10.0, budget_usd=1.0)
+    est = estimate(
+        msgs,
+        keys,
+        {"k1", "k2"},
+        model="gpt-4o",
+        max_tokens=8,
+        labels=["billing", "refund"],
+        price_in=2.5,
+        price_out=10.0,
+        budget_usd=1.0,
+    )
     assert (est.requests, est.unique, est.cached, est.to_call) == (11, 10, 2, 8)
     assert est.completion_tokens_max == 64
     assert est.completion_tokens_expected == 8 * 2  # the longest label is one token, plus one

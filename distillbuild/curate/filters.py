@@ -24,7 +24,8 @@ Verdict = tuple[str, str] | None
 
 # What refusals look like from providers that do not fill `message.refusal`.
 _REFUSAL = re.compile(
-    r"^\s*(?:i'?m sorry|i am sorry|sorry,? (?:but )?i|i can(?:no|')t (?:help|assist|comply)|i cannot (?:help|assist|comply)"
+    r"^\s*(?:i'?m sorry|i am sorry|sorry,? (?:but )?i|i can(?:no|')t (?:help|assist|comply)|i cannot "
+    r"(?:help|assist|comply)"
     r"|i'?m (?:not able|unable) to|i am (?:not able|unable) to|as an ai\b)",
     re.I,
 )
@@ -54,32 +55,48 @@ class FilterConfig:
     calibrator: Calibrator = Calibrator()
 
     @classmethod
-    def from_spec(cls, task: Task, filters: Filters, min_confidence: float | None = None,
-                  calibrator: Calibrator = Calibrator()) -> "FilterConfig":
+    def from_spec(
+        cls, task: Task, filters: Filters, min_confidence: float | None = None, calibrator: Calibrator = Calibrator()
+    ) -> "FilterConfig":
         """The filter's settings; `min_confidence` is the threshold fitted for a target when the
         spec gives one (filters.min_confidence as a mapping), else the spec's number."""
         dedup, rules = filters.dedup, filters.rules
         if min_confidence is None:
             min_confidence = 0.0 if filters.threshold_target else filters.min_confidence
         return cls(
-            task_type=task.type, labels=tuple(task.labels or ()), output_schema=thaw(task.output_schema),
-            min_confidence=min_confidence, min_agreement=filters.min_agreement,
-            exact_dedup=dedup.exact, near_threshold=dedup.near_threshold,
-            decontaminate=filters.decontaminate, decontaminate_threshold=filters.decontaminate_threshold,
-            min_chars=rules.min_chars, max_chars=rules.max_chars,
-            must_match=rules.must_match, must_not_match=rules.must_not_match, max_per_class=rules.max_per_class,
+            task_type=task.type,
+            labels=tuple(task.labels or ()),
+            output_schema=thaw(task.output_schema),
+            min_confidence=min_confidence,
+            min_agreement=filters.min_agreement,
+            exact_dedup=dedup.exact,
+            near_threshold=dedup.near_threshold,
+            decontaminate=filters.decontaminate,
+            decontaminate_threshold=filters.decontaminate_threshold,
+            min_chars=rules.min_chars,
+            max_chars=rules.max_chars,
+            must_match=rules.must_match,
+            must_not_match=rules.must_not_match,
+            max_per_class=rules.max_per_class,
             judge_min_score=filters.judge.min_score if filters.judge else None,
-            seed_label_match=filters.seed_label_match, confidence=filters.confidence,
-            min_label_mass=filters.min_label_mass, label_from=tuple(filters.label_from), calibrator=calibrator,
+            seed_label_match=filters.seed_label_match,
+            confidence=filters.confidence,
+            min_label_mass=filters.min_label_mass,
+            label_from=tuple(filters.label_from),
+            calibrator=calibrator,
         )
 
 
 # --- row checks: one function each, (reason, detail) or None -------------------------------------
 
+
 def _teacher_error(row: Row, cfg: FilterConfig) -> Verdict:
     # A reasoning row with no answer line is _reasoning's (no_final_answer), not a failed call.
-    if row.get("error") or "answer" not in row or (row.get("answer") is None and not row.get("refusal")
-                                                   and "rationale" not in row):
+    if (
+        row.get("error")
+        or "answer" not in row
+        or (row.get("answer") is None and not row.get("refusal") and "rationale" not in row)
+    ):
         return "teacher_error", str(row.get("error") or "no answer")
     return None
 
@@ -123,7 +140,10 @@ def _reasoning(row: Row, cfg: FilterConfig) -> Verdict:
     if cfg.task_type == "classification" and probs:
         label, top = normalize_label(row["answer"], list(cfg.labels)), max(probs, key=probs.get)
         if label is not None and probs.get(label, 0.0) < probs[top]:  # a tie for the top is no disagreement
-            return "rationale_disagrees", f"the answer after the reasoning is {label!r}; the soft label's most probable is {top!r}"
+            return (
+                "rationale_disagrees",
+                f"the answer after the reasoning is {label!r}; the soft label's most probable is {top!r}",
+            )
     return None
 
 
@@ -134,8 +154,10 @@ def _invalid_label(row: Row, cfg: FilterConfig) -> Verdict:
         return "invalid_label", f"answer {row['answer'][:80]!r} is not one of the labels"
     source = row.get("_label_from")
     if source is not None and source not in cfg.label_from:
-        return "invalid_label", (f"answer {row['answer'][:60]!r} names no label; {_label(row, cfg)!r} was read from "
-                                 f"{source}, which filters.label_from does not allow")
+        return "invalid_label", (
+            f"answer {row['answer'][:60]!r} names no label; {_label(row, cfg)!r} was read from "
+            f"{source}, which filters.label_from does not allow"
+        )
     return None
 
 
@@ -219,18 +241,47 @@ def _judge_low_score(row: Row, cfg: FilterConfig) -> Verdict:
     if not isinstance(verdict, dict) or verdict.get("score") is None:
         return "judge_low_score", "no verdict: the judge was not asked about this row"
     if verdict["score"] < cfg.judge_min_score:
-        return "judge_low_score", f"score {verdict['score']:.3f} < {cfg.judge_min_score}: {verdict.get('reason') or ''}"[:400]
+        return (
+            "judge_low_score",
+            f"score {verdict['score']:.3f} < {cfg.judge_min_score}: {verdict.get('reason') or ''}"[:400],
+        )
     return None
 
 
 ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
-    _teacher_error, _refusal, _reasoning, _empty, _truncated, _invalid_label, _invalid_json,
-    _low_confidence, _low_agreement, _seed_label_mismatch, _length, _pattern, _judge_low_score,
+    _teacher_error,
+    _refusal,
+    _reasoning,
+    _empty,
+    _truncated,
+    _invalid_label,
+    _invalid_json,
+    _low_confidence,
+    _low_agreement,
+    _seed_label_mismatch,
+    _length,
+    _pattern,
+    _judge_low_score,
 )
 SET_REASONS = ("duplicate", "contaminated", "near_duplicate", "class_cap")
-REASONS = ("teacher_error", "refusal", "no_rationale", "no_final_answer", "rationale_disagrees", "empty", "truncated",
-           "invalid_label", "invalid_json", "schema_mismatch",
-           "low_confidence", "low_agreement", "seed_label_mismatch", "length", "pattern", "judge_low_score") + SET_REASONS
+REASONS = (
+    "teacher_error",
+    "refusal",
+    "no_rationale",
+    "no_final_answer",
+    "rationale_disagrees",
+    "empty",
+    "truncated",
+    "invalid_label",
+    "invalid_json",
+    "schema_mismatch",
+    "low_confidence",
+    "low_agreement",
+    "seed_label_mismatch",
+    "length",
+    "pattern",
+    "judge_low_score",
+) + SET_REASONS
 
 
 # A person's label is not the teacher's answer: only what makes it unusable is checked.
@@ -254,8 +305,13 @@ def row_verdict(row: Row, cfg: FilterConfig) -> Verdict:
 
 def _kept_row(row: Row, cfg: FilterConfig) -> Row:
     label = _label(row, cfg) if cfg.task_type == "classification" else row["answer"]
-    kept = {"id": row["id"], "text": row["text"], "label": label,
-            "label_probs": row.get("_probs", row.get("label_probs")), "confidence": row.get("_confidence", row.get("confidence"))}
+    kept = {
+        "id": row["id"],
+        "text": row["text"],
+        "label": label,
+        "label_probs": row.get("_probs", row.get("label_probs")),
+        "confidence": row.get("_confidence", row.get("confidence")),
+    }
     if row.get("_label_from") not in (None, "text", "constrained"):  # read otherwise than from the answer's text
         kept["label_from"] = row["_label_from"]
     if row.get("kd"):  # logit distillation trains on the teacher's own tokens, not the normalised label
@@ -272,8 +328,9 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
 Reject = Callable[[Row, str, str], None]
 
 
-def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None,
-           human: list[Row] | None = None) -> tuple[list[Row], list[Row], dict]:
+def curate(
+    rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None, human: list[Row] | None = None
+) -> tuple[list[Row], list[Row], dict]:
     """(kept rows, rejected rows with reason and detail, report). Row checks first, then the
     passes over the set, in this order: exact dedup, decontamination, near dedup, class cap.
     `human` rows (human_rows()) go first, so a person's label wins over the teacher's answer to
@@ -283,10 +340,18 @@ def curate(rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None =
     rejected: list[Row] = []
 
     def reject(row: Row, reason: str, detail: str) -> None:
-        rejected.append({"id": row["id"], "text": row["text"], "answer": row.get("answer"), "reason": reason, "detail": detail,
-                         **({"gold_label": row["gold_label"]} if "gold_label" in row else {}),
-                         # the label and confidence as the filter read them: what min_rows_per_label's advice reads
-                         **({"label": row["_label"], "confidence": row["_confidence"]} if "_label" in row else {})})
+        rejected.append(
+            {
+                "id": row["id"],
+                "text": row["text"],
+                "answer": row.get("answer"),
+                "reason": reason,
+                "detail": detail,
+                **({"gold_label": row["gold_label"]} if "gold_label" in row else {}),
+                # the label and confidence as the filter read them: what min_rows_per_label's advice reads
+                **({"label": row["_label"], "confidence": row["_confidence"]} if "_label" in row else {}),
+            }
+        )
 
     survivors = _row_checks(rows, cfg, reject)
     if cfg.exact_dedup:
@@ -322,14 +387,20 @@ def seed_report(teacher_rows: list[Row], kept: list[Row], cfg: FilterConfig) -> 
     """The generated inputs as the teacher saw them: how many it answered, how often it filed
     them under the category they were written for, and the label balance of its answers."""
     seeded = [r for r in teacher_rows if r.get("source") == "seed" and r.get("answer") is not None]
-    out: dict[str, Any] = {"rows": sum(r.get("source") == "seed" for r in teacher_rows), "answered": len(seeded),
-                           "kept": sum(r.get("source") == "seed" for r in kept)}
+    out: dict[str, Any] = {
+        "rows": sum(r.get("source") == "seed" for r in teacher_rows),
+        "answered": len(seeded),
+        "kept": sum(r.get("source") == "seed" for r in kept),
+    }
     if cfg.task_type == "classification":
         labels = [_label(r, cfg) for r in seeded]
         asked = [(label, r["seed_label"]) for label, r in zip(labels, seeded) if r.get("seed_label") is not None]
         agree = sum(a == b for a, b in asked)
-        out.update(teacher_agrees_with_asked=agree, teacher_agreement_rate=round(agree / len(asked), 6) if asked else None,
-                   teacher_label_balance=dict(sorted(Counter(str(l) for l in labels).items())))
+        out.update(
+            teacher_agrees_with_asked=agree,
+            teacher_agreement_rate=round(agree / len(asked), 6) if asked else None,
+            teacher_label_balance=dict(sorted(Counter(str(l) for l in labels).items())),
+        )
     return out
 
 
@@ -338,12 +409,19 @@ def human_report(human: list[Row], teacher_rows: list[Row], kept: list[Row], cfg
     disagreed with the person (a measure of the teacher, on your own data)."""
     labels = list(cfg.labels)
     by_text = {normalize_text(r["text"]): normalize_label(r["answer"], labels) for r in human}
-    pairs = [(by_text[key], _label(r, cfg)) for r in teacher_rows
-             if (key := normalize_text(r["text"])) in by_text and r.get("answer") is not None]
+    pairs = [
+        (by_text[key], _label(r, cfg))
+        for r in teacher_rows
+        if (key := normalize_text(r["text"])) in by_text and r.get("answer") is not None
+    ]
     disagree = sum(h != t for h, t in pairs)
-    return {"rows": len(human), "kept": sum(r.get("source") == "human" for r in kept),
-            "answered_by_teacher_too": len(pairs), "teacher_disagrees": disagree,
-            "teacher_disagreement_rate": round(disagree / len(pairs), 6) if pairs else None}
+    return {
+        "rows": len(human),
+        "kept": sum(r.get("source") == "human" for r in kept),
+        "answered_by_teacher_too": len(pairs),
+        "teacher_disagrees": disagree,
+        "teacher_disagreement_rate": round(disagree / len(pairs), 6) if pairs else None,
+    }
 
 
 def _row_checks(rows: list[Row], cfg: FilterConfig, reject: Reject) -> list[Row]:
@@ -417,9 +495,19 @@ def _report(rows: list[Row], kept: list[Row], rejected: list[Row], balance_befor
         "rejected": len(rejected),
         "by_reason": {reason: reasons.get(reason, 0) for reason in REASONS},
         "class_balance": dict(sorted(Counter(r["label"] for r in kept).items())) if classification else None,
-        "class_balance_before_cap": dict(sorted(balance_before.items())) if cfg.max_per_class and classification else None,
-        **({"label_from": _label_sources(rows, kept)} if classification and any("_label_from" in r for r in rows) else {}),
-        **({"gold_audit": gold_audit(rows, kept, cfg)} if classification and any("gold_label" in r for r in rows) else {}),
+        "class_balance_before_cap": dict(sorted(balance_before.items()))
+        if cfg.max_per_class and classification
+        else None,
+        **(
+            {"label_from": _label_sources(rows, kept)}
+            if classification and any("_label_from" in r for r in rows)
+            else {}
+        ),
+        **(
+            {"gold_audit": gold_audit(rows, kept, cfg)}
+            if classification and any("gold_label" in r for r in rows)
+            else {}
+        ),
     }
 
 
@@ -435,6 +523,7 @@ def _label_sources(rows: list[Row], kept: list[Row]) -> dict[str, dict[str, int]
 def gold_audit(rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
     """The teacher's labels against the gold labels some inputs carry: over every answer, and
     over the answers the filter kept (garbage in, garbage out, measured)."""
+
     def accuracy(pairs: list[tuple[Any, Any]]) -> float | None:
         return round(sum(t == g for t, g in pairs) / len(pairs), 6) if pairs else None
 
@@ -443,14 +532,31 @@ def gold_audit(rows: list[Row], kept: list[Row], cfg: FilterConfig) -> dict:
     after = [(r["label"], r["gold_label"]) for r in kept if "gold_label" in r]
     # What each min_confidence would keep of the labelled answers, and how many of those are right:
     # the threshold for this teacher, read off your own data.
-    scored = [(label, r["gold_label"], c) for (label, _), r in zip(before, audited)
-              if label is not None and (c := r.get("_confidence", r.get("confidence"))) is not None]
-    sweep = [{"min_confidence": t / 10, "kept": len(pairs), "teacher_accuracy": accuracy(pairs)}
-             for t in range(1, 10) for pairs in [[(l, g) for l, g, c in scored if c >= t / 10]]]
+    scored = [
+        (label, r["gold_label"], c)
+        for (label, _), r in zip(before, audited)
+        if label is not None and (c := r.get("_confidence", r.get("confidence"))) is not None
+    ]
+    sweep = [
+        {"min_confidence": t / 10, "kept": len(pairs), "teacher_accuracy": accuracy(pairs)}
+        for t in range(1, 10)
+        for pairs in [[(l, g) for l, g, c in scored if c >= t / 10]]
+    ]
     by_source = Counter(r.get("_label_from") for r in audited if r.get("_label_from"))
-    by_label_from = {source: {"rows": n, "teacher_accuracy": accuracy(
-        [(l, g) for (l, g), r in zip(before, audited) if r.get("_label_from") == source])}
-        for source, n in sorted(by_source.items())}
-    return {"rows_with_gold": len(before), "teacher_accuracy_all": accuracy(before),
-            **({"teacher_accuracy_by_label_from": by_label_from} if by_label_from else {}),
-            "kept_with_gold": len(after), "teacher_accuracy_kept": accuracy(after), "by_min_confidence": sweep}
+    by_label_from = {
+        source: {
+            "rows": n,
+            "teacher_accuracy": accuracy(
+                [(l, g) for (l, g), r in zip(before, audited) if r.get("_label_from") == source]
+            ),
+        }
+        for source, n in sorted(by_source.items())
+    }
+    return {
+        "rows_with_gold": len(before),
+        "teacher_accuracy_all": accuracy(before),
+        **({"teacher_accuracy_by_label_from": by_label_from} if by_label_from else {}),
+        "kept_with_gold": len(after),
+        "teacher_accuracy_kept": accuracy(after),
+        "by_min_confidence": sweep,
+    }

@@ -1,9 +1,10 @@
 """The LLM-as-judge filter (filters.judge): G-Eval verdicts attached to teacher answers.
 
 Only answers that pass every other row check are judged (a refusal or an empty answer is not
-worth a judge call; the set passes, dedup and decontamination, come after and are not saved); each gets row["judge"] = {"score", "reason"}, which the `judge_low_score`
-row check in distillbuild/curate/filters.py reads. The calls, cache hits and cost go into the
-filter report under "judge".
+worth a judge call; the set passes, dedup and decontamination, come after and are not saved);
+each gets row["judge"] = {"score", "reason"}, which the `judge_low_score` row check in
+distillbuild/curate/filters.py reads. The calls, cache hits and cost go into the filter report
+under "judge".
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from distillbuild.curate.filters import FilterConfig, Row, row_verdict
-from distillbuild.spec.model import Judge
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.judge import judge_all
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.spec.model import Judge
 
 
 def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:
@@ -24,8 +25,14 @@ def rows_to_judge(rows: list[Row], cfg: FilterConfig) -> list[int]:
     return [i for i, row in enumerate(rows) if row_verdict(row, unjudged) is None]
 
 
-def judge_rows(rows: list[Row], todo: list[int], judge: Judge, settings: TeacherSettings | None,
-               cache: TeacherCache | None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def judge_rows(
+    rows: list[Row],
+    todo: list[int],
+    judge: Judge,
+    settings: TeacherSettings | None,
+    cache: TeacherCache | None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Judge rows[i] for i in `todo` (in place: row["judge"]); the report's "judge" section.
     settings and cache: the judge's endpoint and the teacher cache (None when `todo` is empty)."""
     pairs = [(str(rows[i]["text"]), str(rows[i]["answer"])) for i in todo]
@@ -52,6 +59,8 @@ def summary(rep: dict[str, Any]) -> str:
     calls = rep["calls"]
     rate = rep["distinct_pairs"] / rep["seconds"] if rep["seconds"] else 0.0
     mean = f"{rep['mean_score']:.3f}" if rep["mean_score"] is not None else "-"
-    return (f"judge: {who}: {rep['rows_judged']} answers judged, {rep['below_min_score']} below {rep['min_score']} "
-            f"(mean score {mean}); {calls['requested']} requests, {calls['from_cache']} from cache, "
-            f"{calls['billed']} billed; ${rep['cost_usd']:.4f}; {rep['seconds']:.1f} s ({rate:.0f} verdicts/s)")
+    return (
+        f"judge: {who}: {rep['rows_judged']} answers judged, {rep['below_min_score']} below {rep['min_score']} "
+        f"(mean score {mean}); {calls['requested']} requests, {calls['from_cache']} from cache, "
+        f"{calls['billed']} billed; ${rep['cost_usd']:.4f}; {rep['seconds']:.1f} s ({rate:.0f} verdicts/s)"
+    )

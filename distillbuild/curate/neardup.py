@@ -34,7 +34,7 @@ def shingles(text: str, size: int = 3) -> set[bytes]:
     words = _PUNCT.sub(" ", normalize_text(text)).split()
     if len(words) <= size:
         return {" ".join(words).encode()} if words else set()
-    return {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)}
+    return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
 
 
 # (false positive, false negative) weights for datasketch's band optimiser. Every LSH candidate is
@@ -91,8 +91,9 @@ def _index(sketches: list[MinHash], threshold: float, num_perm: int) -> MinHashL
     return lsh
 
 
-def _verified(lsh: MinHashLSH, sketch: MinHash, row: np.ndarray, matrix: np.ndarray,
-              threshold: float) -> Iterator[tuple[int, float]]:
+def _verified(
+    lsh: MinHashLSH, sketch: MinHash, row: np.ndarray, matrix: np.ndarray, threshold: float
+) -> Iterator[tuple[int, float]]:
     """Indexed keys whose estimated Jaccard with `sketch` is >= threshold, with the estimate."""
     candidates = np.fromiter(lsh.query(sketch), dtype=np.int64)
     if candidates.size == 0:
@@ -103,8 +104,9 @@ def _verified(lsh: MinHashLSH, sketch: MinHash, row: np.ndarray, matrix: np.ndar
     yield from zip(candidates[keep].tolist(), estimates[keep].tolist())
 
 
-def near_duplicate_representatives(texts: list[str], threshold: float, num_perm: int = 128,
-                                   shingle_size: int = 3, seed: int = 1) -> list[int]:
+def near_duplicate_representatives(
+    texts: list[str], threshold: float, num_perm: int = 128, shingle_size: int = 3, seed: int = 1
+) -> list[int]:
     """For each text, the index of its cluster's representative, the earliest text of the cluster
     (a kept text maps to itself). Clusters are the connected components of the pairs whose
     MinHash-estimated Jaccard is >= threshold (LSH candidates, each verified) plus exact
@@ -114,8 +116,7 @@ def near_duplicate_representatives(texts: list[str], threshold: float, num_perm:
         return _representatives(texts, threshold, num_perm, shingle_size, seed)
 
 
-def _representatives(texts: list[str], threshold: float, num_perm: int, shingle_size: int,
-                     seed: int) -> list[int]:
+def _representatives(texts: list[str], threshold: float, num_perm: int, shingle_size: int, seed: int) -> list[int]:
     # Exact duplicates, then identical signatures, join without LSH; only distinct ones are indexed.
     parent = list(range(len(texts)))
     owners, sets = _join_exact_duplicates(parent, texts, shingle_size)
@@ -123,8 +124,14 @@ def _representatives(texts: list[str], threshold: float, num_perm: int, shingle_
     del sets
     distinct = _join_identical_signatures(parent, owners, matrix)
     if len(distinct) > 1:
-        _join_near_duplicates(parent, [owners[p] for p in distinct], [sketches[p] for p in distinct],
-                              matrix[distinct], threshold, num_perm)
+        _join_near_duplicates(
+            parent,
+            [owners[p] for p in distinct],
+            [sketches[p] for p in distinct],
+            matrix[distinct],
+            threshold,
+            num_perm,
+        )
     return [_find(parent, i) for i in range(len(texts))]
 
 
@@ -142,8 +149,9 @@ def _union(parent: list[int], i: int, j: int) -> None:
         parent[max(ri, rj)] = min(ri, rj)  # the smaller index is the root: root == representative
 
 
-def _join_exact_duplicates(parent: list[int], texts: list[str],
-                           shingle_size: int) -> tuple[list[int], list[set[bytes]]]:
+def _join_exact_duplicates(
+    parent: list[int], texts: list[str], shingle_size: int
+) -> tuple[list[int], list[set[bytes]]]:
     """Join texts equal after normalize_text; the first text of each, if it has shingles, is returned
     as (its text index, its shingle set)."""
     first_of_text: dict[str, int] = {}
@@ -177,8 +185,9 @@ def _join_identical_signatures(parent: list[int], owners: list[int], matrix: np.
     return distinct
 
 
-def _join_near_duplicates(parent: list[int], owners: list[int], sketches: list[MinHash], matrix: np.ndarray,
-                          threshold: float, num_perm: int) -> None:
+def _join_near_duplicates(
+    parent: list[int], owners: list[int], sketches: list[MinHash], matrix: np.ndarray, threshold: float, num_perm: int
+) -> None:
     """Join each pair of sketches that LSH proposes and the MinHash estimate confirms."""
     lsh = _index(sketches, threshold, num_perm)
     for a, sketch in enumerate(sketches):
@@ -187,8 +196,14 @@ def _join_near_duplicates(parent: list[int], owners: list[int], sketches: list[M
                 _union(parent, owners[a], owners[b])
 
 
-def contaminated_by(train_texts: list[str], heldout_texts: list[str], threshold: float,
-                    num_perm: int = 128, shingle_size: int = 3, seed: int = 1) -> list[int | None]:
+def contaminated_by(
+    train_texts: list[str],
+    heldout_texts: list[str],
+    threshold: float,
+    num_perm: int = 128,
+    shingle_size: int = 3,
+    seed: int = 1,
+) -> list[int | None]:
     """For each training text, the index of a held-out text it near-duplicates (MinHash-estimated
     Jaccard >= threshold), else None. An exact duplicate (equal after `normalize_text`) comes
     first; otherwise, of several, the most similar, then the earliest."""
@@ -197,8 +212,9 @@ def contaminated_by(train_texts: list[str], heldout_texts: list[str], threshold:
         return _contaminated(train_texts, heldout_texts, threshold, num_perm, shingle_size, seed)
 
 
-def _contaminated(train_texts: list[str], heldout_texts: list[str], threshold: float, num_perm: int,
-                  shingle_size: int, seed: int) -> list[int | None]:
+def _contaminated(
+    train_texts: list[str], heldout_texts: list[str], threshold: float, num_perm: int, shingle_size: int, seed: int
+) -> list[int | None]:
     exact: dict[str, int] = {}
     for j, text in enumerate(heldout_texts):
         exact.setdefault(normalize_text(text), j)
@@ -221,8 +237,9 @@ def _contaminated(train_texts: list[str], heldout_texts: list[str], threshold: f
     todo = [i for i, grams in zip(todo, todo_sets) if grams]
     train_sketches, train_matrix = _signatures([g for g in todo_sets if g], num_perm, seed)
     for i, sketch, row in zip(todo, train_sketches, train_matrix):
-        best = min(((-est, held_owners[k]) for k, est in _verified(lsh, sketch, row, held_matrix, threshold)),
-                   default=None)
+        best = min(
+            ((-est, held_owners[k]) for k, est in _verified(lsh, sketch, row, held_matrix, threshold)), default=None
+        )
         if best is not None:
             result[i] = best[1]
     return result

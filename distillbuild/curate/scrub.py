@@ -28,12 +28,15 @@ from distillbuild.spec.model import Scrub
 # quantity beside it), so the groups are tried as prefixes and suffixes too.
 _CARD = re.compile(r"(?<![\w-])\d+(?:[ -]\d+)*(?![\w-])")
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,8}(?:[\s.-]\d{2,8}){1,4}(?![\w-])"
-                    r"|(?<![\w+])(?:\+\d{1,3}[\s.-])?\+?\d{10,15}(?![\w-])")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,8}(?:[\s.-]\d{2,8}){1,4}(?![\w-])"
+    r"|(?<![\w+])(?:\+\d{1,3}[\s.-])?\+?\d{10,15}(?![\w-])"
+)
 # Numbers shaped like phone numbers that are not: dates, year ranges, IP addresses, time ranges.
-_NOT_PHONE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|(?:19|20)\d\d\s?[-/]\s?(?:19|20)\d\d"
-                        r"|\d{1,3}(?:\.\d{1,3}){3}|\d{1,2}[.:]\d{2}\s?-\s?\d{1,2}[.:]\d{2}")
-
+_NOT_PHONE = re.compile(
+    r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|(?:19|20)\d\d\s?[-/]\s?(?:19|20)\d\d"
+    r"|\d{1,3}(?:\.\d{1,3}){3}|\d{1,2}[.:]\d{2}\s?-\s?\d{1,2}[.:]\d{2}"
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -66,8 +69,10 @@ class Scrubber:
         """The run whole, else its longest prefix or suffix of whole groups, that is a card."""
         text = match.group(0)
         groups = list(re.finditer(r"\d+", text))
-        spans = sorted(((i, j) for i in range(len(groups)) for j in range(i + 1, len(groups) + 1)
-                        if i == 0 or j == len(groups)), key=lambda ij: ij[0] - ij[1])
+        spans = sorted(
+            ((i, j) for i in range(len(groups)) for j in range(i + 1, len(groups) + 1) if i == 0 or j == len(groups)),
+            key=lambda ij: ij[0] - ij[1],
+        )
         for i, j in spans:
             digits = "".join(g.group(0) for g in groups[i:j])
             if 13 <= len(digits) <= 19 and luhn_ok(digits):
@@ -87,6 +92,7 @@ class Scrubber:
         def replace(match: re.Match) -> str:
             self.counts[name] += 1
             return f"[{name}]"
+
         return replace
 
     def __call__(self, text: str) -> str:
@@ -105,5 +111,8 @@ class Scrubber:
 
     def report(self) -> dict:
         rules = ["CARD"] * self.card + ["EMAIL"] * self.email + ["PHONE"] * self.phone + [n for n, _ in self.patterns]
-        return {"rules": rules, "masked": {name: self.counts.get(name, 0) for name in rules},
-                "rows_changed": self.rows_changed}
+        return {
+            "rules": rules,
+            "masked": {name: self.counts.get(name, 0) for name in rules},
+            "rows_changed": self.rows_changed,
+        }

@@ -45,8 +45,13 @@ class ChildServer:
         self._ready_url = f"http://127.0.0.1:{port}{ready_path}"
         self._log = tempfile.TemporaryFile(mode="w+")  # the child's own output, shown if it fails
         try:
-            self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
+            self.process = subprocess.Popen(
+                command,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=_die_with_parent,
+            )
         except OSError as exc:
             self._log.close()
             raise StageError(f"{self.what} could not be started: {exc}") from None
@@ -60,8 +65,9 @@ class ChildServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise StageError(f"{self.what} exited with code {self.process.returncode} while starting: "
-                                 f"{self.output_tail()}")
+                raise StageError(
+                    f"{self.what} exited with code {self.process.returncode} while starting: {self.output_tail()}"
+                )
             try:
                 with urllib.request.urlopen(self._ready_url, timeout=2) as response:
                     json.loads(response.read())

@@ -13,12 +13,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from distillbuild.endpoints.child import ChildServer, free_port
 from distillbuild.errors import StageError
 from distillbuild.io import file_sha256
-from distillbuild.endpoints.child import ChildServer, free_port
 
-INSTALL_HINT = ("install the server with `pip install 'llama-cpp-python[server]==0.3.36'` (it compiles llama.cpp: "
-                "about 20 minutes on 2 cores, once per machine; set CMAKE_ARGS=-DGGML_NATIVE=OFF for a portable wheel)")
+INSTALL_HINT = (
+    "install the server with `pip install 'llama-cpp-python[server]==0.3.36'` (it compiles llama.cpp: "
+    "about 20 minutes on 2 cores, once per machine; set CMAKE_ARGS=-DGGML_NATIVE=OFF for a portable wheel)"
+)
 
 
 def server_version() -> str | None:
@@ -55,15 +57,39 @@ class LlamaCppServer(ChildServer):
     what = "the llama.cpp server"
     timeout_hint = "teacher.llamacpp.startup_timeout_s"
 
-    def __init__(self, model_file: Path, alias: str, *, n_ctx: int, threads: int, startup_timeout_s: float,
-                 endpoint_id: str, timeout_hint: str = "teacher.llamacpp.startup_timeout_s",
-                 chat_format: str | None = None):
+    def __init__(
+        self,
+        model_file: Path,
+        alias: str,
+        *,
+        n_ctx: int,
+        threads: int,
+        startup_timeout_s: float,
+        endpoint_id: str,
+        timeout_hint: str = "teacher.llamacpp.startup_timeout_s",
+        chat_format: str | None = None,
+    ):
         self.timeout_hint = timeout_hint
         if server_version() is None or importlib.util.find_spec("llama_cpp") is None:
             raise StageError(f"a llama.cpp server needs llama-cpp-python in this environment: {INSTALL_HINT}")
         port = free_port()
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_file), "--model_alias", alias,
-                   "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_file),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            str(threads),
+        ]
         if chat_format:
             command += ["--chat_format", chat_format]
         super().__init__(command, port, "/v1/models", startup_timeout_s, endpoint_id)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from distillbuild.console import log as console_log
-from distillbuild.errors import StageError
 from distillbuild.endpoints import llamacpp, pipeline_teacher, standin
-from distillbuild.spec.model import Endpoint, Judge
-from distillbuild.spec.model_files import resolve_model_file, resolve_pipeline_spec
+from distillbuild.errors import StageError
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.judge import judge_settings
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.spec.model import Endpoint, Judge
+from distillbuild.spec.model_files import resolve_model_file, resolve_pipeline_spec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -53,11 +53,17 @@ def _start_pipeline(section: Endpoint, base_dir: Path, stack: ExitStack, log: Ca
     upstream, settings = upstream_spec(section, base_dir), section.pipeline
     if settings.version:
         pipeline_teacher.check_version(upstream.dir, settings.version)
-    log(f"teacher: starting `distill serve` for the pipeline {upstream.registry_name} ({upstream.path})"
-        + (f" at {settings.version}" if settings.version else ""))
-    server = stack.enter_context(pipeline_teacher.PipelineServer(
-        upstream.path, startup_timeout_s=settings.startup_timeout_s,
-        endpoint_id=pipeline_teacher.endpoint_id(upstream.registry_name, upstream.dir)))
+    log(
+        f"teacher: starting `distill serve` for the pipeline {upstream.registry_name} ({upstream.path})"
+        + (f" at {settings.version}" if settings.version else "")
+    )
+    server = stack.enter_context(
+        pipeline_teacher.PipelineServer(
+            upstream.path,
+            startup_timeout_s=settings.startup_timeout_s,
+            endpoint_id=pipeline_teacher.endpoint_id(upstream.registry_name, upstream.dir),
+        )
+    )
     log(f"teacher: the student of {upstream.registry_name} on {server.base_url}")
     return server
 
@@ -73,25 +79,47 @@ def _start_llamacpp(section: Endpoint, base_dir: Path, stack: ExitStack, log: Ca
     """The local llama.cpp server for the section's GGUF, stopped when `stack` closes; if it dies
     while the stage uses it, the stage stops with exit 3 (what was answered is cached)."""
     model_file, local = _model_file(section, base_dir), section.llamacpp
-    log(f"teacher: starting llama.cpp for {model_file.name} (n_ctx {local.n_ctx}, {local.threads} threads"
-        + (f", chat format {local.chat_format})" if local.chat_format else ")"))
-    if local.chat_format is None and getattr(section, "api", "chat") == "chat" \
-            and llamacpp.has_chat_template(model_file) is False:
-        log(f"teacher: WARNING: {model_file.name} carries no chat template: llama.cpp will wrap the messages in the "
+    log(
+        f"teacher: starting llama.cpp for {model_file.name} (n_ctx {local.n_ctx}, {local.threads} threads"
+        + (f", chat format {local.chat_format})" if local.chat_format else ")")
+    )
+    if (
+        local.chat_format is None
+        and getattr(section, "api", "chat") == "chat"
+        and llamacpp.has_chat_template(model_file) is False
+    ):
+        log(
+            f"teacher: WARNING: {model_file.name} carries no chat template: llama.cpp will wrap the messages in the "
             "Llama-2 `[INST] <<SYS>>` format, which a model of another family was never trained on. Set "
-            "teacher.llamacpp.chat_format (chatml, gemma, ...) or teacher.api: completions")
-    server = stack.enter_context(llamacpp.LlamaCppServer(
-        model_file, section.model, n_ctx=local.n_ctx, threads=local.threads,
-        startup_timeout_s=local.startup_timeout_s, chat_format=local.chat_format,
-        endpoint_id=llamacpp.endpoint_id(model_file, local.chat_format)))
+            "teacher.llamacpp.chat_format (chatml, gemma, ...) or teacher.api: completions"
+        )
+    server = stack.enter_context(
+        llamacpp.LlamaCppServer(
+            model_file,
+            section.model,
+            n_ctx=local.n_ctx,
+            threads=local.threads,
+            startup_timeout_s=local.startup_timeout_s,
+            chat_format=local.chat_format,
+            endpoint_id=llamacpp.endpoint_id(model_file, local.chat_format),
+        )
+    )
     log(f"teacher: llama.cpp ({section.model}) on {server.base_url}")
     return server
 
 
 @contextmanager
-def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: str, where: str,
-                  settings_for: SettingsFor, labels: Sequence[str] = (),
-                  log: Callable[[str], None] = console_log) -> Iterator[tuple[TeacherSettings, TeacherCache]]:
+def open_endpoint(
+    section: Endpoint,
+    base_dir: Path,
+    repo_root: Path,
+    *,
+    kind: str,
+    where: str,
+    settings_for: SettingsFor,
+    labels: Sequence[str] = (),
+    log: Callable[[str], None] = console_log,
+) -> Iterator[tuple[TeacherSettings, TeacherCache]]:
     """(settings, cache) while the endpoint of `section` (the spec's `where`) is open."""
     with ExitStack() as stack:
         if section.provider == "simulated":
@@ -112,12 +140,14 @@ def open_endpoint(section: Endpoint, base_dir: Path, repo_root: Path, *, kind: s
         stack.callback(cache.close)
         yield settings, cache
         if section.provider in ("llamacpp", "pipeline") and not server.alive():
-            raise StageError(f"{server.what} stopped during the run (exit code {server.process.returncode}): "
-                             f"{server.output_tail()}. The answers it gave are cached: rerun to ask for the rest.")
+            raise StageError(
+                f"{server.what} stopped during the run (exit code {server.process.returncode}): "
+                f"{server.output_tail()}. The answers it gave are cached: rerun to ask for the rest."
+            )
 
 
-def open_judge(section: Judge, base_dir: Path, repo_root: Path, where: str,
-               log: Callable[[str], None] = console_log):
+def open_judge(section: Judge, base_dir: Path, repo_root: Path, where: str, log: Callable[[str], None] = console_log):
     """`open_endpoint` for a judge section (filters.judge, evaluation.judge)."""
-    return open_endpoint(section, base_dir, repo_root, kind="judge", where=where,
-                         settings_for=partial(judge_settings, section), log=log)
+    return open_endpoint(
+        section, base_dir, repo_root, kind="judge", where=where, settings_for=partial(judge_settings, section), log=log
+    )

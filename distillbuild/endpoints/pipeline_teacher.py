@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from distillbuild import layout
+from distillbuild.endpoints.child import ChildServer, free_port
 from distillbuild.errors import StageError
 from distillbuild.io import tree_sha256
-from distillbuild.endpoints.child import ChildServer, free_port
 
 
 def served_dirs(upstream_dir: Path) -> list[Path]:
@@ -29,8 +29,10 @@ def served_dirs(upstream_dir: Path) -> list[Path]:
 def endpoint_id(name: str, upstream_dir: Path) -> str:
     dirs = served_dirs(upstream_dir)
     if not dirs:
-        raise StageError(f"the teacher pipeline {name} has no built student in {upstream_dir / layout.MODEL_DIR}: "
-                         f"run `dvc repro` there first")
+        raise StageError(
+            f"the teacher pipeline {name} has no built student in {upstream_dir / layout.MODEL_DIR}: "
+            f"run `dvc repro` there first"
+        )
     return f"pipeline:{name}:" + "+".join((tree_sha256(d) or "")[:16] for d in dirs)
 
 
@@ -46,15 +48,19 @@ def check_version(upstream_dir: Path, version: str) -> str:
     relative = (upstream_dir.resolve() / layout.DECISION).relative_to(Path(top.stdout.strip()).resolve()).as_posix()
     shown = _git(upstream_dir, "show", f"{version}:{relative}")
     if shown.returncode != 0:
-        raise StageError(f"teacher.pipeline.version {version}: no such promoted version of {upstream_dir} "
-                         f"({shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else 'git show failed'}); "
-                         "`git tag --list` shows the versions `distill promote` made")
+        raise StageError(
+            f"teacher.pipeline.version {version}: no such promoted version of {upstream_dir} "
+            f"({shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else 'git show failed'}); "
+            "`git tag --list` shows the versions `distill promote` made"
+        )
     recorded = (json.loads(shown.stdout).get("lineage") or {}).get("model_sha256")
     built = tree_sha256(upstream_dir / layout.MODEL_DIR)
     if recorded != built:
-        raise StageError(f"teacher.pipeline.version {version}: the model built in {upstream_dir / layout.MODEL_DIR} "
-                         f"(sha256 {str(built)[:16]}) is not the one {version} recorded ({str(recorded)[:16]}); "
-                         f"check that version out there (`distill reproduce {version}`) or change the version")
+        raise StageError(
+            f"teacher.pipeline.version {version}: the model built in {upstream_dir / layout.MODEL_DIR} "
+            f"(sha256 {str(built)[:16]}) is not the one {version} recorded ({str(recorded)[:16]}); "
+            f"check that version out there (`distill reproduce {version}`) or change the version"
+        )
     return recorded
 
 
@@ -66,6 +72,5 @@ class PipelineServer(ChildServer):
 
     def __init__(self, upstream_spec: Path, *, startup_timeout_s: float, endpoint_id: str):
         port = free_port()
-        command = [sys.executable, "-m", "distillbuild", "serve", str(upstream_spec), "--port", str(port),
-                   "--no-route"]
+        command = [sys.executable, "-m", "distillbuild", "serve", str(upstream_spec), "--port", str(port), "--no-route"]
         super().__init__(command, port, "/health", startup_timeout_s, endpoint_id)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from distillbuild.console import Progress, eta_text, rate_text
-from distillbuild.protocol.normalize import normalize_label
-from distillbuild.spec.model import Reasoning, StudentEndpoint, Task
 from distillbuild.protocol.answers import answer_label_confidence
+from distillbuild.protocol.normalize import normalize_label
 from distillbuild.protocol.prompts import student_messages
 from distillbuild.protocol.reasoning import split_reply
+from distillbuild.spec.model import Reasoning, StudentEndpoint, Task
 
 ADAPTER_CONFIG = "adapter_config.json"
 TOP_LOGPROBS = 10  # alternatives kept per generated token, as a teacher's top_logprobs
@@ -98,9 +98,15 @@ class LocalCausalStudent:
         enc = tok(prompts, return_tensors="pt", padding=len(batch) > 1, add_special_tokens=False)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
         with torch.inference_mode():
-            generated = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                            pad_token_id=pad_id, output_logits=True, return_dict_in_generate=True)
-        new = generated.sequences[:, enc["input_ids"].shape[1]:]
+            generated = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad_id,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+        new = generated.sequences[:, enc["input_ids"].shape[1] :]
         steps = torch.stack(generated.logits, dim=1).float().log_softmax(-1)  # (batch, step, vocab)
         top = steps.topk(TOP_LOGPROBS, dim=-1)
         eos = getattr(self.model.generation_config, "eos_token_id", None)
@@ -124,7 +130,9 @@ class LocalCausalStudent:
 class EndpointStudent:
     """The student behind an OpenAI-compatible endpoint. The key comes from the environment only."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None, max_new_tokens: int = 32, timeout_s: float = 60):
+    def __init__(
+        self, base_url: str, model: str, api_key_env: str | None, max_new_tokens: int = 32, timeout_s: float = 60
+    ):
         from openai import OpenAI  # lazy: the SDK is slow to import and only an endpoint student needs it
 
         key = os.environ.get(api_key_env, "") if api_key_env else ""
@@ -138,12 +146,18 @@ class EndpointStudent:
         out = []
         with _progress(len(conversations)) as progress:
             for messages in conversations:
-                response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
-                                                               max_tokens=self.max_new_tokens, logprobs=True,
-                                                               top_logprobs=TOP_LOGPROBS)
+                response = self.client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    temperature=0,
+                    max_tokens=self.max_new_tokens,
+                    logprobs=True,
+                    top_logprobs=TOP_LOGPROBS,
+                )
                 choice = response.choices[0]
-                out.append(((choice.message.content or "").strip(),
-                            choice.logprobs.model_dump() if choice.logprobs else None))
+                out.append(
+                    ((choice.message.content or "").strip(), choice.logprobs.model_dump() if choice.logprobs else None)
+                )
                 progress.advance()
         return out
 
@@ -176,13 +190,15 @@ class CausalClassifier:
             scored = [(p.answer or "", p.logprobs) for p in parts]
         self.last_logprobs = [lp for _, lp in scored]
         predicted = [normalize_label(text, list(labels)) if text else None for text, _ in scored]
-        self.last_confidence = [answer_label_confidence(text, lp, labels) if label else None
-                                for label, (text, lp) in zip(predicted, scored)]
+        self.last_confidence = [
+            answer_label_confidence(text, lp, labels) if label else None for label, (text, lp) in zip(predicted, scored)
+        ]
         return predicted
 
 
-def load_causal_student(model_dir: Path, threads: int, *, endpoint: StudentEndpoint | None, base_model: str | None,
-                        max_new_tokens: int):
+def load_causal_student(
+    model_dir: Path, threads: int, *, endpoint: StudentEndpoint | None, base_model: str | None, max_new_tokens: int
+):
     """The student behind `endpoint` (student.endpoint: base_url, model, api_key_env) when given,
     else the model in model_dir loaded over `base_model` (a local directory or a hub id)."""
     if endpoint is not None:

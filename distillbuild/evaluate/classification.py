@@ -10,7 +10,6 @@ from typing import Any, Sequence
 from distillbuild.evaluate.latency import Serving
 from distillbuild.stats import mcnemar_p, percentile  # noqa: F401 - percentile: part of this module's API
 
-
 UNPARSEABLE = "(unparseable)"  # predictions.json's label for an answer that names no label
 
 
@@ -51,12 +50,18 @@ def paired_gain(gold: Sequence[str], this: Sequence[str | None], other: Sequence
     right_other = [p == g for p, g in zip(other, gold)]
     only_this = sum(a and not b for a, b in zip(right_this, right_other))
     only_other = sum(b and not a for a, b in zip(right_this, right_other))
-    return PairedGain(accuracy(gold, other), accuracy(gold, this) - accuracy(gold, other), only_this, only_other,
-                      mcnemar_p(only_this, only_other))
+    return PairedGain(
+        accuracy(gold, other),
+        accuracy(gold, this) - accuracy(gold, other),
+        only_this,
+        only_other,
+        mcnemar_p(only_this, only_other),
+    )
 
 
-def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequence[bool], resamples: int,
-                        seed: int = 0) -> dict[str, float]:
+def bootstrap_intervals(
+    student_correct: Sequence[bool], teacher_correct: Sequence[bool], resamples: int, seed: int = 0
+) -> dict[str, float]:
     """95% percentile intervals of student accuracy, teacher accuracy and retention (student /
     teacher accuracy), resampling held-out rows with replacement, jointly for both models."""
     import numpy as np  # lazy: ~0.1 s to import, and only the bootstrap needs it
@@ -75,7 +80,9 @@ def bootstrap_intervals(student_correct: Sequence[bool], teacher_correct: Sequen
         acc_t[start : start + len(idx)] = t[idx].mean(axis=1)
     retention = np.divide(acc_s, acc_t, out=np.full_like(acc_s, np.nan), where=acc_t > 0)
     out["accuracy_ci_low"], out["accuracy_ci_high"] = (float(v) for v in np.percentile(acc_s, [2.5, 97.5]))
-    out["teacher_accuracy_ci_low"], out["teacher_accuracy_ci_high"] = (float(v) for v in np.percentile(acc_t, [2.5, 97.5]))
+    out["teacher_accuracy_ci_low"], out["teacher_accuracy_ci_high"] = (
+        float(v) for v in np.percentile(acc_t, [2.5, 97.5])
+    )
     if np.isfinite(retention).all():
         out["retention_ci_low"], out["retention_ci_high"] = (float(v) for v in np.percentile(retention, [2.5, 97.5]))
     return {k: round(v, 6) for k, v in out.items()}
@@ -89,10 +96,18 @@ class ClassificationResult:
     teacher_accuracy: float
 
 
-def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[str], student: Sequence[str | None],
-                            teacher: Sequence[str | None], serving: Serving, resamples: int, *,
-                            student_text: Sequence[str | None], teacher_simulated: bool,
-                            student_confidence: Sequence[float | None] | None = None) -> ClassificationResult:
+def evaluate_classification(
+    heldout: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    student: Sequence[str | None],
+    teacher: Sequence[str | None],
+    serving: Serving,
+    resamples: int,
+    *,
+    student_text: Sequence[str | None],
+    teacher_simulated: bool,
+    student_confidence: Sequence[float | None] | None = None,
+) -> ClassificationResult:
     """The student's and the teacher's labels against the held-out gold labels. heldout: {"id",
     "label"} rows; student / teacher: one label per row (None when an answer is no label);
     student_text: a causal student's answer behind each label (None for an encoder's);
@@ -100,8 +115,9 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
     confidence = list(student_confidence or [None] * len(heldout))
     gold = [r["label"] for r in heldout]
     acc, teacher_acc = accuracy(gold, student), accuracy(gold, teacher)
-    intervals = bootstrap_intervals([g == s for g, s in zip(gold, student)], [g == t for g, t in zip(gold, teacher)],
-                                    resamples)
+    intervals = bootstrap_intervals(
+        [g == s for g, s in zip(gold, student)], [g == t for g, t in zip(gold, teacher)], resamples
+    )
     metrics = {
         "accuracy": round(acc, 6),
         "teacher_accuracy": round(teacher_acc, 6),
@@ -126,9 +142,14 @@ def evaluate_classification(heldout: Sequence[dict[str, Any]], labels: Sequence[
         "batch_throughput_rows_per_s": serving.throughput(len(heldout)),
     }
     predictions = [
-        {"id": r["id"], "actual": g, "predicted": s or UNPARSEABLE, "teacher": t or UNPARSEABLE,
-         **({"student_text": st} if st is not None else {}),
-         **({"student_confidence": round(c, 6)} if c is not None else {})}
+        {
+            "id": r["id"],
+            "actual": g,
+            "predicted": s or UNPARSEABLE,
+            "teacher": t or UNPARSEABLE,
+            **({"student_text": st} if st is not None else {}),
+            **({"student_confidence": round(c, 6)} if c is not None else {}),
+        }
         for r, g, s, t, st, c in zip(heldout, gold, student, teacher, student_text, confidence)
     ]
     return ClassificationResult(metrics, predictions, acc, teacher_acc)

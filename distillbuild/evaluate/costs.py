@@ -13,8 +13,14 @@ def teacher_cost_per_1k(answers: list[dict[str, Any]], price: Price | None) -> f
     usage = [a.get("usage") for a in answers if a.get("usage")]
     if not price or not usage:
         return None
-    per_call = sum(u.get("prompt_tokens", 0) * price.input_per_mtok + u.get("completion_tokens", 0) * price.output_per_mtok
-                   for u in usage) / len(usage) / 1e6
+    per_call = (
+        sum(
+            u.get("prompt_tokens", 0) * price.input_per_mtok + u.get("completion_tokens", 0) * price.output_per_mtok
+            for u in usage
+        )
+        / len(usage)
+        / 1e6
+    )
     return round(per_call * 1000, 6)
 
 

@@ -50,25 +50,33 @@ def label_shift(before: Sequence[str], after: Sequence[str]) -> tuple[float, dic
     return round(tvd, 6), {"training": share_a, "new": share_b}
 
 
-def drift_report(train_texts: list[str], new_texts: list[str], embed: Callable[[list[str]], np.ndarray],
-                 max_ood_share: float, max_label_shift: float,
-                 predict: Callable[[list[str]], list[str]] | None = None) -> dict[str, Any]:
+def drift_report(
+    train_texts: list[str],
+    new_texts: list[str],
+    embed: Callable[[list[str]], np.ndarray],
+    max_ood_share: float,
+    max_label_shift: float,
+    predict: Callable[[list[str]], list[str]] | None = None,
+) -> dict[str, Any]:
     probe = [t for t in train_texts if _probe(t)]
     reference = [t for t in train_texts if not _probe(t)]
     if len(probe) < 20 or len(reference) < 20 or not new_texts:
-        raise ValueError(f"drift needs at least ~100 training inputs and some new ones "
-                         f"(got {len(train_texts)} and {len(new_texts)})")
+        raise ValueError(
+            f"drift needs at least ~100 training inputs and some new ones (got {len(train_texts)} and {len(new_texts)})"
+        )
     ref = embed(reference)
     baseline = nearest_similarity(embed(probe), ref)
     cutoff = float(np.quantile(baseline, CUTOFF_QUANTILE))
     similarity = nearest_similarity(embed(new_texts), ref)
     ood_share = float((similarity < cutoff).mean())
     report: dict[str, Any] = {
-        "training_inputs": len(train_texts), "new_inputs": len(new_texts),
+        "training_inputs": len(train_texts),
+        "new_inputs": len(new_texts),
         "similarity_cutoff": round(cutoff, 6),
         "in_distribution_similarity_median": round(float(np.median(baseline)), 6),
         "new_similarity_median": round(float(np.median(similarity)), 6),
-        "ood_share": round(ood_share, 6), "ood_share_expected_without_drift": CUTOFF_QUANTILE,
+        "ood_share": round(ood_share, 6),
+        "ood_share_expected_without_drift": CUTOFF_QUANTILE,
         "max_ood_share": max_ood_share,
     }
     reasons = []
@@ -78,7 +86,9 @@ def drift_report(train_texts: list[str], new_texts: list[str], embed: Callable[[
         shift, mixes = label_shift(predict(train_texts), predict(new_texts))
         report.update(label_shift=shift, max_label_shift=max_label_shift, label_shares=mixes)
         if shift > max_label_shift:
-            reasons.append(f"the student's label mix moved by {shift:.3f} (total variation, more than {max_label_shift})")
+            reasons.append(
+                f"the student's label mix moved by {shift:.3f} (total variation, more than {max_label_shift})"
+            )
     else:
         report["label_shift"] = None  # no encoder-classifier student built: not measured
     report.update(drift=bool(reasons), reasons=reasons)
@@ -99,8 +109,9 @@ def minilm_embedder(threads: int = 1, batch: int = 64) -> Callable[[list[str]], 
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), batch):
-                enc = tokenizer(texts[start : start + batch], padding=True, truncation=True, max_length=128,
-                                return_tensors="pt")
+                enc = tokenizer(
+                    texts[start : start + batch], padding=True, truncation=True, max_length=128, return_tensors="pt"
+                )
                 pooled = mean_pool(encoder(**enc).last_hidden_state, enc["attention_mask"])
                 out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 from distillbuild.errors import StageError
 from distillbuild.evaluate.classification import bootstrap_intervals
 from distillbuild.evaluate.extraction_metrics import deepeval_version, score_answers
-from distillbuild.protocol.field_match import MISSING, RowScore, field_value, parse_answer, values_match
 from distillbuild.evaluate.latency import Serving
+from distillbuild.protocol.field_match import MISSING, RowScore, field_value, parse_answer, values_match
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
 from distillbuild.text import normalize_text
 
@@ -37,8 +37,13 @@ def summarize(rows: Sequence[RowScore], fields: Sequence[FieldSpec]) -> dict[str
     n = len(rows)
     if n == 0:
         nan = float("nan")
-        return {"json_valid_rate": nan, "schema_valid_rate": nan, "per_field_accuracy": {f.name: nan for f in fields},
-                "field_accuracy": nan, "exact_match": nan}
+        return {
+            "json_valid_rate": nan,
+            "schema_valid_rate": nan,
+            "per_field_accuracy": {f.name: nan for f in fields},
+            "field_accuracy": nan,
+            "exact_match": nan,
+        }
     per_field = {f.name: sum(r.fields[f.name] for r in rows) / n for f in fields}
     return {
         "json_valid_rate": sum(r.json_valid for r in rows) / n,
@@ -69,7 +74,9 @@ def constant_baseline(fields: Sequence[FieldSpec], golds: Sequence[dict[str, Any
         return float("nan")
     scores = []
     for f in fields:
-        values = Counter(normalize_text(v) if isinstance(v, str) else json.dumps(v) for v in (g.get(f.name) for g in golds))
+        values = Counter(
+            normalize_text(v) if isinstance(v, str) else json.dumps(v) for v in (g.get(f.name) for g in golds)
+        )
         scores.append(values.most_common(1)[0][1] / len(golds))
     return sum(scores) / len(scores)
 
@@ -99,9 +106,17 @@ class ExtractionResult:
     scoring_s: float  # DeepEval's time
 
 
-def evaluate_extraction(schema: dict[str, Any], heldout: Sequence[dict[str, Any]], golds: Sequence[dict[str, Any]],
-                        student_objs: Sequence[dict[str, Any]], teacher_answers: Sequence[Any], serving: Serving,
-                        resamples: int, *, teacher_simulated: bool) -> ExtractionResult:
+def evaluate_extraction(
+    schema: dict[str, Any],
+    heldout: Sequence[dict[str, Any]],
+    golds: Sequence[dict[str, Any]],
+    student_objs: Sequence[dict[str, Any]],
+    teacher_answers: Sequence[Any],
+    serving: Serving,
+    resamples: int,
+    *,
+    teacher_simulated: bool,
+) -> ExtractionResult:
     """The student's objects and the teacher's answers (JSON text) against the gold objects.
     heldout: {"id", "text"} rows, in the order of golds, student_objs and teacher_answers."""
     fields = schema_fields(schema)
@@ -135,14 +150,24 @@ def _r6(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) and math.isfinite(value) else value
 
 
-def _score(schema: dict[str, Any], heldout: Sequence[dict[str, Any]], golds: Sequence[dict[str, Any]],
-           student: list[str], teacher_answers: Sequence[Any]) -> tuple[list[RowScore], list[RowScore]]:
+def _score(
+    schema: dict[str, Any],
+    heldout: Sequence[dict[str, Any]],
+    golds: Sequence[dict[str, Any]],
+    student: list[str],
+    teacher_answers: Sequence[Any],
+) -> tuple[list[RowScore], list[RowScore]]:
     """The student's and the teacher's RowScores, scored in one DeepEval run."""
     texts = [r["text"] for r in heldout]
     ids = [str(r["id"]) for r in heldout]
-    scored = score_answers(schema, texts + texts, student + list(teacher_answers), list(golds) + list(golds),
-                           names=[f"student:{i}" for i in ids] + [f"teacher:{i}" for i in ids])
-    return scored[: len(heldout)], scored[len(heldout):]
+    scored = score_answers(
+        schema,
+        texts + texts,
+        student + list(teacher_answers),
+        list(golds) + list(golds),
+        names=[f"student:{i}" for i in ids] + [f"teacher:{i}" for i in ids],
+    )
+    return scored[: len(heldout)], scored[len(heldout) :]
 
 
 def _student_and_teacher_rates(s: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
@@ -169,9 +194,14 @@ def _intervals(s_rows: Sequence[RowScore], t_rows: Sequence[RowScore], resamples
     return intervals
 
 
-def _predictions(fields: Sequence[FieldSpec], heldout: Sequence[dict[str, Any]], golds: Sequence[dict[str, Any]],
-                 student_objs: Sequence[dict[str, Any]], teacher_answers: Sequence[Any],
-                 s_rows: Sequence[RowScore]) -> list[dict[str, Any]]:
+def _predictions(
+    fields: Sequence[FieldSpec],
+    heldout: Sequence[dict[str, Any]],
+    golds: Sequence[dict[str, Any]],
+    student_objs: Sequence[dict[str, Any]],
+    teacher_answers: Sequence[Any],
+    s_rows: Sequence[RowScore],
+) -> list[dict[str, Any]]:
     """One record per row; `actual` / `predicted` / `teacher` hold the first enum field (for a confusion view)."""
     plot_field = next((f.name for f in fields if f.kind == "enum"), fields[0].name)
     plot_spec = next(f for f in fields if f.name == plot_field)
@@ -179,15 +209,17 @@ def _predictions(fields: Sequence[FieldSpec], heldout: Sequence[dict[str, Any]],
     for r, gold, so, ta, sr in zip(heldout, golds, student_objs, teacher_answers, s_rows):
         _, t_obj = parse_answer(ta)
         teacher_value = field_value(t_obj, plot_spec)
-        preds.append({
-            "id": r["id"],
-            "field": plot_field,
-            "actual": str(gold.get(plot_field)),
-            "predicted": str(so.get(plot_field)),
-            "teacher": "(unparseable)" if teacher_value is MISSING else str(teacher_value),
-            "fields_correct": sum(sr.fields.values()),
-            "wrong_fields": ",".join(k for k, ok in sr.fields.items() if not ok),
-            "student_answer": json.dumps(so, ensure_ascii=False),
-            "gold_answer": json.dumps(gold, ensure_ascii=False),
-        })
+        preds.append(
+            {
+                "id": r["id"],
+                "field": plot_field,
+                "actual": str(gold.get(plot_field)),
+                "predicted": str(so.get(plot_field)),
+                "teacher": "(unparseable)" if teacher_value is MISSING else str(teacher_value),
+                "fields_correct": sum(sr.fields.values()),
+                "wrong_fields": ",".join(k for k, ok in sr.fields.items() if not ok),
+                "student_answer": json.dumps(so, ensure_ascii=False),
+                "gold_answer": json.dumps(gold, ensure_ascii=False),
+            }
+        )
     return preds

@@ -132,14 +132,21 @@ def deepeval_metrics(schema: dict[str, Any]) -> list[Any]:
 
     fields = schema_fields(schema)
     json_validity, field_match, object_match = _metric_classes()
-    return [json_validity(),
-            JsonCorrectnessMetric(expected_schema=pydantic_model(schema), eval_mode="system_one", async_mode=False),
-            *[field_match(f) for f in fields],
-            object_match(fields)]
+    return [
+        json_validity(),
+        JsonCorrectnessMetric(expected_schema=pydantic_model(schema), eval_mode="system_one", async_mode=False),
+        *[field_match(f) for f in fields],
+        object_match(fields),
+    ]
 
 
-def score_answers(schema: dict[str, Any], texts: Sequence[str], answers: Sequence[Any],
-                  golds: Sequence[dict[str, Any]], names: Sequence[str] | None = None) -> list[RowScore]:
+def score_answers(
+    schema: dict[str, Any],
+    texts: Sequence[str],
+    answers: Sequence[Any],
+    golds: Sequence[dict[str, Any]],
+    names: Sequence[str] | None = None,
+) -> list[RowScore]:
     """Run every answer through deepeval.evaluate with :func:`deepeval_metrics`; one RowScore per
     answer, in order. A metric that errors counts as a failure (fail closed)."""
     quiet_deepeval_env()
@@ -151,18 +158,26 @@ def score_answers(schema: dict[str, Any], texts: Sequence[str], answers: Sequenc
         raise ValueError("answer names must be unique")
     if not texts:
         return []
-    cases = [LLMTestCase(input=text, actual_output=answer if isinstance(answer, str) else "",
-                         expected_output=json.dumps(gold, ensure_ascii=False), name=name)
-             for text, answer, gold, name in zip(texts, answers, golds, names)]
+    cases = [
+        LLMTestCase(
+            input=text,
+            actual_output=answer if isinstance(answer, str) else "",
+            expected_output=json.dumps(gold, ensure_ascii=False),
+            name=name,
+        )
+        for text, answer, gold, name in zip(texts, answers, golds, names)
+    ]
     by_name = _run_deepeval(cases, deepeval_metrics(schema))
     rows = []
     for name in names:
         scores = by_name.get(name, {})
-        rows.append(RowScore(
-            json_valid=scores.get("JSON Validity", 0.0) >= 1.0,
-            schema_valid=scores.get("Json Correctness", 0.0) >= 1.0,
-            fields={f.name: scores.get(f"Field Match [{f.name}]", 0.0) >= 1.0 for f in fields},
-        ))
+        rows.append(
+            RowScore(
+                json_valid=scores.get("JSON Validity", 0.0) >= 1.0,
+                schema_valid=scores.get("Json Correctness", 0.0) >= 1.0,
+                fields={f.name: scores.get(f"Field Match [{f.name}]", 0.0) >= 1.0 for f in fields},
+            )
+        )
     return rows
 
 
@@ -174,16 +189,19 @@ def _run_deepeval(cases: list[Any], metrics: list[Any]) -> dict[str, dict[str, f
 
     sink = io.StringIO()  # evaluate() prints a banner even with print_results=False
     with contextlib.redirect_stdout(sink):
-        result = evaluate(cases, metrics,
-                          async_config=AsyncConfig(run_async=True, max_concurrent=20),
-                          display_config=DisplayConfig(print_results=False, show_indicator=False,
-                                                       inspect_after_run=False),
-                          cache_config=CacheConfig(write_cache=False, use_cache=False),
-                          error_config=ErrorConfig(ignore_errors=True))
+        result = evaluate(
+            cases,
+            metrics,
+            async_config=AsyncConfig(run_async=True, max_concurrent=20),
+            display_config=DisplayConfig(print_results=False, show_indicator=False, inspect_after_run=False),
+            cache_config=CacheConfig(write_cache=False, use_cache=False),
+            error_config=ErrorConfig(ignore_errors=True),
+        )
     by_name: dict[str, dict[str, float]] = {}
     for tr in result.test_results:
-        by_name[tr.name] = {m.name: (m.score if m.error is None and m.score is not None else 0.0)
-                            for m in (tr.metrics_data or [])}
+        by_name[tr.name] = {
+            m.name: (m.score if m.error is None and m.score is not None else 0.0) for m in (tr.metrics_data or [])
+        }
     return by_name
 
 

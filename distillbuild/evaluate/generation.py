@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from distillbuild.errors import StageError
-from distillbuild.spec.model import Judge
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.judge import judge_all
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.spec.model import Judge
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -32,7 +32,9 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def retention_interval(student: Sequence[float], teacher: Sequence[float], resamples: int, seed: int = 0) -> dict[str, float]:
+def retention_interval(
+    student: Sequence[float], teacher: Sequence[float], resamples: int, seed: int = 0
+) -> dict[str, float]:
     """95% percentile interval of mean(student) / mean(teacher), resampling rows jointly."""
     if resamples <= 0 or not student:
         return {}
@@ -55,13 +57,16 @@ def _answered(value: str | None) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def judge_pairs(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
-                teacher_outputs: Sequence[str | None]) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
+def judge_pairs(
+    heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None], teacher_outputs: Sequence[str | None]
+) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
     """The (input, answer) pairs the judge scores, and the ("student" | "teacher", row index) of
     each; missing or blank answers are not asked about. Refuses mismatched or empty inputs."""
     n = len(heldout_rows)
     if len(student_outputs) != n or len(teacher_outputs) != n:
-        raise StageError(f"{n} held-out rows but {len(student_outputs)} student and {len(teacher_outputs)} teacher answers")
+        raise StageError(
+            f"{n} held-out rows but {len(student_outputs)} student and {len(teacher_outputs)} teacher answers"
+        )
     if n == 0:
         raise StageError("no held-out rows to evaluate")
     pairs: list[tuple[str, str]] = []
@@ -74,11 +79,19 @@ def judge_pairs(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequenc
     return pairs, slots
 
 
-def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs: Sequence[str | None],
-                        teacher_outputs: Sequence[str | None], judge: Judge,
-                        settings: TeacherSettings | None, cache: TeacherCache | None, *, bootstrap: int = 1000,
-                        seed: int = 0, details: list[dict[str, Any]] | None = None,
-                        log: Callable[[str], None] = print) -> dict[str, Any]:
+def evaluate_generation(
+    heldout_rows: Sequence[dict[str, Any]],
+    student_outputs: Sequence[str | None],
+    teacher_outputs: Sequence[str | None],
+    judge: Judge,
+    settings: TeacherSettings | None,
+    cache: TeacherCache | None,
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    details: list[dict[str, Any]] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Metrics of one held-out evaluation (metrics.json material).
 
     heldout_rows: {"id", "text", ...} rows; student_outputs / teacher_outputs: one answer per
@@ -108,17 +121,30 @@ def evaluate_generation(heldout_rows: Sequence[dict[str, Any]], student_outputs:
         "teacher_missing": sum(not _answered(o) for o in teacher_outputs),
         "judge_cost_usd": round(stats.cost_usd, 6),
         "judge_simulated": judge.provider == "simulated",
-        "judge": {"provider": judge.provider, "model": judge.model, "metric": "G-Eval (deepeval)",
-                  "min_score": threshold, "weighted_by_logprobs": bool(judge.logprobs),
-                  **stats.as_dict()},
+        "judge": {
+            "provider": judge.provider,
+            "model": judge.model,
+            "metric": "G-Eval (deepeval)",
+            "min_score": threshold,
+            "weighted_by_logprobs": bool(judge.logprobs),
+            **stats.as_dict(),
+        },
     }
     if details is not None:
         for i, row in enumerate(heldout_rows):
-            details.append({"id": row.get("id"), "student_score": round(scores["student"][i], 6),
-                            "student_reason": reasons["student"][i], "teacher_score": round(scores["teacher"][i], 6),
-                            "teacher_reason": reasons["teacher"][i]})
+            details.append(
+                {
+                    "id": row.get("id"),
+                    "student_score": round(scores["student"][i], 6),
+                    "student_reason": reasons["student"][i],
+                    "teacher_score": round(scores["teacher"][i], 6),
+                    "teacher_reason": reasons["teacher"][i],
+                }
+            )
     who = f"{judge.provider}:{judge.model}" + (" (SIMULATED stand-in judge)" if metrics["judge_simulated"] else "")
-    log(f"evaluate: G-Eval by {who}: student mean {metrics['geval_mean']}, pass rate {metrics['geval_pass_rate']}; "
+    log(
+        f"evaluate: G-Eval by {who}: student mean {metrics['geval_mean']}, pass rate {metrics['geval_pass_rate']}; "
         f"teacher mean {metrics['teacher_geval_mean']}; retention {metrics['retention']}; "
-        f"{stats.billed_calls} judge calls billed, {stats.cache_hits} from cache, ${stats.cost_usd:.4f}")
+        f"{stats.billed_calls} judge calls billed, {stats.cache_hits} from cache, ${stats.cost_usd:.4f}"
+    )
     return metrics

@@ -23,8 +23,9 @@ from distillbuild.stats import percentile
 WARMUP = 5
 
 
-def latencies_ms(model: Any, texts: list[str], samples: int, offset: int = 0, warmup: bool = True,
-                 progress: Progress | None = None) -> list[float]:
+def latencies_ms(
+    model: Any, texts: list[str], samples: int, offset: int = 0, warmup: bool = True, progress: Progress | None = None
+) -> list[float]:
     """Milliseconds of `samples` calls of model.predict([text]), cycling through the texts."""
     if warmup:
         for text in texts[:WARMUP]:
@@ -83,21 +84,30 @@ class Latency:
 
     def record(self) -> dict[str, Any]:
         """What metrics.json keeps beside the two figures (a dict: never a gate's, never compared by reproduce)."""
-        return {"method": f"median over {len(self.rounds)} rounds of {len(self.rounds[0])} one-text calls, "
-                          f"after {WARMUP} warm-up calls",
-                "rounds_p50_ms": [round(percentile(r, 0.50), 3) for r in self.rounds],
-                "rounds_p95_ms": [round(percentile(r, 0.95), 3) for r in self.rounds],
-                "machine": self.machine}
+        return {
+            "method": f"median over {len(self.rounds)} rounds of {len(self.rounds[0])} one-text calls, "
+            f"after {WARMUP} warm-up calls",
+            "rounds_p50_ms": [round(percentile(r, 0.50), 3) for r in self.rounds],
+            "rounds_p95_ms": [round(percentile(r, 0.95), 3) for r in self.rounds],
+            "machine": self.machine,
+        }
 
 
 def measure(model: Any, texts: list[str], samples: int, rounds: int, threads: int) -> Latency:
     """`rounds` rounds of `samples` one-text calls, each round on the next texts."""
     before = _load()
     with Progress("latency", samples * rounds, _progress_line) as progress:
-        timed = [latencies_ms(model, texts, samples, offset=r * samples, warmup=r == 0, progress=progress)
-                 for r in range(rounds)]
-    machine = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
-               "load_average_before": before, "load_average_after": _load()}
+        timed = [
+            latencies_ms(model, texts, samples, offset=r * samples, warmup=r == 0, progress=progress)
+            for r in range(rounds)
+        ]
+    machine = {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "threads": threads,
+        "load_average_before": before,
+        "load_average_after": _load(),
+    }
     return Latency(timed, machine)
 
 

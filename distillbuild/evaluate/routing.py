@@ -55,8 +55,13 @@ def curve(rows: Sequence[Row]) -> list[dict]:
     out = []
     for t in thresholds(rows):
         accuracy, teacher_share = _routed(rows, t)
-        out.append({"threshold": None if t == NEVER else round(t, 6), "coverage": round(1 - teacher_share, 6),
-                    "accuracy": round(accuracy, 6)})
+        out.append(
+            {
+                "threshold": None if t == NEVER else round(t, 6),
+                "coverage": round(1 - teacher_share, 6),
+                "accuracy": round(accuracy, 6),
+            }
+        )
     return out
 
 

@@ -29,24 +29,36 @@ CONVERTER_DIR = Path(sys.prefix) / "share" / "llama.cpp-convert"  # where `make 
 INSTALL_HINT = "run `make install-llm` (it unpacks llama.cpp's conversion code from llama-cpp-python's source)"
 
 # llama.cpp's file types (llama_ftype) by the names the spec uses.
-FTYPES = {"f16": "LLAMA_FTYPE_MOSTLY_F16", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
-          "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
+FTYPES = {
+    "f16": "LLAMA_FTYPE_MOSTLY_F16",
+    "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+}
 
 # Ollama templates (Go templates) and stop strings for the chat templates students are trained with.
 # Another template is left to Ollama, which reads the GGUF's tokenizer.chat_template.
 OLLAMA_TEMPLATES = {
-    "chatml": ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
-               "<|im_start|>assistant\n", ["<|im_end|>", "<|im_start|>"]),
-    "llama3": ("{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
-               "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n", ["<|eot_id|>", "<|start_header_id|>"]),
+    "chatml": (
+        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+        ["<|im_end|>", "<|im_start|>"],
+    ),
+    "llama3": (
+        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
+        "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n",
+        ["<|eot_id|>", "<|start_header_id|>"],
+    ),
 }
 
 
 def converter_dir() -> Path:
     directory = Path(os.environ.get(CONVERTER_ENV) or CONVERTER_DIR)
     if not (directory / "convert_hf_to_gguf.py").is_file() or not (directory / "gguf-py").is_dir():
-        raise StageError(f"export.format gguf needs llama.cpp's conversion code in {directory} (or ${CONVERTER_ENV}): "
-                         f"{INSTALL_HINT}")
+        raise StageError(
+            f"export.format gguf needs llama.cpp's conversion code in {directory} (or ${CONVERTER_ENV}): {INSTALL_HINT}"
+        )
     return directory
 
 
@@ -70,10 +82,20 @@ def convert(hf_dir: Path, out_file: Path, outtype: str = "f16") -> None:
     """llama.cpp's convert_hf_to_gguf.py, with the gguf-py it was released with."""
     tools = converter_dir()  # the converter runs there (it imports its own `conversion` package): absolute paths
     hf_dir, out_file = hf_dir.resolve(), out_file.resolve()
-    command = [sys.executable, str(tools / "convert_hf_to_gguf.py"), str(hf_dir), "--outtype", outtype,
-               "--outfile", str(out_file)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tools / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        str(tools / "convert_hf_to_gguf.py"),
+        str(hf_dir),
+        "--outtype",
+        outtype,
+        "--outfile",
+        str(out_file),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tools / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+    }
     done = subprocess.run(command, cwd=tools, env=env, capture_output=True, text=True)
     if done.returncode != 0 or not out_file.is_file():
         tail = " | ".join(done.stderr.strip().splitlines()[-4:])
@@ -99,22 +121,27 @@ def _write_with_tokenizer(gguf, source, donor, writer) -> None:
 
     def copy(field) -> None:
         kind = field.types[0]
-        writer.add_key_value(field.name, field.contents(), kind,
-                             sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+        writer.add_key_value(
+            field.name, field.contents(), kind, sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        )
 
     def is_tokenizer(name: str) -> bool:
         return name.startswith("tokenizer.") and not name.startswith(gguf.Keys.Tokenizer.CHAT_TEMPLATE)
 
     for field in source.fields.values():
-        if field.name != gguf.Keys.General.ARCHITECTURE and not field.name.startswith("GGUF.") \
-                and not is_tokenizer(field.name):
+        if (
+            field.name != gguf.Keys.General.ARCHITECTURE
+            and not field.name.startswith("GGUF.")
+            and not is_tokenizer(field.name)
+        ):
             copy(field)
     for field in donor.fields.values():
         if is_tokenizer(field.name):
             copy(field)
     for tensor in source.tensors:
-        writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
-                               tensor.tensor_type)
+        writer.add_tensor_info(
+            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -125,15 +152,16 @@ def _write_with_tokenizer(gguf, source, donor, writer) -> None:
 def quantize(src: Path, dst: Path, kind: str, threads: int) -> list[str]:
     """llama.cpp's quantizer, in a child process (its C code prints a line per tensor and may abort).
     Returns the fallback warnings: tensors whose rows the type cannot hold, quantized otherwise."""
-    code = ("import ctypes, sys, llama_cpp\n"
-            "p = llama_cpp.llama_model_quantize_default_params()\n"
-            f"p.ftype = llama_cpp.{FTYPES[kind]}\np.nthread = {int(threads)}\n"
-            "sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))\n")
+    code = (
+        "import ctypes, sys, llama_cpp\n"
+        "p = llama_cpp.llama_model_quantize_default_params()\n"
+        f"p.ftype = llama_cpp.{FTYPES[kind]}\np.nthread = {int(threads)}\n"
+        "sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(src), str(dst)], capture_output=True, text=True)
     output = (done.stdout + done.stderr).splitlines()
     if done.returncode != 0 or not dst.is_file():
-        raise StageError(f"llama.cpp could not quantize to {kind} (exit {done.returncode}): "
-                         f"{' | '.join(output[-4:])}")
+        raise StageError(f"llama.cpp could not quantize to {kind} (exit {done.returncode}): {' | '.join(output[-4:])}")
     return [line.strip() for line in output if "falling back" in line]
 
 
@@ -146,13 +174,26 @@ def modelfile(gguf_name: str, chat_template: str | None, system: str, max_tokens
         lines += [f'PARAMETER stop "{stop}"' for stop in template[1]]
     else:
         lines.append("# TEMPLATE: none given; Ollama reads the chat template stored in the GGUF file.")
-    lines += [f'SYSTEM """{system}"""', "PARAMETER temperature 0", f"PARAMETER num_predict {max_tokens}",
-              f"PARAMETER num_ctx {n_ctx}"]
+    lines += [
+        f'SYSTEM """{system}"""',
+        "PARAMETER temperature 0",
+        f"PARAMETER num_predict {max_tokens}",
+        f"PARAMETER num_ctx {n_ctx}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def export_gguf(model_dir: Path, base_model: str, base_gguf: Path | None, out_dir: Path, name: str, kind: str,
-                threads: int, work_dir: Path, log: Callable[[str], None]) -> dict[str, Path]:
+def export_gguf(
+    model_dir: Path,
+    base_model: str,
+    base_gguf: Path | None,
+    out_dir: Path,
+    name: str,
+    kind: str,
+    threads: int,
+    work_dir: Path,
+    log: Callable[[str], None],
+) -> dict[str, Path]:
     """f16 and `kind` GGUF files of the student in out_dir: {"f16": path, kind: path}."""
     hf_dir = merge_adapter(model_dir, base_model, work_dir / "merged")
     f16 = out_dir / f"{name}.f16.gguf"

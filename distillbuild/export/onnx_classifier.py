@@ -48,9 +48,16 @@ def export_onnx(clf, out_dir: Path, *, opset: int, quantize: str) -> Path:
         traced = Path(tmp) / GRAPH
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(Logits(), tuple(sample[n] for n in names), str(traced), dynamo=False,
-                              input_names=names, output_names=["logits"], opset_version=opset,
-                              dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "logits": {0: "batch"}})
+            torch.onnx.export(
+                Logits(),
+                tuple(sample[n] for n in names),
+                str(traced),
+                dynamo=False,
+                input_names=names,
+                output_names=["logits"],
+                opset_version=opset,
+                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "logits": {0: "batch"}},
+            )
         if quantize == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -63,8 +70,14 @@ def export_onnx(clf, out_dir: Path, *, opset: int, quantize: str) -> Path:
         else:
             shutil.copyfile(traced, out_dir / GRAPH)
     tokenizer.save_pretrained(str(out_dir))
-    meta = {"labels": list(clf.labels), "max_length": clf.max_length, "inputs": names, "quantize": quantize,
-            "opset": opset, "pooling": "mean"}
+    meta = {
+        "labels": list(clf.labels),
+        "max_length": clf.max_length,
+        "inputs": names,
+        "quantize": quantize,
+        "opset": opset,
+        "pooling": "mean",
+    }
     (out_dir / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out_dir
 
@@ -92,8 +105,13 @@ class OnnxClassifier:
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="np")
+            batch = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
             feed = {name: batch[name].astype(np.int64) for name in self.meta["inputs"]}
             logits = self.session.run(["logits"], feed)[0].astype(np.float64)
             exp = np.exp(logits - logits.max(axis=1, keepdims=True))

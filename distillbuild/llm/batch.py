@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from distillbuild.errors import StageError
-from distillbuild.secrets import redact
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.results import CallResult, RunStats, estimated_tokens, record_answer
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.secrets import redact
 
 MAX_REQUESTS_PER_FILE = 50_000
 ENDPOINT = "/v1/chat/completions"
@@ -61,18 +61,34 @@ class BatchState:
 class BatchProcessor:
     """Processor (distillbuild.llm.engine): the requests in batches the provider answers in its own time."""
 
-    def run(self, items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
-            stats: RunStats, log: Callable[[str], None]) -> dict[str, CallResult]:
+    def run(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        settings: TeacherSettings,
+        cache: TeacherCache,
+        stats: RunStats,
+        log: Callable[[str], None],
+    ) -> dict[str, CallResult]:
         return run_batches(items, settings, cache, stats, log)
 
 
-def run_batches(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
-                stats: RunStats, log: Callable[[str], None], poll_cap_s: float = 30.0) -> dict[str, CallResult]:
+def run_batches(
+    items: list[tuple[str, dict[str, Any]]],
+    settings: TeacherSettings,
+    cache: TeacherCache,
+    stats: RunStats,
+    log: Callable[[str], None],
+    poll_cap_s: float = 30.0,
+) -> dict[str, CallResult]:
     """Answer `items` through the Batch API; returns {key: CallResult} like the online path."""
     import openai  # loads lazily (~0.5 s)
 
-    client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or "unused",
-                           max_retries=settings.max_retries, timeout=max(settings.timeout_s, 120))
+    client = openai.OpenAI(
+        base_url=settings.base_url,
+        api_key=settings.api_key or "unused",
+        max_retries=settings.max_retries,
+        timeout=max(settings.timeout_s, 120),
+    )
     state = BatchState.for_endpoint(cache.path, settings.endpoint_id, settings.model)
     wanted = dict(items)
     results: dict[str, CallResult] = {}
@@ -82,11 +98,17 @@ def run_batches(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettin
             log(f"teacher (batch): resuming {len(state.batches)} batch(es) in flight, {len(in_flight)} requests")
         todo = [(k, b) for k, b in items if k not in in_flight]
         if settings.budget_usd is not None and todo and settings.price_in_per_mtok is not None:
-            worst = sum(estimated_tokens(b) for _, b in todo) * max(settings.price_in_per_mtok, settings.price_out_per_mtok or 0) / 1e6
+            worst = (
+                sum(estimated_tokens(b) for _, b in todo)
+                * max(settings.price_in_per_mtok, settings.price_out_per_mtok or 0)
+                / 1e6
+            )
             if worst > settings.budget_usd:
                 stats.budget_stopped = True
-                raise StageError(f"batch of {len(todo)} requests may cost up to ${worst:.2f}, over teacher.budget_usd "
-                                 f"${settings.budget_usd}; nothing was submitted")
+                raise StageError(
+                    f"batch of {len(todo)} requests may cost up to ${worst:.2f}, over teacher.budget_usd "
+                    f"${settings.budget_usd}; nothing was submitted"
+                )
         for start in range(0, len(todo), MAX_REQUESTS_PER_FILE):
             chunk = todo[start : start + MAX_REQUESTS_PER_FILE]
             uploaded = client.files.create(file=("requests.jsonl", request_lines(chunk).encode()), purpose="batch")
@@ -96,7 +118,9 @@ def run_batches(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettin
             log(f"teacher (batch): submitted {batch.id} with {len(chunk)} requests")
         _wait_and_collect(client, state, wanted, cache, settings, stats, results, log, poll_cap_s)
     except openai.AuthenticationError as exc:
-        raise StageError(f"the teacher endpoint refused the request: {redact(str(exc), settings.api_key)[:300]}") from None
+        raise StageError(
+            f"the teacher endpoint refused the request: {redact(str(exc), settings.api_key)[:300]}"
+        ) from None
     finally:
         client.close()
     return results
@@ -135,12 +159,14 @@ def _ingest(text: str, wanted, cache, settings, stats, results) -> None:
         key = row.get("custom_id")
         if key not in wanted or key in results:
             continue
-        response = (row.get("response") or {})
+        response = row.get("response") or {}
         body = response.get("body")
         if response.get("status_code") == 200 and isinstance(body, dict) and body.get("choices"):
             stats.billed_calls += 1
             results[key] = record_answer(key, body, settings, cache, stats)
         else:
-            error = row.get("error") or (body or {}).get("error") or {"message": f"status {response.get('status_code')}"}
+            error = (
+                row.get("error") or (body or {}).get("error") or {"message": f"status {response.get('status_code')}"}
+            )
             stats.bump(stats.errors, "batch_error")
             results[key] = CallResult(None, False, f"batch_error: {str(error.get('message', error))[:300]}")

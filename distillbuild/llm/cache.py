@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS responses (
 
 def request_key(endpoint: str, body: dict[str, Any]) -> str:
     """sha256 of the endpoint identity and the full request body (model, messages, every parameter)."""
-    canonical = json.dumps({"endpoint": endpoint, "body": body}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(
+        {"endpoint": endpoint, "body": body}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -66,7 +68,12 @@ class TeacherCache:
         held = set()
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            held |= {k for (k,) in self.db.execute(f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)}
+            held |= {
+                k
+                for (k,) in self.db.execute(
+                    f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+            }
         return [k for k in keys if k not in held]
 
     def put(self, key: str, endpoint: str, model: str, response: dict[str, Any]) -> None:
@@ -78,13 +85,27 @@ class TeacherCache:
     def stats(self) -> dict[str, Any]:
         count, first, last = self.db.execute("SELECT COUNT(*), MIN(created), MAX(created) FROM responses").fetchone()
         by_model = dict(self.db.execute("SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model"))
-        by_endpoint = dict(self.db.execute("SELECT endpoint, COUNT(*) FROM responses GROUP BY endpoint ORDER BY endpoint"))
+        by_endpoint = dict(
+            self.db.execute("SELECT endpoint, COUNT(*) FROM responses GROUP BY endpoint ORDER BY endpoint")
+        )
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
-        return {"path": str(self.path), "entries": count, "bytes": size, "first": first, "last": last,
-                "by_model": by_model, "by_endpoint": by_endpoint}
+        return {
+            "path": str(self.path),
+            "entries": count,
+            "bytes": size,
+            "first": first,
+            "last": last,
+            "by_model": by_model,
+            "by_endpoint": by_endpoint,
+        }
 
-    def prune(self, older_than_s: float | None = None, model: str | None = None, endpoint: str | None = None,
-              dry_run: bool = False) -> int:
+    def prune(
+        self,
+        older_than_s: float | None = None,
+        model: str | None = None,
+        endpoint: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
         """Delete entries matching every given condition; returns how many (would be) deleted."""
         where, args = [], []
         if older_than_s is not None:

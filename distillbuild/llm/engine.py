@@ -23,8 +23,14 @@ from distillbuild.llm.settings import TeacherSettings
 
 
 class Processor(Protocol):
-    def run(self, items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
-            stats: RunStats, log: Callable[[str], None]) -> dict[str, CallResult]:
+    def run(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        settings: TeacherSettings,
+        cache: TeacherCache,
+        stats: RunStats,
+        log: Callable[[str], None],
+    ) -> dict[str, CallResult]:
         """{cache key: result} for each (cache key, request body) in `items`; counts go into `stats`."""
         ...
 
@@ -39,9 +45,14 @@ class Canary:
     check: Callable[[list[dict[str, Any] | None]], None]  # their responses (None: failed); raises to stop
 
 
-def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, cache: TeacherCache,
-               log: Callable[[str], None] = print, canary: Canary | None = None,
-               seeds: list[int | None] | None = None) -> tuple[list[CallResult | None], RunStats]:
+def answer_all(
+    requests: list[list[dict[str, str]]],
+    settings: TeacherSettings,
+    cache: TeacherCache,
+    log: Callable[[str], None] = print,
+    canary: Canary | None = None,
+    seeds: list[int | None] | None = None,
+) -> tuple[list[CallResult | None], RunStats]:
     """One result per request, in order (None where the budget stopped the run first). `seeds`:
     each request's own sampling seed (the seed stage's: the same prompt sampled anew)."""
     stats = RunStats(requested=len(requests))
@@ -62,16 +73,25 @@ def answer_all(requests: list[list[dict[str, str]]], settings: TeacherSettings, 
     return [CallResult(hits[key], True) if key in hits else fresh.get(key) for key in keys], stats
 
 
-def _with_canary(canary: Canary, order: list[str], hits: dict[str, Any], missing: list[tuple[str, dict[str, Any]]],
-                 settings: TeacherSettings, cache: TeacherCache, stats: RunStats,
-                 log: Callable[[str], None]) -> dict[str, CallResult]:
+def _with_canary(
+    canary: Canary,
+    order: list[str],
+    hits: dict[str, Any],
+    missing: list[tuple[str, dict[str, Any]]],
+    settings: TeacherSettings,
+    cache: TeacherCache,
+    stats: RunStats,
+    log: Callable[[str], None],
+) -> dict[str, CallResult]:
     """The first `canary.requests` unique requests (from the cache or asked now), checked, then the rest."""
     first = set(order[: canary.requests])
     processor = processor_for(settings)
     head = [(k, b) for k, b in missing if k in first]
     fresh = processor.run(head, settings, cache, stats, log) if head else {}
     if not stats.budget_stopped:
-        responses = [hits[k] if k in hits else (fresh[k].response if k in fresh else None) for k in order[: canary.requests]]
+        responses = [
+            hits[k] if k in hits else (fresh[k].response if k in fresh else None) for k in order[: canary.requests]
+        ]
         canary.check(responses)
     tail = [(k, b) for k, b in missing if k not in first]
     if tail and not stats.budget_stopped:
@@ -79,13 +99,20 @@ def _with_canary(canary: Canary, order: list[str], hits: dict[str, Any], missing
     return fresh
 
 
-def recorded_responses(requests: list[list[dict[str, str]]], settings: TeacherSettings,
-                       cache: TeacherCache, seeds: list[int | None] | None = None) -> list[dict[str, Any]]:
+def recorded_responses(
+    requests: list[list[dict[str, str]]],
+    settings: TeacherSettings,
+    cache: TeacherCache,
+    seeds: list[int | None] | None = None,
+) -> list[dict[str, Any]]:
     """The cache's entries for these requests ({key, endpoint, model, response}), once each: what
     a stage writes beside its answers (build/*/responses.jsonl), so that `distill reproduce` in a
     fresh clone seeds the cache from them and asks nothing."""
     seeds = seeds or [None] * len(requests)
     keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m, s)) for m, s in zip(requests, seeds)))
     held = cache.get_many(keys)
-    return [{"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
-            for k in keys if k in held]
+    return [
+        {"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
+        for k in keys
+        if k in held
+    ]

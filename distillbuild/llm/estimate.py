@@ -17,9 +17,18 @@ REPLY_PRIMING = 3
 
 
 # Model families by name prefix, for names the package does not list (dated or fine-tuned variants).
-_PREFIXES = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"), ("gpt-5", "o200k_base"),
-             ("o1", "o200k_base"), ("o3", "o200k_base"), ("o4", "o200k_base"),
-             ("gpt-4", "cl100k_base"), ("gpt-3.5", "cl100k_base"), ("text-embedding-3", "cl100k_base"))
+_PREFIXES = (
+    ("gpt-4o", "o200k_base"),
+    ("gpt-4.1", "o200k_base"),
+    ("gpt-4.5", "o200k_base"),
+    ("gpt-5", "o200k_base"),
+    ("o1", "o200k_base"),
+    ("o3", "o200k_base"),
+    ("o4", "o200k_base"),
+    ("gpt-4", "cl100k_base"),
+    ("gpt-3.5", "cl100k_base"),
+    ("text-embedding-3", "cl100k_base"),
+)
 
 
 def encoding_name(model: str) -> str | None:
@@ -49,7 +58,10 @@ def encoder_for(model: str) -> tuple[Callable[[str], int] | None, str]:
 def count_prompt_tokens(messages: list[dict[str, str]], counter: Callable[[str], int] | None) -> int:
     if counter is None:
         return sum(len(m.get("content", "")) // 4 + TOKENS_PER_MESSAGE for m in messages) + REPLY_PRIMING
-    return sum(counter(m.get("content", "")) + counter(m.get("role", "")) + TOKENS_PER_MESSAGE for m in messages) + REPLY_PRIMING
+    return (
+        sum(counter(m.get("content", "")) + counter(m.get("role", "")) + TOKENS_PER_MESSAGE for m in messages)
+        + REPLY_PRIMING
+    )
 
 
 @dataclass(frozen=True)
@@ -71,9 +83,18 @@ class Estimate:
         return asdict(self)
 
 
-def estimate(requests: list[list[dict[str, str]]], bodies_keys: list[str], cached_keys: set[str], *, model: str,
-             max_tokens: int, labels: Sequence[str] | None, price_in: float | None, price_out: float | None,
-             budget_usd: float | None) -> Estimate:
+def estimate(
+    requests: list[list[dict[str, str]]],
+    bodies_keys: list[str],
+    cached_keys: set[str],
+    *,
+    model: str,
+    max_tokens: int,
+    labels: Sequence[str] | None,
+    price_in: float | None,
+    price_out: float | None,
+    budget_usd: float | None,
+) -> Estimate:
     counter, method = encoder_for(model)
     seen: set[str] = set()
     prompt, calls = 0, 0
@@ -88,11 +109,19 @@ def estimate(requests: list[list[dict[str, str]]], bodies_keys: list[str], cache
     if labels:
         longest = max((counter(label) if counter else len(label) // 4 + 1) for label in labels)
         expected_each = min(max_tokens, longest + 1)
-    cost = (lambda completion: (prompt * price_in + completion * (price_out or 0)) / 1e6) if price_in is not None else None
+    cost = (
+        (lambda completion: (prompt * price_in + completion * (price_out or 0)) / 1e6) if price_in is not None else None
+    )
     return Estimate(
-        model=model, token_method=method, requests=len(requests), unique=len(seen),
-        cached=len(seen & cached_keys), to_call=calls, prompt_tokens=prompt,
-        completion_tokens_max=calls * max_tokens, completion_tokens_expected=calls * expected_each,
+        model=model,
+        token_method=method,
+        requests=len(requests),
+        unique=len(seen),
+        cached=len(seen & cached_keys),
+        to_call=calls,
+        prompt_tokens=prompt,
+        completion_tokens_max=calls * max_tokens,
+        completion_tokens_expected=calls * expected_each,
         cost_usd_max=round(cost(calls * max_tokens), 4) if cost else None,
         cost_usd_expected=round(cost(calls * expected_each), 4) if cost else None,
         budget_usd=budget_usd,

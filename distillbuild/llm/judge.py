@@ -39,12 +39,12 @@ from typing import Any, Callable, Mapping
 
 from distillbuild.deepeval_env import quiet_deepeval
 from distillbuild.errors import StageError
-from distillbuild.spec.model import Judge, build
-from distillbuild.spec.schema import apply_defaults, schema
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.engine import answer_all
 from distillbuild.llm.results import RunStats
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.spec.model import Judge, build
+from distillbuild.spec.schema import apply_defaults, schema
 
 TOP_LOGPROBS = 20  # what G-Eval asks for by default, and OpenAI's maximum
 MAX_ROUNDS = 4
@@ -72,8 +72,14 @@ def with_defaults(section: Mapping[str, Any]) -> Judge:
 
 def judge_settings(judge: Judge, base_url: str | None, endpoint_id: str, api_key: str) -> TeacherSettings:
     """A judge's request settings: no seed, plain JSON answers, G-Eval's 20 alternatives when `logprobs`."""
-    return TeacherSettings.from_section(judge, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key,
-                                        top_logprobs=TOP_LOGPROBS if judge.logprobs else 0, seed=None)
+    return TeacherSettings.from_section(
+        judge,
+        base_url=base_url,
+        endpoint_id=endpoint_id,
+        api_key=api_key,
+        top_logprobs=TOP_LOGPROBS if judge.logprobs else 0,
+        seed=None,
+    )
 
 
 def describe(judge: Judge) -> str:
@@ -113,8 +119,12 @@ class JudgeStats:
             "pairs": self.pairs,
             "distinct_pairs": self.distinct_pairs,
             # requested: after de-duplication (what the cache was asked for)
-            "calls": {"requested": c.unique, "from_cache": c.cache_hits, "billed": c.billed_calls,
-                      "retries": dict(sorted(c.retries.items()))},
+            "calls": {
+                "requested": c.unique,
+                "from_cache": c.cache_hits,
+                "billed": c.billed_calls,
+                "retries": dict(sorted(c.retries.items())),
+            },
             "errors": dict(sorted(c.errors.items())),
             "tokens": {"prompt": c.prompt_tokens, "completion": c.completion_tokens},
             "cost_usd": round(c.cost_usd, 6),
@@ -123,24 +133,31 @@ class JudgeStats:
         }
 
 
-def _answer(prompts: list[str], settings: TeacherSettings, cache: TeacherCache, where: str,
-            log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], RunStats]:
+def _answer(
+    prompts: list[str], settings: TeacherSettings, cache: TeacherCache, where: str, log: Callable[[str], None]
+) -> tuple[dict[str, dict[str, Any]], RunStats]:
     from distillbuild.llm.judge_model import judge_messages
 
     try:
-        results, stats = answer_all([judge_messages(p) for p in prompts], settings, cache,
-                                    log=lambda m: log(m.replace("teacher:", "judge:", 1)))
+        results, stats = answer_all(
+            [judge_messages(p) for p in prompts], settings, cache, log=lambda m: log(m.replace("teacher:", "judge:", 1))
+        )
     except StageError as exc:  # 401/403/404: the endpoint refused
         raise StageError(str(exc).replace("the teacher endpoint", f"the judge endpoint ({where})", 1)) from None
     failed = [r for r in results if r is None or r.response is None]
     if stats.budget_stopped:
-        raise StageError(f"judge budget reached: ${stats.cost_usd:.4f} of {where}.budget_usd spent; "
-                         f"{len(failed)} judge requests not asked. Raise it and rerun: cached verdicts cost nothing.")
+        raise StageError(
+            f"judge budget reached: ${stats.cost_usd:.4f} of {where}.budget_usd spent; "
+            f"{len(failed)} judge requests not asked. Raise it and rerun: cached verdicts cost nothing."
+        )
     if failed:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.errors.items())) or "no answer"
         first = next((r.error for r in failed if r is not None and r.error), "no answer")
-        hint = (f" If the endpoint does not offer logprobs, set {where}.logprobs: false."
-                if stats.errors.get("bad_request") and settings.top_logprobs else "")
+        hint = (
+            f" If the endpoint does not offer logprobs, set {where}.logprobs: false."
+            if stats.errors.get("bad_request") and settings.top_logprobs
+            else ""
+        )
         raise StageError(
             f"the judge ({settings.model} at {settings.base_url or 'the provider default'}) failed on {len(failed)} "
             f"of {len(prompts)} requests ({kinds}); first: {first}. No row was kept or dropped on its account; "
@@ -149,9 +166,14 @@ def _answer(prompts: list[str], settings: TeacherSettings, cache: TeacherCache, 
     return {p: r.response for p, r in zip(prompts, results)}, stats
 
 
-def judge_all(pairs: list[tuple[str, str]], section: Judge, settings: TeacherSettings | None,
-              cache: TeacherCache | None, where: str = "judge",
-              log: Callable[[str], None] = print) -> tuple[list[Judgement], JudgeStats]:
+def judge_all(
+    pairs: list[tuple[str, str]],
+    section: Judge,
+    settings: TeacherSettings | None,
+    cache: TeacherCache | None,
+    where: str = "judge",
+    log: Callable[[str], None] = print,
+) -> tuple[list[Judgement], JudgeStats]:
     """G-Eval's verdict on each (input, actual output) pair, in order. settings and cache: the judge's
     endpoint and the teacher cache, opened by the caller (None only when there are no pairs)."""
     if not pairs:
@@ -163,26 +185,37 @@ def judge_all(pairs: list[tuple[str, str]], section: Judge, settings: TeacherSet
     distinct = list(dict.fromkeys(pairs))
     stats = JudgeStats(pairs=len(pairs), distinct_pairs=len(distinct))
     model = CachedJudgeModel(settings, cache, on_miss="raise", label=describe(section))
-    run = _GEvalRun(metric=_geval_metric(GEval, SingleTurnParams, section, settings, model), model=model,
-                    cases=[LLMTestCase(input=text, actual_output=output) for text, output in distinct],
-                    inputs=[text for text, _ in distinct], where=where)
+    run = _GEvalRun(
+        metric=_geval_metric(GEval, SingleTurnParams, section, settings, model),
+        model=model,
+        cases=[LLMTestCase(input=text, actual_output=output) for text, output in distinct],
+        inputs=[text for text, _ in distinct],
+        where=where,
+    )
     _judge_in_rounds(run, settings, cache, stats, log)
     stats.seconds = time.monotonic() - t0
     index = {pair: i for i, pair in enumerate(distinct)}
     return [run.verdicts[index[pair]] for pair in pairs], stats
 
 
-def _geval_metric(GEval: Any, SingleTurnParams: Any, section: Judge, settings: TeacherSettings,
-                  model: Any) -> Any:
+def _geval_metric(GEval: Any, SingleTurnParams: Any, section: Judge, settings: TeacherSettings, model: Any) -> Any:
     """The G-Eval metric of a judge section, over Input and Actual Output, asking `model`."""
     steps = section.evaluation_steps or None
-    return GEval(name=METRIC_NAME, criteria=section.criteria, evaluation_steps=list(steps) if steps else None,
-                 evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT], model=model,
-                 threshold=section.min_score, top_logprobs=settings.top_logprobs or TOP_LOGPROBS, async_mode=True)
+    return GEval(
+        name=METRIC_NAME,
+        criteria=section.criteria,
+        evaluation_steps=list(steps) if steps else None,
+        evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT],
+        model=model,
+        threshold=section.min_score,
+        top_logprobs=settings.top_logprobs or TOP_LOGPROBS,
+        async_mode=True,
+    )
 
 
-def _judge_in_rounds(run: "_GEvalRun", settings: TeacherSettings, cache: TeacherCache, stats: JudgeStats,
-                     log: Callable[[str], None]) -> None:
+def _judge_in_rounds(
+    run: "_GEvalRun", settings: TeacherSettings, cache: TeacherCache, stats: JudgeStats, log: Callable[[str], None]
+) -> None:
     """Measure every case, answer the prompts that stopped them, and measure those again, until none
     is left waiting (at most MAX_ROUNDS rounds)."""
     pending = list(range(len(run.cases)))
@@ -203,6 +236,7 @@ def _judge_in_rounds(run: "_GEvalRun", settings: TeacherSettings, cache: Teacher
 @dataclass
 class _GEvalRun:
     """One G-Eval metric over the distinct cases, and the verdicts it has given so far."""
+
     metric: Any
     model: Any  # the CachedJudgeModel the metric asks
     cases: list[Any]  # LLMTestCase per distinct pair
@@ -228,9 +262,11 @@ class _GEvalRun:
                 raise
             except Exception as exc:  # noqa: BLE001 - an answer G-Eval cannot read
                 answer = content_of(model.responses.get(model.last_prompt or "", {}))
-                raise StageError(f"G-Eval could not read the judge's answer for input {self.inputs[i][:60]!r} "
-                                 f"({type(exc).__name__}: {str(exc)[:200]}); the judge said: {answer[:200]!r}. "
-                                 f"Use a judge model that answers in JSON ({self.where}.model).") from None
+                raise StageError(
+                    f"G-Eval could not read the judge's answer for input {self.inputs[i][:60]!r} "
+                    f"({type(exc).__name__}: {str(exc)[:200]}); the judge said: {answer[:200]!r}. "
+                    f"Use a judge model that answers in JSON ({self.where}.model)."
+                ) from None
             self.verdicts[i] = self._verdict(i)
 
     def _verdict(self, i: int) -> Judgement:

@@ -71,8 +71,15 @@ def content_of(response: dict[str, Any]) -> str:
 
 
 class CachedJudgeModel(DeepEvalBaseLLM):
-    def __init__(self, settings: TeacherSettings, cache: TeacherCache, *, on_miss: str = "call",
-                 log: Callable[[str], None] = lambda _m: None, label: str | None = None):
+    def __init__(
+        self,
+        settings: TeacherSettings,
+        cache: TeacherCache,
+        *,
+        on_miss: str = "call",
+        log: Callable[[str], None] = lambda _m: None,
+        label: str | None = None,
+    ):
         if on_miss not in ("call", "raise"):
             raise ValueError("on_miss is 'call' or 'raise'")
         self.settings, self.cache, self.on_miss, self.log = settings, cache, on_miss, log
@@ -101,8 +108,10 @@ class CachedJudgeModel(DeepEvalBaseLLM):
         self.stats.append(stats)
         result = results[0]
         if result is None or result.response is None:
-            raise StageError(f"the judge ({self.settings.model}) gave no answer: "
-                             f"{(result.error if result else 'the judge budget stopped the run')}")
+            raise StageError(
+                f"the judge ({self.settings.model}) gave no answer: "
+                f"{(result.error if result else 'the judge budget stopped the run')}"
+            )
         self.responses[prompt] = result.response
         return result.response
 
@@ -124,7 +133,9 @@ class CachedJudgeModel(DeepEvalBaseLLM):
         # top_logprobs is the judge's setting (part of the cached request), not G-Eval's argument.
         return as_chat_completion(self._response(prompt)), None
 
-    async def a_generate_raw_response(self, prompt: str, top_logprobs: int | None = None, **kwargs: Any) -> tuple[Any, None]:
+    async def a_generate_raw_response(
+        self, prompt: str, top_logprobs: int | None = None, **kwargs: Any
+    ) -> tuple[Any, None]:
         return as_chat_completion(await self._a_response(prompt)), None
 
     def supports_log_probs(self) -> bool:

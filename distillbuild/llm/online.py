@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 from distillbuild.console import Progress, eta_text, rate_text
 from distillbuild.errors import StageError
-from distillbuild.secrets import redact
 from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.completions import as_chat_completion
 from distillbuild.llm.ratelimit import RateLimiter, retry_after
 from distillbuild.llm.results import CallResult, RunStats, estimated_tokens, record_answer
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.secrets import redact
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
@@ -41,7 +41,7 @@ def backoff(attempt: int) -> float:
 
 
 def _transport_kind(exc: BaseException) -> str:
-    """"timeout" or "connection": the aiohttp transport reports a reset as a ConnectTimeout, so
+    """ "timeout" or "connection": the aiohttp transport reports a reset as a ConnectTimeout, so
     look at what actually happened underneath."""
     seen: BaseException | None = exc
     for _ in range(6):
@@ -75,14 +75,21 @@ class _Retry:
 class OnlineProcessor:
     """Processor (distillbuild.llm.engine): every request its own call, many in flight."""
 
-    def run(self, items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, cache: TeacherCache,
-            stats: RunStats, log: Callable[[str], None]) -> dict[str, CallResult]:
+    def run(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        settings: TeacherSettings,
+        cache: TeacherCache,
+        stats: RunStats,
+        log: Callable[[str], None],
+    ) -> dict[str, CallResult]:
         return asyncio.run(_OnlineRun(settings, cache, stats, log, len(items)).run(items))
 
 
 class _OnlineRun:
-    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: RunStats,
-                 log: Callable[[str], None], total: int):
+    def __init__(
+        self, settings: TeacherSettings, cache: TeacherCache, stats: RunStats, log: Callable[[str], None], total: int
+    ):
         self.settings, self.cache, self.stats, self.log, self.total = settings, cache, stats, log, total
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
         self.results: dict[str, CallResult] = {}
@@ -95,9 +102,13 @@ class _OnlineRun:
 
         # aiohttp under the SDK, and the body we already built sent as is: the SDK's default pool
         # and its argument transformation cost ~3x the client CPU per request (bench/README.md).
-        self.client = openai.AsyncOpenAI(base_url=self.settings.base_url, api_key=self.settings.api_key or "unused",
-                                         max_retries=0, timeout=self.settings.timeout_s,
-                                         http_client=openai.DefaultAioHttpClient())
+        self.client = openai.AsyncOpenAI(
+            base_url=self.settings.base_url,
+            api_key=self.settings.api_key or "unused",
+            max_retries=0,
+            timeout=self.settings.timeout_s,
+            http_client=openai.DefaultAioHttpClient(),
+        )
         self.openai, self.response_type = openai, httpx2.Response
         self.semaphore = asyncio.Semaphore(self.settings.concurrency)
         self.bar = Progress("", self.total, self.progress_line, log=self.log)
@@ -195,6 +206,8 @@ class _OnlineRun:
         """Answers so far, rate, ETA, tokens and dollars: a plain line, or the bar's figures."""
         stats = self.stats
         errors = sum(stats.errors.values())
-        return (f"teacher: {done}/{total} answered, {rate_text(rate)}, ETA {eta_text(eta_s)}, "
-                f"{stats.prompt_tokens + stats.completion_tokens:,} tokens, ${stats.cost_usd:.4f}"
-                + (f", {errors} errors" if errors else ""))
+        return (
+            f"teacher: {done}/{total} answered, {rate_text(rate)}, ETA {eta_text(eta_s)}, "
+            f"{stats.prompt_tokens + stats.completion_tokens:,} tokens, ${stats.cost_usd:.4f}"
+            + (f", {errors} errors" if errors else "")
+        )

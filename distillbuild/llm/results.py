@@ -40,8 +40,18 @@ class RunStats:
 
     def add(self, other: "RunStats") -> None:
         """Fold another run's counts into these (a judge's rounds add up)."""
-        for name in ("requested", "unique", "cache_hits", "billed_calls", "answered", "prompt_tokens",
-                     "completion_tokens", "cost_usd", "rate_limit_pauses", "seconds"):
+        for name in (
+            "requested",
+            "unique",
+            "cache_hits",
+            "billed_calls",
+            "answered",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "rate_limit_pauses",
+            "seconds",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, n in other.errors.items():
             self.bump(self.errors, kind, n)
@@ -52,8 +62,14 @@ class RunStats:
         self.budget_stopped |= other.budget_stopped
 
 
-def record_answer(key: str, response: dict[str, Any], settings: TeacherSettings, cache: TeacherCache,
-                  stats: RunStats, latency: float | None = None) -> CallResult:
+def record_answer(
+    key: str,
+    response: dict[str, Any],
+    settings: TeacherSettings,
+    cache: TeacherCache,
+    stats: RunStats,
+    latency: float | None = None,
+) -> CallResult:
     """Cache a fresh answer and count its tokens, dollars and fingerprint (online and batch alike)."""
     cache.put(key, settings.endpoint_id, settings.model, response)
     usage = response.get("usage") or {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from distillbuild.spec.model import Endpoint
 from distillbuild.llm.completions import completions_body
+from distillbuild.spec.model import Endpoint
 
 
 @dataclass(frozen=True)
@@ -35,23 +35,49 @@ class TeacherSettings:
     api_key: str = field(default="", repr=False)  # held in memory only
 
     @classmethod
-    def from_section(cls, section: Endpoint, *, base_url: str | None, endpoint_id: str, api_key: str,
-                     top_logprobs: int, seed: int | None, response_format: dict[str, Any] | None = None,
-                     batch: bool = False, samples: int = 1, token_ids: bool = False,
-                     constraint: dict[str, Any] | None = None, api: str = "chat") -> "TeacherSettings":
+    def from_section(
+        cls,
+        section: Endpoint,
+        *,
+        base_url: str | None,
+        endpoint_id: str,
+        api_key: str,
+        top_logprobs: int,
+        seed: int | None,
+        response_format: dict[str, Any] | None = None,
+        batch: bool = False,
+        samples: int = 1,
+        token_ids: bool = False,
+        constraint: dict[str, Any] | None = None,
+        api: str = "chat",
+    ) -> "TeacherSettings":
         """Settings of a spec section (teacher, filters.judge, evaluation.judge; defaults applied).
         What differs between a teacher and a judge comes as arguments: top_logprobs, seed and
         response_format; batch, samples, token_ids, constraint and api are a teacher's only."""
         price, limits = section.price, section.rate_limit
         return cls(
-            endpoint_id=endpoint_id, base_url=base_url, model=section.model, temperature=section.temperature,
-            max_tokens=section.max_tokens, top_logprobs=top_logprobs, seed=seed,
-            concurrency=section.concurrency, timeout_s=section.timeout_s, max_retries=section.max_retries,
+            endpoint_id=endpoint_id,
+            base_url=base_url,
+            model=section.model,
+            temperature=section.temperature,
+            max_tokens=section.max_tokens,
+            top_logprobs=top_logprobs,
+            seed=seed,
+            concurrency=section.concurrency,
+            timeout_s=section.timeout_s,
+            max_retries=section.max_retries,
             price_in_per_mtok=price.input_per_mtok if price else None,
             price_out_per_mtok=price.output_per_mtok if price else None,
-            budget_usd=section.budget_usd, rpm=limits.rpm if limits else None, tpm=limits.tpm if limits else None,
-            batch=batch, samples=samples, response_format=response_format, token_ids=token_ids, constraint=constraint,
-            api=api, api_key=api_key,
+            budget_usd=section.budget_usd,
+            rpm=limits.rpm if limits else None,
+            tpm=limits.tpm if limits else None,
+            batch=batch,
+            samples=samples,
+            response_format=response_format,
+            token_ids=token_ids,
+            constraint=constraint,
+            api=api,
+            api_key=api_key,
         )
 
     def body(self, messages: list[dict[str, str]], seed: int | None = None) -> dict[str, Any]:
@@ -80,5 +106,7 @@ class TeacherSettings:
     def cost(self, usage: dict[str, Any] | None) -> float:
         if not usage or self.price_in_per_mtok is None:
             return 0.0
-        return (usage.get("prompt_tokens", 0) * self.price_in_per_mtok
-                + usage.get("completion_tokens", 0) * (self.price_out_per_mtok or 0)) / 1e6
+        return (
+            usage.get("prompt_tokens", 0) * self.price_in_per_mtok
+            + usage.get("completion_tokens", 0) * (self.price_out_per_mtok or 0)
+        ) / 1e6

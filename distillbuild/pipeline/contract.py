@@ -66,11 +66,19 @@ class Stage:
     @classmethod
     def of(cls, module: ModuleType) -> "Stage":
         """The stage a module declares; its name is the module's."""
-        declared = {k: getattr(module, k) for k in ("deps", "outs", "metrics", "plots", "views", "applies")
-                    if hasattr(module, k)}
-        return cls(name=module.__name__.rpartition(".")[2], reads=tuple(module.READS), run=module.run,
-                   reads_when=dict(getattr(module, "READS_WHEN", {})),
-                   records_every_key=getattr(module, "READS_EVERY_STAGE", False), **declared)
+        declared = {
+            k: getattr(module, k)
+            for k in ("deps", "outs", "metrics", "plots", "views", "applies")
+            if hasattr(module, k)
+        }
+        return cls(
+            name=module.__name__.rpartition(".")[2],
+            reads=tuple(module.READS),
+            run=module.run,
+            reads_when=dict(getattr(module, "READS_WHEN", {})),
+            records_every_key=getattr(module, "READS_EVERY_STAGE", False),
+            **declared,
+        )
 
     def params(self, spec: Spec) -> tuple[str, ...]:
         """The spec keys this stage reads for this spec, as DVC params: conditional keys only when

@@ -23,9 +23,19 @@ def file_sha256(path: Path) -> str | None:
 def git_revision(cwd: Path) -> tuple[str | None, bool]:
     """(HEAD's commit, whether tracked files differ from it)."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip() != ""
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
         return rev, dirty
     except (OSError, subprocess.CalledProcessError):
         return None, False
@@ -104,7 +114,10 @@ def teacher_chain(teacher: dict[str, Any]) -> list[str]:
         if not upstream:
             chain.append(f"{teacher.get('provider')}:{teacher.get('model')}")
             break
-        chain.append(f"{upstream['name']}" + (f"@{upstream['version'].split('@')[-1]}" if upstream.get("version") else "")
-                     + f" ({upstream.get('student_kind')} {upstream.get('base_model')})")
+        chain.append(
+            f"{upstream['name']}"
+            + (f"@{upstream['version'].split('@')[-1]}" if upstream.get("version") else "")
+            + f" ({upstream.get('student_kind')} {upstream.get('base_model')})"
+        )
         teacher = upstream.get("teacher")
     return list(reversed(chain))

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 
+from distillbuild.errors import EXIT_OK, StageError
 from distillbuild.pipeline import stage_list
 from distillbuild.pipeline.compile import dvc_yaml_path, render
-from distillbuild.errors import EXIT_OK, StageError
 from distillbuild.spec import Spec
 
 
 def check_compiled(spec: Spec) -> None:
     target = dvc_yaml_path(spec)
     if target.exists() and target.read_text(encoding="utf-8") != render(spec):
-        raise StageError(f"{target.name} is stale for {spec.path.name}: run `distill compile`, then `dvc repro` again",)
+        raise StageError(
+            f"{target.name} is stale for {spec.path.name}: run `distill compile`, then `dvc repro` again",
+        )
 
 
 def run_stage(name: str, spec: Spec) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distillbuild.spec import Spec
 from distillbuild.llm.estimate import Estimate
+from distillbuild.spec import Spec
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ def spend_for(spec: Spec, teacher: bool = True, seed: bool = True) -> Spend:
 
     answers = estimate_for(spec) if teacher else None
     explains = teacher and spec.teacher.reasoning is not None and spec.teacher.reasoning.mode == "explain"
-    return Spend(answers=answers,
-                 explanations=explanations_estimate_for(spec, answers.cost_usd_max) if explains else None,
-                 seed=seed_stage.estimate_for(spec) if seed and spec.seed is not None else None)
+    return Spend(
+        answers=answers,
+        explanations=explanations_estimate_for(spec, answers.cost_usd_max) if explains else None,
+        seed=seed_stage.estimate_for(spec) if seed and spec.seed is not None else None,
+    )

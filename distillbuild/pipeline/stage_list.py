@@ -7,9 +7,21 @@ Adding a stage: one module in pipeline/stages/, and one entry below.
 
 from __future__ import annotations
 
-from distillbuild.pipeline.stages import (configure, dataset, evaluate, export, filter, gate, pairs, preference, route, seed,
-                                 teacher, train)
 from distillbuild.pipeline.contract import Stage
+from distillbuild.pipeline.stages import (
+    configure,
+    dataset,
+    evaluate,
+    export,
+    filter,
+    gate,
+    pairs,
+    preference,
+    route,
+    seed,
+    teacher,
+    train,
+)
 
 _STAGES: list[Stage] = [
     Stage.of(seed),  # only when the spec has a `seed` section

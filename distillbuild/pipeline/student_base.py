@@ -12,9 +12,9 @@ import os
 
 from distillbuild.console import log
 from distillbuild.errors import StageError
+from distillbuild.llm.cache import cache_dir
 from distillbuild.spec import Spec
 from distillbuild.spec.model_files import resolve_model_file
-from distillbuild.llm.cache import cache_dir
 from distillbuild.train.gguf_base import is_gguf, materialize
 
 

@@ -8,13 +8,13 @@ import re
 from collections import Counter
 from typing import Any
 
-from distillbuild.protocol.normalize import normalize_label, normalize_text
-from distillbuild.spec.model import Reasoning, Task
-from distillbuild.protocol.choice import unwrap_json_choice
-from distillbuild.protocol.reasoning import split_reply
 from distillbuild.llm.results import CallResult
+from distillbuild.protocol.choice import unwrap_json_choice
+from distillbuild.protocol.normalize import normalize_label, normalize_text
+from distillbuild.protocol.reasoning import split_reply
 from distillbuild.protocol.softlabels import answer_confidence, label_distribution, label_masses
 from distillbuild.protocol.token_logprobs import kd_targets
+from distillbuild.spec.model import Reasoning, Task
 
 
 def _comparable(answer: str | None, task: Task) -> Any:
@@ -31,8 +31,13 @@ def _comparable(answer: str | None, task: Task) -> Any:
     return normalize_text(answer)
 
 
-def answer_row(row: dict[str, Any], result: CallResult | None, task: Task,
-               reasoning: Reasoning | None = None, choice: str | None = None) -> dict[str, Any]:
+def answer_row(
+    row: dict[str, Any],
+    result: CallResult | None,
+    task: Task,
+    reasoning: Reasoning | None = None,
+    choice: str | None = None,
+) -> dict[str, Any]:
     """The row for one reply. With teacher.reasoning, each choice is split into rationale and
     answer first (protocol/reasoning.py): `answer` is the extracted answer, read at its own
     tokens; `rationale` and the whole reply (`raw_answer`) are kept beside it. `choice` is the
@@ -63,8 +68,11 @@ def answer_row(row: dict[str, Any], result: CallResult | None, task: Task,
     first = ((logprobs or {}).get("content") or [{}])[0]
     if reasoning is not None:
         out.update(rationale=chosen_choice["rationale"], raw_answer=chosen_choice["raw_answer"])
-    label, label_from = read_label(message.get("content"), probs, labels, constrained=choice_form is not None) \
-        if labels else (None, None)
+    label, label_from = (
+        read_label(message.get("content"), probs, labels, constrained=choice_form is not None)
+        if labels
+        else (None, None)
+    )
     out.update(
         answer=message.get("content"),
         refusal=message.get("refusal"),
@@ -104,12 +112,18 @@ def _answer_choice(choice: dict[str, Any], reasoning: Reasoning | None) -> dict[
         return choice
     message = choice.get("message") or {}
     split = split_reply(message, choice.get("logprobs"), reasoning)
-    return {**choice, "message": {**message, "content": split.answer}, "logprobs": split.logprobs,
-            "rationale": split.rationale, "raw_answer": message.get("content")}
+    return {
+        **choice,
+        "message": {**message, "content": split.answer},
+        "logprobs": split.logprobs,
+        "rationale": split.rationale,
+        "raw_answer": message.get("content"),
+    }
 
 
-def answer_label_confidence(answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...],
-                            label: str | None = None) -> float | None:
+def answer_label_confidence(
+    answer: str | None, logprobs: dict[str, Any] | None, labels: tuple[str, ...], label: str | None = None
+) -> float | None:
     """The probability of the answer's label (its full token sequence, trailing tokens aside) when
     it is one (or `label`, the one read_label took); else of the whole answer. A causal
     student's answers are scored by this too."""
@@ -118,8 +132,9 @@ def answer_label_confidence(answer: str | None, logprobs: dict[str, Any] | None,
     return masses[label] if label in masses else answer_confidence(logprobs)
 
 
-def read_label(answer: str | None, probs: dict[str, float] | None, labels: tuple[str, ...], *,
-               constrained: bool = False) -> tuple[str | None, str | None]:
+def read_label(
+    answer: str | None, probs: dict[str, float] | None, labels: tuple[str, ...], *, constrained: bool = False
+) -> tuple[str | None, str | None]:
     """(label, how it was read) for a classification answer:
 
     - `constrained`: the request held the answer to the labels, and it is one;

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from distillbuild.errors import StageError
-from distillbuild.spec.model import Reasoning, Task
-from distillbuild.protocol.answers import answer_row
 from distillbuild.llm.results import CallResult
+from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.softlabels import fold
+from distillbuild.spec.model import Reasoning, Task
 
 SHOWN = 3  # example answers in the message
 MIN_LABEL_MASS = 0.1  # a label read from probabilities counts as usable when labels hold this much of them

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
-from distillbuild.protocol.normalize import normalize_label
-from distillbuild.spec.inputs import Example
-from distillbuild.spec.model import Reasoning, Task
-from distillbuild.protocol.prompts import explain_messages
 from distillbuild.llm.results import CallResult
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.protocol.normalize import normalize_label
+from distillbuild.protocol.prompts import explain_messages
+from distillbuild.spec.inputs import Example
+from distillbuild.spec.model import Reasoning, Task
 
 
 def in_reply(reasoning: Reasoning | None) -> Reasoning | None:
@@ -31,12 +31,20 @@ def explain_settings(settings: TeacherSettings, reasoning: Reasoning, spent_usd:
     probabilities are not used, and llama.cpp is several times slower returning them), the
     rationale's own length limit, and what is left of the budget."""
     budget = None if settings.budget_usd is None else max(settings.budget_usd - spent_usd, 0.0)
-    return replace(settings, max_tokens=reasoning.max_tokens, top_logprobs=0, token_ids=False, samples=1,
-                   budget_usd=budget, constraint=None)  # an explanation is free text
+    return replace(
+        settings,
+        max_tokens=reasoning.max_tokens,
+        top_logprobs=0,
+        token_ids=False,
+        samples=1,
+        budget_usd=budget,
+        constraint=None,
+    )  # an explanation is free text
 
 
-def explain_requests(task: Task, rows: Sequence[dict[str, Any]], examples: Sequence[Example],
-                     reasoning: Reasoning) -> list[tuple[int, list[dict[str, str]]]]:
+def explain_requests(
+    task: Task, rows: Sequence[dict[str, Any]], examples: Sequence[Example], reasoning: Reasoning
+) -> list[tuple[int, list[dict[str, str]]]]:
     """(row index, messages) for each row whose answer is one of the task's labels."""
     asked = []
     for i, row in enumerate(rows):
@@ -52,7 +60,9 @@ def attach_rationales(rows: list[dict[str, Any]], asked: Sequence[int], results:
     for i, result in zip(asked, results):
         row = rows[i]
         if result is None or result.response is None:
-            row.update(rationale="", rationale_error=result.error if result else "not asked: the budget stopped the run")
+            row.update(
+                rationale="", rationale_error=result.error if result else "not asked: the budget stopped the run"
+            )
             continue
         choice = (result.response.get("choices") or [{}])[0] or {}
         row["rationale"] = str((choice.get("message") or {}).get("content") or "").strip()

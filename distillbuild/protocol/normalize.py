@@ -6,7 +6,9 @@ import re
 
 from distillbuild.text import normalize_text  # noqa: F401 - also this module's API
 
-_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:category|label|class|intent|answer|classification)\s*(?:is)?\s*[:=\-]?\s*", re.I)
+_PREFIX = re.compile(
+    r"^\s*(?:the\s+)?(?:category|label|class|intent|answer|classification)\s*(?:is)?\s*[:=\-]?\s*", re.I
+)
 _EDGE = re.compile(r"^[\s\"'`*_\[\(\{<]+|[\s\"'`*_\]\)\}>.,;:!?]+$")
 
 

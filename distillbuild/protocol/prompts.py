@@ -12,9 +12,10 @@ from typing import Any, Sequence
 from distillbuild.spec.inputs import Example
 from distillbuild.spec.model import Reasoning, Task
 
-
-DEFAULT_INSTRUCTIONS = {"prompt": "Think it through step by step: first write your reasoning in a few sentences.",
-                        "explain": "Explain in a few sentences why that is the answer."}
+DEFAULT_INSTRUCTIONS = {
+    "prompt": "Think it through step by step: first write your reasoning in a few sentences.",
+    "explain": "Explain in a few sentences why that is the answer.",
+}
 
 
 def reasoning_instruction(reasoning: Reasoning) -> str:
@@ -29,8 +30,10 @@ def system_prompt(task: Task, reasoning: Reasoning | None = None) -> str:
     if task.type == "classification":
         instruction = f"{instruction}\n\nCategories: {', '.join(task.labels)}"
     if reasoning is not None and reasoning.mode == "prompt":
-        instruction += (f"\n\n{reasoning_instruction(reasoning)} Then write the answer alone on a last line that "
-                        f"starts with `{reasoning.marker}`.")
+        instruction += (
+            f"\n\n{reasoning_instruction(reasoning)} Then write the answer alone on a last line that "
+            f"starts with `{reasoning.marker}`."
+        )
     return instruction
 
 
@@ -42,22 +45,30 @@ def example_answer(example: Example, reasoning: Reasoning | None = None) -> str:
     return example.answer
 
 
-def messages_for(task: Task, text: str, examples: Sequence[Example] = (),
-                 reasoning: Reasoning | None = None) -> list[dict[str, str]]:
-    turns = [m for e in examples for m in ({"role": "user", "content": e.text},
-                                            {"role": "assistant", "content": example_answer(e, reasoning)})]
+def messages_for(
+    task: Task, text: str, examples: Sequence[Example] = (), reasoning: Reasoning | None = None
+) -> list[dict[str, str]]:
+    turns = [
+        m
+        for e in examples
+        for m in ({"role": "user", "content": e.text}, {"role": "assistant", "content": example_answer(e, reasoning)})
+    ]
     return [{"role": "system", "content": system_prompt(task, reasoning)}, *turns, {"role": "user", "content": text}]
 
 
-def explain_messages(task: Task, text: str, answer: str, examples: Sequence[Example],
-                     reasoning: Reasoning) -> list[dict[str, str]]:
+def explain_messages(
+    task: Task, text: str, answer: str, examples: Sequence[Example], reasoning: Reasoning
+) -> list[dict[str, str]]:
     """teacher.reasoning in explain mode: the plain request's conversation continued, its answer
     given and the teacher asked why; each example shown the same way, its rationale the reply."""
     why = reasoning_instruction(reasoning)
 
     def asked(question: str, given: str) -> list[dict[str, str]]:
-        return [{"role": "user", "content": question}, {"role": "assistant", "content": given},
-                {"role": "user", "content": why}]
+        return [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": given},
+            {"role": "user", "content": why},
+        ]
 
     turns = [m for e in examples for m in (*asked(e.text, e.answer), {"role": "assistant", "content": e.rationale})]
     return [{"role": "system", "content": system_prompt(task)}, *turns, *asked(text, answer)]

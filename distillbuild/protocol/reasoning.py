@@ -42,7 +42,7 @@ def split_reply(message: dict[str, Any], logprobs: dict[str, Any] | None, reason
     at = _last_marker(content, reasoning.marker)
     if at is None:
         return Split(content.strip(), None, None)
-    lines = content[at.end():].strip().splitlines()
+    lines = content[at.end() :].strip().splitlines()
     answer = lines[0].strip() if lines else ""
     return Split(content[: at.start()].strip(), answer or None, _answer_tokens(logprobs, reasoning.marker))
 

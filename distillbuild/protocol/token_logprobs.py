@@ -17,7 +17,7 @@ PREFIX = "token_id:"
 def parse_token_id(token: Any) -> int | None:
     if isinstance(token, str) and token.startswith(PREFIX):
         try:
-            return int(token[len(PREFIX):])
+            return int(token[len(PREFIX) :])
         except ValueError:
             return None
     return None

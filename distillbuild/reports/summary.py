@@ -21,8 +21,11 @@ def _pct(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
 
-HEADLINE = {"classification": ("accuracy", "accuracy"), "extraction": ("field_accuracy", "fields"),
-            "generation": ("geval_mean", "G-Eval")}
+HEADLINE = {
+    "classification": ("accuracy", "accuracy"),
+    "extraction": ("field_accuracy", "fields"),
+    "generation": ("geval_mean", "G-Eval"),
+}
 
 
 def summary_text(spec: Spec) -> str:
@@ -32,11 +35,15 @@ def summary_text(spec: Spec) -> str:
     decision = _read(spec, layout.DECISION)
     lines = [f"distill summary: {spec.name}"]
     if teacher:
-        who = f"{teacher['provider']}:{teacher['model']}" + (" (SIMULATED stand-in, not a real model)" if teacher["simulated"] else "")
+        who = f"{teacher['provider']}:{teacher['model']}" + (
+            " (SIMULATED stand-in, not a real model)" if teacher["simulated"] else ""
+        )
         c = teacher["calls"]
         lines.append(f"  teacher    {who}")
-        lines.append(f"  calls      {c['requested']} requested, {c['from_cache']} from cache, {c['billed']} billed, "
-                     f"${teacher['cost_usd']:.4f}")
+        lines.append(
+            f"  calls      {c['requested']} requested, {c['from_cache']} from cache, {c['billed']} billed, "
+            f"${teacher['cost_usd']:.4f}"
+        )
     else:
         lines.append("  teacher    not run yet")
     if filt:
@@ -45,16 +52,22 @@ def summary_text(spec: Spec) -> str:
     if filt and filt.get("judge"):
         judge = filt["judge"]
         calls = judge.get("calls") or {}
-        lines.append(f"  judge      {judge.get('provider')}:{judge.get('model')}"
-                     + (" (SIMULATED stand-in)" if judge.get("simulated") else "")
-                     + f", {calls.get('billed', 0)} billed, ${judge.get('cost_usd') or 0:.4f}")
+        lines.append(
+            f"  judge      {judge.get('provider')}:{judge.get('model')}"
+            + (" (SIMULATED stand-in)" if judge.get("simulated") else "")
+            + f", {calls.get('billed', 0)} billed, ${judge.get('cost_usd') or 0:.4f}"
+        )
     if metrics:
         # The headline metric of each task type: what its gates usually bound.
         name, label = HEADLINE.get(spec.task.type, HEADLINE["classification"])
-        lines.append(f"  {label:<10} student {_pct(metrics.get(name))}, teacher {_pct(metrics.get('teacher_' + name))} "
-                     f"on {metrics.get('heldout_rows')} held-out rows")
-        lines.append(f"  retention  {_pct(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
-                     f"p95 {metrics.get('latency_p95_ms')} ms")
+        lines.append(
+            f"  {label:<10} student {_pct(metrics.get(name))}, teacher {_pct(metrics.get('teacher_' + name))} "
+            f"on {metrics.get('heldout_rows')} held-out rows"
+        )
+        lines.append(
+            f"  retention  {_pct(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
+            f"p95 {metrics.get('latency_p95_ms')} ms"
+        )
     if decision:
         failed = [g["gate"] for g in decision["gates"] if not g["pass"]]
         verdict = "PASS" if decision["verdict"] == "pass" else f"FAIL ({', '.join(failed)})"
@@ -63,7 +76,9 @@ def summary_text(spec: Spec) -> str:
         lines.append("  gate       not run yet")
     exported = _read(spec, layout.EXPORT_REPORT) if spec.export else None
     if exported:
-        lines.append(f"  export     {exported['format']} ({exported['quantize']}), agreement {exported['agreement']:.4f}; "
-                     f"latency p50 {exported['latency_p50_ms']} ms against {exported['student_latency_p50_ms']} ms "
-                     f"({exported['speedup_p50']}x)")
+        lines.append(
+            f"  export     {exported['format']} ({exported['quantize']}), agreement {exported['agreement']:.4f}; "
+            f"latency p50 {exported['latency_p50_ms']} ms against {exported['student_latency_p50_ms']} ms "
+            f"({exported['speedup_p50']}x)"
+        )
     return "\n".join(lines)

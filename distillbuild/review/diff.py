@@ -34,13 +34,13 @@ from typing import Any
 
 import yaml
 
+from distillbuild.errors import SpecError, StageError
 from distillbuild.pipeline import stage_list
 from distillbuild.pipeline.compile import dvc_yaml_path, pipeline, render
-from distillbuild.errors import SpecError, StageError
+from distillbuild.pipeline.spend import spend_for
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import MAX_SPEC_BYTES, join_path, load_yaml_text
-from distillbuild.pipeline.spend import spend_for
 
 GIT_TIMEOUT_S = 120
 DVC_TIMEOUT_S = 300
@@ -183,8 +183,11 @@ def _change_record(key: str, old: Any, new: Any) -> dict[str, Any]:
 
 def reads(changed: str, listed: str) -> bool:
     """Does a stage that lists `listed` read the changed key path? Equal, under, or above it."""
-    return (changed == listed or changed.startswith((listed + ".", listed + "["))
-            or listed.startswith((changed + ".", changed + "[")))
+    return (
+        changed == listed
+        or changed.startswith((listed + ".", listed + "["))
+        or listed.startswith((changed + ".", changed + "["))
+    )
 
 
 def _outputs(body: dict[str, Any]) -> list[str]:
@@ -272,8 +275,9 @@ class _DataFiles:
         return {"path": rel_s, "key": self.key_of.get(dep), "status": status, "how": how}
 
 
-def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit: str,
-                    new_pipeline: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _stage_analysis(
+    spec: Any, changes: list[dict[str, Any]], root: Path, commit: str, new_pipeline: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One record per stage, in pipeline order: does it rebuild, and why; and the data files seen."""
     order = [stage.name for stage in stage_list.of_spec(spec)]
     bodies = pipeline(spec)["stages"]
@@ -288,8 +292,9 @@ def _stage_analysis(spec: Any, changes: list[dict[str, Any]], root: Path, commit
     return [records[s] for s in order], list(files.records.values())
 
 
-def _stage_inputs(name: str, body: dict[str, Any], producers: dict[str, str],
-                  files: _DataFiles) -> tuple[list[str], list[dict[str, Any]]]:
+def _stage_inputs(
+    name: str, body: dict[str, Any], producers: dict[str, str], files: _DataFiles
+) -> tuple[list[str], list[dict[str, Any]]]:
     """The stages whose outputs `name` reads, and the data files it reads that changed."""
     upstream: list[str] = []
     changed_files: list[dict[str, Any]] = []
@@ -309,14 +314,21 @@ def _rebuilding_roots(upstream: list[str], records: dict[str, dict[str, Any]], o
     roots: list[str] = []
     for u in order:
         if u in upstream and records.get(u, {}).get("rebuilds"):
-            for r in ([u] if not records[u]["conditional"] else records[u]["after"]):
+            for r in [u] if not records[u]["conditional"] else records[u]["after"]:
                 if r not in roots:
                     roots.append(r)
     return sorted(roots, key=order.index)
 
 
-def _stage_record(name: str, keys: list[str], changed_files: list[dict[str, Any]], upstream: list[str],
-                  roots: list[str], changes: list[dict[str, Any]], new_pipeline: bool) -> dict[str, Any]:
+def _stage_record(
+    name: str,
+    keys: list[str],
+    changed_files: list[dict[str, Any]],
+    upstream: list[str],
+    roots: list[str],
+    changes: list[dict[str, Any]],
+    new_pipeline: bool,
+) -> dict[str, Any]:
     own = bool(keys or changed_files or new_pipeline)
     reasons = []
     if new_pipeline:
@@ -355,9 +367,18 @@ def _teacher_cost(spec: Any, rebuilds: bool, seed_rebuilds: bool = False) -> dic
     explain mode, its explanations (`new_calls` counts both); the seed generator's first round.
     Each is estimated apart: one that cannot be does not hide the other."""
     simulated = spec.teacher.provider == "simulated"
-    out: dict[str, Any] = {"rebuilds": rebuilds, "provider": spec.teacher.provider,
-                           "model": spec.teacher.model, "simulated": simulated, "new_calls": 0, "estimate": None,
-                           "explanations": None, "seed": None, "error": None, "seed_error": None}
+    out: dict[str, Any] = {
+        "rebuilds": rebuilds,
+        "provider": spec.teacher.provider,
+        "model": spec.teacher.model,
+        "simulated": simulated,
+        "new_calls": 0,
+        "estimate": None,
+        "explanations": None,
+        "seed": None,
+        "error": None,
+        "seed_error": None,
+    }
     for wanted, error_key in ((rebuilds, "error"), (seed_rebuilds, "seed_error")):
         if not wanted:
             continue
@@ -390,8 +411,11 @@ def _is_number(v: Any) -> bool:
 
 def _declared_metrics(spec: Any) -> set[str]:
     """This pipeline's metrics files (a repository may hold several pipelines)."""
-    return {os.path.normpath(p) for body in pipeline(spec)["stages"].values()
-            for p in (e if isinstance(e, str) else next(iter(e)) for e in body.get("metrics") or [])}
+    return {
+        os.path.normpath(p)
+        for body in pipeline(spec)["stages"].values()
+        for p in (e if isinstance(e, str) else next(iter(e)) for e in body.get("metrics") or [])
+    }
 
 
 def _dvc_metrics_diff(spec: Any, commit: str, base_rev: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -401,14 +425,22 @@ def _dvc_metrics_diff(spec: Any, commit: str, base_rev: str) -> tuple[dict[str, 
         return None, "dvc is not installed here"
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
-        done = subprocess.run([dvc, "metrics", "diff", commit, "--all", "--json"], cwd=spec.dir, env=env,
-                              capture_output=True, text=True, timeout=DVC_TIMEOUT_S)
+        done = subprocess.run(
+            [dvc, "metrics", "diff", commit, "--all", "--json"],
+            cwd=spec.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DVC_TIMEOUT_S,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"`dvc metrics diff` did not finish ({type(exc).__name__})"
     if done.returncode != 0:
         last = next((ln for ln in reversed(done.stderr.splitlines()) if ln.strip()), "")
         what = _code(f"dvc metrics diff {base_rev}")
-        return None, (f"{what} failed: {_code(last.strip()[:200])}" if last else f"{what} failed (exit {done.returncode})")
+        return None, (
+            f"{what} failed: {_code(last.strip()[:200])}" if last else f"{what} failed (exit {done.returncode})"
+        )
     try:
         return json.loads(done.stdout or "{}") or {}, None
     except ValueError:
@@ -435,8 +467,15 @@ def _metrics_diff(spec: Any, commit: str, base_rev: str) -> dict[str, Any]:
                 out["unchanged"].append(name)
                 continue
             change = round(new - old, 10) if _is_number(old) and _is_number(new) else None
-            out["rows"].append({"file": file, "metric": name, "old": old if _is_number(old) else None,
-                                "new": new if _is_number(new) else None, "change": change})
+            out["rows"].append(
+                {
+                    "file": file,
+                    "metric": name,
+                    "old": old if _is_number(old) else None,
+                    "new": new if _is_number(new) else None,
+                    "change": change,
+                }
+            )
     out["available"] = any(r["change"] is not None for r in out["rows"]) or bool(out["unchanged"])
     if not out["available"]:
         out["reason"] = _why_no_metrics(olds, news, base_rev)
@@ -490,8 +529,9 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
         "data_files": files,
         "stages": records,
         "dvc_yaml": _dvc_yaml_state(spec, root),
-        "teacher": _teacher_cost(spec, teacher_rec["rebuilds"],
-                                 any(s["rebuilds"] for s in records if s["stage"] == "seed")),
+        "teacher": _teacher_cost(
+            spec, teacher_rec["rebuilds"], any(s["rebuilds"] for s in records if s["stage"] == "seed")
+        ),
         "metrics": _metrics_diff(spec, commit, base_rev),
         "notes": notes,
     }
@@ -503,8 +543,10 @@ def _base_spec(root: Path, commit: str, rel: str, base_rev: str) -> tuple[dict[s
         return None, [f"{_code(rel)} does not exist at {_code(base_rev)}: a new pipeline, every stage builds."]
     size = int(_git_out(["cat-file", "-s", f"{commit}:{rel}"], root) or 0)
     if size > MAX_SPEC_BYTES:
-        return None, [f"{_code(rel)} at {_code(base_rev)} is over {MAX_SPEC_BYTES:,} bytes and was not read: "
-                      "treated as a new pipeline."]
+        return None, [
+            f"{_code(rel)} at {_code(base_rev)} is over {MAX_SPEC_BYTES:,} bytes and was not read: "
+            "treated as a new pipeline."
+        ]
     blob = _git(["cat-file", "blob", f"{commit}:{rel}"], root).stdout
     try:
         base_raw = load_yaml_text(blob.decode("utf-8"), f"{rel}@{base_rev}").data
@@ -512,8 +554,9 @@ def _base_spec(root: Path, commit: str, rel: str, base_rev: str) -> tuple[dict[s
             raise ValueError("its top level is not a mapping")
     except (SpecError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, [f"{_code(rel)} at {_code(base_rev)} could not be read ({_code(first[:160])}): "
-                      "treated as a new pipeline."]
+        return None, [
+            f"{_code(rel)} at {_code(base_rev)} could not be read ({_code(first[:160])}): treated as a new pipeline."
+        ]
     return base_raw, []
 
 
@@ -522,8 +565,11 @@ def _unread_keys_note(changes: list[dict[str, Any]]) -> list[str]:
     if not unread:
         return []
     one = len(unread) == 1
-    return [", ".join(_code(k) for k in unread) + (" is" if one else " are")
-            + f" read by no stage: nothing rebuilds for {'it' if one else 'them'}."]
+    return [
+        ", ".join(_code(k) for k in unread)
+        + (" is" if one else " are")
+        + f" read by no stage: nothing rebuilds for {'it' if one else 'them'}."
+    ]
 
 
 def _dvc_yaml_state(spec: Any, root: Path) -> dict[str, Any]:
@@ -590,8 +636,13 @@ def _money(v: Any) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown for a pull-request comment."""
-    lines = (_md_header(report) + _md_changes(report["changes"]) + _md_stages(report["stages"])
-             + _md_teacher(report["teacher"]) + _md_metrics(report["metrics"]))
+    lines = (
+        _md_header(report)
+        + _md_changes(report["changes"])
+        + _md_stages(report["stages"])
+        + _md_teacher(report["teacher"])
+        + _md_metrics(report["metrics"])
+    )
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -609,8 +660,11 @@ def _md_header(report: dict[str, Any]) -> list[str]:
         f"{len(changes)} spec change{'s' if len(changes) != 1 else ''}",
         f"{sum(s['rebuilds'] for s in stage_records)} of {len(stage_records)} stages rebuild",
         ("teacher calls unknown" if calls is None else f"{calls:,} new teacher call{'s' if calls != 1 else ''}"),
-        *([f"{seeding['to_call']:,} seed generator call{'s' if seeding['to_call'] != 1 else ''}"]
-          if (seeding := report["teacher"]["seed"]) is not None else []),
+        *(
+            [f"{seeding['to_call']:,} seed generator call{'s' if seeding['to_call'] != 1 else ''}"]
+            if (seeding := report["teacher"]["seed"]) is not None
+            else []
+        ),
         ("metrics compared" if report["metrics"]["available"] else "metrics not built on both sides"),
     ]
     lines += ["**" + " · ".join(summary) + "**", ""]
@@ -618,9 +672,12 @@ def _md_header(report: dict[str, Any]) -> list[str]:
         lines += [f"> {note}", ""]
     if report["dvc_yaml"]["stale"]:
         what = "missing" if report["dvc_yaml"]["missing"] else "stale"
-        lines += [f"> **Warning:** {_code(report['dvc_yaml']['path'])} is {what}: run "
-                  f"{_code('distill compile ' + report['spec'])} and commit it (`distill compile --check` fails). "
-                  "The stages below are those of the recompiled pipeline.", ""]
+        lines += [
+            f"> **Warning:** {_code(report['dvc_yaml']['path'])} is {what}: run "
+            f"{_code('distill compile ' + report['spec'])} and commit it (`distill compile --check` fails). "
+            "The stages below are those of the recompiled pipeline.",
+            "",
+        ]
     return lines
 
 
@@ -630,8 +687,9 @@ def _md_changes(changes: list[dict[str, Any]]) -> list[str]:
         return lines + ["None: the two sides hold the same data (comments, formatting and key order do not count).", ""]
     lines += [_row("key", "old", "new"), _row("---", "---", "---")]
     for c in changes[:MAX_CHANGE_ROWS]:
-        lines.append(_row(_code(c["key"]), _value(c["old"], c["status"] != "added"),
-                          _value(c["new"], c["status"] != "removed")))
+        lines.append(
+            _row(_code(c["key"]), _value(c["old"], c["status"] != "added"), _value(c["new"], c["status"] != "removed"))
+        )
     if len(changes) > MAX_CHANGE_ROWS:
         lines.append(_row(f"… and {len(changes) - MAX_CHANGE_ROWS} more", "", ""))
     return lines + [""]
@@ -644,43 +702,63 @@ def _md_stages(stage_records: list[dict[str, Any]]) -> list[str]:
         lines.append(_row(_code(s["stage"]), verdict, "; ".join(s["reasons"])))
     lines.append("")
     if any(s["conditional"] for s in stage_records):
-        lines += ["† only if the outputs of the stages before it change: DVC skips a stage whose dependencies "
-                  "hash the same.", ""]
+        lines += [
+            "† only if the outputs of the stages before it change: DVC skips a stage whose dependencies hash the same.",
+            "",
+        ]
     return lines
 
 
 def _md_teacher(teacher: dict[str, Any]) -> list[str]:
     lines = ["#### Teacher", ""]
     who = f"{_code(str(teacher['provider']) + ':' + str(teacher['model']))}"
-    sim = (" The teacher is the **simulated stand-in**: nothing is billed; the dollars are what the same calls "
-           "would cost at `teacher.price`.") if teacher["simulated"] else ""
+    sim = (
+        (
+            " The teacher is the **simulated stand-in**: nothing is billed; the dollars are what the same calls "
+            "would cost at `teacher.price`."
+        )
+        if teacher["simulated"]
+        else ""
+    )
     if teacher["seed_error"] is not None:
-        lines += [f"{_code('seed')} rebuilds, but its calls could not be estimated: {_code(teacher['seed_error'])}.", ""]
+        lines += [
+            f"{_code('seed')} rebuilds, but its calls could not be estimated: {_code(teacher['seed_error'])}.",
+            "",
+        ]
     elif teacher["seed"] is not None:
-        lines += [f"{_code('seed')} rebuilds: {_calls(teacher['seed'], 'generator call')} in its first round "
-                  "(later rounds ask only for what the filters dropped). The teacher's count below holds the "
-                  "generated inputs already on disk, not those the seed stage is about to write: it will also "
-                  "answer the ones it keeps.", ""]
+        lines += [
+            f"{_code('seed')} rebuilds: {_calls(teacher['seed'], 'generator call')} in its first round "
+            "(later rounds ask only for what the filters dropped). The teacher's count below holds the "
+            "generated inputs already on disk, not those the seed stage is about to write: it will also "
+            "answer the ones it keeps.",
+            "",
+        ]
     if not teacher["rebuilds"]:
         return lines + [f"0 new teacher calls ($0): {_code('teacher')} does not rebuild.{sim}", ""]
     if teacher["error"] is not None:
-        return lines + [f"{_code('teacher')} rebuilds, but its cost could not be estimated: "
-                        f"{_code(str(teacher['error']))}.{sim}", ""]
+        return lines + [
+            f"{_code('teacher')} rebuilds, but its cost could not be estimated: {_code(str(teacher['error']))}.{sim}",
+            "",
+        ]
     e = teacher["estimate"]
     budget = f" (budget ${e['budget_usd']:,.2f})" if e.get("budget_usd") is not None else ""
     lines.append(f"{_code('teacher')} rebuilds ({who}): {_calls(e, 'new teacher call')}{budget}.{sim}")
     if teacher["explanations"] is not None:
-        lines += ["", f"Then its explanations (`teacher.reasoning` explain mode): "
-                      f"{_calls(teacher['explanations'], 'new call')}."]
+        lines += [
+            "",
+            f"Then its explanations (`teacher.reasoning` explain mode): {_calls(teacher['explanations'], 'new call')}.",
+        ]
     return lines + [""]
 
 
 def _calls(e: dict[str, Any], what: str) -> str:
     """One estimate as a sentence: calls of requests, tokens, dollars."""
-    return (f"**{e['to_call']:,} {what}{'s' if e['to_call'] != 1 else ''}** of {e['requests']:,} requests "
-            f"({e['cached']:,} already in the teacher cache on this machine), {e['prompt_tokens']:,} prompt tokens, "
-            f"~{e['completion_tokens_expected']:,} completion tokens; ~{_money(e['cost_usd_expected'])} expected, "
-            f"at most {_money(e['cost_usd_max'])}")
+    return (
+        f"**{e['to_call']:,} {what}{'s' if e['to_call'] != 1 else ''}** of {e['requests']:,} requests "
+        f"({e['cached']:,} already in the teacher cache on this machine), {e['prompt_tokens']:,} prompt tokens, "
+        f"~{e['completion_tokens_expected']:,} completion tokens; ~{_money(e['cost_usd_expected'])} expected, "
+        f"at most {_money(e['cost_usd_max'])}"
+    )
 
 
 def _md_metrics(metrics: dict[str, Any]) -> list[str]:
@@ -697,10 +775,15 @@ def _md_metrics(metrics: dict[str, Any]) -> list[str]:
         lines.append("")
     unchanged = metrics["unchanged"]
     if unchanged:
-        names = ", ".join(_code(n) for n in unchanged[:8]) + (f" and {len(unchanged) - 8} more" if len(unchanged) > 8 else "")
+        names = ", ".join(_code(n) for n in unchanged[:8]) + (
+            f" and {len(unchanged) - 8} more" if len(unchanged) > 8 else ""
+        )
         lines += [f"Unchanged: {names}.", ""]
     if not rows:
         lines += ["No metric moved.", ""]
-    lines += ["The charts (training curves, confusion matrix, per-class F1, route curve) of each side: "
-              f"{_code('distill report')} writes one self-contained `build/report.html` to attach here.", ""]
+    lines += [
+        "The charts (training curves, confusion matrix, per-class F1, route curve) of each side: "
+        f"{_code('distill report')} writes one self-contained `build/report.html` to attach here.",
+        "",
+    ]
     return lines

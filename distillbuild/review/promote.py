@@ -76,7 +76,9 @@ def promote(spec: Spec, version: str | None = None, bump: str = "minor") -> str:
     record = [p for p in ("dvc.lock", layout.DECISION) if (spec.dir / p).exists()]
     pending = _git(spec.dir, "status", "--porcelain", "--", *record).strip()
     if pending:
-        raise PromotionRefused(f"commit the build record first ({', '.join(record)}): a tag must point at a commit that rebuilds the model")
+        raise PromotionRefused(
+            f"commit the build record first ({', '.join(record)}): a tag must point at a commit that rebuilds the model"
+        )
     name = decision.get("model") or spec.name
     versions = existing_versions(spec.dir, name)
     if version is None:

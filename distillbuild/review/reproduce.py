@@ -23,8 +23,14 @@ from distillbuild.errors import StageError
 from distillbuild.llm.cache import TeacherCache, cache_dir
 
 TIMING = ("latency_p50_ms", "latency_p95_ms", "batch_throughput_rows_per_s", "student_cost_per_1k_usd")
-COMPARED = ("spec_sha256", "data_sha256", "teacher.answers_sha256", "teacher.heldout_answers_sha256",
-            "dataset_sha256", "model_sha256")
+COMPARED = (
+    "spec_sha256",
+    "data_sha256",
+    "teacher.answers_sha256",
+    "teacher.heldout_answers_sha256",
+    "dataset_sha256",
+    "model_sha256",
+)
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -40,8 +46,9 @@ def _get(record: dict[str, Any], dotted: str) -> Any:
     return record
 
 
-def compare(recorded: dict[str, Any], rebuilt: dict[str, Any], metrics_then: dict[str, Any],
-            metrics_now: dict[str, Any]) -> list[dict[str, Any]]:
+def compare(
+    recorded: dict[str, Any], rebuilt: dict[str, Any], metrics_then: dict[str, Any], metrics_now: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows = [{"what": key, "recorded": _get(recorded, key), "rebuilt": _get(rebuilt, key)} for key in COMPARED]
     for name in sorted(set(metrics_then) | set(metrics_now)):
         if name in TIMING or isinstance(metrics_then.get(name), dict):
@@ -67,8 +74,10 @@ def seed_teacher_cache(repo_root: Path, spec_dir_rel: str, commit: str, log: Cal
                 entries = [json.loads(line) for line in fh if line.strip()]
         except Exception as exc:  # not recorded at that revision (no seed stage), or neither pulled nor on a remote
             if what == "teacher":
-                log(f"reproduce: no recorded teacher answers for {commit[:10]} ({type(exc).__name__}); the rebuild "
-                    "asks the teacher for whatever the cache lacks")
+                log(
+                    f"reproduce: no recorded teacher answers for {commit[:10]} ({type(exc).__name__}); the rebuild "
+                    "asks the teacher for whatever the cache lacks"
+                )
             continue
         cache = TeacherCache.for_repo(repo_root)
         try:
@@ -87,10 +96,14 @@ def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], Non
     commit = _git(repo_root, "rev-parse", "--verify", f"{rev}^{{commit}}")
     spec_dir_rel = str(Path(spec_rel).parent)
     try:
-        recorded_decision = json.loads(_git(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.DECISION).as_posix()}"))
+        recorded_decision = json.loads(
+            _git(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.DECISION).as_posix()}")
+        )
         metrics_then = json.loads(_git(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.METRICS).as_posix()}"))
     except (StageError, ValueError):
-        raise StageError(f"{rev} has no committed build record ({layout.DECISION}, {layout.METRICS}): nothing to compare with") from None
+        raise StageError(
+            f"{rev} has no committed build record ({layout.DECISION}, {layout.METRICS}): nothing to compare with"
+        ) from None
     seed_teacher_cache(repo_root, spec_dir_rel, commit, log)
     workdir = Path(tempfile.mkdtemp(prefix="distill-reproduce-"))
     tree = workdir / "tree"
@@ -110,25 +123,43 @@ def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], Non
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo_root, capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = compare(recorded_decision.get("lineage") or {}, rebuilt_decision.get("lineage") or {}, metrics_then, metrics_now)
+    rows = compare(
+        recorded_decision.get("lineage") or {}, rebuilt_decision.get("lineage") or {}, metrics_then, metrics_now
+    )
     return {
-        "rev": rev, "commit": commit, "identical": all(r["same"] for r in rows), "rows": rows,
-        "teacher_calls_billed": teacher["calls"]["billed"], "teacher_calls_from_cache": teacher["calls"]["from_cache"],
+        "rev": rev,
+        "commit": commit,
+        "identical": all(r["same"] for r in rows),
+        "rows": rows,
+        "teacher_calls_billed": teacher["calls"]["billed"],
+        "teacher_calls_from_cache": teacher["calls"]["from_cache"],
         "timing": {name: {"recorded": metrics_then.get(name), "rebuilt": metrics_now.get(name)} for name in TIMING},
-        "verdict_recorded": recorded_decision.get("verdict"), "verdict_rebuilt": rebuilt_decision.get("verdict"),
+        "verdict_recorded": recorded_decision.get("verdict"),
+        "verdict_rebuilt": rebuilt_decision.get("verdict"),
     }
 
 
 def render(report: dict[str, Any]) -> str:
-    short = lambda v: (v[:16] + "…") if isinstance(v, str) and len(v) > 17 else json.dumps(v) if isinstance(v, dict) else str(v)  # noqa: E731
-    lines = [f"reproduce {report['rev']} ({report['commit'][:10]}): "
-             + ("IDENTICAL to the record" if report["identical"] else "DIFFERS from the record"),
-             f"  teacher: {report['teacher_calls_from_cache']} answers from the cache, {report['teacher_calls_billed']} billed"]
+    def short(v: Any) -> str:
+        return (
+            (v[:16] + "…") if isinstance(v, str) and len(v) > 17 else json.dumps(v) if isinstance(v, dict) else str(v)
+        )
+
+    lines = [
+        f"reproduce {report['rev']} ({report['commit'][:10]}): "
+        + ("IDENTICAL to the record" if report["identical"] else "DIFFERS from the record"),
+        f"  teacher: {report['teacher_calls_from_cache']} answers from the cache, "
+        f"{report['teacher_calls_billed']} billed",
+    ]
     for row in report["rows"]:
         if not row["same"]:
-            lines.append(f"  differs  {row['what']}: recorded {short(row['recorded'])}, rebuilt {short(row['rebuilt'])}")
+            lines.append(
+                f"  differs  {row['what']}: recorded {short(row['recorded'])}, rebuilt {short(row['rebuilt'])}"
+            )
     same = sum(r["same"] for r in report["rows"])
     lines.append(f"  {same} of {len(report['rows'])} hashes and metrics match")
-    timing = ", ".join(f"{k} {v['recorded']} -> {v['rebuilt']}" for k, v in report["timing"].items() if v["recorded"] is not None)
+    timing = ", ".join(
+        f"{k} {v['recorded']} -> {v['rebuilt']}" for k, v in report["timing"].items() if v["recorded"] is not None
+    )
     lines.append(f"  timing (machine facts, not compared): {timing}")
     return "\n".join(lines)

@@ -27,10 +27,13 @@ class InitRefused(StageError):
 
     exit_code = EXIT_BAD_SPEC
 
+
 SAMPLE = Path(__file__).with_name("sample_tickets.jsonl")  # 160 of the quickstart's tickets, 4 categories
 SAMPLE_LABELS = ("billing", "refund", "login", "bug")
-SAMPLE_INSTRUCTION = ("You triage customer-support tickets for a software company. Read the ticket and answer "
-                      "with the single category that fits it best: the category name only.")
+SAMPLE_INSTRUCTION = (
+    "You triage customer-support tickets for a software company. Read the ticket and answer "
+    "with the single category that fits it best: the category name only."
+)
 PLACEHOLDER_INPUTS, PLACEHOLDER_HELDOUT = 24, 8  # rows per label when the labels are the user's own
 TEACHERS = ("simulated", "openai", "llamacpp")
 STUDENTS = ("encoder", "causal")
@@ -38,8 +41,10 @@ WRITES = ("distill.yaml", "dvc.yaml", "data", ".gitignore", "README.md")
 
 
 EXTRACTION_FIELDS = ("customer_name", "order_id")
-EXTRACTION_INSTRUCTION = ("Read the message and answer with one JSON object and nothing else, with these fields: {fields}. "
-                          "Use null for a field the message does not give.")
+EXTRACTION_INSTRUCTION = (
+    "Read the message and answer with one JSON object and nothing else, with these fields: {fields}. "
+    "Use null for a field the message does not give."
+)
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,14 @@ class Choices:
 
 def _answer_settings(c: Choices) -> str:
     if c.extraction:
-        return (f"  max_tokens: {40 + 30 * len(c.fields)}          # one JSON object\n"
-                "  top_logprobs: 1          # the answer's probability: confidence for the filter")
-    return ("  max_tokens: 8\n"
-            "  top_logprobs: 5          # label probabilities: soft labels for the student, confidence for the filter")
+        return (
+            f"  max_tokens: {40 + 30 * len(c.fields)}          # one JSON object\n"
+            "  top_logprobs: 1          # the answer's probability: confidence for the filter"
+        )
+    return (
+        "  max_tokens: 8\n"
+        "  top_logprobs: 5          # label probabilities: soft labels for the student, confidence for the filter"
+    )
 
 
 def _teacher_yaml(c: Choices) -> str:
@@ -92,8 +101,11 @@ def _teacher_yaml(c: Choices) -> str:
     seed: 7
 """
     if c.teacher == "openai":
-        base = (f"  base_url: {c.base_url}\n" if c.base_url else
-                "  # base_url: http://localhost:8000/v1   # unset: OpenAI's; any OpenAI-compatible endpoint works\n")
+        base = (
+            f"  base_url: {c.base_url}\n"
+            if c.base_url
+            else "  # base_url: http://localhost:8000/v1   # unset: OpenAI's; any OpenAI-compatible endpoint works\n"
+        )
         return f"""teacher:
   provider: openai
   model: {c.model or "gpt-4o-mini"}
@@ -186,7 +198,9 @@ def _task_yaml(c: Choices) -> str:
     instruction = "".join(f"    {line}\n" for line in textwrap.wrap(c.instruction, 72))
     if c.extraction:
         required = "".join(f"    - {_scalar(f)}\n" for f in c.fields)
-        properties = "".join(f"      {_scalar(f)}:\n        type:\n        - string\n        - 'null'\n" for f in c.fields)
+        properties = "".join(
+            f"      {_scalar(f)}:\n        type:\n        - string\n        - 'null'\n" for f in c.fields
+        )
         return f"""task:
   type: extraction
   output_schema:           # the JSON object the teacher answers and the student learns to fill
@@ -205,8 +219,11 @@ def _task_yaml(c: Choices) -> str:
 
 
 def _gates_yaml(c: Choices, latency: int) -> str:
-    quality = ("  field_accuracy:          # mean per-field exact match\n    min: 0.7\n"
-               "  schema_valid_rate:\n    min: 0.99\n" if c.extraction else "  accuracy:\n    min: 0.7\n")
+    quality = (
+        "  field_accuracy:          # mean per-field exact match\n    min: 0.7\n  schema_valid_rate:\n    min: 0.99\n"
+        if c.extraction
+        else "  accuracy:\n    min: 0.7\n"
+    )
     return f"""gates:                     # promotion is refused unless every gate holds
 {quality}  retention:               # the student's score / the teacher's
     min: 0.85
@@ -216,8 +233,9 @@ def _gates_yaml(c: Choices, latency: int) -> str:
 
 
 def render_spec(c: Choices) -> str:
-    data_note = ("a sample of the quickstart's support tickets" if c.sample
-                 else "placeholder rows: replace them with your own")
+    data_note = (
+        "a sample of the quickstart's support tickets" if c.sample else "placeholder rows: replace them with your own"
+    )
     latency = 2000 if c.student == "causal" and not c.extraction else 200
     kind = "extractor" if c.extraction else "classifier"
     label_note = '"label": {...}' if c.extraction else '"label"'
@@ -261,14 +279,24 @@ promote:
 def sample_rows(c: Choices) -> tuple[list[dict], list[dict], list[dict]]:
     """(inputs, heldout, the simulated teacher's answer key)."""
     if c.extraction:
-        rows = [_extraction_row(c.fields, split, i) for split, n in (("inputs", 120), ("heldout", 40)) for i in range(n)]
+        rows = [
+            _extraction_row(c.fields, split, i) for split, n in (("inputs", 120), ("heldout", 40)) for i in range(n)
+        ]
     elif c.sample:
         rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
-        rows = [{"split": split, "id": f"{split[0]}{label}-{i:02d}", "label": label, "alternatives": [],
-                 "text": f"A {split} example of {label} ({i}): replace data/*.jsonl with your own rows."}
-                for label in c.labels for split, n in (("inputs", PLACEHOLDER_INPUTS), ("heldout", PLACEHOLDER_HELDOUT))
-                for i in range(n)]
+        rows = [
+            {
+                "split": split,
+                "id": f"{split[0]}{label}-{i:02d}",
+                "label": label,
+                "alternatives": [],
+                "text": f"A {split} example of {label} ({i}): replace data/*.jsonl with your own rows.",
+            }
+            for label in c.labels
+            for split, n in (("inputs", PLACEHOLDER_INPUTS), ("heldout", PLACEHOLDER_HELDOUT))
+            for i in range(n)
+        ]
     inputs = [{"id": r["id"], "text": r["text"]} for r in rows if r["split"] == "inputs"]
     heldout = [{"id": r["id"], "text": r["text"], "label": r["label"]} for r in rows if r["split"] == "heldout"]
     key = [{"text": r["text"], "label": r["label"], "alternatives": r["alternatives"]} for r in rows]
@@ -288,7 +316,9 @@ def _extraction_row(fields: tuple[str, ...], split: str, i: int) -> dict:
         value = _NAMES[(i + j) % len(_NAMES)] if "name" in field else f"{field[:2].upper()}-{1000 + 37 * i + j}"
         values[field] = value
         parts.append(f"the {field.replace('_', ' ')} is {value}")
-    text = f"Placeholder message {split[0]}{i}: " + ("; ".join(parts) or "nothing to extract") + ". Replace data/*.jsonl."
+    text = (
+        f"Placeholder message {split[0]}{i}: " + ("; ".join(parts) or "nothing to extract") + ". Replace data/*.jsonl."
+    )
     return {"split": split, "id": f"{split[0]}{i:03d}", "text": text, "label": values, "alternatives": []}
 
 
@@ -345,21 +375,29 @@ def check_spec(choices: Choices, directory: Path) -> None:
         try:
             load_spec(root / "distill.yaml")
         except SpecError as exc:
-            raise InitRefused("these choices give a spec that does not validate, so nothing was written: "
-                              + "; ".join(f"{i.path}: {i.message}" for i in exc.issues)) from None
+            raise InitRefused(
+                "these choices give a spec that does not validate, so nothing was written: "
+                + "; ".join(f"{i.path}: {i.message}" for i in exc.issues)
+            ) from None
 
 
 def _inside_git(directory: Path) -> bool:
-    return subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True,
-                          text=True).returncode == 0
+    return (
+        subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True, text=True
+        ).returncode
+        == 0
+    )
 
 
 def create(directory: Path, choices: Choices, log: Callable[[str], None]) -> list[str]:
     """The project in `directory` (made if missing); what it wrote. Nothing is overwritten."""
     existing = [name for name in WRITES if (directory / name).exists()]
     if existing:
-        raise InitRefused(f"{directory} already has {', '.join(existing)}: distill init writes over nothing "
-                         "(choose an empty directory)")
+        raise InitRefused(
+            f"{directory} already has {', '.join(existing)}: distill init writes over nothing "
+            "(choose an empty directory)"
+        )
     check_spec(choices, directory)
     directory.mkdir(parents=True, exist_ok=True)
     inputs, heldout, key = sample_rows(choices)

@@ -44,14 +44,20 @@ def sample(texts: Sequence[str], k: int, seed: int = 0) -> list[str]:
     return texts if len(texts) <= k else random.Random(seed).sample(texts, k)
 
 
-def diversity(generated: Sequence[str], existing: Sequence[str], embed: Callable[[list[str]], np.ndarray] | None,
-              max_rows: int = 500) -> dict:
+def diversity(
+    generated: Sequence[str],
+    existing: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray] | None,
+    max_rows: int = 500,
+) -> dict:
     """The figures for the generated inputs and, on a sample of the same size, the existing ones."""
     size = min(len(generated), len(existing) or len(generated), max_rows)
     gen, old = sample(generated, size, 1), sample(existing, size, 2)
-    out: dict = {"sample_rows": {"generated": len(gen), "existing": len(old)},
-                 "distinct_1": {"generated": distinct_n(gen, 1), "existing": distinct_n(old, 1)},
-                 "distinct_2": {"generated": distinct_n(gen, 2), "existing": distinct_n(old, 2)}}
+    out: dict = {
+        "sample_rows": {"generated": len(gen), "existing": len(old)},
+        "distinct_1": {"generated": distinct_n(gen, 1), "existing": distinct_n(old, 1)},
+        "distinct_2": {"generated": distinct_n(gen, 2), "existing": distinct_n(old, 2)},
+    }
     if embed is not None and gen:
         gen_v = embed(gen)
         old_v = embed(old) if old else np.zeros((0, gen_v.shape[1]))

@@ -22,8 +22,9 @@ from typing import Any, Mapping, Sequence
 
 from distillbuild.spec.model import Seed, Task
 
-SYSTEM_PROMPT = ("You write new, realistic inputs for a task, for training a model on it. "
-                 "Write inputs only, never their answers.")
+SYSTEM_PROMPT = (
+    "You write new, realistic inputs for a task, for training a model on it. Write inputs only, never their answers."
+)
 EXAMPLE_CHARS = 500  # an example longer than this is cut: prompts stay within small models' context
 _SEPARATOR = "---"
 
@@ -73,8 +74,14 @@ def _rng(*parts: Any) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def plan(task: Task, seed: Seed, shortfall: Mapping[Cell, int], round_no: int, pool: Sequence[tuple[str, str | None]],
-         topic_offset: int = 0) -> list[SeedRequest]:
+def plan(
+    task: Task,
+    seed: Seed,
+    shortfall: Mapping[Cell, int],
+    round_no: int,
+    pool: Sequence[tuple[str, str | None]],
+    topic_offset: int = 0,
+) -> list[SeedRequest]:
     """The requests of one round: for each cell short of its quota, enough requests to fill it.
     `pool`: (text, label or None) example inputs to show; a cell's own label first."""
     requests: list[SeedRequest] = []
@@ -106,8 +113,9 @@ def _cut(text: str) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " ..."
 
 
-def messages_for(task: Task, seed: Seed, cell: Cell, asked: int, topic: str | None,
-                 examples: Sequence[str]) -> list[dict[str, str]]:
+def messages_for(
+    task: Task, seed: Seed, cell: Cell, asked: int, topic: str | None, examples: Sequence[str]
+) -> list[dict[str, str]]:
     lines = [f"The task: {task.instruction.strip()}"]
     if task.type == "classification":
         lines.append(f"Its categories: {', '.join(task.labels or ())}")
@@ -124,8 +132,11 @@ def messages_for(task: Task, seed: Seed, cell: Cell, asked: int, topic: str | No
     if seed.instruction:
         lines.append(seed.instruction.strip())
     lines.append("Make each one different from the examples" + (" and from each other." if asked > 1 else "."))
-    lines.append("Reply with the new input only, nothing before or after it." if asked == 1 else
-                 f"Reply with a JSON array of {asked} strings and nothing else.")
+    lines.append(
+        "Reply with the new input only, nothing before or after it."
+        if asked == 1
+        else f"Reply with a JSON array of {asked} strings and nothing else."
+    )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 
@@ -162,5 +173,9 @@ def instruction_lines(request: SeedRequest, min_chars: int = 20) -> tuple[str, .
     models do)."""
     shown = {line.strip() for e in request.examples for line in e.splitlines()}
     lines = [m["content"] for m in request.messages]
-    return tuple(line.strip() for text in lines for line in text.splitlines()
-                 if len(line.strip()) >= min_chars and line.strip() not in shown)
+    return tuple(
+        line.strip()
+        for text in lines
+        for line in text.splitlines()
+        if len(line.strip()) >= min_chars and line.strip() not in shown
+    )

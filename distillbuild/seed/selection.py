@@ -19,10 +19,22 @@ from typing import Any, Sequence
 
 from distillbuild.text import normalize_text
 
-REASONS = ("generator_error", "unparsable_reply", "cut_off", "empty", "too_short", "too_long", "echoes_prompt",
-           "copies_example",
-           "duplicate_of_input", "duplicate", "contaminated", "near_duplicate_of_input", "near_duplicate",
-           "over_quota")
+REASONS = (
+    "generator_error",
+    "unparsable_reply",
+    "cut_off",
+    "empty",
+    "too_short",
+    "too_long",
+    "echoes_prompt",
+    "copies_example",
+    "duplicate_of_input",
+    "duplicate",
+    "contaminated",
+    "near_duplicate_of_input",
+    "near_duplicate",
+    "over_quota",
+)
 
 
 ECHO_CHARS = 24  # a candidate holding the opening of one of its request's lines echoes the request
@@ -90,13 +102,23 @@ class Selection:
         key = normalize_text(c.text)
         examples = {normalize_text(e) for e in c.examples}
         echoed = next((line for line in c.prompt_lines if _opening(line) in key), None)
-        reason = ("empty", "no text") if not key else \
-            ("too_short", f"{len(c.text)} < {self.min_chars} characters") if len(c.text) < self.min_chars else \
-            ("too_long", f"{len(c.text)} > {self.max_chars} characters") if len(c.text) > self.max_chars else \
-            ("echoes_prompt", f"repeats the request's line {echoed[:60]!r}") if echoed else \
-            ("copies_example", "equals an example its request showed") if key in examples else \
-            ("duplicate_of_input", "equals an existing input") if key in self._existing_keys else \
-            ("duplicate", f"equals generated input #{self._kept_keys[key]}") if key in self._kept_keys else None
+        reason = (
+            ("empty", "no text")
+            if not key
+            else ("too_short", f"{len(c.text)} < {self.min_chars} characters")
+            if len(c.text) < self.min_chars
+            else ("too_long", f"{len(c.text)} > {self.max_chars} characters")
+            if len(c.text) > self.max_chars
+            else ("echoes_prompt", f"repeats the request's line {echoed[:60]!r}")
+            if echoed
+            else ("copies_example", "equals an example its request showed")
+            if key in examples
+            else ("duplicate_of_input", "equals an existing input")
+            if key in self._existing_keys
+            else ("duplicate", f"equals generated input #{self._kept_keys[key]}")
+            if key in self._kept_keys
+            else None
+        )
         if reason is None:
             return False
         self.drop(c, *reason)

@@ -18,23 +18,34 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from distillbuild.serve.router import Router, TeacherUnavailable
 from distillbuild.protocol.prompts import prompt_text
+from distillbuild.serve.router import Router, TeacherUnavailable
 
 
 def completion(answer, want_logprobs: bool) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": answer.content},
-                              "finish_reason": "stop", "logprobs": None}
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": answer.content},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
     # The student's own distribution over the labels; a teacher's answer, or words naming no label, have none here.
     if want_logprobs and not answer.routed and answer.label in answer.probabilities:
-        top = [{"token": label, "logprob": math.log(p) if p > 0 else -1e9, "bytes": None}
-               for label, p in sorted(answer.probabilities.items(), key=lambda kv: -kv[1])]
+        top = [
+            {"token": label, "logprob": math.log(p) if p > 0 else -1e9, "bytes": None}
+            for label, p in sorted(answer.probabilities.items(), key=lambda kv: -kv[1])
+        ]
         chosen = next(t for t in top if t["token"] == answer.label)
         choice["logprobs"] = {"content": [{**chosen, "top_logprobs": top}]}
-    return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-            "model": answer.model, "choices": [choice],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "distill": {"routed": answer.routed, "student_confidence": round(answer.confidence, 6)}}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": answer.model,
+        "choices": [choice],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "distill": {"routed": answer.routed, "student_confidence": round(answer.confidence, 6)},
+    }
 
 
 def make_handler(router: Router, health: dict[str, Any]):

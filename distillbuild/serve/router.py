@@ -16,17 +16,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from distillbuild import layout
-from distillbuild.protocol.normalize import normalize_label
 from distillbuild.errors import StageError
 from distillbuild.io import read_json
+from distillbuild.llm.settings import TeacherSettings
+from distillbuild.protocol.choice import labels_of, unwrap_json_choice
+from distillbuild.protocol.explain import in_reply
+from distillbuild.protocol.normalize import normalize_label
+from distillbuild.protocol.prompts import messages_for
+from distillbuild.protocol.reasoning import split_reply
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import load_examples
 from distillbuild.stats import percentile
-from distillbuild.protocol.explain import in_reply
-from distillbuild.protocol.prompts import messages_for
-from distillbuild.protocol.reasoning import split_reply
-from distillbuild.protocol.choice import labels_of, unwrap_json_choice
-from distillbuild.llm.settings import TeacherSettings
 
 
 class TeacherUnavailable(Exception):
@@ -55,8 +55,9 @@ def route_threshold(spec: Spec) -> float | None:
 
 
 class Router:
-    def __init__(self, spec: Spec, student, student_name: str, threshold: float | None,
-                 teacher: TeacherSettings | None):
+    def __init__(
+        self, spec: Spec, student, student_name: str, threshold: float | None, teacher: TeacherSettings | None
+    ):
         self.task, self.labels = spec.task, list(spec.task.labels)
         self.reasoning = spec.teacher.reasoning  # asked as the teacher stage asks: prompt mode reasons first
         self.student, self.student_name, self.threshold = student, student_name, threshold
@@ -66,17 +67,26 @@ class Router:
         if teacher is not None:
             from openai import OpenAI  # lazy: the SDK is slow to import
 
-            self._client = OpenAI(base_url=teacher.base_url, api_key=teacher.api_key or "not-needed",
-                                  timeout=teacher.timeout_s, max_retries=teacher.max_retries)
+            self._client = OpenAI(
+                base_url=teacher.base_url,
+                api_key=teacher.api_key or "not-needed",
+                timeout=teacher.timeout_s,
+                max_retries=teacher.max_retries,
+            )
         self._lock = threading.Lock()
-        self.counts = {"requests": 0, "student": 0, "teacher": 0, "teacher_errors": 0, "teacher_unusable": 0,
-                       "student_unlabelled": 0}
+        self.counts = {
+            "requests": 0,
+            "student": 0,
+            "teacher": 0,
+            "teacher_errors": 0,
+            "teacher_unusable": 0,
+            "student_unlabelled": 0,
+        }
         self.latencies_ms: list[float] = []
 
     def answer(self, text: str) -> Answer:
         said = self.student.answer(text)
-        own = Answer(said.label, said.label or said.text, self.student_name, False, said.confidence,
-                     said.probabilities)
+        own = Answer(said.label, said.label or said.text, self.student_name, False, said.confidence, said.probabilities)
         routed = self.threshold is not None and said.confidence < self.threshold
         if not routed:
             self._count("student" if said.label else "student_unlabelled")
@@ -93,13 +103,18 @@ class Router:
             raise TeacherUnavailable("the route sends this request to the teacher, but no teacher is open")
         try:
             response = self._client.chat.completions.create(  # held to the labels as the teacher stage asks
-                model=self.teacher.model, messages=messages_for(self.task, text, self.examples, self.reasoning),
-                temperature=self.teacher.temperature, max_tokens=self.teacher.max_tokens,
-                extra_body=self.teacher.constraint or None)
+                model=self.teacher.model,
+                messages=messages_for(self.task, text, self.examples, self.reasoning),
+                temperature=self.teacher.temperature,
+                max_tokens=self.teacher.max_tokens,
+                extra_body=self.teacher.constraint or None,
+            )
         except Exception as exc:  # the SDK's connection, timeout and status errors alike
             self._count("teacher_errors")
-            raise TeacherUnavailable(f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
-                                     f"{type(exc).__name__}: {exc}") from None
+            raise TeacherUnavailable(
+                f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         message = response.choices[0].message
         reasoning = in_reply(self.reasoning)
         answer = split_reply(message.model_dump(), None, reasoning).answer if reasoning else message.content
@@ -121,7 +136,10 @@ class Router:
             answered = sum(self.counts[k] for k in ("student", "teacher", "teacher_unusable", "student_unlabelled"))
             lat = list(self.latencies_ms)
             routed = self.counts["teacher"] + self.counts["teacher_unusable"]
-            return {**self.counts, "share_routed": round(routed / answered, 6) if answered else None,
-                    "latency_p50_ms": round(percentile(lat, 0.5), 3) if lat else None,
-                    "latency_p95_ms": round(percentile(lat, 0.95), 3) if lat else None,
-                    "threshold": self.threshold if self.threshold != float("inf") else None}
+            return {
+                **self.counts,
+                "share_routed": round(routed / answered, 6) if answered else None,
+                "latency_p50_ms": round(percentile(lat, 0.5), 3) if lat else None,
+                "latency_p95_ms": round(percentile(lat, 0.95), 3) if lat else None,
+                "threshold": self.threshold if self.threshold != float("inf") else None,
+            }

@@ -18,8 +18,8 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.errors import StageError
 from distillbuild.io import read_json
-from distillbuild.spec import Spec
 from distillbuild.protocol.softlabels import label_masses
+from distillbuild.spec import Spec
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class EncoderAnswerer:
         probs = self.model.predict_proba([text])[0]
         best = int(probs.argmax())
         labels = self.model.labels
-        return StudentAnswer(labels[best], float(probs[best]), {l: float(p) for l, p in zip(labels, probs)},
-                             labels[best])
+        return StudentAnswer(
+            labels[best], float(probs[best]), {l: float(p) for l, p in zip(labels, probs)}, labels[best]
+        )
 
 
 class CausalAnswerer:
@@ -70,8 +71,9 @@ def open_student(spec: Spec, stack: ExitStack) -> tuple[EncoderAnswerer | Causal
     _require_model(spec)
     from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
 
-    return EncoderAnswerer(EncoderClassifier.load(spec.dir / layout.MODEL_DIR, threads=spec.evaluation.threads)), \
-        "pytorch"
+    return EncoderAnswerer(
+        EncoderClassifier.load(spec.dir / layout.MODEL_DIR, threads=spec.evaluation.threads)
+    ), "pytorch"
 
 
 def _require_model(spec: Spec) -> None:
@@ -90,22 +92,35 @@ def exported_gguf(spec: Spec) -> Path | None:
 
 def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
     from distillbuild.evaluate.causal_student import EndpointStudent
-    from distillbuild.pipeline.stages.evaluate import causal_classifier, load_final_student  # lazy: the evaluation stack
+    from distillbuild.pipeline.stages.evaluate import (  # lazy: the evaluation stack
+        causal_classifier,
+        load_final_student,
+    )
 
     if spec.task.type != "classification":
-        raise StageError(f"distill serve answers classification tasks; a causal student of a {spec.task.type} task "
-                         "is served by llama.cpp or vLLM directly (README: Deploying what was built)")
+        raise StageError(
+            f"distill serve answers classification tasks; a causal student of a {spec.task.type} task "
+            "is served by llama.cpp or vLLM directly (README: Deploying what was built)"
+        )
     gguf = exported_gguf(spec)
     if gguf is not None:
         from distillbuild.endpoints.llamacpp import LlamaCppServer
         from distillbuild.pipeline.stages.export import GGUF_CONTEXT
 
-        server = stack.enter_context(LlamaCppServer(gguf, spec.registry_name, n_ctx=GGUF_CONTEXT,
-                                                    threads=spec.evaluation.threads, startup_timeout_s=120,
-                                                    endpoint_id=f"serve:{gguf.name}",
-                                                    timeout_hint="check the machine's memory and the file"))
-        student = EndpointStudent(server.base_url, spec.registry_name, None,
-                                  max_new_tokens=spec.evaluation.max_new_tokens)
+        server = stack.enter_context(
+            LlamaCppServer(
+                gguf,
+                spec.registry_name,
+                n_ctx=GGUF_CONTEXT,
+                threads=spec.evaluation.threads,
+                startup_timeout_s=120,
+                endpoint_id=f"serve:{gguf.name}",
+                timeout_hint="check the machine's memory and the file",
+            )
+        )
+        student = EndpointStudent(
+            server.base_url, spec.registry_name, None, max_new_tokens=spec.evaluation.max_new_tokens
+        )
         return CausalAnswerer(causal_classifier(spec, student)), f"llama.cpp ({gguf.name})"
     if spec.student.endpoint is None:
         _require_model(spec)

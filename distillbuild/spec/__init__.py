@@ -1,7 +1,7 @@
 """The spec: `distill.yaml` loaded with line marks, validated, with defaults applied.
 
-    spec = load_spec(Path("distill.yaml"))   # raises SpecError listing every issue
-    spec.teacher.concurrency                 # typed sections (spec/model.py), defaults filled in
+spec = load_spec(Path("distill.yaml"))   # raises SpecError listing every issue
+spec.teacher.concurrency                 # typed sections (spec/model.py), defaults filled in
 """
 
 from __future__ import annotations
@@ -65,8 +65,14 @@ def display_name(path: Path) -> str:
 def validate_document(doc: LoadedYaml, spec_path: Path, to_be_written: tuple[str, ...] = ()) -> None:
     """Raise SpecError with every schema and semantic issue of an already-parsed spec."""
     if not isinstance(doc.data, dict):
-        kind = "a list" if isinstance(doc.data, list) else f"a single value ({'null' if doc.data is None else repr(doc.data)[:40]})"
-        raise SpecError([SpecIssue(doc.file, doc.line_of(""), "", f"the top level must be a mapping of sections, not {kind}")])
+        kind = (
+            "a list"
+            if isinstance(doc.data, list)
+            else f"a single value ({'null' if doc.data is None else repr(doc.data)[:40]})"
+        )
+        raise SpecError(
+            [SpecIssue(doc.file, doc.line_of(""), "", f"the top level must be a mapping of sections, not {kind}")]
+        )
     issues = schema_issues(doc)
     issues += semantic_issues(doc, spec_path.parent, find_repo_root(spec_path.parent), to_be_written)
     if issues:
@@ -101,6 +107,8 @@ def _warn_deprecated(doc, name: str) -> None:
             key = f"gates.{gate}.{GATE_FIGURE_OLD_KEY}"
             if (name, key) not in _warned:
                 _warned.add((name, key))
-                log(f"{name}:{doc.lines.get(key, '?')}: {key} is deprecated (YAML 1.1 tools such as PyYAML read the "
+                log(
+                    f"{name}:{doc.lines.get(key, '?')}: {key} is deprecated (YAML 1.1 tools such as PyYAML read the "
                     f"key `on` as true): write `{GATE_FIGURE_KEY}: {bound[GATE_FIGURE_OLD_KEY]}`; `on` will be "
-                    "refused in a later release")
+                    "refused in a later release"
+                )

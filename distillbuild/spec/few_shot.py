@@ -62,10 +62,18 @@ def _rationale_issues(examples: Any, template: str | None, spec_dir: Path) -> Is
         return
     if isinstance(examples, list):
         for i in missing:
-            yield f"task.examples[{i}].rationale", "teacher.reasoning (prompt or explain mode) shows each example's reasoning: give it one"
+            yield (
+                f"task.examples[{i}].rationale",
+                "teacher.reasoning (prompt or explain mode) shows each example's reasoning: give it one",
+            )
     else:
-        yield "task.examples", (f"example {', '.join(str(i + 1) for i in missing)} of {examples} lack a \"rationale\": "
-                                "teacher.reasoning (prompt or explain mode) shows each example's reasoning")
+        yield (
+            "task.examples",
+            (
+                f'example {", ".join(str(i + 1) for i in missing)} of {examples} lack a "rationale": '
+                "teacher.reasoning (prompt or explain mode) shows each example's reasoning"
+            ),
+        )
 
 
 def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: Path) -> Issues:
@@ -74,8 +82,11 @@ def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: P
         return
     try:
         path = spec_dir / heldout_file
-        heldout = {normalize_text(r["text"]): r.get("id")
-                   for r in with_texts(read_jsonl(path), template, path) if isinstance(r.get("text"), str)}
+        heldout = {
+            normalize_text(r["text"]): r.get("id")
+            for r in with_texts(read_jsonl(path), template, path)
+            if isinstance(r.get("text"), str)
+        }
         pairs = load_examples(examples, template, spec_dir)
     except (StageError, OSError, ValueError, KeyError, TypeError):
         return  # unreadable here: the path checks and the stages report it
@@ -85,5 +96,10 @@ def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: P
             row_id = heldout[key]
             where = f"task.examples[{i}]" if isinstance(examples, list) else "task.examples"
             shown = f"example {i + 1}" if isinstance(examples, str) else "this example"
-            yield where, (f"{shown} is held-out input {row_id!r} ({heldout_file}): the teacher would see the "
-                          "answer to a question it is graded on; take another example")
+            yield (
+                where,
+                (
+                    f"{shown} is held-out input {row_id!r} ({heldout_file}): the teacher would see the "
+                    "answer to a question it is graded on; take another example"
+                ),
+            )

@@ -87,8 +87,9 @@ def _answer_text(answer: Any) -> str:
     return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
 
 
-def load_examples(examples: Sequence[Mapping[str, Any]] | str | None, template: str | None,
-                  base_dir: Path) -> tuple[Example, ...]:
+def load_examples(
+    examples: Sequence[Mapping[str, Any]] | str | None, template: str | None, base_dir: Path
+) -> tuple[Example, ...]:
     """The few-shot pairs of task.examples: inline `{input, answer}` items, or a file of
     held-out-format rows (`text` or the template's fields, and `label`) relative to `base_dir`;
     either may carry a `rationale`."""
@@ -96,8 +97,14 @@ def load_examples(examples: Sequence[Mapping[str, Any]] | str | None, template: 
         return ()
     if isinstance(examples, str):
         path = base_dir / examples
-        return tuple(Example(render(r, template, f"{path}: row {n}"), _answer_text(r.get("label")),
-                             str(r.get("rationale") or "").strip())
-                     for n, r in enumerate(read_jsonl(path), 1))
-    return tuple(Example(str(e["input"]), _answer_text(e["answer"]), str(e.get("rationale") or "").strip())
-                 for e in examples)
+        return tuple(
+            Example(
+                render(r, template, f"{path}: row {n}"),
+                _answer_text(r.get("label")),
+                str(r.get("rationale") or "").strip(),
+            )
+            for n, r in enumerate(read_jsonl(path), 1)
+        )
+    return tuple(
+        Example(str(e["input"]), _answer_text(e["answer"]), str(e.get("rationale") or "").strip()) for e in examples
+    )

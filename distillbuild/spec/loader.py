@@ -107,8 +107,14 @@ class _Builder:
                 if isinstance(key, bool) and key_node.value.lower() not in ("true", "false"):
                     key = key_node.value  # YAML 1.1 reads `on:`/`yes:` keys as booleans; nobody means that
                 elif isinstance(key, bool):  # a literal true/false key: what a YAML 1.1 tool writes back for `on:`
-                    self.issues.append(SpecIssue(self.file, key_node.start_mark.line + 1, join_path(path, key_node.value),
-                                                 _boolean_key_message(key_node.value, path)))
+                    self.issues.append(
+                        SpecIssue(
+                            self.file,
+                            key_node.start_mark.line + 1,
+                            join_path(path, key_node.value),
+                            _boolean_key_message(key_node.value, path),
+                        )
+                    )
                     continue
                 if not isinstance(key, (str, int, float, bool)) and key is not None:
                     self.issues.append(
@@ -147,8 +153,7 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
                         file,
                         root.start_mark.line + 1,
                         "",
-                        f"the document expands to more than {MAX_EXPANDED_NODES:,} nodes "
-                        "(an alias bomb?); refused",
+                        f"the document expands to more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?); refused",
                     )
                 ]
             )
@@ -158,7 +163,11 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         context = exc.context or ""
-        if exc.context_mark is not None and exc.problem_mark is not None and exc.context_mark.line != exc.problem_mark.line:
+        if (
+            exc.context_mark is not None
+            and exc.problem_mark is not None
+            and exc.context_mark.line != exc.problem_mark.line
+        ):
             context += f" (started on line {exc.context_mark.line + 1})"
         what = " ".join(p for p in (context, str(exc.problem or "")) if p)
         raise SpecError([SpecIssue(file, line, "", f"invalid YAML: {what}")]) from None
@@ -185,7 +194,9 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedYaml:
     if path.is_dir():
         raise SpecError([SpecIssue(name, 1, "", "is a directory, not a spec file")])
     if size > MAX_SPEC_BYTES:
-        raise SpecError([SpecIssue(name, 1, "", f"the file is {size:,} bytes; specs over {MAX_SPEC_BYTES:,} are refused")])
+        raise SpecError(
+            [SpecIssue(name, 1, "", f"the file is {size:,} bytes; specs over {MAX_SPEC_BYTES:,} are refused")]
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -197,8 +208,10 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedYaml:
 
 
 def _boolean_key_message(written: str, path: str) -> str:
-    said = (f"the key `{written}` is a YAML boolean, not a name: YAML 1.1 tools (PyYAML) load the keys on, off, "
-            f"yes and no as booleans and save them back as true/false, so a spec that went through one lost a key")
+    said = (
+        f"the key `{written}` is a YAML boolean, not a name: YAML 1.1 tools (PyYAML) load the keys on, off, "
+        f"yes and no as booleans and save them back as true/false, so a spec that went through one lost a key"
+    )
     if path.startswith("gates."):
         return said + "; under a gate it was `on: ci_low` (or ci_high), now spelled `bound: ci_low`"
     return said + "; put the original key back"

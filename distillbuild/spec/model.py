@@ -224,8 +224,19 @@ class Generator:
             given.setdefault("llamacpp", None)
             given.setdefault("simulated", None)
             given.setdefault("base_url", None)
-        return dataclasses.replace(teacher, **given, temperature=temperature, max_tokens=max_tokens, top_logprobs=0,
-                                   token_ids=False, samples=1, seed=None, batch=False, canary=None, pipeline=None)
+        return dataclasses.replace(
+            teacher,
+            **given,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_logprobs=0,
+            token_ids=False,
+            samples=1,
+            seed=None,
+            batch=False,
+            canary=None,
+            pipeline=None,
+        )
 
 
 @dataclass(frozen=True)

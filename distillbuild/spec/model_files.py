@@ -13,7 +13,7 @@ PACKAGE_PREFIX = "package:"
 def resolve_model_file(model: str, base_dir: Path) -> Path:
     """The file `model` names; FileNotFoundError says what is missing."""
     if model.startswith(PACKAGE_PREFIX):
-        name, _, file = model[len(PACKAGE_PREFIX):].partition("/")
+        name, _, file = model[len(PACKAGE_PREFIX) :].partition("/")
         found = importlib.util.find_spec(name) if name and file and "." not in name else None
         if found is None or not found.submodule_search_locations:
             raise FileNotFoundError(f"no installed package {name!r} holds it (expected {PACKAGE_PREFIX}PACKAGE/FILE)")

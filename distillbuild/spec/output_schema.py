@@ -94,16 +94,19 @@ def schema_fields(schema: Any) -> list[FieldSpec]:
         base = [t for t in types if t != "null"]
         if len(base) != 1 or base[0] not in _SCALAR_TYPES:
             shown = "/".join(types) or "no type"
-            raise UnsupportedSchema(f"property '{name}' is {shown}; the extraction student handles enums and "
-                                    "single string, number, integer or boolean values (optionally null), "
-                                    "not arrays, nested objects or unions")
+            raise UnsupportedSchema(
+                f"property '{name}' is {shown}; the extraction student handles enums and "
+                "single string, number, integer or boolean values (optionally null), "
+                "not arrays, nested objects or unions"
+            )
         nullable = "null" in types
         if base[0] == "boolean":
-            fields.append(FieldSpec(name, "enum", (True, False) + ((None,) if nullable else ()), nullable, name in required))
+            fields.append(
+                FieldSpec(name, "enum", (True, False) + ((None,) if nullable else ()), nullable, name in required)
+            )
             continue
         keep = ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-        fields.append(FieldSpec(name, base[0], (), nullable, name in required,
-                                {k: prop[k] for k in keep if k in prop}))
+        fields.append(FieldSpec(name, base[0], (), nullable, name in required, {k: prop[k] for k in keep if k in prop}))
     return fields
 
 
@@ -115,8 +118,15 @@ def pydantic_model(schema: dict[str, Any], name: str = "ExtractionAnswer"):
     from pydantic import ConfigDict, Field, create_model
 
     _PY = {"string": str, "number": float, "integer": int}
-    _PD = {"pattern": "pattern", "minLength": "min_length", "maxLength": "max_length", "minimum": "ge",
-           "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt"}
+    _PD = {
+        "pattern": "pattern",
+        "minLength": "min_length",
+        "maxLength": "max_length",
+        "minimum": "ge",
+        "maximum": "le",
+        "exclusiveMinimum": "gt",
+        "exclusiveMaximum": "lt",
+    }
     definitions: dict[str, Any] = {}
     for i, f in enumerate(schema_fields(schema)):
         if f.kind == "enum":

@@ -82,8 +82,9 @@ def _plural(n: Any, word: str) -> str:
 # One message per jsonschema validator that fails with one message: (instance, validator value) -> text.
 _MESSAGE: dict[str, Callable[[Any, Any], str]] = {
     "type": lambda inst, val: f"expected {_expected_type(val)}, got {_describe(inst)}",
-    "enum": lambda inst, val: (f"{_describe(inst)} is not one of: {', '.join(str(x) for x in val)}"
-                               f"{did_you_mean(inst, [str(x) for x in val])}"),
+    "enum": lambda inst, val: (
+        f"{_describe(inst)} is not one of: {', '.join(str(x) for x in val)}{did_you_mean(inst, [str(x) for x in val])}"
+    ),
     "const": lambda inst, val: f"must be {_describe(val)}, got {_describe(inst)}",
     "minimum": lambda inst, val: f"must be >= {val}, got {_describe(inst)}",
     "maximum": lambda inst, val: f"must be <= {val}, got {_describe(inst)}",
@@ -125,8 +126,12 @@ def _alternatives_messages(error, path: str) -> Iterator[tuple[str, str]]:
     """A oneOf/anyOf of types (a path, or a mapping): what is wrong inside the branch the value's
     type picks, or which types are taken; not "is not valid under any of the given schemas"."""
     branch = _branch_of_type(error)
-    inside = [m for sub in error.context if branch is not None and sub.schema_path and sub.schema_path[0] == branch
-              for m in _messages(sub)]
+    inside = [
+        m
+        for sub in error.context
+        if branch is not None and sub.schema_path and sub.schema_path[0] == branch
+        for m in _messages(sub)
+    ]
     if inside:
         yield from inside
     elif branch is None and all("type" in b for b in error.validator_value):
@@ -138,6 +143,7 @@ def _alternatives_messages(error, path: str) -> Iterator[tuple[str, str]]:
 
 def _branch_of_type(error) -> int | None:
     """The one oneOf/anyOf branch whose `type` the value has (None: no single such branch)."""
+
     def has_type(branch: dict[str, Any]) -> bool:
         types = branch.get("type", [])
         return any(_validator().is_type(error.instance, t) for t in ([types] if isinstance(types, str) else types))
@@ -169,7 +175,11 @@ def apply_defaults(data: Any, node: dict[str, Any] | None = None) -> Any:
             out[key] = apply_defaults(out[key], sub)
         elif "default" in sub:
             out[key] = sub["default"]
-        elif sub.get("type") == "object" and "properties" in sub and not sub.get("required") \
-                and not sub.get("minProperties"):  # an empty one would be invalid: it must be written
+        elif (
+            sub.get("type") == "object"
+            and "properties" in sub
+            and not sub.get("required")
+            and not sub.get("minProperties")
+        ):  # an empty one would be invalid: it must be written
             out[key] = apply_defaults({}, sub)
     return out

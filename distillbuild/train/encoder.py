@@ -36,10 +36,25 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from distillbuild.train.common import (PACKAGED_MODEL_IDS, STUDENT_FILE, EarlyStopping, TrainConfigChecks,
-                                       TrainingRun, adamw_with_warmup, fit_and_save, inference, load_base_model,
-                                       load_saved_student, mean_pool, resolve_base_model, save_encoder, start_fit,
-                                       texts_by_length, token_states, write_model_dir)
+from distillbuild.train.common import (
+    PACKAGED_MODEL_IDS,
+    STUDENT_FILE,
+    EarlyStopping,
+    TrainConfigChecks,
+    TrainingRun,
+    adamw_with_warmup,
+    fit_and_save,
+    inference,
+    load_base_model,
+    load_saved_student,
+    mean_pool,
+    resolve_base_model,
+    save_encoder,
+    start_fit,
+    texts_by_length,
+    token_states,
+    write_model_dir,
+)
 
 __all__ = [
     "EncoderTrainConfig",
@@ -93,8 +108,9 @@ class EncoderTrainConfig(TrainConfigChecks):
         if dupes:
             raise ValueError(f"duplicate labels: {dupes}")
         self._check_base_model()
-        self._check_sizes(("max_length", "epochs", "batch_size"), 4,
-                          ("learning_rate", "head_learning_rate", "kd_temperature"))
+        self._check_sizes(
+            ("max_length", "epochs", "batch_size"), 4, ("learning_rate", "head_learning_rate", "kd_temperature")
+        )
         a = self.kd_alpha
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
             raise ValueError(f"kd_alpha must be a number in [0, 1], got {a!r}")
@@ -164,14 +180,14 @@ def distillation_loss(
     return loss_rows.mean(), kd, ce
 
 
-def _check_loss_inputs(student_logits: torch.Tensor, teacher_probs: torch.Tensor, alpha: float,
-                       temperature: float) -> None:
+def _check_loss_inputs(
+    student_logits: torch.Tensor, teacher_probs: torch.Tensor, alpha: float, temperature: float
+) -> None:
     if student_logits.ndim != 2:
         raise ValueError(f"student_logits must be (batch, classes), got {tuple(student_logits.shape)}")
     if teacher_probs.shape != student_logits.shape:
         raise ValueError(
-            f"teacher_probs shape {tuple(teacher_probs.shape)} != logits shape "
-            f"{tuple(student_logits.shape)}"
+            f"teacher_probs shape {tuple(teacher_probs.shape)} != logits shape {tuple(student_logits.shape)}"
         )
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -330,7 +346,9 @@ def _prepare_rows(rows: list[dict], labels: tuple[str, ...], what: str) -> _Prep
     )
 
 
-def _evaluate(clf: EncoderClassifier, data: _Prepared, embeddings: torch.Tensor | None = None) -> tuple[float | None, float | None]:
+def _evaluate(
+    clf: EncoderClassifier, data: _Prepared, embeddings: torch.Tensor | None = None
+) -> tuple[float | None, float | None]:
     if not data.texts:
         return None, None
     if embeddings is not None:  # a frozen encoder: the head alone, on the cached embeddings
@@ -370,8 +388,10 @@ class EmbeddingCache:
         return found
 
     def put_many(self, items: list[tuple[str, np.ndarray]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?, ?)",
-                            [(k, v.astype(np.float32).tobytes()) for k, v in items])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?, ?)",
+            [(k, v.astype(np.float32).tobytes()) for k, v in items],
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -389,8 +409,15 @@ def model_fingerprint(path: Path) -> str:
 
 
 @torch.inference_mode()
-def _embed(model: _EncoderHeadModel, tokenizer, texts: list[str], max_length: int, cache: EmbeddingCache | None,
-           model_id: str, batch_size: int = 64) -> torch.Tensor:
+def _embed(
+    model: _EncoderHeadModel,
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    cache: EmbeddingCache | None,
+    model_id: str,
+    batch_size: int = 64,
+) -> torch.Tensor:
     keys = [EmbeddingCache.key(model_id, max_length, t) for t in texts]
     known = cache.get_many(list(dict.fromkeys(keys))) if cache else {}
     todo = [i for i, k in enumerate(keys) if k not in known]
@@ -417,8 +444,9 @@ class _Embedded:
     val: torch.Tensor | None
 
 
-def _prepare_train_val(cfg: EncoderTrainConfig, train_rows: list[dict], val_rows: list[dict]
-                       ) -> tuple[_Prepared, _Prepared]:
+def _prepare_train_val(
+    cfg: EncoderTrainConfig, train_rows: list[dict], val_rows: list[dict]
+) -> tuple[_Prepared, _Prepared]:
     train = _prepare_rows(list(train_rows), cfg.labels, "train")
     val = _prepare_rows(list(val_rows or []), cfg.labels, "val")
     if len(train.texts) == 0:
@@ -426,8 +454,16 @@ def _prepare_train_val(cfg: EncoderTrainConfig, train_rows: list[dict], val_rows
     return train, val
 
 
-def _embed_frozen(cfg: EncoderTrainConfig, model: _EncoderHeadModel, tokenizer, base_path: Path, train: _Prepared,
-                  val: _Prepared, embedding_cache: Path | None, log: Callable[[str], None]) -> _Embedded:
+def _embed_frozen(
+    cfg: EncoderTrainConfig,
+    model: _EncoderHeadModel,
+    tokenizer,
+    base_path: Path,
+    train: _Prepared,
+    val: _Prepared,
+    embedding_cache: Path | None,
+    log: Callable[[str], None],
+) -> _Embedded:
     """Freeze the encoder and embed every text once (or take it from the cache)."""
     for p in model.encoder.parameters():
         p.requires_grad_(False)
@@ -447,7 +483,9 @@ def _param_groups(cfg: EncoderTrainConfig, model: _EncoderHeadModel) -> list[dic
     """The encoder (when fine-tuned) and the head, each with its learning rate."""
     groups = [{"params": list(model.head.parameters()), "lr": cfg.head_learning_rate}]
     if cfg.finetune == "full":
-        groups.insert(0, {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate})
+        groups.insert(
+            0, {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate}
+        )
     return groups
 
 
@@ -459,8 +497,15 @@ def _class_weight(cfg: EncoderTrainConfig, labels: torch.Tensor) -> torch.Tensor
     return torch.where(counts > 0, len(labels) / (len(cfg.labels) * counts.clamp(min=1)), torch.zeros_like(counts))
 
 
-def _log_start(cfg: EncoderTrainConfig, base_path: Path, n: int, n_soft: int, n_val: int, total_steps: int,
-               log: Callable[[str], None]) -> None:
+def _log_start(
+    cfg: EncoderTrainConfig,
+    base_path: Path,
+    n: int,
+    n_soft: int,
+    n_val: int,
+    total_steps: int,
+    log: Callable[[str], None],
+) -> None:
     log(
         f"encoder-classifier: base={cfg.base_model} ({base_path}) train={n} "
         f"(soft labels {n_soft}) val={n_val} labels={len(cfg.labels)} "
@@ -469,8 +514,16 @@ def _log_start(cfg: EncoderTrainConfig, base_path: Path, n: int, n_soft: int, n_
     )
 
 
-def _train_epoch(run: TrainingRun, epoch: int, cfg: EncoderTrainConfig, clf: EncoderClassifier, train: _Prepared,
-                 embedded: _Embedded | None, gen: torch.Generator, class_weight: torch.Tensor | None) -> None:
+def _train_epoch(
+    run: TrainingRun,
+    epoch: int,
+    cfg: EncoderTrainConfig,
+    clf: EncoderClassifier,
+    train: _Prepared,
+    embedded: _Embedded | None,
+    gen: torch.Generator,
+    class_weight: torch.Tensor | None,
+) -> None:
     """One pass over the shuffled training rows, one optimiser step per batch."""
     model, n = clf.model, len(train.texts)
     model.train()
@@ -484,13 +537,26 @@ def _train_epoch(run: TrainingRun, epoch: int, cfg: EncoderTrainConfig, clf: Enc
         else:
             batch = _tokenize(clf.tokenizer, [train.texts[i] for i in idx.tolist()], cfg.max_length)
             logits = model(**batch)
-        loss, kd, ce = distillation_loss(logits, train.labels[idx], train.teacher[idx], train.has_soft[idx],
-                                         cfg.kd_alpha, cfg.kd_temperature, class_weight)
+        loss, kd, ce = distillation_loss(
+            logits,
+            train.labels[idx],
+            train.teacher[idx],
+            train.has_soft[idx],
+            cfg.kd_alpha,
+            cfg.kd_temperature,
+            class_weight,
+        )
         run.optimise(epoch, len(idx), loss, kd_loss=kd, ce_loss=ce)
 
 
-def _end_epoch(epoch: int, cfg: EncoderTrainConfig, clf: EncoderClassifier, val: _Prepared,
-               embedded: _Embedded | None, log: Callable[[str], None]) -> dict:
+def _end_epoch(
+    epoch: int,
+    cfg: EncoderTrainConfig,
+    clf: EncoderClassifier,
+    val: _Prepared,
+    embedded: _Embedded | None,
+    log: Callable[[str], None],
+) -> dict:
     """The epoch's validation record (accuracy and loss, None without val rows)."""
     acc, vloss = _evaluate(clf, val, embedded.val if embedded is not None else None)
     if acc is not None:
@@ -525,16 +591,26 @@ def fit_encoder_classifier(
     n_soft = int(train.has_soft.sum())
     _log_start(cfg, base_path, n, n_soft, len(val.texts), total_steps, log)
 
-    run = TrainingRun(log, cfg.epochs, total_steps, model, list(model.parameters()), optimizer, scheduler,
-                      entry_in_errors=True)
+    run = TrainingRun(
+        log, cfg.epochs, total_steps, model, list(model.parameters()), optimizer, scheduler, entry_in_errors=True
+    )
     stopping = EarlyStopping(cfg.patience)
-    run.train(lambda epoch: _train_epoch(run, epoch, cfg, clf, train, embedded, gen, class_weight),
-              lambda epoch: _end_epoch(epoch, cfg, clf, val, embedded, log), stopping)
+    run.train(
+        lambda epoch: _train_epoch(run, epoch, cfg, clf, train, embedded, gen, class_weight),
+        lambda epoch: _end_epoch(epoch, cfg, clf, val, embedded, log),
+        stopping,
+    )
     stopping.restore_best(model, len(run.epoch_log), log)
 
     model.eval()
-    result = run.result(t0, n, len(val.texts), soft_label_rows=n_soft, best_epoch=stopping.best_epoch or None,
-                        stopped_early_at=stopping.stopped_at)
+    result = run.result(
+        t0,
+        n,
+        len(val.texts),
+        soft_label_rows=n_soft,
+        best_epoch=stopping.best_epoch or None,
+        stopped_early_at=stopping.stopped_at,
+    )
     clf.meta = {
         "labels": list(cfg.labels),
         "max_length": cfg.max_length,
@@ -578,5 +654,7 @@ def train_encoder_classifier(
     return fit_and_save(
         "encoder-classifier",
         lambda: fit_encoder_classifier(cfg, train_rows, val_rows, log=log, embedding_cache=embedding_cache),
-        save_encoder_classifier, out_dir, log)
-
+        save_encoder_classifier,
+        out_dir,
+        log,
+    )

@@ -52,12 +52,33 @@ from torch import nn
 from distillbuild.errors import StageError
 from distillbuild.protocol.field_match import values_match
 from distillbuild.spec.output_schema import FieldSpec, schema_fields
-from distillbuild.train.common import (STUDENT_FILE, TrainConfigChecks, TrainingRun, adamw_with_warmup, fit_and_save,
-                                       inference, load_base_model, load_saved_student, mean_pool, resolve_base_model,
-                                       save_encoder, start_fit, texts_by_length, token_states, write_model_dir)
+from distillbuild.train.common import (
+    STUDENT_FILE,
+    TrainConfigChecks,
+    TrainingRun,
+    adamw_with_warmup,
+    fit_and_save,
+    inference,
+    load_base_model,
+    load_saved_student,
+    mean_pool,
+    resolve_base_model,
+    save_encoder,
+    start_fit,
+    texts_by_length,
+    token_states,
+    write_model_dir,
+)
 
-__all__ = ["ExtractorTrainConfig", "EncoderExtractor", "locate_span", "train_encoder_extractor",
-           "fit_encoder_extractor", "save_encoder_extractor", "train_from_config"]
+__all__ = [
+    "ExtractorTrainConfig",
+    "EncoderExtractor",
+    "locate_span",
+    "train_encoder_extractor",
+    "fit_encoder_extractor",
+    "save_encoder_extractor",
+    "train_from_config",
+]
 
 KIND = "encoder-extractor"
 HEADS_FILE = "heads.safetensors"
@@ -96,8 +117,9 @@ class ExtractorTrainConfig(TrainConfigChecks):
         schema_fields(self.output_schema)  # raises UnsupportedSchema (a ValueError) with the reason
         if isinstance(self.frozen_layers, bool) or not isinstance(self.frozen_layers, int) or self.frozen_layers < 0:
             raise ValueError(f"frozen_layers must be an integer >= 0, got {self.frozen_layers!r}")
-        self._check_sizes(("max_length", "epochs", "batch_size", "max_span_tokens"), 8,
-                          ("learning_rate", "head_learning_rate"))
+        self._check_sizes(
+            ("max_length", "epochs", "batch_size", "max_span_tokens"), 8, ("learning_rate", "head_learning_rate")
+        )
         self._check_seed_and_threads()
 
 
@@ -132,8 +154,12 @@ def _fits(value: Any, c: dict[str, Any]) -> bool:
         if len(value) < c.get("minLength", 0) or len(value) > c.get("maxLength", math.inf):
             return False
         return True
-    return (value >= c.get("minimum", -math.inf) and value <= c.get("maximum", math.inf)
-            and value > c.get("exclusiveMinimum", -math.inf) and value < c.get("exclusiveMaximum", math.inf))
+    return (
+        value >= c.get("minimum", -math.inf)
+        and value <= c.get("maximum", math.inf)
+        and value > c.get("exclusiveMinimum", -math.inf)
+        and value < c.get("exclusiveMaximum", math.inf)
+    )
 
 
 def locate_span(text: str, value: Any, kind: str) -> tuple[int, int] | None:
@@ -163,8 +189,10 @@ def locate_span(text: str, value: Any, kind: str) -> tuple[int, int] | None:
     hits = []
     for m in NUMBER_RE.finditer(text):
         if math.isclose(float(m.group(0).replace(",", "")), float(value), rel_tol=1e-9, abs_tol=1e-6):
-            money = bool(_CURRENCY_BEFORE.search(text[max(0, m.start() - 2): m.start()])
-                         or _CURRENCY_AFTER.search(text[m.end(): m.end() + 9]))
+            money = bool(
+                _CURRENCY_BEFORE.search(text[max(0, m.start() - 2) : m.start()])
+                or _CURRENCY_AFTER.search(text[m.end() : m.end() + 9])
+            )
             hits.append((not money, m.start(), m.span()))
     return min(hits)[2] if hits else None
 
@@ -200,8 +228,9 @@ class _ExtractorModel(nn.Module):
         mean = mean_pool(tokens, attention_mask)
         scores = self.enum_attention(tokens).masked_fill(attention_mask.unsqueeze(-1) == 0, _NEG)  # (B, L, E)
         attended = torch.einsum("ble,bld->bed", torch.softmax(scores, dim=1), tokens)  # (B, E, H)
-        enum_logits = [head(self.dropout(torch.cat([mean, attended[:, h]], dim=-1)))
-                       for h, head in enumerate(self.enum_heads)]
+        enum_logits = [
+            head(self.dropout(torch.cat([mean, attended[:, h]], dim=-1))) for h, head in enumerate(self.enum_heads)
+        ]
         span = self.span_head(self.dropout(tokens))  # (B, L, 2 * n_span)
         start, end = span[..., : self.n_span], span[..., self.n_span : 2 * self.n_span]
         return enum_logits, start, end
@@ -215,10 +244,16 @@ class _Encoded:
 
 
 def _encode(tokenizer, texts: list[str], max_length: int) -> _Encoded:
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True,
-                    return_special_tokens_mask=True)
-    return _Encoded(enc["input_ids"], [[tuple(o) for o in offs] for offs in enc["offset_mapping"]],
-                    enc["special_tokens_mask"])
+    enc = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    return _Encoded(
+        enc["input_ids"], [[tuple(o) for o in offs] for offs in enc["offset_mapping"]], enc["special_tokens_mask"]
+    )
 
 
 def _collate(ids: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -252,8 +287,15 @@ def _check_extractor(spec_path: Path, meta: dict) -> None:
 class EncoderExtractor:
     """A trained encoder-extractor student, for inference: ``predict(texts) -> list[dict]``."""
 
-    def __init__(self, model: _ExtractorModel, tokenizer, output_schema: dict, max_length: int,
-                 max_span_tokens: int = 24, meta: dict | None = None):
+    def __init__(
+        self,
+        model: _ExtractorModel,
+        tokenizer,
+        output_schema: dict,
+        max_length: int,
+        max_span_tokens: int = 24,
+        meta: dict | None = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.output_schema = output_schema
@@ -270,20 +312,30 @@ class EncoderExtractor:
         meta = saved.meta
         schema = meta["output_schema"]
         fields = schema_fields(schema)
-        model = _ExtractorModel(saved.encoder, [len(f.values) for f in fields if not f.is_span],
-                                sum(f.is_span for f in fields))
+        model = _ExtractorModel(
+            saved.encoder, [len(f.values) for f in fields if not f.is_span], sum(f.is_span for f in fields)
+        )
         missing, unexpected = model.load_state_dict(saved.weights, strict=False)
         missing = [k for k in missing if not k.startswith("encoder.")]
         if missing or unexpected:
-            raise ValueError(f"{Path(model_dir) / HEADS_FILE}: heads do not match the schema (missing {missing}, "
-                             f"unexpected {unexpected})")
+            raise ValueError(
+                f"{Path(model_dir) / HEADS_FILE}: heads do not match the schema (missing {missing}, "
+                f"unexpected {unexpected})"
+            )
         model.eval()
         return cls(model, saved.tokenizer, schema, meta.get("max_length", 192), meta.get("max_span_tokens", 24), meta)
 
     # -- inference
 
-    def _decode_span(self, start: np.ndarray, end: np.ndarray, offsets: list[tuple[int, int]], special: list[int],
-                     text: str, f: FieldSpec) -> Any:
+    def _decode_span(
+        self,
+        start: np.ndarray,
+        end: np.ndarray,
+        offsets: list[tuple[int, int]],
+        special: list[int],
+        text: str,
+        f: FieldSpec,
+    ) -> Any:
         positions = np.array([i for i, ((s, e), sp) in enumerate(zip(offsets, special)) if not sp and e > s], dtype=int)
         best_value, best_score = None, -math.inf
         if len(positions):
@@ -297,7 +349,7 @@ class EncoderExtractor:
                 if not np.isfinite(score):
                     break
                 i, j = divmod(int(k), len(positions))
-                value = _to_value(text[offsets[positions[i]][0]: offsets[positions[j]][1]], f)
+                value = _to_value(text[offsets[positions[i]][0] : offsets[positions[j]][1]], f)
                 if value is not None:
                     best_value, best_score = value, float(score)
                     break
@@ -316,7 +368,7 @@ class EncoderExtractor:
         pad = self.tokenizer.pad_token_id or 0
         with inference(self.model):
             for b in range(0, len(order), max(1, int(batch_size))):
-                idx = order[b: b + batch_size]
+                idx = order[b : b + batch_size]
                 chunk = [texts[i] for i in idx]
                 enc = _encode(self.tokenizer, chunk, self.max_length)
                 batch = _collate(enc.input_ids, pad)
@@ -329,8 +381,9 @@ class EncoderExtractor:
                         values[f.name] = f.values[enum_pred[h][r]]
                     n = len(enc.input_ids[r])
                     for h, f in enumerate(self.span_fields):
-                        values[f.name] = self._decode_span(start[r, :n, h], end[r, :n, h], enc.offsets[r],
-                                                           enc.special[r], chunk[r], f)
+                        values[f.name] = self._decode_span(
+                            start[r, :n, h], end[r, :n, h], enc.offsets[r], enc.special[r], chunk[r], f
+                        )
                     out[i] = {f.name: values[f.name] for f in self.fields}
         return out  # type: ignore[return-value]
 
@@ -413,8 +466,8 @@ def _batches(lengths: list[int], batch_size: int, gen: torch.Generator) -> list[
     window = batch_size * 8
     batches = []
     for w in range(0, len(perm), window):
-        part = sorted(perm[w: w + window], key=lambda i: lengths[i])
-        batches += [part[b: b + batch_size] for b in range(0, len(part), batch_size)]
+        part = sorted(perm[w : w + window], key=lambda i: lengths[i])
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
     order = torch.randperm(len(batches), generator=gen).tolist()
     return [batches[i] for i in order]
 
@@ -423,8 +476,10 @@ def field_accuracy(fields: list[FieldSpec], predicted: list[dict], gold: list[di
     """Per-field accuracy of predicted objects against reference objects (the teacher's, in training)."""
     if not gold:
         return {}
-    return {f.name: sum(values_match(p.get(f.name), g.get(f.name)) for p, g in zip(predicted, gold)) / len(gold)
-            for f in fields}
+    return {
+        f.name: sum(values_match(p.get(f.name), g.get(f.name)) for p, g in zip(predicted, gold)) / len(gold)
+        for f in fields
+    }
 
 
 def _parse_train_val(train_rows: list[dict], val_rows: list[dict]) -> tuple[list[dict], list[dict], dict[str, int]]:
@@ -443,33 +498,50 @@ def _freeze_lower_layers(encoder: nn.Module, frozen_layers: int) -> None:
     # it little, and leaving it out halves the optimiser's work per step.
     encoder.get_input_embeddings().weight.requires_grad_(False)
     for name, param in encoder.named_parameters():
-        if any(name.startswith(f"{prefix}.{k}.") for prefix in ("encoder.layer", "layer") for k in range(frozen_layers)) \
-                or (frozen_layers and name.startswith("embeddings.")):
+        if any(
+            name.startswith(f"{prefix}.{k}.") for prefix in ("encoder.layer", "layer") for k in range(frozen_layers)
+        ) or (frozen_layers and name.startswith("embeddings.")):
             param.requires_grad_(False)
 
 
 def _param_groups(cfg: ExtractorTrainConfig, model: _ExtractorModel) -> list[dict]:
     """The encoder's trainable parameters and the heads, each with its learning rate."""
     heads = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
-    return [{"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
-            {"params": heads, "lr": cfg.head_learning_rate}]
+    return [
+        {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.learning_rate},
+        {"params": heads, "lr": cfg.head_learning_rate},
+    ]
 
 
-def _log_start(cfg: ExtractorTrainConfig, base_path: Path, n: int, n_val: int, fields: list[FieldSpec],
-               total_steps: int, targets: _Targets, truncated: int, log: Callable[[str], None]) -> None:
+def _log_start(
+    cfg: ExtractorTrainConfig,
+    base_path: Path,
+    n: int,
+    n_val: int,
+    fields: list[FieldSpec],
+    total_steps: int,
+    targets: _Targets,
+    truncated: int,
+    log: Callable[[str], None],
+) -> None:
     n_span = sum(f.is_span for f in fields)
-    log(f"encoder-extractor: base={cfg.base_model} ({base_path}) train={n} val={n_val} "
+    log(
+        f"encoder-extractor: base={cfg.base_model} ({base_path}) train={n} val={n_val} "
         f"fields={len(fields)} ({len(fields) - n_span} enum, {n_span} span) epochs={cfg.epochs} "
-        f"batch={cfg.batch_size} steps={total_steps} threads={torch.get_num_threads()}")
+        f"batch={cfg.batch_size} steps={total_steps} threads={torch.get_num_threads()}"
+    )
     if any(targets.unlocated.values()):
-        log("  teacher values not found in the text (no span target for those rows): "
-            + ", ".join(f"{k} {v}" for k, v in targets.unlocated.items() if v))
+        log(
+            "  teacher values not found in the text (no span target for those rows): "
+            + ", ".join(f"{k} {v}" for k, v in targets.unlocated.items() if v)
+        )
     if truncated:
         log(f"  {truncated} training texts reach max_length {cfg.max_length} and are truncated")
 
 
-def _batch_loss(model: _ExtractorModel, batch: dict[str, torch.Tensor], special: list[list[int]], idx: list[int],
-                targets: _Targets) -> torch.Tensor | None:
+def _batch_loss(
+    model: _ExtractorModel, batch: dict[str, torch.Tensor], special: list[list[int]], idx: list[int], targets: _Targets
+) -> torch.Tensor | None:
     """The mean over fields of the enum heads' cross-entropy and the span heads' mean start and
     end cross-entropy, over the fields with a target in the batch (None when none has)."""
     enum_logits, start, end = model(**batch)
@@ -484,13 +556,26 @@ def _batch_loss(model: _ExtractorModel, batch: dict[str, torch.Tensor], special:
         if (ys != IGNORE).any():
             s_logits = start[..., h].masked_fill(~allowed, _NEG)
             e_logits = end[..., h].masked_fill(~allowed, _NEG)
-            losses.append((F.cross_entropy(s_logits, ys, ignore_index=IGNORE)
-                           + F.cross_entropy(e_logits, ye, ignore_index=IGNORE)) / 2)
+            losses.append(
+                (
+                    F.cross_entropy(s_logits, ys, ignore_index=IGNORE)
+                    + F.cross_entropy(e_logits, ye, ignore_index=IGNORE)
+                )
+                / 2
+            )
     return torch.stack(losses).mean() if losses else None
 
 
-def _train_epoch(run: TrainingRun, epoch: int, cfg: ExtractorTrainConfig, model: _ExtractorModel, enc: _Encoded,
-                 targets: _Targets, pad: int, gen: torch.Generator) -> None:
+def _train_epoch(
+    run: TrainingRun,
+    epoch: int,
+    cfg: ExtractorTrainConfig,
+    model: _ExtractorModel,
+    enc: _Encoded,
+    targets: _Targets,
+    pad: int,
+    gen: torch.Generator,
+) -> None:
     """One pass over shuffled batches of similar lengths, one optimiser step per batch with a target."""
     model.train()
     for idx in _batches([len(x) for x in enc.input_ids], cfg.batch_size, gen):
@@ -500,23 +585,31 @@ def _train_epoch(run: TrainingRun, epoch: int, cfg: ExtractorTrainConfig, model:
             run.optimise(epoch, len(idx), loss)
 
 
-def _end_epoch(epoch: int, cfg: ExtractorTrainConfig, extractor: EncoderExtractor, val: list[dict],
-               log: Callable[[str], None]) -> dict[str, Any]:
+def _end_epoch(
+    epoch: int, cfg: ExtractorTrainConfig, extractor: EncoderExtractor, val: list[dict], log: Callable[[str], None]
+) -> dict[str, Any]:
     """The epoch's record: field accuracy against the teacher on the val rows (None without)."""
     entry: dict[str, Any] = {"epoch": epoch, "val_field_accuracy": None}
     if val:
-        per_field = field_accuracy(extractor.fields, extractor.predict([r["text"] for r in val]),
-                                   [r["answer"] for r in val])
+        per_field = field_accuracy(
+            extractor.fields, extractor.predict([r["text"] for r in val]), [r["answer"] for r in val]
+        )
         entry["val_field_accuracy"] = sum(per_field.values()) / len(per_field)
         entry["val_per_field"] = {k: round(v, 4) for k, v in per_field.items()}
-        log(f"  epoch {epoch}/{cfg.epochs} val field accuracy (vs the teacher) {entry['val_field_accuracy']:.4f}: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in per_field.items()))
+        log(
+            f"  epoch {epoch}/{cfg.epochs} val field accuracy (vs the teacher) {entry['val_field_accuracy']:.4f}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in per_field.items())
+        )
     return entry
 
 
-def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val_rows: list[dict],
-                          log: Callable[[str], None] = print, base_dir: Path | None = None
-                          ) -> tuple[EncoderExtractor, dict]:
+def fit_encoder_extractor(
+    cfg: ExtractorTrainConfig,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    log: Callable[[str], None] = print,
+    base_dir: Path | None = None,
+) -> tuple[EncoderExtractor, dict]:
     """Train in memory; returns the extractor (eval mode) and the training log dict."""
     t0 = start_fit(cfg.threads)
     fields = schema_fields(cfg.output_schema)
@@ -534,16 +627,26 @@ def fit_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val
     truncated = sum(len(ids) >= cfg.max_length for ids in enc.input_ids)
     _log_start(cfg, base_path, n, len(val), fields, total_steps, targets, truncated, log)
 
-    run = TrainingRun(log, cfg.epochs, total_steps, model, [p for p in model.parameters() if p.requires_grad],
-                      optimizer, scheduler)
+    run = TrainingRun(
+        log, cfg.epochs, total_steps, model, [p for p in model.parameters() if p.requires_grad], optimizer, scheduler
+    )
     pad = tokenizer.pad_token_id or 0
-    run.train(lambda epoch: _train_epoch(run, epoch, cfg, model, enc, targets, pad, gen),
-              lambda epoch: _end_epoch(epoch, cfg, extractor, val, log))
+    run.train(
+        lambda epoch: _train_epoch(run, epoch, cfg, model, enc, targets, pad, gen),
+        lambda epoch: _end_epoch(epoch, cfg, extractor, val, log),
+    )
 
     model.eval()
     extractor.meta = {"kind": KIND, "base_model": cfg.base_model, "config": cfg.to_dict()}
-    return extractor, run.result(t0, n, len(val), first={"trainer": "local", "kind": KIND}, skipped_rows=skipped,
-                                 unlocated_values=targets.unlocated, truncated_texts=truncated)
+    return extractor, run.result(
+        t0,
+        n,
+        len(val),
+        first={"trainer": "local", "kind": KIND},
+        skipped_rows=skipped,
+        unlocated_values=targets.unlocated,
+        truncated_texts=truncated,
+    )
 
 
 def save_encoder_extractor(extractor: EncoderExtractor, out_dir: Path) -> None:
@@ -551,30 +654,52 @@ def save_encoder_extractor(extractor: EncoderExtractor, out_dir: Path) -> None:
 
     def write(tmp: Path) -> None:
         save_encoder(tmp, extractor.model.encoder, extractor.tokenizer)
-        heads = {k: v.detach().cpu().contiguous().clone() for k, v in extractor.model.state_dict().items()
-                 if not k.startswith("encoder.")}
+        heads = {
+            k: v.detach().cpu().contiguous().clone()
+            for k, v in extractor.model.state_dict().items()
+            if not k.startswith("encoder.")
+        }
         save_file(heads, str(tmp / HEADS_FILE))
         meta = dict(extractor.meta)
-        meta.update({"kind": KIND, "output_schema": extractor.output_schema,
-                     "fields": [f.name for f in extractor.fields], "max_length": extractor.max_length,
-                     "max_span_tokens": extractor.max_span_tokens, "pooling": "mean"})
+        meta.update(
+            {
+                "kind": KIND,
+                "output_schema": extractor.output_schema,
+                "fields": [f.name for f in extractor.fields],
+                "max_length": extractor.max_length,
+                "max_span_tokens": extractor.max_span_tokens,
+                "pooling": "mean",
+            }
+        )
         # Not sort_keys: the field order of output_schema is the order of the heads.
         (tmp / STUDENT_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     write_model_dir(out_dir, write)
 
 
-def train_encoder_extractor(cfg: ExtractorTrainConfig, train_rows: list[dict], val_rows: list[dict], out_dir: Path,
-                            log: Callable[[str], None] = print, base_dir: Path | None = None) -> dict:
+def train_encoder_extractor(
+    cfg: ExtractorTrainConfig,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+    base_dir: Path | None = None,
+) -> dict:
     """rows: {"text", "label": the teacher's answer (a JSON object, or its JSON text)}. Writes the
     student to out_dir and returns the training log: {"steps": [{"step", "epoch", "loss"}],
     "epochs": [{"epoch", "val_field_accuracy", "val_per_field"}], "train_rows", "val_rows", ...}."""
-    return fit_and_save(KIND, lambda: fit_encoder_extractor(cfg, train_rows, val_rows, log=log, base_dir=base_dir),
-                        save_encoder_extractor, out_dir, log)
+    return fit_and_save(
+        KIND,
+        lambda: fit_encoder_extractor(cfg, train_rows, val_rows, log=log, base_dir=base_dir),
+        save_encoder_extractor,
+        out_dir,
+        log,
+    )
 
 
-def train_from_config(raw: dict, train_rows: list[dict], val_rows: list[dict], out_dir: Path,
-                      log: Callable[[str], None] = print) -> dict:
+def train_from_config(
+    raw: dict, train_rows: list[dict], val_rows: list[dict], out_dir: Path, log: Callable[[str], None] = print
+) -> dict:
     """The `train` stage's entry point: the JSON config `configure` wrote, the dataset's rows."""
     try:
         resolve_base_model(raw["base_model"], Path.cwd())  # fail early and clearly when it is absent

@@ -27,8 +27,12 @@ from distillbuild.io import file_sha256
 
 MARKER = "config.json"  # written by save_pretrained; present only in a finished directory
 CONVERSION = 2  # raise when the conversion changes what it writes
-SPECIAL_TOKENS = {"bos_token": "bos_token_id", "eos_token": "eos_token_id", "pad_token": "padding_token_id",
-                  "unk_token": "unknown_token_id"}
+SPECIAL_TOKENS = {
+    "bos_token": "bos_token_id",
+    "eos_token": "eos_token_id",
+    "pad_token": "padding_token_id",
+    "unk_token": "unknown_token_id",
+}
 
 
 def is_gguf(base_model: str) -> bool:

@@ -26,7 +26,11 @@ def variants() -> dict[str, tuple[list[dict], dict, str]]:
     out = {}
     plain = read(PLAIN, "build/evaluate/predictions.json")
     if plain:
-        out["answers, from the answer-only teacher (smollm2/)"] = (plain, read(PLAIN, "build/evaluate/metrics.json"), "")
+        out["answers, from the answer-only teacher (smollm2/)"] = (
+            plain,
+            read(PLAIN, "build/evaluate/metrics.json"),
+            "",
+        )
     answer = read(REASONING, "build/evaluate/predictions.json")
     if answer:
         metrics = read(REASONING, "build/evaluate/metrics.json")
@@ -54,8 +58,11 @@ def main() -> int:
     print(f"reasoning teacher: {teacher_calls(teacher)}")
     kept = read(REASONING, "build/filter/report.json") or {}
     audit = kept.get("gold_audit") or {}
-    print(f"filter: kept {kept.get('kept')} of {kept.get('rows')}; dropped {({k: v for k, v in (kept.get('by_reason') or {}).items() if v})}; teacher right "
-          f"{audit.get('teacher_accuracy_all')} of all, {audit.get('teacher_accuracy_kept')} of the kept")
+    print(
+        f"filter: kept {kept.get('kept')} of {kept.get('rows')}; dropped "
+        f"{ ({k: v for k, v in (kept.get('by_reason') or {}).items() if v}) }; teacher right "
+        f"{audit.get('teacher_accuracy_all')} of all, {audit.get('teacher_accuracy_kept')} of the kept"
+    )
     pairs = read(REASONING, "build/preference/pairs_report.json")
     if pairs:
         print(f"pairs: {pairs}")
@@ -65,18 +72,28 @@ def main() -> int:
         ci = bootstrap_mean_interval(right(rows), 5000)
         accuracy = sum(right(rows)) / len(rows)
         unparseable = sum(p not in LABELS for p in predicted)
-        print(f"{name}: accuracy {accuracy:.4f} ({ci['ci_low']:.4f}-{ci['ci_high']:.4f}) on {len(rows)}, macro-F1 "
-              f"{macro_f1(gold, predicted, LABELS):.3f}, unparseable {unparseable}, answers spam "
-              f"{sum(p == 'spam' for p in predicted)}, latency p50 {metrics[prefix + 'latency_p50_ms']:.0f} ms, "
-              f"p95 {metrics[prefix + 'latency_p95_ms']:.0f} ms")
+        print(
+            f"{name}: accuracy {accuracy:.4f} ({ci['ci_low']:.4f}-{ci['ci_high']:.4f}) on {len(rows)}, macro-F1 "
+            f"{macro_f1(gold, predicted, LABELS):.3f}, unparseable {unparseable}, answers spam "
+            f"{sum(p == 'spam' for p in predicted)}, latency p50 {metrics[prefix + 'latency_p50_ms']:.0f} ms, "
+            f"p95 {metrics[prefix + 'latency_p95_ms']:.0f} ms"
+        )
         if prefix == "" and "teacher_accuracy" in metrics and name.startswith("answers, then"):
-            print(f"  teacher on the same rows: accuracy {metrics['teacher_accuracy']:.4f}, macro-F1 "
-                  f"{metrics['teacher_macro_f1']:.3f}")
-    for first, second in (("rationale + answer (trace)", "answers (SFT)"), ("answers, then DPO", "answers (SFT)"),
-                          ("label and rationale as two tasks (step by step)", "answers (SFT)"),
-                          ("answers (SFT)", "answers, from the answer-only teacher (smollm2/)")):
+            print(
+                f"  teacher on the same rows: accuracy {metrics['teacher_accuracy']:.4f}, macro-F1 "
+                f"{metrics['teacher_macro_f1']:.3f}"
+            )
+    for first, second in (
+        ("rationale + answer (trace)", "answers (SFT)"),
+        ("answers, then DPO", "answers (SFT)"),
+        ("label and rationale as two tasks (step by step)", "answers (SFT)"),
+        ("answers (SFT)", "answers, from the answer-only teacher (smollm2/)"),
+    ):
         if first in built and second in built:
-            print(f"{first} minus {second}: {paired(built[first][0], built[second][0], ('in the first', 'in the second'))}")
+            print(
+                f"{first} minus {second}: "
+                f"{paired(built[first][0], built[second][0], ('in the first', 'in the second'))}"
+            )
     return 0
 
 

@@ -30,13 +30,13 @@ LABELS = {"spam": "spam", "ham": "legit"}
 # explain its answer) is shown (reasoning/, teacher.reasoning in explain mode). Written by hand.
 RATIONALES = {
     "easy-ham-1/00486": "It quotes another writer and argues back about a topic of discussion; it sells nothing and "
-                        "asks for no money, so it is legit.",
+    "asks for no money, so it is legit.",
     "spam-2/00760": "It is written to anyone with debts, offers a free consultation and pushes the reader to contact "
-                    "them now: an unsolicited offer about money, so it is spam.",
+    "them now: an unsolicited offer about money, so it is spam.",
     "spam-2/00189": "The greeting has a placeholder instead of a name and it advertises free minutes of a calling "
-                    "product: a mass mailing that sells a service, so it is spam.",
+    "product: a mass mailing that sells a service, so it is spam.",
     "easy-ham-2/01306": "A list member replies to another by name about filtering spam for their users and asks the "
-                        "list a question: a discussion, nothing offered, so it is legit.",
+    "list a question: a discussion, nothing offered, so it is legit.",
 }
 BODY_CHARS = 1500  # the template reads less; the rest leaves room to change it
 FIELDS = ("id", "group", "label", "subject", "body")
@@ -68,8 +68,11 @@ def slim(row: dict) -> dict:
 def write(name: str, rows: list[dict], rationale: bool = False) -> None:
     (HERE / "data").mkdir(exist_ok=True)
     with open(HERE / "data" / name, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({**slim(r), **({"rationale": RATIONALES[r["id"]]} if rationale else {})},
-                                ensure_ascii=False) + "\n" for r in rows)
+        f.writelines(
+            json.dumps({**slim(r), **({"rationale": RATIONALES[r["id"]]} if rationale else {})}, ensure_ascii=False)
+            + "\n"
+            for r in rows
+        )
 
 
 def main() -> int:
@@ -80,8 +83,10 @@ def main() -> int:
     train, test = read("train"), read("test")
     inputs = stratified(train, INPUTS, rng)
     taken = {r["id"] for r in inputs}
-    pool = {label: [r for r in train if r["label"] == label and r["id"] not in taken and len(r["body"]) > 200]
-            for label in ("spam", "ham")}
+    pool = {
+        label: [r for r in train if r["label"] == label and r["id"] not in taken and len(r["body"]) > 200]
+        for label in ("spam", "ham")
+    }
     examples = []
     for label in EXAMPLES:
         row = rng.choice(pool[label])

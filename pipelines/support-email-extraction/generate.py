@@ -59,10 +59,27 @@ N_DUPLICATES = 10
 N_HELDOUT = 200
 AMBIGUOUS_RATE = 0.08
 
-INTENTS = ["refund_request", "order_status", "cancel_order", "damaged_item", "wrong_item",
-           "billing_issue", "change_address", "product_question"]
-PRODUCTS = ["aria_earbuds", "halo_speaker", "sweep_vacuum", "brew_grinder", "lumen_lamp",
-            "pulse_band", "breeze_purifier", "tempo_kettle", "gift_card"]
+INTENTS = [
+    "refund_request",
+    "order_status",
+    "cancel_order",
+    "damaged_item",
+    "wrong_item",
+    "billing_issue",
+    "change_address",
+    "product_question",
+]
+PRODUCTS = [
+    "aria_earbuds",
+    "halo_speaker",
+    "sweep_vacuum",
+    "brew_grinder",
+    "lumen_lamp",
+    "pulse_band",
+    "breeze_purifier",
+    "tempo_kettle",
+    "gift_card",
+]
 URGENCY = ["low", "normal", "high"]
 
 SCHEMA = {
@@ -70,59 +87,168 @@ SCHEMA = {
     "additionalProperties": False,
     "required": ["intent", "order_id", "product", "urgency", "customer_name", "amount"],
     "properties": {
-        "intent": {"type": "string", "enum": INTENTS,
-                   "description": "What the customer asks for."},
-        "order_id": {"type": ["string", "null"],
-                     "description": "The shop's order number as written (BN-123456 or W1234567), without a leading '#'; null if none."},
-        "product": {"type": ["string", "null"], "enum": PRODUCTS + [None],
-                    "description": "The catalogue id of the product the request is about; null if none is named."},
-        "urgency": {"type": "string", "enum": URGENCY,
-                    "description": "high: explicit urgency or a deadline; low: explicitly no rush; else normal."},
-        "customer_name": {"type": ["string", "null"],
-                          "description": "The sender's name as they sign or introduce themselves; null if not given."},
-        "amount": {"type": ["number", "null"],
-                   "description": "The money amount the request is about, as a number without currency; null if none."},
+        "intent": {"type": "string", "enum": INTENTS, "description": "What the customer asks for."},
+        "order_id": {
+            "type": ["string", "null"],
+            "description": "The shop's order number as written (BN-123456 or W1234567), without a leading '#'; null if none.",
+        },
+        "product": {
+            "type": ["string", "null"],
+            "enum": PRODUCTS + [None],
+            "description": "The catalogue id of the product the request is about; null if none is named.",
+        },
+        "urgency": {
+            "type": "string",
+            "enum": URGENCY,
+            "description": "high: explicit urgency or a deadline; low: explicitly no rush; else normal.",
+        },
+        "customer_name": {
+            "type": ["string", "null"],
+            "description": "The sender's name as they sign or introduce themselves; null if not given.",
+        },
+        "amount": {
+            "type": ["number", "null"],
+            "description": "The money amount the request is about, as a number without currency; null if none.",
+        },
     },
 }
 
 # How customers name each product: (specific mentions, generic mentions).
 MENTIONS = {
-    "aria_earbuds": (["Aria earbuds", "Aria Buds", "Aria wireless earbuds", "Aria Buds Pro"],
-                     ["earbuds", "wireless earbuds", "headphones"]),
-    "halo_speaker": (["Halo speaker", "Halo smart speaker", "Halo Mini speaker", "Halo Mini"],
-                     ["smart speaker", "bluetooth speaker"]),
-    "sweep_vacuum": (["Sweep robot vacuum", "Sweep S2 vacuum", "Sweep vacuum", "Sweep S2"],
-                     ["robot vacuum", "robot hoover"]),
-    "brew_grinder": (["Brew coffee grinder", "Brew burr grinder", "Brew grinder"],
-                     ["coffee grinder", "burr grinder"]),
-    "lumen_lamp": (["Lumen desk lamp", "Lumen lamp", "Lumen LED lamp"],
-                   ["desk lamp", "LED lamp"]),
-    "pulse_band": (["Pulse fitness band", "Pulse band", "Pulse 3 tracker"],
-                   ["fitness tracker", "fitness band"]),
-    "breeze_purifier": (["Breeze air purifier", "Breeze purifier", "Breeze 300"],
-                        ["air purifier", "purifier"]),
-    "tempo_kettle": (["Tempo kettle", "Tempo electric kettle", "Tempo gooseneck kettle"],
-                     ["electric kettle", "kettle"]),
+    "aria_earbuds": (
+        ["Aria earbuds", "Aria Buds", "Aria wireless earbuds", "Aria Buds Pro"],
+        ["earbuds", "wireless earbuds", "headphones"],
+    ),
+    "halo_speaker": (
+        ["Halo speaker", "Halo smart speaker", "Halo Mini speaker", "Halo Mini"],
+        ["smart speaker", "bluetooth speaker"],
+    ),
+    "sweep_vacuum": (
+        ["Sweep robot vacuum", "Sweep S2 vacuum", "Sweep vacuum", "Sweep S2"],
+        ["robot vacuum", "robot hoover"],
+    ),
+    "brew_grinder": (["Brew coffee grinder", "Brew burr grinder", "Brew grinder"], ["coffee grinder", "burr grinder"]),
+    "lumen_lamp": (["Lumen desk lamp", "Lumen lamp", "Lumen LED lamp"], ["desk lamp", "LED lamp"]),
+    "pulse_band": (["Pulse fitness band", "Pulse band", "Pulse 3 tracker"], ["fitness tracker", "fitness band"]),
+    "breeze_purifier": (["Breeze air purifier", "Breeze purifier", "Breeze 300"], ["air purifier", "purifier"]),
+    "tempo_kettle": (
+        ["Tempo kettle", "Tempo electric kettle", "Tempo gooseneck kettle"],
+        ["electric kettle", "kettle"],
+    ),
     "gift_card": (["Brightnest gift card", "e-gift card"], ["gift card", "gift voucher"]),
 }
 
-FIRST = ["Maria", "Tom", "Aisha", "Kenji", "Lucas", "Priya", "Olga", "Daniel", "Fatima", "Chen",
-         "Sophie", "Mateus", "Grace", "Ahmed", "Ingrid", "Raj", "Emily", "Tunde", "Marco", "Hannah",
-         "Jorge", "Leila", "Sam", "Yuki", "Nora", "Pavel", "Bea", "Kwame", "Lena", "Diego", "José",
-         "Zoë", "Siobhan", "Arjun", "Mei", "Oskar"]
-LAST = ["Lopez", "Becker", "Okafor", "Tanaka", "Silva", "Sharma", "Ivanova", "Murphy", "Haddad",
-        "Wang", "Martin", "Costa", "Nguyen", "Hassan", "Larsen", "Patel", "Clarke", "Adeyemi",
-        "Rossi", "Schmidt", "Ortiz", "Karimi", "Novak", "Mensah", "Dubois", "O'Neill", "Van Dijk"]
+FIRST = [
+    "Maria",
+    "Tom",
+    "Aisha",
+    "Kenji",
+    "Lucas",
+    "Priya",
+    "Olga",
+    "Daniel",
+    "Fatima",
+    "Chen",
+    "Sophie",
+    "Mateus",
+    "Grace",
+    "Ahmed",
+    "Ingrid",
+    "Raj",
+    "Emily",
+    "Tunde",
+    "Marco",
+    "Hannah",
+    "Jorge",
+    "Leila",
+    "Sam",
+    "Yuki",
+    "Nora",
+    "Pavel",
+    "Bea",
+    "Kwame",
+    "Lena",
+    "Diego",
+    "José",
+    "Zoë",
+    "Siobhan",
+    "Arjun",
+    "Mei",
+    "Oskar",
+]
+LAST = [
+    "Lopez",
+    "Becker",
+    "Okafor",
+    "Tanaka",
+    "Silva",
+    "Sharma",
+    "Ivanova",
+    "Murphy",
+    "Haddad",
+    "Wang",
+    "Martin",
+    "Costa",
+    "Nguyen",
+    "Hassan",
+    "Larsen",
+    "Patel",
+    "Clarke",
+    "Adeyemi",
+    "Rossi",
+    "Schmidt",
+    "Ortiz",
+    "Karimi",
+    "Novak",
+    "Mensah",
+    "Dubois",
+    "O'Neill",
+    "Van Dijk",
+]
 AGENTS = ["Jordan", "Alex", "Mia", "Chris", "Robin", "Taylor"]
 RELATIVES = ["sister", "brother", "mum", "dad", "wife", "husband", "partner", "son", "daughter", "flatmate"]
 CARRIERS = ["UPS", "DHL", "FedEx", "Royal Mail", "DPD", "USPS"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 STREETS = ["Elm Street", "King St", "Harbour Road", "Station Road", "Oak Avenue", "Queen St W", "Mill Lane"]
 CITIES = ["Leeds", "Toronto", "Austin", "Cork", "Melbourne", "Denver", "Porto", "Rotterdam", "Calgary"]
-PRICES = [14.99, 19.99, 24.5, 29, 29.99, 34.99, 39, 44.95, 49.99, 59, 59.99, 69.99, 79, 89.99, 99,
-          119.99, 129, 149.99, 199, 249.99, 329, 1188]
+PRICES = [
+    14.99,
+    19.99,
+    24.5,
+    29,
+    29.99,
+    34.99,
+    39,
+    44.95,
+    49.99,
+    59,
+    59.99,
+    69.99,
+    79,
+    89.99,
+    99,
+    119.99,
+    129,
+    149.99,
+    199,
+    249.99,
+    329,
+    1188,
+]
 
 # --------------------------------------------------------------------------------------------
 # Slot values
@@ -137,12 +263,14 @@ def order_number(rng: random.Random) -> str:
 
 
 def tracking_number(rng: random.Random) -> str:
-    return rng.choice([
-        "1Z" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPRSTVWXY") for _ in range(16)),
-        digits(rng, 12),
-        "JD0146" + digits(rng, 10),
-        "RM" + digits(rng, 9) + "GB",
-    ])
+    return rng.choice(
+        [
+            "1Z" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPRSTVWXY") for _ in range(16)),
+            digits(rng, 12),
+            "JD0146" + digits(rng, 10),
+            "RM" + digits(rng, 9) + "GB",
+        ]
+    )
 
 
 def money(rng: random.Random, value: float) -> str:
@@ -167,8 +295,16 @@ def money(rng: random.Random, value: float) -> str:
 
 def date(rng: random.Random) -> str:
     d = rng.randint(1, 28)
-    return rng.choice([f"{rng.choice(MONTHS)} {d}", f"the {d}{'th' if 10 <= d <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(d % 10, 'th')}",
-                       rng.choice(DAYS), "last week", f"{d:02d}/{rng.randint(1, 12):02d}", "two weeks ago"])
+    return rng.choice(
+        [
+            f"{rng.choice(MONTHS)} {d}",
+            f"the {d}{'th' if 10 <= d <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(d % 10, 'th')}",
+            rng.choice(DAYS),
+            "last week",
+            f"{d:02d}/{rng.randint(1, 12):02d}",
+            "two weeks ago",
+        ]
+    )
 
 
 def mention(rng: random.Random, product: str) -> str:
@@ -265,37 +401,100 @@ CORES = {
 }
 
 AMOUNT_LINES = {
-    "refund_request": ["I paid {A} for it.", "The refund should be {A}.", "That's {A} I'd like back.",
-                       "Please put the {A} back on my card.", "It cost me {A}."],
+    "refund_request": [
+        "I paid {A} for it.",
+        "The refund should be {A}.",
+        "That's {A} I'd like back.",
+        "Please put the {A} back on my card.",
+        "It cost me {A}.",
+    ],
     "order_status": ["I even paid {A} for express shipping.", "I paid {A} and have nothing to show for it."],
     "cancel_order": ["The total was {A}.", "I don't want to be charged the {A}."],
     "damaged_item": ["For {A} I expected better.", "I paid {A} for this."],
     "wrong_item": ["I paid {A} for the right one.", "It was {A}, not cheap."],
-    "billing_issue": ["The charge is {A}.", "I was billed {A}.", "It's {A}, taken on {D}.",
-                      "{A} came out of my account.", "The amount is {A}."],
+    "billing_issue": [
+        "The charge is {A}.",
+        "I was billed {A}.",
+        "It's {A}, taken on {D}.",
+        "{A} came out of my account.",
+        "The amount is {A}.",
+    ],
     "change_address": ["I already paid {A} for delivery."],
     "product_question": ["Your site says {A}, is that right?", "Is it still {A}?", "I saw it listed at {A}."],
 }
 
 # Intents whose core sentences mention the product ({P} / {Pbare}) every time.
-P_RATE = {"refund_request": 0.85, "order_status": 0.7, "cancel_order": 0.6, "damaged_item": 1.0,
-          "wrong_item": 1.0, "billing_issue": 0.35, "change_address": 0.25, "product_question": 1.0}
-O_RATE = {"refund_request": 0.7, "order_status": 0.9, "cancel_order": 0.85, "damaged_item": 0.7,
-          "wrong_item": 0.85, "billing_issue": 0.6, "change_address": 0.9, "product_question": 0.1}
-A_RATE = {"refund_request": 0.65, "order_status": 0.08, "cancel_order": 0.2, "damaged_item": 0.2,
-          "wrong_item": 0.15, "billing_issue": 0.9, "change_address": 0.05, "product_question": 0.25}
+P_RATE = {
+    "refund_request": 0.85,
+    "order_status": 0.7,
+    "cancel_order": 0.6,
+    "damaged_item": 1.0,
+    "wrong_item": 1.0,
+    "billing_issue": 0.35,
+    "change_address": 0.25,
+    "product_question": 1.0,
+}
+O_RATE = {
+    "refund_request": 0.7,
+    "order_status": 0.9,
+    "cancel_order": 0.85,
+    "damaged_item": 0.7,
+    "wrong_item": 0.85,
+    "billing_issue": 0.6,
+    "change_address": 0.9,
+    "product_question": 0.1,
+}
+A_RATE = {
+    "refund_request": 0.65,
+    "order_status": 0.08,
+    "cancel_order": 0.2,
+    "damaged_item": 0.2,
+    "wrong_item": 0.15,
+    "billing_issue": 0.9,
+    "change_address": 0.05,
+    "product_question": 0.25,
+}
 
-GREETINGS = ["Hi,", "Hello,", "Hi there,", "Hello Brightnest team,", "Dear Customer Service,", "Hey,",
-             "Good morning,", "To whom it may concern,", "Hi support,", "hi"]
-CLOSERS = ["Thanks in advance.", "Appreciate your help.", "Looking forward to hearing from you.",
-           "Thank you.", "Thanks!", "Let me know.", "Kind regards."]
-HIGH = ["I need this sorted today.", "This is urgent!", "Please respond ASAP.",
-        "It's a birthday present for {D} so I really need this quickly.",
-        "This is the third time I'm writing about this.", "URGENT, please help.",
-        "If I don't hear back by tomorrow I'll dispute the charge with my bank.",
-        "I need an answer before Friday.", "PLEASE SORT THIS OUT IMMEDIATELY."]
-LOW = ["No rush on this.", "Whenever you get a chance.", "Not urgent at all, just wondering.",
-       "No hurry, take your time.", "Just curious, it's not urgent.", "No rush, whenever suits you."]
+GREETINGS = [
+    "Hi,",
+    "Hello,",
+    "Hi there,",
+    "Hello Brightnest team,",
+    "Dear Customer Service,",
+    "Hey,",
+    "Good morning,",
+    "To whom it may concern,",
+    "Hi support,",
+    "hi",
+]
+CLOSERS = [
+    "Thanks in advance.",
+    "Appreciate your help.",
+    "Looking forward to hearing from you.",
+    "Thank you.",
+    "Thanks!",
+    "Let me know.",
+    "Kind regards.",
+]
+HIGH = [
+    "I need this sorted today.",
+    "This is urgent!",
+    "Please respond ASAP.",
+    "It's a birthday present for {D} so I really need this quickly.",
+    "This is the third time I'm writing about this.",
+    "URGENT, please help.",
+    "If I don't hear back by tomorrow I'll dispute the charge with my bank.",
+    "I need an answer before Friday.",
+    "PLEASE SORT THIS OUT IMMEDIATELY.",
+]
+LOW = [
+    "No rush on this.",
+    "Whenever you get a chance.",
+    "Not urgent at all, just wondering.",
+    "No hurry, take your time.",
+    "Just curious, it's not urgent.",
+    "No rush, whenever suits you.",
+]
 DISTRACTORS = [
     "I've been a customer since 2019.",
     "I bought 2 of them in total.",
@@ -311,9 +510,22 @@ DISTRACTORS = [
     "{FIRST2} from your team was lovely on the phone.",
     "I've attached 3 photos.",
 ]
-TYPOS = {"receive": "recieve", "received": "recieved", "definitely": "definately", "address": "adress",
-         "package": "pakage", "please": "pls", "Please": "Pls", "because": "becuase", "thanks": "thx",
-         "Thanks": "Thx", "weeks": "wks", "already": "allready", "anymore": "any more", "until": "untill"}
+TYPOS = {
+    "receive": "recieve",
+    "received": "recieved",
+    "definitely": "definately",
+    "address": "adress",
+    "package": "pakage",
+    "please": "pls",
+    "Please": "Pls",
+    "because": "becuase",
+    "thanks": "thx",
+    "Thanks": "Thx",
+    "weeks": "wks",
+    "already": "allready",
+    "anymore": "any more",
+    "until": "untill",
+}
 
 
 def signature(rng: random.Random, full: str, first: str, style: float) -> tuple[str, str]:
@@ -322,16 +534,30 @@ def signature(rng: random.Random, full: str, first: str, style: float) -> tuple[
         name = full
     else:
         name = first
-    form = rng.choice(["Thanks,\n{n}", "Best regards,\n{n}", "Cheers, {n}", "- {n}", "Kind regards,\n{n}",
-                       "Thank you,\n{n}", "{n}", "Regards, {n}", "Many thanks\n{n}"])
+    form = rng.choice(
+        [
+            "Thanks,\n{n}",
+            "Best regards,\n{n}",
+            "Cheers, {n}",
+            "- {n}",
+            "Kind regards,\n{n}",
+            "Thank you,\n{n}",
+            "{n}",
+            "Regards, {n}",
+            "Many thanks\n{n}",
+        ]
+    )
     return form.format(n=name), name
 
 
 def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> dict:
     """One e-mail and its gold answer; `alternatives` hold a plausible mistake (or the other
     reading of an ambiguous e-mail)."""
-    product = rng.choice(PRODUCTS[:-1] if intent in ("damaged_item", "wrong_item") else PRODUCTS) \
-        if rng.random() < P_RATE[intent] else None
+    product = (
+        rng.choice(PRODUCTS[:-1] if intent in ("damaged_item", "wrong_item") else PRODUCTS)
+        if rng.random() < P_RATE[intent]
+        else None
+    )
     order = order_number(rng) if rng.random() < O_RATE[intent] else None
     value = rng.choice(PRICES) if rng.random() < A_RATE[intent] else None
     roll = rng.random()
@@ -344,18 +570,33 @@ def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> di
     slots = {
         "P": mention(rng, product) if product else rng.choice(["the item", "my order", "it", "the product"]),
         "Pbare": rng.choice(MENTIONS[product][0] + MENTIONS[product][1]) if product else "item",
-        "O": ("order " + rng.choice(["", "", "#", "number "]) + order) if order else rng.choice(["my order", "my last order", "the order"]),
+        "O": ("order " + rng.choice(["", "", "#", "number "]) + order)
+        if order
+        else rng.choice(["my order", "my last order", "the order"]),
         "ON": (rng.choice(["", "#"]) + order) if order else "",
         "A": money(rng, value) if value is not None else "",
-        "D": date(rng), "T": tracking_number(rng), "ADDR": f"{rng.randint(2, 480)} {rng.choice(STREETS)}, {rng.choice(CITIES)}",
-        "AGENT": rng.choice(AGENTS), "CASE": "#" + digits(rng, 6), "REL": rng.choice(RELATIVES),
-        "FIRST2": rng.choice([f for f in FIRST if f != first]), "CITY": rng.choice(CITIES),
-        "CARRIER": rng.choice(CARRIERS), "n4": digits(rng, 4), "n5": digits(rng, 5),
+        "D": date(rng),
+        "T": tracking_number(rng),
+        "ADDR": f"{rng.randint(2, 480)} {rng.choice(STREETS)}, {rng.choice(CITIES)}",
+        "AGENT": rng.choice(AGENTS),
+        "CASE": "#" + digits(rng, 6),
+        "REL": rng.choice(RELATIVES),
+        "FIRST2": rng.choice([f for f in FIRST if f != first]),
+        "CITY": rng.choice(CITIES),
+        "CARRIER": rng.choice(CARRIERS),
+        "n4": digits(rng, 4),
+        "n5": digits(rng, 5),
     }
     if order and "#" in slots["O"]:
         slots["O"] = slots["O"].replace("order # ", "order #")
-    gold = {"intent": intent, "order_id": order, "product": product, "urgency": urgency,
-            "customer_name": None, "amount": float(value) if value is not None else None}
+    gold = {
+        "intent": intent,
+        "order_id": order,
+        "product": product,
+        "urgency": urgency,
+        "customer_name": None,
+        "amount": float(value) if value is not None else None,
+    }
     alternative: dict | None = None
 
     core = rng.choice(CORES[intent])
@@ -367,13 +608,34 @@ def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> di
 
     if ambiguous == "intent":
         pairs = {
-            "damaged_item": ("{P} arrived with the handle snapped off. Honestly I'm not sure if I want a new one or my money back, what are my options?", "refund_request"),
-            "refund_request": ("I was charged for {O} even though I cancelled it the same day. I want that money back.", "billing_issue"),
-            "change_address": ("I moved last week and {O} is going to my old flat. If you can't change the address, just cancel it.", "cancel_order"),
-            "wrong_item": ("Tracking says {O} was delivered, but the box had someone else's order in it.", "order_status"),
-            "product_question": ("Is it normal that {P} gets really hot after an hour? Not sure if mine is faulty.", "damaged_item"),
-            "cancel_order": ("{O} still hasn't shipped after ten days. At this point please just cancel it.", "order_status"),
-            "billing_issue": ("I was charged the full price for {P} but the sale price was on the page. Can you look into it?", "refund_request"),
+            "damaged_item": (
+                "{P} arrived with the handle snapped off. Honestly I'm not sure if I want a new one or my money back, what are my options?",
+                "refund_request",
+            ),
+            "refund_request": (
+                "I was charged for {O} even though I cancelled it the same day. I want that money back.",
+                "billing_issue",
+            ),
+            "change_address": (
+                "I moved last week and {O} is going to my old flat. If you can't change the address, just cancel it.",
+                "cancel_order",
+            ),
+            "wrong_item": (
+                "Tracking says {O} was delivered, but the box had someone else's order in it.",
+                "order_status",
+            ),
+            "product_question": (
+                "Is it normal that {P} gets really hot after an hour? Not sure if mine is faulty.",
+                "damaged_item",
+            ),
+            "cancel_order": (
+                "{O} still hasn't shipped after ten days. At this point please just cancel it.",
+                "order_status",
+            ),
+            "billing_issue": (
+                "I was charged the full price for {P} but the sale price was on the page. Can you look into it?",
+                "refund_request",
+            ),
             "order_status": ("Where is {O}? If it's lost I suppose I'll need a refund.", "refund_request"),
         }
         text, other = pairs[intent]
@@ -381,21 +643,32 @@ def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> di
         alternative = dict(gold, intent=other)
     elif ambiguous == "product" and product and product != "gift_card":
         second = rng.choice([p for p in PRODUCTS[:-1] if p != product])
-        body.insert(0, f"I ordered {mention(rng, second)} and {mention(rng, product)} together. The {MENTIONS[second][1][0]} arrived fine.")
+        body.insert(
+            0,
+            f"I ordered {mention(rng, second)} and {mention(rng, product)} together. The {MENTIONS[second][1][0]} arrived fine.",
+        )
         alternative = dict(gold, product=second)
     elif ambiguous == "amount":
         paid = rng.choice([p for p in PRICES if p > 40])
         diff = round(paid * rng.choice([0.1, 0.2, 0.25]), 2)
         gold["amount"], gold["intent"] = diff, "refund_request"
-        body = [f"I paid {money(rng, paid)} for {slots['P']} and a week later it dropped in price. "
-                f"Can I get the {money(rng, diff)} difference refunded?"]
+        body = [
+            f"I paid {money(rng, paid)} for {slots['P']} and a week later it dropped in price. "
+            f"Can I get the {money(rng, diff)} difference refunded?"
+        ]
         intent = "refund_request"
         alternative = dict(gold, amount=float(paid))
     elif ambiguous == "urgency":
         gold["urgency"] = "normal"
-        body.append(rng.choice(["No rush really, but I do need it before my trip on {D}.",
-                                "Not urgent, but could you reply today if possible?",
-                                "No hurry, though it is a gift for next week."]))
+        body.append(
+            rng.choice(
+                [
+                    "No rush really, but I do need it before my trip on {D}.",
+                    "Not urgent, but could you reply today if possible?",
+                    "No hurry, though it is a gift for next week.",
+                ]
+            )
+        )
         alternative = dict(gold, urgency=rng.choice(["high", "low"]))
         urgency = None
     elif ambiguous == "name":
@@ -415,8 +688,19 @@ def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> di
     # phrasing did not.
     joined = " ".join(body)
     if gold["order_id"] and "{O}" not in joined:
-        body.insert(1, rng.choice(["It was {O}.", "Order number: {ON}.", "(order {ON})", "My order number is {ON}.",
-                                   "Ref: {ON}.", "This is about {O}."]))
+        body.insert(
+            1,
+            rng.choice(
+                [
+                    "It was {O}.",
+                    "Order number: {ON}.",
+                    "(order {ON})",
+                    "My order number is {ON}.",
+                    "Ref: {ON}.",
+                    "This is about {O}.",
+                ]
+            ),
+        )
     if gold["product"] and "{P}" not in joined and "{Pbare}" not in joined:
         body.insert(1, rng.choice(["It was for {P}.", "The item was {P}.", "This is about {P}.", "Product: {Pbare}."]))
     if urgency == "high":
@@ -431,8 +715,11 @@ def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> di
         parts.append(rng.choice(GREETINGS))
     if intro_named:
         name = full if rng.random() < 0.6 else first
-        parts.append(rng.choice(["My name is {n} and I'm writing about my order.", "This is {n} here.",
-                                 "I'm {n}, a customer of yours."]).format(n=name))
+        parts.append(
+            rng.choice(
+                ["My name is {n} and I'm writing about my order.", "This is {n} here.", "I'm {n}, a customer of yours."]
+            ).format(n=name)
+        )
         gold["customer_name"] = name
     parts.append(" ".join(body))
     if rng.random() < 0.5:
@@ -469,16 +756,33 @@ def compose(rng: random.Random, intent: str, ambiguous: str | None = None) -> di
         alternative = {k: (alternative[k] if k in _CHANGED[ambiguous] else gold[k]) for k in gold}
     else:
         alternative = plausible_mistake(rng, gold, slots, first)
-    return {"text": text, "label": gold, "alternatives": [alternative] if alternative else [],
-            "ambiguous": ambiguous is not None}
+    return {
+        "text": text,
+        "label": gold,
+        "alternatives": [alternative] if alternative else [],
+        "ambiguous": ambiguous is not None,
+    }
 
 
-_CHANGED = {"intent": {"intent"}, "product": {"product"}, "amount": {"amount"}, "urgency": {"urgency"},
-            "name": {"customer_name"}, "order": {"order_id"}}
+_CHANGED = {
+    "intent": {"intent"},
+    "product": {"product"},
+    "amount": {"amount"},
+    "urgency": {"urgency"},
+    "name": {"customer_name"},
+    "order": {"order_id"},
+}
 
-CONFUSABLE = {"refund_request": "damaged_item", "damaged_item": "refund_request", "wrong_item": "damaged_item",
-              "order_status": "cancel_order", "cancel_order": "refund_request", "billing_issue": "refund_request",
-              "change_address": "order_status", "product_question": "damaged_item"}
+CONFUSABLE = {
+    "refund_request": "damaged_item",
+    "damaged_item": "refund_request",
+    "wrong_item": "damaged_item",
+    "order_status": "cancel_order",
+    "cancel_order": "refund_request",
+    "billing_issue": "refund_request",
+    "change_address": "order_status",
+    "product_question": "damaged_item",
+}
 
 
 def plausible_mistake(rng: random.Random, gold: dict, slots: dict, first: str) -> dict | None:
@@ -560,10 +864,17 @@ def main() -> None:
             i = rng.randrange(len(inputs))
         dup = dict(inputs[i], text=near_duplicate(inputs[i]["text"], rng), duplicate=True)
         if dup["text"] == dup["text"].lower():  # lowercased: gold spellings follow the text
-            dup["label"] = {k: (v.lower() if k in ("order_id", "customer_name") and isinstance(v, str) else v)
-                            for k, v in dup["label"].items()}
-            dup["alternatives"] = [{k: (v.lower() if k in ("order_id", "customer_name") and isinstance(v, str) else v)
-                                    for k, v in a.items()} for a in dup["alternatives"]]
+            dup["label"] = {
+                k: (v.lower() if k in ("order_id", "customer_name") and isinstance(v, str) else v)
+                for k, v in dup["label"].items()
+            }
+            dup["alternatives"] = [
+                {
+                    k: (v.lower() if k in ("order_id", "customer_name") and isinstance(v, str) else v)
+                    for k, v in a.items()
+                }
+                for a in dup["alternatives"]
+            ]
         inputs.insert(rng.randint(i + 1, len(inputs)), dup)
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -574,9 +885,14 @@ def main() -> None:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     dump(OUT / "inputs.jsonl", [{"id": f"e{i:04d}", "text": r["text"]} for i, r in enumerate(inputs, 1)])
-    dump(OUT / "heldout.jsonl", [{"id": f"h{i:04d}", "text": r["text"], "label": r["label"]} for i, r in enumerate(heldout, 1)])
-    dump(OUT / "teacher_key.jsonl", [{"text": r["text"], "label": r["label"], "alternatives": r["alternatives"]}
-                                     for r in inputs + heldout])
+    dump(
+        OUT / "heldout.jsonl",
+        [{"id": f"h{i:04d}", "text": r["text"], "label": r["label"]} for i, r in enumerate(heldout, 1)],
+    )
+    dump(
+        OUT / "teacher_key.jsonl",
+        [{"text": r["text"], "label": r["label"], "alternatives": r["alternatives"]} for r in inputs + heldout],
+    )
 
     # ---------------------------------------------------------------- constraints
     from_text = lambda v, t: v is None or v.casefold() in " ".join(t.split()).casefold()  # noqa: E731
@@ -598,10 +914,14 @@ def main() -> None:
     size = sum((OUT / f).stat().st_size for f in ("inputs.jsonl", "heldout.jsonl", "teacher_key.jsonl"))
     assert size < 1_000_000, size
     n_amb_in, n_amb_ho = sum(r["ambiguous"] for r in inputs), sum(r["ambiguous"] for r in heldout)
-    print(f"inputs: {len(inputs)} ({n_amb_in} ambiguous, {N_DUPLICATES} duplicates); heldout: {len(heldout)} "
-          f"({n_amb_ho} ambiguous); teacher_key: {len(inputs) + len(heldout)} lines; {size / 1e3:.0f} kB")
+    print(
+        f"inputs: {len(inputs)} ({n_amb_in} ambiguous, {N_DUPLICATES} duplicates); heldout: {len(heldout)} "
+        f"({n_amb_ho} ambiguous); teacher_key: {len(inputs) + len(heldout)} lines; {size / 1e3:.0f} kB"
+    )
     for field in ("intent", "product", "urgency"):
-        print(f"  {field}: " + ", ".join(f"{k} {v}" for k, v in Counter(r["label"][field] for r in heldout).most_common()))
+        print(
+            f"  {field}: " + ", ".join(f"{k} {v}" for k, v in Counter(r["label"][field] for r in heldout).most_common())
+        )
     for field in ("order_id", "customer_name", "amount"):
         present = sum(r["label"][field] is not None for r in heldout)
         print(f"  {field}: present in {present} of {len(heldout)} held-out rows")

@@ -13,10 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from distillbuild.spec.model import Judge, Teacher
-
-from distillbuild.endpoints.standin.sections import judge_endpoint_id, judge_server_from_section, teacher_endpoint_id, teacher_server
+from distillbuild.endpoints.standin.sections import (
+    judge_endpoint_id,
+    judge_server_from_section,
+    teacher_endpoint_id,
+    teacher_server,
+)
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+from distillbuild.spec.model import Judge, Teacher
 
 KINDS = ("teacher", "judge")
 
@@ -54,8 +58,15 @@ def endpoint_id(section: Teacher | Judge, base_dir: Path, *, kind: str = "teache
     return teacher_endpoint_id(section, base_dir) if kind == "teacher" else judge_endpoint_id(section, base_dir)
 
 
-def start_endpoint(section: Teacher | Judge, base_dir: Path, *, kind: str = "teacher", labels: Sequence[str] = (),
-                   port: int = 0, **overrides: Any) -> Endpoint:
+def start_endpoint(
+    section: Teacher | Judge,
+    base_dir: Path,
+    *,
+    kind: str = "teacher",
+    labels: Sequence[str] = (),
+    port: int = 0,
+    **overrides: Any,
+) -> Endpoint:
     """Start the stand-in of a spec section (provider: simulated) on 127.0.0.1.
 
     section: the teacher or judge section, with the spec's defaults; base_dir: the directory its

@@ -26,8 +26,14 @@ FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "eva
 class ApiError(Exception):
     """An error answered as OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
 
@@ -70,8 +76,14 @@ class BatchStore:
     can); `closing` stops the workers when the server closes.
     """
 
-    def __init__(self, answer: Callable[[dict[str, Any]], dict[str, Any]], seed: int,
-                 rows_per_s: float | None, closing: threading.Event, failed: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        answer: Callable[[dict[str, Any]], dict[str, Any]],
+        seed: int,
+        rows_per_s: float | None,
+        closing: threading.Event,
+        failed: Callable[[], None] = lambda: None,
+    ):
         self._answer, self.seed, self.rows_per_s, self._closing = answer, seed, rows_per_s, closing
         self._failed = failed
         self._lock = threading.Lock()
@@ -88,9 +100,17 @@ class BatchStore:
         with self._lock:
             self._next_file += 1
             fid = f"file-sim{self._next_file:06d}"
-            meta = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                    "filename": filename, "purpose": purpose, "status": "processed", "expires_at": None,
-                    "status_details": None}
+            meta = {
+                "id": fid,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": filename,
+                "purpose": purpose,
+                "status": "processed",
+                "expires_at": None,
+                "status_details": None,
+            }
             self._files[fid] = (meta, data)
             return dict(meta)
 
@@ -125,8 +145,13 @@ class BatchStore:
     def list_files(self, purpose: str | None = None) -> dict[str, Any]:
         with self._lock:
             data = [dict(m) for m, _ in reversed(self._files.values()) if purpose in (None, "", m["purpose"])]
-        return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None, "has_more": False}
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": False,
+        }
 
     def delete_file(self, fid: str) -> dict[str, Any]:
         with self._lock:
@@ -142,8 +167,9 @@ class BatchStore:
         fid, endpoint = request.get("input_file_id"), request.get("endpoint")
         window = request.get("completion_window")
         if endpoint not in BATCH_ENDPOINTS:
-            raise ApiError(400, f"endpoint must be one of {list(BATCH_ENDPOINTS)} for the simulated teacher",
-                           param="endpoint")
+            raise ApiError(
+                400, f"endpoint must be one of {list(BATCH_ENDPOINTS)} for the simulated teacher", param="endpoint"
+            )
         if window != "24h":
             raise ApiError(400, "completion_window must be '24h'", param="completion_window")
         meta, data = self._file(str(fid))
@@ -154,12 +180,28 @@ class BatchStore:
             self._next_batch += 1
             bid = f"batch_sim{self._next_batch:06d}"
             batch = {
-                "id": bid, "object": "batch", "endpoint": endpoint, "errors": None, "input_file_id": fid,
-                "completion_window": window, "status": "validating", "output_file_id": None, "error_file_id": None,
-                "created_at": now, "in_progress_at": None, "expires_at": now + 24 * 3600, "finalizing_at": None,
-                "completed_at": None, "failed_at": None, "expired_at": None, "cancelling_at": None,
-                "cancelled_at": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
-                "metadata": request.get("metadata"), "model": None, "usage": None,
+                "id": bid,
+                "object": "batch",
+                "endpoint": endpoint,
+                "errors": None,
+                "input_file_id": fid,
+                "completion_window": window,
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": now,
+                "in_progress_at": None,
+                "expires_at": now + 24 * 3600,
+                "finalizing_at": None,
+                "completed_at": None,
+                "failed_at": None,
+                "expired_at": None,
+                "cancelling_at": None,
+                "cancelled_at": None,
+                "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                "metadata": request.get("metadata"),
+                "model": None,
+                "usage": None,
             }
             self._batches[bid] = batch
             snapshot = json.loads(json.dumps(batch))
@@ -190,11 +232,16 @@ class BatchStore:
         with self._lock:
             ids = list(reversed(self._batches))  # newest first
             if after in self._batches:
-                ids = ids[ids.index(after) + 1:]
+                ids = ids[ids.index(after) + 1 :]
             page = [json.loads(json.dumps(self._batches[i])) for i in ids[:limit]]
             more = len(ids) > limit
-        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None, "has_more": more}
+        return {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": more,
+        }
 
     def join(self, timeout: float = 5.0) -> None:
         for thread in list(self._threads):
@@ -223,26 +270,54 @@ class BatchStore:
             try:
                 row = json.loads(line)
             except ValueError:
-                errors.append({"code": "invalid_json_line", "message": "This line is not parseable as valid JSON.",
-                               "param": None, "line": n})
+                errors.append(
+                    {
+                        "code": "invalid_json_line",
+                        "message": "This line is not parseable as valid JSON.",
+                        "param": None,
+                        "line": n,
+                    }
+                )
                 continue
             if not isinstance(row, dict) or not isinstance(row.get("custom_id"), str):
-                errors.append({"code": "missing_required_parameter", "message": "Missing required parameter: 'custom_id'.",
-                               "param": "custom_id", "line": n})
+                errors.append(
+                    {
+                        "code": "missing_required_parameter",
+                        "message": "Missing required parameter: 'custom_id'.",
+                        "param": "custom_id",
+                        "line": n,
+                    }
+                )
             elif row["custom_id"] in seen:
-                errors.append({"code": "duplicate_custom_id", "message": "The custom_id for this request is a duplicate "
-                               "of another request. The custom_id parameter must be unique for each request in a batch.",
-                               "param": "custom_id", "line": n})
+                errors.append(
+                    {
+                        "code": "duplicate_custom_id",
+                        "message": "The custom_id for this request is a duplicate "
+                        "of another request. The custom_id parameter must be unique for each request in a batch.",
+                        "param": "custom_id",
+                        "line": n,
+                    }
+                )
             elif row.get("method") != "POST":
-                errors.append({"code": "invalid_method", "message": "Only POST is supported.", "param": "method", "line": n})
+                errors.append(
+                    {"code": "invalid_method", "message": "Only POST is supported.", "param": "method", "line": n}
+                )
             elif row.get("url") != endpoint:
-                errors.append({"code": "invalid_url", "message": f"The URL provided for this request does not match "
-                               f"the batch endpoint {endpoint}.", "param": "url", "line": n})
+                errors.append(
+                    {
+                        "code": "invalid_url",
+                        "message": f"The URL provided for this request does not match the batch endpoint {endpoint}.",
+                        "param": "url",
+                        "line": n,
+                    }
+                )
             else:
                 seen.add(row["custom_id"])
                 lines.append((row["custom_id"], row.get("body")))
         if not lines and not errors:
-            errors.append({"code": "empty_file", "message": "The batch input file is empty.", "param": None, "line": None})
+            errors.append(
+                {"code": "empty_file", "message": "The batch input file is empty.", "param": None, "line": None}
+            )
         return lines, errors
 
     def _line_id(self) -> int:
@@ -256,8 +331,13 @@ class BatchStore:
             self._fail(bid, errors)
             return
         model = next((b.get("model") for _, b in lines if isinstance(b, dict) and b.get("model")), None)
-        self._advance(bid, "validating", "in_progress",
-                      model=model, request_counts={"total": len(lines), "completed": 0, "failed": 0})
+        self._advance(
+            bid,
+            "validating",
+            "in_progress",
+            model=model,
+            request_counts={"total": len(lines), "completed": 0, "failed": 0},
+        )
         answered = self._answer_lines(bid, lines)
         if answered is None:  # the server closed
             return
@@ -273,8 +353,9 @@ class BatchStore:
             if batch["status"] == expected:
                 batch.update({"status": status, f"{status}_at": int(time.time())})
 
-    def _answer_lines(self, bid: str,
-                      lines: list[tuple[str, Any]]) -> tuple[list[str], list[str], dict[str, int]] | None:
+    def _answer_lines(
+        self, bid: str, lines: list[tuple[str, Any]]
+    ) -> tuple[list[str], list[str], dict[str, int]] | None:
         """(output lines, error lines, token usage), up to a cancel; None if the server closes first."""
         outputs: list[str] = []
         failures: list[str] = []
@@ -301,9 +382,16 @@ class BatchStore:
         return self._closing.is_set()
 
     def _refused_line(self, bid: str, n: int, custom_id: str, body: Any) -> str:
-        error = {"error": {"message": "'messages' must be a non-empty list" if isinstance(body, dict)
-                           else "'body' must be a JSON object", "type": "invalid_request_error",
-                           "param": "messages", "code": None}}
+        error = {
+            "error": {
+                "message": "'messages' must be a non-empty list"
+                if isinstance(body, dict)
+                else "'body' must be a JSON object",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": None,
+            }
+        }
         line = _result_line(n, custom_id, 400, error)
         with self._lock:
             self._batches[bid]["request_counts"]["failed"] += 1
@@ -328,9 +416,13 @@ class BatchStore:
         out_id = self._result_file(f"{bid}_output.jsonl", outputs)
         err_id = self._result_file(f"{bid}_error.jsonl", failures)
         now = int(time.time())
-        usage_body = {"input_tokens": usage["input_tokens"], "input_tokens_details": {"cached_tokens": 0},
-                      "output_tokens": usage["output_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
-                      "total_tokens": usage["input_tokens"] + usage["output_tokens"]}
+        usage_body = {
+            "input_tokens": usage["input_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": usage["output_tokens"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage["input_tokens"] + usage["output_tokens"],
+        }
         with self._lock:
             batch = self._batches[bid]
             batch.update(output_file_id=out_id, error_file_id=err_id, usage=usage_body)
@@ -340,12 +432,18 @@ class BatchStore:
                 batch.update(status="completed", completed_at=now)
 
     def _result_file(self, filename: str, lines: list[str]) -> str | None:
-        return self._add_file(filename, "batch_output", "".join(l + "\n" for l in lines).encode())["id"] \
-            if lines else None
+        return (
+            self._add_file(filename, "batch_output", "".join(l + "\n" for l in lines).encode())["id"] if lines else None
+        )
 
 
 def _result_line(n: int, custom_id: str, status: int, body: dict[str, Any]) -> str:
     """One line of a batch's output or error file."""
-    return json.dumps({"id": f"batch_req_sim{n:08d}", "custom_id": custom_id,
-                       "response": {"status_code": status, "request_id": f"req_simb{n:08d}", "body": body},
-                       "error": None})
+    return json.dumps(
+        {
+            "id": f"batch_req_sim{n:08d}",
+            "custom_id": custom_id,
+            "response": {"status_code": status, "request_id": f"req_simb{n:08d}", "body": body},
+            "error": None,
+        }
+    )

@@ -15,13 +15,15 @@ import json
 import random
 from typing import Any
 
-from distillbuild.seed.requests import read_request
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, chat_completion, estimate_prompt_tokens
+from distillbuild.seed.requests import read_request
 
 COPY_EXAMPLE_RATE = 0.1  # the share of written inputs that copy an example the request showed
 
 
-def seed_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any] | None:
+def seed_completion(
+    teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int
+) -> dict[str, Any] | None:
     """The completion for a seed request; None for any other request."""
     messages = request.get("messages") or []
     asked = read_request(messages)
@@ -37,7 +39,12 @@ def seed_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: s
         elif pool:
             written.append(rng.choice(pool))
     content = written[0] if asked.count == 1 and written else json.dumps(written, ensure_ascii=False)
-    choice = {"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-              "finish_reason": "stop", "logprobs": None}
-    return chat_completion("sim", counter, model, teacher.seed, [choice], estimate_prompt_tokens(messages),
-                           1 + len(content) // 4)
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": content, "refusal": None},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
+    return chat_completion(
+        "sim", counter, model, teacher.seed, [choice], estimate_prompt_tokens(messages), 1 + len(content) // 4
+    )

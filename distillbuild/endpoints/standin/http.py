@@ -15,8 +15,16 @@ from urllib.parse import parse_qs
 
 from distillbuild.endpoints.standin.batch import ApiError
 
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> bytes:
@@ -31,16 +39,21 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _write(self, status: int, raw: bytes, headers: Iterable[tuple[str, str]] = (),
-               content_type: str = "application/json") -> None:
+    def _write(
+        self, status: int, raw: bytes, headers: Iterable[tuple[str, str]] = (), content_type: str = "application/json"
+    ) -> None:
         """Status line, headers and body in one write (one syscall, no Nagle/delayed-ACK stall)."""
-        head = (f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(raw)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers))
+        head = (
+            f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(raw)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        )
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode("latin-1") + b"\r\n" + raw)
 
-    def _send(self, status: int, body: Any, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
+    def _send(
+        self, status: int, body: Any, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None
+    ) -> None:
         items = headers.items() if isinstance(headers, Mapping) else (headers or ())
         self._write(status, json.dumps(body).encode(), items)
 
@@ -91,7 +104,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts, query = self._route()
         if parts[-1:] == ("models",):
-            self._send(200, {"object": "list", "data": [{"id": self.server.model, "object": "model", "owned_by": "distillbuild"}]})
+            self._send(
+                200,
+                {"object": "list", "data": [{"id": self.server.model, "object": "model", "owned_by": "distillbuild"}]},
+            )
             return
         if not self._authorised():
             return
@@ -162,4 +178,3 @@ def reset(h: Handler) -> None:
     except OSError:
         pass
     h.connection.close()  # the real close (RST) happens as the handler's files close
-

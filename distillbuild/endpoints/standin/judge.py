@@ -67,7 +67,7 @@ def _prompt(request: dict[str, Any]) -> str | None:
 
 
 def geval_kind(request: dict[str, Any]) -> str | None:
-    """"results" (score a test case), "steps" (write evaluation steps) or None (not a G-Eval prompt)."""
+    """ "results" (score a test case), "steps" (write evaluation steps) or None (not a G-Eval prompt)."""
     prompt = _prompt(request)
     if not prompt:
         return None
@@ -87,15 +87,15 @@ def parse_test_case(prompt: str, known: Callable[[str], bool] = lambda _: False)
     input the answer key knows (`known`) wins; else the first."""
     start = prompt.index("\nTest Case:\n") + len("\nTest Case:\n")
     end = prompt.rfind("\n\nParameters:\n")
-    block = prompt[start:end if end > start else len(prompt)]
+    block = prompt[start : end if end > start else len(prompt)]
     if block.startswith("Input:\n"):
-        block = block[len("Input:\n"):]
+        block = block[len("Input:\n") :]
     sep = " \n\nActual Output:\n"
     splits = [m.start() for m in re.finditer(re.escape(sep), block)]
     if not splits:
         return block.rstrip(), None
     choice = next((i for i in splits if known(block[:i])), splits[0])
-    output = block[choice + len(sep):]
+    output = block[choice + len(sep) :]
     for tail in (" \n\n\n", " \n\n", " \n"):
         if output.endswith(tail):
             output = output[: -len(tail)]
@@ -179,15 +179,19 @@ def verdict(key: dict[str, KeyEntry], text: str, output: str | None, accuracy: f
             reason = f"{STAND_IN} The actual output {shown!r} answers the input as the reference answer does."
         else:
             score = int(rng.random() * 4)  # 0..3
-            reason = (f"{STAND_IN} The actual output {shown!r} does not answer the input correctly; "
-                      f"the reference answer is {_as_text(entry.label)[:80]!r}.")
+            reason = (
+                f"{STAND_IN} The actual output {shown!r} does not answer the input correctly; "
+                f"the reference answer is {_as_text(entry.label)[:80]!r}."
+            )
     p = 0.6 + 0.35 * rng.random()  # the judge's certainty about its own score
     near = [s for s in (score - 1, score + 1) if 0 <= s <= 10]
     top = ((score, p),) + tuple((s, (1 - p) / len(near)) for s in near)
     return Verdict(score, reason, top)
 
 
-def judge_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int) -> dict[str, Any] | None:
+def judge_completion(
+    teacher: SimulatedTeacher, request: dict[str, Any], model: str, counter: int
+) -> dict[str, Any] | None:
     """The Chat Completions body for a G-Eval request, or None when the request is not one."""
     kind = geval_kind(request)
     if kind is None:
@@ -209,16 +213,28 @@ def judge_completion(teacher: SimulatedTeacher, request: dict[str, Any], model: 
     n = int(request.get("n") or 1)
     choices = []
     for i in range(n):
-        choice: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": content, "refusal": None},
-                                  "finish_reason": "stop", "logprobs": None}
+        choice: dict[str, Any] = {
+            "index": i,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
         if want_logprobs:
             entries = []
             for token, prob, top in tokens:
                 entry = token_entry(token, prob)
-                entry["top_logprobs"] = ([token_entry(str(s), p) for s, p in top[:k]] if top
-                                         else [token_entry(token, prob)][:k])
+                entry["top_logprobs"] = (
+                    [token_entry(str(s), p) for s, p in top[:k]] if top else [token_entry(token, prob)][:k]
+                )
                 entries.append(entry)
             choice["logprobs"] = {"content": entries, "refusal": None}
         choices.append(choice)
-    return chat_completion("simjudge", counter, model, teacher.seed, choices,
-                           estimate_prompt_tokens(request.get("messages") or []), n * (1 + len(content) // 4))
+    return chat_completion(
+        "simjudge",
+        counter,
+        model,
+        teacher.seed,
+        choices,
+        estimate_prompt_tokens(request.get("messages") or []),
+        n * (1 + len(content) // 4),
+    )

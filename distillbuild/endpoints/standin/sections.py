@@ -12,11 +12,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from distillbuild.spec.model import Judge, Teacher
 from distillbuild.endpoints.standin.judge import JUDGE_BEHAVIOUR_VERSION, SimulatedJudge
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import BEHAVIOUR_VERSION, SimulatedTeacher, load_answer_key
 from distillbuild.protocol.prompts import reasoning_instruction
+from distillbuild.spec.model import Judge, Teacher
 
 
 def _mapping(section: Any) -> dict[str, Any] | None:
@@ -55,8 +55,9 @@ def judge_endpoint_id(section: Judge, base_dir: Path) -> str:
     return f"simulated-judge-v{JUDGE_BEHAVIOUR_VERSION}:{digest}:accuracy={sim.accuracy}:seed={sim.seed}"
 
 
-def teacher_server(section: Teacher, base_dir: Path, labels: Sequence[str] = (), port: int = 0,
-                   **overrides: Any) -> SimulatedTeacherServer:
+def teacher_server(
+    section: Teacher, base_dir: Path, labels: Sequence[str] = (), port: int = 0, **overrides: Any
+) -> SimulatedTeacherServer:
     """The stand-in of a teacher section; `overrides` (hang_s, batch_rows_per_s, ...) win."""
     sim = section.simulated
     key = load_answer_key((base_dir / sim.answers).resolve())
@@ -65,22 +66,41 @@ def teacher_server(section: Teacher, base_dir: Path, labels: Sequence[str] = (),
         tokenizer = str((base_dir / tokenizer).resolve())
     reasoning = section.reasoning
     explain = reasoning_instruction(reasoning) if reasoning is not None and reasoning.mode == "explain" else None
-    teacher = SimulatedTeacher(key, list(labels), sim.accuracy, sim.seed, tokenizer=tokenizer, reasoning=bool(sim.reasoning),
-                               explain_instruction=explain)
+    teacher = SimulatedTeacher(
+        key,
+        list(labels),
+        sim.accuracy,
+        sim.seed,
+        tokenizer=tokenizer,
+        reasoning=bool(sim.reasoning),
+        explain_instruction=explain,
+    )
     # The server takes its limits and faults as mappings.
-    kwargs: dict[str, Any] = dict(latency_ms=sim.latency_ms or 0.0, port=port, model=section.model,
-                                  latency_sigma=sim.latency_sigma or 0.0, limits=_mapping(sim.limits),
-                                  faults=_mapping(sim.faults), seed=sim.seed)
+    kwargs: dict[str, Any] = dict(
+        latency_ms=sim.latency_ms or 0.0,
+        port=port,
+        model=section.model,
+        latency_sigma=sim.latency_sigma or 0.0,
+        limits=_mapping(sim.limits),
+        faults=_mapping(sim.faults),
+        seed=sim.seed,
+    )
     kwargs.update(overrides)
     return SimulatedTeacherServer(teacher, **kwargs)
 
 
-def judge_server_from_section(section: Judge, base_dir: Path, port: int = 0,
-                              **overrides: Any) -> SimulatedTeacherServer:
+def judge_server_from_section(
+    section: Judge, base_dir: Path, port: int = 0, **overrides: Any
+) -> SimulatedTeacherServer:
     """The stand-in of a judge section (filters.judge or evaluation.judge with provider: simulated)."""
     sim = section.simulated
     judge = SimulatedJudge(load_answer_key((base_dir / sim.answers).resolve()), sim.accuracy, sim.seed)
-    kwargs: dict[str, Any] = dict(latency_ms=sim.latency_ms or 0.0, port=port, model=section.model,
-                                  latency_sigma=sim.latency_sigma or 0.0, seed=sim.seed)
+    kwargs: dict[str, Any] = dict(
+        latency_ms=sim.latency_ms or 0.0,
+        port=port,
+        model=section.model,
+        latency_sigma=sim.latency_sigma or 0.0,
+        seed=sim.seed,
+    )
     kwargs.update(overrides)
     return SimulatedTeacherServer(judge, **kwargs)

@@ -24,8 +24,8 @@ from distillbuild.endpoints.standin.generator import seed_completion
 from distillbuild.endpoints.standin.http import Handler, HTTPServer, error_body, reset
 from distillbuild.endpoints.standin.judge import judge_completion
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, completion_body, estimate_prompt_tokens
-from distillbuild.protocol.choice import labels_of
 from distillbuild.llm.completions import input_of, text_completion
+from distillbuild.protocol.choice import labels_of
 
 TEXT_COMPLETION = "_text_completion"  # a request that came in on /v1/completions
 
@@ -44,13 +44,18 @@ def respond(teacher: SimulatedTeacher, request: dict[str, Any], model: str, coun
 
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "connection_reset", "malformed", "truncated")
 # Outcomes counted in `SimulatedTeacherServer.stats`; BILLED ones are what a provider charges for.
-OUTCOMES = ("ok",) + FAULT_KINDS + ("limited_requests", "limited_tokens", "bad_request", "unauthorized",
-                                    "batch_ok", "batch_error")
+OUTCOMES = (
+    ("ok",)
+    + FAULT_KINDS
+    + ("limited_requests", "limited_tokens", "bad_request", "unauthorized", "batch_ok", "batch_error")
+)
 BILLED = frozenset({"ok", "malformed", "truncated", "batch_ok"})
 
-_SERVER_ERRORS = ((500, "The server had an error while processing your request. Sorry about that!"),
-                  (502, "Bad gateway."),
-                  (503, "The server is overloaded or not ready yet."))
+_SERVER_ERRORS = (
+    (500, "The server had an error while processing your request. Sorry about that!"),
+    (502, "Bad gateway."),
+    (503, "The server is overloaded or not ready yet."),
+)
 _NORMAL = NormalDist()
 _TWO64 = float(1 << 64)
 
@@ -109,9 +114,11 @@ class _Window:
     def headers(self, now: float, unit: str) -> list[tuple[str, str]]:
         # reset: until the oldest charge leaves the window, i.e. until `remaining` next goes up.
         reset = self.charges[0][0] + self.window_s - now if self.charges else 0.0
-        return [(f"x-ratelimit-limit-{unit}", str(self.limit)),
-                (f"x-ratelimit-remaining-{unit}", str(max(self.limit - self.used, 0))),
-                (f"x-ratelimit-reset-{unit}", format_duration(reset))]
+        return [
+            (f"x-ratelimit-limit-{unit}", str(self.limit)),
+            (f"x-ratelimit-remaining-{unit}", str(max(self.limit - self.used, 0))),
+            (f"x-ratelimit-reset-{unit}", format_duration(reset)),
+        ]
 
 
 class _Limiter:
@@ -135,8 +142,9 @@ class _Limiter:
                 req.add(now, 1)
             if tok is not None:
                 tok.add(now, cost)
-        headers = (req.headers(now, "requests") if req is not None else []) + \
-                  (tok.headers(now, "tokens") if tok is not None else [])
+        headers = (req.headers(now, "requests") if req is not None else []) + (
+            tok.headers(now, "tokens") if tok is not None else []
+        )
         return kind, max(wait_r, wait_t), headers
 
 
@@ -180,13 +188,15 @@ def _limits(limits: Mapping[str, Any] | None, window_s: float) -> tuple[dict[str
     unknown = set(limits) - {"rpm", "tpm"}
     if unknown:
         raise ValueError(f"unknown limits {sorted(unknown)}; known: rpm, tpm")
-    limiter = _Limiter(limits.get("rpm"), limits.get("tpm"), window_s) \
-        if (limits.get("rpm") or limits.get("tpm")) else None
+    limiter = (
+        _Limiter(limits.get("rpm"), limits.get("tpm"), window_s) if (limits.get("rpm") or limits.get("tpm")) else None
+    )
     return {"rpm": limits.get("rpm"), "tpm": limits.get("tpm")}, limiter
 
 
 class _Admission(NamedTuple):
     """What `_admit` decided for one chat request."""
+
     counter: int  # the request's number on this server
     limited: str | None  # "requests" or "tokens" when over the limits
     retry_s: float
@@ -210,10 +220,22 @@ class SimulatedTeacherServer:
     - batch_rows_per_s: pace of the Batch API worker (None: as fast as it goes).
     """
 
-    def __init__(self, teacher: SimulatedTeacher, latency_ms: float = 0.0, port: int = 0, model: str = "simulated",
-                 api_key: str | None = None, *, latency_sigma: float = 0.0, limits: Mapping[str, Any] | None = None,
-                 faults: Mapping[str, Any] | None = None, seed: int | None = None, hang_s: float = 30.0,
-                 batch_rows_per_s: float | None = None, limit_window_s: float = 60.0):
+    def __init__(
+        self,
+        teacher: SimulatedTeacher,
+        latency_ms: float = 0.0,
+        port: int = 0,
+        model: str = "simulated",
+        api_key: str | None = None,
+        *,
+        latency_sigma: float = 0.0,
+        limits: Mapping[str, Any] | None = None,
+        faults: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        hang_s: float = 30.0,
+        batch_rows_per_s: float | None = None,
+        limit_window_s: float = 60.0,
+    ):
         self.teacher = teacher
         self.model = model
         self.latency_s = max(float(latency_ms), 0.0) / 1000.0
@@ -231,8 +253,9 @@ class SimulatedTeacherServer:
         self._seen = 0
         self._stats = dict.fromkeys(OUTCOMES, 0)
         self.constraint_forms: Counter = Counter()  # label constraints received, by form (protocol/choice.py)
-        self.batches = BatchStore(self._batch_answer, self.seed, batch_rows_per_s, self._closing,
-                                  failed=lambda: self._count("batch_error"))
+        self.batches = BatchStore(
+            self._batch_answer, self.seed, batch_rows_per_s, self._closing, failed=lambda: self._count("batch_error")
+        )
         self.httpd = self._open_httpd(port, api_key)
         self._thread: threading.Thread | None = None
 
@@ -326,9 +349,13 @@ class SimulatedTeacherServer:
             self._count("bad_request")
             h._write(400, error_body("prompt must be a string", "invalid_request_error", param="prompt"))
             return
-        request = {**body, "messages": [{"role": "user", "content": input_of(body["prompt"])}],
-                   "logprobs": bool(body.get("logprobs")), "top_logprobs": int(body.get("logprobs") or 0),
-                   TEXT_COMPLETION: True}
+        request = {
+            **body,
+            "messages": [{"role": "user", "content": input_of(body["prompt"])}],
+            "logprobs": bool(body.get("logprobs")),
+            "top_logprobs": int(body.get("logprobs") or 0),
+            TEXT_COMPLETION: True,
+        }
         self._serve(h, request, raw)
 
     def _serve(self, h: Handler, request: dict[str, Any], raw: bytes) -> None:
@@ -337,8 +364,11 @@ class SimulatedTeacherServer:
             with self._lock:
                 self.constraint_forms[constrained[0]] += 1
         limiter = self._limiter
-        cost = estimate_prompt_tokens(request["messages"]) + _max_tokens(request) \
-            if limiter is not None and limiter.tokens else 0
+        cost = (
+            estimate_prompt_tokens(request["messages"]) + _max_tokens(request)
+            if limiter is not None and limiter.tokens
+            else 0
+        )
         digest = hashlib.blake2b(raw, digest_size=16).digest() if self._draws else b""
         admitted = self._admit(cost, digest)
         headers = admitted.headers
@@ -404,15 +434,31 @@ class SimulatedTeacherServer:
                 latency *= math.exp(sigma * _NORMAL.inv_cdf(w) - sigma * sigma / 2)
         return latency, v
 
-    def _send_outcome(self, h: Handler, outcome: str, request: dict[str, Any], counter: int, latency: float,
-                      v: float, headers: list[tuple[str, str]]) -> None:
+    def _send_outcome(
+        self,
+        h: Handler,
+        outcome: str,
+        request: dict[str, Any],
+        counter: int,
+        latency: float,
+        v: float,
+        headers: list[tuple[str, str]],
+    ) -> None:
         if outcome == "ok" or outcome == "truncated" or outcome == "malformed":
             self._send_completion(h, outcome, request, counter, latency, headers)
         elif outcome == "rate_limit":
             retry = 0.05 + 0.15 * v
             headers += _retry_headers(retry)
-            h._write(429, error_body(f"Rate limit reached for {self.model} (simulated overload). Please try again "
-                                      f"in {round(retry * 1000)}ms.", "requests", "rate_limit_exceeded"), headers)
+            h._write(
+                429,
+                error_body(
+                    f"Rate limit reached for {self.model} (simulated overload). Please try again "
+                    f"in {round(retry * 1000)}ms.",
+                    "requests",
+                    "rate_limit_exceeded",
+                ),
+                headers,
+            )
         elif outcome == "server_error":
             status, message = _SERVER_ERRORS[min(int(v * 3), 2)]
             if latency > 0:
@@ -424,8 +470,15 @@ class SimulatedTeacherServer:
             self._closing.wait(self.hang_s)
             h.close_connection = True
 
-    def _send_completion(self, h: Handler, outcome: str, request: dict[str, Any], counter: int, latency: float,
-                         headers: list[tuple[str, str]]) -> None:
+    def _send_completion(
+        self,
+        h: Handler,
+        outcome: str,
+        request: dict[str, Any],
+        counter: int,
+        latency: float,
+        headers: list[tuple[str, str]],
+    ) -> None:
         """A 200 with the answer: whole ("ok"), cut short ("truncated"), or cut-off JSON ("malformed")."""
         body = respond(self.teacher, request, request.get("model") or self.model, counter)
         if outcome == "truncated":
@@ -447,12 +500,16 @@ class SimulatedTeacherServer:
         unit = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
         requested = 1 if kind == "requests" else cost
         if math.isinf(retry_s):  # can never fit: a provider says so and the SDK should not retry
-            message = (f"Request too large for {self.model} on {unit}: Limit {window.limit}, Requested {requested}. "
-                       f"The input or output tokens must be reduced in order to run successfully.")
+            message = (
+                f"Request too large for {self.model} on {unit}: Limit {window.limit}, Requested {requested}. "
+                f"The input or output tokens must be reduced in order to run successfully."
+            )
             headers.append(("x-should-retry", "false"))
         else:
-            message = (f"Rate limit reached for {self.model} on {unit}: Limit {window.limit}, Used {window.used}, "
-                       f"Requested {requested}. Please try again in {format_duration(retry_s)}.")
+            message = (
+                f"Rate limit reached for {self.model} on {unit}: Limit {window.limit}, Used {window.used}, "
+                f"Requested {requested}. Please try again in {format_duration(retry_s)}."
+            )
             headers += _retry_headers(retry_s)
         h._write(429, error_body(message, kind, "rate_limit_exceeded"), headers)
 

@@ -51,8 +51,9 @@ def load_answer_key(path: Path) -> dict[str, KeyEntry]:
                 continue
             row = json.loads(line)
             alternatives = row.get("alternatives") or ()
-            key[norm(row["text"])] = KeyEntry(row["label"], tuple(alternatives) if isinstance(alternatives, list) else (),
-                                              row.get("says"))
+            key[norm(row["text"])] = KeyEntry(
+                row["label"], tuple(alternatives) if isinstance(alternatives, list) else (), row.get("says")
+            )
     return key
 
 
@@ -66,8 +67,16 @@ class SimAnswer:
 class SimulatedTeacher:
     """The answering logic, apart from HTTP."""
 
-    def __init__(self, key: dict[str, KeyEntry], labels: list[str], accuracy: float, seed: int,
-                 tokenizer: str | None = None, reasoning: bool = False, explain_instruction: str | None = None):
+    def __init__(
+        self,
+        key: dict[str, KeyEntry],
+        labels: list[str],
+        accuracy: float,
+        seed: int,
+        tokenizer: str | None = None,
+        reasoning: bool = False,
+        explain_instruction: str | None = None,
+    ):
         self.key = {norm(text): entry for text, entry in key.items()}  # looked up by normalised prompt
         self.labels, self.accuracy, self.seed = list(labels), accuracy, seed
         self.tokenizer = tokenizer  # the teacher's tokenizer (a local path): token ids in logprobs
@@ -106,7 +115,6 @@ class SimulatedTeacher:
         top = [(label, prob)] + sorted(((l, rest * w / total) for l, w in zip(runners, weights)), key=lambda x: -x[1])
         return SimAnswer(label, prob, tuple(top))
 
-
     def _answer_open(self, text: str, sample: int) -> SimAnswer:
         """Extraction and generation: the key's answer (JSON objects serialised), or a plausible
         mistake: the first alternative, or for an object the same object missing one field."""
@@ -138,8 +146,10 @@ def rationale(text: str, label: str, runner_up: str | None, rng: random.Random) 
         return ""
     words = " ".join(text.split()[:8])
     against = f", more than {runner_up.replace('_', ' ')}" if runner_up else ""
-    return (f"The message reads \"{words}...\". What it asks about points to {label.replace('_', ' ')}{against}. "
-            f"So the category is {label}.")
+    return (
+        f'The message reads "{words}...". What it asks about points to {label.replace("_", " ")}{against}. '
+        f"So the category is {label}."
+    )
 
 
 def token_entry(token: str, prob: float) -> dict[str, Any]:
@@ -163,12 +173,17 @@ def explained(teacher: SimulatedTeacher, messages: list[dict[str, Any]]) -> tupl
     return str(messages[-3].get("content") or ""), str(messages[-2].get("content") or "")
 
 
-def explanation_body(teacher: SimulatedTeacher, text: str, answer: str, model: str, counter: int,
-                     prompt_tokens: int) -> dict[str, Any]:
+def explanation_body(
+    teacher: SimulatedTeacher, text: str, answer: str, model: str, counter: int, prompt_tokens: int
+) -> dict[str, Any]:
     """The stand-in's explanation of an answer it was given (empty now and then, as real ones can be)."""
     why = rationale(text, answer, None, teacher._rng(text, 3000))
-    choice = {"index": 0, "message": {"role": "assistant", "content": why, "refusal": None},
-              "finish_reason": "stop", "logprobs": None}
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": why, "refusal": None},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
     return chat_completion("sim", counter, model, teacher.seed, [choice], prompt_tokens, 1 + len(why) // 4)
 
 
@@ -200,7 +215,9 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
         if want_logprobs and request.get("return_tokens_as_token_ids"):
             # vLLM's extension: every position, its token named by id in the teacher's vocabulary.
             if not teacher.tokenizer:
-                raise ValueError("return_tokens_as_token_ids needs the stand-in to know its tokenizer (teacher.tokenizer)")
+                raise ValueError(
+                    "return_tokens_as_token_ids needs the stand-in to know its tokenizer (teacher.tokenizer)"
+                )
             rng = teacher._rng(text, 1000 + i)
             content = token_logprobs(load_tokenizer(teacher.tokenizer), ans.label, ans.top, k, rng)
             choice["logprobs"] = {"content": content, "refusal": None}
@@ -217,10 +234,14 @@ def completion_body(teacher: SimulatedTeacher, request: dict[str, Any], model: s
             _as_json_answer(choice)
         choices.append(choice)
     reasoned = bool(asked or teacher.reasoning)
-    completion_tokens = n if teacher.labels and not reasoned else sum(
-        1 + len(c["message"]["content"] + c["message"].get("reasoning_content", "")) // 4 for c in choices)
-    return chat_completion("sim", counter, model, teacher.seed, choices, estimate_prompt_tokens(messages),
-                           completion_tokens)
+    completion_tokens = (
+        n
+        if teacher.labels and not reasoned
+        else sum(1 + len(c["message"]["content"] + c["message"].get("reasoning_content", "")) // 4 for c in choices)
+    )
+    return chat_completion(
+        "sim", counter, model, teacher.seed, choices, estimate_prompt_tokens(messages), completion_tokens
+    )
 
 
 def held_to(ans: SimAnswer, allowed: list[str]) -> SimAnswer:
@@ -256,8 +277,15 @@ def _as_json_answer(choice: dict[str, Any]) -> None:
         choice["logprobs"]["content"] = [token_entry('{"label": "', 1.0), entry, token_entry('"}', 1.0)]
 
 
-def _reason(choice: dict[str, Any], teacher: SimulatedTeacher, text: str, ans: SimAnswer, sample: int,
-            marker: str | None, k: int) -> None:
+def _reason(
+    choice: dict[str, Any],
+    teacher: SimulatedTeacher,
+    text: str,
+    ans: SimAnswer,
+    sample: int,
+    marker: str | None,
+    k: int,
+) -> None:
     """The choice as a reasoning teacher gives it: the rationale in the content before the marker's
     line (prompt mode), or apart as reasoning_content (a reasoning model)."""
     rng = teacher._rng(text, 2000 + sample)
@@ -280,8 +308,15 @@ def _reason(choice: dict[str, Any], teacher: SimulatedTeacher, text: str, ans: S
         choice["logprobs"] = {"content": [token_entry(lead, 0.95), answer], "refusal": None}
 
 
-def chat_completion(server: str, counter: int, model: str, seed: int, choices: list[dict[str, Any]],
-                    prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def chat_completion(
+    server: str,
+    counter: int,
+    model: str,
+    seed: int,
+    choices: list[dict[str, Any]],
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
     """A ``chat.completion`` body of a stand-in server (``server``: "sim" for the teacher,
     "simjudge" for the judge), its id and system fingerprint named after it."""
     return {
@@ -291,6 +326,9 @@ def chat_completion(server: str, counter: int, model: str, seed: int, choices: l
         "model": model,
         "system_fingerprint": f"fp_{server}_{seed}",
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }

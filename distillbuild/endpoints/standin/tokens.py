@@ -27,7 +27,9 @@ def _entry(token_id: int, prob: float) -> dict[str, Any]:
     return {"token": f"{PREFIX}{token_id}", "logprob": math.log(max(prob, 1e-12)), "bytes": None}
 
 
-def token_logprobs(tokenizer, answer: str, top: tuple[tuple[str, float], ...], k: int, rng: random.Random) -> list[dict[str, Any]]:
+def token_logprobs(
+    tokenizer, answer: str, top: tuple[tuple[str, float], ...], k: int, rng: random.Random
+) -> list[dict[str, Any]]:
     ids = list(tokenizer.encode(answer, add_special_tokens=False))
     if tokenizer.eos_token_id is not None:
         ids.append(int(tokenizer.eos_token_id))

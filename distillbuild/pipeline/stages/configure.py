@@ -15,10 +15,10 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
-from distillbuild.spec import Spec
-from distillbuild.spec.model import Student, Task, thaw
 from distillbuild.pipeline.contract import Out
 from distillbuild.pipeline.student_base import student_base
+from distillbuild.spec import Spec
+from distillbuild.spec.model import Student, Task, thaw
 from distillbuild.train.axolotl_config import (
     PLAN,
     axolotl_sections,
@@ -30,21 +30,60 @@ from distillbuild.train.axolotl_config import (
     render_yaml,
 )
 
-
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 # Every student key but the preference step's (its own stage reads those): a new DPO beta
 # must not rebuild the SFT config.
-READS = ("name", "task.labels", "task.output_schema",
-         *(f"student.{f.name}" for f in fields(Student) if f.name != "preference"), "teacher.temperature")
+READS = (
+    "name",
+    "task.labels",
+    "task.output_schema",
+    *(f"student.{f.name}" for f in fields(Student) if f.name != "preference"),
+    "teacher.temperature",
+)
 # What each local trainer's config holds (local_trainer_config); an Axolotl config reads all of
 # `student` but its kind, and no task key (the dataset's rows carry the instruction).
-_ENCODER = ("name", "task.labels", *(f"student.{k}" for k in (
-    "trainer", "kind", "base_model", "max_length", "epochs", "batch_size", "learning_rate", "head_learning_rate", "kd",
-    "seed", "class_weights", "early_stopping_patience", "finetune")))
-_EXTRACTOR = ("name", "task.output_schema", *(f"student.{k}" for k in (
-    "trainer", "kind", "base_model", "max_length", "epochs", "batch_size", "learning_rate", "head_learning_rate", "seed",
-    "threads")))
+_ENCODER = (
+    "name",
+    "task.labels",
+    *(
+        f"student.{k}"
+        for k in (
+            "trainer",
+            "kind",
+            "base_model",
+            "max_length",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "head_learning_rate",
+            "kd",
+            "seed",
+            "class_weights",
+            "early_stopping_patience",
+            "finetune",
+        )
+    ),
+)
+_EXTRACTOR = (
+    "name",
+    "task.output_schema",
+    *(
+        f"student.{k}"
+        for k in (
+            "trainer",
+            "kind",
+            "base_model",
+            "max_length",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "head_learning_rate",
+            "seed",
+            "threads",
+        )
+    ),
+)
 
 
 def _reads(key: str):
@@ -55,6 +94,7 @@ def _reads(key: str):
                 return s.kd.mode == "logits"
             return key == "name" or key.startswith("student.") and key != "student.kind"
         return key in (_EXTRACTOR if s.kind == "encoder-extractor" else _ENCODER)
+
     return condition
 
 

@@ -14,26 +14,38 @@ from typing import Any
 
 from distillbuild import layout
 from distillbuild.console import log
-from distillbuild.errors import StageError
 from distillbuild.curate.shortfall import shortfall
+from distillbuild.errors import StageError
 from distillbuild.io import fresh_tmp_dir, read_json, read_jsonl, replace_dir, write_json, write_jsonl
-from distillbuild.spec import Spec
-from distillbuild.spec.model import Task
 from distillbuild.pipeline.contract import Out
 from distillbuild.pipeline.student_base import student_base
 from distillbuild.protocol.prompts import STEP_PREFIXES, messages_for
-
+from distillbuild.spec import Spec
+from distillbuild.spec.model import Task
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 # The prompt lists the labels; KD rows need the student's tokenizer.
-READS = ("task.type", "task.instruction", "task.labels", "split", "data.human_share", "data.train_on",
-         "student.kd.mode", "student.base_model", "student.reasoning", "teacher.reasoning", "filters.min_rows_per_label")
-READS_WHEN = {"student.reasoning": lambda spec: spec.student.reasoning != "answer",
-              "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",
-              "data.human_share": lambda spec: spec.data_files.human_share is not None,
-              "data.train_on": lambda spec: "train_on" in (spec.raw.get("data") or {}),  # as written: DVC reads the file
-              "student.base_model": lambda spec: spec.student.kd.mode == "logits"}  # its tokenizer checks each KD row
+READS = (
+    "task.type",
+    "task.instruction",
+    "task.labels",
+    "split",
+    "data.human_share",
+    "data.train_on",
+    "student.kd.mode",
+    "student.base_model",
+    "student.reasoning",
+    "teacher.reasoning",
+    "filters.min_rows_per_label",
+)
+READS_WHEN = {
+    "student.reasoning": lambda spec: spec.student.reasoning != "answer",
+    "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",
+    "data.human_share": lambda spec: spec.data_files.human_share is not None,
+    "data.train_on": lambda spec: "train_on" in (spec.raw.get("data") or {}),  # as written: DVC reads the file
+    "student.base_model": lambda spec: spec.student.kd.mode == "logits",
+}  # its tokenizer checks each KD row
 
 
 def deps(spec: Spec) -> list[str]:
@@ -52,9 +64,14 @@ def check_rows_per_label(spec: Spec, rows: list[dict[str, Any]]) -> None:
         return
     report = read_json(Path(layout.FILTER_REPORT))
     threshold = (report.get("confidence") or {}).get("min_confidence")
-    message = shortfall(rows, read_jsonl(Path(layout.FILTER_REJECTED)), spec.task.labels,
-                        spec.filters.min_rows_per_label, threshold if threshold is not None else 0.0,
-                        spec.filters.confidence)
+    message = shortfall(
+        rows,
+        read_jsonl(Path(layout.FILTER_REJECTED)),
+        spec.task.labels,
+        spec.filters.min_rows_per_label,
+        threshold if threshold is not None else 0.0,
+        spec.filters.confidence,
+    )
     if message:
         raise StageError(message)
 
@@ -88,12 +105,20 @@ def reasoning_rows(task: Task, row: dict[str, Any], mode: str, marker: str) -> l
     if mode == "trace":
         base["messages"][-1]["content"] = f"{rationale}\n{marker} {row['label']}"
         return [base]
-    label_task = {**base, "id": f"{row['id']}#label",
-                  "messages": messages_for(task, STEP_PREFIXES["label"] + row["text"])
-                  + [{"role": "assistant", "content": row["label"]}]}
-    rationale_task = {"id": f"{row['id']}#rationale", "label": row["label"], "label_probs": None, "task": "rationale",
-                      "messages": messages_for(task, STEP_PREFIXES["rationale"] + row["text"])
-                      + [{"role": "assistant", "content": rationale}]}
+    label_task = {
+        **base,
+        "id": f"{row['id']}#label",
+        "messages": messages_for(task, STEP_PREFIXES["label"] + row["text"])
+        + [{"role": "assistant", "content": row["label"]}],
+    }
+    rationale_task = {
+        "id": f"{row['id']}#rationale",
+        "label": row["label"],
+        "label_probs": None,
+        "task": "rationale",
+        "messages": messages_for(task, STEP_PREFIXES["rationale"] + row["text"])
+        + [{"role": "assistant", "content": rationale}],
+    }
     return [label_task, rationale_task]
 
 
@@ -103,11 +128,20 @@ def oversample_human(train: list[dict[str, Any]], share: float) -> tuple[list[di
     human = [r for r in train if r.get("source") == "human"]
     others = len(train) - len(human)
     wanted = int(round(share * others / (1 - share)))
-    copies = [{**human[i % len(human)], "id": f"{human[i % len(human)]['id']}#{i // len(human) + 2}"}
-              for i in range(max(wanted - len(human), 0))] if human else []
+    copies = (
+        [
+            {**human[i % len(human)], "id": f"{human[i % len(human)]['id']}#{i // len(human) + 2}"}
+            for i in range(max(wanted - len(human), 0))
+        ]
+        if human
+        else []
+    )
     out = train + copies
-    return out, {"human_rows": len(human), "human_copies_added": len(copies),
-                 "human_share": round((len(human) + len(copies)) / len(out), 6) if out else None}
+    return out, {
+        "human_rows": len(human),
+        "human_copies_added": len(copies),
+        "human_share": round((len(human) + len(copies)) / len(out), 6) if out else None,
+    }
 
 
 # A position the teacher never generated (what a chat template writes after the end-of-turn
@@ -124,7 +158,7 @@ def kd_row(task: Task, row: dict[str, Any], trailing: list[int] = ()) -> dict[st
     ids, logprobs = [list(p) for p in kd["target_token_ids"]], [list(p) for p in kd["logprobs"]]
     k = len(ids[0]) if ids else 1
     for token in trailing:
-        ids.append([token] + [t for t in range(k) if t != token][:k - 1])  # fillers: ids every vocabulary has
+        ids.append([token] + [t for t in range(k) if t != token][: k - 1])  # fillers: ids every vocabulary has
         logprobs.append([0.0] + [_NEVER] * (k - 1))
     return {"id": row["id"], "messages": messages, "label": row["label"], "logprobs": logprobs, "target_token_ids": ids}
 
@@ -138,7 +172,7 @@ def _trailing_tokens(tokenizer, messages: list[dict[str, str]], generated: list[
     n = len(generated)
     for extra in range(0, 4):
         end = len(ids) - extra
-        if end >= n and ids[end - n:end] == generated:
+        if end >= n and ids[end - n : end] == generated:
             return ids[end:]
     return None
 
@@ -153,9 +187,11 @@ def _student_tokenizer(spec: Spec):
     try:
         return AutoTokenizer.from_pretrained(str(base) if base.is_dir() else name)
     except (OSError, ValueError) as exc:
-        raise StageError(f"logit distillation checks every KD row with the student's tokenizer, and '{name}' "
-                         f"could not be loaded ({exc}); on an offline machine, point student.base_model at a "
-                         f"local copy") from None
+        raise StageError(
+            f"logit distillation checks every KD row with the student's tokenizer, and '{name}' "
+            f"could not be loaded ({exc}); on an offline machine, point student.base_model at a "
+            f"local copy"
+        ) from None
 
 
 def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -173,7 +209,9 @@ def kd_rows(spec: Spec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
         if tokenizer.eos_token_id is not None:
             ids.append(int(tokenizer.eos_token_id))
         messages = messages_for(task, row["text"]) + [{"role": "assistant", "content": row["teacher_text"]}]
-        trailing = _trailing_tokens(tokenizer, messages, row["kd"]["token_ids"]) if ids == row["kd"]["token_ids"] else None
+        trailing = (
+            _trailing_tokens(tokenizer, messages, row["kd"]["token_ids"]) if ids == row["kd"]["token_ids"] else None
+        )
         if trailing is None:
             dropped["kd_misaligned"] += 1
             continue
@@ -188,22 +226,28 @@ def run(spec: Spec) -> int:
     if train_on != "both":  # one source alone, for a synthetic / human / mixed comparison
         rows = [r for r in rows if (r.get("source") == "human") == (train_on == "human")]
     if not rows:
-        raise StageError("no rows survived the filter stage; loosen `filters` or check the teacher's answers"
-                         + (f" (data.train_on: {train_on})" if train_on != "both" else ""))
+        raise StageError(
+            "no rows survived the filter stage; loosen `filters` or check the teacher's answers"
+            + (f" (data.train_on: {train_on})" if train_on != "both" else "")
+        )
     check_rows_per_label(spec, rows)
     report: dict[str, Any] = {"format": "chat_template (messages)"}
     if spec.student.kd.mode == "logits":
         rows, dropped = kd_rows(spec, rows)
         report.update(format="axolotl KD (messages, logprobs, target_token_ids)", **dropped)
         if not rows:
-            raise StageError(f"no row carries the teacher's token ids for logit distillation ({dropped}); "
-                             f"check teacher.token_ids and that the teacher serves the student's tokenizer")
+            raise StageError(
+                f"no row carries the teacher's token ids for logit distillation ({dropped}); "
+                f"check teacher.token_ids and that the teacher serves the student's tokenizer"
+            )
         make = lambda row: [row]  # noqa: E731  (already in KD format)
     elif spec.student.reasoning != "answer":
         marker = spec.teacher.reasoning.marker if spec.teacher.reasoning else "Answer:"
         make = lambda row: reasoning_rows(task, row, spec.student.reasoning, marker)  # noqa: E731
-        report.update(format=f"chat_template (messages), reasoning {spec.student.reasoning}",
-                      no_rationale=sum(not (r.get("rationale") or "").strip() for r in rows))
+        report.update(
+            format=f"chat_template (messages), reasoning {spec.student.reasoning}",
+            no_rationale=sum(not (r.get("rationale") or "").strip() for r in rows),
+        )
     else:
         make = lambda row: [chat_row(task, row)]  # noqa: E731
     train, val = [], []

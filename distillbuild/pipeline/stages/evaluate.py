@@ -16,72 +16,120 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.confidence import row_label
 from distillbuild.curate.fitting import calibration_half, fits_on_heldout
+from distillbuild.endpoints.open import open_judge
 from distillbuild.errors import StageError
-from distillbuild.stats import bootstrap_mean_interval, round_p
 from distillbuild.evaluate import causal_student, costs
-from distillbuild.evaluate.classification import (UNPARSEABLE, ClassificationResult, accuracy, evaluate_classification,
-                                                 macro_f1, paired_gain)
+from distillbuild.evaluate.classification import (
+    UNPARSEABLE,
+    ClassificationResult,
+    accuracy,
+    evaluate_classification,
+    macro_f1,
+    paired_gain,
+)
 from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extraction, gold_object
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
-from distillbuild.evaluate.latency import Serving, measure as measure_latency
+from distillbuild.evaluate.latency import Serving
+from distillbuild.evaluate.latency import measure as measure_latency
 from distillbuild.io import read_json, read_jsonl, write_json
+from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
+from distillbuild.pipeline.student_base import student_base_path
+from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows, with_texts
 from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
-from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
-from distillbuild.endpoints.open import open_judge
-from distillbuild.pipeline.student_base import student_base_path
-from distillbuild.protocol.prompts import messages_for
-
+from distillbuild.stats import bootstrap_mean_interval, round_p
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
-# A causal student is prompted, and loaded over its base model.
 # Whether the filter fitted on half the held-out set, and so the student is scored on the other
-# half only (curate.fitting.fits_on_heldout reads these).
-_FITS_ON_HELDOUT = ("filters.calibration.fit_on", "filters.confidence", "filters.calibration.method", "filters.min_confidence")
+# half only (curate.fitting.fits_on_heldout reads fit_on first, the others only when it is heldout).
+_FITS_ON_HELDOUT = (
+    "filters.calibration.fit_on",
+    "filters.confidence",
+    "filters.calibration.method",
+    "filters.min_confidence",
+)
+# `evaluation` but min_heldout_rows, which only the gate reads.
+_EVALUATION = tuple(
+    f"evaluation.{k}"
+    for k in (
+        "latency_samples",
+        "latency_rounds",
+        "threads",
+        "bootstrap",
+        "max_new_tokens",
+        "student_usd_per_hour",
+        "judge",
+        "compare_with",
+    )
+)
 
 
 def _classification(spec: Spec) -> bool:
     return spec.task.type == "classification"
 
 
-def _causal(spec: Spec) -> bool:  # a causal LM is asked with the instruction, loaded over its base or through its endpoint
+def _fits_on_heldout(spec: Spec) -> bool:
+    return _classification(spec) and spec.filters.calibration.fit_on == "heldout"
+
+
+def _causal(spec: Spec) -> bool:
+    """A causal LM is asked with the instruction, loaded over its base model or through its endpoint."""
     return spec.student.kind == "causal-lm"
 
 
-# `evaluation` but min_heldout_rows, which only the gate reads.
-_EVALUATION = tuple(f"evaluation.{k}" for k in ("latency_samples", "latency_rounds", "threads", "bootstrap",
-                                                "max_new_tokens", "student_usd_per_hour", "judge", "compare_with"))
-
-READS = ("task.type", "task.labels", "task.instruction", "task.output_schema", "task.input_template",
-         "teacher.provider", "teacher.price",
-         "student.kind", "student.base_model", "student.endpoint", "student.reasoning", "teacher.reasoning",
-         "teacher.max_tokens", *_EVALUATION, "data.heldout_sets", "student.preference", *_FITS_ON_HELDOUT)
-READS_WHEN = {"data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
-              **{key: _classification for key in _FITS_ON_HELDOUT},
-              "student.base_model": _causal, "student.endpoint": _causal, "task.instruction": _causal,
-              "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
-              "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",  # the answer line's marker
-              "teacher.max_tokens": trace_reads_teacher_max_tokens}  # a trace's room to reason
+READS = (
+    "task.type",
+    "task.labels",
+    "task.instruction",
+    "task.output_schema",
+    "task.input_template",
+    "teacher.provider",
+    "teacher.price",
+    "student.kind",
+    "student.base_model",
+    "student.endpoint",
+    "student.reasoning",
+    "teacher.reasoning",
+    "teacher.max_tokens",
+    *_EVALUATION,
+    "data.heldout_sets",
+    "student.preference",
+    *_FITS_ON_HELDOUT,
+)
+READS_WHEN = {
+    "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
+    "filters.calibration.fit_on": _classification,
+    **{key: _fits_on_heldout for key in _FITS_ON_HELDOUT[1:]},
+    "student.base_model": _causal,
+    "student.endpoint": _causal,
+    "task.instruction": _causal,
+    "student.reasoning": lambda spec: spec.student.reasoning != "answer",  # how it is asked, how it answers
+    "teacher.reasoning": lambda spec: spec.student.reasoning == "trace",  # the answer line's marker
+    "teacher.max_tokens": trace_reads_teacher_max_tokens,  # a trace's room to reason
+}
 
 
 def deps(spec: Spec) -> list[str]:
-    model = [layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE, layout.MODEL_DIR] if spec.student.preference \
-        else [layout.MODEL_DIR]  # with DPO, the SFT student too: the gain is measured against it
-    files = [*model, posix(spec.data_files.heldout), layout.TEACHER_HELDOUT,
-             *(posix(path) for path in spec.data_files.heldout_sets.values())]
+    model = (
+        [layout.PREFERENCE_MODEL, layout.PREFERENCE_BASE, layout.MODEL_DIR]
+        if spec.student.preference
+        else [layout.MODEL_DIR]
+    )  # with DPO, the SFT student too: the gain is measured against it
+    files = [
+        *model,
+        posix(spec.data_files.heldout),
+        layout.TEACHER_HELDOUT,
+        *(posix(path) for path in spec.data_files.heldout_sets.values()),
+    ]
     if spec.evaluation.compared_predictions:  # another variant's predictions: DVC builds it first
         files.append(posix(spec.evaluation.compared_predictions))
     judge = spec.evaluation.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
         files += [p for p in [posix(judge.simulated.answers)] if p not in files]
     return files
-
-
-def _classification(spec: Spec) -> bool:
-    return spec.task.type == "classification"
 
 
 def outs(spec: Spec) -> list[Out]:
@@ -99,8 +147,16 @@ def plots(spec: Spec) -> list[Out]:
 def views(spec: Spec) -> list[dict]:
     if not _classification(spec):  # a confusion matrix needs classes
         return []
-    return [{layout.PREDICTIONS: {"template": "confusion", "x": "predicted", "y": "actual",
-                                  "title": "Student on the held-out set"}}]
+    return [
+        {
+            layout.PREDICTIONS: {
+                "template": "confusion",
+                "x": "predicted",
+                "y": "actual",
+                "title": "Student on the held-out set",
+            }
+        }
+    ]
 
 
 def student_cost_per_1k(spec: Spec, latencies_ms: list[float]) -> float:
@@ -142,7 +198,9 @@ def load_final_student(spec: Spec, threads: int, root: Path = Path(".")):
     """The student the build ends with: the DPO adapter over the merged SFT model when
     student.preference is set, else the trained model (`root`: the spec's directory)."""
     if spec.student.preference is not None and spec.student.endpoint is None:
-        return load_causal_student(spec, root / layout.PREFERENCE_MODEL, threads, base=str(root / layout.PREFERENCE_BASE))
+        return load_causal_student(
+            spec, root / layout.PREFERENCE_MODEL, threads, base=str(root / layout.PREFERENCE_BASE)
+        )
     return load_causal_student(spec, root / layout.MODEL_DIR, threads)
 
 
@@ -151,8 +209,9 @@ def load_causal_student(spec: Spec, model_dir: Path, threads: int, base: str | N
     `base`, or student.base_model (a directory beside the spec, or a hub id)."""
     endpoint = spec.student.endpoint
     base_model = (base or student_base_path(spec)) if endpoint is None else None
-    return causal_student.load_causal_student(model_dir, threads, endpoint=endpoint, base_model=base_model,
-                                              max_new_tokens=spec.evaluation.max_new_tokens)
+    return causal_student.load_causal_student(
+        model_dir, threads, endpoint=endpoint, base_model=base_model, max_new_tokens=spec.evaluation.max_new_tokens
+    )
 
 
 class _Generator:
@@ -165,19 +224,35 @@ class _Generator:
         return self.student.generate([self.prompt(t) for t in texts])
 
 
-def evaluate_generation_for_spec(spec: Spec, heldout_rows: list[dict], student_outputs: list[str | None],
-                                 teacher_outputs: list[str | None], details: list[dict] | None = None,
-                                 log: Callable[[str], None] = log) -> dict:
+def evaluate_generation_for_spec(
+    spec: Spec,
+    heldout_rows: list[dict],
+    student_outputs: list[str | None],
+    teacher_outputs: list[str | None],
+    details: list[dict] | None = None,
+    log: Callable[[str], None] = log,
+) -> dict:
     """`evaluate_generation` with evaluation.judge's endpoint and the repository's cache, open only
     while there are answers to judge, and the spec's bootstrap count."""
     judge = spec.evaluation.judge
     if judge is None:
         raise StageError("generation tasks are scored by an LLM judge: add an evaluation.judge section to the spec")
     pairs, _ = judge_pairs(heldout_rows, student_outputs, teacher_outputs)
-    opened = open_judge(judge, spec.dir, spec.repo_root, "evaluation.judge", log) if pairs else nullcontext((None, None))
+    opened = (
+        open_judge(judge, spec.dir, spec.repo_root, "evaluation.judge", log) if pairs else nullcontext((None, None))
+    )
     with opened as (settings, cache):
-        return evaluate_generation(heldout_rows, student_outputs, teacher_outputs, judge, settings, cache,
-                                   bootstrap=spec.evaluation.bootstrap, details=details, log=log)
+        return evaluate_generation(
+            heldout_rows,
+            student_outputs,
+            teacher_outputs,
+            judge,
+            settings,
+            cache,
+            bootstrap=spec.evaluation.bootstrap,
+            details=details,
+            log=log,
+        )
 
 
 def run_generation(spec: Spec) -> int:
@@ -202,10 +277,17 @@ def run_generation(spec: Spec) -> int:
         teacher_simulated=_teacher_simulated(spec),
     )
     write_json(Path(layout.METRICS), metrics)
-    write_json(Path(layout.PREDICTIONS), [{"id": r["id"], "student": s, "teacher": t, **({"scores": d} if d else {})}
-                                          for r, s, t, d in zip(heldout, student, teacher_out, details or [None] * len(heldout))])
-    log(f"evaluate: G-Eval mean student {metrics.get('geval_mean')}, teacher {metrics.get('teacher_geval_mean')}, "
-        f"retention {metrics.get('retention')}, latency p95 {metrics['latency_p95_ms']:.1f} ms")
+    write_json(
+        Path(layout.PREDICTIONS),
+        [
+            {"id": r["id"], "student": s, "teacher": t, **({"scores": d} if d else {})}
+            for r, s, t, d in zip(heldout, student, teacher_out, details or [None] * len(heldout))
+        ],
+    )
+    log(
+        f"evaluate: G-Eval mean student {metrics.get('geval_mean')}, teacher {metrics.get('teacher_geval_mean')}, "
+        f"retention {metrics.get('retention')}, latency p95 {metrics['latency_p95_ms']:.1f} ms"
+    )
     return 0
 
 
@@ -232,9 +314,17 @@ def run_classification(spec: Spec) -> int:
     confidence = list(getattr(model, "last_confidence", None) or [None] * len(texts))  # each label's probability
     teacher = [row_label(r, labels) for r in teacher_rows]  # as the teacher stage read it (label_from)
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
-    result = evaluate_classification(heldout, labels, student, teacher, serving, spec.evaluation.bootstrap,
-                                     student_text=student_text, student_confidence=confidence,
-                                     teacher_simulated=_teacher_simulated(spec))
+    result = evaluate_classification(
+        heldout,
+        labels,
+        student,
+        teacher,
+        serving,
+        spec.evaluation.bootstrap,
+        student_text=student_text,
+        student_confidence=confidence,
+        teacher_simulated=_teacher_simulated(spec),
+    )
     for name, path in spec.data_files.heldout_sets.items():  # each gated apart as METRIC@NAME
         result.metrics.update(_heldout_set_metrics(spec, model, name, path, labels))
     if spec.student.preference is not None:  # did DPO help? the SFT student on the same rows, paired
@@ -249,8 +339,9 @@ def run_classification(spec: Spec) -> int:
     return 0
 
 
-def _preference_comparison(spec: Spec, texts: list[str], gold: list[str],
-                           after: list[str | None]) -> tuple[dict[str, Any], list[str | None]]:
+def _preference_comparison(
+    spec: Spec, texts: list[str], gold: list[str], after: list[str | None]
+) -> tuple[dict[str, Any], list[str | None]]:
     """The SFT student (before DPO) on the same held-out rows: its accuracy (with its interval),
     its latency, DPO's gain and the exact McNemar p-value of the paired difference; and its labels."""
     sft = causal_classifier(spec, load_causal_student(spec, Path(layout.MODEL_DIR), spec.evaluation.threads))
@@ -258,13 +349,19 @@ def _preference_comparison(spec: Spec, texts: list[str], gold: list[str],
     lat = _latency(spec, sft, texts)
     gain = paired_gain(gold, after, before)
     interval = bootstrap_mean_interval([p == g for p, g in zip(before, gold)], spec.evaluation.bootstrap)
-    figures = {"sft_accuracy": round(gain.other_accuracy, 6),
-               **{f"sft_accuracy_{k}": v for k, v in interval.items()},
-               "sft_latency_p50_ms": lat.p50_ms, "sft_latency_p95_ms": lat.p95_ms,
-               "preference_gain": round(gain.gain, 6), "preference_gain_p": round_p(gain.p)}
-    log(f"evaluate: DPO vs SFT on the same {len(gold)} rows: accuracy {figures['sft_accuracy']} -> "
+    figures = {
+        "sft_accuracy": round(gain.other_accuracy, 6),
+        **{f"sft_accuracy_{k}": v for k, v in interval.items()},
+        "sft_latency_p50_ms": lat.p50_ms,
+        "sft_latency_p95_ms": lat.p95_ms,
+        "preference_gain": round(gain.gain, 6),
+        "preference_gain_p": round_p(gain.p),
+    }
+    log(
+        f"evaluate: DPO vs SFT on the same {len(gold)} rows: accuracy {figures['sft_accuracy']} -> "
         f"{round(accuracy(gold, after), 6)} ({gain.only_this} rows right only after, {gain.only_other} only before; "
-        f"McNemar p={figures['preference_gain_p']})")
+        f"McNemar p={figures['preference_gain_p']})"
+    )
     return figures, before
 
 
@@ -273,28 +370,40 @@ def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | N
     named, column = spec.evaluation.compared_predictions, spec.evaluation.compared_column
     path = spec.resolve(named)
     if not path.exists():
-        raise StageError(f"evaluation.compare_with: {path} does not exist: build that variant first (`dvc repro` "
-                         "there, or here, which builds it as a dependency)")
+        raise StageError(
+            f"evaluation.compare_with: {path} does not exist: build that variant first (`dvc repro` "
+            "there, or here, which builds it as a dependency)"
+        )
     other = {str(r["id"]): r for r in read_json(path)}
     if other and not all(column in r for r in other.values()):
-        why = ("its build evaluated no SFT student before DPO (student.preference): compare with its final student"
-               if column == "sft_predicted" else "it is no build/evaluate/predictions.json of a classification task")
+        why = (
+            "its build evaluated no SFT student before DPO (student.preference): compare with its final student"
+            if column == "sft_predicted"
+            else "it is no build/evaluate/predictions.json of a classification task"
+        )
         raise StageError(f"evaluation.compare_with: {path} has no `{column}` column: {why}")
     theirs = {i: r.get(column) for i, r in other.items()}
     ids = [str(r["id"]) for r in heldout]
     gold = [r["label"] for r in heldout]
     relabelled = sum(other[i].get("actual") != g for i, g in zip(ids, gold) if i in other)
     if set(theirs) != set(ids) or relabelled:
-        raise StageError(f"evaluation.compare_with: {path} scores other held-out rows ({len(set(ids) - set(theirs))} "
-                         f"of this build's {len(ids)} missing, {len(set(theirs) - set(ids))} extra, {relabelled} with "
-                         "another gold label): variants are compared on the same rows")
+        raise StageError(
+            f"evaluation.compare_with: {path} scores other held-out rows ({len(set(ids) - set(theirs))} "
+            f"of this build's {len(ids)} missing, {len(set(theirs) - set(ids))} extra, {relabelled} with "
+            "another gold label): variants are compared on the same rows"
+        )
     gain = paired_gain(gold, predicted, [theirs[i] for i in ids])
     which = " (its SFT student)" if column == "sft_predicted" else ""
-    log(f"evaluate: against {named}{which} on the same {len(ids)} rows: accuracy "
+    log(
+        f"evaluate: against {named}{which} on the same {len(ids)} rows: accuracy "
         f"{gain.other_accuracy:.4f} -> {gain.other_accuracy + gain.gain:.4f} ({gain.only_this} rows right only here, "
-        f"{gain.only_other} only there; McNemar p={gain.p:.4g})")
-    return {"compared_accuracy": round(gain.other_accuracy, 6), "compared_gain": round(gain.gain, 6),
-            "compared_gain_p": round_p(gain.p)}
+        f"{gain.only_other} only there; McNemar p={gain.p:.4g})"
+    )
+    return {
+        "compared_accuracy": round(gain.other_accuracy, 6),
+        "compared_gain": round(gain.gain, 6),
+        "compared_gain_p": round_p(gain.p),
+    }
 
 
 def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:
@@ -303,10 +412,12 @@ def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[s
     gold = [r["label"] for r in rows]
     predicted = model.predict([r["text"] for r in rows])
     interval = bootstrap_mean_interval([float(g == p) for g, p in zip(gold, predicted)], spec.evaluation.bootstrap)
-    figures = {f"accuracy@{name}": round(accuracy(gold, predicted), 6) if rows else None,
-               **{f"accuracy@{name}_{k}": v for k, v in interval.items()},
-               f"macro_f1@{name}": round(macro_f1(gold, predicted, labels), 6) if rows else None,
-               f"heldout_rows@{name}": len(rows)}
+    figures = {
+        f"accuracy@{name}": round(accuracy(gold, predicted), 6) if rows else None,
+        **{f"accuracy@{name}_{k}": v for k, v in interval.items()},
+        f"macro_f1@{name}": round(macro_f1(gold, predicted, labels), 6) if rows else None,
+        f"heldout_rows@{name}": len(rows),
+    }
     log(f"evaluate: held-out set {name}: student accuracy {figures[f'accuracy@{name}']} on {len(rows)} rows")
     return figures
 
@@ -321,8 +432,16 @@ def run_extraction(spec: Spec) -> int:
     texts = [r["text"] for r in heldout]
     student_objs, batch_s = _timed(model.predict, texts)
     serving = _serving(spec, model, texts, teacher_rows, batch_s)
-    result = evaluate_extraction(schema, heldout, golds, student_objs, [r.get("answer") for r in teacher_rows],
-                                 serving, spec.evaluation.bootstrap, teacher_simulated=_teacher_simulated(spec))
+    result = evaluate_extraction(
+        schema,
+        heldout,
+        golds,
+        student_objs,
+        [r.get("answer") for r in teacher_rows],
+        serving,
+        spec.evaluation.bootstrap,
+        teacher_simulated=_teacher_simulated(spec),
+    )
     _write_outputs(result.metrics, result.predictions)
     _log_extraction(result)
     return 0
@@ -346,7 +465,9 @@ def _teacher_rows(heldout: list[dict]) -> list[dict]:
     teacher = {str(r["id"]): r for r in read_jsonl(Path(layout.TEACHER_HELDOUT))}
     missing = [r["id"] for r in heldout if str(r["id"]) not in teacher]
     if missing:
-        raise StageError(f"the teacher has no answer for {len(missing)} held-out rows (first: {missing[0]}); rerun `teacher`")
+        raise StageError(
+            f"the teacher has no answer for {len(missing)} held-out rows (first: {missing[0]}); rerun `teacher`"
+        )
     return [teacher[str(r["id"])] for r in heldout]
 
 
@@ -366,8 +487,10 @@ def _extractor_dir() -> Path:
     student_file = model_dir / "student.json"
     kind = read_json(student_file).get("kind") if student_file.exists() else None
     if kind != "encoder-extractor":
-        raise StageError("evaluate supports extraction with encoder-extractor students so far "
-                         f"({model_dir} holds {kind or 'no student.json'})")
+        raise StageError(
+            "evaluate supports extraction with encoder-extractor students so far "
+            f"({model_dir} holds {kind or 'no student.json'})"
+        )
     return model_dir
 
 
@@ -417,19 +540,23 @@ def _write_outputs(metrics: dict, predictions: list[dict]) -> None:
 
 def _log_classification(result: ClassificationResult) -> None:
     m = result.metrics
-    log(f"evaluate: student accuracy {result.accuracy:.3f}, teacher {result.teacher_accuracy:.3f} "
+    log(
+        f"evaluate: student accuracy {result.accuracy:.3f}, teacher {result.teacher_accuracy:.3f} "
         f"(the commonest label alone: {m['baseline_accuracy']:.3f}), macro-F1 student {m['macro_f1']:.3f}, "
         f"teacher {m['teacher_macro_f1']:.3f}; retention {m['retention']}, "
-        f"latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms")
+        f"latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms"
+    )
 
 
 def _log_extraction(result: ExtractionResult) -> None:
     s, t, m = result.student, result.teacher, result.metrics
     per_field = ", ".join(f"{k} {v:.3f}" for k, v in s["per_field_accuracy"].items())
-    log(f"evaluate: student field accuracy {s['field_accuracy']:.3f}, teacher {t['field_accuracy']:.3f}, "
+    log(
+        f"evaluate: student field accuracy {s['field_accuracy']:.3f}, teacher {t['field_accuracy']:.3f}, "
         f"retention {m['retention']}, exact match {s['exact_match']:.3f} (teacher {t['exact_match']:.3f}); "
         f"JSON valid {s['json_valid_rate']:.3f}, schema valid {s['schema_valid_rate']:.3f} "
         f"(teacher {t['json_valid_rate']:.3f}, {t['schema_valid_rate']:.3f}); "
         f"latency p50 {m['latency_p50_ms']:.1f} ms, p95 {m['latency_p95_ms']:.1f} ms; "
-        f"DeepEval scoring {result.scoring_s:.1f} s")
+        f"DeepEval scoring {result.scoring_s:.1f} s"
+    )
     log(f"evaluate: per field {per_field}; constant baseline {m['baseline_field_accuracy']:.3f}")

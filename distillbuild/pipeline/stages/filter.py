@@ -17,20 +17,29 @@ from distillbuild.console import log
 from distillbuild.curate.filters import FilterConfig, Row, curate, human_rows
 from distillbuild.curate.fitting import FitResult, contextual_calibration, fit_confidence, fits_on_heldout
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
+from distillbuild.endpoints.open import open_judge
 from distillbuild.io import read_jsonl, write_json, write_jsonl
+from distillbuild.pipeline.contract import Out, keys_of, posix, uncached
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
-from distillbuild.pipeline.contract import Out, keys_of, posix, uncached
 from distillbuild.spec.model import Filters
-from distillbuild.endpoints.open import open_judge
-
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
-READS = ("data.heldout", "data.heldout_sets", "data.human", "task.type", "task.labels", "task.output_schema", "task.input_template",
-         *keys_of("filters", Filters, but=("min_rows_per_label",)))  # that one is the dataset stage's
-READS_WHEN = {"data.human": lambda spec: spec.data_files.human is not None,  # DVC refuses a param the file lacks
-              "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets)}
+READS = (
+    "data.heldout",
+    "data.heldout_sets",
+    "data.human",
+    "task.type",
+    "task.labels",
+    "task.output_schema",
+    "task.input_template",
+    *keys_of("filters", Filters, but=("min_rows_per_label",)),
+)  # that one is the dataset stage's
+READS_WHEN = {
+    "data.human": lambda spec: spec.data_files.human is not None,  # DVC refuses a param the file lacks
+    "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
+}
 
 
 def deps(spec: Spec) -> list[str]:
@@ -40,7 +49,9 @@ def deps(spec: Spec) -> list[str]:
     files += [posix(path) for path in spec.data_files.heldout_sets.values()]  # decontaminated against too
     if contextual(spec):
         files.append(layout.TEACHER_CONTENT_FREE)
-    if fits_on_heldout(spec.task, spec.filters):  # the calibration half of the held-out set: the teacher's answers there
+    if fits_on_heldout(
+        spec.task, spec.filters
+    ):  # the calibration half of the held-out set: the teacher's answers there
         files.append(layout.TEACHER_HELDOUT)
     judge = spec.filters.judge
     if judge is not None and judge.provider == "simulated":  # the stand-in judge's answer key
@@ -59,8 +70,16 @@ def plots(spec: Spec) -> list[Out]:
 def views(spec: Spec) -> list[dict]:
     if not fitted_threshold(spec):
         return []
-    return [{layout.FILTER_THRESHOLD_CURVE: {"x": "kept_share", "y": "precision", "template": "linear",
-                                             "title": "The teacher's precision on labelled rows by the share the filter keeps"}}]
+    return [
+        {
+            layout.FILTER_THRESHOLD_CURVE: {
+                "x": "kept_share",
+                "y": "precision",
+                "template": "linear",
+                "title": "The teacher's precision on labelled rows by the share the filter keeps",
+            }
+        }
+    ]
 
 
 def fitted_threshold(spec: Spec) -> bool:
@@ -77,7 +96,9 @@ def judge(spec: Spec, rows: list[Row], cfg: FilterConfig) -> dict[str, Any]:
     """filters.judge's verdicts on the rows that need one; its endpoint open only when some do."""
     judge_section = spec.filters.judge
     todo = rows_to_judge(rows, cfg)
-    opened = open_judge(judge_section, spec.dir, spec.repo_root, "filters.judge", log) if todo else nullcontext((None, None))
+    opened = (
+        open_judge(judge_section, spec.dir, spec.repo_root, "filters.judge", log) if todo else nullcontext((None, None))
+    )
     with opened as (settings, cache):
         return judge_rows(rows, todo, judge_section, settings, cache, log)
 
@@ -86,8 +107,10 @@ def fit(spec: Spec, rows: list[Row], human: list[Row] | None) -> FitResult:
     """The calibrator and the fitted threshold (curate/fitting.py) from the spec's labelled rows."""
     heldout = None
     if fits_on_heldout(spec.task, spec.filters):
-        gold = {r["id"]: r["label"] for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template,
-                                                        need_label=True)}
+        gold = {
+            r["id"]: r["label"]
+            for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
+        }
         heldout = [{**r, "gold_label": gold.get(r["id"])} for r in read_jsonl(Path(layout.TEACHER_HELDOUT))]
     content_free = read_jsonl(Path(layout.TEACHER_CONTENT_FREE)) if contextual(spec) else None
     return fit_confidence(spec.task, spec.filters, rows, human=human, heldout=heldout, content_free=content_free)
@@ -95,13 +118,19 @@ def fit(spec: Spec, rows: list[Row], human: list[Row] | None) -> FitResult:
 
 def run(spec: Spec) -> int:
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
-    human = human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True)) \
-        if spec.data_files.human else None
+    human = (
+        human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True))
+        if spec.data_files.human
+        else None
+    )
     fitted = fit(spec, rows, human) if spec.task.type == "classification" else FitResult()
     cfg = FilterConfig.from_spec(spec.task, spec.filters, fitted.min_confidence, fitted.calibrator)
     sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
-    heldout = [r["text"] for path in sets for r in read_rows(spec.resolve(path), spec.task.input_template,
-                                                                need_label=False)] if cfg.decontaminate else None
+    heldout = (
+        [r["text"] for path in sets for r in read_rows(spec.resolve(path), spec.task.input_template, need_label=False)]
+        if cfg.decontaminate
+        else None
+    )
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
     kept, rejected, report = curate(rows, cfg, heldout, human)
     report["confidence"] = {"measure": cfg.confidence, "min_confidence": cfg.min_confidence, **fitted.report}
@@ -119,16 +148,26 @@ def run(spec: Spec) -> int:
     log(f"filter: kept {report['kept']} of {report['rows']} (rejected: {by_reason})")
     if human is not None:
         h = report["human"]
-        log(f"filter: {h['kept']} of {h['rows']} human rows kept; the teacher answered {h['answered_by_teacher_too']} "
-            f"of the same inputs and disagreed with the person on {h['teacher_disagrees']}")
+        log(
+            f"filter: {h['kept']} of {h['rows']} human rows kept; the teacher answered {h['answered_by_teacher_too']} "
+            f"of the same inputs and disagreed with the person on {h['teacher_disagrees']}"
+        )
     seeded = report.get("seed")
     if seeded:
-        agreement = (f"; the teacher filed {seeded['teacher_agrees_with_asked']} of {seeded['answered']} under the "
-                     "category they were written for") if seeded.get("teacher_agreement_rate") is not None else ""
+        agreement = (
+            (
+                f"; the teacher filed {seeded['teacher_agrees_with_asked']} of {seeded['answered']} under the "
+                "category they were written for"
+            )
+            if seeded.get("teacher_agreement_rate") is not None
+            else ""
+        )
         log(f"filter: {seeded['kept']} of {seeded['rows']} generated inputs kept{agreement}")
     audit = report.get("gold_audit")
     if audit:
-        log(f"filter: against the {audit['rows_with_gold']} gold labels in the inputs, the teacher's labels are "
+        log(
+            f"filter: against the {audit['rows_with_gold']} gold labels in the inputs, the teacher's labels are "
             f"{audit['teacher_accuracy_all']} right over all answers and {audit['teacher_accuracy_kept']} "
-            f"over the {audit['kept_with_gold']} kept")
+            f"over the {audit['kept_with_gold']} kept"
+        )
     return 0

@@ -2,9 +2,9 @@
 
 Fails closed: a metric that is missing, not a number, or NaN fails its gate, and so does a
 held-out set smaller than evaluation.min_heldout_rows. Prints the table of gate, required,
-observed and verdict on stderr, like every stage; writes decision.json with the build's lineage (hashes of the spec, data,
-teacher answers, dataset, model files and metrics); on a pass writes the model card; exits 1 on
-failure.
+observed and verdict on stderr, like every stage; writes decision.json with the build's lineage
+(hashes of the spec, data, teacher answers, dataset, model files and metrics); on a pass writes
+the model card; exits 1 on failure.
 """
 
 from __future__ import annotations
@@ -19,17 +19,31 @@ from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import write_json, write_text
 from distillbuild.metric_names import ROUTE_METRICS, gate_figure
-from distillbuild.spec import Spec
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.pipeline.lineage import lineage
 from distillbuild.pipeline.model_card import model_card
-
+from distillbuild.spec import Spec
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
-READS = ("name", "task.type", "task.instruction", "task.labels", "data", "teacher.provider", "teacher.model",
-         "teacher.base_url", "teacher.terms", "teacher.pipeline", "student.kind", "student.base_model",
-         "evaluation.min_heldout_rows", "gates", "promote", "route")
+READS = (
+    "name",
+    "task.type",
+    "task.instruction",
+    "task.labels",
+    "data",
+    "teacher.provider",
+    "teacher.model",
+    "teacher.base_url",
+    "teacher.terms",
+    "teacher.pipeline",
+    "student.kind",
+    "student.base_model",
+    "evaluation.min_heldout_rows",
+    "gates",
+    "promote",
+    "route",
+)
 # Its lineage records the spec as every stage sees it (the values of their declared keys), so it
 # declares their keys as well (pipeline/stage_list.py), and run() is given them.
 READS_EVERY_STAGE = True
@@ -37,8 +51,16 @@ READS_EVERY_STAGE = True
 
 def deps(spec: Spec) -> list[str]:
     routed = [layout.ROUTE_REPORT] if spec.route is not None else []  # gates may bound the routed system
-    return [layout.METRICS, *routed, layout.MODEL_DIR, layout.DATASET_DIR, layout.TEACHER_ANSWERS,
-            layout.TEACHER_HELDOUT, posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
+    return [
+        layout.METRICS,
+        *routed,
+        layout.MODEL_DIR,
+        layout.DATASET_DIR,
+        layout.TEACHER_ANSWERS,
+        layout.TEACHER_HELDOUT,
+        posix(spec.data_files.inputs),
+        posix(spec.data_files.heldout),
+    ]
 
 
 def outs(spec: Spec) -> list[Out]:
@@ -103,8 +125,10 @@ def run(spec: Spec, keys: tuple[str, ...] = ()) -> int:
     passed = all(r["pass"] for r in rows)
     promote = spec.registry_name
     record = lineage(spec, keys)
-    write_json(Path(layout.DECISION), {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows,
-                                      "lineage": record})
+    write_json(
+        Path(layout.DECISION),
+        {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows, "lineage": record},
+    )
     card = Path(layout.MODEL_CARD)
     if passed:
         write_text(card, model_card(spec, metrics, rows, record))

@@ -18,9 +18,9 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
-from distillbuild.spec import Spec
 from distillbuild.pipeline.contract import Out
 from distillbuild.pipeline.student_base import student_base
+from distillbuild.spec import Spec
 from distillbuild.train.axolotl_config import Section, axolotl_sections, plan_device, render_yaml
 
 READS = ("name", "task.type", "student")  # the SFT student's settings, and the preference ones
@@ -45,17 +45,32 @@ def dpo_sections(spec: Spec, device: str) -> list[Section]:
     """The DPO config's sections: the SFT config's for a student based on the merged SFT model,
     its data, output and evaluation replaced, `rl: dpo` added."""
     pref = spec.student.preference
-    student = replace(spec.student, base_model=layout.PREFERENCE_BASE, epochs=pref.epochs,
-                      learning_rate=pref.learning_rate, axolotl=None)
+    student = replace(
+        spec.student,
+        base_model=layout.PREFERENCE_BASE,
+        epochs=pref.epochs,
+        learning_rate=pref.learning_rate,
+        axolotl=None,
+    )
     out: list[Section] = []
     for title, body in axolotl_sections(student, spec.teacher, device):
         body = dict(body)
         if "datasets" in body:
             body.pop("test_datasets", None)
-            body.update(datasets=[{"path": layout.PAIRS, "split": "train",  # Axolotl's DPO datasets take no ds_type
-                                   "type": "chat_template.default", "field_messages": "messages",
-                                   "field_chosen": "chosen", "field_rejected": "rejected"}],
-                        dataset_prepared_path=PREPARED, sample_packing=False)
+            body.update(
+                datasets=[
+                    {
+                        "path": layout.PAIRS,
+                        "split": "train",  # Axolotl's DPO datasets take no ds_type
+                        "type": "chat_template.default",
+                        "field_messages": "messages",
+                        "field_chosen": "chosen",
+                        "field_rejected": "rejected",
+                    }
+                ],
+                dataset_prepared_path=PREPARED,
+                sample_packing=False,
+            )
             body.pop("eval_sample_packing", None)
             body.pop("pad_to_sequence_len", None)
             title = "data: the pairs stage's (prompt, chosen: the teacher's, rejected: the SFT student's)"
@@ -64,8 +79,12 @@ def dpo_sections(spec: Spec, device: str) -> list[Section]:
             title = "output: the DPO adapter, over the merged SFT model"
         out.append((title, body))
         if "base_model" in body:
-            out.append((f"preference: DPO, beta {pref.beta}; the reference is the merged SFT model (adapter off)",
-                        {"rl": "dpo", "rl_beta": float(pref.beta)}))
+            out.append(
+                (
+                    f"preference: DPO, beta {pref.beta}; the reference is the merged SFT model (adapter off)",
+                    {"rl": "dpo", "rl_beta": float(pref.beta)},
+                )
+            )
     return out
 
 
@@ -88,8 +107,12 @@ def write_config(spec: Spec, out_dir: Path) -> dict[str, Any]:
         from distillbuild.train.axolotl_config import PLAN as SFT_PLAN
 
         sft = read_json(Path(SFT_PLAN))
-        plan = {**plan, "device": sft["device"], "reason": f"as the SFT run: {sft['reason']}",
-                "parameters": sft.get("parameters")}
+        plan = {
+            **plan,
+            "device": sft["device"],
+            "reason": f"as the SFT run: {sft['reason']}",
+            "parameters": sft.get("parameters"),
+        }
     sections = dpo_sections(spec, plan["device"])
     text = render_yaml(spec.name, spec.student, sections, plan, spec.path.name)
     write_text(out_dir / Path(CONFIG).name, text.replace("`distill stage configure`", "`distill stage preference`"))

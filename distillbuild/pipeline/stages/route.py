@@ -19,10 +19,9 @@ from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.evaluate.routing import NEVER, Row, Target, choose, cross_fit, curve
 from distillbuild.io import read_json, write_json
-from distillbuild.spec import Spec
 from distillbuild.pipeline.contract import Out, uncached
+from distillbuild.spec import Spec
 from distillbuild.stats import bootstrap_mean_interval
-
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
@@ -46,15 +45,25 @@ def plots(spec: Spec) -> list[Out]:
 
 
 def views(spec: Spec) -> list[dict]:
-    return [{layout.ROUTE_CURVE: {"x": "coverage", "y": "accuracy", "template": "linear",
-                                  "title": "Routed accuracy by the share the student answers"}}]
+    return [
+        {
+            layout.ROUTE_CURVE: {
+                "x": "coverage",
+                "y": "accuracy",
+                "template": "linear",
+                "title": "Routed accuracy by the share the student answers",
+            }
+        }
+    ]
 
 
 def rows_from(predictions: list[dict]) -> list[Row]:
     if predictions and "actual" not in predictions[0]:
         raise StageError("routing reads classification predictions (actual, predicted, teacher, student_confidence)")
-    return [Row(str(p["id"]), p.get("student_confidence"), p["predicted"] == p["actual"], p["teacher"] == p["actual"])
-            for p in predictions]
+    return [
+        Row(str(p["id"]), p.get("student_confidence"), p["predicted"] == p["actual"], p["teacher"] == p["actual"])
+        for p in predictions
+    ]
 
 
 def target_met(rows: list[Row], threshold: float, target: Target) -> bool:
@@ -79,22 +88,32 @@ def run(spec: Spec) -> int:
         "target_met": target_met(rows, deployed, target),
         "cross_fit_thresholds": [None if t == NEVER else round(t, 6) for t in halves],
         "routed_accuracy": round(sum(right) / len(rows), 6),
-        **{f"routed_accuracy_{k}": v for k, v in  # gates may name routed_accuracy (bound: ci_low too)
-           bootstrap_mean_interval([float(r) for r in right], spec.evaluation.bootstrap).items()},
+        **{
+            f"routed_accuracy_{k}": v
+            for k, v in bootstrap_mean_interval(  # gates may name routed_accuracy (bound: ci_low too)
+                [float(r) for r in right], spec.evaluation.bootstrap
+            ).items()
+        },
         "teacher_share": round(share, 6),
         "student_accuracy": round(sum(r.student_right for r in rows) / len(rows), 6),
         "teacher_accuracy": round(sum(r.teacher_right for r in rows) / len(rows), 6),
         "heldout_rows": len(rows),
         "student_cost_per_1k_usd": student_cost,
         "teacher_cost_per_1k_usd": teacher_cost,
-        "routed_cost_per_1k_usd": (round(student_cost + share * teacher_cost, 6)
-                                   if student_cost is not None and teacher_cost is not None else None),
+        "routed_cost_per_1k_usd": (
+            round(student_cost + share * teacher_cost, 6)
+            if student_cost is not None and teacher_cost is not None
+            else None
+        ),
     }
     write_json(Path(layout.ROUTE_REPORT), report)
     write_json(Path(layout.ROUTE_CURVE), curve(rows))
-    log(f"route: threshold {report['threshold']} for {report['target']} (met on all rows: {report['target_met']}); cross-fitted on {len(rows)} held-out rows: "
+    log(
+        f"route: threshold {report['threshold']} for {report['target']} (met on all rows: "
+        f"{report['target_met']}); cross-fitted on {len(rows)} held-out rows: "
         f"routed accuracy {report['routed_accuracy']:.4f} ({report.get('routed_accuracy_ci_low')}-"
         f"{report.get('routed_accuracy_ci_high')}), {share:.1%} to the teacher; student alone "
         f"{report['student_accuracy']:.4f}, teacher alone {report['teacher_accuracy']:.4f}; per 1,000 requests "
-        f"${report['routed_cost_per_1k_usd']} routed, ${student_cost} student, ${teacher_cost} teacher")
+        f"${report['routed_cost_per_1k_usd']} routed, ${student_cost} student, ${teacher_cost} teacher"
+    )
     return 0

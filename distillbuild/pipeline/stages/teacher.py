@@ -16,37 +16,49 @@ from typing import Any, Callable
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.fitting import contextual_calibration
-from distillbuild.protocol.normalize import normalize_text
+from distillbuild.endpoints.llamacpp import has_chat_template
+from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_json, write_jsonl
+from distillbuild.llm.cache import TeacherCache, cached_keys, request_key
+from distillbuild.llm.engine import Canary, answer_all, recorded_responses
+from distillbuild.llm.estimate import estimate
+from distillbuild.llm.results import CallResult, RunStats
+from distillbuild.llm.run_report import report, summary
+from distillbuild.llm.settings import TeacherSettings
+from distillbuild.pipeline.contract import Out, keys_of, posix
+from distillbuild.protocol.answers import answer_row
+from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
+from distillbuild.protocol.choice import body_fields, form_for
+from distillbuild.protocol.explain import attach_rationales, explain_requests, explain_settings, in_reply
+from distillbuild.protocol.normalize import normalize_text
+from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
 from distillbuild.spec.model import Task, Teacher, thaw
-from distillbuild.endpoints.llamacpp import has_chat_template
 from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
-from distillbuild.pipeline.contract import Out, keys_of, posix
-from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
-from distillbuild.protocol.answers import answer_row
-from distillbuild.llm.cache import TeacherCache, cached_keys, request_key
-from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
-from distillbuild.protocol.choice import body_fields, form_for
-from distillbuild.llm.engine import Canary, answer_all, recorded_responses
-from distillbuild.llm.estimate import estimate
-from distillbuild.protocol.explain import attach_rationales, explain_requests, explain_settings, in_reply
-from distillbuild.protocol.prompts import messages_for
-from distillbuild.llm.run_report import report, summary
-from distillbuild.llm.results import CallResult, RunStats
-from distillbuild.llm.settings import TeacherSettings
-
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
-READS = ("data.inputs", "data.heldout", "task.type", "task.instruction", "task.labels", "task.output_schema", "task.examples",
-         "task.input_template", *keys_of("teacher", Teacher, but=("terms",)), "filters.confidence", "filters.calibration.method",
-         "filters.calibration.content_free")
+READS = (
+    "data.inputs",
+    "data.heldout",
+    "task.type",
+    "task.instruction",
+    "task.labels",
+    "task.output_schema",
+    "task.examples",
+    "task.input_template",
+    *keys_of("teacher", Teacher, but=("terms",)),
+    "filters.confidence",
+    "filters.calibration.method",
+    "filters.calibration.content_free",
+)
 # Contextual calibration asks the teacher about content-free inputs too.
-READS_WHEN = {key: lambda spec: contextual(spec) for key in ("filters.confidence", "filters.calibration.method",
-                                          "filters.calibration.content_free")}
+READS_WHEN = {
+    key: lambda spec: contextual(spec)
+    for key in ("filters.confidence", "filters.calibration.method", "filters.calibration.content_free")
+}
 
 
 def deps(spec: Spec) -> list[str]:
@@ -60,7 +72,9 @@ def deps(spec: Spec) -> list[str]:
     local = spec.teacher.llamacpp
     if local is not None and not local.model.startswith(PACKAGE_PREFIX):  # a GGUF in the repository
         files.append(posix(local.model))
-    if spec.teacher.pipeline is not None:  # the teacher pipeline's spec and what it serves: rebuilt there, asked again here
+    if (
+        spec.teacher.pipeline is not None
+    ):  # the teacher pipeline's spec and what it serves: rebuilt there, asked again here
         upstream = upstream_spec(spec.teacher, spec.dir)
         served = [layout.MODEL_DIR] + ([layout.EXPORT_DIR] if upstream.export is not None else [])
         files += [posix(os.path.relpath(p, spec.dir)) for p in (upstream.path, *(upstream.dir / s for s in served))]
@@ -87,9 +101,19 @@ def teacher_settings(spec: Spec) -> SettingsFor:
     t, structured, form = spec.teacher, response_format(spec.task), choice(spec)
     constraint = body_fields(form, spec.task.labels) if form else None
     return lambda base_url, endpoint_id, api_key: TeacherSettings.from_section(
-        t, base_url=base_url, endpoint_id=endpoint_id, api_key=api_key, top_logprobs=t.top_logprobs,
-        seed=t.seed, response_format=structured, batch=t.batch, samples=t.samples, token_ids=t.token_ids,
-        constraint=constraint, api=t.api)
+        t,
+        base_url=base_url,
+        endpoint_id=endpoint_id,
+        api_key=api_key,
+        top_logprobs=t.top_logprobs,
+        seed=t.seed,
+        response_format=structured,
+        batch=t.batch,
+        samples=t.samples,
+        token_ids=t.token_ids,
+        constraint=constraint,
+        api=t.api,
+    )
 
 
 def response_format(task: Task) -> dict[str, Any] | None:
@@ -136,8 +160,10 @@ def _without_examples(rows: list[dict], examples: tuple[Example, ...]) -> list[d
         return rows
     shown = {normalize_text(e.text) for e in examples}
     kept = [r for r in rows if normalize_text(r["text"]) not in shown]
-    log(f"teacher: {len(examples)} few-shot example(s) before each input; "
-        f"{len(rows) - len(kept)} input(s) equal to an example left out")
+    log(
+        f"teacher: {len(examples)} few-shot example(s) before each input; "
+        f"{len(rows) - len(kept)} input(s) equal to an example left out"
+    )
     return kept
 
 
@@ -149,9 +175,17 @@ def estimate_for(spec: Spec):
     cached = cached_keys(spec.repo_root, keys)
     t = spec.teacher
     labels = None if in_reply(t.reasoning) else spec.task.labels  # a rationale is longer than a label
-    return estimate(requests, keys, cached, model=t.model, max_tokens=t.max_tokens, labels=labels,
-                    price_in=t.price.input_per_mtok if t.price else None,
-                    price_out=t.price.output_per_mtok if t.price else None, budget_usd=t.budget_usd)
+    return estimate(
+        requests,
+        keys,
+        cached,
+        model=t.model,
+        max_tokens=t.max_tokens,
+        labels=labels,
+        price_in=t.price.input_per_mtok if t.price else None,
+        price_out=t.price.output_per_mtok if t.price else None,
+        budget_usd=t.budget_usd,
+    )
 
 
 def explanations_estimate_for(spec: Spec, answers_usd: float | None):
@@ -168,15 +202,27 @@ def explanations_estimate_for(spec: Spec, answers_usd: float | None):
         cached = cache.get_many(list(dict.fromkeys(answer_keys)))
     finally:
         cache.close()
-    rows = [answer_row(r, CallResult(cached[k], True), spec.task, in_reply(t.reasoning), choice(spec)) if k in cached
-            else {**r, "answer": spec.task.labels[0], "error": None} for r, k in zip(inputs, answer_keys)]
+    rows = [
+        answer_row(r, CallResult(cached[k], True), spec.task, in_reply(t.reasoning), choice(spec))
+        if k in cached
+        else {**r, "answer": spec.task.labels[0], "error": None}
+        for r, k in zip(inputs, answer_keys)
+    ]
     examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
     requests = [m for _, m in explain_requests(spec.task, rows, examples, t.reasoning)]
     settings = explain_settings(base, t.reasoning, answers_usd or 0.0)
     keys = [request_key(settings.endpoint_id, settings.body(m)) for m in requests]
-    return estimate(requests, keys, cached_keys(spec.repo_root, keys), model=t.model, max_tokens=settings.max_tokens,
-                    labels=None, price_in=t.price.input_per_mtok if t.price else None,
-                    price_out=t.price.output_per_mtok if t.price else None, budget_usd=settings.budget_usd)
+    return estimate(
+        requests,
+        keys,
+        cached_keys(spec.repo_root, keys),
+        model=t.model,
+        max_tokens=settings.max_tokens,
+        labels=None,
+        price_in=t.price.input_per_mtok if t.price else None,
+        price_out=t.price.output_per_mtok if t.price else None,
+        budget_usd=settings.budget_usd,
+    )
 
 
 def run_canary(spec: Spec) -> list[dict]:
@@ -189,8 +235,10 @@ def run_canary(spec: Spec) -> list[dict]:
     _, _, requests = load_requests(spec)
     first = list({json.dumps(m, sort_keys=True): m for m in requests}.values())[: canary.requests]
     results, *_ = ask(spec, first)  # the answers alone: explain mode's rationales follow a whole run
-    return [answer_row({"id": i, "text": ""}, res, spec.task, in_reply(spec.teacher.reasoning), choice(spec))
-            for i, res in enumerate(results)]
+    return [
+        answer_row({"id": i, "text": ""}, res, spec.task, in_reply(spec.teacher.reasoning), choice(spec))
+        for i, res in enumerate(results)
+    ]
 
 
 def _canary_context(spec: Spec) -> CanaryContext:
@@ -202,21 +250,30 @@ def _canary_context(spec: Spec) -> CanaryContext:
     expected = [str(r["label"]) for r in heldout]
     # The canary asks the first inputs: when they carry gold labels, theirs is the spread to expect
     # (an input file sorted by label shows the canary one label, rightly).
-    first = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)[: t.canary.requests] \
-        if labels and t.canary else []
+    first = (
+        read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)[: t.canary.requests]
+        if labels and t.canary
+        else []
+    )
     if first and all(r.get("label") in labels for r in first):
         expected = [str(r["label"]) for r in first]
     local = t.llamacpp
-    bare = (t.provider == "llamacpp" and local is not None and local.chat_format is None and t.api == "chat"
-            and has_chat_template(resolve_model_file(local.model, spec.dir)) is False)
+    bare = (
+        t.provider == "llamacpp"
+        and local is not None
+        and local.chat_format is None
+        and t.api == "chat"
+        and has_chat_template(resolve_model_file(local.model, spec.dir)) is False
+    )
     return canary_context(labels, expected, bare)
 
 
 FollowUp = Callable[[list["CallResult | None"]], list[list[dict[str, str]]]]
 
 
-def ask(spec: Spec, requests: list[list[dict[str, str]]], follow_up: FollowUp | None = None
-        ) -> tuple[list[CallResult | None], RunStats, list[dict], list[CallResult | None]]:
+def ask(
+    spec: Spec, requests: list[list[dict[str, str]]], follow_up: FollowUp | None = None
+) -> tuple[list[CallResult | None], RunStats, list[dict], list[CallResult | None]]:
     """Every request answered (or not) through the spec's teacher endpoint and the repository's
     cache; the first ones checked by the canary before the rest is asked. Also the cache's
     entries for them ({key, endpoint, model, response}): build/teacher/responses.jsonl, which
@@ -224,11 +281,31 @@ def ask(spec: Spec, requests: list[list[dict[str, str]]], follow_up: FollowUp | 
     `follow_up` (explain mode) turns the answers into more requests, asked with the rationale's
     settings while the endpoint is still open; their results come last."""
     t = spec.teacher
-    canary = Canary(t.canary.requests, canary_check(spec.task, t.max_tokens, t.canary.min_usable, log,
-                                                    in_reply(t.reasoning), choice=choice(spec),
-                                                    context=_canary_context(spec))) if t.canary else None
-    with open_endpoint(t, spec.dir, spec.repo_root, kind="teacher", where="teacher",
-                       settings_for=teacher_settings(spec), labels=spec.task.labels or []) as (settings, cache):
+    canary = (
+        Canary(
+            t.canary.requests,
+            canary_check(
+                spec.task,
+                t.max_tokens,
+                t.canary.min_usable,
+                log,
+                in_reply(t.reasoning),
+                choice=choice(spec),
+                context=_canary_context(spec),
+            ),
+        )
+        if t.canary
+        else None
+    )
+    with open_endpoint(
+        t,
+        spec.dir,
+        spec.repo_root,
+        kind="teacher",
+        where="teacher",
+        settings_for=teacher_settings(spec),
+        labels=spec.task.labels or [],
+    ) as (settings, cache):
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
         entries = recorded_responses(requests, settings, cache)
         more = follow_up(results) if follow_up is not None and not stats.budget_stopped else []
@@ -247,8 +324,12 @@ def soft_label_counts(rows: list[dict]) -> dict[str, int]:
     answered = [r for r in rows if r.get("error") is None]
     mapped = [r for r in answered if r.get("label_probs")]
     bounded = sum(1 for r in mapped if r.get("soft_label_bounded"))
-    return {"exact": len(mapped) - bounded, "bounded": bounded, "unmapped": len(answered) - len(mapped),
-            "ambiguous": sum(1 for r in answered if r.get("soft_label_ambiguous"))}
+    return {
+        "exact": len(mapped) - bounded,
+        "bounded": bounded,
+        "unmapped": len(answered) - len(mapped),
+        "ambiguous": sum(1 for r in answered if r.get("soft_label_ambiguous")),
+    }
 
 
 def run(spec: Spec) -> int:
@@ -258,8 +339,10 @@ def run(spec: Spec) -> int:
     explained: list[int] = []
 
     def answered(results: list[CallResult | None]) -> list[list[dict[str, str]]]:
-        rows[:] = [answer_row(r, res, spec.task, in_reply(t.reasoning), choice(spec))
-                   for r, res in zip(inputs + heldout, results)]
+        rows[:] = [
+            answer_row(r, res, spec.task, in_reply(t.reasoning), choice(spec))
+            for r, res in zip(inputs + heldout, results)
+        ]
         if t.reasoning is None or t.reasoning.mode != "explain":
             return []
         examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
@@ -269,8 +352,10 @@ def run(spec: Spec) -> int:
 
     results, stats, responses, explanations = ask(spec, requests, answered)
     if not rows:  # the follow-up is skipped when the budget stopped the answers
-        rows = [answer_row(r, res, spec.task, in_reply(t.reasoning), choice(spec))
-                for r, res in zip(inputs + heldout, results)]
+        rows = [
+            answer_row(r, res, spec.task, in_reply(t.reasoning), choice(spec))
+            for r, res in zip(inputs + heldout, results)
+        ]
     attach_rationales(rows, explained, explanations)
     generated = len(seed_rows(spec))  # the last of the inputs (load_requests)
     for n, (row, source) in enumerate(zip(rows, inputs)):
@@ -287,12 +372,14 @@ def run(spec: Spec) -> int:
             "Raise the budget and rerun: cached answers cost nothing."
         )
     write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
-    write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs):])
+    write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs) :])
     free = content_free_rows(spec)
     if free:
         offset = len(inputs) + len(heldout)
-        write_jsonl(Path(layout.TEACHER_CONTENT_FREE),
-                    [answer_row(r, res, spec.task, None, choice(spec)) for r, res in zip(free, results[offset:])])
+        write_jsonl(
+            Path(layout.TEACHER_CONTENT_FREE),
+            [answer_row(r, res, spec.task, None, choice(spec)) for r, res in zip(free, results[offset:])],
+        )
     write_jsonl(Path(layout.TEACHER_RESPONSES), responses)
     rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
     if spec.task.labels:

@@ -12,12 +12,11 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.io import read_json, read_jsonl, write_json
-from distillbuild.spec import Spec
-from distillbuild.pipeline.contract import Out, uncached
 from distillbuild.llm.cache import cache_dir
+from distillbuild.pipeline.contract import Out, uncached
+from distillbuild.spec import Spec
 from distillbuild.train.axolotl_config import PLAN
 from distillbuild.train.axolotl_run import train_axolotl
-
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
@@ -56,8 +55,13 @@ def _train_local(config_path: Path, repo_root: Path) -> dict:
     if raw.get("kind") == "encoder-extractor":  # extraction: a head per field (distillbuild/train/extractor.py)
         from distillbuild.train.extractor import train_from_config  # torch, as above
 
-        return train_from_config(raw, _trainer_rows(Path(layout.DATASET_TRAIN)), _trainer_rows(Path(layout.DATASET_VAL)),
-                                 Path(layout.MODEL_DIR), log=log)
+        return train_from_config(
+            raw,
+            _trainer_rows(Path(layout.DATASET_TRAIN)),
+            _trainer_rows(Path(layout.DATASET_VAL)),
+            Path(layout.MODEL_DIR),
+            log=log,
+        )
     try:
         resolve_base_model(raw["base_model"], Path.cwd())  # fail early and clearly when it is absent
     except FileNotFoundError as exc:
