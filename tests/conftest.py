@@ -23,6 +23,28 @@ for _var, _value in {
     os.environ[_var] = _value
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The unit tier (`make test-unit`, tests marked `unit`): no torch and no `dvc repro`, for the inner
+# loop. It runs with torch (and what loads it) unimportable, so a unit test that reaches for it fails.
+UNIT_TIER = os.environ.get("DISTILL_UNIT_TIER") == "1"
+HEAVY = ("torch", "transformers", "onnxruntime", "peft")
+
+
+class _NoHeavyImports:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HEAVY:
+            raise ImportError(
+                f"{name}: the unit tier imports no torch stack (DISTILL_UNIT_TIER=1); mark the test otherwise"
+            )
+        return None
+
+
+if UNIT_TIER:
+    sys.meta_path.insert(0, _NoHeavyImports())
+    # Modules outside the tier may import torch when collected: not collected at all.
+    collect_ignore = [
+        p.name for p in Path(__file__).parent.glob("test_*.py") if "pytestmark = pytest.mark.unit" not in p.read_text()
+    ]
 LABELS = ["billing", "refund", "login", "bug"]
 
 

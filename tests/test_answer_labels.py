@@ -24,6 +24,8 @@ from distillbuild.protocol.answers import read_label
 from distillbuild.protocol.choice import form_for, gbnf, labels_of
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 N_INPUTS = 120
 
 

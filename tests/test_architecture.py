@@ -14,12 +14,15 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from distillbuild.cli import main
 from distillbuild.pipeline import stage_list
 from distillbuild.pipeline.contract import Stage
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "distillbuild"

@@ -14,6 +14,8 @@ from distillbuild.errors import StageError
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 @pytest.fixture
 def chatty_teacher(project):

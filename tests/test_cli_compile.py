@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import ROOT, base_spec
@@ -11,6 +12,8 @@ from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.stage_list import by_name, names
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import has_path
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 
 def run(*args: str):

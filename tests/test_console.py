@@ -7,6 +7,8 @@ import pytest
 from distillbuild import console
 from distillbuild.console import Progress
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 def line(done: int, total: int, rate: float, eta_s: float | None) -> str:
     return f"work: {done}/{total}, ETA {console.eta_text(eta_s)}"

@@ -11,7 +11,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from distillbuild.curate.filters import REASONS, FilterConfig, curate
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 DATA = Path(__file__).parent / "data"
 LABELS = ("billing", "refund", "login", "bug")

@@ -17,6 +17,8 @@ from conftest import base_spec, write_rows
 from distillbuild.cli import main
 from distillbuild.evaluate.drift import label_shift
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 BANKING77 = Path(__file__).resolve().parents[2] / "shared/datasets/banking77"
 TRAINED_FAMILIES = ("card", "top", "pending", "declined")  # card_*, top_up_*, pending_*, declined_*
 NEW_FAMILIES = ("transfer", "exchange", "cash", "verify", "balance")
@@ -42,6 +44,7 @@ def _drift(spec: Path, new: list[str], tmp_path: Path) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout)
 
 
+@pytest.mark.build  # trains or loads a model
 def test_new_intent_families_are_drift_and_the_same_distribution_is_not(project, tmp_path):
     rng = random.Random(7)
     train, test = _rows("train"), _rows("test")

@@ -17,6 +17,8 @@ from distillbuild.pipeline.runner import run_stage
 from distillbuild.pipeline.stages.teacher import estimate_for, load_requests
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 EXAMPLES = [
     {"input": "ticket number 0 about billing", "answer": "billing"},  # also input r0
     {"input": "my password stopped working", "answer": "login"},

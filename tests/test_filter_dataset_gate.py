@@ -13,6 +13,8 @@ from distillbuild.pipeline.stages.gate import check, table
 from distillbuild.protocol.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Task, build
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 LABELS = ["billing", "refund", "login", "feature_request"]
 
 

@@ -18,6 +18,8 @@ from distillbuild.metric_names import METRICS_BY_TASK
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 @pytest.fixture
 def capitals(tmp_path: Path):

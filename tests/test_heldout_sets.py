@@ -14,6 +14,8 @@ from distillbuild.errors import SpecError
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 def _spec(project, gates: dict):
     root = project.root
@@ -33,6 +35,7 @@ def _spec(project, gates: dict):
     return project(spec)
 
 
+@pytest.mark.build  # trains or loads a model
 def test_each_heldout_set_is_evaluated_and_gated_apart(project, student, monkeypatch, tmp_path):
     root = project.root
     path = _spec(project, {"accuracy@recent": {"min": 0.0, "bound": "ci_low"}, "heldout_rows@recent": {"min": 12}})

@@ -22,6 +22,8 @@ from distillbuild.errors import SpecError, StageError
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 CAPITALS = [
     ("France", "Paris", "Lyon"),
     ("Japan", "Tokyo", "Osaka"),

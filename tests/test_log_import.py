@@ -19,6 +19,8 @@ from distillbuild.cli import main
 from distillbuild.curate.scrub import Scrubber, luhn_ok
 from distillbuild.spec.model import Scrub
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 EMAILS = ["jane.doe+orders@example.co.uk", "m.rossi@mail.example.it", "ops@brightnest-shop.com"]
 PHONES = ["+1 (555) 010-2030", "020 7946 0958", "+447700900123", "555.010.2030"]
 CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]

@@ -13,6 +13,8 @@ from datasketch import MinHash
 
 from distillbuild.curate.neardup import contaminated_by, near_duplicate_representatives, shingles
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CARD = (

@@ -18,6 +18,8 @@ import yaml
 from distillbuild.pipeline.compile import render
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines/spam-filter"
 VARIANTS = {"smollm2": {"student", "evaluation", "gates"}, "all-rows": {"filters"}}

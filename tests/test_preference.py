@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import LABELS, base_spec, write_rows
 from test_axolotl_configs import MODEL, causal_spec, make_project, needs_axolotl_venv, run_validator
@@ -22,6 +23,8 @@ from distillbuild.pipeline.stages.pairs import cap, judge_pairs, make_pairs, pro
 from distillbuild.pipeline.stages.preference import write_config
 from distillbuild.spec import load_spec
 from distillbuild.spec.model import PairJudge
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 
 def _row(i: int, label: str, answer: str | None = None) -> dict:

@@ -1,6 +1,10 @@
 """The comparison `distill reproduce` makes: hashes and metrics, timing reported apart."""
 
+import pytest
+
 from distillbuild.review.reproduce import compare, render
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 
 def _lineage(model="m1"):

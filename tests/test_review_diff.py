@@ -25,6 +25,8 @@ from distillbuild.review import diff_report, render_markdown
 from distillbuild.review.diff import ABSENT, reads, semantic_diff
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 BIN = str(Path(sys.executable).parent)
 SECRET = "sk-live-" + "Zr4" * 12
 

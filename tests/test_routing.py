@@ -9,6 +9,8 @@ import pytest
 
 from distillbuild.evaluate.routing import NEVER, Row, Target, choose, cross_fit, curve
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 def planted(n: int = 400, seed: int = 3) -> list[Row]:
     """A student right on 90% of its confident rows (confidence >= 0.8) and 50% of the rest; a

@@ -18,6 +18,8 @@ from distillbuild.seed.selection import Candidate, Selection
 from distillbuild.spec import load_spec
 from distillbuild.spec.model import Seed, Task
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 VOCAB = {
     label: [
         f"{label}{w}"
@@ -184,6 +186,7 @@ def _seed_project(project, **seed_section):
     return project(spec), inputs, heldout
 
 
+@pytest.mark.build  # trains or loads a model
 def test_the_seed_stage_fills_its_quotas_with_new_inputs_the_teacher_then_answers(project, monkeypatch, tmp_path):
     path, inputs, heldout = _seed_project(project)
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
@@ -240,6 +243,7 @@ def _estimate(path) -> dict:
     return json.loads(result.output)
 
 
+@pytest.mark.build  # trains or loads a model
 def test_one_budget_for_every_round_and_inputs_with_a_seed_field_are_not_generated(project, monkeypatch, tmp_path):
     import re
 
@@ -270,6 +274,7 @@ def test_one_budget_for_every_round_and_inputs_with_a_seed_field_are_not_generat
     assert answers and not any(a.get("source") == "seed" for a in answers)
 
 
+@pytest.mark.build  # trains or loads a model
 def test_a_generator_endpoint_of_its_own_and_a_failing_one(project, monkeypatch, tmp_path):
     path, _, _ = _seed_project(
         project, generator={"model": "writer", "simulated": {"answers": "data/key.jsonl", "seed": 9}}

@@ -25,6 +25,8 @@ from distillbuild.endpoints.standin.server import FAULT_KINDS, SimulatedTeacherS
 from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher, estimate_prompt_tokens
 from distillbuild.spec.model import Teacher, build
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 pytestmark = pytest.mark.timeout(60)
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]

@@ -13,6 +13,8 @@ from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.softlabels import label_distribution, label_masses
 from distillbuild.spec.model import Task, build
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 def position(token: str, alternatives: dict[str, float]) -> dict:
     return {

@@ -24,6 +24,8 @@ from distillbuild.spec.model import (
     thaw,
 )
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 @pytest.fixture(scope="module")
 def quickstart() -> Spec:

@@ -16,6 +16,8 @@ from distillbuild.spec import load_spec
 from distillbuild.spec.loader import MAX_SPEC_BYTES
 from distillbuild.spec.schema import SCHEMA_PATH
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 def issues_of(path: Path) -> list:
     with pytest.raises(SpecError) as info:

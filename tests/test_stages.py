@@ -16,6 +16,8 @@ from distillbuild.pipeline.runner import run_stage
 from distillbuild.pipeline.stages.teacher import response_format
 from distillbuild.spec import load_spec
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 SECRET = "sk-live-" + "Q7w" * 12
 
 

@@ -16,6 +16,8 @@ from distillbuild.protocol.prompts import messages_for
 from distillbuild.protocol.softlabels import answer_confidence, label_distribution
 from distillbuild.spec.model import Task, build
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
 

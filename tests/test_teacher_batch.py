@@ -15,6 +15,8 @@ from distillbuild.llm.settings import TeacherSettings
 from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec.model import Task, build
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 LABELS = ["billing", "refund", "login", "bug"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})
 

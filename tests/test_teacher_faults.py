@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
 from distillbuild.llm.cache import TeacherCache
@@ -11,6 +13,8 @@ from distillbuild.llm.engine import answer_all
 from distillbuild.llm.settings import TeacherSettings
 from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec.model import Task, build
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 LABELS = ["billing", "refund", "login", "bug", "shipping"]
 TASK = build(Task, {"type": "classification", "instruction": "Classify.", "labels": LABELS})

@@ -13,6 +13,8 @@ from distillbuild.llm.cache import TeacherCache
 from distillbuild.llm.estimate import count_prompt_tokens, encoder_for, encoding_name, estimate
 from distillbuild.llm.ratelimit import RateLimiter, parse_reset, retry_after
 
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
+
 
 @pytest.mark.parametrize(
     "text, seconds",

@@ -11,10 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import LABELS, base_spec, write_rows
 
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
+
+pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
 N = 400
 CONCURRENCY = 8
