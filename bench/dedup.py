@@ -23,7 +23,7 @@ copied into the repository). For each size n the bench builds n rows:
 
 The machine is shared and noisy: the time per size is the best of a few repeats, and only ratios
 from this run mean anything. Progress goes to stderr; the table, the checks and a one-line JSON
-blob to stdout. See bench/README.md.
+blob to stdout. See docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ with its own ceilings, and with a peer (Bespoke Curator), all in one run.
     .venv/bin/python bench/teacher_throughput.py [--quick] [--curator-python /tmp/curator-venv/bin/python] [--json PATH]
 
 The machine is shared and noisy: only ratios measured in the same run mean anything, so every
-number below comes from this one run. See bench/README.md for what each line means.
+number below comes from this one run. See docs/benchmarks.md for what each line means.
 
 Layout: this (parent) process runs the simulated teacher server (distillbuild's
 SimulatedTeacherServer, an OpenAI-compatible HTTP server on 127.0.0.1) and does nothing else

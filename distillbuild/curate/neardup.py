@@ -66,7 +66,7 @@ def _check(threshold: float, num_perm: int) -> None:
 def _gc_paused() -> Iterator[None]:
     # The LSH tables hold a set per bucket, about a million container objects for 100k texts,
     # none of them in a cycle. Without the pause, full collections rescanning that growing heap
-    # made 100k texts take 12-14x the time of 10k (about 11x with it, see bench/README.md).
+    # made 100k texts take 12-14x the time of 10k (about 11x with it, see docs/benchmarks.md).
     was_enabled = gc.isenabled()
     gc.disable()
     try:

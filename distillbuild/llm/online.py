@@ -101,7 +101,7 @@ class _OnlineRun:
         import openai
 
         # aiohttp under the SDK, and the body we already built sent as is: the SDK's default pool
-        # and its argument transformation cost ~3x the client CPU per request (bench/README.md).
+        # and its argument transformation cost ~3x the client CPU per request (docs/benchmarks.md).
         self.client = openai.AsyncOpenAI(
             base_url=self.settings.base_url,
             api_key=self.settings.api_key or "unused",
