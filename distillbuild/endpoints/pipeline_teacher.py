@@ -11,11 +11,10 @@ against the lineage `distill promote` recorded in the tag.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from distillbuild import layout
+from distillbuild import git, layout
 from distillbuild.endpoints.child import ChildServer, free_port
 from distillbuild.errors import StageError
 from distillbuild.io import tree_sha256
@@ -36,17 +35,13 @@ def endpoint_id(name: str, upstream_dir: Path) -> str:
     return f"pipeline:{name}:" + "+".join((tree_sha256(d) or "")[:16] for d in dirs)
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-
-
 def check_version(upstream_dir: Path, version: str) -> str:
     """The model hash tag `version` recorded for that pipeline, which its built model must have."""
-    top = _git(upstream_dir, "rev-parse", "--show-toplevel")
-    if top.returncode != 0:
+    top = git.toplevel(upstream_dir)
+    if top is None:
         raise StageError(f"teacher.pipeline.version {version}: {upstream_dir} is not in a git repository")
-    relative = (upstream_dir.resolve() / layout.DECISION).relative_to(Path(top.stdout.strip()).resolve()).as_posix()
-    shown = _git(upstream_dir, "show", f"{version}:{relative}")
+    relative = (upstream_dir.resolve() / layout.DECISION).relative_to(top).as_posix()
+    shown = git.call(upstream_dir, "show", f"{version}:{relative}")
     if shown.returncode != 0:
         raise StageError(
             f"teacher.pipeline.version {version}: no such promoted version of {upstream_dir} "

@@ -7,38 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from distillbuild import io, layout
+from distillbuild import git, io, layout
 from distillbuild.io import tree_sha256
 from distillbuild.spec import Spec
 
 
 def file_sha256(path: Path) -> str | None:
     return io.file_sha256(path) if path.is_file() else None
-
-
-def git_revision(cwd: Path) -> tuple[str | None, bool]:
-    """(HEAD's commit, whether tracked files differ from it)."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            != ""
-        )
-        return rev, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return None, False
 
 
 def spec_params(spec: Spec, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -60,7 +38,7 @@ def lineage(spec: Spec, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     if answers.exists():  # from the answers, not the run report: a rerun from cache must not change lineage
         with answers.open(encoding="utf-8") as fh:
             fingerprints = {json.loads(line).get("system_fingerprint") for line in fh if line.strip()}
-    rev, dirty = git_revision(base)
+    rev, dirty = git.revision(base)
     teacher = spec.teacher
     data = {"inputs": spec.data_files.inputs, "heldout": spec.data_files.heldout}
     return {

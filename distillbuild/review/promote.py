@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
-from distillbuild import layout
+from distillbuild import git, layout
 from distillbuild.errors import StageError
 from distillbuild.pipeline import stage_list
 from distillbuild.pipeline.lineage import params_sha256, spec_params
@@ -25,16 +24,9 @@ class PromotionRefused(StageError):
     exit_code = 1
 
 
-def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise StageError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
-
-
 def existing_versions(cwd: Path, name: str) -> list[tuple[int, int, int]]:
     versions = []
-    for tag in _git(cwd, "tag", "--list", f"{name}@v*").split():
+    for tag in git.out(cwd, "tag", "--list", f"{name}@v*").split():
         m = _VERSION.match(tag.split("@", 1)[1])
         if m:
             versions.append(tuple(int(x) for x in m.groups()))
@@ -74,7 +66,7 @@ def promote(spec: Spec, version: str | None = None, bump: str = "minor") -> str:
     if not _current(spec, lineage):
         raise PromotionRefused(f"{spec.path.name} changed since the gate ran: run `dvc repro`, then promote")
     record = [p for p in ("dvc.lock", layout.DECISION) if (spec.dir / p).exists()]
-    pending = _git(spec.dir, "status", "--porcelain", "--", *record).strip()
+    pending = git.out(spec.dir, "status", "--porcelain", "--", *record)
     if pending:
         raise PromotionRefused(
             f"commit the build record first ({', '.join(record)}): a tag must point at a commit that rebuilds the model"
@@ -91,5 +83,5 @@ def promote(spec: Spec, version: str | None = None, bump: str = "minor") -> str:
         raise PromotionRefused(f"{name}@{version} exists already")
     tag = f"{name}@{version}"
     message = f"Promote {tag}\n\n" + json.dumps({"gates": decision["gates"], "lineage": lineage}, indent=2)
-    _git(spec.dir, "tag", "-a", tag, "-m", message)
+    git.out(spec.dir, "tag", "-a", tag, "-m", message)
     return tag

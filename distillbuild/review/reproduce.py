@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from distillbuild import layout
+from distillbuild import git, layout
 from distillbuild.errors import StageError
 from distillbuild.llm.cache import TeacherCache, cache_dir
 
@@ -31,13 +31,6 @@ COMPARED = (
     "dataset_sha256",
     "model_sha256",
 )
-
-
-def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise StageError(f"git {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def _get(record: dict[str, Any], dotted: str) -> Any:
@@ -93,13 +86,15 @@ def seed_teacher_cache(repo_root: Path, spec_dir_rel: str, commit: str, log: Cal
 
 
 def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], None]) -> dict[str, Any]:
-    commit = _git(repo_root, "rev-parse", "--verify", f"{rev}^{{commit}}")
+    commit = git.out(repo_root, "rev-parse", "--verify", f"{rev}^{{commit}}")
     spec_dir_rel = str(Path(spec_rel).parent)
     try:
         recorded_decision = json.loads(
-            _git(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.DECISION).as_posix()}")
+            git.out(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.DECISION).as_posix()}")
         )
-        metrics_then = json.loads(_git(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.METRICS).as_posix()}"))
+        metrics_then = json.loads(
+            git.out(repo_root, "show", f"{commit}:{Path(spec_dir_rel, layout.METRICS).as_posix()}")
+        )
     except (StageError, ValueError):
         raise StageError(
             f"{rev} has no committed build record ({layout.DECISION}, {layout.METRICS}): nothing to compare with"
@@ -109,7 +104,7 @@ def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], Non
     tree = workdir / "tree"
     env = dict(os.environ, DISTILL_CACHE_DIR=str(cache_dir(repo_root)), DVC_NO_ANALYTICS="1")
     try:
-        _git(repo_root, "worktree", "add", "--detach", str(tree), commit)
+        git.out(repo_root, "worktree", "add", "--detach", str(tree), commit)
         spec_dir = tree / spec_dir_rel
         log(f"reproduce: rebuilding {rev} ({commit[:10]}) in {tree}")
         done = subprocess.run(["dvc", "repro", "--force"], cwd=spec_dir, env=env, capture_output=True, text=True)
@@ -121,7 +116,7 @@ def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], Non
         metrics_now = json.loads((spec_dir / layout.METRICS).read_text())
         teacher = json.loads((spec_dir / layout.TEACHER_REPORT).read_text())
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo_root, capture_output=True)
+        git.call(repo_root, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(workdir, ignore_errors=True)
     rows = compare(
         recorded_decision.get("lineage") or {}, rebuilt_decision.get("lineage") or {}, metrics_then, metrics_now

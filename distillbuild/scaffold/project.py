@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from distillbuild import git
 from distillbuild.errors import EXIT_BAD_SPEC, StageError
 
 
@@ -381,15 +382,6 @@ def check_spec(choices: Choices, directory: Path) -> None:
             ) from None
 
 
-def _inside_git(directory: Path) -> bool:
-    return (
-        subprocess.run(
-            ["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True, text=True
-        ).returncode
-        == 0
-    )
-
-
 def create(directory: Path, choices: Choices, log: Callable[[str], None]) -> list[str]:
     """The project in `directory` (made if missing); what it wrote. Nothing is overwritten."""
     existing = [name for name in WRITES if (directory / name).exists()]
@@ -412,17 +404,12 @@ def create(directory: Path, choices: Choices, log: Callable[[str], None]) -> lis
     (directory / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     (directory / "README.md").write_text(README.format(name=choices.name), encoding="utf-8")
     written += [".gitignore", "README.md"]
-    if not _inside_git(directory):
+    if git.toplevel(directory) is None:
         _run(["git", "init", "-q"], directory)
         written.append(".git/")
     if not (directory / ".dvc").exists():
-        subdir = ["--subdir"] if _git_root(directory) != directory.resolve() else []
+        subdir = ["--subdir"] if git.toplevel(directory) != directory.resolve() else []
         _run([sys.executable, "-m", "dvc", "init", "-q", *subdir], directory)
         _run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], directory)
         written.append(".dvc/")
     return written
-
-
-def _git_root(directory: Path) -> Path:
-    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=directory, capture_output=True, text=True)
-    return Path(done.stdout.strip()).resolve()

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from distillbuild import git
 from distillbuild.errors import SpecIssue
 from distillbuild.metric_names import (
     COMPARED_METRICS,
@@ -61,13 +62,8 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
 
 
 def find_repo_root(start: Path) -> Path:
-    """The nearest ancestor holding .git (else .dvc); the start directory if neither."""
-    start = start.resolve()
-    for marker in (".git", ".dvc"):
-        for d in (start, *start.parents):
-            if (d / marker).exists():
-                return d
-    return start
+    """The repository a spec belongs to (distillbuild.git.repo_root)."""
+    return git.repo_root(start)
 
 
 Issues = Iterator[tuple[str, str]]  # (key path, message)
