@@ -19,10 +19,16 @@ Two signals, each against a threshold from the spec's `drift` section:
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from distillbuild.errors import StageError
+from distillbuild.spec.inputs import read_rows
+from distillbuild.spec.model import Drift
 
 CUTOFF_QUANTILE = 0.05  # the in-distribution similarity below which a new input counts as out of distribution
 PROBE_SHARE = 4  # one training input in this many is the in-distribution probe
@@ -117,3 +123,50 @@ def minilm_embedder(threads: int = 1, batch: int = 64) -> Callable[[list[str]], 
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
 
     return embed
+
+
+def spec_drift(
+    training: Path, new: Path, template: str | None, settings: Drift, threads: int, classifier: Path | None
+) -> dict[str, Any]:
+    """`distill drift`: a sample of the training inputs against a sample of new ones (each at most
+    `settings.sample` rows, drawn with a fixed seed), with the built encoder classifier's label
+    mix when `classifier` is its directory."""
+
+    def texts(path: Path) -> list[str]:
+        rows = [r["text"] for r in read_rows(path, template, need_label=False)]
+        return random.Random(0).sample(rows, settings.sample) if len(rows) > settings.sample else rows
+
+    predict = None
+    if classifier is not None:
+        from distillbuild.train.encoder import EncoderClassifier  # lazy: imports torch
+
+        predict = EncoderClassifier.load(classifier, threads=threads).predict
+    try:
+        return drift_report(
+            texts(training),
+            texts(new),
+            minilm_embedder(threads),
+            settings.max_ood_share,
+            settings.max_label_shift,
+            predict,
+        )
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+
+
+def drift_text(report: dict[str, Any]) -> str:
+    """The report in two lines: the measures, then the verdict."""
+    shift = (
+        "not measured (no encoder-classifier student built)"
+        if report["label_shift"] is None
+        else f"{report['label_shift']:.3f} (max {report['max_label_shift']})"
+    )
+    measures = (
+        f"drift: {report['new_inputs']} new inputs against {report['training_inputs']} training inputs; "
+        f"out of distribution {report['ood_share']:.1%} (about {report['ood_share_expected_without_drift']:.0%} "
+        f"without drift, max {report['max_ood_share']:.0%}); label shift {shift}"
+    )
+    verdict = (
+        "drift: RE-DISTIL: " + "; ".join(report["reasons"]) if report["drift"] else "drift: none beyond the thresholds"
+    )
+    return measures + "\n" + verdict
