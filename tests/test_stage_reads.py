@@ -287,12 +287,18 @@ def test_every_declared_key_is_read(recorded):
             declared.update(stage["params"])  # what DVC tracks: the keys the file sets, each key of a section
             reads.update(stage["reads"] | stage["contract"])
     never = {name: unused(tuple(declared), reads) for name, (declared, reads) in by_stage.items()}
-    assert {name: keys for name, keys in never.items() if keys} == {}
+    assert {name: keys for name, keys in never.items() if keys} == WHOLE_SECTION_ONLY
+
+
+# Keys inside a section a stage declares whole, that it does not read: declared key by key, a key
+# added to distill.yaml later would go unseen by `dvc repro` until `distill compile`, so the
+# section stays whole and these rerun the stage for nothing.
+WHOLE_SECTION_ONLY = {"teacher": ["teacher.terms"], "filter": ["filters.min_rows_per_label"]}
 
 
 def test_the_check_fails_when_a_declared_key_is_removed(recorded):
     stage = dict(recorded["classification"]["filter"])
     assert undeclared(stage) == []
-    without = tuple(k for k in stage["declared"] if k != "filters.dedup")
+    without = tuple(k for k in stage["declared"] if k != "filters") + ("filters.min_confidence",)
     stage.update(declared=without, static=without)
     assert "filters.dedup.near_threshold" in undeclared(stage)

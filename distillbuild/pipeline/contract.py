@@ -14,6 +14,8 @@ and, where they apply:
     def plots(spec) -> list[Out]: ...     # DVC plots files written by the stage
     def views(spec) -> list[dict]: ...    # how `dvc plots show` draws them (dvc.yaml's top-level plots)
     def applies(spec) -> bool: ...        # a stage the spec asks for (export): absent from dvc.yaml otherwise
+    def spend(spec) -> dict[str, Estimate]: ...  # what it will pay endpoints, before it runs (Spend's fields)
+    def summary_lines(spec) -> list[str]: ...  # its lines in `distill summary`, read from what it wrote
 
 and `run(spec) -> int | None`, called with the spec's directory as the working directory.
 `Stage.of(module)` reads these; distillbuild/pipeline/stage_list.py lists the stages in pipeline order.
@@ -21,7 +23,6 @@ and `run(spec) -> int | None`, called with the spec's directory as the working d
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +30,6 @@ from typing import Any, Callable, Mapping, Union
 
 from distillbuild.spec import Spec
 from distillbuild.spec.loader import has_path
-from distillbuild.spec.model import spec_key
 
 # An output as dvc.yaml writes it: a path, or {path: {"cache": False, ...}}.
 Out = Union[str, dict[str, dict[str, Any]]]
@@ -59,6 +59,8 @@ class Stage:
     metrics: Callable[[Spec], list[Out]] = _nothing
     plots: Callable[[Spec], list[Out]] = _nothing
     views: Callable[[Spec], list[dict[str, Any]]] = _nothing
+    summary_lines: Callable[[Spec], list[str]] = _nothing
+    spend: Callable[[Spec], dict[str, Any]] | None = None  # None: it pays no endpoint
     reads_when: Mapping[str, Condition] = field(default_factory=dict)
     applies: Condition = _always
     records_every_key: bool = False  # READS_EVERY_STAGE: also reads what every other stage declares
@@ -68,7 +70,7 @@ class Stage:
         """The stage a module declares; its name is the module's."""
         declared = {
             k: getattr(module, k)
-            for k in ("deps", "outs", "metrics", "plots", "views", "applies")
+            for k in ("deps", "outs", "metrics", "plots", "views", "applies", "summary_lines", "spend")
             if hasattr(module, k)
         }
         return cls(
@@ -103,12 +105,6 @@ class Stage:
 
         wide = replace(self, reads=keys, reads_when={k: condition(k) for k in keys}, records_every_key=False)
         return replace(wide, run=lambda spec: self.run(spec, wide.params(spec)))
-
-
-def keys_of(section: str, cls: type, but: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Every key of a section (its typed model `cls`) but some: what a stage declares that reads
-    nearly all of it."""
-    return tuple(f"{section}.{spec_key(f)}" for f in dataclasses.fields(cls) if spec_key(f) not in but)
 
 
 def trace_reads_teacher_max_tokens(spec) -> bool:

@@ -1,12 +1,15 @@
-"""What a build will pay its endpoints before it runs, net of the cache: the teacher's answers,
-its explanations (teacher.reasoning explain mode) and the seed generator's first round. Read by
-`distill estimate` and by `distill diff`, so a pull request sees the same calls the run makes."""
+"""What a build will pay its endpoints before it runs, net of the cache, as each stage that pays
+one says (its `spend`): the teacher's answers, its explanations (teacher.reasoning explain mode)
+and the seed generator's first round. Read by `distill estimate` and by `distill diff`, so a pull
+request sees the same calls the run makes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Collection
 
 from distillbuild.llm.estimate import Estimate
+from distillbuild.pipeline import stage_list
 from distillbuild.spec import Spec
 
 
@@ -31,15 +34,11 @@ class Spend:
         return body
 
 
-def spend_for(spec: Spec, teacher: bool = True, seed: bool = True) -> Spend:
-    """The estimates of the stages asked for (`teacher`, `seed`) that the spec has."""
-    from distillbuild.pipeline.stages import seed as seed_stage
-    from distillbuild.pipeline.stages.teacher import estimate_for, explanations_estimate_for
-
-    answers = estimate_for(spec) if teacher else None
-    explains = teacher and spec.teacher.reasoning is not None and spec.teacher.reasoning.mode == "explain"
-    return Spend(
-        answers=answers,
-        explanations=explanations_estimate_for(spec, answers.cost_usd_max) if explains else None,
-        seed=seed_stage.estimate_for(spec) if seed and spec.seed is not None else None,
-    )
+def spend_for(spec: Spec, stages: Collection[str] | None = None) -> Spend:
+    """The estimates of the spec's stages that pay an endpoint (their `spend`), of those named
+    in `stages` (None: all of them)."""
+    parts: dict[str, Estimate | None] = {"answers": None}
+    for stage in stage_list.of_spec(spec):
+        if stage.spend is not None and (stages is None or stage.name in stages):
+            parts.update(stage.spend(spec))
+    return Spend(**parts)

@@ -31,7 +31,7 @@ from distillbuild.evaluate.extraction import ExtractionResult, evaluate_extracti
 from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving
 from distillbuild.evaluate.latency import measure as measure_latency
-from distillbuild.io import read_json, read_jsonl, write_json
+from distillbuild.io import read_json, read_json_or_none, read_jsonl, write_json
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import messages_for
@@ -560,3 +560,29 @@ def _log_extraction(result: ExtractionResult) -> None:
         f"DeepEval scoring {result.scoring_s:.1f} s"
     )
     log(f"evaluate: per field {per_field}; constant baseline {m['baseline_field_accuracy']:.3f}")
+
+
+# The headline metric of each task type in `distill summary`: what its gates usually bound.
+HEADLINE = {
+    "classification": ("accuracy", "accuracy"),
+    "extraction": ("field_accuracy", "fields"),
+    "generation": ("geval_mean", "G-Eval"),
+}
+
+
+def summary_lines(spec: Spec) -> list[str]:
+    """Its lines in `distill summary`: the headline metric, retention and latency."""
+    metrics = read_json_or_none(spec.dir / layout.METRICS)
+    if not metrics:
+        return []
+
+    def figure(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
+
+    name, label = HEADLINE.get(spec.task.type, HEADLINE["classification"])
+    return [
+        f"  {label:<10} student {figure(metrics.get(name))}, teacher {figure(metrics.get('teacher_' + name))} "
+        f"on {metrics.get('heldout_rows')} held-out rows",
+        f"  retention  {figure(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
+        f"p95 {metrics.get('latency_p95_ms')} ms",
+    ]

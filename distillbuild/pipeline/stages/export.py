@@ -21,7 +21,7 @@ from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.evaluate.latency import latencies_ms
 from distillbuild.export.onnx_classifier import OnnxClassifier, export_onnx
-from distillbuild.io import fresh_tmp_dir, read_json, replace_dir, write_json
+from distillbuild.io import fresh_tmp_dir, read_json, read_json_or_none, replace_dir, write_json
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import system_prompt
@@ -249,3 +249,15 @@ def export_gguf_student(spec: Spec) -> dict:
         report["files"][kind] = figures
     report.update(report["files"][settings.quantize])
     return report
+
+
+def summary_lines(spec: Spec) -> list[str]:
+    """Its line in `distill summary`: the file's format, agreement with the student, and speed."""
+    exported = read_json_or_none(spec.dir / layout.EXPORT_REPORT)
+    if not exported:
+        return []
+    return [
+        f"  export     {exported['format']} ({exported['quantize']}), agreement {exported['agreement']:.4f}; "
+        f"latency p50 {exported['latency_p50_ms']} ms against {exported['student_latency_p50_ms']} ms "
+        f"({exported['speedup_p50']}x)"
+    ]

@@ -18,11 +18,10 @@ from distillbuild.curate.filters import FilterConfig, Row, curate, human_rows
 from distillbuild.curate.fitting import FitResult, contextual_calibration, fit_confidence, fits_on_heldout
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.endpoints.open import open_judge
-from distillbuild.io import read_jsonl, write_json, write_jsonl
-from distillbuild.pipeline.contract import Out, keys_of, posix, uncached
+from distillbuild.io import read_json_or_none, read_jsonl, write_json, write_jsonl
+from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
-from distillbuild.spec.model import Filters
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
@@ -34,8 +33,10 @@ READS = (
     "task.labels",
     "task.output_schema",
     "task.input_template",
-    *keys_of("filters", Filters, but=("min_rows_per_label",)),
-)  # that one is the dataset stage's
+    # The whole section, min_rows_per_label (the dataset stage's) too: declared key by key, a key
+    # added to distill.yaml would go unseen by `dvc repro` until `distill compile`.
+    "filters",
+)
 READS_WHEN = {
     "data.human": lambda spec: spec.data_files.human is not None,  # DVC refuses a param the file lacks
     "data.heldout_sets": lambda spec: bool(spec.data_files.heldout_sets),
@@ -171,3 +172,21 @@ def run(spec: Spec) -> int:
             f"over the {audit['kept_with_gold']} kept"
         )
     return 0
+
+
+def summary_lines(spec: Spec) -> list[str]:
+    """Its lines in `distill summary`: rows kept, why the others went, and the judge's bill."""
+    report = read_json_or_none(spec.dir / layout.FILTER_REPORT)
+    if not report:
+        return []
+    rejected = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
+    lines = [f"  rows kept  {report['kept']} of {report['rows']} (rejected: {rejected})"]
+    judge = report.get("judge")
+    if judge:
+        calls = judge.get("calls") or {}
+        lines.append(
+            f"  judge      {judge.get('provider')}:{judge.get('model')}"
+            + (" (SIMULATED stand-in)" if judge.get("simulated") else "")
+            + f", {calls.get('billed', 0)} billed, ${judge.get('cost_usd') or 0:.4f}"
+        )
+    return lines

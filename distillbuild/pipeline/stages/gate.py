@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
-from distillbuild.io import write_json, write_text
+from distillbuild.io import read_json_or_none, write_json, write_text
 from distillbuild.metric_names import ROUTE_METRICS, gate_figure
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.pipeline.lineage import lineage
@@ -141,3 +141,12 @@ def run(spec: Spec, keys: tuple[str, ...] = ()) -> int:
     failed = ", ".join(r["gate"] for r in rows if not r["pass"])
     log(f"gate: FAIL ({failed}): {promote} is not promoted")
     return EXIT_GATE_FAILED
+
+
+def summary_lines(spec: Spec) -> list[str]:
+    """Its line in `distill summary`: the verdict, and the gates that failed."""
+    decision = read_json_or_none(spec.dir / layout.DECISION)
+    if not decision:
+        return ["  gate       not run yet"]
+    failed = ", ".join(g["gate"] for g in decision["gates"] if not g["pass"])
+    return [f"  gate       {'PASS' if decision['verdict'] == 'pass' else f'FAIL ({failed})'}"]

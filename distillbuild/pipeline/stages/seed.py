@@ -372,3 +372,8 @@ def run(spec: Spec) -> int:
     if not final and stats.requested and sum(stats.errors.values()) == stats.requested:
         raise StageError(f"every generator call failed: {dict(stats.errors)}")
     return 0
+
+
+def spend(spec: Spec) -> dict[str, Any]:
+    """What the stage will pay, net of the cache (pipeline/spend.py): the generator's first round."""
+    return {"seed": estimate_for(spec)}

@@ -19,14 +19,14 @@ from distillbuild.curate.fitting import contextual_calibration
 from distillbuild.endpoints.llamacpp import has_chat_template
 from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.errors import StageError
-from distillbuild.io import read_jsonl, write_json, write_jsonl
+from distillbuild.io import read_json_or_none, read_jsonl, write_json, write_jsonl
 from distillbuild.llm.cache import TeacherCache, cached_keys, request_key
 from distillbuild.llm.engine import Canary, answer_all, recorded_responses
 from distillbuild.llm.estimate import estimate
 from distillbuild.llm.results import CallResult, RunStats
 from distillbuild.llm.run_report import report, summary
 from distillbuild.llm.settings import TeacherSettings
-from distillbuild.pipeline.contract import Out, keys_of, posix
+from distillbuild.pipeline.contract import Out, posix
 from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
 from distillbuild.protocol.choice import body_fields, form_for
@@ -35,11 +35,13 @@ from distillbuild.protocol.normalize import normalize_text
 from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import Example, load_examples, read_rows
-from distillbuild.spec.model import Task, Teacher, thaw
+from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
+# `teacher` whole, terms (the model card's) too: declared key by key, a key added to distill.yaml
+# would go unseen by `dvc repro` until `distill compile`.
 READS = (
     "data.inputs",
     "data.heldout",
@@ -49,7 +51,7 @@ READS = (
     "task.output_schema",
     "task.examples",
     "task.input_template",
-    *keys_of("teacher", Teacher, but=("terms",)),
+    "teacher",
     "filters.confidence",
     "filters.calibration.method",
     "filters.calibration.content_free",
@@ -391,3 +393,30 @@ def run(spec: Spec) -> int:
     if all(r.get("error") is not None for r in rows):  # the answers (explain mode's explanations aside)
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0
+
+
+def summary_lines(spec: Spec) -> list[str]:
+    """Its lines in `distill summary`: who answered, and what the calls cost."""
+    report = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
+    if not report:
+        return ["  teacher    not run yet"]
+    who = f"{report['provider']}:{report['model']}" + (
+        " (SIMULATED stand-in, not a real model)" if report["simulated"] else ""
+    )
+    c = report["calls"]
+    return [
+        f"  teacher    {who}",
+        f"  calls      {c['requested']} requested, {c['from_cache']} from cache, {c['billed']} billed, "
+        f"${report['cost_usd']:.4f}",
+    ]
+
+
+def spend(spec: Spec) -> dict[str, Any]:
+    """What the stage will pay, net of the cache (pipeline/spend.py): its answers and, in explain
+    mode, its explanations."""
+    answers = estimate_for(spec)
+    explains = spec.teacher.reasoning is not None and spec.teacher.reasoning.mode == "explain"
+    return {
+        "answers": answers,
+        "explanations": explanations_estimate_for(spec, answers.cost_usd_max) if explains else None,
+    }

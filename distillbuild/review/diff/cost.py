@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 from distillbuild.errors import StageError
+from distillbuild.pipeline import stage_list
 from distillbuild.pipeline.spend import spend_for
 
+# The stage whose answers the section is about (the report's `teacher` key, `new_calls`, `error`).
+ANSWERING = ("teacher",)
 
-def teacher_cost(spec: Any, rebuilds: bool, seed_rebuilds: bool = False) -> dict[str, Any]:
+
+def teacher_cost(spec: Any, rebuilding: Collection[str]) -> dict[str, Any]:
     """The calls the rebuilt stages will make, net of the cache: the teacher's answers and, in
     explain mode, its explanations (`new_calls` counts both); the seed generator's first round.
-    Each is estimated apart: one that cannot be does not hide the other."""
+    Each stage that pays an endpoint is estimated apart: one that cannot be does not hide the
+    others (its error is `error` for the stage that answers, `<stage>_error` for the others)."""
     simulated = spec.teacher.provider == "simulated"
     out: dict[str, Any] = {
-        "rebuilds": rebuilds,
+        "rebuilds": any(s in rebuilding for s in ANSWERING),
         "provider": spec.teacher.provider,
         "model": spec.teacher.model,
         "simulated": simulated,
@@ -25,11 +30,11 @@ def teacher_cost(spec: Any, rebuilds: bool, seed_rebuilds: bool = False) -> dict
         "error": None,
         "seed_error": None,
     }
-    for wanted, error_key in ((rebuilds, "error"), (seed_rebuilds, "seed_error")):
-        if not wanted:
-            continue
+    paying = [s.name for s in stage_list.of_spec(spec) if s.spend is not None and s.name in rebuilding]
+    for name in paying:
+        error_key = "error" if name in ANSWERING else f"{name}_error"
         try:
-            spend = spend_for(spec, teacher=error_key == "error", seed=error_key == "seed_error")
+            spend = spend_for(spec, [name])
         except (StageError, OSError, ValueError) as exc:
             out[error_key] = " ".join(str(exc).split())[:300]
             continue

@@ -42,7 +42,6 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
     records, files = stage_analysis(spec, changes, root, commit, new_pipeline)
     if not new_pipeline:
         notes += _unread_keys_note(changes)
-    teacher_rec = next(s for s in records if s["stage"] == "teacher")
     return {
         "spec": rel,
         "name": spec.name,
@@ -52,9 +51,7 @@ def diff_report(spec_path: Path, base_rev: str = "HEAD") -> dict[str, Any]:
         "data_files": files,
         "stages": records,
         "dvc_yaml": _dvc_yaml_state(spec, root),
-        "teacher": teacher_cost(
-            spec, teacher_rec["rebuilds"], any(s["rebuilds"] for s in records if s["stage"] == "seed")
-        ),
+        "teacher": teacher_cost(spec, {s["stage"] for s in records if s["rebuilds"]}),
         "metrics": metrics_diff(spec, commit, base_rev),
         "notes": notes,
     }
