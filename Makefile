@@ -48,7 +48,7 @@ test: lint $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate
 # The inner loop: tests marked `unit` (no torch stack, no `dvc repro`), torch made unimportable so a
 # test that reaches for it fails; two workers. Under a minute on the 2-core dev machine.
 test-unit: $(VENV)/.installed-dev
-	DISTILL_UNIT_TIER=1 $(BIN)/python -m pytest -q -n 2 -m "unit and not build" -p no:cacheprovider
+	DISTILL_UNIT_TIER=1 $(BIN)/python -m pytest -q -n 2 -m "unit and not build and not slow" -p no:cacheprovider
 
 # The documentation site (docs/, mkdocs.yml) into site/; the tests build it with --strict as well.
 docs: $(VENV)/.installed-dev

@@ -37,6 +37,7 @@ def capitals(tmp_path: Path):
     return tmp_path
 
 
+@pytest.mark.slow  # over 4 s: left out of the unit tier
 def test_generation_is_scored_by_the_judge_for_student_and_teacher(capitals, monkeypatch):
     root = capitals
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(root / ".distill/cache"))

@@ -87,6 +87,7 @@ def test_the_preference_stages_sit_between_train_and_evaluate_and_beta_is_read_b
     )  # DPO vs SFT
 
 
+@pytest.mark.slow  # over 4 s: left out of the unit tier
 @needs_axolotl_venv
 def test_the_dpo_config_passes_axolotls_validator_with_no_key_dropped(tmp_path):
     root = make_project(tmp_path / "p")

@@ -314,6 +314,7 @@ def test_seed_specs_are_checked(project):
         assert key in [issue.path for issue in err.value.issues], (section, err.value.issues)
 
 
+@pytest.mark.slow  # over 4 s: left out of the unit tier
 def test_the_seed_stage_is_compiled_before_the_teacher_and_a_human_share_change_leaves_both_alone(tmp_path):
     """dvc.yaml: seed first, its inputs a dependency of the teacher. After `dvc repro filter`,
     changing data.human_share makes `dvc status` name dataset and later, never seed or teacher."""

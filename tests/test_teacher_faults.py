@@ -43,6 +43,7 @@ def _settings(server, **kw) -> TeacherSettings:
     return TeacherSettings(**base)
 
 
+@pytest.mark.slow  # over 4 s: left out of the unit tier
 def test_every_row_answered_or_recorded_none_lost_none_duplicated(tmp_path: Path):
     n = 600
     teacher, texts = _teacher(n)

@@ -34,6 +34,7 @@ def _cached(db: Path) -> int:
         return 0  # the table is not there yet
 
 
+@pytest.mark.slow  # over 4 s: left out of the unit tier
 def test_kill_9_then_rerun_pays_only_for_the_missing(project, tmp_path):
     root = project.root
     rows = [{"id": f"r{i}", "text": f"resume ticket {i} about {LABELS[i % 4]}"} for i in range(N)]
