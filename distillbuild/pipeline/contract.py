@@ -15,6 +15,7 @@ and, where they apply:
     def views(spec) -> list[dict]: ...    # how `dvc plots show` draws them (dvc.yaml's top-level plots)
     def applies(spec) -> bool: ...        # a stage the spec asks for (export): absent from dvc.yaml otherwise
     def spend(spec) -> dict[str, Estimate]: ...  # what it will pay endpoints, before it runs (Spend's fields)
+    def report_html(spec) -> str: ...     # its section of `distill report`'s page
     def summary_lines(spec) -> list[str]: ...  # its lines in `distill summary`, read from what it wrote
 
 and `run(spec) -> int | None`, called with the spec's directory as the working directory.
@@ -60,6 +61,7 @@ class Stage:
     plots: Callable[[Spec], list[Out]] = _nothing
     views: Callable[[Spec], list[dict[str, Any]]] = _nothing
     summary_lines: Callable[[Spec], list[str]] = _nothing
+    report_html: Callable[[Spec], str] = lambda spec: ""
     spend: Callable[[Spec], dict[str, Any]] | None = None  # None: it pays no endpoint
     reads_when: Mapping[str, Condition] = field(default_factory=dict)
     applies: Condition = _always
@@ -70,7 +72,7 @@ class Stage:
         """The stage a module declares; its name is the module's."""
         declared = {
             k: getattr(module, k)
-            for k in ("deps", "outs", "metrics", "plots", "views", "applies", "summary_lines", "spend")
+            for k in ("deps", "outs", "metrics", "plots", "views", "applies", "summary_lines", "report_html", "spend")
             if hasattr(module, k)
         }
         return cls(

@@ -7,6 +7,7 @@ text at a time, as it would serve, with evaluation.threads CPU threads.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -32,6 +33,8 @@ from distillbuild.evaluate.generation import evaluate_generation, judge_pairs
 from distillbuild.evaluate.latency import Serving
 from distillbuild.evaluate.latency import measure as measure_latency
 from distillbuild.io import read_json, read_json_or_none, read_jsonl, write_json
+from distillbuild.markup import charts
+from distillbuild.markup.tables import table
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import messages_for
@@ -586,3 +589,50 @@ def summary_lines(spec: Spec) -> list[str]:
         f"  retention  {figure(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
         f"p95 {metrics.get('latency_p95_ms')} ms",
     ]
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: the confusion matrix, per-class F1, latency."""
+    metrics = read_json_or_none(spec.dir / layout.METRICS)
+    if not metrics:
+        return ""
+    out = ["<h2>Evaluation on the held-out set</h2><div class=charts>"]
+    predictions = read_json_or_none(spec.dir / layout.PREDICTIONS) or []
+    labels = list(spec.task.labels or [])
+    if labels and predictions and "actual" in predictions[0]:
+        index = {label: i for i, label in enumerate(labels)}
+        counts = [[0] * len(labels) for _ in labels]
+        for p in predictions:
+            if p.get("actual") in index and p.get("predicted") in index:
+                counts[index[p["actual"]]][index[p["predicted"]]] += 1
+        out.append(
+            charts.heat_grid(
+                labels,
+                counts,
+                title="Confusion matrix (student)",
+                row_title="rows: actual",
+                col_title="columns: predicted",
+            )
+        )
+    f1 = metrics.get("per_class_f1") or {}
+    if f1:
+        out.append(
+            charts.bars(
+                sorted(f1.items(), key=lambda kv: kv[1]),
+                title="Per-class F1 (student)",
+                value_format="{:.3f}",
+                max_value=1.0,
+            )
+        )
+    out.append("</div>")
+    latency = metrics.get("latency") or {}
+    if latency:
+        machine = latency.get("machine") or {}
+        rows = [
+            ["method", latency.get("method")],
+            ["rounds p50 (ms)", ", ".join(map(str, latency.get("rounds_p50_ms", [])))],
+            ["rounds p95 (ms)", ", ".join(map(str, latency.get("rounds_p95_ms", [])))],
+            *([k.replace("_", " "), json.dumps(v) if isinstance(v, list) else v] for k, v in machine.items()),
+        ]
+        out.append("<h3>Latency and the machine it was measured on</h3>" + table(rows, ["", ""]))
+    return "".join(out)

@@ -14,6 +14,7 @@ different model.
 from __future__ import annotations
 
 import tempfile
+from html import escape
 from pathlib import Path
 
 from distillbuild import layout
@@ -22,6 +23,7 @@ from distillbuild.errors import StageError
 from distillbuild.evaluate.latency import latencies_ms
 from distillbuild.export.onnx_classifier import OnnxClassifier, export_onnx
 from distillbuild.io import fresh_tmp_dir, read_json, read_json_or_none, replace_dir, write_json
+from distillbuild.markup.tables import table
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import system_prompt
@@ -261,3 +263,30 @@ def summary_lines(spec: Spec) -> list[str]:
         f"latency p50 {exported['latency_p50_ms']} ms against {exported['student_latency_p50_ms']} ms "
         f"({exported['speedup_p50']}x)"
     ]
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: each exported file against the unexported student."""
+    out = []
+    export = read_json_or_none(spec.dir / layout.EXPORT_REPORT)
+    if export:
+        files = export.get("files") or {export.get("quantize"): export}
+        rows = [
+            [
+                kind,
+                f.get("bytes"),
+                f.get("agreement"),
+                f.get("accuracy"),
+                f.get("student_accuracy"),
+                f.get("latency_p50_ms"),
+                f.get("student_latency_p50_ms"),
+            ]
+            for kind, f in files.items()
+        ]
+        out.append(
+            f"<h2>Export ({escape(str(export.get('format')))})</h2>"
+            + table(
+                rows, ["file", "bytes", "agreement", "accuracy", "unexported accuracy", "p50 ms", "unexported p50 ms"]
+            )
+        )
+    return "".join(out)

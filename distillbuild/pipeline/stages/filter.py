@@ -19,6 +19,8 @@ from distillbuild.curate.fitting import FitResult, contextual_calibration, fit_c
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.endpoints.open import open_judge
 from distillbuild.io import read_json_or_none, read_jsonl, write_json, write_jsonl
+from distillbuild.markup import charts
+from distillbuild.markup.tables import rows_of, table
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
@@ -190,3 +192,38 @@ def summary_lines(spec: Spec) -> list[str]:
             + f", {calls.get('billed', 0)} billed, ${judge.get('cost_usd') or 0:.4f}"
         )
     return lines
+
+
+REPORT_EXAMPLES_PER_REASON = 3  # rejected rows shown per reason on the report page
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: the reasons, the class balance, examples of rejected rows."""
+    filt = read_json_or_none(spec.dir / layout.FILTER_REPORT)
+    if not filt:
+        return ""
+    reasons = sorted(((k, v) for k, v in (filt.get("by_reason") or {}).items() if v), key=lambda kv: -kv[1])
+    out = [
+        f"<h2>Filter</h2><p>{filt['kept']} of {filt['rows']} rows kept, {filt['rejected']} rejected.</p>",
+        "<div class=charts>",
+        charts.bars(reasons, title="Rejected rows by reason", color=charts.PALETTE[3]),
+        charts.bars(
+            sorted((filt.get("class_balance") or {}).items()),
+            title="Kept rows by class (class balance)",
+            color=charts.PALETTE[2],
+        ),
+        "</div>",
+    ]
+    examples: dict[str, list[dict]] = {}
+    for row in rows_of(spec.dir / layout.FILTER_REJECTED):
+        bucket = examples.setdefault(row.get("reason", "?"), [])
+        if len(bucket) < REPORT_EXAMPLES_PER_REASON:
+            bucket.append(row)
+    if examples:
+        rows = [
+            [reason, (r.get("text") or "")[:160], r.get("answer"), r.get("detail")]
+            for reason, rs in examples.items()
+            for r in rs
+        ]
+        out.append("<h3>Examples of rejected rows</h3>" + table(rows, ["reason", "input", "teacher's answer", "why"]))
+    return "".join(out)

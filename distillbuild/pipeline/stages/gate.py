@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from html import escape
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +19,8 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
 from distillbuild.io import read_json_or_none, write_json, write_text
+from distillbuild.markup.tables import fmt
+from distillbuild.markup.tables import table as html_table
 from distillbuild.metric_names import ROUTE_METRICS, gate_figure
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.pipeline.lineage import lineage
@@ -150,3 +153,39 @@ def summary_lines(spec: Spec) -> list[str]:
         return ["  gate       not run yet"]
     failed = ", ".join(g["gate"] for g in decision["gates"] if not g["pass"])
     return [f"  gate       {'PASS' if decision['verdict'] == 'pass' else f'FAIL ({failed})'}"]
+
+
+def _gates_html(decision: dict | None) -> str:
+    if not decision:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(g['gate'])}</td><td>{escape(g['required'])}</td><td class=num>{fmt(g['observed'])}"
+        f"</td><td class={'pass' if g['pass'] else 'fail'}>{'pass' if g['pass'] else 'FAIL ' + escape(g['reason'])}"
+        "</td></tr>"
+        for g in decision.get("gates", [])
+    )
+    return (
+        f"<h2>Gates</h2><table><tr><th>gate</th><th>required</th><th>observed</th><th>verdict</th></tr>{rows}</table>"
+    )
+
+
+def _lineage_and_card_html(spec: Spec, decision: dict | None) -> str:
+    lineage = (decision or {}).get("lineage") or {}
+    out = []
+    if lineage:
+        flat = [[k, v] for k, v in lineage.items() if not isinstance(v, dict)]
+        flat += [[f"data {k}", v] for k, v in (lineage.get("data_sha256") or {}).items()]
+        flat += [
+            [f"teacher {k}", v] for k, v in (lineage.get("teacher") or {}).items() if not isinstance(v, (dict, list))
+        ]
+        out.append("<h2>Lineage</h2>" + html_table(flat, ["", ""]))
+    card = spec.dir / layout.MODEL_CARD
+    if card.is_file():
+        out.append(f"<h2>Model card</h2><pre>{escape(card.read_text(encoding='utf-8'))}</pre>")
+    return "".join(out)
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: the gates, the lineage and the model card."""
+    decision = read_json_or_none(spec.dir / layout.DECISION)
+    return _gates_html(decision) + _lineage_and_card_html(spec, decision)

@@ -18,7 +18,9 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.evaluate.routing import NEVER, Row, Target, choose, cross_fit, curve
-from distillbuild.io import read_json, write_json
+from distillbuild.io import read_json, read_json_or_none, write_json
+from distillbuild.markup import charts
+from distillbuild.markup.tables import table
 from distillbuild.pipeline.contract import Out, uncached
 from distillbuild.spec import Spec
 from distillbuild.stats import bootstrap_mean_interval
@@ -117,3 +119,23 @@ def run(spec: Spec) -> int:
         f"${report['routed_cost_per_1k_usd']} routed, ${student_cost} student, ${teacher_cost} teacher"
     )
     return 0
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: the coverage/accuracy curve and the routed system."""
+    out = []
+    curve, route = read_json_or_none(spec.dir / layout.ROUTE_CURVE), read_json_or_none(spec.dir / layout.ROUTE_REPORT)
+    if curve:
+        pts = sorted((c["coverage"], c["accuracy"]) for c in curve)
+        out.append(
+            "<h2>Routing</h2>"
+            + charts.lines(
+                [("routed accuracy", pts)],
+                title="Coverage and accuracy",
+                x_label="share answered by the student",
+                y_label="accuracy",
+            )
+        )
+        if route:
+            out.append(table([[k, v] for k, v in route.items() if not isinstance(v, (dict, list))], ["", ""]))
+    return "".join(out)

@@ -26,6 +26,8 @@ from distillbuild.llm.estimate import estimate
 from distillbuild.llm.results import CallResult, RunStats
 from distillbuild.llm.run_report import report, summary
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.markup import charts
+from distillbuild.markup.tables import fmt, table
 from distillbuild.pipeline.contract import Out, posix
 from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
@@ -420,3 +422,27 @@ def spend(spec: Spec) -> dict[str, Any]:
         "answers": answers,
         "explanations": explanations_estimate_for(spec, answers.cost_usd_max) if explains else None,
     }
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: the calls, the cache and the cost."""
+    teacher = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
+    if not teacher:
+        return ""
+    c, lat = teacher["calls"], teacher.get("latency_s") or {}
+    chart = charts.bars(
+        [("from the cache", c["from_cache"]), ("billed calls", c["billed"]), ("deduplicated", c["deduplicated"])],
+        title="Teacher requests",
+        color=charts.PALETTE[1],
+    )
+    rows = [
+        ["requested", c["requested"]],
+        ["from the cache", c["from_cache"]],
+        ["billed", c["billed"]],
+        ["cost (USD)", teacher.get("cost_usd")],
+        ["prompt tokens", (teacher.get("tokens") or {}).get("prompt")],
+        ["completion tokens", (teacher.get("tokens") or {}).get("completion")],
+        ["latency p50 / p95 (s)", " / ".join(fmt(lat.get(q)) for q in ("p50", "p95"))],
+        ["errors", json.dumps(teacher.get("errors") or {})],
+    ]
+    return "<h2>Teacher</h2><div class=charts>" + table(rows, ["", ""]) + chart + "</div>"

@@ -11,8 +11,10 @@ from pathlib import Path
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
-from distillbuild.io import read_json, read_jsonl, write_json
+from distillbuild.io import read_json, read_json_or_none, read_jsonl, write_json
 from distillbuild.llm.cache import cache_dir
+from distillbuild.markup import charts
+from distillbuild.markup.tables import table
 from distillbuild.pipeline.contract import Out, uncached
 from distillbuild.spec import Spec
 from distillbuild.train.axolotl_config import PLAN
@@ -88,3 +90,27 @@ def run(spec: Spec) -> int:
     write_json(Path(layout.TRAIN_HISTORY), [{"step": s["step"], "loss": s["loss"]} for s in history.get("steps", [])])
     write_json(Path(layout.TRAIN_REPORT), {k: v for k, v in history.items() if k != "steps"})
     return 0
+
+
+def report_html(spec: Spec) -> str:
+    """Its section of `distill report`'s page: the loss curves and the run's facts."""
+    history = read_json_or_none(spec.dir / layout.TRAIN_HISTORY) or []
+    report = read_json_or_none(spec.dir / layout.TRAIN_REPORT) or {}
+    if not history and not report:
+        return ""
+    steps = [(h["step"], h["loss"]) for h in history if isinstance(h.get("loss"), (int, float))]
+    epochs = report.get("epochs") or []
+    val = [(e["epoch"], e["val_loss"]) for e in epochs if isinstance(e.get("val_loss"), (int, float))]
+    val_acc = [(e["epoch"], e["val_accuracy"]) for e in epochs if isinstance(e.get("val_accuracy"), (int, float))]
+    out = ["<h2>Training</h2><div class=charts>"]
+    out.append(charts.lines([("training loss", steps)], title="Training loss by step", x_label="step", y_label="loss"))
+    if val or val_acc:
+        series = [s for s in (("validation loss", val), ("validation accuracy", val_acc)) if s[1]]
+        out.append(charts.lines(series, title="Validation by epoch", x_label="epoch", y_label="value"))
+    out.append("</div>")
+    facts = [
+        [k, report[k]]
+        for k in ("train_rows", "val_rows", "soft_label_rows", "best_epoch", "seconds", "trainer", "device")
+        if k in report
+    ]
+    return "".join(out) + (table(facts, ["", ""]) if facts else "")
