@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test test-unit lint docs install install-llm clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
+.PHONY: repro test test-unit lint docs schema install install-llm clean-build axolotl-venv axolotl-venv-full test-axolotl test-llm
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test: lint $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate
 # test that reaches for it fails; two workers. Under a minute on the 2-core dev machine.
 test-unit: $(VENV)/.installed-dev
 	DISTILL_UNIT_TIER=1 $(BIN)/python -m pytest -q -n 2 -m "unit and not build and not slow" -p no:cacheprovider
+
+# The spec's JSON Schema, written from the typed model (spec/model.py is its one source).
+schema: $(VENV)/.installed
+	$(BIN)/python -m distillbuild.spec.json_schema
 
 # The documentation site (docs/, mkdocs.yml) into site/; the tests build it with --strict as well.
 docs: $(VENV)/.installed-dev

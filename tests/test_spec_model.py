@@ -221,3 +221,11 @@ def _with_key(schema: dict, path: list[str], key: str) -> dict:
         node = node["properties"][part]
     node["properties"][key] = {"type": "number"}
     return out
+
+
+def test_the_committed_schema_is_what_the_model_writes():
+    """schemas/distill.schema.json is generated from spec/model.py (`make schema`); editing the
+    file by hand, or a field without regenerating it, fails here."""
+    from distillbuild.spec.json_schema import SCHEMA_FILE, render
+
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == render()
