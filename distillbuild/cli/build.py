@@ -99,6 +99,7 @@ def stage(name: str, spec_path: Path) -> None:
 def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -> None:
     """Calls, tokens and dollars the teacher stage (and a seed stage) will spend, net of the cache."""
     from distillbuild import layout
+    from distillbuild.curate.confidence import canary_confidence
     from distillbuild.pipeline.spend import spend_for
     from distillbuild.pipeline.stages import seed as seed_stage
     from distillbuild.pipeline.stages.teacher import run_canary
@@ -114,7 +115,7 @@ def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -
     if as_json:
         body = spend.as_dict()
         if canary_rows is not None and loaded.task.labels:
-            body["canary_confidence"] = _canary_confidence(loaded, canary_rows, threshold)
+            body["canary_confidence"] = canary_confidence(canary_rows, loaded.task.labels, loaded.filters, threshold)
         if seeding is not None:
             body["seed"].update(max_rounds=loaded.seed.max_rounds, generated_inputs_counted=generated)
         click.echo(json.dumps(body, indent=2))
@@ -138,22 +139,11 @@ def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -
         _echo_canary_confidence(loaded, canary_rows, threshold)
 
 
-def _canary_confidence(loaded, rows: list[dict], threshold: float | None) -> dict:
-    """The canary's answers as the filter will read them: their confidence, and what a threshold keeps."""
-    from distillbuild.curate.confidence import distribution
-
-    f = loaded.filters
-    thresholds = sorted({t for t in (threshold, _spec_threshold(loaded), 0.5, 0.7, 0.9) if t is not None})
-    return distribution(rows, loaded.task.labels, f.confidence, f.min_label_mass, thresholds)
-
-
-def _spec_threshold(loaded) -> float | None:
-    t = loaded.filters.min_confidence
-    return t if isinstance(t, (int, float)) and t > 0 else None
-
-
 def _echo_canary_confidence(loaded, rows: list[dict], threshold: float | None) -> None:
-    d, spec_threshold = _canary_confidence(loaded, rows, threshold), _spec_threshold(loaded)
+    from distillbuild.curate.confidence import canary_confidence, fixed_threshold
+
+    d = canary_confidence(rows, loaded.task.labels, loaded.filters, threshold)
+    spec_threshold = fixed_threshold(loaded.filters)
     if not d["answers"]:
         click.echo("canary: no answer carries a confidence (are logprobs on? teacher.top_logprobs)")
         return

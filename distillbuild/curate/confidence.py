@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from distillbuild.protocol.normalize import normalize_label
+from distillbuild.spec.model import Filters
 
 Row = dict[str, Any]
 PROB_FLOOR = 1e-6  # a label never seen among the alternatives still has some probability
@@ -164,3 +165,16 @@ def distribution(
         "max": at(1),
         "kept_share": {f"{t:g}": round(sum(v >= t for v in values) / len(values), 4) for t in thresholds},
     }
+
+
+def fixed_threshold(filters: Filters) -> float | None:
+    """filters.min_confidence when it is a number above 0 (not a target to fit)."""
+    t = filters.min_confidence
+    return t if isinstance(t, (int, float)) and t > 0 else None
+
+
+def canary_confidence(rows: Sequence[Row], labels: Sequence[str], filters: Filters, threshold: float | None) -> dict:
+    """The canary's answers as the filter will read them (`distill estimate --canary`): their
+    confidence, and what the asked threshold, the spec's and 0.5, 0.7, 0.9 would keep."""
+    thresholds = sorted({t for t in (threshold, fixed_threshold(filters), 0.5, 0.7, 0.9) if t is not None})
+    return distribution(rows, labels, filters.confidence, filters.min_label_mass, thresholds)
