@@ -36,7 +36,6 @@ def object_schema(cls: type, overrides: dict[str, dict[str, Any]] | None = None)
         section = types[f.name]
         if section is not None:
             part = {"type": "object", **part, **object_schema(section, f.metadata["overrides"])}
-            part.setdefault("type", "object")
         properties[name] = part
         if f.metadata["required"]:
             required.append(name)

@@ -1,5 +1,7 @@
-"""The spec as typed, frozen sections: one dataclass per section and per nested object of
-schemas/distill.schema.json, built once by `load_spec` from the validated data with defaults.
+"""The spec as typed, frozen sections: one dataclass per section and per nested object, built
+once by `load_spec` from the validated data with defaults. It is the spec's one source: each
+field holds its part of the JSON Schema (`key(...)`), and spec/json_schema.py writes
+schemas/distill.schema.json from them (`make schema`).
 
     spec.task.labels                    # tuple of str, or None (not a classification task)
     spec.teacher.price.input_per_mtok   # Price, or None when the spec gives no price
