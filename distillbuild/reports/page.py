@@ -10,12 +10,11 @@ request, so it renders the same offline, in CI artifacts and in mail.
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from distillbuild import layout
+from distillbuild.io import read_json_or_none
 from distillbuild.markup.tables import fmt as _fmt
 from distillbuild.pipeline import stage_list
 from distillbuild.spec import Spec
@@ -35,13 +34,6 @@ th{color:#6b7785;font-weight:600} .num{text-align:right;font-variant-numeric:tab
 svg .t{font-size:13px;font-weight:600;fill:#1f2933} svg .m{fill:#4a5561} svg .w{fill:#fff} svg text{fill:#1f2933}
 pre{background:#f6f8fa;padding:12px;overflow:auto;font-size:12px;white-space:pre-wrap} code{font-size:12px}
 """
-
-
-def _read(spec: Spec, rel: str) -> Any:
-    try:
-        return json.loads((spec.dir / rel).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 def _interval(m: dict, name: str) -> str:
@@ -94,8 +86,8 @@ def _summary(spec: Spec, metrics: dict | None, decision: dict | None, teacher: d
 
 
 def render(spec: Spec) -> str:
-    metrics, decision = _read(spec, layout.METRICS), _read(spec, layout.DECISION)
-    teacher = _read(spec, layout.TEACHER_REPORT)
+    metrics, decision = read_json_or_none(spec.dir / layout.METRICS), read_json_or_none(spec.dir / layout.DECISION)
+    teacher = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
     # The headline, then each stage's own section (its report_html), in pipeline order.
     sections = [_summary(spec, metrics, decision, teacher), *(s.report_html(spec) for s in stage_list.of_spec(spec))]
     return (

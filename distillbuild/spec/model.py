@@ -1201,6 +1201,13 @@ class Judge(Endpoint):
     )
 
 
+def _teachers(name: str) -> dict[str, Any]:
+    """The teacher's key `name` as seed.generator describes it: the same schema, without the
+    teacher's default (a generator key left out takes the teacher's value)."""
+    field_ = next(f for f in dataclasses.fields(Teacher) if f.name == name)
+    return {k: v for k, v in field_.metadata["schema"].items() if k != "default"}
+
+
 @dataclass(frozen=True)
 class Generator:
     """`seed.generator`: the endpoint that writes new inputs; each key given replaces the
@@ -1226,65 +1233,13 @@ class Generator:
         },
         default=None,
     )
-    base_url: str | None = key(
-        {
-            "description": (
-                "The endpoint's base URL, for example http://localhost:8000/v1. null means the provider's default."
-            ),
-            "type": ["string", "null"],
-            "pattern": "^https?://",
-        },
-        default=None,
-    )
-    api_key_env: str | None = key(
-        {
-            "description": (
-                "Name of the environment variable holding the API key. Keys are never written in the spec."
-            ),
-            "type": "string",
-            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-        },
-        default=None,
-    )
-    concurrency: int | None = key(
-        {
-            "description": "Requests in flight at once.",
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 1024,
-        },
-        default=None,
-    )
-    timeout_s: float | None = key(
-        {
-            "description": "Seconds before one request is abandoned and retried.",
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "maximum": 3600,
-        },
-        default=None,
-    )
-    max_retries: int | None = key(
-        {
-            "description": "Retries of one request on 429, 5xx, timeouts and connection errors.",
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 20,
-        },
-        default=None,
-    )
-    rate_limit: RateLimit | None = key(
-        {
-            "description": "Client-side rate limits, to stay under the provider's.",
-        },
-        default=None,
-    )
-    price: Price | None = key(
-        {
-            "description": "Prices in USD per million tokens, for cost reports and the budget.",
-        },
-        default=None,
-    )
+    base_url: str | None = key(_teachers("base_url"), default=None)
+    api_key_env: str | None = key(_teachers("api_key_env"), default=None)
+    concurrency: int | None = key(_teachers("concurrency"), default=None)
+    timeout_s: float | None = key(_teachers("timeout_s"), default=None)
+    max_retries: int | None = key(_teachers("max_retries"), default=None)
+    rate_limit: RateLimit | None = key(_teachers("rate_limit"), default=None)
+    price: Price | None = key(_teachers("price"), default=None)
     budget_usd: float | None = key(
         {
             "description": (
