@@ -367,3 +367,44 @@ def test_gate_bounds_inside_the_range_pass(project):
     spec = base_spec()
     spec["gates"] = {"accuracy": {"min": 0, "max": 1}, "retention": {"min": 1.2}, "latency_p95_ms": {"max": 0}}
     assert load_spec(project(spec)).gates["retention"] == {"min": 1.2}  # a student may beat its teacher
+
+
+# The semantic checks read the typed spec as written (spec/written.py), not string key paths.
+CHECK_MODULES = ("semantic", "teacher_checks", "student_checks", "answer_checks", "few_shot", "vocabulary")
+
+
+def test_semantic_checks_read_typed_fields_not_key_paths():
+    for name in CHECK_MODULES:
+        source = (ROOT / f"distillbuild/spec/{name}.py").read_text(encoding="utf-8")
+        assert "get_path" not in source, f"spec/{name}.py reads the spec by string path"
+
+
+def test_sections_of_the_wrong_shape_are_reported_beside_the_checks_that_still_run(project):
+    """Sections given as scalars or lists: the schema names each, the semantic checks read them
+    as absent and still report what they can (the gate on a metric the task never computes)."""
+
+    def mutate(s):
+        s["teacher"] = 5
+        s["student"] = ["encoder-classifier"]
+        s["filters"]["rules"] = "strict"
+        s["gates"]["nonsense"] = {"min": 1}
+
+    issues = issues_of(project(_spec_text_with(mutate)))
+    assert {i.path for i in issues} == {"teacher", "student", "filters.rules", "gates.nonsense"}, [
+        str(i) for i in issues
+    ]
+
+
+def test_a_section_written_empty_is_told_from_one_left_out(project):
+    """`student.gpu: {}` is written (an Axolotl setting under the local trainer); left out, it is not."""
+    issues = issues_of(project(_spec_text_with(lambda s: s["student"].update(gpu={}))))
+    assert [(i.path, "applies to trainer: axolotl" in i.message) for i in issues] == [("student.gpu", True)]
+    load_spec(project())  # the base spec leaves it out, and is valid
+
+
+def test_the_seed_quota_check_takes_the_schema_defaults(project):
+    """seed.min_chars above the schema's default max_chars (4000), with max_chars left out."""
+    spec = base_spec()
+    spec["seed"] = {"per_label": 2, "min_chars": 5000}
+    issue = one_issue(project(spec))
+    assert (issue.path, issue.message) == ("seed.min_chars", "5000 is more than seed.max_chars (4000)")

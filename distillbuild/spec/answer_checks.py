@@ -4,26 +4,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator, Mapping
 
-from distillbuild.spec.loader import get_path
+from distillbuild.spec.model import SpecModel
 
 Issues = Iterator[tuple[str, str]]  # (key path, message)
 
 
-def answer_issues(data: Any) -> Issues:
-    yield from _choice_issues(data)
-    yield from _api_issues(data)
-    yield from _confidence_issues(data)
+def answer_issues(spec: SpecModel) -> Issues:
+    yield from _choice_issues(spec)
+    yield from _api_issues(spec)
+    yield from _confidence_issues(spec)
 
 
-def _choice_issues(data: Any) -> Issues:
-    if get_path(data, "teacher.answer_format") != "choice":
+def _choice_issues(spec: SpecModel) -> Issues:
+    teacher = spec.teacher
+    if teacher.answer_format != "choice":
         return
-    if get_path(data, "task.type") != "classification":
+    if spec.task.type != "classification":
         yield "teacher.answer_format", "choice holds answers to task.labels: it needs task.type: classification"
         return
-    mode = get_path(data, "teacher.reasoning.mode")
+    mode = teacher.reasoning.mode if teacher.reasoning is not None else None
     if mode in ("prompt", "field"):
         yield (
             "teacher.answer_format",
@@ -32,9 +33,8 @@ def _choice_issues(data: Any) -> Issues:
                 "asks for reasoning before it: use answer_format: text, or reasoning mode explain"
             ),
         )
-    provider, base_url = get_path(data, "teacher.provider"), get_path(data, "teacher.base_url")
-    known = provider == "llamacpp" or (provider == "openai" and base_url is None)
-    if get_path(data, "teacher.choice_constraint") is None and not known:
+    known = teacher.provider == "llamacpp" or (teacher.provider == "openai" and teacher.base_url is None)
+    if teacher.choice_constraint is None and not known:
         yield (
             "teacher.choice_constraint",
             (
@@ -44,32 +44,31 @@ def _choice_issues(data: Any) -> Issues:
         )
 
 
-def _api_issues(data: Any) -> Issues:
-    if get_path(data, "teacher.api") != "completions":
+def _api_issues(spec: SpecModel) -> Issues:
+    teacher = spec.teacher
+    if teacher.api != "completions":
         return
-    if get_path(data, "teacher.batch"):
+    if teacher.batch:
         yield (
             "teacher.api",
             "completions is asked online only: the Batch API takes chat requests (teacher.batch: false)",
         )
-    if get_path(data, "teacher.choice_constraint") == "json_schema":
+    if teacher.choice_constraint == "json_schema":
         yield (
             "teacher.choice_constraint",
             "json_schema is a chat response format: with teacher.api: completions use grammar or guided_choice",
         )
-    if get_path(data, "teacher.reasoning") is not None:
+    if teacher.reasoning is not None:
         yield "teacher.api", "teacher.reasoning asks in chat turns: use teacher.api: chat"
 
 
-def _confidence_issues(data: Any) -> Issues:
-    classification = get_path(data, "task.type") == "classification"
-    target = get_path(data, "filters.min_confidence")
-    fitted = isinstance(target, dict)
+def _confidence_issues(spec: SpecModel) -> Issues:
+    classification = spec.task.type == "classification"
+    target, measure = spec.filters.min_confidence, spec.filters.confidence
+    fitted = isinstance(target, Mapping)
     if fitted and not classification:
         yield "filters.min_confidence", "a fitted threshold reads labelled rows: it needs task.type: classification"
-    measure = get_path(data, "filters.confidence")
-    logprobs = get_path(data, "teacher.top_logprobs")
-    if logprobs == 0 and (fitted or measure == "calibrated"):
+    if spec.teacher.top_logprobs == 0 and (fitted or measure == "calibrated"):
         yield (
             "filters.min_confidence" if fitted else "filters.confidence",
             "needs the teacher's logprobs; set teacher.top_logprobs >= 1",

@@ -14,32 +14,33 @@ from typing import Any, Iterator
 from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl
 from distillbuild.spec.inputs import load_examples, template_fields, with_texts
-from distillbuild.spec.loader import get_path
+from distillbuild.spec.model import SpecModel, thaw
 from distillbuild.text import normalize_text
 
 Issues = Iterator[tuple[str, str]]  # (key path, message)
 
 
-def few_shot_issues(data: Any, spec_dir: Path) -> Issues:
-    template = get_path(data, "task.input_template")
+def few_shot_issues(spec: SpecModel, spec_dir: Path) -> Issues:
+    template = spec.task.input_template
     if isinstance(template, str):
         try:
             template_fields(template)
         except ValueError as exc:
             yield "task.input_template", f"not a usable template: {exc}"
             return
-    examples = get_path(data, "task.examples")
+    examples = thaw(spec.task.examples)  # as the stages' loaders read them: lists and dicts
     if isinstance(examples, list):
-        yield from _answer_issues(data, examples)
+        yield from _answer_issues(spec, examples)
     if examples:
-        yield from _heldout_overlap(data, examples, template if isinstance(template, str) else None, spec_dir)
-        if get_path(data, "teacher.reasoning.mode") in ("prompt", "explain"):
+        yield from _heldout_overlap(spec, examples, template if isinstance(template, str) else None, spec_dir)
+        reasoning = spec.teacher.reasoning
+        if reasoning is not None and reasoning.mode in ("prompt", "explain"):
             yield from _rationale_issues(examples, template if isinstance(template, str) else None, spec_dir)
 
 
-def _answer_issues(data: Any, examples: list[Any]) -> Issues:
+def _answer_issues(spec: SpecModel, examples: list[Any]) -> Issues:
     """Each inline example answers the way the teacher is asked to: a label, or a JSON object."""
-    task_type, labels = get_path(data, "task.type"), get_path(data, "task.labels")
+    task_type, labels = spec.task.type, thaw(spec.task.labels)
     for i, example in enumerate(examples):
         if not isinstance(example, dict) or "answer" not in example:
             continue  # the schema says it is missing
@@ -76,8 +77,8 @@ def _rationale_issues(examples: Any, template: str | None, spec_dir: Path) -> Is
         )
 
 
-def _heldout_overlap(data: Any, examples: Any, template: str | None, spec_dir: Path) -> Issues:
-    heldout_file = get_path(data, "data.heldout")
+def _heldout_overlap(spec: SpecModel, examples: Any, template: str | None, spec_dir: Path) -> Issues:
+    heldout_file = spec.data_files.heldout
     if not isinstance(heldout_file, str):
         return
     try:

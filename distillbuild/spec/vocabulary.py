@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
-from distillbuild.spec.loader import get_path
+from distillbuild.spec.model import SpecModel
 
 # Families whose sizes share one tokenizer (Llama 3.x: 128,256 tokens; Qwen2.5: 151,643 + specials).
 FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -29,8 +28,8 @@ FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = (
 OPENAI_HOSTED = re.compile(r"^(gpt-|o\d|chatgpt|davinci|babbage)", re.I)
 
 
-def logit_kd_requested(data: dict[str, Any]) -> bool:
-    return get_path(data, "student.kd.mode") == "logits"
+def logit_kd_requested(spec: SpecModel) -> bool:
+    return spec.student.kd.mode == "logits"
 
 
 def family(name: str) -> str | None:
@@ -64,12 +63,12 @@ def local_vocabulary(path: Path) -> dict[str, int] | None:
     return None
 
 
-def vocabulary_issues(data: dict[str, Any], spec_dir: Path) -> list[tuple[str, str]]:
+def vocabulary_issues(spec: SpecModel, spec_dir: Path) -> list[tuple[str, str]]:
     """(key path, message) for each reason logit distillation cannot work with this spec."""
-    if not logit_kd_requested(data):
+    if not logit_kd_requested(spec):
         return []
-    student = get_path(data, "student.base_model") or ""
-    if get_path(data, "student.kind") != "causal-lm":
+    student = spec.student.base_model or ""
+    if spec.student.kind != "causal-lm":
         return [
             (
                 "student.kd.mode",
@@ -77,11 +76,11 @@ def vocabulary_issues(data: dict[str, Any], spec_dir: Path) -> list[tuple[str, s
                 "an encoder-classifier distils the teacher's soft labels (kd.alpha) instead",
             )
         ]
-    provider, model = get_path(data, "teacher.provider"), get_path(data, "teacher.model") or ""
+    provider, model = spec.teacher.provider, spec.teacher.model or ""
     if provider == "openai" and OPENAI_HOSTED.match(model):  # OpenAI's own or Azure's deployment of it
         return [_hosted_teacher_issue(model, student)]
-    issues = _setting_issues(data)
-    tokenizer = get_path(data, "teacher.tokenizer")
+    issues = _setting_issues(spec)
+    tokenizer = spec.teacher.tokenizer
     if not tokenizer and provider == "simulated":
         issues.append(
             (
@@ -111,10 +110,10 @@ def _hosted_teacher_issue(model: str, student: str) -> tuple[str, str]:
     )
 
 
-def _setting_issues(data: dict[str, Any]) -> list[tuple[str, str]]:
+def _setting_issues(spec: SpecModel) -> list[tuple[str, str]]:
     """The student and teacher settings logit distillation needs, whatever the two models."""
     issues: list[tuple[str, str]] = []
-    if get_path(data, "student.chat_template"):
+    if spec.student.chat_template:
         issues.append(
             (
                 "student.chat_template",
@@ -123,9 +122,9 @@ def _setting_issues(data: dict[str, Any]) -> list[tuple[str, str]]:
                 "student.chat_template null",
             )
         )
-    if not get_path(data, "teacher.top_logprobs"):
+    if not spec.teacher.top_logprobs:
         issues.append(("teacher.top_logprobs", "logit distillation needs the teacher's top-k logprobs: set it to 5-20"))
-    if not get_path(data, "teacher.token_ids"):
+    if not spec.teacher.token_ids:
         issues.append(
             (
                 "teacher.token_ids",
