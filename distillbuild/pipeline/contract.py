@@ -16,6 +16,7 @@ and, where they apply:
     def applies(spec) -> bool: ...        # a stage the spec asks for (export): absent from dvc.yaml otherwise
     def spend(spec) -> dict[str, Estimate]: ...  # what it will pay endpoints, before it runs (Spend's fields)
     def report_html(spec) -> str: ...     # its section of `distill report`'s page
+    def headline_html(spec) -> str: ...   # its part of the page's first screen (verdict, metrics, warnings)
     def summary_lines(spec) -> list[str]: ...  # its lines in `distill summary`, read from what it wrote
 
 and `run(spec) -> int | None`, called with the spec's directory as the working directory.
@@ -62,6 +63,7 @@ class Stage:
     views: Callable[[Spec], list[dict[str, Any]]] = _nothing
     summary_lines: Callable[[Spec], list[str]] = _nothing
     report_html: Callable[[Spec], str] = lambda spec: ""
+    headline_html: Callable[[Spec], str] = lambda spec: ""
     spend: Callable[[Spec], dict[str, Any]] | None = None  # None: it pays no endpoint
     reads_when: Mapping[str, Condition] = field(default_factory=dict)
     applies: Condition = _always
@@ -72,7 +74,10 @@ class Stage:
         """The stage a module declares; its name is the module's."""
         declared = {
             k: getattr(module, k)
-            for k in ("deps", "outs", "metrics", "plots", "views", "applies", "summary_lines", "report_html", "spend")
+            for k in (
+                *("deps", "outs", "metrics", "plots", "views", "applies"),
+                *("summary_lines", "report_html", "headline_html", "spend"),
+            )
             if hasattr(module, k)
         }
         return cls(

@@ -1,10 +1,10 @@
 """`distill report`: the last build as one self-contained HTML page a reviewer can open anywhere.
 
-Read from the stages' own outputs (nothing is recomputed): the summary and verdict, the teacher's
-calls, cache and cost, the filter's reasons with examples of rejected rows, the class balance,
-the training curves, the confusion matrix and per-class F1, latency and the machine it was
-measured on, the gates, the route's coverage/accuracy curve and the export when built, lineage
-and the model card. Charts are inline SVG; a Content-Security-Policy forbids the page any
+Each stage gives its parts from its own outputs (nothing is recomputed): the verdict and the
+headline metrics, the teacher's calls, cache and cost, the filter's reasons with examples of
+rejected rows, the class balance, the training curves, the confusion matrix and per-class F1,
+latency and the machine it was measured on, the gates, the route's coverage/accuracy curve and
+the export when built, lineage and the model card. Charts are inline SVG; a Content-Security-Policy forbids the page any
 request, so it renders the same offline, in CI artifacts and in mail.
 """
 
@@ -14,8 +14,6 @@ from html import escape
 from pathlib import Path
 
 from distillbuild import layout
-from distillbuild.io import read_json_or_none
-from distillbuild.markup.tables import fmt as _fmt
 from distillbuild.pipeline import stage_list
 from distillbuild.spec import Spec
 
@@ -36,60 +34,23 @@ pre{background:#f6f8fa;padding:12px;overflow:auto;font-size:12px;white-space:pre
 """
 
 
-def _interval(m: dict, name: str) -> str:
-    v, lo, hi = m.get(name), m.get(f"{name}_ci_low"), m.get(f"{name}_ci_high")
-    if v is None:
-        return "-"
-    return f"{v:.4f}" + (f" <span class=muted>({lo:.3f}-{hi:.3f})</span>" if lo is not None and hi is not None else "")
-
-
-def _summary(spec: Spec, metrics: dict | None, decision: dict | None, teacher: dict | None) -> str:
-    verdict = (decision or {}).get("verdict")
-    badge = (
-        f'<span class="badge {"pass" if verdict == "pass" else "fail"}">{escape(str(verdict).upper())}</span>'
-        if verdict
-        else '<span class="muted">not gated yet</span>'
-    )
-    lineage = (decision or {}).get("lineage") or {}
-    out = [
-        f"<h1>{escape(spec.name)} {badge}</h1>",
+def _title(spec: Spec) -> str:
+    """The spec's name and what it distils, from the spec alone."""
+    return (
+        f"<h1>{escape(spec.name)}</h1>"
         f"<p class=muted>{escape(spec.task.type)} &middot; student {escape(spec.student.kind)} "
         f"<code>{escape(spec.student.base_model)}</code> &middot; teacher <code>{escape(spec.teacher.provider)}:"
-        f"{escape(spec.teacher.model)}</code> &middot; git {escape(str(lineage.get('git_revision') or '-')[:10])}"
-        f"{' (uncommitted changes)' if lineage.get('git_dirty') else ''}</p>",
-    ]
-    if teacher and teacher.get("simulated"):
-        out.append(
-            "<p class=warn>The teacher was the <b>simulated stand-in</b> (an offline server answering from an "
-            "answer key): these figures test the pipeline, not a real model.</p>"
-        )
-    if metrics:
-        rows = []
-        for name in ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "geval_mean"):
-            if name in metrics:
-                rows.append(f"<tr><th>{name}</th><td class=num>{_interval(metrics, name)}</td></tr>")
-        for name in (
-            "macro_f1",
-            "teacher_macro_f1",
-            "baseline_accuracy",
-            "agreement",
-            "latency_p50_ms",
-            "latency_p95_ms",
-            "teacher_cost_per_1k_usd",
-            "student_cost_per_1k_usd",
-            "heldout_rows",
-        ):
-            if name in metrics:
-                rows.append(f"<tr><th>{name}</th><td class=num>{_fmt(metrics[name])}</td></tr>")
-        out.append("<table>" + "".join(rows) + "</table>")
-    return "".join(out)
+        f"{escape(spec.teacher.model)}</code></p>"
+    )
 
 
 def render(spec: Spec) -> str:
-    metrics, decision = read_json_or_none(spec.dir / layout.METRICS), read_json_or_none(spec.dir / layout.DECISION)
-    teacher = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
-    # The headline, then each stage's own section (its report_html), in pipeline order.
-    sections = [_summary(spec, metrics, decision, teacher), *(s.report_html(spec) for s in stage_list.of_spec(spec))]
+    # The title; the first screen, outcome first (each stage's headline_html from the last stage
+    # back: the verdict, the metrics it judged, how the answers were made); then each stage's own
+    # section (its report_html) in pipeline order.
+    stages = stage_list.of_spec(spec)
+    headline = [s.headline_html(spec) for s in reversed(stages)]
+    sections = [_title(spec), *headline, *(s.report_html(spec) for s in stages)]
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"

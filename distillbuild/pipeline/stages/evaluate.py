@@ -34,7 +34,7 @@ from distillbuild.evaluate.latency import Serving
 from distillbuild.evaluate.latency import measure as measure_latency
 from distillbuild.io import read_json, read_json_or_none, read_jsonl, write_json
 from distillbuild.markup import charts
-from distillbuild.markup.tables import table
+from distillbuild.markup.tables import fmt, table
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import messages_for
@@ -589,6 +589,35 @@ def summary_lines(spec: Spec) -> list[str]:
         f"  retention  {figure(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
         f"p95 {metrics.get('latency_p95_ms')} ms",
     ]
+
+
+# The page's headline figures: those with a bootstrap interval, then the rest.
+HEADLINE_WITH_INTERVALS = ("accuracy", "teacher_accuracy", "retention", "field_accuracy", "geval_mean")
+HEADLINE_FIGURES = (
+    *("macro_f1", "teacher_macro_f1", "baseline_accuracy", "agreement", "latency_p50_ms", "latency_p95_ms"),
+    *("teacher_cost_per_1k_usd", "student_cost_per_1k_usd", "heldout_rows"),
+)
+
+
+def _with_interval(m: dict, name: str) -> str:
+    v, lo, hi = m.get(name), m.get(f"{name}_ci_low"), m.get(f"{name}_ci_high")
+    if v is None:
+        return "-"
+    return f"{v:.4f}" + (f" <span class=muted>({lo:.3f}-{hi:.3f})</span>" if lo is not None and hi is not None else "")
+
+
+def headline_html(spec: Spec) -> str:
+    """Its part of the page's first screen: the held-out metrics, with their 95% intervals."""
+    metrics = read_json_or_none(spec.dir / layout.METRICS)
+    if not metrics:
+        return ""
+    rows = [
+        f"<tr><th>{name}</th><td class=num>{_with_interval(metrics, name)}</td></tr>"
+        for name in HEADLINE_WITH_INTERVALS
+        if name in metrics
+    ]
+    rows += [f"<tr><th>{n}</th><td class=num>{fmt(metrics[n])}</td></tr>" for n in HEADLINE_FIGURES if n in metrics]
+    return "<table>" + "".join(rows) + "</table>"
 
 
 def report_html(spec: Spec) -> str:

@@ -155,6 +155,18 @@ def summary_lines(spec: Spec) -> list[str]:
     return [f"  gate       {'PASS' if decision['verdict'] == 'pass' else f'FAIL ({failed})'}"]
 
 
+def headline_html(spec: Spec) -> str:
+    """Its part of the page's first screen: the verdict and the revision it was reached at."""
+    decision = read_json_or_none(spec.dir / layout.DECISION)
+    if not decision:
+        return '<p><span class="muted">not gated yet</span></p>'
+    verdict, lineage = decision.get("verdict"), decision.get("lineage") or {}
+    badge = f'<span class="badge {"pass" if verdict == "pass" else "fail"}">{escape(str(verdict).upper())}</span>'
+    revision = escape(str(lineage.get("git_revision") or "-")[:10])
+    dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
+    return f"<p>{badge} <span class=muted>gated at git {revision}{dirty}</span></p>"
+
+
 def _gates_html(decision: dict | None) -> str:
     if not decision:
         return ""

@@ -424,6 +424,17 @@ def spend(spec: Spec) -> dict[str, Any]:
     }
 
 
+def headline_html(spec: Spec) -> str:
+    """Its part of the page's first screen: a warning when the answers came from the stand-in."""
+    report = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
+    if not (report and report.get("simulated")):
+        return ""
+    return (
+        "<p class=warn>The teacher was the <b>simulated stand-in</b> (an offline server answering from an "
+        "answer key): these figures test the pipeline, not a real model.</p>"
+    )
+
+
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the calls, the cache and the cost."""
     teacher = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
