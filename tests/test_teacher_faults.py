@@ -44,7 +44,7 @@ def _settings(server, **kw) -> TeacherSettings:
 
 
 @pytest.mark.slow  # over 4 s: left out of the unit tier
-def test_every_row_answered_or_recorded_none_lost_none_duplicated(tmp_path: Path):
+def test_every_row_answered_none_lost_none_duplicated(tmp_path: Path):
     n = 600
     teacher, texts = _teacher(n)
     faults = {"rate_limit": 0.10, "server_error": 0.05, "malformed": 0.02}
@@ -57,15 +57,14 @@ def test_every_row_answered_or_recorded_none_lost_none_duplicated(tmp_path: Path
     assert len(results) == n and all(r is not None for r in results)
     answered = [r for r in results if r.response is not None]
     failed = [r for r in results if r.error is not None]
-    assert len(answered) + len(failed) == n
-    # Each injected fault was seen: 429s and 5xx were retried, malformed bodies became row errors.
+    assert len(answered) == n and failed == []
+    # Each injected fault was seen and retried: 429s, 5xx and malformed bodies (paid, asked again).
     assert served["rate_limit"] > 20 and served["server_error"] > 10 and served["malformed"] > 3
     assert stats.retries.get("rate_limited", 0) == served["rate_limit"]
     assert stats.retries.get("server_error", 0) == served["server_error"]
-    assert {r.error.split(":")[0] for r in failed} == {"malformed"}
-    assert len(failed) == served["malformed"]
-    # Billed calls equal rows: one charge per row, whether it was answered or came back unreadable.
-    assert served["billed"] == n == stats.billed_calls
+    assert stats.retries.get("malformed", 0) == served["malformed"]
+    # Billed calls: one charge per row, and one more for each unreadable body asked again.
+    assert served["billed"] == n + served["malformed"] == stats.billed_calls
     # The cache holds each answer once, and nothing for the failed rows.
     (cached,) = cache.db.execute("SELECT COUNT(*) FROM responses").fetchone()
     assert cached == len(answered) == stats.answered

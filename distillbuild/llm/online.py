@@ -2,9 +2,11 @@
 
 Bounded concurrency; client-side RPM/TPM buckets that also obey the provider's Retry-After
 and x-ratelimit-* headers; retries of 429, 5xx, timeouts and connection errors with
-jittered exponential backoff; a non-retryable 4xx or a malformed body becomes an error on
-that row, never a crash; a cache write after each answer; a hard budget checked before each
-launch.
+jittered exponential backoff; a 200 whose body is not a whole completion (malformed, or cut off
+mid-body) is paid for and asked again, its cost estimated; a non-retryable 4xx, or a row that
+used up its retries, becomes an error on that row, never a crash (the teacher stage then fails
+the run, teacher.max_error_share); a cache write after each answer; a hard budget checked before
+each launch.
 
 Retries are ours rather than the SDK's (which we set to 0) for three reasons: a 429 must
 pause every request, not only the refused one; a 200 whose body is not JSON must be caught
@@ -40,14 +42,21 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
 
+# A response whose headers came and whose body stopped short of its Content-Length (or chunks).
+_CUT_OFF_BODY = ("ClientPayloadError", "ContentLengthError", "TransferEncodingError")
+
+
 def _transport_kind(exc: BaseException) -> str:
-    """ "timeout" or "connection": the aiohttp transport reports a reset as a ConnectTimeout, so
-    look at what actually happened underneath."""
+    """ "truncated", "timeout" or "connection": the aiohttp transport reports a reset as a
+    ConnectTimeout and a cut-off body as a connection error, so look at what actually happened
+    underneath."""
     seen: BaseException | None = exc
     for _ in range(6):
         seen = seen.__cause__ or seen.__context__ if seen else None
         if seen is None:
             break
+        if type(seen).__name__ in _CUT_OFF_BODY:
+            return "truncated"
         if isinstance(seen, OSError) and not isinstance(seen, TimeoutError) and getattr(seen, "errno", None):
             return "connection"
         if type(seen).__name__ in ("ServerDisconnectedError", "ClientConnectionResetError", "RemoteProtocolError"):
@@ -167,21 +176,32 @@ class _OnlineRun:
         except openai.APIStatusError as exc:
             return self.status_error(key, exc, attempt)
         except openai.APIConnectionError as exc:  # APITimeoutError included
-            return _Retry(_transport_kind(exc), str(exc) or type(exc).__name__)
+            kind = _transport_kind(exc)
+            if kind == "truncated":  # the provider answered, and charged, before the body was cut
+                self.charge_unreadable(body)
+            return _Retry(kind, str(exc) or type(exc).__name__)
         finally:
             self.in_flight -= 1
         latency = time.monotonic() - t0
         self.limiter.observe(headers)
-        self.stats.billed_calls += 1
         try:
             response = _parse_completion(text)
         except ValueError as exc:
-            # Charged but unreadable: an error on this row, not a second charge.
-            self.fail_row(key, "malformed", f"the body is not a chat completion ({exc})")
-            return None
+            self.charge_unreadable(body)
+            return _Retry("malformed", f"the body is not a chat completion ({exc})")
+        self.stats.billed_calls += 1
         self.results[key] = record_answer(key, response, self.settings, self.cache, self.stats, latency)
         self.bar.advance()
         return None
+
+    def charge_unreadable(self, body: dict[str, Any]) -> None:
+        """A 200 paid for and unreadable (asked again): its usage is unreadable too, so its cost is
+        the most it can be (the prompt's estimate and max_tokens), counted against the budget."""
+        completion = int(body.get("max_tokens") or 0)
+        self.stats.billed_calls += 1
+        self.stats.cost_usd += self.settings.cost(
+            {"prompt_tokens": estimated_tokens(body) - completion, "completion_tokens": completion}
+        )
 
     def status_error(self, key: str, exc: Any, attempt: int) -> _Retry | None:
         """The retry decision for an HTTP error: refused (stop the run), bad request (fail the row), or retry."""

@@ -384,7 +384,10 @@ class Endpoint:
     )
     max_retries: int = key(
         {
-            "description": "Retries of one request on 429, 5xx, timeouts and connection errors.",
+            "description": (
+                "Retries of one request on 429, 5xx, timeouts, dropped connections and unreadable "
+                "200s (a body that is not a whole completion)."
+            ),
             "type": "integer",
             "minimum": 0,
             "maximum": 20,
@@ -991,6 +994,20 @@ class Teacher(Endpoint):
             ),
             "type": "boolean",
             "default": False,
+        }
+    )
+    max_error_share: float = key(
+        {
+            "description": (
+                "Share of rows the teacher may leave unanswered (every retry spent, or a request the "
+                "endpoint refused) before the stage fails. 0: any lost row fails the stage, so DVC "
+                "never records a partial answer set; the answers so far stay cached and a rerun asks "
+                "for the missing rows alone."
+            ),
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0,
         }
     )
     terms: str | None = key(

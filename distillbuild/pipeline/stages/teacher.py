@@ -323,6 +323,27 @@ def ask(
     return results, stats, entries, followed
 
 
+def check_unanswered(allowed_share: float, retries: int, results: list[CallResult | None]) -> None:
+    """Fail the stage when more calls are left unanswered than teacher.max_error_share allows,
+    before any output is written: DVC then records no partial answer set, and the answers so far
+    stay cached, so a rerun asks for the missing rows alone."""
+    lost = [r.error or "" for r in results if r is None or r.response is None]
+    if not lost or len(lost) <= allowed_share * len(results):
+        return
+    kinds: dict[str, int] = {}
+    for error in lost:
+        kind = error.split(":", 1)[0] or "not asked"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    raise StageError(
+        f"{len(lost):,} of {len(results):,} teacher calls unanswered "
+        f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}; each after up to {retries} retries), more "
+        f"than teacher.max_error_share ({allowed_share:g}) allows. Nothing was written, so DVC records no partial "
+        f"answer set; the {len(results) - len(lost):,} answers are cached: rerun `dvc repro` to ask for the "
+        f"missing ones alone (raise teacher.max_retries for a flaky endpoint, or let a share go with "
+        "teacher.max_error_share)"
+    )
+
+
 def soft_label_counts(rows: list[dict]) -> dict[str, int]:
     """How each answered row's label probabilities were read (protocol/softlabels.py)."""
     answered = [r for r in rows if r.get("error") is None]
@@ -375,6 +396,13 @@ def run(spec: Spec) -> int:
             f"{stats.billed_calls} answers kept in the cache, {missing} not asked. "
             "Raise the budget and rerun: cached answers cost nothing."
         )
+    rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
+    if spec.task.labels:
+        rep["soft_labels"] = soft_label_counts(rows)
+    log(summary(rep))
+    if "soft_labels" in rep:
+        log("  soft labels " + ", ".join(f"{k} {v}" for k, v in rep["soft_labels"].items()))
+    check_unanswered(t.max_error_share, t.max_retries, [*results, *explanations])
     write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
     write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs) :])
     free = content_free_rows(spec)
@@ -385,13 +413,7 @@ def run(spec: Spec) -> int:
             [answer_row(r, res, spec.task, None, choice(spec)) for r, res in zip(free, results[offset:])],
         )
     write_jsonl(Path(layout.TEACHER_RESPONSES), responses)
-    rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
-    if spec.task.labels:
-        rep["soft_labels"] = soft_label_counts(rows)
     write_json(Path(layout.TEACHER_REPORT), rep)
-    log(summary(rep))
-    if "soft_labels" in rep:
-        log("  soft labels " + ", ".join(f"{k} {v}" for k, v in rep["soft_labels"].items()))
     if all(r.get("error") is not None for r in rows):  # the answers (explain mode's explanations aside)
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0
