@@ -4,7 +4,8 @@ Runs `dvc repro -f -s evaluate` then `dvc repro -s gate` in the quickstart N tim
 else running, then N times while another process keeps one core busy, and prints each run's
 latency p50/p95 (the medians of evaluation.latency_rounds rounds), the spread of the rounds, the
 gate's verdict, and the loaded/idle ratio of the medians from this one run. It rewrites the
-quickstart's build (metrics.json, decision.json, dvc.lock) as any rebuild does.
+quickstart's build (metrics.json, decision.json, dvc.lock) as any rebuild does; the latency
+figures themselves are this machine's, kept under .distill/runs (distillbuild/measurements.py).
 
     .venv/bin/python bench/latency_gate_under_load.py            # 5 idle + 5 loaded runs, ~6 minutes on 2 cores
     .venv/bin/python bench/latency_gate_under_load.py --runs 2   # a smoke run
@@ -20,6 +21,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from distillbuild.measurements import read_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +42,7 @@ def one_run() -> dict:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode not in (0, 1):  # 1: a failed gate, a result here
             sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    metrics = json.loads((ROOT / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(ROOT / "build/evaluate/metrics.json")
     decision = json.loads((ROOT / "build/gate/decision.json").read_text())
     gate = next(g for g in decision["gates"] if g["gate"] == "latency_p95_ms")
     lat = metrics.get("latency") or {}

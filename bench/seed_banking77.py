@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import yaml  # noqa: E402
 from curation_banking77 import confusable  # noqa: E402
 
+from distillbuild.measurements import read_report  # noqa: E402
 from distillbuild.stats import mcnemar_p  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/banking77"
@@ -177,13 +178,13 @@ def main() -> int:
                 log(f"[{name}] {time.monotonic() - t0:.1f} s")
 
         stages(["seed", "teacher", "filter"])
-        seed_report = json.loads((root / "build/seed/report.json").read_text())
-        filter_report = json.loads((root / "build/filter/report.json").read_text())
+        seed_report = read_report(root / "build/seed/report.json")
+        filter_report = read_report(root / "build/filter/report.json")
         results, predictions = [], {}
         for name, extra in VARIANTS:
             stages(["dataset", "configure", "train", "evaluate"], extra)
-            metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
-            dataset = json.loads((root / "build/dataset/report.json").read_text())
+            metrics = read_report(root / "build/evaluate/metrics.json")
+            dataset = read_report(root / "build/dataset/report.json")
             preds = json.loads((root / "build/evaluate/predictions.json").read_text())
             predictions[name] = preds
             results.append(

@@ -52,11 +52,13 @@ def repo_root(start: Path) -> Path:
     return toplevel(start) or next((d for d in (start, *start.parents) if (d / ".dvc").exists()), start)
 
 
-def revision(cwd: Path) -> tuple[str | None, bool]:
-    """(HEAD's commit, whether tracked files differ from it); (None, False) outside git."""
+def revision(cwd: Path, apart_from: tuple[str, ...] = ()) -> tuple[str | None, bool]:
+    """(HEAD's commit, whether tracked files differ from it, paths `apart_from` aside: relative
+    to `cwd`); (None, False) outside git."""
     try:
         rev = out_or_none(cwd, "rev-parse", "HEAD")
-        status = out_or_none(cwd, "status", "--porcelain", "--untracked-files=no")
+        pathspecs = [":/", *(f":(exclude){p}" for p in apart_from)] if apart_from else []
+        status = out_or_none(cwd, "status", "--porcelain", "--untracked-files=no", "--", *pathspecs)
     except StageError:
         return None, False
     return (rev, bool(status)) if rev is not None and status is not None else (None, False)

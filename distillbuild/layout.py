@@ -57,3 +57,5 @@ EXPORT_REPORT = f"{BUILD}/export/report.json"
 # The teacher cache lives outside every DVC output, so no `dvc repro` or `dvc gc` can
 # delete a paid answer. One per repository, shared by all its pipelines.
 CACHE_DIR = ".distill/cache"
+# What each run measured on this machine, by report path (distillbuild/measurements.py).
+RUNS_DIR = ".distill/runs"

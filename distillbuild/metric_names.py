@@ -38,6 +38,25 @@ _STUDENT_VS_TEACHER = (
     "student_cost_per_1k_usd",
 )
 
+# What the machine measured rather than the build decided: latency, throughput and what follows
+# from them (the student's serving cost), the machine, and what a judge's calls cost this run (none
+# from the cache). Kept apart from metrics.json and the route report, under
+# .distill/runs, out of DVC's hashes (distillbuild/measurements.py): a rebuild of unchanged inputs
+# rewrites no hashed byte. A gate may still bound them; its record keeps the verdict, and the
+# figure it saw stays in the gate's own run file.
+MEASURED_METRICS = (
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency",
+    "batch_throughput_rows_per_s",
+    "student_cost_per_1k_usd",
+    "sft_latency_p50_ms",
+    "sft_latency_p95_ms",
+    "routed_cost_per_1k_usd",
+    "judge_cost_usd",
+    *(f"judge.{k}" for k in ("calls", "errors", "tokens", "cost_usd", "seconds")),
+)
+
 # The metrics `evaluate` writes to metrics.json, by task type. Gates may only name these;
 # the spec validator checks it, so a typo in a gate is refused before anything runs.
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {

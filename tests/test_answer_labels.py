@@ -18,6 +18,7 @@ from distillbuild.curate.threshold import Labelled, fit
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from distillbuild.errors import StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.protocol.answers import read_label
@@ -163,13 +164,13 @@ def test_answers_in_the_teachers_own_words_take_their_most_probable_label(labell
         assert sum(r["label_from"] == "probabilities" for r in answers) == own_words
         assert all(r["label"] == g["label"] for r, g in zip(answers, key))  # accuracy 1: the probabilities say so
         assert run_stage("filter", load_spec(labelled_project(spec))) == 0
-        report = json.loads((root / "build/filter/report.json").read_text())
+        report = read_report(root / "build/filter/report.json")
         assert report["label_from"]["answered"]["probabilities"] == own_words
         assert report["by_reason"]["invalid_label"] == 0
         assert report["gold_audit"]["teacher_accuracy_by_label_from"]["probabilities"]["teacher_accuracy"] == 1.0
         spec["filters"]["label_from"] = ["text"]  # only answers that are labels
         assert run_stage("filter", load_spec(labelled_project(spec))) == 0
-        report = json.loads((root / "build/filter/report.json").read_text())
+        report = read_report(root / "build/filter/report.json")
         assert report["by_reason"]["invalid_label"] == own_words
 
 
@@ -231,7 +232,7 @@ def test_a_fitted_threshold_filters_and_plots(labelled_project, env, monkeypatch
     spec["filters"] = {"min_confidence": {"target_precision": 0.9}, "min_rows_per_label": 0}
     assert run_stage("teacher", load_spec(labelled_project(spec))) == 0
     assert run_stage("filter", load_spec(labelled_project(spec))) == 0
-    report = json.loads((root / "build/filter/report.json").read_text())
+    report = read_report(root / "build/filter/report.json")
     fitted = report["confidence"]["fitted_threshold"]
     assert fitted["fit_on"] == "inputs" and fitted["labelled_rows"] == N_INPUTS
     assert report["confidence"]["min_confidence"] == pytest.approx(fitted["threshold"], abs=1e-6)
@@ -257,7 +258,7 @@ def test_contextual_calibration_asks_content_free_inputs_and_fits_a_prior(labell
     assert [r["text"] for r in free] == ["N/A", "[MASK]"] and all(r["label_probs"] for r in free)
     assert len(rows(root)) == N_INPUTS and len(rows(root, "heldout_answers")) == 40  # kept apart
     assert run_stage("filter", loaded) == 0
-    cal = json.loads((root / "build/filter/report.json").read_text())["confidence"]["calibration"]
+    cal = read_report(root / "build/filter/report.json")["confidence"]["calibration"]
     assert cal["calibrator"]["method"] == "contextual" and cal["content_free_inputs"] == 2
     assert sum(cal["calibrator"]["prior"].values()) == pytest.approx(1.0, abs=1e-5)
 
@@ -376,7 +377,7 @@ def test_a_fit_on_the_heldout_calibration_half_leaves_the_other_half_to_score_th
     }
     loaded = load_spec(labelled_project(spec))
     assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
-    report = json.loads((root / "build/filter/report.json").read_text())["confidence"]
+    report = read_report(root / "build/filter/report.json")["confidence"]
     half = [f"h{i}" for i in range(40) if calibration_half(f"h{i}")]
     assert 5 < len(half) < 35
     assert report["calibration"]["fit_on"] == "heldout" and report["calibration"]["labelled_rows"] == len(half)
@@ -402,7 +403,7 @@ def test_people_s_labels_calibrate_the_teacher_where_it_answered_the_same_inputs
     spec["filters"] = {"confidence": "calibrated", "min_confidence": 0.5, "min_rows_per_label": 0}
     loaded = load_spec(labelled_project(spec))
     assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
-    cal = json.loads((root / "build/filter/report.json").read_text())["confidence"]["calibration"]
+    cal = read_report(root / "build/filter/report.json")["confidence"]["calibration"]
     assert cal["fit_on"] == "human" and cal["labelled_rows"] == 60 and cal["calibrator"]["temperature"] > 0
     spec["data"].pop("human")
     with pytest.raises(StageError, match="labelled rows"):  # nothing to fit on: said, with what would do

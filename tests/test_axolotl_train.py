@@ -31,6 +31,7 @@ from tiny_llama import (
 )
 
 from distillbuild.errors import EXIT_RUNTIME, StageError
+from distillbuild.measurements import read_report
 
 AXOLOTL = axolotl_executable()
 needs_training_axolotl = pytest.mark.skipif(AXOLOTL is None, reason=NO_AXOLOTL_REASON)
@@ -55,7 +56,7 @@ def test_the_tiny_llama_trains_on_cpu_through_the_real_stages(trained):
 
     plan = json.loads((trained / "build/configure/axolotl_plan.json").read_text())
     assert plan["device"] == "cpu"  # the tiny model got CPU settings on its own
-    report = json.loads((trained / "build/train/report.json").read_text())
+    report = read_report(trained / "build/train/report.json")
     assert report["trainer"] == "axolotl" and report["device"] == "cpu" and report["output"] == "adapter"
     assert report["cpu_threads"] == int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count())  # not accelerate's 1
     history = json.loads((trained / "build/train/history.json").read_text())
@@ -99,7 +100,7 @@ def test_logit_distillation_trains_with_the_kd_plugin_on_the_teachers_token_ids(
     spec["teacher"].update(top_logprobs=4, token_ids=True, tokenizer="./models/tiny-llama")
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_stages(root, ["teacher", "filter", "dataset", "configure", "train"], AXOLOTL)
-    report = json.loads((root / "build/dataset/report.json").read_text())
+    report = read_report(root / "build/dataset/report.json")
     assert report["format"].startswith("axolotl KD") and report["kd_misaligned"] == 0 and report["train"] > 0
     row = json.loads((root / "build/dataset/train.jsonl").open().readline())
     assert len(row["logprobs"]) == len(row["target_token_ids"]) and len(row["logprobs"][0]) == 4
@@ -107,7 +108,7 @@ def test_logit_distillation_trains_with_the_kd_plugin_on_the_teachers_token_ids(
     assert cfg["kd_trainer"] is True and cfg["datasets"][0]["type"] == "axolotl.integrations.kd.chat_template"
     assert "Plugin loaded successfully: axolotl.integrations.kd.KDPlugin" in capfd.readouterr().err
     assert (root / "build/model/adapter_model.safetensors").is_file()
-    train = json.loads((root / "build/train/report.json").read_text())
+    train = read_report(root / "build/train/report.json")
     assert train["epochs"][-1]["val_loss"] < train["epochs"][0]["val_loss"]
 
 
@@ -167,7 +168,7 @@ def test_a_trace_student_trains_on_the_teachers_reasoning_and_is_read_at_its_ans
         AutoModelForCausalLM.from_pretrained(root / "models/tiny-llama"), str(root / "build/model")
     )
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     said = [p.get("student_text") or "" for p in predictions]
     assert metrics["student_unparseable"] == sum(p["predicted"] == "(unparseable)" for p in predictions)
@@ -199,9 +200,9 @@ def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preferenc
     sh("git", "commit", "-qm", "v1")
     done = sh("dvc", "repro", check=False)  # the tiny model fails its gate: every stage before it must have run
     assert done.returncode == 0 or "failed to reproduce 'gate'" in done.stdout + done.stderr, done.stderr[-3000:]
-    pairs = json.loads((root / "build/preference/pairs_report.json").read_text())
+    pairs = read_report(root / "build/preference/pairs_report.json")
     assert pairs["pairs"] > 0 and pairs["asked"] >= pairs["pairs"]
-    report = json.loads((root / "build/preference/train_report.json").read_text())
+    report = read_report(root / "build/preference/train_report.json")
     losses = [s["loss"] for s in report.get("steps", [])] or [report.get("train_loss")]
     assert losses and all(x is not None and math.isfinite(x) for x in losses), report
     cfg = yaml.safe_load((root / "build/preference/config/axolotl.yaml").read_text())
@@ -209,7 +210,7 @@ def test_dpo_after_sft_trains_on_cpu_and_a_beta_change_reruns_only_the_preferenc
     merged = AutoModelForCausalLM.from_pretrained(root / "build/preference/sft")
     dpo = PeftModel.from_pretrained(merged, str(root / "build/preference/model"))
     assert any(p.abs().sum() > 0 for n, p in dpo.named_parameters() if "lora_B" in n)
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     assert metrics["heldout_rows"] == 8
     assert abs(metrics["accuracy"] - metrics["sft_accuracy"] - metrics["preference_gain"]) < 1e-6
     assert 0 <= metrics["preference_gain_p"] <= 1

@@ -11,6 +11,7 @@ from conftest import LABELS, base_spec, write_rows
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from distillbuild.errors import StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
@@ -61,7 +62,7 @@ def test_a_teacher_that_ignores_the_task_stops_after_the_canary(project, chatty_
     spec = load_spec(project(spec_for(chatty_teacher.base_url, requests=0)))
     assert run_stage("teacher", spec) == 0
     assert chatty_teacher.requests_served == 13
-    report = json.loads((project.root / "build/teacher/report.json").read_text())
+    report = read_report(project.root / "build/teacher/report.json")
     assert report["calls"]["billed"] == 8 and report["calls"]["from_cache"] == 5
 
 
@@ -71,7 +72,7 @@ def test_a_teacher_that_does_the_task_passes_the_canary_and_pays_once(project, m
     spec = base_spec()
     spec["teacher"]["canary"] = {"requests": 5, "min_usable": 0.8}
     assert run_stage("teacher", load_spec(project(spec))) == 0
-    report = json.loads((project.root / "build/teacher/report.json").read_text())
+    report = read_report(project.root / "build/teacher/report.json")
     assert report["calls"]["billed"] == 13 and report["calls"]["from_cache"] == 0  # the canary's calls count once
 
 

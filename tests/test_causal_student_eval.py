@@ -11,6 +11,7 @@ from conftest import LABELS, base_spec, write_rows
 
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
@@ -76,7 +77,7 @@ def test_causal_student_behind_an_endpoint_is_evaluated_like_any_student(project
         assert run_stage("teacher", loaded) == 0
         assert run_stage("evaluate", loaded) == 0
         served = srv.requests_served
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     expected = [student.answer(r["text"]).label for r in heldout]
     assert [p["predicted"] for p in predictions] == expected  # the endpoint's answers, row by row
@@ -144,7 +145,7 @@ def test_local_lora_adapter_is_loaded_over_its_base_model(project, monkeypatch, 
     # Left-padded batches answer as one prompt at a time does.
     assert [classifier.student.generate([c])[0] for c in conversations] == with_adapter
 
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     assert metrics["heldout_rows"] == 8 and metrics["latency_p95_ms"] > 0
     assert metrics["student_unparseable"] == sum(normalize_label(a, LABELS) is None for a in with_adapter)
@@ -219,7 +220,7 @@ def test_a_variant_is_compared_row_by_row_with_another_and_gates_can_promote_the
             loaded = load_spec(project(spec))
             assert run_stage("teacher", loaded) == 0
             assert run_stage("evaluate", loaded) == 0
-        return json.loads((root / "build/evaluate/metrics.json").read_text())
+        return read_report(root / "build/evaluate/metrics.json")
 
     weak = evaluate(0.6)
     shutil.copy(root / "build/evaluate/predictions.json", root / "weak.json")

@@ -12,6 +12,7 @@ import yaml
 from conftest import LABELS, base_spec, write_rows
 
 from distillbuild.errors import StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
@@ -95,7 +96,7 @@ def test_the_stage_exports_a_passed_student_and_reports_both_models(project, stu
     assert list(dvc["stages"])[-2:] == ["gate", "export"]
     assert "build/gate/decision.json" in dvc["stages"]["export"]["deps"]  # after the gate, on what it decided
     assert run_stage("export", spec) == 0
-    report = json.loads((project.root / "build/export/report.json").read_text())
+    report = read_report(project.root / "build/export/report.json")
     assert report["agreement"] == 1.0 and report["heldout_rows"] == len(TEXTS) and report["quantize"] == "none"
     assert report["accuracy"] == report["student_accuracy"]
     assert report["speedup_p50"] == pytest.approx(report["student_latency_p50_ms"] / report["latency_p50_ms"], rel=1e-2)

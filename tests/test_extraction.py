@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from distillbuild.errors import SpecError
 from distillbuild.evaluate.extraction import agreement, constant_baseline, summarize
 from distillbuild.evaluate.extraction_metrics import score_answers
+from distillbuild.measurements import read_report
 from distillbuild.protocol.field_match import RowScore, values_match
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import load_yaml_file
@@ -372,7 +373,7 @@ def test_repro_builds_an_extractor_and_the_gate_passes(repo):
     assert "PASS" in first.stderr  # stages log to stderr
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "pass"
-    m = json.loads((root / "build/evaluate/metrics.json").read_text())
+    m = read_report(root / "build/evaluate/metrics.json")
     assert m["heldout_rows"] == N_HELDOUT and m["evaluator"].startswith("deepeval ")
     assert m["json_valid_rate"] == 1.0 and m["schema_valid_rate"] == 1.0  # the student's objects always validate
     assert 0.9 <= m["teacher_field_accuracy"] <= 1.0 and m["teacher_schema_valid_rate"] >= 0.9
@@ -390,7 +391,7 @@ def test_repro_builds_an_extractor_and_the_gate_passes(repo):
     card = (root / "build/gate/model_card.md").read_text()
     assert "| field_accuracy |" in card and "encoder-extractor" in card and "simulated stand-in" in card
     assert not (root / ".deepeval").exists()  # DeepEval wrote nothing into the working directory
-    report = json.loads((root / "build/train/report.json").read_text())
+    report = read_report(root / "build/train/report.json")
     assert report["kind"] == "encoder-extractor" and report["train_rows"] > 100
 
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import base_spec, write_rows
 
 from distillbuild.errors import SpecError, StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.pipeline.stages.teacher import estimate_for, load_requests
 from distillbuild.spec import load_spec
@@ -32,7 +33,7 @@ def spec_with(**task) -> dict:
 
 
 def teacher_billed(root) -> int:
-    return json.loads((root / "build/teacher/report.json").read_text())["calls"]["billed"]
+    return read_report(root / "build/teacher/report.json")["calls"]["billed"]
 
 
 def test_examples_are_turns_before_every_input_and_their_inputs_are_left_out(project, monkeypatch):

@@ -14,6 +14,7 @@ from test_judge import CAPITALS, gen_spec, question
 
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.measurements import read_report
 from distillbuild.metric_names import METRICS_BY_TASK
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
@@ -53,7 +54,7 @@ def test_generation_is_scored_by_the_judge_for_student_and_teacher(capitals, mon
         loaded = load_spec(root / "distill.yaml")
         assert run_stage("teacher", loaded) == 0
         assert run_stage("evaluate", loaded) == 0
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     heldout = CAPITALS[6:]
     right = [student.answer(question(c)).label == cap for c, cap, _ in heldout]
@@ -70,6 +71,6 @@ def test_generation_is_scored_by_the_judge_for_student_and_teacher(capitals, mon
         spec["student"]["endpoint"]["base_url"] = srv2.base_url
         (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         assert run_stage("evaluate", load_spec(root / "distill.yaml")) == 0
-    again = json.loads((root / "build/evaluate/metrics.json").read_text())
+    again = read_report(root / "build/evaluate/metrics.json")
     assert again["geval_mean"] == metrics["geval_mean"]
     assert again["judge"]["calls"]["billed"] == 0

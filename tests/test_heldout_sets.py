@@ -11,6 +11,7 @@ import pytest
 from conftest import LABELS, base_spec, write_rows
 
 from distillbuild.errors import SpecError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
@@ -49,7 +50,7 @@ def test_each_heldout_set_is_evaluated_and_gated_apart(project, student, monkeyp
     assert sorted(r["id"] for r in rejected if r["reason"] == "contaminated") == sorted(copied)  # what "recent" copies
     shutil.copytree(student, root / "build/model")
     assert run_stage("evaluate", loaded) == 0
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     assert metrics["heldout_rows@recent"] == 12 and 0 <= metrics["accuracy@recent"] <= 1
     assert metrics["accuracy@recent_ci_low"] <= metrics["accuracy@recent"] <= metrics["accuracy@recent_ci_high"]
     assert "macro_f1@recent" in metrics and metrics["heldout_rows"] == 1  # the main set stands as it was

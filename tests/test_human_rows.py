@@ -10,6 +10,7 @@ import json
 from conftest import LABELS, base_spec, write_rows
 
 from distillbuild.curate.filters import FilterConfig, curate, human_rows
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
@@ -80,7 +81,7 @@ def test_the_dataset_oversamples_human_rows_to_their_share_of_training(project, 
     loaded = load_spec(path)
     for stage in ("teacher", "filter", "dataset"):
         assert run_stage(stage, loaded) == 0, stage
-    asked = json.loads((root / "build/teacher/report.json").read_text())["calls"]["requested"]
+    asked = read_report(root / "build/teacher/report.json")["calls"]["requested"]
     assert asked == 12 + 1  # the inputs and the held-out row: the human rows are never asked
     train = [json.loads(line) for line in (root / "build/dataset/train.jsonl").open()]
     val = [json.loads(line) for line in (root / "build/dataset/val.jsonl").open()]
@@ -89,7 +90,7 @@ def test_the_dataset_oversamples_human_rows_to_their_share_of_training(project, 
     assert all(r["label_probs"] is None for r in human_train)  # a person gives no soft labels
     assert {r["id"].split("#")[0] for r in val} & {r["id"].split("#")[0] for r in train} == set()
     assert not any("#" in r["id"] for r in val)
-    report = json.loads((root / "build/dataset/report.json").read_text())
+    report = read_report(root / "build/dataset/report.json")
     assert report["human"]["human_copies_added"] == len(human_train) - report["human"]["human_rows"] > 0
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import ROOT, RepoShell
 
 from distillbuild.cli import main
+from distillbuild.measurements import read_report
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "t",
@@ -104,7 +105,7 @@ def test_init_then_dvc_repro_builds_a_model_that_passes_its_gates(built):
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "pass", decision["gates"]
     assert (root / "build/model").is_dir()
-    assert json.loads((root / "build/teacher/report.json").read_text())["simulated"] is True
+    assert read_report(root / "build/teacher/report.json")["simulated"] is True
     assert "ticket-model" in sh("distill", "summary").stdout
     assert sh("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
 

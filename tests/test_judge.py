@@ -19,6 +19,7 @@ from distillbuild.endpoints.standin.judge import SimulatedJudge, answer_is_right
 from distillbuild.endpoints.standin.sections import judge_server_from_section
 from distillbuild.endpoints.standin.teacher import KeyEntry, load_answer_key
 from distillbuild.errors import SpecError, StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 
@@ -144,7 +145,7 @@ def planted_rows() -> list[dict]:
 
 def read(root: Path, name: str):
     path = root / "build/filter" / name
-    return json.loads(path.read_text()) if name.endswith(".json") else [json.loads(l) for l in path.open()]
+    return read_report(path) if name.endswith(".json") else [json.loads(l) for l in path.open()]
 
 
 def test_judge_rejects_exactly_the_wrong_answers_and_a_rerun_pays_nothing(gen_project):

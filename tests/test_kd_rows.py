@@ -10,6 +10,7 @@ from conftest import LABELS, base_spec
 from tiny_llama import train_bpe_tokenizer
 
 from distillbuild.errors import SpecError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.pipeline.stages.dataset import kd_rows
 from distillbuild.protocol.token_logprobs import kd_targets
@@ -134,7 +135,7 @@ def test_simulated_teacher_to_axolotl_kd_rows(project, monkeypatch, tmp_path):
         assert run_stage(stage, spec) == 0
     answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]
     assert all(a["kd"]["token_ids"] for a in answers)
-    report = json.loads((root / "build/dataset/report.json").read_text())
+    report = read_report(root / "build/dataset/report.json")
     assert report["format"].startswith("axolotl KD") and report["kd_missing"] == 0 and report["kd_misaligned"] == 0
     tok = AutoTokenizer.from_pretrained(str(root / "tok"))
     rows = [json.loads(l) for p in ("train", "val") for l in (root / f"build/dataset/{p}.jsonl").open()]

@@ -18,6 +18,7 @@ from conftest import base_spec, write_rows
 
 from distillbuild.curate.confidence import Calibrator, fit_temperature, score
 from distillbuild.curate.threshold import Labelled, fit, wilson
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.stats import half
@@ -103,7 +104,7 @@ def test_constrained_smollm2_answers_labels_whose_probabilities_sum_to_at_most_o
 
     # The filter stage does the same on all labelled rows, and reports it.
     assert run_stage("filter", loaded) == 0
-    fitted = json.loads((root / "build/filter/report.json").read_text())["confidence"]["fitted_threshold"]
+    fitted = read_report(root / "build/filter/report.json")["confidence"]["fitted_threshold"]
     assert fitted["labelled_rows"] == N and fitted["precision_ci_high"] >= TARGET
 
 

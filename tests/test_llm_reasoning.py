@@ -20,6 +20,8 @@ import yaml
 from conftest import base_spec, write_rows
 from tiny_llama import axolotl_executable, run_stages, smollm2_student_marks
 
+from distillbuild.measurements import read_report
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines/spam-filter"
 AXOLOTL = axolotl_executable()
@@ -84,7 +86,7 @@ def test_smollm2_trains_on_rationale_and_answer_and_reasons_before_its_answer_li
     assert "The message reads" in target and target.splitlines()[-1].startswith("Answer: ")  # rationale, then answer
     config = yaml.safe_load((root / "build/configure/axolotl.yaml").read_text())
     assert config["base_model"] and "rl" not in config
-    report = json.loads((root / "build/train/report.json").read_text())
+    report = read_report(root / "build/train/report.json")
     assert report["trainer"] == "axolotl" and report["device"] == "cpu"
     losses = _finite_losses(report)
     from peft import PeftModel
@@ -93,7 +95,7 @@ def test_smollm2_trains_on_rationale_and_answer_and_reasons_before_its_answer_li
     base = AutoModelForCausalLM.from_pretrained(root / config["base_model"])  # relative to the project
     adapter = PeftModel.from_pretrained(base, str(root / "build/model"))
     assert any(p.abs().sum() > 0 for n, p in adapter.named_parameters() if "lora_B" in n)
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     print(
         f"\nSmolLM2 trace student: losses {losses[0]:.3f} -> {losses[-1]:.3f}; accuracy {metrics['accuracy']} on "
@@ -108,7 +110,7 @@ def test_smollm2_trains_on_rationale_and_answer_and_reasons_before_its_answer_li
 
 def _check_export(root: Path) -> None:
     """Both GGUF files answer the held-out rows through llama.cpp as the student did, mostly."""
-    exported = json.loads((root / "build/export/report.json").read_text())
+    exported = read_report(root / "build/export/report.json")
     print(
         "GGUF exports: "
         + "; ".join(
@@ -139,13 +141,13 @@ def test_smollm2_sft_then_dpo_on_its_own_disagreements_trains_and_loads(tmp_path
         AXOLOTL,
     )
 
-    pairs = json.loads((root / "build/preference/pairs_report.json").read_text())
+    pairs = read_report(root / "build/preference/pairs_report.json")
     assert 0 < pairs["pairs"] <= 8
     pair = json.loads((root / "build/preference/pairs.jsonl").read_text().splitlines()[0])
     assert pair["chosen"] in ("spam", "legit") and pair["rejected"] != pair["chosen"]
     config = yaml.safe_load((root / "build/preference/config/axolotl.yaml").read_text())
     assert config["rl"] == "dpo" and config["rl_beta"] == 0.1
-    losses = _finite_losses(json.loads((root / "build/preference/train_report.json").read_text()))
+    losses = _finite_losses(read_report(root / "build/preference/train_report.json"))
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -154,7 +156,7 @@ def test_smollm2_sft_then_dpo_on_its_own_disagreements_trains_and_loads(tmp_path
     )  # SFT merged: DPO's start and reference
     dpo = PeftModel.from_pretrained(merged, str(root / "build/preference/model"))
     assert any(p.abs().sum() > 0 for n, p in dpo.named_parameters() if "lora_B" in n)
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     print(
         f"\nSmolLM2 SFT -> DPO on {pairs['pairs']} pairs: DPO losses {losses[0]:.4f} -> {losses[-1]:.4f}; "
         f"accuracy {metrics['sft_accuracy']} -> {metrics['accuracy']} (McNemar p {metrics['preference_gain_p']})"

@@ -18,6 +18,8 @@ import pytest
 from conftest import base_spec, write_rows
 from tiny_llama import axolotl_executable, run_stages, smollm2_student_marks
 
+from distillbuild.measurements import read_report
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines/spam-filter"
 AXOLOTL = axolotl_executable()
@@ -59,11 +61,11 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_stages(root, ["teacher", "filter", "dataset", "configure", "train", "evaluate", "gate", "export"], AXOLOTL)
 
-    report = json.loads((root / "build/train/report.json").read_text())
+    report = read_report(root / "build/train/report.json")
     assert report["trainer"] == "axolotl" and report["device"] == "cpu" and report["output"] == "adapter"
     val = [e["val_loss"] for e in report["epochs"]]
     assert val[-1] < val[0]  # it learned: validation loss fell from before training
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     predictions = json.loads((root / "build/evaluate/predictions.json").read_text())
     print(
         f"\nSmolLM2 LoRA student on 12 held-out e-mails: accuracy {metrics['accuracy']}, "
@@ -78,7 +80,7 @@ def test_smollm2_trains_with_lora_on_cpu_answers_with_labels_and_exports_to_gguf
     # Exported: the merged student as f16 and q8_0 GGUF, each served by llama.cpp on the same held-out rows.
     import gguf
 
-    exported = json.loads((root / "build/export/report.json").read_text())
+    exported = read_report(root / "build/export/report.json")
     print(
         "GGUF exports on the same rows: "
         + "; ".join(

@@ -15,6 +15,7 @@ import pytest
 from conftest import base_spec, write_rows
 
 from distillbuild.errors import StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.protocol.normalize import normalize_label
 from distillbuild.spec import load_spec
@@ -86,13 +87,13 @@ def test_the_stage_serves_the_gguf_asks_it_and_a_rerun_pays_nothing(spam_project
     spec = load_spec(spam_project)
     assert run_stage("teacher", spec) == 0
     root = spam_project.parent
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     assert report["provider"] == "llamacpp" and report["calls"]["billed"] == 12  # 8 inputs + 4 held-out
     answers = [json.loads(line) for line in (root / "build/teacher/answers.jsonl").read_text().splitlines()]
     assert len(answers) == 8 and all(a["error"] is None and a["answer"] for a in answers)
     assert all(a["text"].startswith("Subject: ") for a in answers)  # rendered through the template
     assert run_stage("teacher", spec) == 0
-    rerun = json.loads((root / "build/teacher/report.json").read_text())
+    rerun = read_report(root / "build/teacher/report.json")
     assert rerun["calls"]["billed"] == 0 and rerun["calls"]["from_cache"] == 12
 
 
@@ -131,7 +132,7 @@ def test_kill_9_mid_run_leaves_no_server_and_the_rerun_keeps_what_was_answered(s
     assert alive == ""  # the server died with the stage
     done = subprocess.run([distill, "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    calls = json.loads((root / "build/teacher/report.json").read_text())["calls"]
+    calls = read_report(root / "build/teacher/report.json")["calls"]
     assert calls["from_cache"] >= 1 and calls["from_cache"] + calls["billed"] == 12  # paid-for answers kept
 
 
@@ -222,10 +223,10 @@ def test_real_label_probabilities_sum_to_at_most_one_and_rank_right_answers_firs
     auc = _auc(right, wrong)
     print(f"\nteacher on 30 planted e-mails: {len(right)} right, {len(wrong)} wrong; confidence AUC {auc:.3f}")
     assert auc > 0.5
-    audit = json.loads((root / "build/filter/report.json").read_text())["gold_audit"]
+    audit = read_report(root / "build/filter/report.json")["gold_audit"]
     assert audit["rows_with_gold"] == 30 and audit["teacher_accuracy_all"] == pytest.approx(len(right) / 30, abs=1e-6)
     assert run_stage("teacher", loaded) == 0
-    assert json.loads((root / "build/teacher/report.json").read_text())["calls"]["billed"] == 0
+    assert read_report(root / "build/teacher/report.json")["calls"]["billed"] == 0
 
 
 def test_serve_sends_unconfident_requests_to_the_real_llamacpp_teacher(project, monkeypatch, tmp_path):
@@ -298,7 +299,7 @@ def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reas
     monkeypatch.chdir(spam_project.parent)
     loaded = load_spec(spam_project)
     assert run_stage("seed", loaded) == 0
-    report = json.loads(Path("build/seed/report.json").read_text())
+    report = read_report(Path("build/seed/report.json"))
     kept = [json.loads(line) for line in Path("build/seed/inputs.jsonl").read_text().splitlines()]
     dropped = [json.loads(line) for line in Path("build/seed/dropped.jsonl").read_text().splitlines()]
     print("seed report:", json.dumps({k: report[k] for k in ("written", "usable", "kept", "by_reason")}))
@@ -312,5 +313,5 @@ def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reas
     ) + len(dropped)
     assert all(len(r["text"]) >= 20 for r in kept)
     assert run_stage("teacher", loaded) == 0
-    asked = json.loads(Path("build/teacher/report.json").read_text())["calls"]["requested"]
+    asked = read_report(Path("build/teacher/report.json"))["calls"]["requested"]
     assert asked == 8 + len(kept) + 4  # the inputs, the kept seed inputs, the held-out e-mails

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT, RepoShell, build_reduced_pipeline, write_rows
 
+from distillbuild.measurements import read_report
 from distillbuild.spec.loader import load_yaml_file
 
 N_INPUTS, N_HELDOUT = 160, 48
@@ -53,11 +54,11 @@ def test_repro_builds_and_the_gate_passes(repo):
     root, sh, first, _ = repo
     for stage in ("teacher", "filter", "dataset", "configure", "train", "evaluate", "gate", "export"):
         assert f"Running stage '{stage}'" in first.stdout
-    exported = json.loads((root / "build/export/report.json").read_text())  # the quickstart exports ONNX
+    exported = read_report(root / "build/export/report.json")  # the quickstart exports ONNX
     assert exported["agreement"] == 1.0 and exported["accuracy"] == exported["student_accuracy"]
     decision = json.loads((root / "build/gate/decision.json").read_text())
     assert decision["verdict"] == "pass"
-    metrics = json.loads((root / "build/evaluate/metrics.json").read_text())
+    metrics = read_report(root / "build/evaluate/metrics.json")
     assert metrics["heldout_rows"] == N_HELDOUT
     assert 0.2 <= metrics["accuracy"] <= 1 and 0.5 < metrics["teacher_accuracy"] <= 1
     assert metrics["retention"] == pytest.approx(metrics["accuracy"] / metrics["teacher_accuracy"], abs=1e-5)
@@ -67,7 +68,7 @@ def test_repro_builds_and_the_gate_passes(repo):
     labels = json.loads((root / "build/model/student.json").read_text())["labels"]
     # Each answer's probability: at least a uniform guess's, the confidence a router would read.
     assert all(1 / len(labels) <= p["student_confidence"] <= 1 for p in predictions)
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     assert report["calls"]["requested"] == N_INPUTS + N_HELDOUT
     assert (
         report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"]
@@ -85,6 +86,28 @@ def test_second_repro_does_no_work(repo):
     assert sh("dvc", "status", "-q", check=False).returncode == 0
 
 
+def test_a_forced_rebuild_rewrites_no_hashed_byte(repo):
+    """Timings, machine facts and call counts live apart from what DVC hashes
+    (distillbuild/measurements.py): `dvc repro --force`, twice, leaves dvc.lock and every
+    committed file as they were."""
+    root, sh, _, _ = repo
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "built")
+    runs = []
+    for _ in range(2):
+        forced = sh("dvc", "repro", "--force")
+        assert "Running stage 'train'" in forced.stdout and "Running stage 'evaluate'" in forced.stdout
+        runs.append(
+            ((root / "dvc.lock").read_text(), sh("git", "diff").stdout, sh("git", "status", "--porcelain").stdout)
+        )
+    assert runs[0] == runs[1]
+    # Against the commit, only the revision the gate records has moved (it ran at the new HEAD).
+    changed = [l for l in runs[0][1].splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+    assert not [l for l in changed if not any(w in l for w in ("git_revision", "Git revision", "md5:", "size:"))]
+    assert "??" not in runs[0][2]  # nothing untracked: the measured figures live under .distill/
+    assert "latency p50" in sh("distill", "summary").stdout  # and are still there to read
+
+
 def test_metrics_and_plots_commands_work(repo):
     _, sh, _, _ = repo
     shown = json.loads(sh("dvc", "metrics", "show", "--json").stdout)
@@ -97,7 +120,7 @@ def test_metrics_and_plots_commands_work(repo):
 def test_rerunning_the_teacher_pays_nothing(repo):
     root, sh, _, _ = repo
     sh("dvc", "repro", "-f", "-s", "teacher")
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     assert report["calls"]["billed"] == 0
     assert report["calls"]["from_cache"] == N_INPUTS + N_HELDOUT
     assert report["cost_usd"] == 0

@@ -20,6 +20,7 @@ from conftest import ROOT, RepoShell
 
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+from distillbuild.measurements import read_report
 from distillbuild.spec.loader import load_yaml_file
 
 PIPELINE = ROOT / "pipelines/ticket-triage-llama"
@@ -68,10 +69,10 @@ def built(tmp_path_factory):
 def test_stages_up_to_configure_run_here(built):
     spec_dir, repro, _train, served = built
     assert repro.returncode == 0, repro.stdout + repro.stderr
-    calls = json.loads((spec_dir / "build/teacher/report.json").read_text())["calls"]
+    calls = read_report(spec_dir / "build/teacher/report.json")["calls"]
     assert calls["requested"] == 900 + 240  # every input and held-out ticket
     assert served == calls["billed"] == 1140 - calls["deduplicated"]  # identical prompts asked once
-    report = json.loads((spec_dir / "build/filter/report.json").read_text())
+    report = read_report(spec_dir / "build/filter/report.json")
     assert 700 < report["kept"] < 900
     rows = [json.loads(l) for l in (spec_dir / "build/dataset/train.jsonl").open()]
     assert rows and all(r["messages"][-1]["role"] == "assistant" for r in rows)

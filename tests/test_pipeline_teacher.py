@@ -16,6 +16,7 @@ import yaml
 from conftest import LABELS, base_spec
 
 from distillbuild.errors import SpecError, StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.compile import render
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
@@ -79,10 +80,10 @@ def test_a_pipelines_student_teaches_the_next_one_with_its_own_probabilities(pro
         soft = answer["label_probs"]
         for label, expected in zip(LABELS, p):  # its probabilities, through logprobs, as soft labels
             assert soft.get(label, 0.0) == pytest.approx(float(expected), abs=1e-4)
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     assert report["calls"]["billed"] > 0 and report["calls"]["from_cache"] == 0
     assert run_stage("teacher", spec) == 0  # the same served model: answered from the cache
-    assert json.loads((root / "build/teacher/report.json").read_text())["calls"]["billed"] == 0
+    assert read_report(root / "build/teacher/report.json")["calls"]["billed"] == 0
 
     from distillbuild.pipeline.lineage import lineage, teacher_chain
 

@@ -12,6 +12,7 @@ import yaml
 from conftest import RepoShell, base_spec, write_rows
 
 from distillbuild.curate.filters import FilterConfig, curate
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.protocol.prompts import system_prompt
 from distillbuild.protocol.reasoning import split_reply
@@ -123,7 +124,7 @@ def test_the_teacher_stage_records_rationales_in_prompt_mode(project, monkeypatc
     assert all(r["raw_answer"].endswith(f"Answer: {r['answer']}") for r in answered)
     assert sum(bool(r["rationale"]) for r in rows) >= 110
     assert all(r["confidence"] is not None and r["label_probs"] for r in answered)  # read at the answer's token
-    report = json.loads((project.root / "build/filter/report.json").read_text())["by_reason"]
+    report = read_report(project.root / "build/filter/report.json")["by_reason"]
     assert report["no_rationale"] == sum(not r["rationale"] and r["answer"] is not None for r in rows) > 0
     assert report["no_final_answer"] == sum(r["answer"] is None for r in rows) > 0
     kept = [json.loads(line) for line in (project.root / "build/filter/kept.jsonl").open()]
@@ -141,7 +142,7 @@ def test_a_reasoning_models_separate_field_and_a_cache_that_tells_modes_apart(pr
     # The same inputs asked in prompt mode are new requests (the system prompt differs): no cache hit.
     path = _project(project, {"mode": "prompt"}, simulated_reasoning=True)
     assert run_stage("teacher", load_spec(path)) == 0
-    calls = json.loads((project.root / "build/teacher/report.json").read_text())["calls"]
+    calls = read_report(project.root / "build/teacher/report.json")["calls"]
     assert calls["billed"] == 121 and calls["from_cache"] == 0
 
 
@@ -366,7 +367,7 @@ def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache
     estimate = json.loads(CliRunner().invoke(main, ["estimate", str(path), "--json"]).output)
     assert estimate["to_call"] == 0 and estimate["explanations"]["to_call"] == 120  # the answers are cached
     assert run_stage("teacher", load_spec(path)) == 0 and run_stage("filter", load_spec(path)) == 0
-    calls = json.loads((project.root / "build/teacher/report.json").read_text())["calls"]
+    calls = read_report(project.root / "build/teacher/report.json")["calls"]
     labelled = [r for r in before if r["answer"] in base_spec()["task"]["labels"]]
     assert calls["billed"] == len(labelled) and calls["from_cache"] == 121  # 120 inputs and the held-out row
     rows = [json.loads(line) for line in (project.root / "build/teacher/answers.jsonl").open()]
@@ -381,7 +382,7 @@ def test_explain_mode_asks_why_after_the_plain_answers_which_come_from_the_cache
     assert kept and all(r["rationale"] for r in kept)
     again = json.loads(CliRunner().invoke(main, ["estimate", str(path), "--json"]).output)
     assert again["explanations"]["to_call"] == 0  # read with the real answers: every explanation is cached
-    by_reason = json.loads((project.root / "build/filter/report.json").read_text())["by_reason"]
+    by_reason = read_report(project.root / "build/filter/report.json")["by_reason"]
     assert by_reason.get("no_rationale", 0) == sum(r.get("rationale") == "" for r in rows)  # empty ones dropped
 
 

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from distillbuild.evaluate.routing import NEVER, Row, Target, choose, cross_fit, curve
+from distillbuild.measurements import read_report
 
 pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
@@ -109,7 +110,7 @@ def test_the_route_stage_reports_the_cross_fitted_system_and_its_cost(project, m
     stages = list(yaml.safe_load(render(loaded))["stages"])
     assert stages.index("evaluate") < stages.index("route") < stages.index("gate")
     assert run_stage("route", loaded) == 0
-    report = json.loads((root / "build/route/report.json").read_text())
+    report = read_report(root / "build/route/report.json")
     right, to_teacher, _ = cross_fit(rows, Target(max_teacher_share=0.3))
     assert report["routed_accuracy"] == round(sum(right) / len(rows), 6)
     assert report["teacher_share"] == round(sum(to_teacher) / len(rows), 6)
@@ -162,7 +163,7 @@ def test_gates_may_bound_the_routed_system_when_the_spec_routes(project, monkeyp
         json.dumps({"routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35, "threshold": 0.8})
     )
     monkeypatch.chdir(project.root)
-    metrics = _with_route(loaded, {"accuracy": 0.8})
+    metrics = _with_route(loaded, {"accuracy": 0.8}, json.loads((project.root / "build/route/report.json").read_text()))
     assert metrics == {"accuracy": 0.8, "routed_accuracy": 0.93, "routed_accuracy_ci_low": 0.91, "teacher_share": 0.35}
     rows = [check(name, bound, metrics) for name, bound in loaded.gates.items()]
     assert [(r["gate"], r["pass"]) for r in rows] == [("routed_accuracy (ci low)", True), ("teacher_share", False)]

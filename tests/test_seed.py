@@ -11,6 +11,7 @@ import random
 import pytest
 from conftest import LABELS, RepoShell, base_spec, write_rows
 
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.seed.replies import read_reply
 from distillbuild.seed.requests import Cell, messages_for, plan, quotas, read_request
@@ -198,7 +199,7 @@ def test_the_seed_stage_fills_its_quotas_with_new_inputs_the_teacher_then_answer
     assert run_stage("seed", loaded) == 0
     assert _estimate(path)["seed"]["to_call"] == 0  # the first round is cached now
     root = project.root
-    report = json.loads((root / "build/seed/report.json").read_text())
+    report = read_report(root / "build/seed/report.json")
     rows = [json.loads(line) for line in (root / "build/seed/inputs.jsonl").open()]
     dropped = [json.loads(line) for line in (root / "build/seed/dropped.jsonl").open()]
     assert report["generator"] == {"provider": "simulated", "model": "sim", "stand_in": True}
@@ -218,13 +219,13 @@ def test_the_seed_stage_fills_its_quotas_with_new_inputs_the_teacher_then_answer
     assert report["calls"]["billed"] > 0
 
     assert run_stage("seed", loaded) == 0  # a rerun pays for nothing and writes the same inputs
-    assert json.loads((root / "build/seed/report.json").read_text())["calls"]["billed"] == 0
+    assert read_report(root / "build/seed/report.json")["calls"]["billed"] == 0
     assert [json.loads(line) for line in (root / "build/seed/inputs.jsonl").open()] == rows
 
     assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
-    teacher = json.loads((root / "build/teacher/report.json").read_text())
+    teacher = read_report(root / "build/teacher/report.json")
     assert teacher["calls"]["requested"] == len(inputs) + 24 + len(heldout)
-    filtered = json.loads((root / "build/filter/report.json").read_text())
+    filtered = read_report(root / "build/filter/report.json")
     seed_part = filtered["seed"]
     assert seed_part["rows"] == 24 and seed_part["answered"] == 24
     mismatched = filtered["by_reason"]["seed_label_mismatch"]
@@ -253,7 +254,7 @@ def test_one_budget_for_every_round_and_inputs_with_a_seed_field_are_not_generat
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(project.root)
     assert run_stage("seed", load_spec(path)) == 0
-    report = json.loads((project.root / "build/seed/report.json").read_text())
+    report = read_report(project.root / "build/seed/report.json")
     assert report["rounds"] > 1
     spec = __import__("yaml").safe_load(path.read_text())
     budget = report["calls"]["cost_usd"] * 0.8  # less than all the rounds cost
@@ -285,7 +286,7 @@ def test_a_generator_endpoint_of_its_own_and_a_failing_one(project, monkeypatch,
     section = loaded.seed.endpoint(loaded.teacher)
     assert (section.model, section.simulated.seed, section.temperature, section.top_logprobs) == ("writer", 9, 1.0, 0)
     assert run_stage("seed", loaded) == 0
-    assert json.loads((project.root / "build/seed/report.json").read_text())["generator"]["model"] == "writer"
+    assert read_report(project.root / "build/seed/report.json")["generator"]["model"] == "writer"
 
 
 def test_seed_specs_are_checked(project):

@@ -12,6 +12,7 @@ from conftest import LABELS, base_spec
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from distillbuild.errors import SpecError, StageError
+from distillbuild.measurements import read_report
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.pipeline.stages.teacher import response_format
 from distillbuild.spec import load_spec
@@ -103,7 +104,7 @@ def test_self_consistency_majority_and_agreement(project, monkeypatch, tmp_path)
         assert abs(sum(row["label_probs"].values()) - 1) < 1e-9
     assert len({r["agreement"] for r in rows}) > 1  # a 60%-accurate teacher does not always agree with itself
     assert run_stage("filter", loaded) == 0
-    report = json.loads((project.root / "build/filter/report.json").read_text())
+    report = read_report(project.root / "build/filter/report.json")
     assert report["by_reason"]["low_agreement"] == sum(r["agreement"] < 0.8 for r in rows)
 
 
@@ -183,6 +184,6 @@ def test_gold_labels_in_the_inputs_reach_the_filters_audit_and_nothing_else(proj
     answers = [json.loads(l) for l in (root / "build/teacher/answers.jsonl").open()]
     assert {a["id"]: a["gold_label"] for a in answers} == gold
     right = sum(a["answer"] == gold[a["id"]] for a in answers)
-    audit = json.loads((root / "build/filter/report.json").read_text())["gold_audit"]
+    audit = read_report(root / "build/filter/report.json")["gold_audit"]
     assert audit["rows_with_gold"] == 12 and audit["teacher_accuracy_all"] == round(right / 12, 6) < 1
     assert "gold_label" not in (root / "build/dataset/train.jsonl").read_text()

@@ -13,6 +13,8 @@ import yaml
 from conftest import LABELS, RepoShell, base_spec, write_rows
 from fault_server import PAID, FaultServer
 
+from distillbuild.measurements import read_report
+
 pytestmark = pytest.mark.build  # `dvc repro` in a git repository
 
 FAULTS = {"rate_limit": 0.10, "server_error": 0.05, "malformed": 0.02, "truncated": 0.02, "dropped": 0.01}
@@ -70,7 +72,7 @@ def test_two_thousand_prompts_through_faults_each_answered_and_paid_once(tmp_pat
     # Every prompt got exactly one good (paid) answer; a fault was paid only when it was a 200.
     assert len(server.by_prompt) == 2000
     assert all(counts["ok"] == 1 for counts in server.by_prompt.values())
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     calls = report["calls"]
     assert (
         calls["billed"]
@@ -104,5 +106,5 @@ def test_rows_left_unanswered_fail_the_stage_and_the_rerun_asks_for_them_alone(t
         asked_again = {p for p, c in server.by_prompt.items() if sum(c.values()) > before.get(p, 0)}
     assert asked_again == lost  # the answers kept in the cache were not asked for again
     assert [r for r in _rows(root, "answers") + _rows(root, "heldout_answers") if r.get("error")] == []
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     assert report["calls"]["from_cache"] == 320 - len(lost) and report["calls"]["billed"] == len(lost)

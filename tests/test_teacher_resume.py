@@ -16,6 +16,7 @@ from conftest import LABELS, base_spec, write_rows
 
 from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import KeyEntry, SimulatedTeacher
+from distillbuild.measurements import read_report
 
 pytestmark = pytest.mark.unit  # `make test-unit`: no torch, no `dvc repro`
 
@@ -74,7 +75,7 @@ def test_kill_9_then_rerun_pays_only_for_the_missing(project, tmp_path):
         done = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert KEY not in done.stdout + done.stderr  # nor in the logs
-        report = json.loads((root / "build/teacher/report.json").read_text())
+        report = read_report(root / "build/teacher/report.json")
         total_paid = server.requests_served
     assert report["calls"]["from_cache"] == kept
     # Only the requests in flight at the kill are paid twice.
@@ -121,7 +122,7 @@ def test_budget_stop_exits_3_keeps_answers_and_a_rerun_continues(project, tmp_pa
         second = subprocess.run(["distill", "stage", "teacher"], cwd=root, env=env, capture_output=True, text=True)
         assert second.returncode == 0, second.stderr
         assert server.requests_served == 201  # the rerun paid only for the rest
-    report = json.loads((root / "build/teacher/report.json").read_text())
+    report = read_report(root / "build/teacher/report.json")
     assert report["calls"]["from_cache"] == paid
     # The first run stopped before passing its budget, within the cost of the requests in flight.
     per_call = report["cost_usd"] / report["calls"]["billed"]

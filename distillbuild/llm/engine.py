@@ -105,14 +105,24 @@ def recorded_responses(
     cache: TeacherCache,
     seeds: list[int | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The cache's entries for these requests ({key, endpoint, model, response}), once each: what
-    a stage writes beside its answers (build/*/responses.jsonl), so that `distill reproduce` in a
-    fresh clone seeds the cache from them and asks nothing."""
+    """The cache's entries for these requests ({key, endpoint, model, response}), once each, in
+    the requests' order: what a stage writes beside its answers (build/*/responses.jsonl), so that
+    `distill reproduce` in a fresh clone seeds the cache from them and asks nothing. A response's
+    id and creation time name the call, not the answer: left out, so the same answers asked again
+    write the same bytes."""
     seeds = seeds or [None] * len(requests)
     keys = list(dict.fromkeys(request_key(settings.endpoint_id, settings.body(m, s)) for m, s in zip(requests, seeds)))
     held = cache.get_many(keys)
     return [
-        {"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": held[k]}
+        {"key": k, "endpoint": settings.endpoint_id, "model": settings.model, "response": _answer_only(held[k])}
         for k in keys
         if k in held
     ]
+
+
+# Fields of a completion that identify the call (differ each time it is asked), not the answer.
+CALL_FIELDS = ("id", "created")
+
+
+def _answer_only(response: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k not in CALL_FIELDS}

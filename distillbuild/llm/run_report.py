@@ -8,9 +8,13 @@ from distillbuild.console import rate_number
 from distillbuild.llm.results import RunStats
 from distillbuild.stats import percentile
 
+# What the report says of this run on this machine (calls paid and cached, timings): kept in
+# report.run.json beside it, out of DVC's hashes (distillbuild/measurements.py).
+MEASURED = ("calls", "errors", "tokens", "cost_usd", "latency_s", "system_fingerprints", "seconds")
+
 
 def report(provider: str, model: str, stats: RunStats, inputs: int, heldout: int, ambiguous: int) -> dict[str, Any]:
-    """The run report (build/teacher/report.json)."""
+    """The run report (build/teacher/report.json, its MEASURED keys kept apart: distillbuild/measurements.py)."""
     return {
         "provider": provider,
         "model": model,

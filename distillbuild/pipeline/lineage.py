@@ -38,7 +38,9 @@ def lineage(spec: Spec, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     if answers.exists():  # from the answers, not the run report: a rerun from cache must not change lineage
         with answers.open(encoding="utf-8") as fh:
             fingerprints = {json.loads(line).get("system_fingerprint") for line in fh if line.strip()}
-    rev, dirty = git.revision(base)
+    # Uncommitted changes to what the build is made from: the build's own records (dvc.lock, the
+    # files under build/, which DVC rewrites or removes while it runs) are not among them.
+    rev, dirty = git.revision(base, apart_from=("dvc.lock", layout.BUILD))
     teacher = spec.teacher
     data = {"inputs": spec.data_files.inputs, "heldout": spec.data_files.heldout}
     return {

@@ -36,6 +36,10 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _observed(gate: dict[str, Any]) -> str:
+    return "measured on the build machine" if gate.get("measured") else _fmt(gate["observed"])
+
+
 def model_card(spec: Spec, metrics: dict[str, Any], gates: list[dict[str, Any]], lineage: dict[str, Any]) -> str:
     teacher, task = lineage["teacher"], spec.task
     front = {
@@ -77,9 +81,13 @@ def model_card(spec: Spec, metrics: dict[str, Any], gates: list[dict[str, Any]],
     ]
     lines += [f"| {name} | {_fmt(metrics.get(name))} |" for name in _HEADLINE if name in metrics]
     lines += ["", "## Gates", "", "| gate | required | observed | verdict |", "| --- | --- | --- | --- |"]
-    lines += [
-        f"| {g['gate']} | {g['required']} | {_fmt(g['observed'])} | {'pass' if g['pass'] else 'FAIL'} |" for g in gates
-    ]
+    lines += [f"| {g['gate']} | {g['required']} | {_observed(g)} | {'pass' if g['pass'] else 'FAIL'} |" for g in gates]
+    if any(g.get("measured") for g in gates):
+        lines += [
+            "",
+            "Latency and what follows from it are measured by the machine that runs the build, not recorded "
+            "here: a rebuild elsewhere measures its own (`distill summary`).",
+        ]
     terms = teacher.get("terms") or "not stated in the spec (teacher.terms): check the provider's terms before shipping"
     lines += [
         "",

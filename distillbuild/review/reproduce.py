@@ -4,8 +4,8 @@ The revision is checked out into a temporary git worktree and rebuilt from scrat
 `dvc repro --force`. The teacher cache of this repository is shared, so a rebuild pays nothing
 for answers the cache holds (and tells you what it would pay when it does not). The rebuilt
 lineage is then compared, hash by hash, with the decision.json committed at that revision.
-Timing metrics (latency, throughput) are machine facts, not build outputs, and are compared
-apart: they are reported, never counted as a difference.
+Timing metrics (latency, throughput) are machine facts, not build outputs (kept under
+.distill/runs: distillbuild/measurements.py): the rebuild's are reported, never counted as a difference.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from typing import Any, Callable
 from distillbuild import git, layout
 from distillbuild.errors import StageError
 from distillbuild.llm.cache import TeacherCache, cache_dir
+from distillbuild.measurements import read_report
+from distillbuild.metric_names import MEASURED_METRICS
 
-TIMING = ("latency_p50_ms", "latency_p95_ms", "batch_throughput_rows_per_s", "student_cost_per_1k_usd")
+# Measured metrics shown as figures (a record from before they left metrics.json may still hold them).
+TIMING = tuple(name for name in MEASURED_METRICS if "." not in name and name != "latency")
 COMPARED = (
     "spec_sha256",
     "data_sha256",
@@ -44,7 +47,7 @@ def compare(
 ) -> list[dict[str, Any]]:
     rows = [{"what": key, "recorded": _get(recorded, key), "rebuilt": _get(rebuilt, key)} for key in COMPARED]
     for name in sorted(set(metrics_then) | set(metrics_now)):
-        if name in TIMING or isinstance(metrics_then.get(name), dict):
+        if name in MEASURED_METRICS or isinstance(metrics_then.get(name), dict):
             continue
         rows.append({"what": f"metrics.{name}", "recorded": metrics_then.get(name), "rebuilt": metrics_now.get(name)})
     for row in rows:
@@ -113,8 +116,8 @@ def reproduce(repo_root: Path, spec_rel: str, rev: str, log: Callable[[str], Non
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
             raise StageError(f"the rebuild of {rev} failed:\n{tail}")
         rebuilt_decision = json.loads((spec_dir / layout.DECISION).read_text())
-        metrics_now = json.loads((spec_dir / layout.METRICS).read_text())
-        teacher = json.loads((spec_dir / layout.TEACHER_REPORT).read_text())
+        metrics_now = read_report(spec_dir / layout.METRICS)
+        teacher = read_report(spec_dir / layout.TEACHER_REPORT)
     finally:
         git.call(repo_root, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(workdir, ignore_errors=True)

@@ -35,6 +35,8 @@ from distillbuild.evaluate.latency import measure as measure_latency
 from distillbuild.io import read_json, read_json_or_none, read_jsonl, write_json
 from distillbuild.markup import charts
 from distillbuild.markup.tables import fmt, table
+from distillbuild.measurements import read_report, write_report
+from distillbuild.metric_names import MEASURED_METRICS
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import messages_for
@@ -279,7 +281,7 @@ def run_generation(spec: Spec) -> int:
         student_cost_per_1k_usd=student_cost_per_1k(spec, lat.all_ms),
         teacher_simulated=_teacher_simulated(spec),
     )
-    write_json(Path(layout.METRICS), metrics)
+    write_report(Path(layout.METRICS), metrics, MEASURED_METRICS)
     write_json(
         Path(layout.PREDICTIONS),
         [
@@ -537,7 +539,7 @@ def _teacher_simulated(spec: Spec) -> bool:
 
 
 def _write_outputs(metrics: dict, predictions: list[dict]) -> None:
-    write_json(Path(layout.METRICS), metrics)
+    write_report(Path(layout.METRICS), metrics, MEASURED_METRICS)
     write_json(Path(layout.PREDICTIONS), predictions)
 
 
@@ -575,7 +577,7 @@ HEADLINE = {
 
 def summary_lines(spec: Spec) -> list[str]:
     """Its lines in `distill summary`: the headline metric, retention and latency."""
-    metrics = read_json_or_none(spec.dir / layout.METRICS)
+    metrics = read_report(spec.dir / layout.METRICS)
     if not metrics:
         return []
 
@@ -608,7 +610,7 @@ def _with_interval(m: dict, name: str) -> str:
 
 def headline_html(spec: Spec) -> str:
     """Its part of the page's first screen: the held-out metrics, with their 95% intervals."""
-    metrics = read_json_or_none(spec.dir / layout.METRICS)
+    metrics = read_report(spec.dir / layout.METRICS)
     if not metrics:
         return ""
     rows = [
@@ -622,7 +624,7 @@ def headline_html(spec: Spec) -> str:
 
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the confusion matrix, per-class F1, latency."""
-    metrics = read_json_or_none(spec.dir / layout.METRICS)
+    metrics = read_report(spec.dir / layout.METRICS)
     if not metrics:
         return ""
     out = ["<h2>Evaluation on the held-out set</h2><div class=charts>"]

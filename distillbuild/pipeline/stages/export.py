@@ -22,8 +22,9 @@ from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.evaluate.latency import latencies_ms
 from distillbuild.export.onnx_classifier import OnnxClassifier, export_onnx
-from distillbuild.io import fresh_tmp_dir, read_json, read_json_or_none, replace_dir, write_json
+from distillbuild.io import fresh_tmp_dir, read_json, replace_dir
 from distillbuild.markup.tables import table
+from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import system_prompt
@@ -108,6 +109,10 @@ def metrics(spec: Spec) -> list[Out]:
     return [uncached(layout.EXPORT_REPORT)]
 
 
+# An exported file's timings beside the unexported student's: this machine's (measurements.py).
+TIMINGS = ("latency_p50_ms", "latency_p95_ms", "student_latency_p50_ms", "student_latency_p95_ms", "speedup_p50")
+
+
 def run(spec: Spec) -> int:
     verdict = read_json(Path(layout.DECISION)).get("verdict")
     if verdict != "pass":
@@ -115,7 +120,8 @@ def run(spec: Spec) -> int:
     report = (export_gguf_student if spec.export.format == "gguf" else export_onnx_student)(spec)
     settings = spec.export
     report.update(format=settings.format, quantize=settings.quantize, max_disagreement=settings.max_disagreement)
-    write_json(Path(layout.EXPORT_REPORT), report)
+    files = [f"files.{kind}.{name}" for kind in report.get("files") or {} for name in TIMINGS]
+    write_report(Path(layout.EXPORT_REPORT), report, [*TIMINGS, *files])
     log(
         f"export: {settings.format} ({settings.quantize}), {report['bytes'] / 1e6:.1f} MB; agreement with the "
         f"student {report['agreement']:.4f} on {report['heldout_rows']} held-out rows; accuracy "
@@ -255,7 +261,7 @@ def export_gguf_student(spec: Spec) -> dict:
 
 def summary_lines(spec: Spec) -> list[str]:
     """Its line in `distill summary`: the file's format, agreement with the student, and speed."""
-    exported = read_json_or_none(spec.dir / layout.EXPORT_REPORT)
+    exported = read_report(spec.dir / layout.EXPORT_REPORT)
     if not exported:
         return []
     return [
@@ -268,7 +274,7 @@ def summary_lines(spec: Spec) -> list[str]:
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: each exported file against the unexported student."""
     out = []
-    export = read_json_or_none(spec.dir / layout.EXPORT_REPORT)
+    export = read_report(spec.dir / layout.EXPORT_REPORT)
     if export:
         files = export.get("files") or {export.get("quantize"): export}
         rows = [

@@ -18,9 +18,11 @@ from distillbuild.curate.filters import FilterConfig, Row, curate, human_rows
 from distillbuild.curate.fitting import FitResult, contextual_calibration, fit_confidence, fits_on_heldout
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.endpoints.open import open_judge
-from distillbuild.io import read_json_or_none, read_jsonl, write_json, write_jsonl
+from distillbuild.io import read_jsonl, write_json, write_jsonl
+from distillbuild.llm.judge import JudgeStats
 from distillbuild.markup import charts
 from distillbuild.markup.tables import rows_of, table
+from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
@@ -146,7 +148,7 @@ def run(spec: Spec) -> int:
         log(summary(verdicts))
     write_jsonl(Path(layout.FILTER_KEPT), kept)
     write_jsonl(Path(layout.FILTER_REJECTED), rejected)
-    write_json(Path(layout.FILTER_REPORT), report)
+    write_report(Path(layout.FILTER_REPORT), report, [f"judge.{k}" for k in JudgeStats.MEASURED])
     by_reason = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
     log(f"filter: kept {report['kept']} of {report['rows']} (rejected: {by_reason})")
     if human is not None:
@@ -178,7 +180,7 @@ def run(spec: Spec) -> int:
 
 def summary_lines(spec: Spec) -> list[str]:
     """Its lines in `distill summary`: rows kept, why the others went, and the judge's bill."""
-    report = read_json_or_none(spec.dir / layout.FILTER_REPORT)
+    report = read_report(spec.dir / layout.FILTER_REPORT)
     if not report:
         return []
     rejected = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
@@ -199,7 +201,7 @@ REPORT_EXAMPLES_PER_REASON = 3  # rejected rows shown per reason on the report p
 
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the reasons, the class balance, examples of rejected rows."""
-    filt = read_json_or_none(spec.dir / layout.FILTER_REPORT)
+    filt = read_report(spec.dir / layout.FILTER_REPORT)
     if not filt:
         return ""
     reasons = sorted(((k, v) for k, v in (filt.get("by_reason") or {}).items() if v), key=lambda kv: -kv[1])

@@ -18,9 +18,10 @@ from typing import Any, Mapping
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import EXIT_GATE_FAILED
-from distillbuild.io import read_json_or_none, write_json, write_text
+from distillbuild.io import read_json_or_none, write_text
 from distillbuild.markup.tables import fmt
 from distillbuild.markup.tables import table as html_table
+from distillbuild.measurements import read_measured, read_report, write_report
 from distillbuild.metric_names import ROUTE_METRICS, gate_figure
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.pipeline.lineage import lineage
@@ -111,33 +112,47 @@ def _metrics(path: Path) -> dict[str, Any]:
         return {}  # fails every gate below: closed, not open
 
 
-def _with_route(spec: Spec, metrics: dict[str, Any]) -> dict[str, Any]:
+def _with_route(spec: Spec, metrics: dict[str, Any], routed: dict[str, Any]) -> dict[str, Any]:
     """evaluate's metrics, and the route stage's when the spec routes (their names never clash)."""
     if spec.route is None:
         return metrics
-    routed = _metrics(Path(layout.ROUTE_REPORT))
     names = [*ROUTE_METRICS, *(f"{n}_{end}" for n in ROUTE_METRICS for end in ("ci_low", "ci_high"))]
     return {**metrics, **{k: routed[k] for k in names if k in routed}}
 
 
+def _built_and_measured(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics the build decided (metrics.json, the route report), and those this machine
+    measured (latency and what follows from it: distillbuild/measurements.py)."""
+    built = _with_route(spec, _metrics(Path(layout.METRICS)), _metrics(Path(layout.ROUTE_REPORT)))
+    route = Path(layout.ROUTE_REPORT)
+    measured = _with_route(spec, read_measured(Path(layout.METRICS)), read_measured(route))
+    return built, measured
+
+
+ON_THIS_MACHINE = "observed_on_this_machine"
+
+
 def run(spec: Spec, keys: tuple[str, ...] = ()) -> int:
-    metrics = _with_route(spec, _metrics(Path(layout.METRICS)))
+    built, measured = _built_and_measured(spec)
+    metrics = {**built, **measured}
     rows = [check(name, bound, metrics) for name, bound in spec.gates.items()]
     if "heldout_rows" not in spec.gates:  # too few rows prove nothing
         rows.append(check("heldout_rows", {"min": spec.evaluation.min_heldout_rows}, metrics))
+    log(table(rows))
+    # A gate on a measured figure (latency): the record keeps its verdict; the figure, this
+    # machine's, is kept apart (measurements.py), so the record does not change with every run.
+    seen = {r["gate"]: r["observed"] for r, name in zip(rows, spec.gates) if name in measured}
+    rows = [{**r, "observed": None, "measured": True} if r["gate"] in seen else r for r in rows]
     passed = all(r["pass"] for r in rows)
     promote = spec.registry_name
     record = lineage(spec, keys)
-    write_json(
-        Path(layout.DECISION),
-        {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows, "lineage": record},
-    )
+    decision = {"verdict": "pass" if passed else "fail", "model": promote, "gates": rows, "lineage": record}
+    write_report(Path(layout.DECISION), {**decision, ON_THIS_MACHINE: seen}, (ON_THIS_MACHINE,))
     card = Path(layout.MODEL_CARD)
     if passed:
-        write_text(card, model_card(spec, metrics, rows, record))
+        write_text(card, model_card(spec, built, rows, record))
     elif card.exists():
         card.unlink()  # no card for a model that failed its gates
-    log(table(rows))
     if passed:
         log(f"gate: PASS: {promote} may be promoted (`distill promote`)")
         return 0
@@ -170,8 +185,17 @@ def headline_html(spec: Spec) -> str:
 def _gates_html(decision: dict | None) -> str:
     if not decision:
         return ""
+    seen = decision.get(ON_THIS_MACHINE) or {}  # a measured figure: this machine's
+
+    def observed(g: dict) -> str:
+        return (
+            fmt(seen.get(g["gate"])) + " <span class=muted>(this machine)</span>"
+            if g.get("measured")
+            else fmt(g["observed"])
+        )
+
     rows = "".join(
-        f"<tr><td>{escape(g['gate'])}</td><td>{escape(g['required'])}</td><td class=num>{fmt(g['observed'])}"
+        f"<tr><td>{escape(g['gate'])}</td><td>{escape(g['required'])}</td><td class=num>{observed(g)}"
         f"</td><td class={'pass' if g['pass'] else 'fail'}>{'pass' if g['pass'] else 'FAIL ' + escape(g['reason'])}"
         "</td></tr>"
         for g in decision.get("gates", [])
@@ -199,5 +223,5 @@ def _lineage_and_card_html(spec: Spec, decision: dict | None) -> str:
 
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the gates, the lineage and the model card."""
-    decision = read_json_or_none(spec.dir / layout.DECISION)
+    decision = read_report(spec.dir / layout.DECISION)
     return _gates_html(decision) + _lineage_and_card_html(spec, decision)

@@ -18,9 +18,11 @@ from typing import Any
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.io import fresh_tmp_dir, replace_dir, write_json, write_text
+from distillbuild.measurements import write_report
 from distillbuild.pipeline.contract import Out
 from distillbuild.pipeline.student_base import student_base
 from distillbuild.spec import Spec
+from distillbuild.train import MEASURED as TRAINING_MEASURED
 from distillbuild.train.axolotl_config import Section, axolotl_sections, plan_device, render_yaml
 
 READS = ("name", "task.type", "student")  # the SFT student's settings, and the preference ones
@@ -134,5 +136,5 @@ def run(spec: Spec) -> int:
     replace_dir(tmp, config_dir)
     log(f"preference: wrote {CONFIG} ({plan['device']} settings), beta {spec.student.preference.beta}")
     history = train_axolotl(Path(CONFIG), Path(PLAN), Path(layout.PREFERENCE_MODEL), log)
-    write_json(Path(layout.PREFERENCE_REPORT), history)
+    write_report(Path(layout.PREFERENCE_REPORT), history, TRAINING_MEASURED)
     return 0

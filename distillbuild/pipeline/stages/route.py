@@ -21,6 +21,8 @@ from distillbuild.evaluate.routing import NEVER, Row, Target, choose, cross_fit,
 from distillbuild.io import read_json, read_json_or_none, write_json
 from distillbuild.markup import charts
 from distillbuild.markup.tables import table
+from distillbuild.measurements import read_report, write_report
+from distillbuild.metric_names import MEASURED_METRICS
 from distillbuild.pipeline.contract import Out, uncached
 from distillbuild.spec import Spec
 from distillbuild.stats import bootstrap_mean_interval
@@ -78,7 +80,7 @@ def target_met(rows: list[Row], threshold: float, target: Target) -> bool:
 
 def run(spec: Spec) -> int:
     rows = rows_from(read_json(Path(layout.PREDICTIONS)))
-    evaluated = read_json(Path(layout.METRICS))
+    evaluated = read_report(Path(layout.METRICS))  # with the student's cost, measured on this machine
     target = Target(spec.route.min_accuracy, spec.route.max_teacher_share)
     right, to_teacher, halves = cross_fit(rows, target)
     deployed = choose(rows, target)
@@ -108,7 +110,7 @@ def run(spec: Spec) -> int:
             else None
         ),
     }
-    write_json(Path(layout.ROUTE_REPORT), report)
+    write_report(Path(layout.ROUTE_REPORT), report, MEASURED_METRICS)
     write_json(Path(layout.ROUTE_CURVE), curve(rows))
     log(
         f"route: threshold {report['threshold']} for {report['target']} (met on all rows: "
@@ -124,7 +126,7 @@ def run(spec: Spec) -> int:
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the coverage/accuracy curve and the routed system."""
     out = []
-    curve, route = read_json_or_none(spec.dir / layout.ROUTE_CURVE), read_json_or_none(spec.dir / layout.ROUTE_REPORT)
+    curve, route = read_json_or_none(spec.dir / layout.ROUTE_CURVE), read_report(spec.dir / layout.ROUTE_REPORT)
     if curve:
         pts = sorted((c["coverage"], c["accuracy"]) for c in curve)
         out.append(

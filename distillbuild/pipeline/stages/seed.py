@@ -21,10 +21,11 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.endpoints.open import open_endpoint
 from distillbuild.errors import StageError
-from distillbuild.io import write_json, write_jsonl
+from distillbuild.io import write_jsonl
 from distillbuild.llm.engine import answer_all, recorded_responses
 from distillbuild.llm.results import CallResult, RunStats
 from distillbuild.llm.settings import TeacherSettings
+from distillbuild.measurements import write_report
 from distillbuild.pipeline.contract import Out, posix
 from distillbuild.seed.diversity import diversity
 from distillbuild.seed.replies import content_text, read_reply
@@ -357,7 +358,7 @@ def run(spec: Spec) -> int:
     )
     write_jsonl(Path(layout.SEED_RESPONSES), responses)
     report = _report(spec, section, selection, final, quota, stats, rounds, existing)
-    write_json(Path(layout.SEED_REPORT), report)
+    write_report(Path(layout.SEED_REPORT), report, ("calls",))
     by_reason = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
     stand_in = " (the SIMULATED stand-in: inputs drawn from its pool)" if section.provider == "simulated" else ""
     log(

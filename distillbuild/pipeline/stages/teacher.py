@@ -19,15 +19,16 @@ from distillbuild.curate.fitting import contextual_calibration
 from distillbuild.endpoints.llamacpp import has_chat_template
 from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.errors import StageError
-from distillbuild.io import read_json_or_none, read_jsonl, write_json, write_jsonl
+from distillbuild.io import read_jsonl, write_jsonl
 from distillbuild.llm.cache import TeacherCache, cached_keys, request_key
 from distillbuild.llm.engine import Canary, answer_all, recorded_responses
 from distillbuild.llm.estimate import estimate
 from distillbuild.llm.results import CallResult, RunStats
-from distillbuild.llm.run_report import report, summary
+from distillbuild.llm.run_report import MEASURED, report, summary
 from distillbuild.llm.settings import TeacherSettings
 from distillbuild.markup import charts
 from distillbuild.markup.tables import fmt, table
+from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix
 from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
@@ -413,7 +414,7 @@ def run(spec: Spec) -> int:
             [answer_row(r, res, spec.task, None, choice(spec)) for r, res in zip(free, results[offset:])],
         )
     write_jsonl(Path(layout.TEACHER_RESPONSES), responses)
-    write_json(Path(layout.TEACHER_REPORT), rep)
+    write_report(Path(layout.TEACHER_REPORT), rep, MEASURED)
     if all(r.get("error") is not None for r in rows):  # the answers (explain mode's explanations aside)
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0
@@ -421,7 +422,7 @@ def run(spec: Spec) -> int:
 
 def summary_lines(spec: Spec) -> list[str]:
     """Its lines in `distill summary`: who answered, and what the calls cost."""
-    report = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
+    report = read_report(spec.dir / layout.TEACHER_REPORT)
     if not report:
         return ["  teacher    not run yet"]
     who = f"{report['provider']}:{report['model']}" + (
@@ -448,7 +449,7 @@ def spend(spec: Spec) -> dict[str, Any]:
 
 def headline_html(spec: Spec) -> str:
     """Its part of the page's first screen: a warning when the answers came from the stand-in."""
-    report = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
+    report = read_report(spec.dir / layout.TEACHER_REPORT)
     if not (report and report.get("simulated")):
         return ""
     return (
@@ -459,7 +460,7 @@ def headline_html(spec: Spec) -> str:
 
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the calls, the cache and the cost."""
-    teacher = read_json_or_none(spec.dir / layout.TEACHER_REPORT)
+    teacher = read_report(spec.dir / layout.TEACHER_REPORT)
     if not teacher:
         return ""
     c, lat = teacher["calls"], teacher.get("latency_s") or {}

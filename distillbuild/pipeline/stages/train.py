@@ -15,8 +15,10 @@ from distillbuild.io import read_json, read_json_or_none, read_jsonl, write_json
 from distillbuild.llm.cache import cache_dir
 from distillbuild.markup import charts
 from distillbuild.markup.tables import table
+from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, uncached
 from distillbuild.spec import Spec
+from distillbuild.train import MEASURED as TRAINING_MEASURED
 from distillbuild.train.axolotl_config import PLAN
 from distillbuild.train.axolotl_run import train_axolotl
 
@@ -88,14 +90,14 @@ def run(spec: Spec) -> int:
     local = Path(layout.LOCAL_TRAINER_CONFIG)
     history = _train_local(local, spec.repo_root) if local.exists() else _train_axolotl(Path(layout.AXOLOTL_CONFIG))
     write_json(Path(layout.TRAIN_HISTORY), [{"step": s["step"], "loss": s["loss"]} for s in history.get("steps", [])])
-    write_json(Path(layout.TRAIN_REPORT), {k: v for k, v in history.items() if k != "steps"})
+    write_report(Path(layout.TRAIN_REPORT), {k: v for k, v in history.items() if k != "steps"}, TRAINING_MEASURED)
     return 0
 
 
 def report_html(spec: Spec) -> str:
     """Its section of `distill report`'s page: the loss curves and the run's facts."""
     history = read_json_or_none(spec.dir / layout.TRAIN_HISTORY) or []
-    report = read_json_or_none(spec.dir / layout.TRAIN_REPORT) or {}
+    report = read_report(spec.dir / layout.TRAIN_REPORT) or {}
     if not history and not report:
         return ""
     steps = [(h["step"], h["loss"]) for h in history if isinstance(h.get("loss"), (int, float))]
