@@ -33,7 +33,7 @@ def _take(path: Path, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
-    sh = RepoShell(root)
+    sh = RepoShell(root, OMP_NUM_THREADS="2")  # torch's threads, whatever the machine: a reproduce varies them
     spec = load_yaml_file(ROOT / "distill.yaml").data
     spec["student"].update(epochs=2, batch_size=16)
     spec["evaluation"] = {"latency_samples": 20, "threads": 1}
@@ -169,6 +169,39 @@ def test_reproduce_the_promoted_tag_matches_its_record(repo):
     assert "IDENTICAL to the record" in done.stdout, done.stdout + done.stderr
     assert "0 billed" in done.stdout  # every teacher answer came from the cache
     assert sh("git", "worktree", "list").stdout.count("\n") == 1  # the temporary worktree is gone
+
+
+def test_reproduce_on_one_thread_is_equivalent_and_names_train(repo):
+    """Training on one thread instead of two sums the same floats in another order: the model's
+    bytes differ from the same inputs, its answers and gated metrics do not. EQUIVALENT, exit 4."""
+    root, _, _, _ = repo
+    one_thread = RepoShell(root, OMP_NUM_THREADS="1")
+    done = one_thread("distill", "reproduce", "ticket-triage@v1.0.0", "--json", check=False)
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["verdict"]) == (4, "EQUIVALENT"), report
+    first = report["first_difference"]
+    assert first["stage"] == "train" and first["inputs"] == [] and "build/model" in first["outputs"]
+    assert report["agreement"]["share"] >= 0.995 and all(g["holds"] for g in report["gated_metrics"])
+    markdown = one_thread("distill", "reproduce", "ticket-triage@v1.0.0", check=False)
+    assert "EQUIVALENT to the record" in markdown.stdout and "stage `train`: the same inputs" in markdown.stdout
+
+
+def test_reproduce_of_a_changed_input_row_is_different(repo):
+    """An input row changed and committed without a rebuild: the record no longer describes that
+    revision. DIFFERENT, exit 1, naming the teacher and the file."""
+    root, sh, _, _ = repo
+    inputs = root / "data/inputs.jsonl"
+    rows = inputs.read_text().splitlines()
+    inputs.write_text("\n".join([json.dumps({**json.loads(rows[0]), "id": "changed"}), *rows[1:]]) + "\n")
+    sh("git", "commit", "-qam", "an input row changed, the build not rerun")
+    try:
+        done = sh("distill", "reproduce", "HEAD", "--json", check=False)
+        report = json.loads(done.stdout)
+        assert (done.returncode, report["verdict"]) == (1, "DIFFERENT"), report
+        assert report["first_difference"]["stage"] == "teacher"
+        assert "data/inputs.jsonl" in report["first_difference"]["inputs"]
+    finally:
+        sh("git", "reset", "-q", "--hard", "HEAD~1")
 
 
 def test_diff_of_a_committed_filter_change(repo):

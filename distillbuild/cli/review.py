@@ -64,19 +64,29 @@ def diff(base_rev: str, spec_path: Path, as_json: bool) -> None:
 @click.option(
     "--spec", "spec_path", default="distill.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path)
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def reproduce(rev: str, spec_path: Path, as_json: bool) -> None:
-    """Rebuild REV (a commit or a NAME@vX.Y.Z tag) in a temporary worktree and compare the rebuilt
-    model, data and metrics with its record: exit 0 when identical, 1 listing what differs."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1),
+    default=0.995,
+    show_default=True,
+    help="Share of held-out predictions that must match the record for EQUIVALENT.",
+)
+def reproduce(rev: str, spec_path: Path, as_json: bool, min_agreement: float) -> None:
+    """Rebuild REV (a commit or a NAME@vX.Y.Z tag) in a temporary worktree and compare it with its
+    record: exit 0 IDENTICAL (every hash matches), 4 EQUIVALENT (other bytes from the same inputs,
+    predictions and gated metrics within tolerance), 1 DIFFERENT; each naming the first stage whose
+    outputs differ and why."""
+    from distillbuild.review.equivalence import EXIT_CODES
     from distillbuild.review.reproduce import render
     from distillbuild.review.reproduce import reproduce as rebuild
 
     root = find_repo_root(spec_path.absolute().parent)
     spec_rel = spec_path.absolute().relative_to(root).as_posix()
     with runtime_errors("distill reproduce"):
-        report = rebuild(root, spec_rel, rev, log=lambda m: click.echo(m, err=True))
+        report = rebuild(root, spec_rel, rev, log=lambda m: click.echo(m, err=True), min_agreement=min_agreement)
     click.echo(json.dumps(report, indent=2) if as_json else render(report))
-    sys.exit(0 if report["identical"] else 1)
+    sys.exit(EXIT_CODES[report["verdict"]])
 
 
 @main.command()
