@@ -585,11 +585,15 @@ def summary_lines(spec: Spec) -> list[str]:
         return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
     name, label = HEADLINE.get(spec.task.type, HEADLINE["classification"])
+    latency = (
+        f"latency p50 {metrics['latency_p50_ms']} ms, p95 {metrics['latency_p95_ms']} ms"
+        if metrics.get("latency_p50_ms") is not None
+        else "latency not measured on this machine (`dvc repro -f -s evaluate` measures it)"
+    )
     return [
         f"  {label:<10} student {figure(metrics.get(name))}, teacher {figure(metrics.get('teacher_' + name))} "
         f"on {metrics.get('heldout_rows')} held-out rows",
-        f"  retention  {figure(metrics.get('retention'))}   latency p50 {metrics.get('latency_p50_ms')} ms, "
-        f"p95 {metrics.get('latency_p95_ms')} ms",
+        f"  retention  {figure(metrics.get('retention'))}   {latency}",
     ]
 
 

@@ -264,11 +264,14 @@ def summary_lines(spec: Spec) -> list[str]:
     exported = read_report(spec.dir / layout.EXPORT_REPORT)
     if not exported:
         return []
-    return [
-        f"  export     {exported['format']} ({exported['quantize']}), agreement {exported['agreement']:.4f}; "
+    speed = (
         f"latency p50 {exported['latency_p50_ms']} ms against {exported['student_latency_p50_ms']} ms "
         f"({exported['speedup_p50']}x)"
-    ]
+        if exported.get("latency_p50_ms") is not None
+        else "latency not measured on this machine"
+    )
+    what = f"{exported['format']} ({exported['quantize']})"
+    return [f"  export     {what}, agreement {exported['agreement']:.4f}; {speed}"]
 
 
 def report_html(spec: Spec) -> str:
