@@ -44,6 +44,10 @@ _STUDENT_VS_TEACHER = (
 # .distill/runs, out of DVC's hashes (distillbuild/measurements.py): a rebuild of unchanged inputs
 # rewrites no hashed byte. A gate may still bound them; its record keeps the verdict, and the
 # figure it saw stays in the gate's own run file.
+# What a judge's report (llm/judge.py's JudgeStats.as_dict, under `judge`) says of this run:
+# its calls, paid and cached, their tokens and dollars, and its seconds.
+JUDGE_MEASURED = tuple(f"judge.{k}" for k in ("calls", "errors", "tokens", "cost_usd", "seconds"))
+
 MEASURED_METRICS = (
     "latency_p50_ms",
     "latency_p95_ms",
@@ -54,7 +58,7 @@ MEASURED_METRICS = (
     "sft_latency_p95_ms",
     "routed_cost_per_1k_usd",
     "judge_cost_usd",
-    *(f"judge.{k}" for k in ("calls", "errors", "tokens", "cost_usd", "seconds")),
+    *JUDGE_MEASURED,
 )
 
 # The metrics `evaluate` writes to metrics.json, by task type. Gates may only name these;

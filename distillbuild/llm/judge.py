@@ -113,9 +113,6 @@ class JudgeStats:
     def cache_hits(self) -> int:
         return self.calls.cache_hits
 
-    # What as_dict says of this run on this machine (distillbuild/measurements.py).
-    MEASURED = ("calls", "errors", "tokens", "cost_usd", "seconds")
-
     def as_dict(self) -> dict[str, Any]:
         c = self.calls
         return {

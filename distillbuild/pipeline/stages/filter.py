@@ -19,10 +19,10 @@ from distillbuild.curate.fitting import FitResult, contextual_calibration, fit_c
 from distillbuild.curate.judging import judge_rows, rows_to_judge, summary
 from distillbuild.endpoints.open import open_judge
 from distillbuild.io import read_jsonl, write_json, write_jsonl
-from distillbuild.llm.judge import JudgeStats
 from distillbuild.markup import charts
 from distillbuild.markup.tables import rows_of, table
 from distillbuild.measurements import read_report, write_report
+from distillbuild.metric_names import JUDGE_MEASURED
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
@@ -148,7 +148,7 @@ def run(spec: Spec) -> int:
         log(summary(verdicts))
     write_jsonl(Path(layout.FILTER_KEPT), kept)
     write_jsonl(Path(layout.FILTER_REJECTED), rejected)
-    write_report(Path(layout.FILTER_REPORT), report, [f"judge.{k}" for k in JudgeStats.MEASURED])
+    write_report(Path(layout.FILTER_REPORT), report, JUDGE_MEASURED)
     by_reason = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"
     log(f"filter: kept {report['kept']} of {report['rows']} (rejected: {by_reason})")
     if human is not None:

@@ -123,9 +123,9 @@ def _with_route(spec: Spec, metrics: dict[str, Any], routed: dict[str, Any]) -> 
 def _built_and_measured(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics the build decided (metrics.json, the route report), and those this machine
     measured (latency and what follows from it: distillbuild/measurements.py)."""
-    built = _with_route(spec, _metrics(Path(layout.METRICS)), _metrics(Path(layout.ROUTE_REPORT)))
-    route = Path(layout.ROUTE_REPORT)
-    measured = _with_route(spec, read_measured(Path(layout.METRICS)), read_measured(route))
+    metrics, route = Path(layout.METRICS), Path(layout.ROUTE_REPORT)
+    built = _with_route(spec, _metrics(metrics), _metrics(route))
+    measured = _with_route(spec, read_measured(metrics), read_measured(route))
     return built, measured
 
 

@@ -21,8 +21,8 @@ from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.errors import StageError
 from distillbuild.io import read_jsonl, write_jsonl
-from distillbuild.llm.judge import JudgeStats
 from distillbuild.measurements import write_report
+from distillbuild.metric_names import JUDGE_MEASURED
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens
 from distillbuild.protocol.prompts import STEP_PREFIXES
 from distillbuild.spec import Spec
@@ -186,7 +186,7 @@ def run(spec: Spec) -> int:
         **({"judge": judged} if judged is not None else {}),
     }
     write_jsonl(Path(layout.PAIRS), pairs)
-    write_report(Path(layout.PAIRS_REPORT), report, [f"judge.{k}" for k in JudgeStats.MEASURED])
+    write_report(Path(layout.PAIRS_REPORT), report, JUDGE_MEASURED)
     unconfirmed = f", {judged['unconfirmed']} not confirmed by the judge" if judged else ""
     log(
         f"pairs: {report['pairs']} pairs; the SFT student agrees with the teacher on {reasons['student_agrees']} "
