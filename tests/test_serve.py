@@ -61,6 +61,28 @@ def _get(base_url: str, path: str) -> dict:
         return json.loads(response.read())
 
 
+def _metrics(base_url: str) -> dict:
+    """/metrics as Prometheus scrapes it: {sample name with its labels: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return out
+
+
+def _answers(metrics: dict, source: str) -> float:
+    return metrics.get(f"distill_answers_total{{source={source}}}", 0)
+
+
+def _requests(metrics: dict, status: str = "200") -> float:
+    return sum(v for k, v in metrics.items() if k.startswith("distill_requests_total{") and f"status={status}" in k)
+
+
 def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(project, student, monkeypatch):
     from distillbuild.serve.app import serve
 
@@ -73,15 +95,17 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
             answers = [
                 client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}]) for t in sent
             ]
-            metrics, health = _get(server.base_url, "/metrics"), _get(server.base_url, "/health")
+            metrics, health = _metrics(server.base_url), _get(server.base_url, "/health")
         served_by_teacher = upstream.requests_served
     routed = [confidence[t] < threshold for t in sent]
     assert 0 < sum(routed) < 200
     assert [a.model for a in answers] == ["gpt-4o-mini" if r else "mini-student" for r in routed]
     assert all(a.choices[0].message.content in LABELS for a in answers)
     assert served_by_teacher == sum(routed)  # the student answered the rest itself
-    assert metrics["requests"] == 200 and metrics["teacher"] == sum(routed) and metrics["student"] == 200 - sum(routed)
-    assert metrics["share_routed"] == pytest.approx(sum(routed) / 200, abs=1e-6)
+    assert _requests(metrics) == 200 and _answers(metrics, "teacher") == sum(routed)
+    assert _answers(metrics, "student") == 200 - sum(routed)
+    assert metrics["distill_share_routed"] == pytest.approx(sum(routed) / 200, abs=1e-6)
+    assert metrics["distill_request_duration_seconds_count{answered_by=teacher}"] == sum(routed)
     assert health["status"] == "ok" and health["threshold"] == pytest.approx(threshold)
     assert KEY not in json.dumps(health) and KEY not in json.dumps(metrics)
 
@@ -108,8 +132,8 @@ def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_studen
                 with pytest.raises(APIStatusError) as err:
                     client.chat.completions.create(model="any", messages=messages)
                 assert err.value.status_code == 502 and "did not answer" in str(err.value)
-        metrics = _get(server.base_url, "/metrics")
-    assert metrics["teacher_errors"] == sum(confidence[t] < threshold for t in texts) > 0
+        metrics = _metrics(server.base_url)
+    assert metrics["distill_teacher_errors_total"] == sum(confidence[t] < threshold for t in texts) > 0
 
 
 def test_without_a_route_the_student_answers_everything(project, student, monkeypatch):
@@ -161,7 +185,7 @@ def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_l
                 client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}], logprobs=True)
                 for t in texts
             ]
-            metrics, health = _get(server.base_url, "/metrics"), _get(server.base_url, "/health")
+            metrics, health = _metrics(server.base_url), _get(server.base_url, "/health")
     assert health["runtime"] == "endpoint"
     by_model = {m: [a for a in answers if a.model == m] for m in ("mini-student", "gpt-4o-mini")}
     assert by_model["mini-student"] and by_model["gpt-4o-mini"]  # some answered, some routed
@@ -173,7 +197,8 @@ def test_a_causal_student_is_served_with_its_label_and_confidence_read_off_its_l
         assert top.token == answer.choices[0].message.content
     for answer in by_model["gpt-4o-mini"]:
         assert answer.model_extra["distill"]["routed"] and answer.model_extra["distill"]["student_confidence"] < 0.9
-    assert metrics["teacher"] == len(by_model["gpt-4o-mini"]) and metrics["student"] == len(by_model["mini-student"])
+    assert _answers(metrics, "teacher") == len(by_model["gpt-4o-mini"])
+    assert _answers(metrics, "student") == len(by_model["mini-student"])
 
 
 def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_serving(project):
@@ -195,7 +220,7 @@ def test_a_student_that_fails_gets_a_500_with_the_reason_and_the_server_keeps_se
                 client.chat.completions.create(model="any", messages=[{"role": "user", "content": "my invoice"}])
             assert err.value.status_code == 500 and "student could not answer" in str(err.value)
         assert _get(server.base_url, "/health")["status"] == "ok"
-        assert _get(server.base_url, "/metrics")["requests"] == 2
+        assert _requests(_metrics(server.base_url), "500") == 2
 
 
 def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_its_answer_line(
@@ -224,12 +249,12 @@ def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_i
             answers = [
                 client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}]) for t in texts
             ]
-            metrics = _get(server.base_url, "/metrics")
+            metrics = _metrics(server.base_url)
     assert len(asked) == len(texts) and all(
         m[0]["content"] == system_prompt(spec.task, spec.teacher.reasoning) for m in asked
     )
     from_teacher = [a for a in answers if a.model == "gpt-4o-mini"]
     assert (
-        metrics["teacher"] == len(from_teacher) >= 0.9 * len(texts)
+        _answers(metrics, "teacher") == len(from_teacher) >= 0.9 * len(texts)
     )  # the stand-in now and then writes no answer line
     assert all(a.choices[0].message.content in LABELS for a in from_teacher)

@@ -32,34 +32,104 @@ def _fault(ctx, param, values):
 
 @main.command()
 @SPEC_ARG
-@click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one; needs a key)."
+)
+@click.option("--port", default=8000, show_default=True, help="Port (0: a free one).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes, each with the model (encoder students only).",
+)
+@click.option(
+    "--api-key-env",
+    default="DISTILL_SERVE_API_KEYS",
+    show_default=True,
+    help="Environment variable holding the accepted keys, comma-separated.",
+)
+@click.option(
+    "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help="File of accepted keys, one per line."
+)
 @click.option(
     "--no-route",
     is_flag=True,
     help="The student answers everything, even with a `route` section (how a pipeline teacher serves it).",
 )
-def serve(spec: Path, port: int, no_route: bool) -> None:
-    """Serve SPEC's built student as an OpenAI-compatible endpoint on 127.0.0.1 (the ONNX export when
-    there is one); with a `route` section, requests below the route's threshold go to the teacher.
+@click.option(
+    "--shadow",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A candidate build's distill.yaml: it answers every request too, off the response path.",
+)
+@click.option(
+    "--shadow-log",
+    default="shadow.jsonl",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the shadow comparisons go (read by `distill shadow-report`).",
+)
+@click.option(
+    "--canary",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests the --shadow candidate answers instead (by a hash of the input).",
+)
+def serve(
+    spec: Path,
+    host: str,
+    port: int,
+    workers: int,
+    api_key_env: str,
+    api_key_file: Path | None,
+    no_route: bool,
+    shadow: Path | None,
+    shadow_log: Path,
+    canary: float,
+) -> None:
+    """Serve SPEC's built student as an OpenAI-compatible endpoint (the ONNX export when there is
+    one), under uvicorn; with a `route` section, requests below the route's threshold go to the teacher.
 
-    POST /v1/chat/completions, GET /health, GET /metrics, GET /v1/models. Ctrl-C stops.
+    POST /v1/chat/completions (plain or streamed), GET /v1/models, /health, /ready, /metrics
+    (Prometheus). Keys: `Authorization: Bearer KEY`, accepted from --api-key-env and
+    --api-key-file; none set, the server takes no key and listens on loopback only. SIGTERM or
+    Ctrl-C answers the requests in flight, then stops.
     """
-    import signal
-    import threading
+    from distillbuild.serve.app import run
+    from distillbuild.serve.service import ServeOptions, read_keys
 
-    from distillbuild.serve.app import serve as serving  # lazy: loads the student's runtime
-
-    def stop(*_: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM (a teacher stage closing its pipeline teacher) unwinds like Ctrl-C
-
-    signal.signal(signal.SIGTERM, stop)
-    loaded = load_or_exit(spec)
+    # A server reads the model, not the data it was built from: an image need not hold it.
+    loaded = load_or_exit(spec, to_be_written=("data",))
     with runtime_errors("serve"):
-        try:
-            with serving(loaded, port, route=not no_route):
-                threading.Event().wait()
-        except KeyboardInterrupt:
-            pass  # the with block has closed the server and whatever it started (llama.cpp)
+        options = ServeOptions(
+            host=host,
+            port=port,
+            route=not no_route,
+            api_keys=read_keys(api_key_env, api_key_file),
+            shadow=shadow,
+            shadow_log=shadow_log,
+            canary=canary,
+            workers=workers,
+        )
+        run(loaded, options)
+
+
+@main.command("shadow-report")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def shadow_report(log: Path, as_json: bool) -> None:
+    """Summarise a `distill serve --shadow` log: the candidate's agreement with the current
+    student, and each one's with the teacher on routed requests, with 95% intervals."""
+    import json
+
+    from distillbuild.serve.shadow import shadow_summary, shadow_text
+
+    try:
+        summary = shadow_summary(log)
+    except (ValueError, KeyError) as exc:
+        click.echo(f"shadow-report: {log}: {exc}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    click.echo(json.dumps(summary, indent=2) if as_json else shadow_text(summary))
 
 
 @main.command("serve-teacher")

@@ -68,4 +68,4 @@ class PipelineServer(ChildServer):
     def __init__(self, upstream_spec: Path, *, startup_timeout_s: float, endpoint_id: str):
         port = free_port()
         command = [sys.executable, "-m", "distillbuild", "serve", str(upstream_spec), "--port", str(port), "--no-route"]
-        super().__init__(command, port, "/health", startup_timeout_s, endpoint_id)
+        super().__init__(command, port, "/ready", startup_timeout_s, endpoint_id)  # ready: its model loaded

@@ -11,9 +11,7 @@ the spec routes, else its words are the answer, counted as `student_unlabelled`.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
-from typing import Any
 
 from distillbuild import layout
 from distillbuild.errors import StageError
@@ -24,9 +22,10 @@ from distillbuild.protocol.explain import in_reply
 from distillbuild.protocol.normalize import normalize_label
 from distillbuild.protocol.prompts import messages_for
 from distillbuild.protocol.reasoning import split_reply
+from distillbuild.serve.batcher import MicroBatcher
+from distillbuild.serve.telemetry import Telemetry
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import load_examples
-from distillbuild.stats import percentile
 
 
 class TeacherUnavailable(Exception):
@@ -41,6 +40,7 @@ class Answer:
     routed: bool  # sent to the teacher
     confidence: float  # the student's probability of its own label
     probabilities: dict[str, float]  # the student's, over the labels
+    teacher_label: str | None = None  # the teacher's label, when the route asked it and it gave one
 
 
 def route_threshold(spec: Spec) -> float | None:
@@ -55,54 +55,54 @@ def route_threshold(spec: Spec) -> float | None:
 
 
 class Router:
+    """Answers a text: the student through its micro-batcher, the teacher (async, so a slow one
+    holds no thread) for what the route sends it. Counts each answer in `telemetry`."""
+
     def __init__(
-        self, spec: Spec, student, student_name: str, threshold: float | None, teacher: TeacherSettings | None
+        self,
+        spec: Spec,
+        student: MicroBatcher,
+        student_name: str,
+        threshold: float | None,
+        teacher: TeacherSettings | None,
+        telemetry: Telemetry,
     ):
         self.task, self.labels = spec.task, list(spec.task.labels)
         self.reasoning = spec.teacher.reasoning  # asked as the teacher stage asks: prompt mode reasons first
         self.student, self.student_name, self.threshold = student, student_name, threshold
         self.examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
-        self.teacher = teacher
+        self.teacher, self.telemetry = teacher, telemetry
         self._client = None
         if teacher is not None:
-            from openai import OpenAI  # lazy: the SDK is slow to import
+            from openai import AsyncOpenAI  # lazy: the SDK is slow to import
 
-            self._client = OpenAI(
+            self._client = AsyncOpenAI(
                 base_url=teacher.base_url,
                 api_key=teacher.api_key or "not-needed",
                 timeout=teacher.timeout_s,
                 max_retries=teacher.max_retries,
             )
-        self._lock = threading.Lock()
-        self.counts = {
-            "requests": 0,
-            "student": 0,
-            "teacher": 0,
-            "teacher_errors": 0,
-            "teacher_unusable": 0,
-            "student_unlabelled": 0,
-        }
-        self.latencies_ms: list[float] = []
+        self._answered = self._routed = 0
 
-    def answer(self, text: str) -> Answer:
-        said = self.student.answer(text)
+    async def answer(self, text: str) -> Answer:
+        said = await self.student.answer(text)
         own = Answer(said.label, said.label or said.text, self.student_name, False, said.confidence, said.probabilities)
         routed = self.threshold is not None and said.confidence < self.threshold
         if not routed:
             self._count("student" if said.label else "student_unlabelled")
             return own
-        label = self._ask_teacher(text)
+        label = await self._ask_teacher(text)
         if label is None:  # the teacher answered, but with no label: the student's answer stands, said so
             self._count("teacher_unusable")
             return replace(own, routed=True)
         self._count("teacher")
-        return replace(own, label=label, content=label, model=self.teacher.model, routed=True)
+        return replace(own, label=label, content=label, model=self.teacher.model, routed=True, teacher_label=label)
 
-    def _ask_teacher(self, text: str) -> str | None:
+    async def _ask_teacher(self, text: str) -> str | None:
         if self._client is None:
             raise TeacherUnavailable("the route sends this request to the teacher, but no teacher is open")
         try:
-            response = self._client.chat.completions.create(  # held to the labels as the teacher stage asks
+            response = await self._client.chat.completions.create(  # held to the labels as the teacher stage asks
                 model=self.teacher.model,
                 messages=messages_for(self.task, text, self.examples, self.reasoning),
                 temperature=self.teacher.temperature,
@@ -110,7 +110,7 @@ class Router:
                 extra_body=self.teacher.constraint or None,
             )
         except Exception as exc:  # the SDK's connection, timeout and status errors alike
-            self._count("teacher_errors")
+            self.telemetry.teacher_errors.inc()
             raise TeacherUnavailable(
                 f"the teacher ({self.teacher.model} at {self.teacher.base_url}) did not answer: "
                 f"{type(exc).__name__}: {exc}"
@@ -122,24 +122,12 @@ class Router:
             answer = unwrap_json_choice({"message": {"content": answer}})["message"]["content"]
         return normalize_label(answer, self.labels)  # a reply with no answer line has no label
 
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self.counts[key] += 1
+    def _count(self, source: str) -> None:
+        self.telemetry.answers.labels(source).inc()
+        self._answered += 1
+        self._routed += source in ("teacher", "teacher_unusable")
+        self.telemetry.share_routed.set(self._routed / self._answered)
 
-    def record(self, latency_ms: float) -> None:
-        with self._lock:
-            self.counts["requests"] += 1
-            self.latencies_ms.append(latency_ms)
-
-    def metrics(self) -> dict[str, Any]:
-        with self._lock:
-            answered = sum(self.counts[k] for k in ("student", "teacher", "teacher_unusable", "student_unlabelled"))
-            lat = list(self.latencies_ms)
-            routed = self.counts["teacher"] + self.counts["teacher_unusable"]
-            return {
-                **self.counts,
-                "share_routed": round(routed / answered, 6) if answered else None,
-                "latency_p50_ms": round(percentile(lat, 0.5), 3) if lat else None,
-                "latency_p95_ms": round(percentile(lat, 0.95), 3) if lat else None,
-                "threshold": self.threshold if self.threshold != float("inf") else None,
-            }
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

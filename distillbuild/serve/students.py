@@ -10,6 +10,7 @@ read off its answer's logprobs exactly as in evaluation (normalize_label, then t
 
 from __future__ import annotations
 
+import copy
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from distillbuild.io import read_json
 from distillbuild.protocol.softlabels import label_masses
 from distillbuild.spec import Spec
 
+SUB_BATCH = 8  # rows per onnxruntime call: measured best on CPU (bench/serve_load.py)
+
 
 @dataclass(frozen=True)
 class StudentAnswer:
@@ -31,32 +34,78 @@ class StudentAnswer:
 
 
 class EncoderAnswerer:
+    """An encoder classifier; thread-safe (onnxruntime and PyTorch both run concurrent calls)."""
+
+    concurrent = True  # batches may run on several threads at once
+
     def __init__(self, model):
         self.model = model
 
     def answer(self, text: str) -> StudentAnswer:
-        probs = self.model.predict_proba([text])[0]
-        best = int(probs.argmax())
+        return self.answer_many([text])[0]
+
+    def answer_many(self, texts: list[str]) -> list[StudentAnswer]:
         labels = self.model.labels
-        return StudentAnswer(
-            labels[best], float(probs[best]), {l: float(p) for l, p in zip(labels, probs)}, labels[best]
-        )
+        out: list[StudentAnswer | None] = [None] * len(texts)
+        for group in length_groups([len(t) for t in texts]):
+            probs = self.model.predict_proba([texts[i] for i in group], batch_size=len(group))
+            for i, row in zip(group, probs):
+                best = int(row.argmax())
+                out[i] = StudentAnswer(
+                    labels[best], float(row[best]), {l: float(p) for l, p in zip(labels, row)}, labels[best]
+                )
+        return out  # type: ignore[return-value]
+
+
+def length_groups(lengths: list[int], max_rows: int = SUB_BATCH, slack: float = 1.25) -> list[list[int]]:
+    """Indices in groups of similar length that run as one batch. A batch is padded to its longest
+    row, and on a CPU a pad token costs as much as a real one: a group grows while its padded
+    size stays within `slack` of its real size (a lone row is never padded), up to `max_rows`."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        n = max(lengths[i], 1)
+        if current and (len(current) == max_rows or n * (len(current) + 1) > slack * (total + n)):
+            groups.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += n
+    if current:
+        groups.append(current)
+    return groups
 
 
 class CausalAnswerer:
-    def __init__(self, classifier):
+    """A causal student. One behind an endpoint (llama.cpp, vLLM) is asked from several threads
+    at once, each with its own classifier; one loaded in this process answers one batch at a time."""
+
+    def __init__(self, classifier, concurrent: bool):
         self.classifier = classifier  # evaluate.causal_student.CausalClassifier
-        self._lock = threading.Lock()  # one generation at a time: one model, one llama.cpp slot
+        self.concurrent = concurrent
+        self._lock = threading.Lock()
 
     def answer(self, text: str) -> StudentAnswer:
+        return self.answer_many([text])[0]
+
+    def answer_many(self, texts: list[str]) -> list[StudentAnswer]:
+        if self.concurrent:  # a copy per call: predict() sets its last_* lists anew on the copy
+            return self._read(copy.copy(self.classifier), texts)
         with self._lock:
-            label = self.classifier.predict([text])[0]
-            said, confidence = self.classifier.last_answers[0], self.classifier.last_confidence[0]
-            logprobs = self.classifier.last_logprobs[0]
-        masses = label_masses(logprobs, self.classifier.task.labels)[0] if label else {}
-        if label and label not in masses:
-            masses[label] = confidence or 0.0
-        return StudentAnswer(label, float(confidence or 0.0) if label else 0.0, masses, said)
+            return self._read(self.classifier, texts)
+
+    @staticmethod
+    def _read(classifier, texts: list[str]) -> list[StudentAnswer]:
+        labels = classifier.predict(texts)
+        out = []
+        for label, said, confidence, logprobs in zip(
+            labels, classifier.last_answers, classifier.last_confidence, classifier.last_logprobs
+        ):
+            masses = label_masses(logprobs, classifier.task.labels)[0] if label else {}
+            if label and label not in masses:
+                masses[label] = confidence or 0.0
+            out.append(StudentAnswer(label, float(confidence or 0.0) if label else 0.0, masses, said))
+        return out
 
 
 def open_student(spec: Spec, stack: ExitStack) -> tuple[EncoderAnswerer | CausalAnswerer, str]:
@@ -121,10 +170,10 @@ def _causal(spec: Spec, stack: ExitStack) -> tuple[CausalAnswerer, str]:
         student = EndpointStudent(
             server.base_url, spec.registry_name, None, max_new_tokens=spec.evaluation.max_new_tokens
         )
-        return CausalAnswerer(causal_classifier(spec, student)), f"llama.cpp ({gguf.name})"
+        return CausalAnswerer(causal_classifier(spec, student), concurrent=True), f"llama.cpp ({gguf.name})"
     if spec.student.endpoint is None:
         _require_model(spec)
 
     student = load_final_student(spec, spec.evaluation.threads, spec.dir)
     runtime = "endpoint" if spec.student.endpoint is not None else "transformers"
-    return CausalAnswerer(causal_classifier(spec, student)), runtime
+    return CausalAnswerer(causal_classifier(spec, student), concurrent=runtime == "endpoint"), runtime

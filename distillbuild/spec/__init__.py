@@ -80,7 +80,8 @@ def validate_document(doc: LoadedYaml, spec_path: Path, to_be_written: tuple[str
 
 
 def load_spec(path: Path | str = DEFAULT_SPEC, to_be_written: tuple[str, ...] = ()) -> Spec:
-    """The validated spec; `to_be_written`: file keys whose file the caller is about to write."""
+    """The validated spec; `to_be_written`: file keys (or sections, "data") whose files the caller
+    is about to write or never reads, so they need not exist yet (`distill serve` reads no data file)."""
     path = Path(path)
     doc = load_yaml_file(path, display_name(path))
     abs_path = path.resolve()

@@ -2611,6 +2611,107 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class Serve:
+    """How `distill serve` answers (its defaults when the spec has no `serve` section). No stage
+    reads it: changing it rebuilds nothing."""
+
+    max_batch: int = key(
+        {
+            "description": (
+                "An encoder student answers concurrent requests together: at most this many in one "
+                "micro-batch (rows of similar length run together, so padding costs little)."
+            ),
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1024,
+            "default": 32,
+        },
+        default=32,
+    )
+    max_wait_ms: float = key(
+        {
+            "description": (
+                "How long the first request of a micro-batch waits for others to join it while the "
+                "model is idle. Under load batches fill while the model works, with no wait."
+            ),
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1000,
+            "default": 2,
+        },
+        default=2,
+    )
+    threads: int | None = key(
+        {
+            "description": (
+                "Micro-batches the model runs at once, one CPU thread each (default: one per core). "
+                "A causal student under llama.cpp answers one request at a time."
+            ),
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 256,
+        },
+        default=None,
+    )
+    max_queue: int = key(
+        {
+            "description": (
+                "Requests waiting or being answered at once; one more is answered 429 with "
+                "Retry-After (never a reset connection)."
+            ),
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000,
+            "default": 1024,
+        },
+        default=1024,
+    )
+    max_body_bytes: int = key(
+        {
+            "description": "The largest request body accepted; a larger one is answered 413 unread.",
+            "type": "integer",
+            "minimum": 1024,
+            "maximum": 104857600,
+            "default": 1048576,
+        },
+        default=1048576,
+    )
+    max_messages: int = key(
+        {
+            "description": "The most messages one chat request may hold (400 beyond).",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10000,
+            "default": 64,
+        },
+        default=64,
+    )
+    max_text_chars: int = key(
+        {
+            "description": "The longest message text, in characters (400 beyond).",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10000000,
+            "default": 32000,
+        },
+        default=32000,
+    )
+    capture: str | None = key(
+        {
+            "description": (
+                "Append every request and answer to this JSON Lines file (relative to distill.yaml), "
+                "masked by data.scrub first: the input, the student's label and confidence, whether "
+                "it was routed and the teacher's answer. `distill drift` and `distill import-logs` "
+                "read it as it is."
+            ),
+            "type": "string",
+            "minLength": 1,
+        },
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
 class Export:
     # onnx | gguf
     format: str = key(
@@ -2840,6 +2941,17 @@ class SpecModel:
             "description": (
                 "Thresholds for `distill drift NEW_INPUTS`: whether production inputs have moved away "
                 "from the training inputs enough that a re-distillation is due (exit 1)."
+            ),
+        }
+    )
+
+    # `distill serve`'s batching, limits and capture (its defaults when the spec has no such section)
+    serve: Serve = key(
+        {
+            "description": (
+                "How `distill serve` answers: micro-batches for an encoder student, the limits past "
+                "which a request is refused with a clear status, and the capture file that feeds "
+                "`distill drift` and `distill import-logs`."
             ),
         }
     )

@@ -144,6 +144,11 @@ def _files(spec: SpecModel) -> Iterator[tuple[str, Any]]:
         yield f"data.heldout_sets.{name}", value
 
 
+def _excused(dotted: str, to_be_written: tuple[str, ...]) -> bool:
+    """A file key the caller writes or never reads: named, or under a named section ("data")."""
+    return any(dotted == key or dotted.startswith(key + ".") for key in to_be_written)
+
+
 def _path_issues(spec: SpecModel, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()) -> Issues:
     """Files: relative, inside the repository, present (except those the command is about to
     write, e.g. data.inputs for `distill import-logs`); a local base model: an existing directory."""
@@ -161,7 +166,7 @@ def _path_issues(spec: SpecModel, spec_dir: Path, repo_root: Path, to_be_written
             continue
         if not target.is_relative_to(repo_root):
             yield dotted, f"'{value}' leaves the repository ({repo_root}); keep data inside it so DVC tracks it"
-        elif not exists and dotted not in to_be_written:
+        elif not exists and not _excused(dotted, to_be_written):
             yield dotted, f"file '{value}' does not exist (looked for {target})"
         elif is_dir:
             yield dotted, f"'{value}' is a directory; expected a JSON Lines file"
