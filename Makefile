@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Axolotl's own venv (see the axolotl-venv targets below).
 AXOLOTL_VENV := .venv-axolotl
+# What the serving image installs, and nothing more (Dockerfile; tests/test_container.py serves from it).
+SERVE_VENV := .venv-serve
 # llama.cpp: its server, quantizer and GGUF converter, all from this one version.
 LLAMA_CPP_VERSION := 0.3.36
 AXOLOTL_BIN := $(CURDIR)/$(AXOLOTL_VENV)/bin
@@ -42,7 +44,7 @@ repro: $(VENV)/.installed
 	dvc repro
 	@distill summary distill.yaml
 
-test: lint $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate
+test: lint $(VENV)/.installed-dev $(AXOLOTL_VENV)/.installed-validate $(SERVE_VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 # The inner loop: tests marked `unit` (no torch stack, no `dvc repro`), torch made unimportable so a
@@ -73,6 +75,14 @@ $(AXOLOTL_VENV)/.installed-validate: Makefile
 	test -x $(AXOLOTL_BIN)/python || $(PYTHON) -m venv $(AXOLOTL_VENV)
 	$(AXOLOTL_BIN)/pip install -q $(AXOLOTL_VALIDATE_DEPS)
 	$(AXOLOTL_BIN)/pip install -q --no-deps axolotl==0.19.0
+	touch $@
+
+# The image's environment: deploy/serve-requirements.txt and this package without its build-time
+# dependencies (no torch, no dvc), editable so the tests serve the code as it is.
+$(SERVE_VENV)/.installed: deploy/serve-requirements.txt
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install -q -r deploy/serve-requirements.txt
+	$(SERVE_VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 $(AXOLOTL_VENV)/.installed-full: $(AXOLOTL_VENV)/.installed-validate

@@ -94,7 +94,7 @@ def test_capture_drift_import_rebuild_shadow(tmp_path_factory):
     # The new build in shadow behind the current one, on the same kind of traffic.
     shadow_log = tmp_path_factory.mktemp("shadow") / "shadow.jsonl"
     with serve(
-        load_spec(current / "distill.yaml", ("data",)), shadow=root / "distill.yaml", shadow_log=shadow_log
+        load_spec(current / "distill.yaml", ("*",)), shadow=root / "distill.yaml", shadow_log=shadow_log
     ) as s:
         served = _ask(s.base_url, traffic[:200])
         assert {a for a in served} <= set(yaml.safe_load((ROOT / "distill.yaml").read_text())["task"]["labels"])
@@ -105,6 +105,7 @@ def test_capture_drift_import_rebuild_shadow(tmp_path_factory):
         r"candidate agrees with the current student: ([\d.]+)% \((\d+) of 200; 95% interval", report.stdout
     )
     assert agreement, report.stdout
+    print("\n" + report.stdout)
     agreeing = sum(r["current"] == r["candidate"] for r in logged)
     assert int(agreement.group(2)) == agreeing
 

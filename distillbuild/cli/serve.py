@@ -98,8 +98,9 @@ def serve(
     from distillbuild.serve.app import run
     from distillbuild.serve.service import ServeOptions, read_keys
 
-    # A server reads the model, not the data it was built from: an image need not hold it.
-    loaded = load_or_exit(spec, to_be_written=("data",))
+    # A server reads the model, not the data it was built from: an image holds no data file; what
+    # the route reads (few-shot examples, a stand-in's answers) is checked when it is opened.
+    loaded = load_or_exit(spec, to_be_written=("*",))
     with runtime_errors("serve"):
         options = ServeOptions(
             host=host,

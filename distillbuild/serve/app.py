@@ -98,7 +98,7 @@ def app_from_environment():
     from distillbuild.serve.asgi import create_app
 
     raw = json.loads(os.environ[OPTIONS_ENV])
-    spec = load_spec(Path(raw.pop("spec")), ("data",))
+    spec = load_spec(Path(raw.pop("spec")), ("*",))
     for key in ("shadow", "shadow_log"):
         if raw.get(key) is not None:
             raw[key] = Path(raw[key])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -132,6 +133,7 @@ def create_app(service: Service) -> FastAPI:
             telemetry.requests.labels("-", str(exc.status)).inc()
             return error(exc)
         started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:24]  # in the response, the capture record and the shadow log
         text = user_text(chat_request)
         shadow = service.shadow
         by_candidate = shadow is not None and _canary(text)
@@ -149,16 +151,16 @@ def create_app(service: Service) -> FastAPI:
         telemetry.latency.labels("teacher" if answer.routed else "student").observe(time.perf_counter() - started)
         telemetry.requests.labels(answer.model, "200").inc()
         if service.capture is not None:
-            service.capture.add((text, answer, answer.model))
+            service.capture.add((request_id, text, answer, answer.model))
         if shadow is not None:
             other = service.router.student if by_candidate else shadow.router.student
-            shadow.compare(text, answer, by_candidate, other)
+            shadow.compare(request_id, text, answer, by_candidate, other)
         if chat_request.stream:
             include_usage = bool(chat_request.stream_options and chat_request.stream_options.include_usage)
             return StreamingResponse(
-                stream_events(answer, chat_request.logprobs, include_usage), media_type="text/event-stream"
+                stream_events(request_id, answer, chat_request.logprobs, include_usage), media_type="text/event-stream"
             )
-        return JSONResponse(completion(answer, chat_request.logprobs))
+        return JSONResponse(completion(request_id, answer, chat_request.logprobs))
 
     def _canary(text: str) -> bool:
         from distillbuild.serve.shadow import canary_pick

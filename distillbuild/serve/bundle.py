@@ -42,7 +42,7 @@ def served_files(spec: Spec) -> list[Path]:
 
 
 def bundle(spec_path: Path, out: Path) -> list[Path]:
-    spec = load_spec(spec_path, ("data",))
+    spec = load_spec(spec_path, ("*",))
     files = served_files(spec)
     for rel in files:
         source, target = spec.dir / rel, out / rel

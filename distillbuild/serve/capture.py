@@ -3,14 +3,14 @@
 A record is what `distill import-logs` reads (`messages`: the user turn) and what `distill drift`
 reads (`id`, `text`), plus what the server knew: the student's label and confidence, whether the
 route sent it to the teacher, and the teacher's label when it gave one. The text is masked by the
-spec's `data.scrub` rules before anything is written, and its id is a hash of the masked text, so
-no original value reaches the file. The writing happens on a thread of its own, off the
+spec's `data.scrub` rules before anything is written. The id is the request's own (random, the
+one in its response's `id` and in the shadow log): the same text asked twice is two records, as
+traffic has it. The writing happens on a thread of its own, off the
 response path; a record is on disk within a second, and all of them when the server stops.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import threading
@@ -23,9 +23,9 @@ from distillbuild.curate.scrub import Scrubber
 _STOP = object()
 
 
-def capture_record(masked: str, answer, model: str) -> dict[str, Any]:
+def capture_record(request_id: str, masked: str, answer, model: str) -> dict[str, Any]:
     return {
-        "id": hashlib.sha256(masked.encode("utf-8")).hexdigest()[:16],
+        "id": request_id,
         "text": masked,
         "messages": [{"role": "user", "content": masked}],
         "label": answer.label,
@@ -71,5 +71,5 @@ class Appender:
 
 
 def open_capture(path: Path, scrubber: Scrubber) -> Appender:
-    """The capture file: add((text, answer, model)) per answered request."""
-    return Appender(path, lambda item: capture_record(scrubber(item[0]), item[1], item[2]))
+    """The capture file: add((request_id, text, answer, model)) per answered request."""
+    return Appender(path, lambda item: capture_record(item[0], scrubber(item[1]), item[2], item[3]))

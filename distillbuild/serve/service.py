@@ -109,7 +109,7 @@ class Service:
             if self.options.shadow is not None:
                 from distillbuild.spec import load_spec
 
-                candidate = await loop.run_in_executor(None, load_spec, self.options.shadow, ("data",))
+                candidate = await loop.run_in_executor(None, load_spec, self.options.shadow, ("*",))
                 router = await loop.run_in_executor(None, self._open, candidate, True, "candidate")
                 self.shadow = Shadow(router, self.options.shadow_log, self.telemetry)
             for batcher in self._batchers:

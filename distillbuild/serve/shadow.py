@@ -6,7 +6,7 @@ money). Canary: a share of requests is answered by the candidate (its own route 
 the teacher behind it), and the current student is asked the same off the path. Either way one
 record per request goes to the shadow log: both students' labels and confidences, which one
 served, whether the request was routed and the teacher's label when it gave one. No text is
-written, only the id the capture file gives the same request.
+written, only the request's id (the one in its response and its capture record).
 
 `distill shadow-report LOG` reads it: the candidate's agreement with the current student, and
 each student's with the teacher on the routed requests, with 95% Wilson intervals.
@@ -42,17 +42,17 @@ class Shadow:
         self.shed = 0
         self._tasks: set[asyncio.Task] = set()
 
-    def compare(self, text: str, served, by_candidate: bool, other) -> None:
+    def compare(self, request_id: str, text: str, served, by_candidate: bool, other) -> None:
         """After `served` has gone: ask the other student off the path, then log both."""
         if self.behind >= MAX_BEHIND:
             self.shed += 1
             return
         self.behind += 1
-        task = asyncio.create_task(self._compare(text, served, by_candidate, other))
+        task = asyncio.create_task(self._compare(request_id, text, served, by_candidate, other))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _compare(self, text: str, served, by_candidate: bool, other) -> None:
+    async def _compare(self, request_id: str, text: str, served, by_candidate: bool, other) -> None:
         try:
             said = await other.answer(text)  # the other student's batcher: no teacher call
         except Exception:  # noqa: BLE001 - a shadow that fails costs the request nothing
@@ -65,7 +65,7 @@ class Shadow:
         self.telemetry.shadow.labels("yes" if agreed else "no").inc()
         self.log.add(
             {
-                "id": hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
+                "id": request_id,
                 "served_by": "candidate" if by_candidate else "current",
                 "current": current.label,
                 "current_confidence": round(current.confidence, 6),

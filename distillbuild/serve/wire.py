@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -166,9 +165,9 @@ def _extension(answer) -> dict[str, Any]:
 USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
-def completion(answer, want_logprobs: bool) -> dict[str, Any]:
+def completion(request_id: str, answer, want_logprobs: bool) -> dict[str, Any]:
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": answer.model,
@@ -185,11 +184,11 @@ def completion(answer, want_logprobs: bool) -> dict[str, Any]:
     }
 
 
-def stream_events(answer, want_logprobs: bool, include_usage: bool) -> Iterator[bytes]:
+def stream_events(request_id: str, answer, want_logprobs: bool, include_usage: bool) -> Iterator[bytes]:
     """The answer as `chat.completion.chunk` events: the role, the content, the finish, then
     [DONE], as OpenAI streams a short answer."""
     head = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "id": f"chatcmpl-{request_id}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": answer.model,

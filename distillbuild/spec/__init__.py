@@ -80,8 +80,8 @@ def validate_document(doc: LoadedYaml, spec_path: Path, to_be_written: tuple[str
 
 
 def load_spec(path: Path | str = DEFAULT_SPEC, to_be_written: tuple[str, ...] = ()) -> Spec:
-    """The validated spec; `to_be_written`: file keys (or sections, "data") whose files the caller
-    is about to write or never reads, so they need not exist yet (`distill serve` reads no data file)."""
+    """The validated spec; `to_be_written`: file keys (or sections, "data"; "*": all) whose files
+    the caller is about to write or never reads, so they need not exist (a served image holds no data)."""
     path = Path(path)
     doc = load_yaml_file(path, display_name(path))
     abs_path = path.resolve()

@@ -145,8 +145,9 @@ def _files(spec: SpecModel) -> Iterator[tuple[str, Any]]:
 
 
 def _excused(dotted: str, to_be_written: tuple[str, ...]) -> bool:
-    """A file key the caller writes or never reads: named, or under a named section ("data")."""
-    return any(dotted == key or dotted.startswith(key + ".") for key in to_be_written)
+    """A file key the caller writes or never reads: named, under a named section ("data"), or
+    any at all ("*": `distill serve`, which opens what it reads when it reads it)."""
+    return any(key == "*" or dotted == key or dotted.startswith(key + ".") for key in to_be_written)
 
 
 def _path_issues(spec: SpecModel, spec_dir: Path, repo_root: Path, to_be_written: tuple[str, ...] = ()) -> Issues:

@@ -1,0 +1,1 @@
+"""Curation engine: deciding which teacher answers the student may learn from."""

@@ -1,0 +1,1 @@
+"""`distill init`: the files a new project starts from."""
