@@ -288,3 +288,82 @@ def test_shadow_and_canary_record_both_students_and_the_report_reads_them(projec
         client = OpenAI(base_url=running.base_url, api_key="unused", max_retries=0)
         again = [client.chat.completions.create(model="any", messages=[{"role": "user", "content": t}]) for t in texts]
     assert [a.model for a in again] == [a.model for a in answers]
+
+
+def test_a_causal_student_behind_an_engine_is_asked_concurrently(project, monkeypatch):
+    """student.endpoint (vLLM's place): requests reach the engine side by side, not one by one,
+    with the route still in front; timed against one request on the same server."""
+    from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+    from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+    from distillbuild.serve.app import serve
+
+    root = project.root
+    texts = [json.loads(line)["text"] for line in (root / "data/inputs.jsonl").open()]
+    engine = SimulatedTeacher(load_answer_key(root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1)
+    with SimulatedTeacherServer(engine, latency_ms=300) as student_srv:
+        spec = base_spec()
+        spec["student"] = {
+            "kind": "causal-lm",
+            "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+            "trainer": "axolotl",
+            "max_length": 256,
+            "endpoint": {"base_url": student_srv.base_url, "model": "ticket-lora"},
+        }
+        spec["serve"] = {"threads": 8}
+        with serve(load_spec(project(spec))) as running:
+            client = OpenAI(base_url=running.base_url, api_key="unused", max_retries=0)
+
+            def ask(text: str) -> str:
+                return (
+                    client.chat.completions.create(model="any", messages=[{"role": "user", "content": text}])
+                    .choices[0]
+                    .message.content
+                )
+
+            started = time.perf_counter()
+            ask(texts[0])
+            one = time.perf_counter() - started
+            started = time.perf_counter()
+            with ThreadPoolExecutor(16) as pool:
+                answers = list(pool.map(ask, texts[:16] + texts[:4]))
+            sixteen = time.perf_counter() - started
+    assert all(a in LABELS for a in answers)
+    assert sixteen < 8 * one, (one, sixteen)  # one at a time would take 20x one request
+
+
+def test_workers_share_the_port_and_their_metrics_add_up(project, student, tmp_path):
+    path = _project(project, student)
+    port = _free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distillbuild", "serve", str(path), "--port", str(port), "--workers", "2"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base, process)
+        client = OpenAI(base_url=base + "/v1", api_key="unused", max_retries=3)  # a worker still loading: 503, retried
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: client.chat.completions.create(
+                        model="any", messages=[{"role": "user", "content": f"ticket {i}"}]
+                    ),
+                    range(40),
+                )
+            )
+        assert all(a.choices[0].message.content in LABELS for a in answers)
+        totals = {_served(base)[0] for _ in range(6)}  # whichever worker answers the scrape
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert totals == {40.0}
+    pids = {p.name.rsplit("_", 1)[-1] for p in metrics_dir.glob("counter_*.db")}
+    assert len(pids) == 2  # two processes counted into the one directory

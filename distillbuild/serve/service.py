@@ -144,7 +144,8 @@ class Service:
             )
         serve = spec.serve
         concurrent = getattr(student, "concurrent", False)
-        threads = (serve.threads or os.cpu_count() or 1) if concurrent else 1
+        # Each worker process runs its own batches: the cores are shared among them.
+        threads = (serve.threads or max(1, (os.cpu_count() or 1) // self.options.workers)) if concurrent else 1
         batcher = MicroBatcher(
             student.answer_many,
             max_batch=serve.max_batch if runtime in ("onnx", "pytorch") else 1,
