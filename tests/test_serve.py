@@ -19,10 +19,12 @@ from distillbuild.spec import load_spec
 KEY = "sk-serve-test-" + "x" * 20
 
 
-def _spec(project, student, monkeypatch, teacher_url: str, threshold: float | None):
+def _spec(project, student, monkeypatch, teacher_url: str, threshold: float | None, **serve):
     root = project.root
     shutil.copytree(student, root / "build/model")
     spec = base_spec()
+    if serve:
+        spec["serve"] = serve
     spec["teacher"] = {
         "provider": "openai",
         "model": "gpt-4o-mini",
@@ -88,7 +90,7 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
 
     texts, confidence, threshold, teacher = _routing_case(project.root, student)
     with SimulatedTeacherServer(teacher, api_key=KEY) as upstream:
-        spec = _spec(project, student, monkeypatch, upstream.base_url, threshold)
+        spec = _spec(project, student, monkeypatch, upstream.base_url, threshold, capture="logs/capture.jsonl")
         with serve(spec) as server:
             client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
             sent = [texts[i % len(texts)] for i in range(200)]
@@ -108,6 +110,12 @@ def test_200_requests_are_routed_by_confidence_and_each_answer_names_its_model(p
     assert metrics["distill_request_duration_seconds_count{answered_by=teacher}"] == sum(routed)
     assert health["status"] == "ok" and health["threshold"] == pytest.approx(threshold)
     assert KEY not in json.dumps(health) and KEY not in json.dumps(metrics)
+    captured = [json.loads(line) for line in (project.root / "logs/capture.jsonl").read_text().splitlines()]
+    assert [r["routed"] for r in captured] == routed  # one record per request, in order (one client)
+    assert [r["model"] for r in captured] == [a.model for a in answers]
+    assert all(r["teacher_label"] == r["label"] for r in captured if r["routed"])
+    assert all(r["teacher_label"] is None for r in captured if not r["routed"])
+    assert len({r["id"] for r in captured}) == 200  # the same text asked twice is two records
 
 
 def test_a_teacher_that_is_down_fails_the_routed_requests_clearly_and_the_student_answers_on(

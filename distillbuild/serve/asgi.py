@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 
 from distillbuild.serve.router import TeacherUnavailable
 from distillbuild.serve.service import Service
+from distillbuild.serve.shadow import canary_pick
 from distillbuild.serve.wire import ApiError, completion, parse_request, stream_events, user_text
 
 RETRY_AFTER_S = "1"
@@ -163,8 +164,6 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse(completion(request_id, answer, chat_request.logprobs))
 
     def _canary(text: str) -> bool:
-        from distillbuild.serve.shadow import canary_pick
-
         return canary_pick(text, service.options.canary)
 
     return app
