@@ -93,9 +93,7 @@ def test_capture_drift_import_rebuild_shadow(tmp_path_factory):
 
     # The new build in shadow behind the current one, on the same kind of traffic.
     shadow_log = tmp_path_factory.mktemp("shadow") / "shadow.jsonl"
-    with serve(
-        load_spec(current / "distill.yaml", ("*",)), shadow=root / "distill.yaml", shadow_log=shadow_log
-    ) as s:
+    with serve(load_spec(current / "distill.yaml", ("*",)), shadow=root / "distill.yaml", shadow_log=shadow_log) as s:
         served = _ask(s.base_url, traffic[:200])
         assert {a for a in served} <= set(yaml.safe_load((ROOT / "distill.yaml").read_text())["task"]["labels"])
     logged = _rows(shadow_log)
