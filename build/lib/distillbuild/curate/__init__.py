@@ -1,1 +1,0 @@
-"""Curation engine: deciding which teacher answers the student may learn from."""

@@ -1,1 +1,0 @@
-"""Exporting a trained student for serving outside PyTorch (the `export` stage's engine)."""

@@ -1,1 +1,0 @@
-"""`distill init`: the files a new project starts from."""
