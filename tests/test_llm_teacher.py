@@ -313,5 +313,6 @@ def test_the_real_model_writes_seed_inputs_and_every_one_is_kept_or_given_a_reas
     ) + len(dropped)
     assert all(len(r["text"]) >= 20 for r in kept)
     assert run_stage("teacher", loaded) == 0
-    asked = read_report(Path("build/teacher/report.json"))["calls"]["requested"]
-    assert asked == 8 + len(kept) + 4  # the inputs, the kept seed inputs, the held-out e-mails
+    teacher = read_report(Path("build/teacher/report.json"))
+    assert teacher["input_checks"]["inputs"] == 8 + len(kept)  # the inputs, the kept seed inputs
+    assert teacher["calls"]["requested"] == teacher["input_checks"]["asked"] + 4  # and the held-out e-mails

@@ -69,10 +69,12 @@ def test_repro_builds_and_the_gate_passes(repo):
     # Each answer's probability: at least a uniform guess's, the confidence a router would read.
     assert all(1 / len(labels) <= p["student_confidence"] <= 1 for p in predictions)
     report = read_report(root / "build/teacher/report.json")
-    assert report["calls"]["requested"] == N_INPUTS + N_HELDOUT
+    checked = report["input_checks"]  # the inputs the input checks drop are never asked
+    assert checked["inputs"] == N_INPUTS and checked["asked"] + checked["not_asked"] == N_INPUTS
+    assert report["calls"]["requested"] == checked["asked"] + N_HELDOUT
     assert (
         report["calls"]["billed"] + report["calls"]["from_cache"] + report["calls"]["deduplicated"]
-        >= N_INPUTS + N_HELDOUT
+        >= checked["asked"] + N_HELDOUT
     )
     assert report["simulated"] is True
     summary = sh("distill", "summary").stdout

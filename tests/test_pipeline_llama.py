@@ -69,9 +69,11 @@ def built(tmp_path_factory):
 def test_stages_up_to_configure_run_here(built):
     spec_dir, repro, _train, served = built
     assert repro.returncode == 0, repro.stdout + repro.stderr
-    calls = read_report(spec_dir / "build/teacher/report.json")["calls"]
-    assert calls["requested"] == 900 + 240  # every input and held-out ticket
-    assert served == calls["billed"] == 1140 - calls["deduplicated"]  # identical prompts asked once
+    teacher = read_report(spec_dir / "build/teacher/report.json")
+    calls, checked = teacher["calls"], teacher["input_checks"]
+    assert checked["inputs"] == 900 and checked["not_asked"] > 0  # copies and near-copies never asked
+    assert calls["requested"] == checked["asked"] + 240  # every other input and held-out ticket
+    assert served == calls["billed"] == calls["requested"] - calls["deduplicated"]  # identical prompts asked once
     report = read_report(spec_dir / "build/filter/report.json")
     assert 700 < report["kept"] < 900
     rows = [json.loads(l) for l in (spec_dir / "build/dataset/train.jsonl").open()]

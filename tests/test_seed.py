@@ -224,7 +224,8 @@ def test_the_seed_stage_fills_its_quotas_with_new_inputs_the_teacher_then_answer
 
     assert run_stage("teacher", loaded) == 0 and run_stage("filter", loaded) == 0
     teacher = read_report(root / "build/teacher/report.json")
-    assert teacher["calls"]["requested"] == len(inputs) + 24 + len(heldout)
+    assert teacher["input_checks"]["inputs"] == len(inputs) + 24
+    assert teacher["calls"]["requested"] == teacher["input_checks"]["asked"] + len(heldout)
     filtered = read_report(root / "build/filter/report.json")
     seed_part = filtered["seed"]
     assert seed_part["rows"] == 24 and seed_part["answered"] == 24

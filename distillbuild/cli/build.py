@@ -102,18 +102,20 @@ def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -
     from distillbuild.curate.confidence import canary_confidence
     from distillbuild.pipeline.spend import spend_for
     from distillbuild.pipeline.stages import seed as seed_stage
-    from distillbuild.pipeline.stages.teacher import run_canary
+    from distillbuild.pipeline.stages.teacher import input_checks_report, load_inputs, run_canary
 
     loaded = load_or_exit(spec)
     canary_rows = None
     with runtime_errors("distill estimate"):
         spend = spend_for(loaded)
+        checked = input_checks_report(load_inputs(loaded)[1])  # counted apart: never asked, never paid
         if canary:
             canary_rows = run_canary(loaded)
     est, seeding, explaining = spend.answers, spend.seed, spend.explanations
     generated = loaded.seed is not None and loaded.resolve(layout.SEED_INPUTS).exists()
     if as_json:
         body = spend.as_dict()
+        body["input_checks"] = checked
         if canary_rows is not None and loaded.task.labels:
             body["canary_confidence"] = canary_confidence(canary_rows, loaded.task.labels, loaded.filters, threshold)
         if seeding is not None:
@@ -124,6 +126,9 @@ def estimate(spec: Path, as_json: bool, canary: bool, threshold: float | None) -
         _echo_estimate(f"seed generator {seeding.model} (round 1)", seeding)
         click.echo(f"  later rounds       at most {loaded.seed.max_rounds - 1} more, asking only for what was dropped")
     _echo_estimate(f"teacher {est.model}", est)
+    if checked["not_asked"]:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in checked["by_reason"].items())
+        click.echo(f"  not asked          {checked['not_asked']:,} of {checked['inputs']:,} inputs ({reasons})")
     if explaining is not None:
         _echo_estimate("  then its explanations (at most one per training input)", explaining)
     if seeding is not None and not generated:

@@ -1,6 +1,8 @@
 """The filter engine (pure): which teacher answers a student may learn from, and why not.
 
-Row checks run first, in the order of ROW_CHECKS; a row gets the first reason that applies.
+Inputs that the input checks dropped before the teacher was asked (curate/input_checks.py)
+come marked `skipped` and keep that reason. Row checks run first, in the order of ROW_CHECKS;
+a row gets the first reason that applies.
 The survivors then go through the set-level passes, in order: exact duplicates (NFKC, case
 folding, whitespace), copies of held-out inputs (decontamination), near-duplicates (MinHash
 LSH over word 3-grams; the earliest of a cluster stays), and the per-class cap. Every rejected
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from distillbuild.curate.confidence import Calibrator, row_label, score
+from distillbuild.curate.input_checks import Reject, drop_contaminated, drop_exact_duplicates, drop_near_duplicates
 from distillbuild.protocol.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Filters, Task, thaw
 
@@ -88,6 +91,13 @@ class FilterConfig:
 
 
 # --- row checks: one function each, (reason, detail) or None -------------------------------------
+
+
+def _not_asked(row: Row, cfg: FilterConfig) -> Verdict:
+    """An input the teacher stage's input checks dropped before any call (curate/input_checks.py)."""
+    if row.get("skipped"):
+        return row["skipped"], row.get("skipped_detail") or ""
+    return None
 
 
 def _teacher_error(row: Row, cfg: FilterConfig) -> Verdict:
@@ -249,6 +259,7 @@ def _judge_low_score(row: Row, cfg: FilterConfig) -> Verdict:
 
 
 ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
+    _not_asked,
     _teacher_error,
     _refusal,
     _reasoning,
@@ -265,6 +276,7 @@ ROW_CHECKS: tuple[Callable[[Row, FilterConfig], Verdict], ...] = (
 )
 SET_REASONS = ("duplicate", "contaminated", "near_duplicate", "class_cap")
 REASONS = (
+    "input_length",  # the input checks' own; their duplicate, contaminated and near_duplicate are SET_REASONS
     "teacher_error",
     "refusal",
     "no_rationale",
@@ -325,9 +337,6 @@ def _kept_row(row: Row, cfg: FilterConfig) -> Row:
     return kept
 
 
-Reject = Callable[[Row, str, str], None]
-
-
 def curate(
     rows: list[Row], cfg: FilterConfig, heldout_texts: list[str] | None = None, human: list[Row] | None = None
 ) -> tuple[list[Row], list[Row], dict]:
@@ -355,11 +364,11 @@ def curate(
 
     survivors = _row_checks(rows, cfg, reject)
     if cfg.exact_dedup:
-        survivors = _drop_exact_duplicates(survivors, reject)
+        survivors = drop_exact_duplicates(survivors, reject)
     if cfg.decontaminate and heldout_texts:
-        survivors = _drop_contaminated(survivors, heldout_texts, cfg.decontaminate_threshold, reject)
+        survivors = drop_contaminated(survivors, heldout_texts, cfg.decontaminate_threshold, reject)
     if cfg.near_threshold is not None and survivors:
-        survivors = _drop_near_duplicates(survivors, cfg.near_threshold, reject)
+        survivors = drop_near_duplicates(survivors, cfg.near_threshold, reject)
     kept = [_kept_row(r, cfg) for r in survivors]
     balance_before = Counter(r["label"] for r in kept)
     if cfg.max_per_class is not None:
@@ -433,45 +442,6 @@ def _row_checks(rows: list[Row], cfg: FilterConfig, reject: Reject) -> list[Row]
         else:
             survivors.append(row)
     return survivors
-
-
-def _drop_exact_duplicates(rows: list[Row], reject: Reject) -> list[Row]:
-    seen: dict[str, Any] = {}
-    unique = []
-    for row in rows:
-        key = normalize_text(row["text"])
-        if key in seen:
-            reject(row, "duplicate", f"same text as {seen[key]}")
-        else:
-            seen[key] = row["id"]
-            unique.append(row)
-    return unique
-
-
-def _drop_contaminated(rows: list[Row], heldout_texts: list[str], threshold: float, reject: Reject) -> list[Row]:
-    from distillbuild.curate.neardup import contaminated_by  # datasketch and numpy: 0.5 s, only when used
-
-    hits = contaminated_by([r["text"] for r in rows], heldout_texts, threshold)
-    clean = []
-    for row, hit in zip(rows, hits):
-        if hit is not None:
-            reject(row, "contaminated", f"near-duplicates held-out input #{hit}: {heldout_texts[hit][:60]!r}")
-        else:
-            clean.append(row)
-    return clean
-
-
-def _drop_near_duplicates(rows: list[Row], threshold: float, reject: Reject) -> list[Row]:
-    from distillbuild.curate.neardup import near_duplicate_representatives  # datasketch: only when used
-
-    reps = near_duplicate_representatives([r["text"] for r in rows], threshold)
-    clean = []
-    for i, (row, rep) in enumerate(zip(rows, reps)):
-        if rep != i:
-            reject(row, "near_duplicate", f"near-duplicates {rows[rep]['id']}")
-        else:
-            clean.append(row)
-    return clean
 
 
 def _cap_classes(kept: list[Row], max_per_class: int, reject: Reject) -> list[Row]:

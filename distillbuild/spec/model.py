@@ -1528,8 +1528,26 @@ class Dedup:
 
 @dataclass(frozen=True)
 class Rules:
-    """Rules on the teacher's answers; None where the spec sets none."""
+    """Rules on the inputs (checked before the teacher is asked) and on the teacher's answers;
+    None where the spec sets none."""
 
+    min_input_chars: int | None = key(
+        {
+            "description": ("Drop inputs shorter than this many characters, before the teacher is asked about them."),
+            "type": "integer",
+            "minimum": 0,
+        }
+    )
+    max_input_chars: int | None = key(
+        {
+            "description": (
+                "Drop inputs longer than this many characters, before the teacher is asked about them "
+                "(a long input costs its tokens on every call)."
+            ),
+            "type": "integer",
+            "minimum": 1,
+        }
+    )
     min_chars: int | None = key(
         {
             "description": "Drop answers shorter than this many characters.",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.fitting import contextual_calibration
+from distillbuild.curate.input_checks import INPUT_REASONS, InputChecks, check_inputs
 from distillbuild.endpoints.llamacpp import has_chat_template
 from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.errors import StageError
@@ -48,6 +50,7 @@ from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
 READS = (
     "data.inputs",
     "data.heldout",
+    "data.heldout_sets",  # the input checks decontaminate against every held-out set
     "task.type",
     "task.instruction",
     "task.labels",
@@ -58,6 +61,12 @@ READS = (
     "filters.confidence",
     "filters.calibration.method",
     "filters.calibration.content_free",
+    # The input checks, run before any call (curate/input_checks.py): a change asks other inputs.
+    "filters.dedup",
+    "filters.decontaminate",
+    "filters.decontaminate_threshold",
+    "filters.rules.min_input_chars",
+    "filters.rules.max_input_chars",
 )
 # Contextual calibration asks the teacher about content-free inputs too.
 READS_WHEN = {
@@ -68,6 +77,7 @@ READS_WHEN = {
 
 def deps(spec: Spec) -> list[str]:
     files = [posix(spec.data_files.inputs), posix(spec.data_files.heldout)]
+    files += [posix(path) for path in spec.data_files.heldout_sets.values()]  # decontaminated against
     if isinstance(spec.task.examples, str):  # a file of few-shot examples
         files.append(posix(spec.task.examples))
     if spec.seed is not None:  # generated inputs, answered beside data.inputs
@@ -129,19 +139,63 @@ def response_format(task: Task) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": schema}}
 
 
-def load_requests(spec: Spec) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
-    """Input rows (less those that are few-shot examples; then the seed stage's generated ones,
-    once it has run), held-out rows, and the messages for each (inputs first), the examples'
-    turns before every input; with contextual calibration, the content-free inputs' messages
-    last (content_free_rows)."""
+def load_inputs(spec: Spec) -> tuple[list[dict], list[tuple[str, str] | None]]:
+    """Every input row (less those that are few-shot examples; then the seed stage's generated
+    ones, once it has run) and, for each, the input checks' verdict: (reason, detail) for a row
+    they drop before any call, None for one the teacher is asked about."""
     template = spec.task.input_template
     examples = load_examples(spec.task.examples, template, spec.dir)
     inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
     inputs = _without_examples(inputs, examples) + seed_rows(spec)
+    sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
+    checks = InputChecks.from_spec(spec.filters)
+    heldout = (
+        [r["text"] for path in sets for r in read_rows(spec.resolve(path), template, need_label=False)]
+        if checks.decontaminate
+        else []
+    )
+    return inputs, check_inputs(inputs, heldout, checks)
+
+
+def load_requests(
+    spec: Spec, checked: tuple[list[dict], list[tuple[str, str] | None]] | None = None
+) -> tuple[list[dict], list[dict], list[list[dict[str, str]]]]:
+    """The inputs the teacher is asked about (load_inputs' rows the input checks keep), held-out
+    rows, and the messages for each (inputs first), the examples' turns before every input; with
+    contextual calibration, the content-free inputs' messages last (content_free_rows)."""
+    template = spec.task.input_template
+    examples = load_examples(spec.task.examples, template, spec.dir)
+    inputs, verdicts = checked or load_inputs(spec)
+    asked = [row for row, verdict in zip(inputs, verdicts) if verdict is None]
     heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True)
     reasoning = spec.teacher.reasoning  # prompt mode asks for the rationale in the system prompt
-    every = inputs + heldout + content_free_rows(spec)
-    return inputs, heldout, [messages_for(spec.task, r["text"], examples, reasoning) for r in every]
+    every = asked + heldout + content_free_rows(spec)
+    return asked, heldout, [messages_for(spec.task, r["text"], examples, reasoning) for r in every]
+
+
+def input_checks_report(verdicts: list[tuple[str, str] | None]) -> dict[str, Any]:
+    """How many inputs the input checks kept from the teacher, by reason (the filter counts them too)."""
+    reasons = Counter(v[0] for v in verdicts if v is not None)
+    return {
+        "inputs": len(verdicts),
+        "asked": len(verdicts) - sum(reasons.values()),
+        "not_asked": sum(reasons.values()),
+        "by_reason": {r: reasons[r] for r in INPUT_REASONS if reasons[r]},
+    }
+
+
+def input_rows(inputs: list[dict], verdicts: list[tuple[str, str] | None], answered: list[dict]) -> list[dict]:
+    """answers.jsonl: one row per input, in input order; a row the input checks dropped says why
+    (`skipped`, `skipped_detail`) and has no answer, and the filter rejects it for that reason."""
+    answers = iter(answered)
+    rows = []
+    for source, verdict in zip(inputs, verdicts):
+        if verdict is None:
+            rows.append(next(answers))
+            continue
+        row = {"id": source["id"], "text": source["text"], "answer": None, "skipped": verdict[0]}
+        rows.append({**row, "skipped_detail": verdict[1]})
+    return rows
 
 
 def content_free_rows(spec: Spec) -> list[dict]:
@@ -360,7 +414,8 @@ def soft_label_counts(rows: list[dict]) -> dict[str, int]:
 
 def run(spec: Spec) -> int:
     t = spec.teacher
-    inputs, heldout, requests = load_requests(spec)
+    every_input, verdicts = load_inputs(spec)
+    inputs, heldout, requests = load_requests(spec, (every_input, verdicts))
     rows: list[dict] = []
     explained: list[int] = []
 
@@ -383,13 +438,17 @@ def run(spec: Spec) -> int:
             for r, res in zip(inputs + heldout, results)
         ]
     attach_rationales(rows, explained, explanations)
-    generated = len(seed_rows(spec))  # the last of the inputs (load_requests)
-    for n, (row, source) in enumerate(zip(rows, inputs)):
+    held = rows[len(inputs) :]
+    rows = input_rows(every_input, verdicts, rows[: len(inputs)])
+    generated = len(seed_rows(spec))  # the last of the inputs (load_inputs)
+    for n, (row, source) in enumerate(zip(rows, every_input)):
         if source.get("label") is not None:  # an input's gold label: never asked about, audited by the filter
             row["gold_label"] = source["label"]
-        if n >= len(inputs) - generated:  # generated: the filter checks the teacher's label against the one asked for
+        if (
+            n >= len(every_input) - generated
+        ):  # generated: the filter checks the teacher's label against the one asked for
             row.update(source="seed", seed_label=(source.get("seed") or {}).get("label"))
-    ambiguous = sum(1 for r in rows if r.get("soft_label_ambiguous"))
+    ambiguous = sum(1 for r in rows + held if r.get("soft_label_ambiguous"))
     if stats.budget_stopped:
         missing = sum(1 for r in results if r is None) + sum(1 for r in explanations if r is None)
         raise StageError(
@@ -398,14 +457,21 @@ def run(spec: Spec) -> int:
             "Raise the budget and rerun: cached answers cost nothing."
         )
     rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
+    rep["input_checks"] = input_checks_report(verdicts)
+    if rep["input_checks"]["not_asked"]:
+        skipped = rep["input_checks"]["by_reason"]
+        log(
+            f"teacher: {rep['input_checks']['not_asked']:,} of {len(every_input):,} inputs not asked "
+            f"(the input checks: {', '.join(f'{k} {v:,}' for k, v in skipped.items())})"
+        )
     if spec.task.labels:
-        rep["soft_labels"] = soft_label_counts(rows)
+        rep["soft_labels"] = soft_label_counts([r for r in rows + held if not r.get("skipped")])
     log(summary(rep))
     if "soft_labels" in rep:
         log("  soft labels " + ", ".join(f"{k} {v}" for k, v in rep["soft_labels"].items()))
     check_unanswered(t.max_error_share, t.max_retries, [*results, *explanations])
-    write_jsonl(Path(layout.TEACHER_ANSWERS), rows[: len(inputs)])
-    write_jsonl(Path(layout.TEACHER_HELDOUT), rows[len(inputs) :])
+    write_jsonl(Path(layout.TEACHER_ANSWERS), rows)
+    write_jsonl(Path(layout.TEACHER_HELDOUT), held)
     free = content_free_rows(spec)
     if free:
         offset = len(inputs) + len(heldout)
@@ -415,7 +481,7 @@ def run(spec: Spec) -> int:
         )
     write_jsonl(Path(layout.TEACHER_RESPONSES), responses)
     write_report(Path(layout.TEACHER_REPORT), rep, MEASURED)
-    if all(r.get("error") is not None for r in rows):  # the answers (explain mode's explanations aside)
+    if all(r.get("error") is not None for r in rows + held if not r.get("skipped")):  # explanations aside
         raise StageError(f"every teacher call failed: {rep['errors']}")
     return 0
 
@@ -429,11 +495,16 @@ def summary_lines(spec: Spec) -> list[str]:
         " (SIMULATED stand-in, not a real model)" if report["simulated"] else ""
     )
     c = report["calls"]
-    return [
+    lines = [
         f"  teacher    {who}",
         f"  calls      {c['requested']} requested, {c['from_cache']} from cache, {c['billed']} billed, "
         f"${report['cost_usd']:.4f}",
     ]
+    checked = report.get("input_checks") or {}
+    if checked.get("not_asked"):
+        reasons = ", ".join(f"{k} {v}" for k, v in checked["by_reason"].items())
+        lines.append(f"  not asked  {checked['not_asked']} of {checked['inputs']} inputs ({reasons})")
+    return lines
 
 
 def spend(spec: Spec) -> dict[str, Any]:
