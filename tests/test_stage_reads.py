@@ -23,6 +23,7 @@ from distillbuild.endpoints.standin.server import SimulatedTeacherServer
 from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
 from distillbuild.errors import StageError
 from distillbuild.pipeline import stage_list
+from distillbuild.pipeline.contract import RUN_ONLY_KEYS
 from distillbuild.pipeline.runner import run_stage
 from distillbuild.spec import load_spec
 from distillbuild.spec.loader import get_path, has_path
@@ -234,6 +235,7 @@ def undeclared(stage: dict) -> list[str]:
         k
         for k in stage["reads"]
         if not covered(k, stage["declared"])
+        and not covered(k, RUN_ONLY_KEYS)  # where the work runs: deliberately no param
         and not covered(k, tuple(c.rstrip("?") for c in stage["contract"]))
         and not unwritten(k)
         and not by_dep(k)

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from distillbuild.curate.confidence import Calibrator, row_label, score
-from distillbuild.curate.input_checks import Reject, drop_contaminated, drop_exact_duplicates, drop_near_duplicates
+from distillbuild.curate.input_checks import (
+    OnRay,
+    Reject,
+    drop_contaminated,
+    drop_exact_duplicates,
+    drop_near_duplicates,
+)
 from distillbuild.protocol.normalize import normalize_label, normalize_text
 from distillbuild.spec.model import Filters, Task, thaw
 
@@ -56,6 +62,7 @@ class FilterConfig:
     min_label_mass: float = 0.0
     label_from: tuple[str, ...] = ("text", "constrained", "prefix", "probabilities", "calibration")
     calibrator: Calibrator = Calibrator()
+    on_ray: OnRay | None = None  # the set passes spread over a Ray cluster (execution.engine: ray)
 
     @classmethod
     def from_spec(
@@ -366,9 +373,9 @@ def curate(
     if cfg.exact_dedup:
         survivors = drop_exact_duplicates(survivors, reject)
     if cfg.decontaminate and heldout_texts:
-        survivors = drop_contaminated(survivors, heldout_texts, cfg.decontaminate_threshold, reject)
+        survivors = drop_contaminated(survivors, heldout_texts, cfg.decontaminate_threshold, reject, cfg.on_ray)
     if cfg.near_threshold is not None and survivors:
-        survivors = drop_near_duplicates(survivors, cfg.near_threshold, reject)
+        survivors = drop_near_duplicates(survivors, cfg.near_threshold, reject, cfg.on_ray)
     kept = [_kept_row(r, cfg) for r in survivors]
     balance_before = Counter(r["label"] for r in kept)
     if cfg.max_per_class is not None:

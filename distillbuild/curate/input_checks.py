@@ -21,6 +21,18 @@ INPUT_REASONS = ("input_length", "duplicate", "contaminated", "near_duplicate")
 
 
 @dataclass(frozen=True)
+class OnRay:
+    """The near-duplicate and contamination checks spread over the Ray cluster the stage joined
+    (curate/neardup_ray.py: the same answers as the local engine)."""
+
+    workers: int
+    num_cpus: float = 1.0
+
+    def task_options(self) -> dict[str, Any]:
+        return {"workers": self.workers, "num_cpus": self.num_cpus}
+
+
+@dataclass(frozen=True)
 class InputChecks:
     min_chars: int | None = None
     max_chars: int | None = None
@@ -28,10 +40,12 @@ class InputChecks:
     decontaminate: bool = True
     decontaminate_threshold: float = 0.8
     near_threshold: float | None = None
+    on_ray: OnRay | None = None
 
     @classmethod
-    def from_spec(cls, filters: Filters) -> "InputChecks":
+    def from_spec(cls, filters: Filters, on_ray: OnRay | None = None) -> "InputChecks":
         return cls(
+            on_ray=on_ray,
             min_chars=filters.rules.min_input_chars,
             max_chars=filters.rules.max_input_chars,
             exact_dedup=filters.dedup.exact,
@@ -53,9 +67,9 @@ def check_inputs(rows: list[Row], heldout_texts: list[str], checks: InputChecks)
     if checks.exact_dedup:
         survivors = drop_exact_duplicates(survivors, reject)
     if checks.decontaminate and heldout_texts and survivors:
-        survivors = drop_contaminated(survivors, heldout_texts, checks.decontaminate_threshold, reject)
+        survivors = drop_contaminated(survivors, heldout_texts, checks.decontaminate_threshold, reject, checks.on_ray)
     if checks.near_threshold is not None and survivors:
-        drop_near_duplicates(survivors, checks.near_threshold, reject)
+        drop_near_duplicates(survivors, checks.near_threshold, reject, checks.on_ray)
     return [verdicts.get(i) for i in range(len(rows))]
 
 
@@ -83,10 +97,18 @@ def drop_exact_duplicates(rows: list[Row], reject: Reject) -> list[Row]:
     return unique
 
 
-def drop_contaminated(rows: list[Row], heldout_texts: list[str], threshold: float, reject: Reject) -> list[Row]:
-    from distillbuild.curate.neardup import contaminated_by  # datasketch and numpy: 0.5 s, only when used
+def drop_contaminated(
+    rows: list[Row], heldout_texts: list[str], threshold: float, reject: Reject, on_ray: OnRay | None = None
+) -> list[Row]:
+    texts = [r["text"] for r in rows]
+    if on_ray is not None:
+        from distillbuild.curate import neardup_ray
 
-    hits = contaminated_by([r["text"] for r in rows], heldout_texts, threshold)
+        hits = neardup_ray.contaminated_by(texts, heldout_texts, threshold, **on_ray.task_options())
+    else:
+        from distillbuild.curate.neardup import contaminated_by  # datasketch and numpy: 0.5 s, only when used
+
+        hits = contaminated_by(texts, heldout_texts, threshold)
     clean = []
     for row, hit in zip(rows, hits):
         if hit is not None:
@@ -96,10 +118,16 @@ def drop_contaminated(rows: list[Row], heldout_texts: list[str], threshold: floa
     return clean
 
 
-def drop_near_duplicates(rows: list[Row], threshold: float, reject: Reject) -> list[Row]:
-    from distillbuild.curate.neardup import near_duplicate_representatives  # datasketch: only when used
+def drop_near_duplicates(rows: list[Row], threshold: float, reject: Reject, on_ray: OnRay | None = None) -> list[Row]:
+    texts = [r["text"] for r in rows]
+    if on_ray is not None:
+        from distillbuild.curate import neardup_ray
 
-    reps = near_duplicate_representatives([r["text"] for r in rows], threshold)
+        reps = neardup_ray.near_duplicate_representatives(texts, threshold, **on_ray.task_options())
+    else:
+        from distillbuild.curate.neardup import near_duplicate_representatives  # datasketch: only when used
+
+        reps = near_duplicate_representatives(texts, threshold)
     clean = []
     for i, (row, rep) in enumerate(zip(rows, reps)):
         if rep != i:

@@ -36,7 +36,13 @@ class Processor(Protocol):
 
 
 def processor_for(settings: TeacherSettings) -> Processor:
-    return BatchProcessor() if settings.batch else OnlineProcessor()
+    if settings.batch:
+        return BatchProcessor()
+    if settings.ray is not None:  # execution.engine: ray
+        from distillbuild.llm.ray_calls import RayProcessor
+
+        return RayProcessor(settings.ray)
+    return OnlineProcessor()
 
 
 @dataclass(frozen=True)

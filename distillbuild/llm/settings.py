@@ -10,6 +10,15 @@ from distillbuild.spec.model import Endpoint
 
 
 @dataclass(frozen=True)
+class RayCalls:
+    """Online calls spread over a Ray cluster (llm/ray_calls.py): where, and how many tasks at once."""
+
+    endpoints: tuple[str, ...]  # base URLs serving the same model; the first is the section's base_url
+    workers: int
+    num_cpus: float = 1.0
+
+
+@dataclass(frozen=True)
 class TeacherSettings:
     endpoint_id: str  # the endpoint's stable identity in cache keys (never the key, never a random port)
     base_url: str | None
@@ -33,6 +42,7 @@ class TeacherSettings:
     constraint: dict[str, Any] | None = None  # the label constraint's body keys (protocol/choice.py)
     api: str = "chat"  # chat | completions (llm/completions.py rewrites the body for the latter)
     api_key: str = field(default="", repr=False)  # held in memory only
+    ray: RayCalls | None = None  # where the calls run, never what they ask: not in any cache key
 
     @classmethod
     def from_section(

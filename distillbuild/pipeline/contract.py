@@ -33,6 +33,10 @@ from typing import Any, Callable, Mapping, Union
 from distillbuild.spec import Spec
 from distillbuild.spec.loader import has_path
 
+# Keys any stage may read that decide where and how fast its work runs, never what it makes: no
+# DVC param, so a local build and a Ray build of the same spec share their outputs.
+RUN_ONLY_KEYS = ("execution",)
+
 # An output as dvc.yaml writes it: a path, or {path: {"cache": False, ...}}.
 Out = Union[str, dict[str, dict[str, Any]]]
 Condition = Callable[[Spec], bool]

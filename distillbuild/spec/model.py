@@ -2629,6 +2629,90 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class StageResources:
+    """What one stage asks of a Ray cluster (execution.teacher, .filter, .train)."""
+
+    workers: int | None = key(
+        {
+            "description": (
+                "Ray workers the stage's work is spread over (teacher: calls in flight at once per "
+                "endpoint are still teacher.concurrency; filter: signature and band tasks; train: "
+                "Ray Train workers, one per GPU). Default: the cluster's CPUs, at most 8."
+            ),
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 4096,
+        },
+        default=None,
+    )
+    num_cpus: float | None = key(
+        {
+            "description": "CPUs each worker reserves (Ray's num_cpus). Default 1.",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1024,
+        },
+        default=None,
+    )
+    num_gpus: float | None = key(
+        {
+            "description": "GPUs each worker reserves (Ray's num_gpus; train: one per worker).",
+            "type": "number",
+            "minimum": 0,
+            "maximum": 64,
+        },
+        default=None,
+    )
+    endpoints: tuple[str, ...] = key(
+        {
+            "description": (
+                "teacher only: more OpenAI-compatible base URLs serving the same model as "
+                "teacher.base_url (vLLM replicas); the calls are spread over all of them. Where calls "
+                "go is not what they answer: the cache knows the answers by teacher.base_url's model."
+            ),
+            "type": "array",
+            "items": {"type": "string", "pattern": "^https?://", "description": "A base URL (…/v1)."},
+            "maxItems": 256,
+            "default": [],
+        },
+        default=(),
+    )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where the heavy stages run. Never part of a cache key: a local build and a Ray build of the
+    same spec make the same outputs, and DVC shares them."""
+
+    engine: str = key(
+        {
+            "description": (
+                "local: every stage in one process on this machine (the default, nothing to start). "
+                "ray: the teacher's calls, the filter's duplicate and contamination checks, and a "
+                "causal student's training run on a Ray cluster (`pip install 'distillbuild[ray]'`)."
+            ),
+            "enum": ["local", "ray"],
+            "default": "local",
+        },
+    )
+    address: str = key(
+        {
+            "description": (
+                "The Ray cluster: `auto` (the one `ray start --head` started here, or RAY_ADDRESS), "
+                "`ray://HOST:10001` (a remote cluster, KubeRay's head service), or `local` (a cluster "
+                "the stage starts for its length and stops)."
+            ),
+            "type": "string",
+            "pattern": "^(auto|local|ray://.+)$",
+            "default": "auto",
+        },
+    )
+    teacher: StageResources = key({"description": "The teacher stage's share of the cluster."})
+    filter: StageResources = key({"description": "The input checks' and the filter's share of the cluster."})
+    train: StageResources = key({"description": "Training's share: Axolotl's Ray Train workers (causal students)."})
+
+
+@dataclass(frozen=True)
 class Serve:
     """How `distill serve` answers (its defaults when the spec has no `serve` section). No stage
     reads it: changing it rebuilds nothing."""
@@ -2963,6 +3047,15 @@ class SpecModel:
         }
     )
 
+    # where the heavy stages run (never a cache key)
+    execution: Execution = key(
+        {
+            "description": (
+                "Where the heavy stages run: `engine: local` (the default) or `engine: ray` with a "
+                "cluster address and each stage's share of it. Changing it rebuilds nothing."
+            ),
+        }
+    )
     # `distill serve`'s batching, limits and capture (its defaults when the spec has no such section)
     serve: Serve = key(
         {

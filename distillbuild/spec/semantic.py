@@ -23,6 +23,7 @@ from distillbuild.metric_names import (
 )
 from distillbuild.secrets import SECRET_KEY_NAMES, looks_like_secret
 from distillbuild.spec.answer_checks import answer_issues
+from distillbuild.spec.execution_checks import execution_issues
 from distillbuild.spec.few_shot import few_shot_issues
 from distillbuild.spec.loader import LoadedYaml, join_path
 from distillbuild.spec.model import SpecModel
@@ -92,6 +93,7 @@ def semantic_issues(
         *reasoning_issues(spec),
         *preference_issues(spec),
         *_compare_with_issues(spec, spec_dir, repo_root),
+        *execution_issues(spec),
     ]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 

@@ -9,6 +9,7 @@ other row check first (distillbuild/curate/judging.py); a judge failure stops th
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from distillbuild.markup.tables import rows_of, table
 from distillbuild.measurements import read_report, write_report
 from distillbuild.metric_names import JUDGE_MEASURED
 from distillbuild.pipeline.contract import Out, posix, uncached
+from distillbuild.pipeline.execution import cluster_for
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
 
@@ -137,7 +139,8 @@ def run(spec: Spec) -> int:
         else None
     )
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
-    kept, rejected, report = curate(rows, cfg, heldout, human)
+    with cluster_for(spec, "filter") as on_ray:  # the set passes: local, or spread over the Ray cluster
+        kept, rejected, report = curate(rows, replace(cfg, on_ray=on_ray), heldout, human)
     report["confidence"] = {"measure": cfg.confidence, "min_confidence": cfg.min_confidence, **fitted.report}
     if fitted.curve:
         write_json(Path(layout.FILTER_THRESHOLD_CURVE), fitted.curve)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from distillbuild import layout
 from distillbuild.console import log
 from distillbuild.curate.fitting import contextual_calibration
-from distillbuild.curate.input_checks import INPUT_REASONS, InputChecks, check_inputs
+from distillbuild.curate.input_checks import INPUT_REASONS, InputChecks, OnRay, check_inputs
 from distillbuild.endpoints.llamacpp import has_chat_template
 from distillbuild.endpoints.open import SettingsFor, endpoint_id, open_endpoint, upstream_spec
 from distillbuild.errors import StageError
@@ -27,11 +28,12 @@ from distillbuild.llm.engine import Canary, answer_all, recorded_responses
 from distillbuild.llm.estimate import estimate
 from distillbuild.llm.results import CallResult, RunStats
 from distillbuild.llm.run_report import MEASURED, report, summary
-from distillbuild.llm.settings import TeacherSettings
+from distillbuild.llm.settings import RayCalls, TeacherSettings
 from distillbuild.markup import charts
 from distillbuild.markup.tables import fmt, table
 from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix
+from distillbuild.pipeline.execution import cluster_for
 from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
 from distillbuild.protocol.choice import body_fields, form_for
@@ -139,7 +141,7 @@ def response_format(task: Task) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": schema}}
 
 
-def load_inputs(spec: Spec) -> tuple[list[dict], list[tuple[str, str] | None]]:
+def load_inputs(spec: Spec, on_ray: OnRay | None = None) -> tuple[list[dict], list[tuple[str, str] | None]]:
     """Every input row (less those that are few-shot examples; then the seed stage's generated
     ones, once it has run) and, for each, the input checks' verdict: (reason, detail) for a row
     they drop before any call, None for one the teacher is asked about."""
@@ -148,7 +150,7 @@ def load_inputs(spec: Spec) -> tuple[list[dict], list[tuple[str, str] | None]]:
     inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
     inputs = _without_examples(inputs, examples) + seed_rows(spec)
     sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
-    checks = InputChecks.from_spec(spec.filters)
+    checks = InputChecks.from_spec(spec.filters, on_ray)
     heldout = (
         [r["text"] for path in sets for r in read_rows(spec.resolve(path), template, need_label=False)]
         if checks.decontaminate
@@ -356,15 +358,21 @@ def ask(
         if t.canary
         else None
     )
-    with open_endpoint(
-        t,
-        spec.dir,
-        spec.repo_root,
-        kind="teacher",
-        where="teacher",
-        settings_for=teacher_settings(spec),
-        labels=spec.task.labels or [],
-    ) as (settings, cache):
+    with (
+        cluster_for(spec, "teacher") as on_ray,
+        open_endpoint(
+            t,
+            spec.dir,
+            spec.repo_root,
+            kind="teacher",
+            where="teacher",
+            settings_for=teacher_settings(spec),
+            labels=spec.task.labels or [],
+        ) as (settings, cache),
+    ):
+        if on_ray is not None and not settings.batch:  # the calls spread over the cluster and every endpoint
+            endpoints = (settings.base_url, *spec.execution.teacher.endpoints)
+            settings = replace(settings, ray=RayCalls(endpoints, on_ray.workers, on_ray.num_cpus))
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
         entries = recorded_responses(requests, settings, cache)
         more = follow_up(results) if follow_up is not None and not stats.budget_stopped else []
@@ -413,8 +421,14 @@ def soft_label_counts(rows: list[dict]) -> dict[str, int]:
 
 
 def run(spec: Spec) -> int:
+    with cluster_for(spec, "teacher"):  # one Ray session for the input checks and the calls (engine: ray)
+        return _run(spec)
+
+
+def _run(spec: Spec) -> int:
     t = spec.teacher
-    every_input, verdicts = load_inputs(spec)
+    with cluster_for(spec, "filter") as on_ray:  # the input checks: local, or spread over the Ray cluster
+        every_input, verdicts = load_inputs(spec, on_ray)
     inputs, heldout, requests = load_requests(spec, (every_input, verdicts))
     rows: list[dict] = []
     explained: list[int] = []
