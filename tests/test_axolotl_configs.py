@@ -398,3 +398,29 @@ def test_trainer_log_lines_become_metrics():
     }
     assert _parse_log_dict("{'train_runtime': '1.1', 'train_loss': '5.5'}")["train_loss"] == 5.5
     assert _parse_log_dict("[INFO] loading {'path': 'x'}") is None  # no loss: not a metric line
+
+
+@needs_axolotl_venv
+def test_the_ray_launch_config_from_execution_passes_axolotls_validator(emitted, tmp_path):
+    """execution.engine: ray adds Axolotl's Ray Train settings at launch, not to the configure
+    stage's file (no cache key changes); Axolotl's own validator accepts what is launched. No
+    GPU here: the run itself is not started."""
+    from distillbuild.spec.model import StageResources
+    from distillbuild.train.axolotl_ray import ray_launch_config
+    from distillbuild.train.axolotl_run import _train_command
+
+    root, files = emitted["qlora"]
+    launch = ray_launch_config(root / "build/configure/axolotl.yaml", StageResources(workers=4, num_cpus=8))
+    try:
+        config = yaml.safe_load(launch.read_text())
+        assert config["use_ray"] is True and config["ray_num_workers"] == 4
+        assert config["resources_per_worker"] == {"GPU": 1, "CPU": 8}
+        assert {k: v for k, v in config.items() if k not in ("use_ray", "ray_num_workers", "resources_per_worker")} == (
+            yaml.safe_load(files["axolotl.yaml"])
+        )
+        report = run_validator("--cwd", str(root), str(launch), cwd=tmp_path)
+        assert report["configs"][0]["ok"] and not report["configs"][0]["dropped"], report["configs"][0]
+        assert "--use-ray" in _train_command("axolotl", launch, tmp_path / "out")
+    finally:
+        launch.unlink()
+    assert "use_ray" not in files["axolotl.yaml"]  # the configure stage's output is the local one

@@ -6,6 +6,7 @@ teacher's soft labels (Hinton et al.); an Axolotl config is handed to `axolotl t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from distillbuild import layout
@@ -20,6 +21,7 @@ from distillbuild.pipeline.contract import Out, uncached
 from distillbuild.spec import Spec
 from distillbuild.train import MEASURED as TRAINING_MEASURED
 from distillbuild.train.axolotl_config import PLAN
+from distillbuild.train.axolotl_ray import ray_launch_config
 from distillbuild.train.axolotl_run import train_axolotl
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
@@ -80,15 +82,28 @@ def _train_local(config_path: Path, repo_root: Path) -> dict:
     return history
 
 
-def _train_axolotl(config_path: Path) -> dict:
+def _train_axolotl(config_path: Path, spec: Spec) -> dict:
     """`axolotl train` on the config (checked first by Axolotl's validator); the adapter lands in
-    build/model. No GPU and a model too big for a CPU: a clear StageError (exit 3)."""
-    return train_axolotl(config_path, Path(PLAN), Path(layout.MODEL_DIR), log)
+    build/model. No GPU and a model too big for a CPU: a clear StageError (exit 3). With
+    `execution.engine: ray`, Ray Train runs it on the cluster (train/axolotl_ray.py)."""
+    if spec.execution.engine != "ray":
+        return train_axolotl(config_path, Path(PLAN), Path(layout.MODEL_DIR), log)
+    launch = ray_launch_config(config_path, spec.execution.train)
+    address = spec.execution.address
+    if address != "auto":  # auto: RAY_ADDRESS as set, or the cluster `ray start --head` started here
+        os.environ["RAY_ADDRESS"] = "" if address == "local" else address
+    log(f"train: on the Ray cluster ({address}), {launch} (execution.train)")
+    try:
+        return train_axolotl(launch, Path(PLAN), Path(layout.MODEL_DIR), log)
+    finally:
+        launch.unlink(missing_ok=True)
 
 
 def run(spec: Spec) -> int:
     local = Path(layout.LOCAL_TRAINER_CONFIG)
-    history = _train_local(local, spec.repo_root) if local.exists() else _train_axolotl(Path(layout.AXOLOTL_CONFIG))
+    history = (
+        _train_local(local, spec.repo_root) if local.exists() else _train_axolotl(Path(layout.AXOLOTL_CONFIG), spec)
+    )
     write_json(Path(layout.TRAIN_HISTORY), [{"step": s["step"], "loss": s["loss"]} for s in history.get("steps", [])])
     write_report(Path(layout.TRAIN_REPORT), {k: v for k, v in history.items() if k != "steps"}, TRAINING_MEASURED)
     return 0
