@@ -103,6 +103,9 @@ def _build_teacher_and_filter(root: Path, spec: dict, monkeypatch, key_path: Pat
 
         inputs, verdicts = load_inputs(loaded)
         estimate = estimate_for(loaded)
+        from distillbuild.pipeline.spend import spend_for  # what `distill diff` prices
+
+        assert spend_for(loaded).answers == estimate
         _, _, messages = load_requests(loaded, (inputs, verdicts))
         for stage in ("teacher", "filter"):
             assert run_stage(stage, loaded) == 0, stage
