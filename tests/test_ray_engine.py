@@ -27,6 +27,7 @@ from distillbuild.measurements import read_report
 pytest.importorskip("ray")
 
 N_INPUTS, N_HELDOUT = 160, 48
+KEY = "sk-ray-" + "r" * 24
 
 
 def _free_port() -> int:
@@ -45,7 +46,8 @@ def cluster():
     address = f"127.0.0.1:{port}"
     # Ray's token authentication, as a cluster should run: the head writes ~/.ray/auth_token, the
     # other node and the drivers read it.
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    # RAY_TEST_KEY: the teacher's key, exported on every node as on a real cluster (tasks never carry it).
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_TEST_KEY": KEY}
     common = ["--num-cpus", "1", "--disable-usage-stats"]
     subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard=false", *common],
                    check=True, capture_output=True, env=env, timeout=180)  # fmt: skip
@@ -165,7 +167,8 @@ def _calls_project(root: Path, base_url: str, n: int, **teacher) -> RepoShell:
         "execution": {"engine": "ray", "address": "auto", "teacher": {"workers": 2}},
     }  # fmt: skip
     (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    sh = RepoShell(root, DISTILL_CACHE_DIR=str(root / ".cache"), RAY_TEST_KEY="sk-ray")
+    # The driver's key differs from the nodes': were a task to carry the driver's, the endpoint would answer 401.
+    sh = RepoShell(root, DISTILL_CACHE_DIR=str(root / ".cache"), RAY_TEST_KEY="sk-the-driver-holds-another")
     sh("git", "init", "-q")
     sh("distill", "compile")
     return sh
@@ -176,7 +179,7 @@ def test_kill_9_under_ray_repays_at_most_what_was_in_flight(cluster, tmp_path):
     teacher = SimulatedTeacher(
         load_answer_key_empty(tmp_path), ["billing", "refund", "login", "bug"], accuracy=0.9, seed=5
     )
-    with SimulatedTeacherServer(teacher, latency_ms=20) as server:
+    with SimulatedTeacherServer(teacher, latency_ms=20, api_key=KEY) as server:  # 401 without the key
         sh = _calls_project(tmp_path, server.base_url, n, concurrency=4)
         sh.env.update(cluster)
         stage = subprocess.Popen(
@@ -211,7 +214,7 @@ def test_a_budget_holds_across_the_ray_workers(cluster, tmp_path):
     teacher = SimulatedTeacher(
         load_answer_key_empty(tmp_path), ["billing", "refund", "login", "bug"], accuracy=0.9, seed=5
     )
-    with SimulatedTeacherServer(teacher, latency_ms=5) as server:
+    with SimulatedTeacherServer(teacher, latency_ms=5, api_key=KEY) as server:
         sh = _calls_project(tmp_path, server.base_url, n, concurrency=8, price=price, budget_usd=budget)
         sh.env.update(cluster)
         done = sh("distill", "stage", "teacher", check=False)

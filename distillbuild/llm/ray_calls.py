@@ -8,7 +8,9 @@ against one endpoint, round robin. A task holds its answers in memory; the drive
 to the repository's cache as each chunk comes back, so a run killed with -9 loses at most the
 chunks in flight, and the rerun pays only for those.
 
-Shared limits hold across the workers: each endpoint's share of teacher.concurrency, rpm and
+The teacher's API key is never sent in a task: each worker reads it from its own environment
+(teacher.api_key_env), as the driver does; on a cluster, export it on every node before `ray
+start`. Shared limits hold across the workers: each endpoint's share of teacher.concurrency, rpm and
 tpm is divided among the tasks that use it at once, and the budget is handed out per chunk: a
 chunk leaves only when what was spent plus the most every chunk in flight may spend, its own
 included, stays within teacher.budget_usd, and inside the chunk the online processor stops at
@@ -40,9 +42,14 @@ class _MemoryCache:
         self.entries.append((key, endpoint_id, model, response))
 
 
-def _answer_chunk(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings):
+def _answer_chunk(items: list[tuple[str, dict[str, Any]]], settings: TeacherSettings, api_key_env: str | None):
     """In a Ray task: the online processor over one chunk, against settings.base_url."""
+    import os
+
     from distillbuild.llm.online import OnlineProcessor
+
+    if api_key_env:  # the key from this worker's environment: it never travels in a task
+        settings = replace(settings, api_key=os.environ.get(api_key_env, ""))
 
     cache, stats = _MemoryCache(), RunStats()
     try:
@@ -99,8 +106,9 @@ class RayProcessor:
                     tpm=share(settings.tpm),
                     budget_usd=None if settings.budget_usd is None else most,
                     ray=None,
+                    api_key="" if calls.api_key_env else settings.api_key,
                 )
-                pending[task.remote(chunk, local)] = most
+                pending[task.remote(chunk, local, calls.api_key_env)] = most
             if not pending:
                 break
             ready, _ = ray.wait(list(pending), num_returns=1)

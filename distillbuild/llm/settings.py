@@ -16,6 +16,7 @@ class RayCalls:
     endpoints: tuple[str, ...]  # base URLs serving the same model; the first is the section's base_url
     workers: int
     num_cpus: float = 1.0
+    api_key_env: str | None = None  # the workers read the key from their own environment: never sent
 
 
 @dataclass(frozen=True)

@@ -372,7 +372,8 @@ def ask(
     ):
         if on_ray is not None and not settings.batch:  # the calls spread over the cluster and every endpoint
             endpoints = (settings.base_url, *spec.execution.teacher.endpoints)
-            settings = replace(settings, ray=RayCalls(endpoints, on_ray.workers, on_ray.num_cpus))
+            key_env = t.api_key_env if t.provider == "openai" else None  # a stand-in's or local server's: no secret
+            settings = replace(settings, ray=RayCalls(endpoints, on_ray.workers, on_ray.num_cpus, key_env))
         results, stats = answer_all(requests, settings, cache, log=log, canary=canary)
         entries = recorded_responses(requests, settings, cache)
         more = follow_up(results) if follow_up is not None and not stats.budget_stopped else []
