@@ -30,8 +30,8 @@ def ray_cluster(address: str) -> Iterator[None]:
         return
     options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
-        if address == "local":
-            ray.init(**options)
+        if address == "local":  # a new cluster, even when another runs on this machine
+            ray.init(address="local", **options)
         elif address.startswith("ray://"):
             package = str(Path(__file__).resolve().parent)
             ray.init(address=address, runtime_env={"py_modules": [package]}, **options)

@@ -146,10 +146,25 @@ def test_a_flood_past_the_queue_gets_429_with_retry_after_then_normal_service(pr
 
 def test_sigterm_answers_every_request_in_flight_then_exits(project, student, tmp_path):
     """`distill serve` as a process, stopped as a container runtime stops it: 300 requests sent at
-    once, SIGTERM while at least 100 of them wait for the model, every one of them answered."""
-    path = _project(project, student)
+    once, every one routed to a teacher that takes 2 s, SIGTERM while at least 100 of them wait,
+    and every one of them answered before the process exits."""
+    from distillbuild.endpoints.standin.server import SimulatedTeacherServer
+    from distillbuild.endpoints.standin.teacher import SimulatedTeacher, load_answer_key
+
+    slow = SimulatedTeacherServer(
+        SimulatedTeacher(load_answer_key(project.root / "data/key.jsonl"), LABELS, accuracy=1.0, seed=1),
+        latency_ms=2000,
+    ).__enter__()
+    shutil.copytree(student, project.root / "build/model")
+    spec = base_spec()
+    spec["teacher"] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": slow.base_url,
+                       "api_key_env": "SLOW_TEACHER_KEY", "max_retries": 0, "timeout_s": 60}  # fmt: skip
+    spec["route"] = {"min_accuracy": 0.9}
+    (project.root / "build/route").mkdir(parents=True)
+    (project.root / "build/route/report.json").write_text(json.dumps({"threshold": 1.01}))  # all routed
+    path = project(spec)
     port = _free_port()
-    env = {**os.environ, "DISTILL_SERVE_API_KEYS": KEY}
+    env = {**os.environ, "DISTILL_SERVE_API_KEYS": KEY, "SLOW_TEACHER_KEY": "sk-slow"}
     process = subprocess.Popen(
         [sys.executable, "-m", "distillbuild", "serve", str(path), "--host", "127.0.0.1", "--port", str(port)],
         cwd=project.root,
@@ -184,6 +199,7 @@ def test_sigterm_answers_every_request_in_flight_then_exits(project, student, tm
     finally:
         if process.poll() is None:
             process.kill()
+        slow.__exit__(None, None, None)
     assert all(r in LABELS for r in results), [r for r in results if r not in LABELS][:3]
     assert process.returncode == 0 and "every request in flight was answered" in output, output
 

@@ -100,7 +100,7 @@ class _OnlineRun:
         self, settings: TeacherSettings, cache: TeacherCache, stats: RunStats, log: Callable[[str], None], total: int
     ):
         self.settings, self.cache, self.stats, self.log, self.total = settings, cache, stats, log, total
-        self.limiter = RateLimiter(settings.rpm, settings.tpm)
+        self.limiter = RateLimiter(settings.rpm, settings.tpm, full=not settings.shared_limits)
         self.results: dict[str, CallResult] = {}
         self.in_flight = 0
         self.fatal: list[str] = []  # the endpoint refused us (401/403/404): every row stops

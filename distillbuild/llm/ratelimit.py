@@ -47,10 +47,10 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 class _Bucket:
-    def __init__(self, per_minute: float):
+    def __init__(self, per_minute: float, full: bool = True):
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate)
-        self.level = self.capacity
+        self.level = self.capacity if full else 0.0
         self.stamp = time.monotonic()
 
     def wait_for(self, amount: float) -> float:
@@ -66,9 +66,11 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rpm: int | None = None, tpm: int | None = None):
-        self.requests = _Bucket(rpm) if rpm else None
-        self.tokens = _Bucket(tpm) if tpm else None
+    def __init__(self, rpm: int | None = None, tpm: int | None = None, full: bool = True):
+        # full=False: one of several clients sharing an endpoint's limits, starting in the middle of a
+        # run (a Ray task): its share of the rate from the first request, no burst on top of the others'
+        self.requests = _Bucket(rpm, full) if rpm else None
+        self.tokens = _Bucket(tpm, full) if tpm else None
         self.paused_until = 0.0
         self.pauses = 0
 

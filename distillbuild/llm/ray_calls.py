@@ -106,6 +106,7 @@ class RayProcessor:
                     tpm=share(settings.tpm),
                     budget_usd=None if settings.budget_usd is None else most,
                     ray=None,
+                    shared_limits=True,
                     api_key="" if calls.api_key_env else settings.api_key,
                 )
                 pending[task.remote(chunk, local, calls.api_key_env)] = most

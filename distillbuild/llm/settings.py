@@ -44,6 +44,7 @@ class TeacherSettings:
     api: str = "chat"  # chat | completions (llm/completions.py rewrites the body for the latter)
     api_key: str = field(default="", repr=False)  # held in memory only
     ray: RayCalls | None = None  # where the calls run, never what they ask: not in any cache key
+    shared_limits: bool = False  # one of several runs sharing the endpoint's rpm/tpm: no first burst
 
     @classmethod
     def from_section(
