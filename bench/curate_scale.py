@@ -45,7 +45,7 @@ worker_peak = 0
 if engine == "ray":
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     checks = InputChecks(near_threshold=0.9, decontaminate_threshold=0.8, on_ray=OnRay(workers=workers))
 started = time.perf_counter()
 verdicts = check_inputs(rows, data["heldout"], checks)

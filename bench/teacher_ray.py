@@ -73,7 +73,9 @@ def main() -> None:
             f"retries {dict(stats.retries) or 'none'}, errors {dict(stats.errors) or 'none'}",
             flush=True,
         )
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(
+            address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+        )
         try:
             on_ray = replace(base, ray=RayCalls((one.base_url, two.base_url), workers=args.workers))
             served_before = one.requests_served + two.requests_served
