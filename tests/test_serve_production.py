@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -165,13 +166,7 @@ def test_sigterm_answers_every_request_in_flight_then_exits(project, student, tm
     path = project(spec)
     port = _free_port()
     env = {**os.environ, "DISTILL_SERVE_API_KEYS": KEY, "SLOW_TEACHER_KEY": "sk-slow"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "distillbuild", "serve", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = _serve_process(path, port, env, "--host", "127.0.0.1")
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(base, process)
@@ -215,6 +210,12 @@ def test_an_open_address_without_a_key_is_refused(project, student):
         timeout=120,
     )
     assert done.returncode == 2 and "refusing to serve on 0.0.0.0 without an API key" in done.stderr
+
+
+def _serve_process(spec: Path, port: int, env: dict, *options: str) -> subprocess.Popen:
+    """`distill serve SPEC --port PORT OPTIONS` as its own process, run from the spec's directory."""
+    command = [sys.executable, "-m", "distillbuild", "serve", str(spec), "--port", str(port), *options]
+    return subprocess.Popen(command, cwd=spec.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _free_port() -> int:
@@ -353,13 +354,7 @@ def test_workers_share_the_port_and_their_metrics_add_up(project, student, tmp_p
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "distillbuild", "serve", str(path), "--port", str(port), "--workers", "2"],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = _serve_process(path, port, env, "--workers", "2")
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(base, process)
