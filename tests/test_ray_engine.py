@@ -246,3 +246,82 @@ def re_line(text: str) -> bool:
     import re
 
     return re.search(r"distill\.yaml:\d+: execution\.engine", text) is not None
+
+
+VLLM_RUN = """
+import json, math, sys
+from pathlib import Path
+import ray
+from distillbuild.llm.cache import TeacherCache, request_key
+from distillbuild.llm.engine import answer_all
+from distillbuild.llm.results import RunStats
+from distillbuild.llm.settings import TeacherSettings
+from distillbuild.llm.vllm_ray import VllmProcessor, build_vllm_processor
+from distillbuild.protocol.choice import body_fields
+from distillbuild.ray_cluster import ray_cluster
+from distillbuild.spec.model import VllmEngine
+
+LABELS = ["billing", "refund", "login", "bug"]
+
+def engine_answer(row):
+    # The engine stage's part, without a GPU: an answer and its logprobs in Ray's own vLLMOutputData.
+    from ray.llm._internal.batch.stages.vllm_engine_stage import vLLMOutputData
+    text = row["messages"][-1]["content"]
+    if "UNREADABLE" in text:  # as vLLM fails a prompt longer than max_model_len
+        return {**row, **vLLMOutputData(prompt=text, num_input_tokens=0).model_dump(),
+                "__inference_error__": "ValueError: prompt too long"}
+    choices = list(row["sampling_params"]["structured_outputs"]["choice"])
+    label = next((c for c in choices if c in text), choices[0])
+    probs = {c: (0.7 if c == label else 0.1) for c in choices}
+    ids = {c: 100 + i for i, c in enumerate(choices)}
+    ranked = sorted(choices, key=lambda c: -probs[c])
+    position = {ids[c]: {"logprob": math.log(probs[c]), "rank": r + 1, "decoded_token": c}
+                for r, c in enumerate(ranked)}
+    out = vLLMOutputData(prompt=text, num_input_tokens=len(text) // 4, generated_tokens=[ids[label]],
+                         generated_text=label, num_generated_tokens=1, logprobs=[position]).model_dump()
+    return {**row, **out, "__inference_error__": ""}
+
+texts = json.load(sys.stdin)
+cache_dir = Path(sys.argv[1])
+engine = VllmEngine(replicas=2, tensor_parallel_size=1, batch_size=16, gpu_memory_utilization=0.9)
+settings = TeacherSettings(endpoint_id="vllm:m", base_url=None, model="m", temperature=0.0, max_tokens=4,
+                           top_logprobs=4, seed=None, concurrency=1, timeout_s=60, max_retries=0,
+                           constraint=body_fields("guided_choice", LABELS), vllm=engine)
+with ray_cluster("auto"):
+    stages = build_vllm_processor(engine, settings).list_stage_names()
+    cache, stats = TeacherCache(cache_dir), RunStats()
+    bodies = [settings.body([{"role": "user", "content": t}]) for t in texts]
+    keys = [request_key(settings.endpoint_id, b) for b in bodies]
+    items = list(zip(keys, bodies))
+    standin = VllmProcessor(engine, build=lambda e, s: (lambda ds: ds.map(engine_answer)))
+    results = standin.run(items, settings, cache, stats, lambda line: None)
+    # The answered requests again through answer_all: all in the cache, nothing is asked.
+    answered = [[{"role": "user", "content": t}] for k, t in zip(keys, texts) if results[k].response]
+    again, again_stats = answer_all(answered, settings, cache, log=lambda line: None)
+print(json.dumps({
+    "stages": stages,
+    "labels": [results[k].response["choices"][0]["message"]["content"] if results[k].response else None
+               for k in keys],
+    "top": results[keys[0]].response["choices"][0]["logprobs"]["content"][0]["top_logprobs"],
+    "errors": stats.errors, "billed": stats.billed_calls, "cached": sum(1 for k in results if cache.get_many([k])),
+    "again_hits": again_stats.cache_hits,
+}))
+"""
+
+
+def test_vllm_replicas_answers_stream_into_the_cache_through_ray_data(cluster, tmp_path):
+    """teacher.provider: vllm's processor on the cluster, through Ray Data: Ray's own vLLM processor
+    is built from the spec's settings (not run: no GPU here), and the driver's loop runs with the
+    engine stage answered in Ray Data tasks from vLLM's output rows (Ray's own vLLMOutputData)."""
+    texts = [f"ticket {i}: " + ["billing", "refund", "login", "bug"][i % 4] + " question" for i in range(200)]
+    texts[7] = "UNREADABLE " * 3
+    done = subprocess.run([sys.executable, "-c", VLLM_RUN, str(tmp_path / "cache")], input=json.dumps(texts),
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **cluster})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["stages"] == ["ChatTemplateStage", "TokenizeStage", "vLLMEngineStage", "DetokenizeStage"]
+    labels = out["labels"]
+    assert len(labels) == 200 and labels[7] is None and out["errors"] == {"engine_error": 1}
+    assert all(labels[i] == ["billing", "refund", "login", "bug"][i % 4] for i in range(200) if i != 7)
+    assert [t["token"] for t in out["top"]][0] == "billing" and len(out["top"]) == 4
+    assert out["billed"] == 199 and out["cached"] == 199 and out["again_hits"] == 199

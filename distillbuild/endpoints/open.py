@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -38,6 +39,8 @@ def endpoint_id(section: Endpoint, base_dir: Path, kind: str) -> str:
     if section.provider == "pipeline":
         upstream = upstream_spec(section, base_dir)
         return pipeline_teacher.endpoint_id(upstream.registry_name, upstream.dir)
+    if section.provider == "vllm":
+        return f"vllm:{section.model}"
     return section.base_url or DEFAULT_BASE_URL
 
 
@@ -130,6 +133,9 @@ def open_endpoint(
             start = _start_llamacpp if section.provider == "llamacpp" else _start_pipeline
             server = start(section, base_dir, stack, log)
             settings = settings_for(server.base_url, server.endpoint_id, "local")
+        elif section.provider == "vllm":  # no endpoint: engine replicas on the stage's Ray cluster
+            settings = replace(settings_for(None, endpoint_id(section, base_dir, kind), ""), vllm=section.vllm)
+            log(f"{kind}: {section.model} in vLLM engine replicas on the Ray cluster")
         else:
             env = section.api_key_env
             api_key = os.environ.get(env, "")

@@ -38,6 +38,10 @@ class Processor(Protocol):
 def processor_for(settings: TeacherSettings) -> Processor:
     if settings.batch:
         return BatchProcessor()
+    if settings.vllm is not None:  # teacher.provider: vllm
+        from distillbuild.llm.vllm_ray import VllmProcessor
+
+        return VllmProcessor(settings.vllm)
     if settings.ray is not None:  # execution.engine: ray
         from distillbuild.llm.ray_calls import RayProcessor
 

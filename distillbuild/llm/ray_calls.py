@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from distillbuild.errors import StageError
 from distillbuild.llm.cache import TeacherCache
-from distillbuild.llm.results import CallResult, RunStats, estimated_tokens
+from distillbuild.llm.results import CallResult, RunStats, most_cost
 from distillbuild.llm.settings import RayCalls, TeacherSettings
 
 CHUNK = 64  # calls per task: small enough that a kill loses little, large enough to keep a task busy
@@ -95,7 +95,7 @@ class RayProcessor:
                         stats.budget_stopped = True
                         chunks.clear()
                     break
-                most = self._most(chunk, settings)
+                most = most_cost(chunk, settings)
                 endpoint = endpoints[turn % len(endpoints)]
                 turn += 1
                 local = replace(
@@ -136,7 +136,7 @@ class RayProcessor:
             return chunk
         room, fits = settings.budget_usd - committed, 0
         for _, body in chunk:
-            cost = self._most([(None, body)], settings)
+            cost = most_cost([(None, body)], settings)
             if cost > room:
                 break
             room -= cost
@@ -144,18 +144,6 @@ class RayProcessor:
         if fits < len(chunk):
             chunks.appendleft(chunk[fits:])
         return chunk[:fits] or None
-
-    @staticmethod
-    def _most(chunk: list[tuple[Any, dict[str, Any]]], settings: TeacherSettings) -> float:
-        """The most a chunk may cost: every prompt at two characters a token (tokenizers average
-        about four on English) and max_tokens of answer."""
-        if settings.budget_usd is None:
-            return 0.0
-        total = 0.0
-        for _, body in chunk:
-            chars = estimated_tokens({**body, "max_tokens": 0}) * 4
-            total += settings.cost({"prompt_tokens": chars // 2 + 16, "completion_tokens": settings.max_tokens})
-        return total
 
 
 def _counts_only(stats: RunStats) -> RunStats:

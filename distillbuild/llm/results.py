@@ -90,3 +90,15 @@ def estimated_tokens(body: dict[str, Any]) -> int:
         return len(str(body["prompt"])) // 4 + int(body.get("max_tokens") or 0)
     chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
     return chars // 4 + 4 * len(body["messages"]) + int(body.get("max_tokens") or 0)
+
+
+def most_cost(chunk: list[tuple[Any, dict[str, Any]]], settings: TeacherSettings) -> float:
+    """The most calls may cost: every prompt at two characters a token (tokenizers average about
+    four on English) and max_tokens of answer. 0 without a budget."""
+    if settings.budget_usd is None:
+        return 0.0
+    total = 0.0
+    for _, body in chunk:
+        chars = estimated_tokens({**body, "max_tokens": 0}) * 4
+        total += settings.cost({"prompt_tokens": chars // 2 + 16, "completion_tokens": settings.max_tokens})
+    return total

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillbuild.llm.completions import completions_body
-from distillbuild.spec.model import Endpoint
+from distillbuild.spec.model import Endpoint, VllmEngine
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class TeacherSettings:
     api: str = "chat"  # chat | completions (llm/completions.py rewrites the body for the latter)
     api_key: str = field(default="", repr=False)  # held in memory only
     ray: RayCalls | None = None  # where the calls run, never what they ask: not in any cache key
+    vllm: VllmEngine | None = None  # teacher.provider: vllm: engine replicas on Ray (llm/vllm_ray.py)
     shared_limits: bool = False  # one of several runs sharing the endpoint's rpm/tpm: no first burst
 
     @classmethod

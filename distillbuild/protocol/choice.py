@@ -30,8 +30,9 @@ def form_for(teacher: Teacher, task_type: str, reasoning_in_reply: bool) -> str 
     """The constraint form this teacher's requests carry, or None (free text).
 
     `auto` holds the answer to the labels where the form is known: a llama.cpp teacher (grammar),
-    OpenAI's own API (json_schema), or any endpoint whose form the spec names. A teacher asked to
-    reason first writes a rationale before the label, which a label-only constraint would forbid."""
+    OpenAI's own API (json_schema), vLLM replicas (guided_choice), or any endpoint whose form the
+    spec names. A teacher asked to reason first writes a rationale before the label, which a
+    label-only constraint would forbid."""
     if task_type != "classification" or teacher.answer_format == "text" or reasoning_in_reply:
         return None
     form = teacher.choice_constraint or _default_form(teacher)
@@ -45,6 +46,8 @@ def _default_form(teacher: Teacher) -> str | None:
         return "grammar"
     if teacher.provider == "openai" and teacher.base_url is None:
         return "json_schema"
+    if teacher.provider == "vllm":
+        return "guided_choice"  # vLLM's structured outputs (llm/vllm_rows.py)
     return None  # an endpoint of unknown kind (or the stand-in): free text unless the spec names a form
 
 

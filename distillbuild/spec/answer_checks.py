@@ -33,7 +33,7 @@ def _choice_issues(spec: SpecModel) -> Issues:
                 "asks for reasoning before it: use answer_format: text, or reasoning mode explain"
             ),
         )
-    known = teacher.provider == "llamacpp" or (teacher.provider == "openai" and teacher.base_url is None)
+    known = teacher.provider in ("llamacpp", "vllm") or (teacher.provider == "openai" and teacher.base_url is None)
     if teacher.choice_constraint is None and not known:
         yield (
             "teacher.choice_constraint",

@@ -312,10 +312,11 @@ class Endpoint:
                 "LiteLLM) at `base_url`; llamacpp: a local GGUF model the teacher stage serves with "
                 "llama.cpp on 127.0.0.1 for the length of the run, configured under `llamacpp`; "
                 "pipeline: another pipeline's promoted student (progressive distillation), configured "
-                "under `pipeline`; simulated: the project's offline stand-in server, configured under "
-                "`simulated`."
+                "under `pipeline`; vllm: vLLM engine replicas on the Ray cluster (execution.engine: "
+                "ray), configured under `vllm`; simulated: the project's offline stand-in server, "
+                "configured under `simulated`."
             ),
-            "enum": ["openai", "llamacpp", "pipeline", "simulated"],
+            "enum": ["openai", "llamacpp", "pipeline", "vllm", "simulated"],
         },
         required=True,
     )
@@ -768,6 +769,70 @@ class LlamaCpp:
 
 
 @dataclass(frozen=True)
+class VllmEngine:
+    """vLLM engine replicas on the Ray cluster (teacher.provider: vllm): Ray Data's vLLM processor."""
+
+    replicas: int = key(
+        {
+            "description": (
+                "Engine replicas at once, each an actor holding the whole model: the calls are "
+                "spread over them (data parallel)."
+            ),
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1024,
+            "default": 1,
+        }
+    )
+    tensor_parallel_size: int = key(
+        {
+            "description": "GPUs one replica spreads the model over (vLLM's tensor_parallel_size).",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 64,
+            "default": 1,
+        }
+    )
+    batch_size: int = key(
+        {
+            "description": "Rows handed to a replica at a time (vLLM batches them further itself).",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 4096,
+            "default": 64,
+        }
+    )
+    gpu_memory_utilization: float = key(
+        {
+            "description": "Share of each GPU's memory vLLM may take for weights and KV cache.",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "default": 0.9,
+        }
+    )
+    max_model_len: int | None = key(
+        {
+            "description": "Context length the engine allocates for (prompt and answer); null: the model's own.",
+            "type": ["integer", "null"],
+            "minimum": 128,
+            "maximum": 1048576,
+            "default": None,
+        },
+        default=None,
+    )
+    accelerator_type: str | None = key(
+        {
+            "description": "Ray accelerator type the replicas need (H100, A100, L4, ...); null: any GPU.",
+            "type": ["string", "null"],
+            "minLength": 1,
+            "default": None,
+        },
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
 class PipelineTeacher:
     """Another pipeline's student as the teacher (teacher.provider: pipeline)."""
 
@@ -1059,6 +1124,18 @@ class Teacher(Endpoint):
                 "the labels as logprobs: soft labels), and stops it. Its identity in the cache key is "
                 "the served model's content hash; lineage and the model card record the chain of "
                 "teachers."
+            ),
+        },
+        default=None,
+    )
+    vllm: VllmEngine | None = key(
+        {
+            "description": (
+                "provider: vllm. The teacher stage runs `model` (a Hugging Face id or a path the "
+                "cluster's GPU nodes can read) in vLLM engine replicas through Ray Data's LLM "
+                "processor (ray.data.llm) on the cluster `execution` names: no server to start, "
+                "the same per-row cache, soft labels and resume as an endpoint. The endpoint's "
+                "identity in the cache key is `vllm:` and the model."
             ),
         },
         default=None,

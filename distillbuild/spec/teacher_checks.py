@@ -18,6 +18,7 @@ PROVIDER_SECTIONS = {
     "simulated": ("the simulated teacher", "(answers, accuracy, ...)"),
     "llamacpp": ("a llama.cpp teacher", "naming the GGUF model"),
     "pipeline": ("a pipeline teacher", "naming the other pipeline's spec"),
+    "vllm": ("vLLM engine replicas", "(replicas, tensor_parallel_size, ...)"),
 }
 
 REASONING_MIN_TOKENS = 64  # a rationale of a few sentences and the answer line
@@ -28,6 +29,7 @@ def provider_sections(endpoint: Teacher | Generator) -> dict[str, Any]:
     sections = {"simulated": endpoint.simulated, "llamacpp": endpoint.llamacpp}
     if isinstance(endpoint, Teacher):
         sections["pipeline"] = endpoint.pipeline
+        sections["vllm"] = endpoint.vllm
     return sections
 
 
@@ -126,12 +128,21 @@ def _generator_issues(spec: SpecModel, generator: Generator | None, spec_dir: Pa
                 "inputs: name a generator (seed.generator.provider, model, ...)"
             ),
         )
+    if provider == "vllm":
+        yield (
+            "seed.generator",
+            (
+                "vLLM engine replicas answer the teacher stage's calls on Ray; the seed stage "
+                "writes inputs through an endpoint: name a generator (seed.generator.provider: "
+                "openai and its base_url, a `vllm serve` of the same model say)"
+            ),
+        )
     own_sections = provider_sections(generator) if generator is not None else {}
     teacher_sections = provider_sections(teacher)
     for name, (what, needs) in PROVIDER_SECTIONS.items():
         own = own_sections.get(name) is not None
         inherited = provider == teacher.provider and teacher_sections[name] is not None
-        if provider == name and name != "pipeline" and not (own or inherited):
+        if provider == name and name not in ("pipeline", "vllm") and not (own or inherited):
             yield "seed.generator", f"provider: {name} needs a seed.generator.{name} section {needs}"
         if provider != name and own:
             yield f"seed.generator.{name}", f"settings of {what}, but the generator's provider is {provider}"

@@ -370,7 +370,8 @@ def ask(
             labels=spec.task.labels or [],
         ) as (settings, cache),
     ):
-        if on_ray is not None and not settings.batch:  # the calls spread over the cluster and every endpoint
+        # On Ray, the calls spread over the cluster and every endpoint (vLLM replicas place themselves).
+        if on_ray is not None and not settings.batch and settings.vllm is None:
             endpoints = (settings.base_url, *spec.execution.teacher.endpoints)
             key_env = t.api_key_env if t.provider == "openai" else None  # a stand-in's or local server's: no secret
             settings = replace(settings, ray=RayCalls(endpoints, on_ray.workers, on_ray.num_cpus, key_env))
