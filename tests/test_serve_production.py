@@ -254,7 +254,7 @@ def _served(base: str) -> tuple[float, float]:
 
 def test_capture_is_masked_and_read_by_import_logs_and_drift_as_it_is(project, student, tmp_path):
     from distillbuild.curate.log_import import import_logs
-    from distillbuild.curate.scrub import Scrubber
+    from distillbuild.privacy.scrubber import Scrubber
     from distillbuild.serve.app import serve
     from distillbuild.spec.inputs import read_rows
 

@@ -32,7 +32,7 @@ def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None
     before anything is written. Keep the raw logs outside the repository; only the masked inputs
     and a report of what was masked (beside them, *.scrub.json) are written."""
     from distillbuild.curate.log_import import import_logs
-    from distillbuild.curate.scrub import Scrubber
+    from distillbuild.privacy.scrubber import Scrubber
     from distillbuild.io import write_json, write_jsonl
 
     loaded = load_or_exit(spec_path, to_be_written=("data.inputs",))  # the file this command writes

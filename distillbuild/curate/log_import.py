@@ -3,7 +3,7 @@
 Reads OpenAI-format logs as users export them: a gateway's JSON Lines of `{"messages": [...]}`
 (LiteLLM, Helicone, a fine-tuning file), or OpenAI stored completions (`{"id", "request":
 {"messages": [...]}, ...}` or `{"input": [...]}`). Each record's last user message becomes one
-input `{"id", "text"}` after the spec's PII rules (curate/scrub.py) have masked it; system
+input `{"id", "text"}` after the spec's `data.scrub` rules (distillbuild/privacy/) have masked it; system
 prompts and answers are not kept. Ids are hashes of the masked text: a log's own ids (which may
 carry user names or addresses) never reach the repository. Exact repeats are kept once.
 """
@@ -16,7 +16,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from distillbuild.curate.scrub import Scrubber
+from distillbuild.privacy.scrubber import Scrubber
+
+BATCH = 512  # texts masked at a time: the NLP pipeline works in batches
 
 
 def _messages(record: Any) -> list | None:
@@ -42,8 +44,7 @@ def _last_user_text(messages: list) -> str | None:
 
 def import_logs(paths: Iterable[Path], scrubber: Scrubber) -> tuple[list[dict], dict[str, Any]]:
     """(inputs, report): the masked last user message of every record, once each."""
-    rows: list[dict] = []
-    seen: set[str] = set()
+    texts: list[str] = []
     skipped: Counter = Counter()
     records = 0
     for path in paths:
@@ -61,11 +62,15 @@ def import_logs(paths: Iterable[Path], scrubber: Scrubber) -> tuple[list[dict], 
                 if text is None:
                     skipped["no_user_message" if messages is not None else "not_a_chat_record"] += 1
                     continue
-                masked = scrubber(text.strip())
-                if masked in seen:
-                    skipped["repeated"] += 1
-                    continue
-                seen.add(masked)
-                rows.append({"id": "log-" + hashlib.sha256(masked.encode()).hexdigest()[:12], "text": masked})
+                texts.append(text.strip())
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for i in range(0, len(texts), BATCH):
+        for masked in scrubber.mask_many(texts[i : i + BATCH]):
+            if masked in seen:
+                skipped["repeated"] += 1
+                continue
+            seen.add(masked)
+            rows.append({"id": "log-" + hashlib.sha256(masked.encode()).hexdigest()[:12], "text": masked})
     report = {"records": records, "inputs": len(rows), "skipped": dict(skipped), "scrub": scrubber.report()}
     return rows, report

