@@ -32,8 +32,8 @@ def import_logs_cmd(logs: tuple[Path, ...], spec_path: Path, output: Path | None
     before anything is written. Keep the raw logs outside the repository; only the masked inputs
     and a report of what was masked (beside them, *.scrub.json) are written."""
     from distillbuild.curate.log_import import import_logs
-    from distillbuild.privacy.scrubber import Scrubber
     from distillbuild.io import write_json, write_jsonl
+    from distillbuild.privacy.scrubber import Scrubber
 
     loaded = load_or_exit(spec_path, to_be_written=("data.inputs",))  # the file this command writes
     target = output or loaded.resolve(loaded.data_files.inputs)

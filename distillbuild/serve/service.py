@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from distillbuild.console import log
-from distillbuild.privacy.scrubber import Scrubber
 from distillbuild.endpoints.open import open_endpoint
 from distillbuild.errors import EXIT_BAD_SPEC, StageError
 from distillbuild.pipeline.stages.teacher import teacher_settings
+from distillbuild.privacy.scrubber import Scrubber
 from distillbuild.serve.batcher import MicroBatcher
 from distillbuild.serve.capture import Appender, open_capture
 from distillbuild.serve.router import Router, route_threshold

@@ -554,7 +554,10 @@ class Scrub:
 
     secret: bool = key(
         {
-            "description": "API keys and tokens (detect-secrets' formats, OpenAI and Anthropic keys, bearer tokens, long random tokens) and passwords written after 'password is'.",
+            "description": (
+                "API keys and tokens (detect-secrets' formats, OpenAI and Anthropic keys, bearer tokens, "
+                "long random tokens) and passwords written after 'password is'."
+            ),
             "type": "boolean",
             "default": True,
         },
@@ -562,7 +565,7 @@ class Scrub:
     )
     url_credentials: bool = key(
         {
-            "description": 'user:password inside a URL (https://user:pass@host).',
+            "description": "user:password inside a URL (https://user:pass@host).",
             "type": "boolean",
             "default": True,
         },
@@ -578,7 +581,7 @@ class Scrub:
     )
     iban: bool = key(
         {
-            "description": 'IBANs (checksum-checked).',
+            "description": "IBANs (checksum-checked).",
             "type": "boolean",
             "default": True,
         },
@@ -586,7 +589,7 @@ class Scrub:
     )
     card: bool = key(
         {
-            "description": 'Payment card numbers: 13 to 19 digits of the major networks that pass the Luhn check.',
+            "description": "Payment card numbers: 13 to 19 digits of the major networks that pass the Luhn check.",
             "type": "boolean",
             "default": True,
         },
@@ -594,7 +597,7 @@ class Scrub:
     )
     crypto: bool = key(
         {
-            "description": 'Bitcoin (checksum-checked) and Ethereum wallet addresses.',
+            "description": "Bitcoin (checksum-checked) and Ethereum wallet addresses.",
             "type": "boolean",
             "default": True,
         },
@@ -602,7 +605,7 @@ class Scrub:
     )
     national_id: bool = key(
         {
-            "description": 'National ID numbers of `id_regions` (US: social security numbers).',
+            "description": "National ID numbers of `id_regions` (US: social security numbers).",
             "type": "boolean",
             "default": True,
         },
@@ -626,7 +629,10 @@ class Scrub:
     )
     phone: bool = key(
         {
-            "description": 'Phone numbers valid in one of `phone_regions` or written in international form (libphonenumber); dates, versions and order numbers aside.',
+            "description": (
+                "Phone numbers valid in one of `phone_regions` or written in international form "
+                "(libphonenumber); dates, versions and order numbers aside."
+            ),
             "type": "boolean",
             "default": True,
         },
@@ -642,7 +648,10 @@ class Scrub:
     )
     address: bool = key(
         {
-            "description": 'Street addresses: a house number and a street (USPS suffixes), a flat and a street, German street names and house numbers.',
+            "description": (
+                "Street addresses: a house number and a street (USPS suffixes), a flat and a street, German"
+                " street names and house numbers."
+            ),
             "type": "boolean",
             "default": True,
         },
@@ -658,7 +667,7 @@ class Scrub:
     )
     location: bool = key(
         {
-            "description": 'Places (cities, countries) by the NER model.',
+            "description": "Places (cities, countries) by the NER model.",
             "type": "boolean",
             "default": True,
         },
@@ -666,7 +675,10 @@ class Scrub:
     )
     organization: bool = key(
         {
-            "description": 'Organisations by the NER model; off by default (a brand is rarely personal, and masking it hides what a ticket is about).',
+            "description": (
+                "Organisations by the NER model; off by default (a brand is rarely personal, and masking it"
+                " hides what a ticket is about)."
+            ),
             "type": "boolean",
             "default": False,
         },
