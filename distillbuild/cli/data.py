@@ -71,9 +71,12 @@ def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
     passes the spec's `drift` thresholds: a re-distillation is due."""
     from distillbuild import layout
     from distillbuild.evaluate.drift import drift_text, spec_drift
+    from distillbuild.privacy.scrubber import Scrubber
 
     loaded = load_or_exit(spec_path)
     model = loaded.dir / layout.MODEL_DIR
+    scrub = loaded.data_files.scrub  # the quoted examples masked unless data.scrub leaves this door out
+    mask = Scrubber.from_spec(scrub).mask_many if scrub is None or "drift" in scrub.apply_to else None
     with runtime_errors("drift"):
         report = spec_drift(
             loaded.resolve(loaded.data_files.inputs),
@@ -82,6 +85,7 @@ def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
             loaded.drift,
             loaded.evaluation.threads,
             model if loaded.student.kind == "encoder-classifier" and model.is_dir() else None,
+            mask,
         )
     click.echo(json.dumps(report, indent=2) if as_json else drift_text(report))
     sys.exit(1 if report["drift"] else 0)

@@ -56,6 +56,9 @@ def label_shift(before: Sequence[str], after: Sequence[str]) -> tuple[float, dic
     return round(tvd, 6), {"training": share_a, "new": share_b}
 
 
+OOD_EXAMPLES = 5  # new inputs quoted in the report: the least like the training ones
+
+
 def drift_report(
     train_texts: list[str],
     new_texts: list[str],
@@ -63,7 +66,10 @@ def drift_report(
     max_ood_share: float,
     max_label_shift: float,
     predict: Callable[[list[str]], list[str]] | None = None,
+    mask: Callable[[list[str]], list[str]] | None = None,
 ) -> dict[str, Any]:
+    """The measures and the verdict; `mask` (data.scrub at the `drift` door) is applied to the
+    example texts the report quotes (the new inputs least like the training ones)."""
     probe = [t for t in train_texts if _probe(t)]
     reference = [t for t in train_texts if not _probe(t)]
     if len(probe) < 20 or len(reference) < 20 or not new_texts:
@@ -85,6 +91,8 @@ def drift_report(
         "ood_share_expected_without_drift": CUTOFF_QUANTILE,
         "max_ood_share": max_ood_share,
     }
+    farthest = [new_texts[i] for i in np.argsort(similarity)[:OOD_EXAMPLES] if similarity[i] < cutoff]
+    report["ood_examples"] = mask(farthest) if mask is not None else farthest
     reasons = []
     if ood_share > max_ood_share:
         reasons.append(f"{ood_share:.1%} of the new inputs are out of distribution (more than {max_ood_share:.0%})")
@@ -126,7 +134,13 @@ def minilm_embedder(threads: int = 1, batch: int = 64) -> Callable[[list[str]], 
 
 
 def spec_drift(
-    training: Path, new: Path, template: str | None, settings: Drift, threads: int, classifier: Path | None
+    training: Path,
+    new: Path,
+    template: str | None,
+    settings: Drift,
+    threads: int,
+    classifier: Path | None,
+    mask: Callable[[list[str]], list[str]] | None = None,
 ) -> dict[str, Any]:
     """`distill drift`: a sample of the training inputs against a sample of new ones (each at most
     `settings.sample` rows, drawn with a fixed seed), with the built encoder classifier's label
@@ -149,6 +163,7 @@ def spec_drift(
             settings.max_ood_share,
             settings.max_label_shift,
             predict,
+            mask,
         )
     except ValueError as exc:
         raise StageError(str(exc)) from None
@@ -169,4 +184,5 @@ def drift_text(report: dict[str, Any]) -> str:
     verdict = (
         "drift: RE-DISTIL: " + "; ".join(report["reasons"]) if report["drift"] else "drift: none beyond the thresholds"
     )
-    return measures + "\n" + verdict
+    examples = "".join(f"\n  least like the training inputs: {t[:160]!r}" for t in report.get("ood_examples") or [])
+    return measures + "\n" + verdict + examples

@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from distillbuild.privacy.scrubber import Scrubber
-
 _STOP = object()
 
 
@@ -70,6 +68,6 @@ class Appender:
         self._thread.join(timeout=60)
 
 
-def open_capture(path: Path, scrubber: Scrubber) -> Appender:
+def open_capture(path: Path, scrubber: Callable[[str], str]) -> Appender:
     """The capture file: add((request_id, text, answer, model)) per answered request."""
     return Appender(path, lambda item: capture_record(item[0], scrubber(item[1]), item[2], item[3]))

@@ -29,6 +29,12 @@ from distillbuild.spec import Spec
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def capture_mask(scrub) -> Callable[[str], str]:
+    """data.scrub's masking for the capture file: on (every default kind without the section)
+    unless the section leaves the `capture` door out."""
+    return Scrubber.from_spec(scrub) if scrub is None or "capture" in scrub.apply_to else (lambda text: text)
+
+
 class ServeUsageError(StageError):
     """Options that cannot be served as given (exit 2, as click's own usage errors)."""
 
@@ -121,7 +127,7 @@ class Service:
             return
         if self.spec.serve.capture:
             self.capture = open_capture(
-                self.spec.resolve(self.spec.serve.capture), Scrubber.from_spec(self.spec.data_files.scrub)
+                self.spec.resolve(self.spec.serve.capture), capture_mask(self.spec.data_files.scrub)
             )
         self.ready = True
         log(self._loaded_line())

@@ -38,10 +38,11 @@ from distillbuild.markup.tables import fmt, table
 from distillbuild.measurements import read_report, write_report
 from distillbuild.metric_names import MEASURED_METRICS
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
+from distillbuild.pipeline.privacy_doors import spec_rows
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec import Spec
-from distillbuild.spec.inputs import read_rows, with_texts
+from distillbuild.spec.inputs import with_texts
 from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.output_schema import UnsupportedSchema, schema_fields
 from distillbuild.stats import bootstrap_mean_interval, round_p
@@ -86,6 +87,7 @@ def _causal(spec: Spec) -> bool:
 
 
 READS = (
+    "data.scrub",  # rows masked as they are read (pipeline/privacy_doors.py)
     "task.type",
     "task.labels",
     "task.instruction",
@@ -413,7 +415,7 @@ def _variant_comparison(spec: Spec, heldout: list[dict], predicted: list[str | N
 
 def _heldout_set_metrics(spec: Spec, model, name: str, path: str, labels: list[str]) -> dict[str, Any]:
     """The student alone on another held-out set: accuracy with its interval, macro-F1, rows."""
-    rows = read_rows(spec.resolve(path), spec.task.input_template, need_label=True)
+    rows = spec_rows(spec, path, need_label=True)
     gold = [r["label"] for r in rows]
     predicted = model.predict([r["text"] for r in rows])
     interval = bootstrap_mean_interval([float(g == p) for g, p in zip(gold, predicted)], spec.evaluation.bootstrap)
@@ -459,7 +461,7 @@ def read_heldout(spec: Spec) -> list[dict]:
     """The held-out rows, their text rendered by task.input_template when the spec has one; less
     the calibration half when the filter fitted on it (filters.calibration.fit_on: heldout),
     so the student is never scored on rows that chose its training data."""
-    rows = read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
+    rows = spec_rows(spec, spec.data_files.heldout, need_label=True)
     if spec.task.type == "classification" and fits_on_heldout(spec.task, spec.filters):
         rows = [r for r in rows if not calibration_half(r["id"])]
     return rows

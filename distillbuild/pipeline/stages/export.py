@@ -26,10 +26,10 @@ from distillbuild.io import fresh_tmp_dir, read_json, replace_dir
 from distillbuild.markup.tables import table
 from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix, trace_reads_teacher_max_tokens, uncached
+from distillbuild.pipeline.privacy_doors import spec_rows
 from distillbuild.pipeline.student_base import student_base_path
 from distillbuild.protocol.prompts import system_prompt
 from distillbuild.spec import Spec
-from distillbuild.spec.inputs import read_rows
 from distillbuild.spec.model_files import resolve_model_file
 from distillbuild.stats import percentile
 from distillbuild.train.gguf_base import is_gguf
@@ -40,6 +40,7 @@ GGUF_CONTEXT = 2048  # tokens llama.cpp and Ollama hold: the instruction, an inp
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 READS = (
+    "data.scrub",  # rows masked as they are read (pipeline/privacy_doors.py)
     "task.labels",
     "task.instruction",
     "task.input_template",
@@ -150,7 +151,7 @@ def export_onnx_student(spec: Spec) -> dict:
     report = compare(
         student,
         exported,
-        read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True),
+        spec_rows(spec, spec.data_files.heldout, need_label=True),
         spec.evaluation.latency_samples,
     )
     report.update(opset=settings.opset, bytes=(Path(layout.EXPORT_DIR) / "model.onnx").stat().st_size)
@@ -221,7 +222,7 @@ def export_gguf_student(spec: Spec) -> dict:
     replace_dir(tmp, Path(layout.EXPORT_DIR))
     files = {kind: Path(layout.EXPORT_DIR) / path.name for kind, path in files.items()}
 
-    heldout = read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
+    heldout = spec_rows(spec, spec.data_files.heldout, need_label=True)
     texts = [r["text"] for r in heldout]
     labels = set(spec.task.labels or [])  # evaluate writes "(unparseable)" where the answer named no label
     by_id = {

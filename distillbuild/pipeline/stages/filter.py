@@ -26,12 +26,13 @@ from distillbuild.measurements import read_report, write_report
 from distillbuild.metric_names import JUDGE_MEASURED
 from distillbuild.pipeline.contract import Out, posix, uncached
 from distillbuild.pipeline.execution import cluster_for
+from distillbuild.pipeline.privacy_doors import spec_rows
 from distillbuild.spec import Spec
-from distillbuild.spec.inputs import read_rows
 
 # --- contract: what pipeline/compile.py declares in dvc.yaml for this stage (see pipeline/contract.py) ---
 
 READS = (
+    "data.scrub",  # rows masked as they are read (pipeline/privacy_doors.py)
     "data.heldout",
     "data.heldout_sets",
     "data.human",
@@ -114,10 +115,7 @@ def fit(spec: Spec, rows: list[Row], human: list[Row] | None) -> FitResult:
     """The calibrator and the fitted threshold (curate/fitting.py) from the spec's labelled rows."""
     heldout = None
     if fits_on_heldout(spec.task, spec.filters):
-        gold = {
-            r["id"]: r["label"]
-            for r in read_rows(spec.resolve(spec.data_files.heldout), spec.task.input_template, need_label=True)
-        }
+        gold = {r["id"]: r["label"] for r in spec_rows(spec, spec.data_files.heldout, need_label=True)}
         heldout = [{**r, "gold_label": gold.get(r["id"])} for r in read_jsonl(Path(layout.TEACHER_HELDOUT))]
     content_free = read_jsonl(Path(layout.TEACHER_CONTENT_FREE)) if contextual(spec) else None
     return fit_confidence(spec.task, spec.filters, rows, human=human, heldout=heldout, content_free=content_free)
@@ -126,7 +124,7 @@ def fit(spec: Spec, rows: list[Row], human: list[Row] | None) -> FitResult:
 def run(spec: Spec) -> int:
     rows = read_jsonl(Path(layout.TEACHER_ANSWERS))
     human = (
-        human_rows(read_rows(spec.resolve(spec.data_files.human), spec.task.input_template, need_label=True))
+        human_rows(spec_rows(spec, spec.data_files.human, need_label=True, door="human"))
         if spec.data_files.human
         else None
     )
@@ -134,9 +132,7 @@ def run(spec: Spec) -> int:
     cfg = FilterConfig.from_spec(spec.task, spec.filters, fitted.min_confidence, fitted.calibrator)
     sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
     heldout = (
-        [r["text"] for path in sets for r in read_rows(spec.resolve(path), spec.task.input_template, need_label=False)]
-        if cfg.decontaminate
-        else None
+        [r["text"] for path in sets for r in spec_rows(spec, path, need_label=False)] if cfg.decontaminate else None
     )
     verdicts = judge(spec, rows, cfg) if spec.filters.judge else None
     with cluster_for(spec, "filter") as on_ray:  # the set passes: local, or spread over the Ray cluster

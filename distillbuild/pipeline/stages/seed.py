@@ -27,12 +27,13 @@ from distillbuild.llm.results import CallResult, RunStats
 from distillbuild.llm.settings import TeacherSettings
 from distillbuild.measurements import write_report
 from distillbuild.pipeline.contract import Out, posix
+from distillbuild.pipeline.privacy_doors import masked_responses, masked_rows, spec_rows
 from distillbuild.seed.diversity import diversity
 from distillbuild.seed.replies import content_text, read_reply
 from distillbuild.seed.requests import Cell, SeedRequest, instruction_lines, plan, quotas
 from distillbuild.seed.selection import REASONS, Candidate, Selection
 from distillbuild.spec import Spec
-from distillbuild.spec.inputs import load_examples, read_rows
+from distillbuild.spec.inputs import load_examples
 from distillbuild.spec.model import Teacher
 from distillbuild.spec.model_files import PACKAGE_PREFIX
 
@@ -59,6 +60,7 @@ _INHERITED = tuple(
     )
 )
 READS = (
+    "data.scrub",  # rows masked as they are read (pipeline/privacy_doors.py)
     "seed",
     "task.type",
     "task.instruction",
@@ -130,9 +132,9 @@ def example_pool(spec: Spec) -> tuple[list[tuple[str, str | None]], list[str]]:
     labelled = [(e.text, e.answer) for e in load_examples(spec.task.examples, template, spec.dir)]
     if spec.data_files.human:
         labelled += [
-            (r["text"], r["label"]) for r in read_rows(spec.resolve(spec.data_files.human), template, need_label=True)
+            (r["text"], r["label"]) for r in spec_rows(spec, spec.data_files.human, need_label=True, door="human")
         ]
-    inputs = [(r["text"], None) for r in read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)]
+    inputs = [(r["text"], None) for r in spec_rows(spec, spec.data_files.inputs, need_label=False)]
     pool: dict[str, str | None] = {}
     for text, label in labelled + inputs:  # a text once, labelled where anyone labelled it
         pool.setdefault(text, label)
@@ -141,7 +143,7 @@ def example_pool(spec: Spec) -> tuple[list[tuple[str, str | None]], list[str]]:
 
 def heldout_texts(spec: Spec) -> list[str]:
     paths = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]
-    return [r["text"] for p in paths for r in read_rows(spec.resolve(p), spec.task.input_template, need_label=False)]
+    return [r["text"] for p in paths for r in spec_rows(spec, p, need_label=False)]
 
 
 def seed_log(line: str) -> None:
@@ -351,12 +353,11 @@ def run(spec: Spec) -> int:
     ) as (settings, cache):
         quota, stats, responses, rounds = generate(spec, settings, cache, selection, pool)
     final = _over_quota(selection, quota)
-    write_jsonl(Path(layout.SEED_INPUTS), [_row(c) for c in final])
-    write_jsonl(
-        Path(layout.SEED_DROPPED),
-        [{**_row(c), "reason": reason, "detail": detail} for c, reason, detail in selection.dropped],
-    )
-    write_jsonl(Path(layout.SEED_RESPONSES), responses)
+    # data.scrub at the `seed` door: a generator may write a name or a number into an input
+    write_jsonl(Path(layout.SEED_INPUTS), masked_rows(spec, [_row(c) for c in final], "seed"))
+    dropped = [{**_row(c), "reason": reason, "detail": detail} for c, reason, detail in selection.dropped]
+    write_jsonl(Path(layout.SEED_DROPPED), masked_rows(spec, dropped, "seed"))
+    write_jsonl(Path(layout.SEED_RESPONSES), masked_responses(spec, responses, "seed"))
     report = _report(spec, section, selection, final, quota, stats, rounds, existing)
     write_report(Path(layout.SEED_REPORT), report, ("calls",))
     by_reason = ", ".join(f"{k} {v}" for k, v in report["by_reason"].items() if v) or "none"

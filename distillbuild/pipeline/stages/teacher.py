@@ -34,6 +34,7 @@ from distillbuild.markup.tables import fmt, table
 from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix
 from distillbuild.pipeline.execution import cluster_for
+from distillbuild.pipeline.privacy_doors import spec_rows
 from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
 from distillbuild.protocol.choice import body_fields, form_for
@@ -41,7 +42,7 @@ from distillbuild.protocol.explain import attach_rationales, explain_requests, e
 from distillbuild.protocol.normalize import normalize_text
 from distillbuild.protocol.prompts import messages_for
 from distillbuild.spec import Spec
-from distillbuild.spec.inputs import Example, load_examples, read_rows
+from distillbuild.spec.inputs import Example, load_examples
 from distillbuild.spec.model import Task, thaw
 from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
 
@@ -50,6 +51,7 @@ from distillbuild.spec.model_files import PACKAGE_PREFIX, resolve_model_file
 # `teacher` whole, terms (the model card's) too: declared key by key, a key added to distill.yaml
 # would go unseen by `dvc repro` until `distill compile`.
 READS = (
+    "data.scrub",  # rows masked as they are read (pipeline/privacy_doors.py)
     "data.inputs",
     "data.heldout",
     "data.heldout_sets",  # the input checks decontaminate against every held-out set
@@ -147,14 +149,12 @@ def load_inputs(spec: Spec, on_ray: OnRay | None = None) -> tuple[list[dict], li
     they drop before any call, None for one the teacher is asked about."""
     template = spec.task.input_template
     examples = load_examples(spec.task.examples, template, spec.dir)
-    inputs = read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)
+    inputs = spec_rows(spec, spec.data_files.inputs, need_label=False)
     inputs = _without_examples(inputs, examples) + seed_rows(spec)
     sets = [spec.data_files.heldout, *spec.data_files.heldout_sets.values()]  # every held-out set
     checks = InputChecks.from_spec(spec.filters, on_ray)
     heldout = (
-        [r["text"] for path in sets for r in read_rows(spec.resolve(path), template, need_label=False)]
-        if checks.decontaminate
-        else []
+        [r["text"] for path in sets for r in spec_rows(spec, path, need_label=False)] if checks.decontaminate else []
     )
     return inputs, check_inputs(inputs, heldout, checks)
 
@@ -169,7 +169,7 @@ def load_requests(
     examples = load_examples(spec.task.examples, template, spec.dir)
     inputs, verdicts = checked or load_inputs(spec)
     asked = [row for row, verdict in zip(inputs, verdicts) if verdict is None]
-    heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True)
+    heldout = spec_rows(spec, spec.data_files.heldout, need_label=True)
     reasoning = spec.teacher.reasoning  # prompt mode asks for the rationale in the system prompt
     every = asked + heldout + content_free_rows(spec)
     return asked, heldout, [messages_for(spec.task, r["text"], examples, reasoning) for r in every]
@@ -306,15 +306,12 @@ def _canary_context(spec: Spec) -> CanaryContext:
     """The held-out set's label spread (what a reader of the inputs expects the answers to look
     like) and whether a llama.cpp teacher's model file goes without a chat template."""
     labels, t = spec.task.labels, spec.teacher
-    template = spec.task.input_template
-    heldout = read_rows(spec.resolve(spec.data_files.heldout), template, need_label=True) if labels else []
+    heldout = spec_rows(spec, spec.data_files.heldout, need_label=True) if labels else []
     expected = [str(r["label"]) for r in heldout]
     # The canary asks the first inputs: when they carry gold labels, theirs is the spread to expect
     # (an input file sorted by label shows the canary one label, rightly).
     first = (
-        read_rows(spec.resolve(spec.data_files.inputs), template, need_label=False)[: t.canary.requests]
-        if labels and t.canary
-        else []
+        spec_rows(spec, spec.data_files.inputs, need_label=False)[: t.canary.requests] if labels and t.canary else []
     )
     if first and all(r.get("label") in labels for r in first):
         expected = [str(r["label"]) for r in first]

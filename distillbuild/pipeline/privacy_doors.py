@@ -1,0 +1,59 @@
+"""The spec's data files as stages read them, masked by `data.scrub` at the doors it names.
+
+A stage never sees the original of a masked value: the rows the teacher is asked about (inputs
+and held-out sets: door `inputs`) and human rows (`human`) are masked as they are read, so no
+request, answer file, dataset, report or DVC output under build/ holds one. Every string field
+of a row is masked (a template's fields as well as the rendered text), its id and label aside.
+Without a `data.scrub` section nothing is masked here (import-logs and the capture still are).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distillbuild.privacy.scrubber import Scrubber
+from distillbuild.spec import Spec
+from distillbuild.spec.inputs import read_rows
+
+KEEP = ("id", "label")  # never personal: an id the user chose, a label of task.labels
+
+
+def applies(spec: Spec, door: str) -> bool:
+    scrub = spec.data_files.scrub
+    return scrub is not None and door in scrub.apply_to
+
+
+def masked_rows(spec: Spec, rows: list[dict[str, Any]], door: str) -> list[dict[str, Any]]:
+    """`rows` with every string field masked, when `data.scrub.apply_to` names `door`."""
+    if not rows or not applies(spec, door):
+        return rows
+    scrubber = Scrubber.from_spec(spec.data_files.scrub)
+    places = [(i, k) for i, row in enumerate(rows) for k, v in row.items() if k not in KEEP and isinstance(v, str)]
+    texts = scrubber.mask_many([rows[i][k] for i, k in places])
+    out = [dict(row) for row in rows]
+    for (i, k), text in zip(places, texts):
+        out[i][k] = text
+    return out
+
+
+def spec_rows(spec: Spec, path: str, *, need_label: bool, door: str = "inputs") -> list[dict[str, Any]]:
+    """read_rows of a data file named in the spec, masked at `door`."""
+    return masked_rows(spec, read_rows(spec.resolve(path), spec.task.input_template, need_label), door)
+
+
+def masked_responses(spec: Spec, entries: list[dict[str, Any]], door: str) -> list[dict[str, Any]]:
+    """Recorded responses ({key, endpoint, model, response}) with each answer's text masked: what
+    a stage writes beside its rows for `distill reproduce`, which masks its rows again the same way."""
+    if not entries or not applies(spec, door):
+        return entries
+    scrubber = Scrubber.from_spec(spec.data_files.scrub)
+    out = []
+    for entry in entries:
+        choices = [dict(c, message=dict(c.get("message") or {})) for c in entry["response"].get("choices") or []]
+        texts = [c["message"].get("content") for c in choices]
+        masked = scrubber.mask_many([t for t in texts if isinstance(t, str)])
+        for choice, text in zip((c for c, t in zip(choices, texts) if isinstance(t, str)), masked):
+            choice["message"]["content"] = text
+            choice.pop("logprobs", None)  # per-token text of the original answer
+        out.append({**entry, "response": {**entry["response"], "choices": choices}})
+    return out
