@@ -149,6 +149,7 @@ CLEAN_TEMPLATES = [
     "Flight {flight} on {date} was cancelled.",
     "Die Bestellung {order} kam am {date} nicht an.",
     "I upgraded to {version} and it's {percent} slower.",
+    "Our account ID is {account}, please check it.",
 ]
 
 
@@ -288,6 +289,7 @@ def _clean(rng: random.Random, en) -> str:
         "room": str(rng.randrange(100, 999)),
         "flight": f"{rng.choice(['LH', 'BA', 'UA', 'AF'])} {rng.randrange(100, 9999)}",
         "percent": f"{rng.randrange(1, 90)}%",
+        "account": str(r(10**7, 10**8)),
     }  # fmt: skip
     return template.format(**fill)
 

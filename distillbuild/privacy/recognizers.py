@@ -168,7 +168,7 @@ class ValidPhoneRecognizer(PhoneRecognizer):
 
     SCORE = 0.75
     NEAR = re.compile(
-        r"\b(?:call|phone|tel|telephone|mobile|cell|text|sms|whatsapp|reach|contact|fax|ring|dial|number"
+        r"\b(?:call|phone|tel|telephone|mobile|cell|text|sms|whatsapp|reach|contact|fax|ring|dial"
         r"|anrufen|ruf|telefon|telefonnummer|handy|nummer|rufnummer)\b",
         re.IGNORECASE,
     )
@@ -186,12 +186,19 @@ class ValidPhoneRecognizer(PhoneRecognizer):
                 continue
             valid = any(_valid_in(phonenumbers, value, region) for region in self.supported_regions)
             international = value.lstrip().startswith("+")  # a country code written out: a phone number
-            if valid or international or self.NEAR.search(text[max(0, r.start - 30) : r.start]):
+            if valid or international or self.NEAR.search(text[max(0, r.start - 30) : r.end + 30]):
                 found.append(r)
         return found
 
 
 def _valid_in(phonenumbers, value: str, region: str) -> bool:
+    """Valid in `region`; written nationally, with the region's trunk prefix as people dial it
+    ('030 1234567' in Germany, not '301234567', which reads as an account number)."""
+    value = value.strip()
+    if not value.startswith("+"):
+        prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix
+        if prefix == "0" and not re.sub(r"\D", "", value).startswith(prefix):  # North America's "1" is optional
+            return False
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse(value, region))
     except phonenumbers.NumberParseException:

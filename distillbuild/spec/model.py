@@ -735,6 +735,19 @@ class Scrub:
         },
         default=("US",),
     )
+    allow: tuple[str, ...] = key(
+        {
+            "description": (
+                "Words and phrases never masked, whatever finds them: product and plan names the "
+                "NER model takes for people or places (Starter, Firefox), a support address you "
+                "publish. Matched whole and case-sensitively."
+            ),
+            "type": "array",
+            "items": {"description": "A word or phrase.", "type": "string", "minLength": 1},
+            "default": [],
+        },
+        default=(),
+    )
     apply_to: tuple[str, ...] = key(
         {
             "description": (
