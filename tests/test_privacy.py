@@ -208,8 +208,9 @@ def test_no_planted_value_reaches_the_teacher_build_dvc_lock_or_the_dvc_cache(tm
     inputs += [{"id": f"f{n}", "text": f"Ticket about {LABELS[n % 4]} number {n}, nothing else"} for n in range(40)]
     heldout = [{"id": f"h{n}", "text": _planted_text(k, LABELS[n % 4], 100 + n), "label": LABELS[n % 4]}
                for n, k in enumerate(kinds[:8])]  # fmt: skip
+    # the gate asks for 30 held-out rows
     heldout += [{"id": f"g{n}", "text": f"Held-out ticket {n} about {LABELS[n % 4]}", "label": LABELS[n % 4]}
-                for n in range(24)]  # fmt: skip (the gate asks for 30 held-out rows)
+                for n in range(24)]  # fmt: skip
     human = [{"id": f"u{n}", "text": _planted_text(k, LABELS[n % 4], 200 + n), "label": LABELS[n % 4]}
              for n, k in enumerate(kinds)]  # fmt: skip
     pool = [{"text": _planted_text(k, label, 300 + n), "label": label} for n, k in enumerate(kinds) for label in LABELS]
