@@ -127,6 +127,16 @@ def test_scrub_masks_a_file_in_place_keeping_ids_labels_and_layout(tmp_path, mon
     assert CliRunner().invoke(main, ["scan", str(target)]).exit_code == 0
 
 
+def test_a_required_ner_model_that_is_not_installed_is_refused_naming_the_key(project):
+    spec = base_spec()
+    spec["data"]["scrub"] = {"ner": "on", "ner_model": "en_core_web_nonexistent"}
+    text = yaml.safe_dump(spec, sort_keys=False).replace("ner: 'on'", "ner: on")  # as a user writes it
+    path = project(text)
+    done = CliRunner().invoke(main, ["validate", str(path)])
+    assert done.exit_code == 2
+    assert re.search(r"distill\.yaml:\d+: data\.scrub\.ner: required, but the NER model en_core_web_non", done.output)
+
+
 # --- every door ------------------------------------------------------------------------------------------
 
 PLANTED = {

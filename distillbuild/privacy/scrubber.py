@@ -69,7 +69,7 @@ class ScrubSettings:
             kinds=kinds,
             patterns=tuple((p["name"].upper(), p["regex"]) for p in section.patterns),
             replace=section.replace,
-            ner=section.ner,
+            ner={True: "on", False: "off"}.get(section.ner, section.ner),  # YAML's on/off are booleans
             ner_model=section.ner_model,
             phone_regions=tuple(section.phone_regions),
             id_regions=tuple(section.id_regions),

