@@ -266,3 +266,46 @@ def test_a_reasoning_teacher_is_asked_as_the_teacher_stage_asks_it_and_read_at_i
         _answers(metrics, "teacher") == len(from_teacher) >= 0.9 * len(texts)
     )  # the stand-in now and then writes no answer line
     assert all(a.choices[0].message.content in LABELS for a in from_teacher)
+
+
+def test_the_route_sends_the_teacher_the_request_masked_by_data_scrub(project, student, monkeypatch):
+    """data.scrub's `route` door: what the teacher is asked is masked; the caller's answer comes back."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from distillbuild.serve.app import serve
+
+    received: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "billing"}}
+            answer = {"id": "c", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini", "choices": [choice]}
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{upstream.server_address[1]}/v1"
+        spec = _spec(project, student, monkeypatch, url, threshold=1.01)  # every request goes to the teacher
+        path = spec.path
+        text = path.read_text() + "\n"
+        path.write_text(text.replace("data:\n", "data:\n  scrub: {ner: false}\n", 1))
+        with serve(load_spec(path)) as server:
+            client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+            said = "refund to card 4111 1111 1111 1111 please, mail ada.l@example.org"
+            answer = client.chat.completions.create(model="any", messages=[{"role": "user", "content": said}])
+    finally:
+        upstream.shutdown()
+    assert answer.model == "gpt-4o-mini" and answer.choices[0].message.content == "billing"
+    assert len(received) == 1 and "[CARD]" in received[0] and "[EMAIL]" in received[0]
+    assert "4111" not in received[0] and "ada.l@example.org" not in received[0]

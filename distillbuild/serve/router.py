@@ -11,7 +11,9 @@ the spec routes, else its words are the answer, counted as `student_unlabelled`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from distillbuild import layout
 from distillbuild.errors import StageError
@@ -66,12 +68,14 @@ class Router:
         threshold: float | None,
         teacher: TeacherSettings | None,
         telemetry: Telemetry,
+        mask: Callable[[str], str] | None = None,
     ):
         self.task, self.labels = spec.task, list(spec.task.labels)
         self.reasoning = spec.teacher.reasoning  # asked as the teacher stage asks: prompt mode reasons first
         self.student, self.student_name, self.threshold = student, student_name, threshold
         self.examples = load_examples(spec.task.examples, spec.task.input_template, spec.dir)
         self.teacher, self.telemetry = teacher, telemetry
+        self.mask = mask  # data.scrub at the `route` door: the teacher gets the request masked
         self._client = None
         if teacher is not None:
             from openai import AsyncOpenAI  # lazy: the SDK is slow to import
@@ -91,7 +95,8 @@ class Router:
         if not routed:
             self._count("student" if said.label else "student_unlabelled")
             return own
-        label = await self._ask_teacher(text)
+        asked = await asyncio.to_thread(self.mask, text) if self.mask is not None else text
+        label = await self._ask_teacher(asked)
         if label is None:  # the teacher answered, but with no label: the student's answer stands, said so
             self._count("teacher_unusable")
             return replace(own, routed=True)

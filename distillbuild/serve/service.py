@@ -29,6 +29,11 @@ from distillbuild.spec import Spec
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def route_mask(scrub) -> Callable[[str], str] | None:
+    """data.scrub's masking for what the route sends the teacher: with a section naming `route`."""
+    return Scrubber.from_spec(scrub) if scrub is not None and "route" in scrub.apply_to else None
+
+
 def capture_mask(scrub) -> Callable[[str], str]:
     """data.scrub's masking for the capture file: on (every default kind without the section)
     unless the section leaves the `capture` door out."""
@@ -172,7 +177,7 @@ class Service:
                 "max_batch": batcher.max_batch,
                 "threads": threads,
             }
-        return Router(spec, batcher, name, threshold, settings, self.telemetry)
+        return Router(spec, batcher, name, threshold, settings, self.telemetry, route_mask(spec.data_files.scrub))
 
     def _loaded_line(self) -> str:
         h, o = self.health, self.options

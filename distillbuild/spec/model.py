@@ -756,18 +756,19 @@ class Scrub:
                 "Where the spec's rules apply besides `distill import-logs` (always): inputs (every "
                 "row the teacher stage asks about: inputs and held-out sets, before anything is "
                 "sent), human (human rows), seed (inputs the seed stage writes), capture (the "
-                "server's capture file), drift (the texts `distill drift` reports). Rows are masked "
-                "before a request is made or a file is written."
+                "server's capture file), route (what `distill serve` sends the teacher), drift (the "
+                "texts `distill drift` reports). Rows are masked before a request is made or a file "
+                "is written."
             ),
             "type": "array",
             "items": {
                 "description": "One door.",
-                "enum": ["inputs", "human", "seed", "capture", "drift"],
+                "enum": ["inputs", "human", "seed", "capture", "route", "drift"],
             },
             "uniqueItems": True,
-            "default": ["inputs", "human", "seed", "capture", "drift"],
+            "default": ["inputs", "human", "seed", "capture", "route", "drift"],
         },
-        default=("inputs", "human", "seed", "capture", "drift"),
+        default=("inputs", "human", "seed", "capture", "route", "drift"),
     )
     # {name, regex}
     patterns: tuple[Mapping[str, Any], ...] = key(
