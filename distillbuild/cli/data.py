@@ -75,8 +75,8 @@ def drift(new_inputs: Path, spec_path: Path, as_json: bool) -> None:
 
     loaded = load_or_exit(spec_path)
     model = loaded.dir / layout.MODEL_DIR
-    scrub = loaded.data_files.scrub  # the quoted examples masked unless data.scrub leaves this door out
-    mask = Scrubber.from_spec(scrub).mask_many if scrub is None or "drift" in scrub.apply_to else None
+    scrub = loaded.data_files.scrub  # (its defaults when absent) the quoted examples masked unless it leaves drift out
+    mask = Scrubber.from_spec(scrub).mask_many if "drift" in scrub.apply_to else None
     with runtime_errors("drift"):
         report = spec_drift(
             loaded.resolve(loaded.data_files.inputs),

@@ -23,8 +23,14 @@ KEEP = ("id", "label")  # never personal: an id the user chose, a label of task.
 MASKED: dict[str, Counter] = {}
 
 
+def written_scrub(spec: Spec):
+    """The spec's data.scrub when the document writes one (the typed spec fills an absent section
+    with its defaults), else None."""
+    return spec.data_files.scrub if "scrub" in (spec.raw.get("data") or {}) else None
+
+
 def applies(spec: Spec, door: str) -> bool:
-    scrub = spec.data_files.scrub
+    scrub = written_scrub(spec)
     return scrub is not None and door in scrub.apply_to
 
 
@@ -32,7 +38,7 @@ def masked_rows(spec: Spec, rows: list[dict[str, Any]], door: str) -> list[dict[
     """`rows` with every string field masked, when `data.scrub.apply_to` names `door`."""
     if not rows or not applies(spec, door):
         return rows
-    scrubber = Scrubber.from_spec(spec.data_files.scrub)
+    scrubber = Scrubber.from_spec(written_scrub(spec))
     places = [(i, k) for i, row in enumerate(rows) for k, v in row.items() if k not in KEEP and isinstance(v, str)]
     texts = scrubber.mask_many([rows[i][k] for i, k in places])
     MASKED.setdefault(door, Counter()).update(scrubber.counts)
@@ -45,7 +51,7 @@ def masked_rows(spec: Spec, rows: list[dict[str, Any]], door: str) -> list[dict[
 def stage_report(spec: Spec) -> dict[str, Any] | None:
     """For a stage's report: the NER model the masking used (`ner: auto` depends on what is
     installed, so a build records it) and the values masked per door and kind (counts only)."""
-    scrub = spec.data_files.scrub
+    scrub = written_scrub(spec)
     if scrub is None:
         return None
     settings = ScrubSettings.from_spec(scrub)
@@ -65,7 +71,7 @@ def masked_responses(spec: Spec, entries: list[dict[str, Any]], door: str) -> li
     a stage writes beside its rows for `distill reproduce`, which masks its rows again the same way."""
     if not entries or not applies(spec, door):
         return entries
-    scrubber = Scrubber.from_spec(spec.data_files.scrub)
+    scrubber = Scrubber.from_spec(written_scrub(spec))
     out = []
     for entry in entries:
         choices = [dict(c, message=dict(c.get("message") or {})) for c in entry["response"].get("choices") or []]

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from distillbuild.console import log
 from distillbuild.endpoints.open import open_endpoint
 from distillbuild.errors import EXIT_BAD_SPEC, StageError
+from distillbuild.pipeline.privacy_doors import written_scrub
 from distillbuild.pipeline.stages.teacher import teacher_settings
 from distillbuild.privacy.scrubber import Scrubber
 from distillbuild.serve.batcher import MicroBatcher
@@ -30,14 +31,15 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def route_mask(scrub) -> Callable[[str], str] | None:
-    """data.scrub's masking for what the route sends the teacher: with a section naming `route`."""
+    """data.scrub's masking for what the route sends the teacher: with a section (as written)
+    naming `route`."""
     return Scrubber.from_spec(scrub) if scrub is not None and "route" in scrub.apply_to else None
 
 
 def capture_mask(scrub) -> Callable[[str], str]:
-    """data.scrub's masking for the capture file: on (every default kind without the section)
-    unless the section leaves the `capture` door out."""
-    return Scrubber.from_spec(scrub) if scrub is None or "capture" in scrub.apply_to else (lambda text: text)
+    """data.scrub's masking for the capture file: on (every default kind without the section, whose
+    defaults the typed spec holds) unless the section leaves the `capture` door out."""
+    return Scrubber.from_spec(scrub) if "capture" in scrub.apply_to else (lambda text: text)
 
 
 class ServeUsageError(StageError):
@@ -177,7 +179,7 @@ class Service:
                 "max_batch": batcher.max_batch,
                 "threads": threads,
             }
-        return Router(spec, batcher, name, threshold, settings, self.telemetry, route_mask(spec.data_files.scrub))
+        return Router(spec, batcher, name, threshold, settings, self.telemetry, route_mask(written_scrub(spec)))
 
     def _loaded_line(self) -> str:
         h, o = self.health, self.options

@@ -833,7 +833,8 @@ class DataFiles:
                 "asked about, human rows, seed inputs, the serve capture, drift reports) before a "
                 "request is made or a file written, so no teacher, cache or file sees the original. "
                 "A value becomes its kind's tag ([EMAIL], [PERSON], ...) or [NAME] of a pattern. "
-                "Absent: import-logs and the capture mask every default kind; nothing else is masked."
+                "Absent: import-logs, the capture and drift's quoted inputs mask every default kind; nothing "
+                "else is masked."
             ),
         },
         default=None,
