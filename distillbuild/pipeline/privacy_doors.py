@@ -62,8 +62,27 @@ def stage_report(spec: Spec) -> dict[str, Any] | None:
 
 
 def spec_rows(spec: Spec, path: str, *, need_label: bool, door: str = "inputs") -> list[dict[str, Any]]:
-    """read_rows of a data file named in the spec, masked at `door`."""
-    return masked_rows(spec, read_rows(spec.resolve(path), spec.task.input_template, need_label), door)
+    """read_rows of a data file named in the spec, masked at `door`. A file is masked once per
+    process for the same door and rules (a stage reads its held-out rows more than once)."""
+    file = spec.resolve(path)
+    if not applies(spec, door):
+        return read_rows(file, spec.task.input_template, need_label)
+    stat = file.stat()
+    key = (
+        str(file),
+        stat.st_size,
+        stat.st_mtime_ns,
+        door,
+        need_label,
+        spec.task.input_template,
+        repr(written_scrub(spec)),
+    )
+    if key not in _MASKED_FILES:
+        _MASKED_FILES[key] = masked_rows(spec, read_rows(file, spec.task.input_template, need_label), door)
+    return [dict(row) for row in _MASKED_FILES[key]]
+
+
+_MASKED_FILES: dict[tuple, list[dict[str, Any]]] = {}
 
 
 def masked_responses(spec: Spec, entries: list[dict[str, Any]], door: str) -> list[dict[str, Any]]:
