@@ -236,8 +236,10 @@ def test_no_planted_value_reaches_the_teacher_build_dvc_lock_or_the_dvc_cache(tm
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        spec = base_spec()
-        spec["data"].update(human="data/human.jsonl", scrub={"ner": "auto"})
+        # The quickstart's spec (its data.scrub: allow list, every door), on these rows and this teacher.
+        spec = yaml.safe_load((ROOT / "distill.yaml").read_text())
+        spec["data"] = {**spec["data"], "inputs": "data/inputs.jsonl", "heldout": "data/heldout.jsonl",
+                        "human": "data/human.jsonl"}  # fmt: skip
         spec["teacher"] = {
             "provider": "openai", "model": "recorder", "api_key_env": "DOOR_TEACHER_KEY", "max_retries": 0,
             "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1", "top_logprobs": 0,
@@ -248,7 +250,7 @@ def test_no_planted_value_reaches_the_teacher_build_dvc_lock_or_the_dvc_cache(tm
                           "simulated": {"answers": "data/pool.jsonl", "seed": 3}},
         }  # fmt: skip
         spec["filters"] = {"min_confidence": 0, "dedup": {"exact": True}, "min_rows_per_label": 0}
-        spec["student"]["epochs"] = 1
+        spec["student"].update(epochs=1, kd={"alpha": 0})  # the recorder gives no logprobs to distil
         spec["gates"] = {"accuracy": {"min": 0.0}}  # the recorder answers labels in turn: no accuracy to gate
         (root / "distill.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         key = "sk-door-test-000000000000"
