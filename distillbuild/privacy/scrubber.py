@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -108,7 +109,11 @@ class Scrubber:
     @property
     def analyzer(self):
         if self._analyzer is None:
-            self._analyzer = _build_analyzer(self.settings, self.with_ner)
+            key = (repr(self.settings), self.with_ner)  # one analyzer (and NER model load) per process and rules
+            with _BUILDING:
+                if key not in _ANALYZERS:
+                    _ANALYZERS[key] = (_build_analyzer(self.settings, self.with_ner), threading.Lock())
+            self._analyzer, self._lock = _ANALYZERS[key]
         return self._analyzer
 
     def find_many(self, texts: Sequence[str], batch_size: int = 256) -> list[list[Finding]]:
@@ -116,9 +121,11 @@ class Scrubber:
         from presidio_analyzer import BatchAnalyzerEngine
 
         allow = {"allow_list": list(self.settings.allow)} if self.settings.allow else {}
-        analyzed = BatchAnalyzerEngine(self.analyzer).analyze_iterator(
-            list(texts), language="en", batch_size=batch_size, score_threshold=MIN_SCORE, **allow
-        )
+        engine = BatchAnalyzerEngine(self.analyzer)
+        with self._lock:  # one analyzer per process, its spaCy pipeline not shared between threads at once
+            analyzed = engine.analyze_iterator(
+                list(texts), language="en", batch_size=batch_size, score_threshold=MIN_SCORE, **allow
+            )
         return [self._settle(text, results) for text, results in zip(texts, analyzed)]
 
     def find(self, text: str) -> list[Finding]:
@@ -228,6 +235,10 @@ def _trim(text: str, start: int, end: int, named: bool) -> tuple[int, int]:
     while end > start and (text[end - 1].isspace() or (named and text[end - 1] in ".,;:!?)")):
         end -= 1
     return start, end
+
+
+_ANALYZERS: dict[tuple[str, bool], tuple[Any, threading.Lock]] = {}
+_BUILDING = threading.Lock()
 
 
 def _build_analyzer(settings: ScrubSettings, with_ner: bool):
