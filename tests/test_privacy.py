@@ -10,12 +10,13 @@ import json
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import LABELS, ROOT, RepoShell, base_spec, write_rows
+from test_log_import import _Recorder  # an OpenAI-compatible teacher that records every request body
 
 from distillbuild.cli import main
 from distillbuild.privacy.scrubber import Scrubber, ScrubSettings, ner_available
@@ -179,35 +180,6 @@ def _forms(value: str) -> list[str]:
     """The value as written, and as bare digits when it is mostly a number."""
     digits = re.sub(r"\D", "", value)
     return [value] + ([digits] if len(digits) >= 7 else [])
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    """An OpenAI-compatible teacher that records every request body it is sent."""
-
-    bodies: list[str] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        type(self).bodies.append(body)
-        answer = LABELS[len(type(self).bodies) % len(LABELS)]
-        data = json.dumps(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "recorder",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.mark.build  # trains a model

@@ -111,9 +111,7 @@ def scan(files: tuple[Path, ...], spec_path: Path | None, as_json: bool) -> None
     from distillbuild.privacy.scan import scan_file, scan_text
     from distillbuild.privacy.scrubber import Scrubber
 
-    section = None
-    if spec_path is not None or Path("distill.yaml").exists():
-        section = load_or_exit(spec_path or Path("distill.yaml"), ("*",)).data_files.scrub
+    section = _scrub_section(spec_path)
     with runtime_errors("scan"):
         scrubber = Scrubber.from_spec(section)
         results = [scan_file(path, scrubber) for path in files]
@@ -142,9 +140,7 @@ def scrub(files: tuple[Path, ...], spec_path: Path | None, in_place: bool) -> No
     from distillbuild.privacy.scan import scrub_file
     from distillbuild.privacy.scrubber import Scrubber
 
-    section = None
-    if spec_path is not None or Path("distill.yaml").exists():
-        section = load_or_exit(spec_path or Path("distill.yaml"), ("*",)).data_files.scrub
+    section = _scrub_section(spec_path)
     with runtime_errors("scrub"):
         for path in files:
             scrubber = Scrubber.from_spec(section)  # pseudonyms are numbered per file
@@ -152,3 +148,11 @@ def scrub(files: tuple[Path, ...], spec_path: Path | None, in_place: bool) -> No
             write_text(target, scrub_file(path, scrubber))
             masked = ", ".join(f"{k.lower()} {v}" for k, v in scrubber.report()["masked"].items() if v) or "nothing"
             click.echo(f"{path}: masked {masked} in {scrubber.rows_changed} text(s) -> {target}")
+
+
+def _scrub_section(spec_path: Path | None):
+    """data.scrub of --spec, else of ./distill.yaml when there is one, else None (every default
+    kind). The spec's data files need not exist: only its rules are read."""
+    if spec_path is None and not Path("distill.yaml").exists():
+        return None
+    return load_or_exit(spec_path or Path("distill.yaml"), ("*",)).data_files.scrub
